@@ -7,7 +7,7 @@ real seconds on the wire, not about the schedule.
 
 from __future__ import annotations
 
-import time
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -101,7 +101,7 @@ class FakeClock:
         """Move time forward by *delta* (or `timedelta(**kwargs)`), waking sleepers on the way."""
         target = self._now + (delta if delta is not None else timedelta(**kwargs))
         while True:
-            await anyio.wait_all_tasks_blocked()
+            await _settle()
             due = [s for s in self._sleepers if s.at <= target]
             if not due:
                 break
@@ -112,11 +112,23 @@ class FakeClock:
                     self._sleepers.remove(s)
                     s.event.set()
         self._now = target
-        await anyio.wait_all_tasks_blocked()
-
-    def monotonic(self) -> float:
-        return self._now.timestamp()
+        await _settle()
 
 
-def monotonic() -> float:
-    return time.monotonic()
+
+async def _settle() -> None:
+    """
+    Return once every other task is waiting on something.
+
+    anyio.wait_all_tasks_blocked() polls every 100 ms; stepping a day of schedule
+    needs hundreds of settles, so poll with zero-length sleeps instead (asyncio only,
+    as is everything here).
+    """
+    this = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for spin in range(10_000):
+        await asyncio.sleep(0 if spin < 100 else 0.001)
+        if loop._ready:  # type: ignore[attr-defined]  # callbacks queued: cancellations, wake-ups
+            continue
+        if all(t is this or (t._fut_waiter is not None and not t._fut_waiter.done()) for t in asyncio.all_tasks()):  # type: ignore[attr-defined]
+            return

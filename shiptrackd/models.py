@@ -6,6 +6,8 @@ Frozen dataclasses, aware UTC datetimes ending in `_at`. No I/O here.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -58,3 +60,39 @@ class TrackingInfo:
     estimated_delivery_at: datetime | None = None
     actual_delivery_at: datetime | None = None
     events: tuple[TrackingEvent, ...] = field(default_factory=tuple)  # oldest first
+
+
+_CARRIER_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+_TRACKING_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+@dataclass(frozen=True)
+class NewShipment:
+    """A shipment to start tracking, as an operator or an import file gives it."""
+
+    carrier_code: str
+    tracking_number: str
+    reference: str = ""
+
+    @classmethod
+    def parse(cls, data: object) -> NewShipment:
+        """Validate one input record; raises ValueError saying which field is wrong and why."""
+        if not isinstance(data, dict):
+            raise ValueError("expected an object with carrier_code and tracking_number")
+        carrier = data.get("carrier_code")
+        number = data.get("tracking_number")
+        reference = data.get("reference") or ""
+        if not isinstance(carrier, str) or not carrier:
+            raise ValueError("carrier_code is required")
+        if not _CARRIER_RE.fullmatch(carrier):
+            raise ValueError(f"carrier_code {carrier!r} must be lowercase letters, digits and underscores")
+        if not isinstance(number, str) or not number:
+            raise ValueError("tracking_number is required")
+        if not _TRACKING_RE.fullmatch(number):
+            raise ValueError(
+                f"tracking_number {number!r} must be 1-64 letters, digits and dashes"
+                " (no spaces or control characters)"
+            )
+        if not isinstance(reference, str) or len(reference) > 200 or not reference.isprintable():
+            raise ValueError("reference must be printable text of at most 200 characters")
+        return cls(carrier, number, reference)

@@ -1,0 +1,123 @@
+"""
+Adaptive cadence: when a shipment is next due, and why, as pure functions of its
+state, the fetch outcome and `now`.
+
+Parcels in motion are checked often; ones that rarely change less; ones not yet
+in the carrier's system back off as they age and expire; delivered ones get one
+confirming check a day later, then none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .config import CadenceConfig
+
+# Status code -> (CadenceConfig field, human name of the tier).
+TIERS: dict[str, tuple[str, str]] = {
+    "AC": ("accepted", "accepted"),
+    "IT": ("in_transit", "in transit"),
+    "AT": ("delivery_attempt", "delivery attempt"),
+    "EX": ("exception", "exception"),
+    "SP": ("pickup", "at pickup point"),
+}
+WAITING = ("NY", "UN")  # not in the carrier's system yet: back off with age, then expire
+CONFIRM_REASON = "delivered: one confirming check"
+
+
+@dataclass(frozen=True)
+class Next:
+    """The decision: due again at `at` (None = terminal, stop polling) because of `reason`."""
+
+    at: datetime | None
+    reason: str
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % 86400 == 0 and seconds >= 86400:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
+
+
+def _waiting(cadence: CadenceConfig, base_s: float, created_at: datetime, now: datetime, what: str) -> Next:
+    """A growing back-off: wait as long as the shipment has existed, within [base, max]; expire past expire_after."""
+    age_s = (now - created_at).total_seconds()
+    if age_s >= cadence.expire_after:
+        return Next(None, f"expired: {what} after {_fmt(cadence.expire_after)}")
+    wait_s = min(max(base_s, age_s), cadence.not_yet_in_system_max)
+    return Next(now + timedelta(seconds=wait_s), f"{what}: backing off, every {_fmt(wait_s)}")
+
+
+def after_success(
+    cadence: CadenceConfig, status: str, previous_status: str | None, previous_reason: str, created_at: datetime, now: datetime
+) -> Next:
+    """Schedule after a successful fetch that returned *status*."""
+    if status == "DE":
+        if previous_status == "DE" and previous_reason == CONFIRM_REASON:
+            return Next(None, "delivered (confirmed): terminal")
+        return Next(now + timedelta(seconds=cadence.delivered_confirm), CONFIRM_REASON)
+    if status in TIERS:
+        field, name = TIERS[status]
+        interval = getattr(cadence, field)
+        return Next(now + timedelta(seconds=interval), f"{name}: every {_fmt(interval)}")
+    base = cadence.not_yet_in_system if status == "NY" else cadence.unknown
+    return _waiting(cadence, base, created_at, now, "not yet in the carrier's system" if status == "NY" else "status unknown")
+
+
+def after_failure(cadence: CadenceConfig, kind: str, failures: int, created_at: datetime, now: datetime) -> Next:
+    """Schedule after a failed fetch; *failures* counts this one."""
+    if kind == "not_found":
+        return _waiting(cadence, cadence.not_yet_in_system, created_at, now, "not found by the carrier")
+    wait_s = min(cadence.failure_backoff * 2 ** max(failures - 1, 0), cadence.failure_backoff_max)
+    return Next(now + timedelta(seconds=wait_s), f"failed {failures}x in a row ({kind}): backing off {_fmt(wait_s)}")
+
+
+def interval_for(cadence: CadenceConfig, status: str | None) -> float:
+    """The steady-state re-check interval of a status, for forecasts (waiting tiers use their maximum)."""
+    if status in TIERS:
+        return float(getattr(cadence, TIERS[status][0]))
+    if status == "DE":
+        return 0.0  # at most one more call, then terminal
+    if status is None:
+        return 0.0  # new: one call, then it has a tier
+    return float(cadence.not_yet_in_system_max)
+
+
+def calls_per_hour(cadence: CadenceConfig, active_by_status: dict[str, int]) -> float:
+    """How many API calls an hour the current mix of active shipments needs at steady state."""
+    total = 0.0
+    for status, count in active_by_status.items():
+        interval = interval_for(cadence, None if status == "none" else status)
+        if interval > 0:
+            total += count * 3600.0 / interval
+    return total
+
+
+def explain(shipment: dict[str, Any], now: datetime, paused_until: datetime | None) -> dict[str, Any]:
+    """Why a shipment will (or won't) be checked when it will: the answer to `shiptrackctl why`."""
+    next_at = shipment.get("next_sync_at")
+    reason = shipment.get("schedule_reason") or ""
+    lines: list[str] = []
+    if not shipment.get("active"):
+        state = "expired" if reason.startswith("expired") else "terminal"
+        lines.append(f"not scheduled: {reason or state}")
+        lines.append("`shiptrackctl shipments retrack ID` puts it back into the schedule")
+        return {"id": shipment["id"], "state": state, "next_sync_at": None, "reason": reason, "explanation": lines}
+    due_at = datetime.fromisoformat(next_at.replace("Z", "+00:00")) if next_at else now
+    state = "due" if due_at <= now else "scheduled"
+    lines.append(f"{'due now' if state == 'due' else 'next check at ' + due_at.isoformat()} ({reason or 'new'})")
+    if shipment.get("consecutive_failures"):
+        lines.append(
+            f"{shipment['consecutive_failures']} failed fetch(es) in a row, last: "
+            f"{shipment.get('last_error_kind')}: {shipment.get('last_error')}"
+        )
+    if paused_until is not None and paused_until > now:
+        lines.append(f"the provider asked us to wait (Retry-After) until {paused_until.isoformat()}")
+    return {"id": shipment["id"], "state": state, "next_sync_at": next_at, "reason": reason, "explanation": lines}

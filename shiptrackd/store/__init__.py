@@ -1,0 +1,43 @@
+"""The store: the only owner of SQL. `Store` bundles one area object per set of tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .db import Database, from_db, to_db
+from .runs import RunCounts, RunStore
+from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
+
+
+class Store:
+    """Open with `await Store.open(path)`; always `await store.close()` (an open connection hangs exit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = Database(path)
+        self.shipments = ShipmentStore(self.db)
+        self.runs = RunStore(self.db)
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        store = cls(path)
+        await store.db.open()
+        return store
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    def size_bytes(self) -> int:
+        return self.db.size_bytes()
+
+
+__all__ = [
+    "AddResult",
+    "ApplyResult",
+    "FetchFailure",
+    "FetchSuccess",
+    "RunCounts",
+    "Store",
+    "from_db",
+    "to_db",
+]

@@ -1,0 +1,170 @@
+"""
+The SQLite file: one writer, one reader, migrations at open.
+
+Writes run as whole functions on a dedicated writer thread, one transaction per
+call: a batch of a hundred shipment updates (each in its own savepoint) costs one
+thread hop instead of several hundred awaited statements. Reads go through an
+aiosqlite connection of their own, so a long write never queues a status query
+behind it (WAL readers see the last committed snapshot).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+import anyio
+from loguru import logger
+
+from ..errors import StoreError
+from .schema import LATEST_VERSION, MIGRATIONS
+
+T = TypeVar("T")
+
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON")
+
+
+def to_db(at: datetime | None) -> str | None:
+    """An aware datetime as fixed-width UTC text, which sorts as time does."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def from_db(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
+
+
+class Database:
+    """Owns the two connections; `write(fn)` and `fetchall(sql)` are the only ways in."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: sqlite3.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._write_lock = anyio.Lock()
+        self._writer_thread = anyio.CapacityLimiter(1)
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            await anyio.to_thread.run_sync(self._open_writer, limiter=self._writer_thread)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader.row_factory = aiosqlite.Row
+            for pragma in _PRAGMAS:
+                await self._reader.execute(pragma)
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        except StoreError:
+            await self.close()
+            raise
+
+    def _open_writer(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        self._writer = conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        for pragma in _PRAGMAS:
+            conn.execute(pragma)
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply every migration newer than the file, each in its own transaction."""
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT"
+        )
+        current = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+        if current > LATEST_VERSION:
+            raise StoreError(
+                f"the store at {self.path} has schema version {current}, newer than this shiptrackd "
+                f"understands ({LATEST_VERSION}); upgrade shiptrackd or restore a matching backup"
+            )
+        for version, description, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _split_sql(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    (version, description, to_db(datetime.now(UTC))),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            logger.info("store migrated to version {} ({})", version, description)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await anyio.to_thread.run_sync(writer.close, limiter=self._writer_thread)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` in one IMMEDIATE transaction on the writer thread; roll back if it raises."""
+        if self._writer is None:
+            raise StoreError("the store is closed")
+        async with self._write_lock:
+            try:
+                return await anyio.to_thread.run_sync(self._run_write, fn, limiter=self._writer_thread)
+            except sqlite3.Error as exc:
+                raise StoreError(f"store write failed: {exc}") from exc
+
+    def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        if self._reader is None:
+            raise StoreError("the store is closed")
+        try:
+            async with self._reader.execute(sql, tuple(params)) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    def size_bytes(self) -> int:
+        """The database plus its WAL, as it sits on disk."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += Path(f"{self.path}{suffix}").stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (no statement of ours has a semicolon inside)."""
+    code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
+    return [s.strip() for s in code.split(";") if s.strip()]

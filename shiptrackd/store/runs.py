@@ -1,0 +1,146 @@
+"""
+Sync runs, their error audit trail, and the timer loops' remembered state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from .db import Database, from_db, to_db
+
+FINISHED_OK = ("ok", "partial")
+
+
+@dataclass
+class RunCounts:
+    selected: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    skipped: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+class RunStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def start(self, trigger: str, now: datetime) -> int:
+        def fn(conn: sqlite3.Connection) -> int:
+            cur = conn.execute("INSERT INTO sync_runs (trigger, started_at) VALUES (?, ?)", (trigger, to_db(now)))
+            return int(cur.lastrowid or 0)
+
+        return await self.db.write(fn)
+
+    async def finish(self, run_id: int, counts: RunCounts, outcome: str, stop_reason: str, now: datetime) -> None:
+        values = asdict(counts)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE sync_runs SET finished_at = ?, selected = ?, updated = ?, unchanged = ?, failed = ?,"
+                " skipped = ?, api_calls = ?, retries = ?, rate_limited = ?, outcome = ?, stop_reason = ?"
+                " WHERE id = ?",
+                (
+                    to_db(now),
+                    values["selected"],
+                    values["updated"],
+                    values["unchanged"],
+                    values["failed"],
+                    values["skipped"],
+                    values["api_calls"],
+                    values["retries"],
+                    values["rate_limited"],
+                    outcome,
+                    stop_reason,
+                    run_id,
+                ),
+            )
+
+        await self.db.write(fn)
+
+    async def add_error(self, run_id: int | None, kind: str, message: str, now: datetime, http_status: int | None = None) -> None:
+        """A run-level failure (bad key, circuit open) that belongs to no single shipment."""
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sync_errors (run_id, occurred_at, kind, message, http_status) VALUES (?, ?, ?, ?, ?)",
+                (run_id, to_db(now), kind, message[:500], http_status),
+            )
+
+        await self.db.write(fn)
+
+    async def interrupt_orphans(self, now: datetime) -> int:
+        """Runs left 'running' by a crash or kill -9 are marked interrupted at the next start."""
+
+        def fn(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE sync_runs SET outcome = 'interrupted', finished_at = ?,"
+                " stop_reason = 'the daemon stopped during the run' WHERE outcome = 'running'",
+                (to_db(now),),
+            ).rowcount
+
+        return await self.db.write(fn)
+
+    async def get(self, run_id: int) -> dict[str, Any] | None:
+        row = await self.db.fetchone("SELECT * FROM sync_runs WHERE id = ?", (run_id,))
+        return None if row is None else dict(row)
+
+    async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall("SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [dict(r) for r in rows]
+
+    async def last_successful(self) -> dict[str, Any] | None:
+        row = await self.db.fetchone(
+            "SELECT * FROM sync_runs WHERE outcome IN ('ok', 'partial') ORDER BY id DESC LIMIT 1"
+        )
+        return None if row is None else dict(row)
+
+    async def totals_since(self, since: datetime) -> dict[str, int]:
+        """Summed run counters since *since* (runs, attempts, failures, API calls, retries, 429s)."""
+        row = await self.db.fetchone(
+            "SELECT count(*) AS runs, coalesce(sum(selected), 0) AS selected, coalesce(sum(updated), 0) AS updated,"
+            " coalesce(sum(unchanged), 0) AS unchanged, coalesce(sum(failed), 0) AS failed,"
+            " coalesce(sum(api_calls), 0) AS api_calls, coalesce(sum(retries), 0) AS retries,"
+            " coalesce(sum(rate_limited), 0) AS rate_limited FROM sync_runs WHERE started_at >= ?",
+            (to_db(since),),
+        )
+        assert row is not None
+        return dict(row)
+
+    async def errors_by_kind(self, since: datetime) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT kind, count(*) FROM sync_errors WHERE occurred_at >= ? GROUP BY kind ORDER BY 2 DESC",
+            (to_db(since),),
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def recent_errors(self, since: datetime, limit: int = 10) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM sync_errors WHERE occurred_at >= ? ORDER BY id DESC LIMIT ?", (to_db(since), limit)
+        )
+        return [dict(r) for r in rows]
+
+    # --- loop state ----------------------------------------------------------------
+
+    async def loop_states(self) -> dict[str, dict[str, Any]]:
+        rows = await self.db.fetchall("SELECT name, last_run_at, last_outcome, paused FROM loop_state")
+        return {
+            r["name"]: {"last_run_at": from_db(r["last_run_at"]), "last_outcome": r["last_outcome"], "paused": bool(r["paused"])}
+            for r in rows
+        }
+
+    async def save_loop(self, name: str, last_run_at: datetime | None, last_outcome: str, paused: bool) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO loop_state (name, last_run_at, last_outcome, paused) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at,"
+                " last_outcome = excluded.last_outcome, paused = excluded.paused",
+                (name, to_db(last_run_at), last_outcome, int(paused)),
+            )
+
+        await self.db.write(fn)

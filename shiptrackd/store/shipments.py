@@ -1,0 +1,361 @@
+"""
+Shipments and their event history: adding, listing, due selection, and applying
+a batch of fetch results atomically per shipment.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..models import NewShipment, TrackingInfo
+from .db import Database, from_db, to_db
+
+SHIPMENT_COLUMNS = (
+    "id, carrier_code, tracking_number, reference, status_code, status_detail_code, status_description,"
+    " exception_description, estimated_delivery_at, actual_delivery_at, last_synced_at, status_changed_at,"
+    " next_sync_at, schedule_reason, consecutive_failures, last_error, last_error_kind, active,"
+    " created_at, updated_at"
+)
+
+
+def new_shipment_id(now: datetime) -> str:
+    """`ship_` + creation milliseconds + randomness: unique, and sorting by id sorts by age."""
+    return f"ship_{int(now.timestamp() * 1000):011x}{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class FetchSuccess:
+    """A provider answered for this shipment; `next_sync_at=None` means terminal (stop polling)."""
+
+    shipment_id: str
+    info: TrackingInfo
+    next_sync_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class FetchFailure:
+    """A fetch failed for this shipment after its retries."""
+
+    shipment_id: str
+    kind: str
+    message: str
+    http_status: int | None
+    next_sync_at: datetime | None
+    reason: str
+
+
+@dataclass
+class ApplyResult:
+    """What a batch did: status changes (id, old, new), counts, and writes that failed."""
+
+    changed: list[tuple[str, str | None, str]] = field(default_factory=list)
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    write_errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class AddResult:
+    added: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ShipmentStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- writes ------------------------------------------------------------------
+
+    async def add_many(self, items: Sequence[NewShipment], now: datetime) -> AddResult:
+        """Insert new shipments, due at once; report (not merge) those already tracked."""
+
+        def fn(conn: sqlite3.Connection) -> AddResult:
+            result = AddResult()
+            stamp = to_db(now)
+            for index, item in enumerate(items):
+                row = conn.execute(
+                    "SELECT id FROM shipments WHERE carrier_code = ? AND tracking_number = ?",
+                    (item.carrier_code, item.tracking_number),
+                ).fetchone()
+                if row is not None:
+                    result.duplicates.append({"index": index, "id": row[0], **_fields(item)})
+                    continue
+                shipment_id = new_shipment_id(now)
+                conn.execute(
+                    "INSERT INTO shipments (id, carrier_code, tracking_number, reference, next_sync_at,"
+                    " schedule_reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'new', ?, ?)",
+                    (shipment_id, item.carrier_code, item.tracking_number, item.reference, stamp, stamp, stamp),
+                )
+                result.added.append({"index": index, "id": shipment_id, **_fields(item)})
+            return result
+
+        return await self.db.write(fn)
+
+    async def remove(self, shipment_id: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM shipments WHERE id = ?", (shipment_id,)).rowcount > 0
+
+        return await self.db.write(fn)
+
+    async def retrack(self, shipment_id: str, now: datetime) -> bool:
+        """Put an expired or terminal shipment back into the schedule, due now."""
+
+        def fn(conn: sqlite3.Connection) -> bool:
+            return (
+                conn.execute(
+                    "UPDATE shipments SET active = 1, next_sync_at = ?, schedule_reason = 'retrack',"
+                    " consecutive_failures = 0, updated_at = ? WHERE id = ?",
+                    (to_db(now), to_db(now), shipment_id),
+                ).rowcount
+                > 0
+            )
+
+        return await self.db.write(fn)
+
+    async def apply(self, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], now: datetime) -> ApplyResult:
+        """Write a batch in one transaction, each shipment in its own savepoint: all of it lands or none."""
+
+        def fn(conn: sqlite3.Connection) -> ApplyResult:
+            out = ApplyResult()
+            stamp = to_db(now)
+            for result in results:
+                conn.execute("SAVEPOINT shipment")
+                try:
+                    if isinstance(result, FetchSuccess):
+                        _apply_success(conn, result, stamp, out)
+                    else:
+                        _apply_failure(conn, run_id, result, stamp)
+                        out.failed += 1
+                    conn.execute("RELEASE shipment")
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO shipment")
+                    conn.execute("RELEASE shipment")
+                    out.write_errors.append((result.shipment_id, str(exc)))
+            return out
+
+        return await self.db.write(fn)
+
+    # --- reads -------------------------------------------------------------------
+
+    async def get(self, shipment_id: str) -> dict[str, Any] | None:
+        row = await self.db.fetchone(f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE id = ?", (shipment_id,))
+        return None if row is None else shipment_dict(row)
+
+    async def get_many(self, ids: Sequence[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = await self.db.fetchall(f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE id IN ({marks})", chunk)
+            out.extend(shipment_dict(r) for r in rows)
+        return out
+
+    async def events(self, shipment_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            "SELECT occurred_at, status_code, description, event_code, location FROM tracking_events"
+            " WHERE shipment_id = ? ORDER BY occurred_at DESC, id DESC",
+            (shipment_id,),
+        )
+        return [dict(r) for r in rows]
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        carrier: str | None = None,
+        search: str | None = None,
+        active: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page ordered by id (creation order); the cursor is the last id of the previous page."""
+        where, params = [], []  # type: ignore[var-annotated]
+        if status:
+            if status == "none":
+                where.append("status_code IS NULL")
+            else:
+                where.append("status_code = ?")
+                params.append(status)
+        if carrier:
+            where.append("carrier_code = ?")
+            params.append(carrier)
+        if active is not None:
+            where.append("active = ?")
+            params.append(int(active))
+        if search:
+            where.append("(id = ? OR tracking_number LIKE ? OR reference LIKE ?)")
+            params += [search, f"{search}%", f"{search}%"]
+        if cursor:
+            where.append("id > ?")
+            params.append(cursor)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = await self.db.fetchall(
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipments {clause} ORDER BY id LIMIT ?", [*params, limit + 1]
+        )
+        page = [shipment_dict(r) for r in rows[:limit]]
+        return page, (page[-1]["id"] if len(rows) > limit else None)
+
+    async def due(self, now: datetime, limit: int, after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Active shipments with next_sync_at <= now, oldest-due first, after the (next_sync_at, id) key."""
+        if after is None:
+            sql = (
+                f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND next_sync_at <= ?"
+                " ORDER BY next_sync_at, id LIMIT ?"
+            )
+            params: list[Any] = [to_db(now), limit]
+        else:
+            sql = (
+                f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND next_sync_at <= ?"
+                " AND (next_sync_at, id) > (?, ?) ORDER BY next_sync_at, id LIMIT ?"
+            )
+            params = [to_db(now), after[0], after[1], limit]
+        return [shipment_dict(r) for r in await self.db.fetchall(sql, params)]
+
+    async def active_after(self, after_id: str, limit: int) -> list[dict[str, Any]]:
+        """Every active shipment in id order, for a force sync that walks the whole store in batches."""
+        rows = await self.db.fetchall(
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [shipment_dict(r) for r in rows]
+
+    async def count_due(self, now: datetime) -> int:
+        return int(
+            await self.db.scalar(
+                "SELECT count(*) FROM shipments WHERE active = 1 AND next_sync_at <= ?", (to_db(now),)
+            )
+        )
+
+    async def counts(self) -> dict[str, int]:
+        row = await self.db.fetchone(
+            "SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM shipments"
+        )
+        assert row is not None
+        return {"total": row["total"], "active": row["active"]}
+
+    async def count_by(self, column: str) -> dict[str, int]:
+        """Shipment counts grouped by status_code or carrier_code."""
+        assert column in ("status_code", "carrier_code")
+        rows = await self.db.fetchall(f"SELECT {column}, count(*) FROM shipments GROUP BY {column}")
+        return {(r[0] or "none"): r[1] for r in rows}
+
+    async def count_by_active_status(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT status_code, count(*) FROM shipments WHERE active = 1 GROUP BY 1")
+        return {(r[0] or "none"): r[1] for r in rows}
+
+    async def count_stale(self, older_than: datetime) -> int:
+        """Active shipments not synced since *older_than* (never-synced ones count from creation)."""
+        return int(
+            await self.db.scalar(
+                "SELECT count(*) FROM shipments WHERE active = 1"
+                " AND coalesce(last_synced_at, created_at) < ?",
+                (to_db(older_than),),
+            )
+        )
+
+    async def stale(self, older_than: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1"
+            " AND coalesce(last_synced_at, created_at) < ? ORDER BY coalesce(last_synced_at, created_at) LIMIT ?",
+            (to_db(older_than), limit),
+        )
+        return [shipment_dict(r) for r in rows]
+
+
+def _fields(item: NewShipment) -> dict[str, str]:
+    return {"carrier_code": item.carrier_code, "tracking_number": item.tracking_number, "reference": item.reference}
+
+
+def _apply_success(conn: sqlite3.Connection, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+    info = result.info
+    row = conn.execute("SELECT status_code FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
+    if row is None:  # removed while its fetch was in flight
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
+    old_status = row[0]
+    changed = old_status != info.status_code
+    conn.execute(
+        "UPDATE shipments SET status_code = ?, status_detail_code = ?, status_description = ?,"
+        " exception_description = ?, estimated_delivery_at = ?, actual_delivery_at = ?, last_synced_at = ?,"
+        " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
+        " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
+        " active = ?, updated_at = ? WHERE id = ?",
+        (
+            info.status_code,
+            info.status_detail_code,
+            info.status_description,
+            info.exception_description,
+            to_db(info.estimated_delivery_at),
+            to_db(info.actual_delivery_at),
+            stamp,
+            changed,
+            stamp,
+            to_db(result.next_sync_at),
+            result.reason,
+            int(result.next_sync_at is not None),
+            stamp,
+            result.shipment_id,
+        ),
+    )
+    before = conn.total_changes
+    conn.executemany(
+        "INSERT OR IGNORE INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
+        " location, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                result.shipment_id,
+                to_db(e.occurred_at),
+                e.status_code,
+                e.description,
+                e.event_code,
+                ", ".join(p for p in (e.city, e.state, e.postal_code, e.country_code) if p),
+                e.dedup_key,
+            )
+            for e in info.events
+        ],
+    )
+    new_events = conn.total_changes - before
+    if changed:
+        out.changed.append((result.shipment_id, old_status, info.status_code))
+    if changed or new_events:
+        out.updated += 1
+    else:
+        out.unchanged += 1
+
+
+def _apply_failure(conn: sqlite3.Connection, run_id: int | None, result: FetchFailure, stamp: str | None) -> None:
+    cursor = conn.execute(
+        "UPDATE shipments SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
+        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ? WHERE id = ?",
+        (
+            result.message[:500],
+            result.kind,
+            to_db(result.next_sync_at),
+            result.reason,
+            int(result.next_sync_at is not None),
+            stamp,
+            result.shipment_id,
+        ),
+    )
+    if cursor.rowcount == 0:
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
+    conn.execute(
+        "INSERT INTO sync_errors (run_id, shipment_id, occurred_at, kind, message, http_status)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (run_id, result.shipment_id, stamp, result.kind, result.message[:500], result.http_status),
+    )
+
+
+def shipment_dict(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["active"] = bool(d["active"])
+    return d
+
+
+__all__ = ["AddResult", "ApplyResult", "FetchFailure", "FetchSuccess", "ShipmentStore", "from_db"]

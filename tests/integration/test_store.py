@@ -1,0 +1,162 @@
+"""The store on a real SQLite file: migrations, adds, atomic batches, due selection."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shiptrackd.errors import StoreError
+from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
+from shiptrackd.store import FetchFailure, FetchSuccess, RunCounts, Store
+from shiptrackd.store.schema import LATEST_VERSION
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    s = await Store.open(tmp_path / "st.db")
+    yield s
+    await s.close()
+
+
+async def test_fresh_file_is_migrated_and_recorded(tmp_path: Path):
+    """A new file gets every migration, recorded by version, in WAL mode with foreign keys."""
+    s = await Store.open(tmp_path / "new.db")
+    await s.close()
+    conn = sqlite3.connect(tmp_path / "new.db")
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_existing_file_keeps_its_data_across_reopen(tmp_path: Path):
+    """Reopening an existing store applies nothing twice and loses nothing."""
+    s = await Store.open(tmp_path / "x.db")
+    await s.shipments.add_many([NewShipment("ups", "1Z1")], NOW)
+    await s.close()
+    s = await Store.open(tmp_path / "x.db")
+    assert (await s.shipments.counts())["total"] == 1
+    await s.close()
+
+
+async def test_newer_schema_is_refused(tmp_path: Path):
+    """A file written by a newer shiptrackd is refused with a clear error instead of being damaged."""
+    s = await Store.open(tmp_path / "x.db")
+    await s.close()
+    conn = sqlite3.connect(tmp_path / "x.db")
+    conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2030')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this shiptrackd"):
+        await Store.open(tmp_path / "x.db")
+
+
+async def test_duplicates_are_reported_not_merged(store: Store):
+    """Adding a tracked (carrier, number) pair reports the existing id and adds nothing."""
+    first = await store.shipments.add_many([NewShipment("ups", "1Z1", "order-1")], NOW)
+    again = await store.shipments.add_many([NewShipment("fedex", "1Z1"), NewShipment("ups", "1Z1", "x")], NOW)
+    assert len(first.added) == 1
+    assert [a["carrier_code"] for a in again.added] == ["fedex"]
+    assert again.duplicates[0]["id"] == first.added[0]["id"]
+    shipment = await store.shipments.get(first.added[0]["id"])
+    assert shipment is not None and shipment["reference"] == "order-1"
+
+
+async def test_batch_apply_is_atomic_per_shipment(store: Store):
+    """One shipment whose write fails (removed mid-run) rolls back alone; the rest of the batch lands."""
+    added = (await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(3)], NOW)).added
+    ids = [a["id"] for a in added]
+    await store.shipments.remove(ids[1])
+    run_id = await store.runs.start("manual", NOW)
+    event = TrackingEvent(NOW - timedelta(hours=1), "Departed", "IT", "DP")
+    info = TrackingInfo("x", "IT", events=(event,))
+    later = NOW + timedelta(hours=2)
+    result = await store.shipments.apply(
+        run_id,
+        [
+            FetchSuccess(ids[0], info, later, "in transit: every 2h"),
+            FetchSuccess(ids[1], info, later, "in transit: every 2h"),
+            FetchFailure(ids[2], "transient", "503 from the API", 503, later, "failed 1x"),
+        ],
+        NOW,
+    )
+    assert result.updated == 1 and result.failed == 1
+    assert [e[0] for e in result.write_errors] == [ids[1]]
+    first = await store.shipments.get(ids[0])
+    assert first is not None and first["status_code"] == "IT" and first["next_sync_at"] is not None
+    assert len(await store.shipments.events(ids[0])) == 1
+    third = await store.shipments.get(ids[2])
+    assert third is not None and third["consecutive_failures"] == 1 and third["last_error_kind"] == "transient"
+    assert (await store.runs.errors_by_kind(NOW - timedelta(days=1))) == {"transient": 1}
+
+
+async def test_events_are_deduplicated_across_fetches(store: Store):
+    """Fetching the same history twice stores each scan once and counts the second fetch as unchanged."""
+    sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0]["id"]
+    events = (TrackingEvent(NOW - timedelta(hours=2), "Picked up", "AC"), TrackingEvent(NOW, "Departed", "IT"))
+    info = TrackingInfo("1Z1", "IT", events=events)
+    first = await store.shipments.apply(None, [FetchSuccess(sid, info, NOW, "r")], NOW)
+    second = await store.shipments.apply(None, [FetchSuccess(sid, info, NOW, "r")], NOW)
+    assert (first.updated, second.unchanged) == (1, 1)
+    assert len(await store.shipments.events(sid)) == 2
+
+
+async def test_terminal_result_deactivates(store: Store):
+    """A result with no next check takes the shipment out of the schedule; retrack puts it back."""
+    sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0]["id"]
+    await store.shipments.apply(None, [FetchSuccess(sid, TrackingInfo("1Z1", "DE"), None, "delivered")], NOW)
+    assert await store.shipments.count_due(NOW + timedelta(days=9)) == 0
+    assert await store.shipments.retrack(sid, NOW)
+    assert await store.shipments.count_due(NOW) == 1
+
+
+async def test_due_walks_oldest_first_with_a_keyset(store: Store):
+    """Due selection returns the oldest-due first and pages by (next_sync_at, id) without repeats."""
+    await store.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(25)], NOW)
+    seen: list[str] = []
+    key = None
+    while batch := await store.shipments.due(NOW, 10, after=key):
+        seen += [s["id"] for s in batch]
+        key = (batch[-1]["next_sync_at"], batch[-1]["id"])
+    assert len(seen) == len(set(seen)) == 25
+
+
+async def test_due_query_uses_the_partial_index(store: Store):
+    """'What is due now' is an index range scan, not a table scan."""
+    plan = await store.db.fetchall(
+        "EXPLAIN QUERY PLAN SELECT id FROM shipments WHERE active = 1 AND next_sync_at <= ?"
+        " ORDER BY next_sync_at, id LIMIT 100",
+        ("2026-01-01",),
+    )
+    detail = " ".join(r["detail"] for r in plan)
+    assert "shipments_due" in detail and "SCAN shipments" not in detail
+
+
+async def test_orphaned_runs_are_marked_interrupted(store: Store):
+    """A run left 'running' by a crash is marked interrupted at the next start."""
+    run_id = await store.runs.start("schedule", NOW)
+    assert await store.runs.interrupt_orphans(NOW) == 1
+    run = await store.runs.get(run_id)
+    assert run is not None and run["outcome"] == "interrupted"
+    await store.runs.finish(run_id, RunCounts(selected=1), "ok", "", NOW)
+
+
+async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store):
+    """When SQLite reports the disk full, the write fails with StoreError and earlier data stays intact."""
+    await store.shipments.add_many([NewShipment("ups", "1Z-KEEP")], NOW)
+
+    def cap(conn: sqlite3.Connection) -> None:
+        size = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {size}")
+
+    await store.db.write(cap)
+    with pytest.raises(StoreError, match="full"):
+        await store.shipments.add_many([NewShipment("ups", f"1Z{i:05}", "x" * 150) for i in range(5000)], NOW)
+    assert (await store.shipments.counts())["total"] == 1
+    assert (await store.shipments.list(search="1Z-KEEP"))[0][0]["tracking_number"] == "1Z-KEEP"
