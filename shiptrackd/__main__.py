@@ -1,0 +1,92 @@
+"""
+`shiptrackd`: flags -> configuration -> Daemon(...).run() on anyio's asyncio backend.
+
+Exit codes: 0 clean stop, 78 bad configuration, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 78
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="shiptrackd",
+        description="Keep parcel tracking current: sync, health checks and alerts, steered over a Unix socket.",
+    )
+    parser.add_argument("--config", type=Path, help="TOML configuration file (default: $SHIPTRACK_CONFIG, or none)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against a built-in sandbox carrier API with sample shipments: no key, no network",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration, print the effective settings (secrets masked), exit 0 or 78",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"shiptrackd {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from . import config as config_mod
+    from .errors import ConfigError
+
+    def load() -> config_mod.Config:
+        return config_mod.load(args.config, demo=args.demo)
+
+    try:
+        config = load()
+    except ConfigError as exc:
+        print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.check_config:
+        print(config_mod.render(config))
+        return EXIT_OK
+
+    import anyio
+    from loguru import logger
+
+    from .daemon import Daemon
+    from .errors import ShiptrackError
+    from .log import register_secret, setup_logging
+
+    setup_logging(config.daemon.log_level, config.daemon.log_format)
+    for secret in (config.provider.api_key, config.provider.webhook_secret, *config.alerts.urls):
+        register_secret(secret.get())
+
+    async def run() -> None:
+        if args.demo:
+            from .demo import demo_environment
+
+            async with demo_environment(config) as demo_config:
+                await Daemon(demo_config, load_config=load).run()
+        else:
+            await Daemon(config, load_config=load).run()
+
+    try:
+        anyio.run(run, backend="asyncio")
+    except ConfigError as exc:
+        logger.error("configuration error: {}", exc)
+        return EXIT_CONFIG
+    except ShiptrackError as exc:
+        logger.error("{}", exc)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception:
+        logger.opt(exception=True).critical("shiptrackd crashed")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

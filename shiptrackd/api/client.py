@@ -1,0 +1,190 @@
+"""
+ApiClient: the one way shiptrackctl and shiptrack-tui talk to the daemon.
+
+Imports only httpx (no daemon modules), so the CLI starts fast. A daemon that
+does not answer raises DaemonUnavailableError with a message an operator can act on.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..errors import DaemonUnavailableError, ShiptrackError
+
+
+def default_socket() -> Path:
+    """$SHIPTRACK_SOCKET, else where the daemon puts it with no config (see config.py's defaults)."""
+    env = os.environ.get("SHIPTRACK_SOCKET") or os.environ.get("SHIPTRACK_DAEMON__SOCKET")
+    if env:
+        return Path(env)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "shiptrackd" / "control.sock"
+    state = os.environ.get("XDG_STATE_HOME") or (Path.home() / ".local" / "state")
+    return Path(state) / "shiptrackd" / "control.sock"
+
+
+class ApiError(ShiptrackError):
+    """The daemon answered with an error; carries its code, message and HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str, body: Any = None) -> None:
+        super().__init__(message, code=code)
+        self.http_status = status
+        self.body = body
+
+
+class ApiClient:
+    def __init__(self, socket_path: Path | str | None = None, *, timeout_s: float = 30.0) -> None:
+        self.socket_path = Path(socket_path) if socket_path else default_socket()
+        self._http = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(self.socket_path)),
+            base_url="http://shiptrackd",
+            timeout=httpx.Timeout(timeout_s),
+        )
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    def _unavailable(self, exc: Exception) -> DaemonUnavailableError:
+        cause = exc.__cause__ or exc.__context__ or exc
+        number = getattr(cause, "errno", None)
+        where = self.socket_path
+        if number == errno.EACCES or isinstance(cause, PermissionError):
+            msg = f"permission denied on {where}; add yourself to group 'shiptrack' (then log in again)"
+            error = DaemonUnavailableError(msg, code="permission_denied")
+        elif number == errno.ECONNREFUSED:
+            error = DaemonUnavailableError(
+                f"shiptrackd is not running at {where} (connection refused: stale socket)."
+                "  systemctl status shiptrackd"
+            )
+        elif isinstance(exc, httpx.TimeoutException):
+            error = DaemonUnavailableError(f"shiptrackd at {where} did not answer in time; it may be starting or stopping")
+        else:
+            error = DaemonUnavailableError(
+                f"shiptrackd is not running at {where} (socket missing).  systemctl status shiptrackd"
+            )
+        return error
+
+    async def request(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = await self._http.request(method, path, json=json_body, params=clean)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise self._unavailable(exc) from None
+        except httpx.TimeoutException as exc:
+            raise self._unavailable(exc) from None
+        return _decode(response)
+
+    # --- typed calls ------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        return await self.request("GET", "/v1/status")
+
+    async def loops(self) -> list[dict[str, Any]]:
+        return await self.request("GET", "/v1/loops")
+
+    async def loop_action(self, name: str, action: str) -> dict[str, Any]:
+        return await self.request("POST", f"/v1/loops/{name}/{action}")
+
+    async def shipments(
+        self,
+        *,
+        status: str | None = None,
+        carrier: str | None = None,
+        search: str | None = None,
+        active: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        params = {"status": status, "carrier": carrier, "q": search, "cursor": cursor, "limit": limit}
+        if active is not None:
+            params["active"] = "true" if active else "false"
+        return await self.request("GET", "/v1/shipments", params=params)
+
+    async def shipment(self, shipment_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/shipments/{shipment_id}")
+
+    async def add_shipments(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return await self.request("POST", "/v1/shipments", json_body={"shipments": records})
+        except ApiError as exc:
+            if exc.http_status == 409 and isinstance(exc.body, dict):
+                return exc.body
+            raise
+
+    async def remove_shipment(self, shipment_id: str) -> dict[str, Any]:
+        return await self.request("DELETE", f"/v1/shipments/{shipment_id}")
+
+    async def retrack(self, shipment_id: str) -> dict[str, Any]:
+        return await self.request("POST", f"/v1/shipments/{shipment_id}/retrack")
+
+    async def why(self, shipment_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/shipments/{shipment_id}/why")
+
+    async def sync(
+        self, *, force: bool = False, dry_run: bool = False, shipments: list[str] | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"force": force, "dry_run": dry_run}
+        if shipments is not None:
+            body["shipments"] = shipments
+        return await self.request("POST", "/v1/sync", json_body=body)
+
+    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return await self.request("GET", "/v1/runs", params={"limit": limit})
+
+    async def run(self, run_id: int) -> dict[str, Any]:
+        return await self.request("GET", f"/v1/runs/{run_id}")
+
+    async def stats(self) -> dict[str, Any]:
+        return await self.request("GET", "/v1/stats")
+
+    async def reload(self) -> dict[str, Any]:
+        return await self.request("POST", "/v1/reload")
+
+    async def events(self, since: int | None = None, heartbeat_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Follow the daemon's event stream (NDJSON); ends when the daemon goes away."""
+        params: dict[str, Any] = {}
+        if since is not None:
+            params["since"] = since
+        if heartbeat_s is not None:
+            params["heartbeat"] = heartbeat_s
+        try:
+            async with self._http.stream("GET", "/v1/events", params=params, timeout=httpx.Timeout(None)) as resp:
+                if resp.status_code != 200:
+                    await resp.aread()
+                    _decode(resp)
+                async for line in resp.aiter_lines():
+                    if line.strip():
+                        yield json.loads(line)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise self._unavailable(exc) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise DaemonUnavailableError(f"lost the connection to shiptrackd at {self.socket_path}") from exc
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        body = response.json() if response.content else None
+    except ValueError:
+        body = None
+    if response.is_success:
+        return body
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        raise ApiError(response.status_code, str(error.get("code")), str(error.get("message")), body)
+    raise ApiError(response.status_code, "http_error", f"HTTP {response.status_code}: {response.text[:200]}", body)

@@ -1,0 +1,265 @@
+"""
+Daemon.run(): open the store, bind the control socket, start the loops, and
+shut down in order.
+
+One task group owns every long-lived task. SIGTERM/SIGINT: stop scheduling, let
+in-flight tracking calls finish within shutdown_grace, then cancel; the store is
+closed and the socket removed on the way out. SIGHUP reloads the configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from loguru import logger
+
+from . import sdnotify
+from .api.server import build_app, serve
+from .clock import Clock, SystemClock
+from .config import Config
+from .errors import ConfigError
+from .events import EventBus
+from .log import setup_logging
+from .providers import make_provider
+from .providers.base import Provider
+from .schedule import Loop
+from .service import Service
+from .store import Store
+from .sync import SyncEngine
+from .throttle import ApiStats, ProviderThrottle
+
+STORE_FILE = "shiptrackd.db"
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        load_config: Callable[[], Config] | None = None,
+        provider: Provider | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._load_config = load_config
+        self._provider = provider
+        self._handle_signals = handle_signals
+        self.bus = EventBus()
+        self.api_stats = ApiStats()
+        self.loops: dict[str, Loop] = {}
+        self.service: Service | None = None
+        self.store: Store | None = None
+        self.engine: SyncEngine | None = None
+        self._stop = anyio.Event()
+        self._tg: TaskGroup | None = None
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.config
+        sdnotify.notify("STATUS=opening the store")
+        store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
+        provider = self._provider or make_provider(cfg.provider, observer=self.api_stats.observe)
+        try:
+            orphans = await store.runs.interrupt_orphans(self.clock.now())
+            if orphans:
+                logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
+            throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
+            engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                self.loops = self._build_loops(engine)
+                await self._restore_loops(store)
+                service = self.service = Service(
+                    config=cfg,
+                    store=store,
+                    engine=engine,
+                    bus=self.bus,
+                    clock=self.clock,
+                    api_stats=self.api_stats,
+                    loops=self.loops,
+                    task_group=tg,
+                    reload_config=self.reload,
+                    started_monotonic=time.monotonic(),
+                    notes=["health checks and alerting are not built yet: their loops run and do nothing"],
+                )
+                app = build_app(service, self.bus)
+                await tg.start(serve, app, cfg.daemon.socket, cfg.daemon.socket_mode)
+                for loop in self.loops.values():
+                    await tg.start(loop.run)
+                if self._handle_signals:
+                    tg.start_soon(self._watch_signals)
+                tg.start_soon(self._watchdog)
+                service.state = "running"
+                counts = await store.shipments.counts()
+                sdnotify.notify("READY=1", f"STATUS=Running; {counts['active']} active shipments")
+                logger.info(
+                    "shiptrackd running pid={} socket={} store={} active={}",
+                    os.getpid(),
+                    cfg.daemon.socket,
+                    store.path,
+                    counts["active"],
+                )
+                task_status.started(self)
+                await self._stop.wait()
+                service.state = "stopping"
+                await self._shutdown(engine)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await provider.aclose()
+                await store.close()
+            logger.info("shiptrackd stopped")
+
+    async def _shutdown(self, engine: SyncEngine) -> None:
+        """Stop scheduling, let the running sync finish its in-flight calls within the grace period."""
+        sdnotify.notify("STOPPING=1", "STATUS=stopping")
+        logger.info("stopping: waiting up to {}s for in-flight work", self.config.daemon.shutdown_grace_s)
+        for loop in self.loops.values():
+            loop.stop()
+        engine.request_stop("the daemon is stopping")
+        with anyio.move_on_after(self.config.daemon.shutdown_grace_s):
+            while engine.busy() or any(loop.running for loop in self.loops.values()):
+                await anyio.sleep(0.02)
+
+    # --- loops ---------------------------------------------------------------------------
+
+    def _build_loops(self, engine: SyncEngine) -> dict[str, Loop]:
+        cfg = self.config
+
+        async def sync_body() -> str:
+            return _run_outcome(await engine.run_once("schedule"))
+
+        async def force_body() -> str:
+            return _run_outcome(await engine.run_once("force"))
+
+        async def not_built() -> str:
+            return "ran; nothing to do yet (not built)"
+
+        specs = {
+            "sync": (cfg.sync.schedule, sync_body),
+            "force": (cfg.sync.force_schedule, force_body),
+            "health": (cfg.health.schedule, not_built),
+            "alerts": (cfg.health.schedule, not_built),
+        }
+        return {
+            name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
+            for name, (schedule, body) in specs.items()
+        }
+
+    async def _restore_loops(self, store: Store) -> None:
+        saved = await store.runs.loop_states()
+        for name, loop in self.loops.items():
+            state = saved.get(name)
+            if state:
+                loop.last_run_at = state["last_run_at"]
+                loop.last_outcome = state["last_outcome"]
+                loop.paused = state["paused"]
+
+    async def _loop_changed(self, loop: Loop) -> None:
+        if self.store is not None:
+            await self.store.runs.save_loop(loop.name, loop.last_run_at, loop.last_outcome, loop.paused)
+        self.bus.publish("loop.changed", loop=loop.snapshot())
+        if loop.name == "sync" and not loop.running and loop.last_outcome:
+            sdnotify.notify(f"STATUS=Running; last sync: {loop.last_outcome}")
+
+    # --- signals, watchdog, reload -------------------------------------------------------
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    logger.info("SIGHUP: reloading the configuration")
+                    try:
+                        await self.reload()
+                    except ConfigError:
+                        pass  # logged by reload(); the old configuration stays
+                else:
+                    logger.info("{}: shutting down", signal.Signals(signum).name)
+                    self.stop()
+
+    async def _watchdog(self) -> None:
+        """Ping systemd from the event loop itself, so a blocked loop trips the watchdog."""
+        interval = sdnotify.watchdog_interval_s()
+        if interval is None:
+            return
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await anyio.sleep(interval)
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the configuration and apply what can change live; a bad one is refused and the old kept."""
+        sdnotify.notify(*sdnotify.reloading_fields())
+        try:
+            if self._load_config is None:
+                raise ConfigError("this daemon was started without a configuration source to reload")
+            new = self._load_config()
+        except ConfigError as exc:
+            logger.warning("reload rejected, keeping the running configuration: {}", exc)
+            sdnotify.notify("READY=1", "STATUS=Running (last reload rejected)")
+            raise
+        old, self.config = self.config, new
+        changed, needs_restart = _diff(old, new)
+        setup_logging(new.daemon.log_level, new.daemon.log_format)
+        schedules = {"sync": new.sync.schedule, "force": new.sync.force_schedule}
+        schedules |= {"health": new.health.schedule, "alerts": new.health.schedule}
+        for name, schedule in schedules.items():
+            if name in self.loops and self.loops[name].schedule != schedule:
+                self.loops[name].reschedule(schedule)
+        if self.engine is not None:
+            self.engine.config = new
+            if old.provider != new.provider:
+                await self._swap_provider(new)
+        if self.service is not None:
+            self.service.config = new
+        logger.info("configuration reloaded; changed: {}", ", ".join(changed) or "nothing")
+        if needs_restart:
+            logger.warning("these settings only take effect after a restart: {}", ", ".join(needs_restart))
+        sdnotify.notify("READY=1", "STATUS=Running (reloaded)")
+        self.bus.publish("config.reloaded", changed=changed, needs_restart=needs_restart)
+        return {"reloaded": True, "changed": changed, "needs_restart": needs_restart}
+
+    async def _swap_provider(self, new: Config) -> None:
+        """A new key or URL takes effect for the next request; the old client closes once idle."""
+        assert self.engine is not None and self._tg is not None
+        old_provider = self.engine.throttle.provider
+        provider = self._provider or make_provider(new.provider, observer=self.api_stats.observe)
+        self.engine.throttle = ProviderThrottle(provider, new.provider, self.api_stats)
+        if old_provider is not provider:
+
+            async def close_when_idle() -> None:
+                while self.engine is not None and self.engine.busy():
+                    await anyio.sleep(0.5)
+                await old_provider.aclose()
+
+            self._tg.start_soon(close_when_idle)
+
+
+def _run_outcome(run: dict[str, Any]) -> str:
+    if run.get("joined"):
+        return f"joined run {run.get('id')}"
+    return (
+        f"run {run.get('id')} {run.get('outcome')}: {run.get('updated', 0)} updated, "
+        f"{run.get('failed', 0)} failed of {run.get('selected', 0)}"
+    )
+
+
+def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
+    """Which sections changed, and which changed keys need a restart to apply."""
+    changed = [s for s in ("daemon", "provider", "sync", "health", "alerts") if getattr(old, s) != getattr(new, s)]
+    needs_restart = [
+        f"daemon.{key}"
+        for key in ("state_dir", "socket", "socket_mode", "metrics_listen")
+        if getattr(old.daemon, key) != getattr(new.daemon, key)
+    ]
+    return changed, needs_restart

@@ -1,0 +1,214 @@
+"""
+What the daemon can be asked to do: plain async methods with typed arguments,
+returning JSON-ready dicts. The control API maps routes onto these; tests call
+them directly too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from anyio.abc import TaskGroup
+
+from . import __version__, cadence
+from .clock import Clock
+from .config import Config
+from .errors import InvalidRequestError, NotFoundError
+from .events import EventBus
+from .models import NewShipment
+from .schedule import Loop
+from .store import Store
+from .sync import SyncEngine
+from .throttle import ApiStats
+
+MAX_LIST_LIMIT = 1000
+
+
+@dataclass
+class Service:
+    config: Config
+    store: Store
+    engine: SyncEngine
+    bus: EventBus
+    clock: Clock
+    api_stats: ApiStats
+    loops: dict[str, Loop]
+    task_group: TaskGroup
+    reload_config: Callable[[], Awaitable[dict[str, Any]]]
+    state: str = "starting"
+    started_monotonic: float = 0.0
+    notes: list[str] = field(default_factory=list)  # what the status should admit (e.g. a loop not built yet)
+
+    # --- status ---------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        import time
+
+        counts = await self.store.shipments.counts()
+        now = self.clock.now()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "state": self.state,
+            "uptime_s": round(time.monotonic() - self.started_monotonic, 3),
+            "config_file": str(self.config.source) if self.config.source else None,
+            "provider": {"name": self.config.provider.name, "base_url": self.config.provider.base_url},
+            "loops": [loop.snapshot() for loop in self.loops.values()],
+            "sync": self.engine.current.snapshot() if self.engine.current else None,
+            "store": {
+                "path": str(self.store.path),
+                "size_bytes": self.store.size_bytes(),
+                "shipments": counts["total"],
+                "active": counts["active"],
+                "due_now": await self.store.shipments.count_due(now),
+            },
+            "rate_limit_paused_until": _iso(self.engine.throttle.paused_until),
+            "notes": self.notes,
+        }
+
+    # --- loops ----------------------------------------------------------------------
+
+    def _loop(self, name: str) -> Loop:
+        loop = self.loops.get(name)
+        if loop is None:
+            raise NotFoundError(f"no loop named {name!r}; loops: {', '.join(self.loops)}")
+        return loop
+
+    async def loops_list(self) -> list[dict[str, Any]]:
+        return [loop.snapshot() for loop in self.loops.values()]
+
+    async def loop_action(self, name: str, action: str) -> dict[str, Any]:
+        loop = self._loop(name)
+        if action == "pause":
+            loop.pause()
+        elif action == "resume":
+            loop.resume()
+        elif action == "trigger":
+            started = loop.trigger()
+            return {**loop.snapshot(), "triggered": started, "joined": not started}
+        else:
+            raise InvalidRequestError(f"unknown loop action {action!r}; use pause, resume or trigger")
+        self.bus.publish("loop.changed", loop=loop.snapshot())
+        return loop.snapshot()
+
+    # --- shipments -------------------------------------------------------------------
+
+    async def add_shipments(self, records: Sequence[object]) -> dict[str, Any]:
+        """Validate every record; add the valid ones; report duplicates and invalid ones by index."""
+        valid: list[NewShipment] = []
+        positions: list[int] = []
+        invalid: list[dict[str, Any]] = []
+        for index, record in enumerate(records):
+            try:
+                valid.append(NewShipment.parse(record))
+                positions.append(index)
+            except ValueError as exc:
+                invalid.append({"index": index, "error": str(exc)})
+        result = await self.store.shipments.add_many(valid, self.clock.now())
+        for item in (*result.added, *result.duplicates):
+            item["index"] = positions[item["index"]]
+        if result.added:
+            self.bus.publish("shipments.added", count=len(result.added))
+        return {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
+
+    async def list_shipments(
+        self,
+        *,
+        status: str | None,
+        carrier: str | None,
+        search: str | None,
+        active: bool | None,
+        cursor: str | None,
+        limit: int,
+    ) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        items, next_cursor = await self.store.shipments.list(
+            status=status, carrier=carrier, search=search, active=active, cursor=cursor, limit=limit
+        )
+        return {"shipments": items, "next_cursor": next_cursor}
+
+    async def get_shipment(self, shipment_id: str) -> dict[str, Any]:
+        shipment = await self.store.shipments.get(shipment_id)
+        if shipment is None:
+            raise NotFoundError(f"no shipment {shipment_id!r}")
+        shipment["events"] = await self.store.shipments.events(shipment_id)
+        return shipment
+
+    async def remove_shipment(self, shipment_id: str) -> dict[str, Any]:
+        if not await self.store.shipments.remove(shipment_id):
+            raise NotFoundError(f"no shipment {shipment_id!r}")
+        self.bus.publish("shipments.removed", id=shipment_id)
+        return {"removed": shipment_id}
+
+    async def retrack(self, shipment_id: str) -> dict[str, Any]:
+        if not await self.store.shipments.retrack(shipment_id, self.clock.now()):
+            raise NotFoundError(f"no shipment {shipment_id!r}")
+        return await self.why(shipment_id)
+
+    async def why(self, shipment_id: str) -> dict[str, Any]:
+        shipment = await self.store.shipments.get(shipment_id)
+        if shipment is None:
+            raise NotFoundError(f"no shipment {shipment_id!r}")
+        return cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until)
+
+    # --- sync -----------------------------------------------------------------------
+
+    async def sync(self, *, force: bool, dry_run: bool, shipments: Sequence[str] | None) -> dict[str, Any]:
+        if shipments is not None and not shipments:
+            raise InvalidRequestError("shipments must name at least one id")
+        trigger = "targeted" if shipments else "force" if force else "manual"
+        if dry_run:
+            return {"dry_run": True, **await self.engine.plan(trigger, shipments)}
+        run_id, joined = await self.engine.start(self.task_group, trigger, shipments)
+        return {"run_id": run_id, "joined": joined, "trigger": trigger}
+
+    async def runs(self, limit: int) -> list[dict[str, Any]]:
+        return await self.store.runs.recent(min(max(limit, 1), MAX_LIST_LIMIT))
+
+    async def run(self, run_id: int) -> dict[str, Any]:
+        run = await self.store.runs.get(run_id)
+        if run is None:
+            raise NotFoundError(f"no sync run {run_id}")
+        if self.engine.current and self.engine.current.run_id == run_id:
+            run["progress"] = self.engine.current.snapshot()
+        return run
+
+    async def stats(self) -> dict[str, Any]:
+        """Everything `shiptrackctl stats` shows: the store's mix, the last day's runs, the API's figures."""
+        now = self.clock.now()
+        day_ago = now - timedelta(hours=24)
+        by_status = await self.store.shipments.count_by("status_code")
+        active_by_status = await self.store.shipments.count_by_active_status()
+        overdue_after = now - timedelta(seconds=(self.config.sync.schedule.interval_s or 3600) * 2)
+        limit = self.config.provider.rate_limit
+        forecast = cadence.calls_per_hour(self.config.sync.cadence, active_by_status)
+        return {
+            "shipments": {
+                **await self.store.shipments.counts(),
+                "by_status": by_status,
+                "by_carrier": await self.store.shipments.count_by("carrier_code"),
+                "due_now": await self.store.shipments.count_due(now),
+                "overdue": await self.store.shipments.count_due(overdue_after),
+            },
+            "runs_24h": await self.store.runs.totals_since(day_ago),
+            "errors_24h": await self.store.runs.errors_by_kind(day_ago),
+            "last_successful_run": await self.store.runs.last_successful(),
+            "api": self.api_stats.snapshot(),
+            "forecast": {
+                "calls_per_hour": round(forecast, 1),
+                "rate_limit_per_hour": round(limit.per_second * 3600) if limit else None,
+                "utilisation": round(forecast / (limit.per_second * 3600), 3) if limit else None,
+            },
+        }
+
+    async def reload(self) -> dict[str, Any]:
+        return await self.reload_config()
+
+
+def _iso(at: Any) -> str | None:
+    return at.isoformat() if at is not None else None

@@ -1,0 +1,376 @@
+"""
+The sync engine: one run selects shipments, fetches them with bounded
+concurrency through the throttle, and writes results in batches.
+
+A run is a small pipeline, so the API is never idle while SQLite writes:
+    selector (batch_size rows at a time from the store)
+      -> `concurrency` fetch workers
+      -> writer (one transaction per batch, a savepoint per shipment)
+Memory stays flat however large the store: at most a couple of batches are held.
+One run at a time: a scheduled or forced trigger during a run joins it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from loguru import logger
+
+from . import cadence
+from .clock import Clock
+from .config import Config
+from .errors import ConflictError, ProviderAuthError, ProviderError, ProviderUnreachableError
+from .events import EventBus
+from .store import FetchFailure, FetchSuccess, RunCounts, Store
+from .store.db import from_db
+from .throttle import ProviderThrottle
+
+FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
+
+Result = FetchSuccess | FetchFailure
+
+
+@dataclass
+class RunProgress:
+    """The live state of the run in progress, as status and the event stream show it."""
+
+    run_id: int
+    trigger: str
+    started_at: datetime
+    counts: RunCounts = field(default_factory=RunCounts)
+    done: int = 0
+    unknown_ids: list[str] = field(default_factory=list)
+    stop_reason: str = ""
+    auth_failed: bool = False
+    circuit_open: bool = False
+    stop_requested: bool = False
+
+    @property
+    def stopping(self) -> bool:
+        return self.auth_failed or self.circuit_open or self.stop_requested
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "trigger": self.trigger,
+            "started_at": self.started_at.isoformat(),
+            "done": self.done,
+            **asdict(self.counts),
+            "unknown_ids": self.unknown_ids,
+            "stop_reason": self.stop_reason,
+        }
+
+
+class SyncEngine:
+    def __init__(self, store: Store, throttle: ProviderThrottle, clock: Clock, bus: EventBus, config: Config) -> None:
+        self.store = store
+        self.throttle = throttle
+        self.clock = clock
+        self.bus = bus
+        self.config = config
+        self.current: RunProgress | None = None
+        self.auth_failed_at: datetime | None = None  # the last 401/403; cleared by the next good fetch
+        self._busy = anyio.Semaphore(1)  # not a Lock: a run may be started by one task and run by another
+        self._stopping = False
+
+    # --- starting runs -------------------------------------------------------------------
+
+    async def run_once(self, trigger: str, shipment_ids: Sequence[str] | None = None) -> dict[str, Any]:
+        """Run a sync to the end and return its run record; if one is running, join it instead."""
+        try:
+            self._busy.acquire_nowait()
+        except anyio.WouldBlock:
+            if shipment_ids:
+                raise ConflictError(self._busy_message()) from None
+            return {"id": await self._current_run_id(), "joined": True}
+        try:
+            progress = await self._open_run(trigger)
+            return await self._run(progress, shipment_ids)
+        finally:
+            self._busy.release()
+
+    async def start(self, tg: TaskGroup, trigger: str, shipment_ids: Sequence[str] | None = None) -> tuple[int, bool]:
+        """
+        Start a run in the background for the control API: (run_id, joined).
+
+        A regular or forced trigger during a run joins it; a targeted one is refused,
+        because joining would not sync the shipments it names.
+        """
+        try:
+            run_id: int = await tg.start(self._background_run, trigger, shipment_ids)
+            return run_id, False
+        except anyio.WouldBlock:
+            if shipment_ids:
+                raise ConflictError(self._busy_message()) from None
+            return await self._current_run_id(), True
+
+    async def _background_run(
+        self, trigger: str, shipment_ids: Sequence[str] | None, *, task_status: TaskStatus[int]
+    ) -> None:
+        self._busy.acquire_nowait()  # WouldBlock reaches start() through tg.start()
+        try:
+            progress = await self._open_run(trigger)
+            task_status.started(progress.run_id)
+            await self._run(progress, shipment_ids)
+        except Exception:
+            logger.opt(exception=True).error("sync run failed")
+        finally:
+            self._busy.release()
+
+    def request_stop(self, reason: str) -> None:
+        """Finish in-flight calls, fetch nothing new, and close the run as interrupted (shutdown)."""
+        self._stopping = True
+        if self.current is not None:
+            self.current.stop_requested = True
+            self.current.stop_reason = self.current.stop_reason or reason
+
+    def _busy_message(self) -> str:
+        run = f"run {self.current.run_id}" if self.current else "a run"
+        return f"a sync is already running ({run}); retry when it finishes"
+
+    async def _current_run_id(self) -> int:
+        with anyio.move_on_after(5):
+            while self.current is None and self._busy.value == 0:
+                await anyio.sleep(0.01)
+        return self.current.run_id if self.current else 0
+
+    async def _open_run(self, trigger: str) -> RunProgress:
+        now = self.clock.now()
+        run_id = await self.store.runs.start(trigger, now)
+        self.current = RunProgress(run_id, trigger, now, stop_requested=self._stopping)
+        self.bus.publish("sync.started", run_id=run_id, trigger=trigger)
+        return self.current
+
+    # --- the run -------------------------------------------------------------------------
+
+    async def _run(self, progress: RunProgress, shipment_ids: Sequence[str] | None) -> dict[str, Any]:
+        stats = self.throttle.stats
+        before = (stats.requests, stats.retries, stats.rate_limited)
+        started = time.monotonic()
+        outcome = "interrupted"
+        try:
+            await self._pipeline(progress, self._select(progress, shipment_ids))
+            outcome = self._outcome(progress)
+        finally:
+            c = progress.counts
+            c.api_calls, c.retries, c.rate_limited = (
+                stats.requests - before[0],
+                stats.retries - before[1],
+                stats.rate_limited - before[2],
+            )
+            c.skipped = c.selected - progress.done
+            if progress.unknown_ids:
+                unknown = ", ".join(progress.unknown_ids[:10])
+                progress.stop_reason = "; ".join(filter(None, [progress.stop_reason, f"unknown ids: {unknown}"]))
+            if outcome == "interrupted" and not progress.stop_reason:
+                progress.stop_reason = "cancelled"
+            with anyio.CancelScope(shield=True):
+                await self.store.runs.finish(progress.run_id, c, outcome, progress.stop_reason, self.clock.now())
+                record = await self.store.runs.get(progress.run_id) or {"id": progress.run_id}
+                record["unknown_ids"] = progress.unknown_ids
+                self.current = None
+                self.bus.publish("sync.finished", run=record)
+            logger.bind(loop="sync", run_id=progress.run_id).info(
+                "sync done trigger={} selected={} updated={} unchanged={} failed={} skipped={} outcome={} in {:.2f}s",
+                progress.trigger,
+                c.selected,
+                c.updated,
+                c.unchanged,
+                c.failed,
+                c.skipped,
+                outcome,
+                time.monotonic() - started,
+            )
+        return record
+
+    @staticmethod
+    def _outcome(progress: RunProgress) -> str:
+        c = progress.counts
+        if progress.auth_failed:
+            return "failed"
+        if progress.circuit_open:
+            return "aborted"
+        if progress.stop_requested:
+            return "interrupted"
+        if c.failed and not (c.updated or c.unchanged):
+            return "failed"
+        return "partial" if c.failed else "ok"
+
+    async def _select(self, progress: RunProgress, shipment_ids: Sequence[str] | None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones."""
+        size = self.config.sync.batch_size
+        if shipment_ids:
+            wanted = list(dict.fromkeys(shipment_ids))
+            for start in range(0, len(wanted), size):
+                chunk = wanted[start : start + size]
+                found = {s["id"]: s for s in await self.store.shipments.get_many(chunk)}
+                progress.unknown_ids += [i for i in chunk if i not in found]
+                if found:
+                    yield [found[i] for i in chunk if i in found]
+        elif progress.trigger == "force":
+            after_id = ""
+            while batch := await self.store.shipments.active_after(after_id, size):
+                yield batch
+                after_id = batch[-1]["id"]
+        else:
+            key: tuple[str, str] | None = None
+            while batch := await self.store.shipments.due(progress.started_at, size, after=key):
+                yield batch
+                key = (batch[-1]["next_sync_at"], batch[-1]["id"])
+
+    async def _pipeline(self, progress: RunProgress, batches: AsyncIterator[list[dict[str, Any]]]) -> None:
+        concurrency = self.config.provider.concurrency
+        work_send, work_recv = anyio.create_memory_object_stream[dict[str, Any]](concurrency)
+        result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._feed, progress, batches, work_send)
+            async with work_recv, result_send:
+                for _ in range(concurrency):
+                    tg.start_soon(self._fetch_worker, progress, work_recv.clone(), result_send.clone())
+            tg.start_soon(self._write_results, progress, result_recv)
+
+    async def _feed(
+        self,
+        progress: RunProgress,
+        batches: AsyncIterator[list[dict[str, Any]]],
+        work: MemoryObjectSendStream[dict[str, Any]],
+    ) -> None:
+        async with work, aclosing(batches):  # type: ignore[type-var]
+            async for batch in batches:
+                progress.counts.selected += len(batch)
+                for shipment in batch:
+                    if progress.stopping:
+                        return
+                    await work.send(shipment)
+
+    async def _fetch_worker(
+        self,
+        progress: RunProgress,
+        work: MemoryObjectReceiveStream[dict[str, Any]],
+        results: MemoryObjectSendStream[Result],
+    ) -> None:
+        async with work, results:
+            async for shipment in work:
+                if progress.stopping:
+                    continue  # counted as skipped
+                result = await self._fetch_one(progress, shipment)
+                if result is not None:
+                    await results.send(result)
+
+    async def _fetch_one(self, progress: RunProgress, shipment: dict[str, Any]) -> Result | None:
+        """Fetch one shipment and decide its next check; None when the run must stop (bad key)."""
+        cad = self.config.sync.cadence
+        created_at = from_db(shipment["created_at"]) or self.clock.now()
+        try:
+            info = await self.throttle.fetch(shipment["carrier_code"], shipment["tracking_number"])
+        except ProviderAuthError as exc:
+            if not progress.auth_failed:
+                progress.auth_failed = True
+                progress.stop_reason = f"the API rejected the key ({exc.status}): check [provider] api_key"
+                self.auth_failed_at = self.clock.now()
+                await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
+                self.bus.publish("provider.auth_failed", run_id=progress.run_id, message=str(exc))
+            return None
+        except Exception as exc:  # a bug or an odd answer for one shipment never stops the others
+            error = exc if isinstance(exc, ProviderError) else None
+            kind = error.kind if error else "internal"
+            if isinstance(exc, ProviderUnreachableError) and (
+                self.throttle.unreachable_in_a_row >= self.config.provider.circuit_breaker and not progress.circuit_open
+            ):
+                progress.circuit_open = True
+                progress.stop_reason = (
+                    f"API unreachable {self.throttle.unreachable_in_a_row} calls in a row: circuit open,"
+                    " stopped early, cached statuses kept"
+                )
+            if error is None:
+                logger.opt(exception=True).error("unexpected error syncing {}", shipment["id"])
+            failures = shipment["consecutive_failures"] + 1
+            nxt = cadence.after_failure(cad, kind, failures, created_at, self.clock.now())
+            return FetchFailure(
+                shipment["id"], kind, str(exc) or type(exc).__name__, error.status if error else None, nxt.at, nxt.reason
+            )
+        self.auth_failed_at = None
+        nxt = cadence.after_success(
+            cad, info.status_code, shipment["status_code"], shipment["schedule_reason"], created_at, self.clock.now()
+        )
+        return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason)
+
+    async def _write_results(self, progress: RunProgress, results: MemoryObjectReceiveStream[Result]) -> None:
+        """Apply results in batches: when batch_size have arrived or FLUSH_AFTER_S has passed."""
+        size = self.config.sync.batch_size
+        buffer: list[Result] = []
+        deadline = 0.0
+        async with results:
+            while True:
+                timeout = max(0.0, deadline - time.monotonic()) if buffer else None
+                try:
+                    with anyio.fail_after(timeout):
+                        item = await results.receive()
+                except TimeoutError:
+                    await self._flush(progress, buffer)
+                    continue
+                except anyio.EndOfStream:
+                    break
+                if not buffer:
+                    deadline = time.monotonic() + FLUSH_AFTER_S
+                buffer.append(item)
+                if len(buffer) >= size:
+                    await self._flush(progress, buffer)
+        await self._flush(progress, buffer)
+
+    async def _flush(self, progress: RunProgress, buffer: list[Result]) -> None:
+        if not buffer:
+            return
+        batch = buffer[:]
+        buffer.clear()
+        applied = await self.store.shipments.apply(progress.run_id, batch, self.clock.now())
+        c = progress.counts
+        c.updated += applied.updated
+        c.unchanged += applied.unchanged
+        c.failed += applied.failed + len(applied.write_errors)
+        progress.done += len(batch)
+        for shipment_id, error in applied.write_errors:
+            logger.bind(loop="sync").warning("shipment {} not written: {}", shipment_id, error)
+        for shipment_id, old, new in applied.changed:
+            self.bus.publish("shipment.status_changed", id=shipment_id, old=old, new=new, run_id=progress.run_id)
+        self.bus.publish("sync.progress", **progress.snapshot())
+
+    # --- dry run -------------------------------------------------------------------------
+
+    async def plan(self, trigger: str, shipment_ids: Sequence[str] | None, limit: int = 1000) -> dict[str, Any]:
+        """What a run would sync and why, without a single API call or write."""
+        progress = RunProgress(0, trigger, self.clock.now())
+        listed: list[dict[str, Any]] = []
+        total = 0
+        async with aclosing(self._select(progress, shipment_ids)) as batches:  # type: ignore[type-var]
+            async for batch in batches:
+                total += len(batch)
+                for s in batch:
+                    if len(listed) < limit:
+                        listed.append(
+                            {
+                                "id": s["id"],
+                                "carrier_code": s["carrier_code"],
+                                "tracking_number": s["tracking_number"],
+                                "status_code": s["status_code"],
+                                "next_sync_at": s["next_sync_at"],
+                                "why": _why_selected(trigger, s, bool(shipment_ids)),
+                            }
+                        )
+        return {"trigger": trigger, "would_sync": total, "shipments": listed, "unknown_ids": progress.unknown_ids}
+
+
+def _why_selected(trigger: str, shipment: dict[str, Any], targeted: bool) -> str:
+    if targeted:
+        return "named on the command line"
+    if trigger == "force":
+        return "force: every active shipment"
+    return f"due since {shipment['next_sync_at']} ({shipment['schedule_reason']})"
