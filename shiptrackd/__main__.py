@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo:
             from .demo import demo_environment
 
-            async with demo_environment(config) as demo_config:
-                await Daemon(demo_config, load_config=load).run()
+            async with demo_environment(config) as (demo_config, aim):
+                await Daemon(demo_config, load_config=lambda: aim(load())).run()
         else:
             await Daemon(config, load_config=load).run()
 

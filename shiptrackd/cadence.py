@@ -56,7 +56,12 @@ def _waiting(cadence: CadenceConfig, base_s: float, created_at: datetime, now: d
 
 
 def after_success(
-    cadence: CadenceConfig, status: str, previous_status: str | None, previous_reason: str, created_at: datetime, now: datetime
+    cadence: CadenceConfig,
+    status: str,
+    previous_status: str | None,
+    previous_reason: str,
+    created_at: datetime,
+    now: datetime,
 ) -> Next:
     """Schedule after a successful fetch that returned *status*."""
     if status == "DE":
@@ -68,7 +73,9 @@ def after_success(
         interval = getattr(cadence, field)
         return Next(now + timedelta(seconds=interval), f"{name}: every {_fmt(interval)}")
     base = cadence.not_yet_in_system if status == "NY" else cadence.unknown
-    return _waiting(cadence, base, created_at, now, "not yet in the carrier's system" if status == "NY" else "status unknown")
+    return _waiting(
+        cadence, base, created_at, now, "not yet in the carrier's system" if status == "NY" else "status unknown"
+    )
 
 
 def after_failure(cadence: CadenceConfig, kind: str, failures: int, created_at: datetime, now: datetime) -> Next:

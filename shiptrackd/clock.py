@@ -115,7 +115,6 @@ class FakeClock:
         await _settle()
 
 
-
 async def _settle() -> None:
     """
     Return once every other task is waiting on something.

@@ -32,7 +32,7 @@ from .schedule import Loop
 from .service import Service
 from .store import Store
 from .sync import SyncEngine
-from .throttle import ApiStats, ProviderThrottle
+from .throttle import ApiStats, ProviderThrottle, install_retry_logging
 
 STORE_FILE = "shiptrackd.db"
 
@@ -67,6 +67,7 @@ class Daemon:
 
     async def run(self, *, task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
+        install_retry_logging()
         sdnotify.notify("STATUS=opening the store")
         store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
         provider = self._provider or make_provider(cfg.provider, observer=self.api_stats.observe)
@@ -94,7 +95,16 @@ class Daemon:
                     notes=["health checks and alerting are not built yet: their loops run and do nothing"],
                 )
                 app = build_app(service, self.bus)
-                await tg.start(serve, app, cfg.daemon.socket, cfg.daemon.socket_mode)
+                api_stop = anyio.Event()
+                api_done = anyio.Event()
+
+                async def serve_api(*, task_status: TaskStatus[None]) -> None:
+                    try:
+                        await serve(app, cfg.daemon.socket, cfg.daemon.socket_mode, api_stop, task_status=task_status)
+                    finally:
+                        api_done.set()
+
+                await tg.start(serve_api)
                 for loop in self.loops.values():
                     await tg.start(loop.run)
                 if self._handle_signals:
@@ -114,6 +124,10 @@ class Daemon:
                 await self._stop.wait()
                 service.state = "stopping"
                 await self._shutdown(engine)
+                self.bus.close()  # ends open event streams, so the server can stop gracefully
+                api_stop.set()
+                with anyio.move_on_after(3):
+                    await api_done.wait()
                 tg.cancel_scope.cancel()
         finally:
             with anyio.move_on_after(5, shield=True):
@@ -129,8 +143,7 @@ class Daemon:
             loop.stop()
         engine.request_stop("the daemon is stopping")
         with anyio.move_on_after(self.config.daemon.shutdown_grace_s):
-            while engine.busy() or any(loop.running for loop in self.loops.values()):
-                await anyio.sleep(0.02)
+            await engine.wait_idle()
 
     # --- loops ---------------------------------------------------------------------------
 
@@ -231,15 +244,15 @@ class Daemon:
 
     async def _swap_provider(self, new: Config) -> None:
         """A new key or URL takes effect for the next request; the old client closes once idle."""
-        assert self.engine is not None and self._tg is not None
-        old_provider = self.engine.throttle.provider
+        engine = self.engine
+        assert engine is not None and self._tg is not None
+        old_provider = engine.throttle.provider
         provider = self._provider or make_provider(new.provider, observer=self.api_stats.observe)
-        self.engine.throttle = ProviderThrottle(provider, new.provider, self.api_stats)
+        engine.throttle = ProviderThrottle(provider, new.provider, self.api_stats)
         if old_provider is not provider:
 
             async def close_when_idle() -> None:
-                while self.engine is not None and self.engine.busy():
-                    await anyio.sleep(0.5)
+                await engine.wait_idle()
                 await old_provider.aclose()
 
             self._tg.start_soon(close_when_idle)

@@ -37,6 +37,12 @@ class EventBus:
                 stream.close()
         return event
 
+    def close(self) -> None:
+        """End every subscription (shutdown), so open event streams finish cleanly."""
+        for stream in list(self._subscribers):
+            stream.close()
+        self._subscribers.clear()
+
     async def subscribe(self, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
         """Events after *since* still in the ring, then live ones; a `gap` event says some were lost."""
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](self._buffer)

@@ -7,7 +7,6 @@ Frozen dataclasses, aware UTC datetimes ending in `_at`. No I/O here.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -90,8 +89,7 @@ class NewShipment:
             raise ValueError("tracking_number is required")
         if not _TRACKING_RE.fullmatch(number):
             raise ValueError(
-                f"tracking_number {number!r} must be 1-64 letters, digits and dashes"
-                " (no spaces or control characters)"
+                f"tracking_number {number!r} must be 1-64 letters, digits and dashes (no spaces or control characters)"
             )
         if not isinstance(reference, str) or len(reference) > 200 or not reference.isprintable():
             raise ValueError("reference must be printable text of at most 200 characters")

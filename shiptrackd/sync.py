@@ -79,6 +79,9 @@ class SyncEngine:
         self.current: RunProgress | None = None
         self.auth_failed_at: datetime | None = None  # the last 401/403; cleared by the next good fetch
         self._busy = anyio.Semaphore(1)  # not a Lock: a run may be started by one task and run by another
+        self._opened = anyio.Event()  # set once the run holding _busy has its run id
+        self._idle = anyio.Event()
+        self._idle.set()
         self._stopping = False
 
     # --- starting runs -------------------------------------------------------------------
@@ -86,7 +89,7 @@ class SyncEngine:
     async def run_once(self, trigger: str, shipment_ids: Sequence[str] | None = None) -> dict[str, Any]:
         """Run a sync to the end and return its run record; if one is running, join it instead."""
         try:
-            self._busy.acquire_nowait()
+            self._acquire()
         except anyio.WouldBlock:
             if shipment_ids:
                 raise ConflictError(self._busy_message()) from None
@@ -95,7 +98,7 @@ class SyncEngine:
             progress = await self._open_run(trigger)
             return await self._run(progress, shipment_ids)
         finally:
-            self._busy.release()
+            self._release()
 
     async def start(self, tg: TaskGroup, trigger: str, shipment_ids: Sequence[str] | None = None) -> tuple[int, bool]:
         """
@@ -115,7 +118,7 @@ class SyncEngine:
     async def _background_run(
         self, trigger: str, shipment_ids: Sequence[str] | None, *, task_status: TaskStatus[int]
     ) -> None:
-        self._busy.acquire_nowait()  # WouldBlock reaches start() through tg.start()
+        self._acquire()  # WouldBlock reaches start() through tg.start()
         try:
             progress = await self._open_run(trigger)
             task_status.started(progress.run_id)
@@ -123,7 +126,24 @@ class SyncEngine:
         except Exception:
             logger.opt(exception=True).error("sync run failed")
         finally:
-            self._busy.release()
+            self._release()
+
+    def _acquire(self) -> None:
+        self._busy.acquire_nowait()
+        self._opened = anyio.Event()
+        self._idle = anyio.Event()
+
+    def _release(self) -> None:
+        self._busy.release()
+        self._opened.set()
+        self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no run is in progress."""
+        await self._idle.wait()
+
+    def busy(self) -> bool:
+        return self._busy.value == 0
 
     def request_stop(self, reason: str) -> None:
         """Finish in-flight calls, fetch nothing new, and close the run as interrupted (shutdown)."""
@@ -138,14 +158,14 @@ class SyncEngine:
 
     async def _current_run_id(self) -> int:
         with anyio.move_on_after(5):
-            while self.current is None and self._busy.value == 0:
-                await anyio.sleep(0.01)
+            await self._opened.wait()
         return self.current.run_id if self.current else 0
 
     async def _open_run(self, trigger: str) -> RunProgress:
         now = self.clock.now()
         run_id = await self.store.runs.start(trigger, now)
         self.current = RunProgress(run_id, trigger, now, stop_requested=self._stopping)
+        self._opened.set()
         self.bus.publish("sync.started", run_id=run_id, trigger=trigger)
         return self.current
 
@@ -204,7 +224,9 @@ class SyncEngine:
             return "failed"
         return "partial" if c.failed else "ok"
 
-    async def _select(self, progress: RunProgress, shipment_ids: Sequence[str] | None) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _select(
+        self, progress: RunProgress, shipment_ids: Sequence[str] | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones."""
         size = self.config.sync.batch_size
         if shipment_ids:
@@ -295,7 +317,12 @@ class SyncEngine:
             failures = shipment["consecutive_failures"] + 1
             nxt = cadence.after_failure(cad, kind, failures, created_at, self.clock.now())
             return FetchFailure(
-                shipment["id"], kind, str(exc) or type(exc).__name__, error.status if error else None, nxt.at, nxt.reason
+                shipment["id"],
+                kind,
+                str(exc) or type(exc).__name__,
+                error.status if error else None,
+                nxt.at,
+                nxt.reason,
             )
         self.auth_failed_at = None
         nxt = cadence.after_success(

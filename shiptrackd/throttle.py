@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 import anyio
 import stamina
 from aiolimiter import AsyncLimiter
+from loguru import logger
+from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from .clock import utcnow
 from .config import ProviderConfig
@@ -24,6 +26,20 @@ from .providers.base import Provider
 
 # A 429 that keeps coming back after this many pauses fails the shipment.
 MAX_RATE_LIMITED_ROUNDS = 5
+
+
+def _log_retry(details: RetryDetails) -> None:
+    logger.bind(loop="sync").warning(
+        "provider call retry {} in {:.2f}s after {}",
+        details.retry_num,
+        details.wait_for,
+        type(details.caused_by).__name__,
+    )
+
+
+def install_retry_logging() -> None:
+    """Log retries through loguru; set explicitly so an installed structlog or prometheus changes nothing."""
+    set_on_retry_hooks([_log_retry])
 
 
 class ApiStats:
@@ -121,7 +137,8 @@ class ProviderThrottle:
 
     async def _wait_turn(self) -> None:
         """Wait out any Retry-After pause, then take a slot from the rate limiter."""
-        while (remaining := self._paused_until - time.monotonic()) > 0:
+        # Not polling: sleep exactly as long as the pause, again if a new 429 extended it meanwhile.
+        while (remaining := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(remaining)
         if self._limiter is not None:
             await self._limiter.acquire()

@@ -69,18 +69,21 @@ class ApiClient:
             error = DaemonUnavailableError(msg, code="permission_denied")
         elif number == errno.ECONNREFUSED:
             error = DaemonUnavailableError(
-                f"shiptrackd is not running at {where} (connection refused: stale socket)."
-                "  systemctl status shiptrackd"
+                f"shiptrackd is not running at {where} (connection refused: stale socket).  systemctl status shiptrackd"
             )
         elif isinstance(exc, httpx.TimeoutException):
-            error = DaemonUnavailableError(f"shiptrackd at {where} did not answer in time; it may be starting or stopping")
+            error = DaemonUnavailableError(
+                f"shiptrackd at {where} did not answer in time; it may be starting or stopping"
+            )
         else:
             error = DaemonUnavailableError(
                 f"shiptrackd is not running at {where} (socket missing).  systemctl status shiptrackd"
             )
         return error
 
-    async def request(self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    async def request(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(method, path, json=json_body, params=clean)

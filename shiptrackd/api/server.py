@@ -126,7 +126,7 @@ def build_app(service: Service, bus: EventBus, extra_routes: list[Route] | None 
         single = isinstance(body, dict)
         records = [body] if single else body
         if not isinstance(records, list) or not records:
-            raise InvalidRequestError("send a shipment object, a list of them, or {\"shipments\": [...]}")
+            raise InvalidRequestError('send a shipment object, a list of them, or {"shipments": [...]}')
         result = await service.add_shipments(records)
         if single and result["invalid"]:
             raise InvalidRequestError(result["invalid"][0]["error"])
@@ -331,9 +331,15 @@ def claim_socket_path(path: Path) -> None:
 
 
 async def serve(
-    app: Starlette, path: Path, mode: int, *, grace_s: float = 2.0, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    app: Starlette,
+    path: Path,
+    mode: int,
+    stop: anyio.Event,
+    *,
+    grace_s: float = 2.0,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve *app* on the Unix socket at *path* until cancelled; started() once it accepts connections."""
+    """Serve *app* on the Unix socket at *path* until *stop* is set; started() once it accepts connections."""
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config as HypercornConfig
 
@@ -345,7 +351,6 @@ async def serve(
     cfg.errorlog = logging.getLogger("hypercorn.error")  # a Logger: no duplicate stderr handler
     cfg.accesslog = None
     cfg.keep_alive_timeout = 30
-    stop = anyio.Event()
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: hypercorn_serve(app, cfg, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
@@ -353,9 +358,7 @@ async def serve(
             os.chmod(path, mode)
             task_status.started()
     finally:
-        stop.set()
-        with anyio.CancelScope(shield=True):
-            path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # noqa: ASYNC240  (one unlink on the way out; must not be cancelled)
 
 
 async def _wait_listening(path: Path) -> None:

@@ -63,7 +63,9 @@ class RunStore:
 
         await self.db.write(fn)
 
-    async def add_error(self, run_id: int | None, kind: str, message: str, now: datetime, http_status: int | None = None) -> None:
+    async def add_error(
+        self, run_id: int | None, kind: str, message: str, now: datetime, http_status: int | None = None
+    ) -> None:
         """A run-level failure (bad key, circuit open) that belongs to no single shipment."""
 
         def fn(conn: sqlite3.Connection) -> None:
@@ -130,7 +132,11 @@ class RunStore:
     async def loop_states(self) -> dict[str, dict[str, Any]]:
         rows = await self.db.fetchall("SELECT name, last_run_at, last_outcome, paused FROM loop_state")
         return {
-            r["name"]: {"last_run_at": from_db(r["last_run_at"]), "last_outcome": r["last_outcome"], "paused": bool(r["paused"])}
+            r["name"]: {
+                "last_run_at": from_db(r["last_run_at"]),
+                "last_outcome": r["last_outcome"],
+                "paused": bool(r["paused"]),
+            }
             for r in rows
         }
 

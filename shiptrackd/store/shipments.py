@@ -119,7 +119,9 @@ class ShipmentStore:
 
         return await self.db.write(fn)
 
-    async def apply(self, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], now: datetime) -> ApplyResult:
+    async def apply(
+        self, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], now: datetime
+    ) -> ApplyResult:
         """Write a batch in one transaction, each shipment in its own savepoint: all of it lands or none."""
 
         def fn(conn: sqlite3.Connection) -> ApplyResult:
@@ -228,15 +230,11 @@ class ShipmentStore:
 
     async def count_due(self, now: datetime) -> int:
         return int(
-            await self.db.scalar(
-                "SELECT count(*) FROM shipments WHERE active = 1 AND next_sync_at <= ?", (to_db(now),)
-            )
+            await self.db.scalar("SELECT count(*) FROM shipments WHERE active = 1 AND next_sync_at <= ?", (to_db(now),))
         )
 
     async def counts(self) -> dict[str, int]:
-        row = await self.db.fetchone(
-            "SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM shipments"
-        )
+        row = await self.db.fetchone("SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM shipments")
         assert row is not None
         return {"total": row["total"], "active": row["active"]}
 
@@ -254,8 +252,7 @@ class ShipmentStore:
         """Active shipments not synced since *older_than* (never-synced ones count from creation)."""
         return int(
             await self.db.scalar(
-                "SELECT count(*) FROM shipments WHERE active = 1"
-                " AND coalesce(last_synced_at, created_at) < ?",
+                "SELECT count(*) FROM shipments WHERE active = 1 AND coalesce(last_synced_at, created_at) < ?",
                 (to_db(older_than),),
             )
         )
