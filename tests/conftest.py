@@ -36,6 +36,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg-run"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    # A host's real /etc/shiptrackd/shiptrackd.toml must not leak into tests either.
+    monkeypatch.setattr("shiptrackd.config.SYSTEM_CONFIG_PATH", tmp_path / "no-system-config.toml")
     yield
 
 

@@ -1,0 +1,23 @@
+"""Import boundaries: the daemon never loads the console's UI toolkit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _loaded_after(statement: str, modules: tuple[str, ...]) -> list[str]:
+    code = f"import sys; {statement}; print(' '.join(m for m in {modules!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_daemon_does_not_import_textual():
+    """`import shiptrackd.daemon` (and the demo) never pulls in Textual."""
+    assert _loaded_after("import shiptrackd.daemon, shiptrackd.demo, shiptrackd.__main__", ("textual",)) == []
+
+
+def test_api_client_imports_no_daemon_machinery():
+    """The shared API client (used by ctl and tui) loads no store, server, scheduler or notifier."""
+    heavy = ("aiosqlite", "hypercorn", "starlette", "apprise", "aiolimiter", "stamina", "textual", "loguru")
+    assert _loaded_after("import shiptrackd.api.client", heavy) == []
