@@ -129,7 +129,7 @@ class CadenceConfig:
     exception: float = duration_field(4 * 3600)  # EX: often not final
     pickup: float = duration_field(6 * 3600)  # SP: at a collection point, waiting for DE
     unknown: float = duration_field(6 * 3600)  # UN
-    not_yet_in_system: float = duration_field(3600)  # NY: first back-off step, doubling each time
+    not_yet_in_system: float = duration_field(3600)  # NY: shortest back-off; the wait grows with age
     not_yet_in_system_max: float = duration_field(24 * 3600)
     expire_after: float = duration_field(14 * 86400)  # NY/UN for this long since creation -> expired
     delivered_confirm: float = duration_field(24 * 3600)  # DE: checked once more after this, then terminal

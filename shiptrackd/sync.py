@@ -52,10 +52,11 @@ class RunProgress:
     auth_failed: bool = False
     circuit_open: bool = False
     stop_requested: bool = False
+    out_of_time: bool = False
 
     @property
     def stopping(self) -> bool:
-        return self.auth_failed or self.circuit_open or self.stop_requested
+        return self.auth_failed or self.circuit_open or self.stop_requested or self.out_of_time
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -222,6 +223,8 @@ class SyncEngine:
             return "interrupted"
         if c.failed and not (c.updated or c.unchanged):
             return "failed"
+        if progress.out_of_time:
+            return "partial"
         return "partial" if c.failed else "ok"
 
     async def _select(
@@ -265,8 +268,15 @@ class SyncEngine:
         batches: AsyncIterator[list[dict[str, Any]]],
         work: MemoryObjectSendStream[dict[str, Any]],
     ) -> None:
+        deadline = time.monotonic() + self.config.sync.max_runtime_s
         async with work, aclosing(batches):  # type: ignore[type-var]
             async for batch in batches:
+                if time.monotonic() > deadline:
+                    progress.out_of_time = True
+                    progress.stop_reason = progress.stop_reason or (
+                        f"ran past [sync] max_runtime ({self.config.sync.max_runtime_s:.0f}s): no new batches taken"
+                    )
+                    return
                 progress.counts.selected += len(batch)
                 for shipment in batch:
                     if progress.stopping:
