@@ -1,0 +1,311 @@
+"""
+The Sandbox: ShipEngine's tracking endpoints, the fault knobs, and the in-process API tests use.
+
+Each `/v1` request goes: count it -> check the key (401) -> take a rate-limit token (429)
+-> validate the query (400) -> forced or random fault -> lifecycle body; every answer is
+delayed by `latency_s`. `/_sandbox/*` is the control surface for out-of-process use: no key,
+not counted, not delayed, not faulted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from shiptrackd.config import RateLimit, format_rate_limit
+from shiptrackd.sandbox import faults, lifecycle
+from shiptrackd.sandbox.samples import sample_shipments
+from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
+from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_duration, parse_rate_limit
+
+KNOBS = ("api_key", "rate_limit", "burst", "latency_s", "faults", "seed", "time_scale")
+
+
+class Sandbox:
+    """A ShipEngine-compatible tracking API; `async with Sandbox().serve() as sb:` puts it on HTTP."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = "TEST_sandbox",
+        rate_limit: RateLimit | str | float | None = None,
+        burst: float | None = None,
+        latency_s: float = 0.0,
+        faults: Mapping[str, float] | None = None,
+        seed: int = 0,
+        time_scale: float = 1.0,
+        start_at: datetime | None = None,
+    ) -> None:
+        """Args: api_key None accepts any key; rate_limit '50/s' or '200/min' (burst defaults to
+        its count); time_scale 0 freezes simulated time so only `advance` moves it."""
+        self.stats = SandboxStats()
+        self.clock = SimClock(start_at, time_scale)
+        self._first_seen: dict[str, datetime] = {}
+        self._base_url: str | None = None
+        self.api_key: str | None = None
+        self.rate_limit: RateLimit | None = None
+        self.burst: float | None = None
+        self.latency_s = 0.0
+        self.faults: dict[str, float] = {}
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._bucket: TokenBucket | None = None
+        self.configure(api_key=api_key, rate_limit=rate_limit, burst=burst, latency_s=latency_s, faults=faults or {})
+
+    # --- knobs -------------------------------------------------------------------------
+
+    def configure(self, **knobs: Any) -> None:
+        """Change knobs at runtime (names in KNOBS); validates everything before changing anything."""
+        unknown = set(knobs) - set(KNOBS)
+        if unknown:
+            raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))} (known: {', '.join(KNOBS)})")
+        rate_limit = parse_rate_limit(knobs["rate_limit"]) if "rate_limit" in knobs else self.rate_limit
+        burst = knobs.get("burst", self.burst)
+        if burst is not None and (isinstance(burst, bool) or not isinstance(burst, int | float) or burst < 1):
+            raise ValueError(f"burst: expected a number >= 1 or null, got {burst!r}")
+        latency_s = parse_duration(knobs["latency_s"]) if "latency_s" in knobs else self.latency_s
+        rates = faults.validate_rates(knobs["faults"]) if "faults" in knobs else self.faults
+        api_key = knobs.get("api_key", self.api_key)
+        if api_key is not None and not isinstance(api_key, str):
+            raise ValueError("api_key: expected a string or null")
+        time_scale = knobs.get("time_scale", self.clock.time_scale)
+        if isinstance(time_scale, bool) or not isinstance(time_scale, int | float) or time_scale < 0:
+            raise ValueError(f"time_scale: expected a number >= 0, got {time_scale!r}")
+        seed = knobs.get("seed", self.seed)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise ValueError(f"seed: expected an integer, got {seed!r}")
+
+        self.api_key, self.latency_s, self.faults = api_key, latency_s, rates
+        if "rate_limit" in knobs or "burst" in knobs:
+            self.rate_limit, self.burst = rate_limit, burst
+            self._bucket = (
+                TokenBucket(rate_limit.per_second, burst if burst is not None else rate_limit.count)
+                if rate_limit is not None
+                else None
+            )
+        if "seed" in knobs:
+            self.seed, self._rng = seed, random.Random(seed)
+        if "time_scale" in knobs:
+            self.clock.time_scale = float(time_scale)
+
+    def config(self) -> dict[str, Any]:
+        """The knobs as JSON-ready values (the key itself is not echoed)."""
+        limit = self.rate_limit
+        return {
+            "api_key_set": self.api_key is not None,
+            "rate_limit": format_rate_limit(limit) if limit else None,
+            "burst": self.burst,
+            "latency_s": self.latency_s,
+            "faults": self.faults,
+            "seed": self.seed,
+            "time_scale": self.clock.time_scale,
+            "now": _iso(self.clock.now()),
+        }
+
+    # --- simulated time ----------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def advance(self, *, seconds: float = 0, minutes: float = 0, hours: float = 0, days: float = 0) -> datetime:
+        """Move simulated time forward; every shipment's lifecycle moves with it."""
+        delta = timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days).total_seconds()
+        if delta < 0:
+            raise ValueError("simulated time only moves forward")
+        return self.clock.advance(delta)
+
+    def first_seen_at(self, carrier_code: str, tracking_number: str) -> datetime | None:
+        return self._first_seen.get(f"{carrier_code}\0{tracking_number}")
+
+    # --- serving -----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise RuntimeError("the sandbox is not serving; use `async with sandbox.serve():`")
+        return self._base_url
+
+    @asynccontextmanager
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[Sandbox]:
+        """Serve on host:port (0 picks a free port) for the duration of the block."""
+        # The block's own exception is raised after the task group has closed, so callers (and
+        # failing test assertions) see it as-is rather than wrapped in an ExceptionGroup.
+        error: BaseException | None = None
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.run, host, port)
+            try:
+                yield self
+            except BaseException as exc:
+                error = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def run(
+        self, host: str = "127.0.0.1", port: int = 0, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until cancelled; `await tg.start(sandbox.run)` returns the base URL once bound."""
+        sock = listen(host, port)
+        try:
+            bound_host, bound_port = sock.getsockname()[:2]
+            self._base_url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
+            async with anyio.create_task_group() as tg:
+                # Already listening, so clients that connect before serve() runs just queue.
+                tg.start_soon(functools.partial(serve, self.handle, sock, on_connect=self.stats.connected))
+                task_status.started(self._base_url)
+        finally:
+            sock.close()  # serve() closes it too; closing twice is harmless
+            self._base_url = None
+
+    # --- requests ----------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Reply | Drop:
+        request_id = str(uuid.uuid4())
+        if request.path.startswith("/_sandbox/"):
+            return self._control(request, request_id)
+        self.stats.begin(time.monotonic())
+        self.stats.user_agents[request.headers.get("user-agent", "")] += 1
+        try:
+            outcome = await self._api(request, request_id)
+        except BaseException:
+            self.stats.end()
+            raise
+        if isinstance(outcome, Reply):
+            outcome.headers.append(("x-shipengine-requestid", request_id))
+            self.stats.by_status[outcome.status] += 1
+        outcome.on_done = self.stats.end
+        return outcome
+
+    async def _api(self, request: Request, request_id: str) -> Reply | Drop:
+        outcome = self._decide(request, request_id)
+        delay = self.latency_s + (faults.SLOW_EXTRA_S if outcome == "slow" else 0.0)
+        if isinstance(outcome, str):
+            if outcome == "hang":
+                return Drop("hang")
+            if delay:
+                await anyio.sleep(delay)
+            return Drop("reset") if outcome == "reset" else self._tracking(request, request_id, outcome)
+        if delay:
+            await anyio.sleep(delay)
+        return outcome
+
+    def _decide(self, request: Request, request_id: str) -> Reply | str:
+        """A finished reply, or for tracking requests the fault kind ("" for none) to act on."""
+        key = self.api_key
+        if key is not None and request.headers.get("api-key") != key:
+            body = faults.error_body(request_id, "unauthorized", "The API key is invalid.", error_type="security")
+            return Reply(401, body)
+        if self._bucket is not None:
+            wait_s = self._bucket.take(time.monotonic())
+            if wait_s:
+                retry_after = str(max(1, math.ceil(wait_s)))
+                return Reply(429, faults.rate_limited_body(request_id), [("retry-after", retry_after)])
+        if request.method != "GET":
+            return _not_found(request, request_id)
+        if request.path == "/v1/carriers":
+            return Reply(200, _json({"carriers": _CARRIER_LIST, "request_id": request_id, "errors": []}))
+        if request.path.startswith("/v1/labels/") and request.path.endswith("/track"):
+            label = request.path.split("/")[3]
+            message = f"Label {label} was not found."
+            return Reply(404, faults.error_body(request_id, "invalid_identifier", message, field_name="label_id"))
+        if request.path != "/v1/tracking":
+            return _not_found(request, request_id)
+
+        carrier_code = request.query.get("carrier_code", [""])[-1].strip()
+        tracking_number = request.query.get("tracking_number", [""])[-1].strip()
+        for name, value in (("carrier_code", carrier_code), ("tracking_number", tracking_number)):
+            if not value:
+                message = f"{name} is required."
+                return Reply(400, faults.error_body(request_id, "field_value_required", message, field_name=name))
+        if carrier_code not in lifecycle.CARRIERS:
+            message = f"carrier_code '{carrier_code[:40]}' is not supported."
+            body = faults.error_body(request_id, "invalid_field_value", message, field_name="carrier_code")
+            return Reply(400, body)
+        self.stats.by_number[tracking_number] += 1
+        kind = faults.forced_fault(tracking_number, self.stats.by_number[tracking_number])
+        if kind is None:
+            kind = faults.random_fault(self._rng, self.faults)
+        if kind is None:
+            return ""
+        self.stats.faults[kind] += 1
+        api_key = request.headers.get("api-key", "")
+        error = faults.fault_reply(kind, request_id, carrier_code, tracking_number, api_key)
+        if error is not None:
+            headers = [("retry-after", str(faults.FORCED_RETRY_AFTER_S))] if error[0] == 429 else []
+            return Reply(error[0], error[1], headers)
+        return kind
+
+    def _tracking(self, request: Request, request_id: str, kind: str) -> Reply:
+        """The lifecycle body (first sight starts the clock), corrupted if `kind` says so."""
+        carrier_code = request.query["carrier_code"][-1].strip()
+        tracking_number = request.query["tracking_number"][-1].strip()
+        now = self.clock.now()
+        first_seen_at = self._first_seen.setdefault(f"{carrier_code}\0{tracking_number}", now)
+        body = lifecycle.tracking_body(carrier_code, tracking_number, first_seen_at=first_seen_at, now=now)
+        if kind in ("badjson", "badschema", "badevents", "baddate"):
+            return Reply(200, faults.corrupt(kind, body))
+        return Reply(200, _json(body))
+
+    def _control(self, request: Request, request_id: str) -> Reply:
+        """The `/_sandbox/*` routes; bad input is a 400 with a plain message."""
+        headers = [("x-shipengine-requestid", request_id)]
+        route = (request.method, request.path)
+        try:
+            if route == ("GET", "/_sandbox/stats"):
+                by_number = request.query.get("by_number", ["0"])[-1] not in ("0", "false", "")
+                return Reply(200, _json(self.stats.as_dict(by_number=by_number)), headers)
+            if route == ("GET", "/_sandbox/config"):
+                return Reply(200, _json(self.config()), headers)
+            if route == ("POST", "/_sandbox/config"):
+                knobs = json.loads(request.body or b"{}")
+                if not isinstance(knobs, dict):
+                    raise ValueError("expected a JSON object of knobs")
+                self.configure(**knobs)
+                return Reply(200, _json(self.config()), headers)
+            if route == ("POST", "/_sandbox/advance"):
+                units = {name: float(values[-1]) for name, values in request.query.items()}
+                now = self.advance(**units)
+                return Reply(200, _json({"now": _iso(now)}), headers)
+            if route == ("POST", "/_sandbox/reset"):
+                self.stats.reset()
+                return Reply(200, _json(self.stats.as_dict()), headers)
+            if route == ("GET", "/_sandbox/shipments"):
+                count = int(request.query.get("n", ["50"])[-1])
+                return Reply(200, _json(sample_shipments(count)), headers)
+        except (ValueError, TypeError) as exc:
+            return Reply(400, _json({"error": {"code": "invalid_request", "message": str(exc)}}), headers)
+        return Reply(404, _json({"error": {"code": "not_found", "message": f"no route {request.path}"}}), headers)
+
+
+_CARRIER_LIST = [
+    {"carrier_id": f"se-{carrier.carrier_id}", "carrier_code": code, "friendly_name": code.replace("_", " ").title()}
+    for code, carrier in lifecycle.CARRIERS.items()
+]
+
+
+def _not_found(request: Request, request_id: str) -> Reply:
+    # Like ShipEngine's own SDK mock for an unknown route: a code outside the enum plus extra keys.
+    body = faults.error_body(
+        request_id, "not_found", "The requested resource was not found.", method=request.method, path=request.path
+    )
+    return Reply(404, body)
+
+
+def _json(data: object) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
