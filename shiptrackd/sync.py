@@ -89,12 +89,14 @@ class SyncEngine:
 
     async def run_once(self, trigger: str, shipment_ids: Sequence[str] | None = None) -> dict[str, Any]:
         """Run a sync to the end and return its run record; if one is running, join it instead."""
-        try:
-            self._acquire()
-        except anyio.WouldBlock:
-            if shipment_ids:
-                raise ConflictError(self._busy_message()) from None
-            return {"id": await self._current_run_id(), "joined": True}
+        while True:
+            try:
+                self._acquire()
+                break
+            except anyio.WouldBlock:
+                if self._joinable(trigger, shipment_ids):
+                    return {"id": await self._current_run_id(), "joined": True}
+                await self.wait_idle()  # a force or targeted run cannot join a narrower one: run after it
         try:
             progress = await self._open_run(trigger)
             return await self._run(progress, shipment_ids)
@@ -105,14 +107,15 @@ class SyncEngine:
         """
         Start a run in the background for the control API: (run_id, joined).
 
-        A regular or forced trigger during a run joins it; a targeted one is refused,
-        because joining would not sync the shipments it names.
+        A trigger joins the run in progress when that run covers it (anything joins a force
+        run, a regular one joins a regular one); otherwise it is refused with ConflictError,
+        because joining would not sync what it asks for.
         """
         try:
             run_id: int = await tg.start(self._background_run, trigger, shipment_ids)
             return run_id, False
         except anyio.WouldBlock:
-            if shipment_ids:
+            if not self._joinable(trigger, shipment_ids):
                 raise ConflictError(self._busy_message()) from None
             return await self._current_run_id(), True
 
@@ -152,6 +155,12 @@ class SyncEngine:
         if self.current is not None:
             self.current.stop_requested = True
             self.current.stop_reason = self.current.stop_reason or reason
+
+    def _joinable(self, trigger: str, shipment_ids: Sequence[str] | None) -> bool:
+        """A trigger may join the run in progress only if that run covers what it asks for."""
+        if shipment_ids:
+            return False
+        return trigger != "force" or (self.current is not None and self.current.trigger == "force")
 
     def _busy_message(self) -> str:
         run = f"run {self.current.run_id}" if self.current else "a run"

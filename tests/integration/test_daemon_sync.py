@@ -95,3 +95,15 @@ async def test_add_rejects_bad_input_with_reasons(running):
     with pytest.raises(ApiError) as info:
         await client.request("POST", "/v1/shipments", json_body={"carrier_code": "ups"})
     assert info.value.http_status == 400 and "tracking_number" in str(info.value)
+
+
+async def test_force_loop_during_a_regular_run_runs_after_it(running):
+    """The daily force sync never merges into a regular run (that would sync only the due ones): it runs next."""
+    client, sandbox, engine = running.client, running.sandbox, running.daemon.engine
+    await client.add_shipments([{"carrier_code": "ups", "tracking_number": f"1ZINTRANSIT{i:04}"} for i in range(16)])
+    sandbox.configure(latency_s=0.2)
+    regular = await client.sync()
+    forced = await engine.run_once("force")
+    assert forced["trigger"] == "force" and forced["id"] != regular["run_id"]
+    assert forced["selected"] == 16 and not forced.get("joined")
+    assert (await client.run(regular["run_id"]))["outcome"] == "ok"

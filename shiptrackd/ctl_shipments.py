@@ -1,0 +1,266 @@
+"""
+`shiptrackctl shipments add/import/list/show/remove/retrack`.
+
+Import streams the file in chunks of CHUNK records, so memory stays flat and one bad
+line never costs the others; every complaint names the file's line number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from .api.client import ApiClient, ApiError
+from .ctl import EXIT_FAILURE, EXIT_OK, CtlError, output, render_why
+from .ctl_import import ImportFormatError, Line, read_records
+from .ctl_render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
+from .models import STATUS_NAMES
+
+CHUNK = 1000
+_STATUS_STYLES = {"DE": "green", "IT": "cyan", "AT": "yellow", "EX": "red", "NY": "dim", "UN": "dim"}
+
+
+def status_text(code: str | None) -> str:
+    """`IT in transit`; `-` before the first sync."""
+    return f"{code} {STATUS_NAMES.get(code, '')}".rstrip() if code else "-"
+
+
+def status_style(text: str) -> str | None:
+    return _STATUS_STYLES.get(text.split(" ", 1)[0])
+
+
+# --- add ----------------------------------------------------------------------------------------
+
+
+async def add(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    record = {"carrier_code": args.carrier, "tracking_number": args.tracking}
+    if args.reference:
+        record["reference"] = args.reference
+    try:
+        # A single object (not a list): the API answers 400 with the reason or 409 with the existing id.
+        doc = await client.request("POST", "/v1/shipments", json_body=record)
+    except ApiError as exc:
+        if exc.http_status in (400, 409):
+            raise CtlError(f"{args.carrier} {args.tracking}: {exc.message}", code=exc.code) from None
+        raise
+    item = {k: v for k, v in doc["added"][0].items() if k != "index"}
+    if out.json:
+        out.emit(item)
+    else:
+        out.line(f"added {item['id']} ({item['carrier_code']} {item['tracking_number']})")
+    return EXIT_OK
+
+
+# --- import -------------------------------------------------------------------------------------
+
+
+def _open_source(name: str) -> TextIO:
+    """The file to import (`-` = stdin); newline="" so quoted CSV fields may span lines."""
+    if name == "-":
+        return sys.stdin
+    try:
+        return open(name, encoding="utf-8-sig", newline="")  # closed by the caller
+    except OSError as exc:
+        raise CtlError(f"cannot read {name}: {exc.strerror}", code="file_error") from None
+
+
+async def import_file(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    name = args.file
+    format_name = {"csv": "input.csv", "jsonl": "input.jsonl"}.get(args.format or "", name)
+    result: dict[str, list[dict[str, Any]]] = {"added": [], "duplicates": [], "invalid": []}
+    progress = ProgressLine(out)
+    source = _open_source(name)
+    try:
+        chunk: list[Line] = []
+        for line in _records(format_name, source, name):
+            if line.error:
+                result["invalid"].append({"line": line.line, "error": line.error})
+                continue
+            chunk.append(line)
+            if len(chunk) >= CHUNK:
+                await _send(client, chunk, result)
+                chunk = []
+                progress.draw(line.line, None, f"{name}: line {line.line}, {len(result['added'])} added")
+        if chunk:
+            await _send(client, chunk, result)
+    finally:
+        progress.clear()
+        if source is not sys.stdin:
+            source.close()
+    result["invalid"].sort(key=lambda item: item["line"])
+    if out.json:
+        out.emit({"file": name, **result})
+    else:
+        _report_import(out, name, result)
+    return EXIT_FAILURE if result["invalid"] else EXIT_OK
+
+
+def _records(format_name: str, source: TextIO, name: str) -> Iterator[Line]:
+    try:
+        yield from read_records(format_name, source)
+    except ImportFormatError as exc:
+        raise CtlError(f"{name}: {exc}", code="invalid_file") from None
+    except UnicodeDecodeError as exc:
+        raise CtlError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})", code="invalid_file") from None
+
+
+async def _send(client: ApiClient, chunk: list[Line], result: dict[str, list[dict[str, Any]]]) -> None:
+    """Add one chunk; the API reports by index within the chunk, mapped back to file lines."""
+    answer = await client.add_shipments([line.record for line in chunk])
+    for key in ("added", "duplicates"):
+        for item in answer.get(key) or []:
+            result[key].append({"line": chunk[item["index"]].line, **{k: v for k, v in item.items() if k != "index"}})
+    for item in answer.get("invalid") or []:
+        result["invalid"].append({"line": chunk[item["index"]].line, "error": item["error"]})
+
+
+def _report_import(out: Output, name: str, result: dict[str, list[dict[str, Any]]]) -> None:
+    added, dups, invalid = (len(result[k]) for k in ("added", "duplicates", "invalid"))
+    summary = f"{name}: {added} added, {dups} duplicate(s) already tracked, "
+    out.line(summary + out.paint(f"{invalid} invalid", "red" if invalid else None))
+    for item in result["invalid"]:
+        out.line(f"  line {item['line']}: {item['error']}")
+    if out.verbose:
+        for item in result["duplicates"]:
+            out.line(f"  line {item['line']}: duplicate of {item['id']}")
+    elif dups:
+        out.note("--verbose lists the duplicates")
+
+
+# --- list ---------------------------------------------------------------------------------------
+
+LIST_COLUMNS = [
+    Column("ID"),
+    Column("CARRIER", 12),
+    Column("TRACKING", 26),
+    Column("STATUS", 20, style=status_style),
+    Column("LAST SYNC"),
+    Column("NEXT CHECK"),
+    Column("REFERENCE", 24),
+]
+
+
+def _row(s: dict[str, Any]) -> list[str]:
+    nxt = rel_next(s.get("next_sync_at")) if s.get("active") else "never (inactive)"
+    return [
+        s["id"],
+        s["carrier_code"],
+        s["tracking_number"],
+        status_text(s.get("status_code")),
+        rel_time(s.get("last_synced_at")),
+        nxt,
+        s.get("reference") or "",
+    ]
+
+
+async def list_(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    table = Table(LIST_COLUMNS, wide=out.wide)
+    collected: list[dict[str, Any]] = []
+    cursor, shown = args.cursor, 0
+    while True:
+        page = await client.shipments(
+            status=args.status,
+            carrier=args.carrier,
+            search=args.search,
+            active=args.active,
+            cursor=cursor,
+            limit=args.limit,
+        )
+        items, cursor = page.get("shipments") or [], page.get("next_cursor")
+        if out.json:
+            collected.extend(items)
+        elif items:  # stream page by page, columns sized by the first
+            out.line(table.render([_row(s) for s in items], paint=out.paint, header=shown == 0))
+        shown += len(items)
+        if not (args.all and cursor):
+            break
+    if out.json:
+        out.emit({"shipments": collected, "next_cursor": cursor})
+    elif shown == 0:
+        out.note("no shipments match")
+    elif cursor:
+        out.note(f"more after this page: --cursor {cursor} (or --all for every page)")
+    return EXIT_OK
+
+
+# --- show, remove, retrack ------------------------------------------------------------------------
+
+
+async def show(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    s = await client.shipment(args.id)
+    if out.json:
+        out.emit(s)
+        return EXIT_OK
+    ref = f"  ({s['reference']})" if s.get("reference") else ""
+    out.line(f"{out.paint(s['id'], 'bold')}  {s['carrier_code']} {s['tracking_number']}{ref}")
+    status = status_text(s.get("status_code"))
+    detail = f" - {s['status_description']}" if s.get("status_description") else ""
+    pairs: list[tuple[str, str]] = [
+        ("status", f"{out.paint(status, status_style(status))}{detail}"),
+    ]
+    if s.get("status_changed_at"):
+        pairs.append(("changed", f"{short_time(s['status_changed_at'])} ({rel_time(s['status_changed_at'])})"))
+    if s.get("exception_description"):
+        pairs.append(("exception", s["exception_description"]))
+    for label, key in (("estimated", "estimated_delivery_at"), ("delivered", "actual_delivery_at")):
+        if s.get(key):
+            pairs.append((label, f"{short_time(s[key])} ({rel_time(s[key])})"))
+    pairs.append(("last sync", rel_time(s.get("last_synced_at"))))
+    if s.get("active"):
+        pairs.append(("next check", f"{rel_next(s.get('next_sync_at'))} ({s.get('schedule_reason') or 'new'})"))
+    else:
+        pairs.append(("next check", f"never: {s.get('schedule_reason') or 'inactive'}"))
+    if s.get("consecutive_failures"):
+        pairs.append(
+            (
+                "failures",
+                f"{s['consecutive_failures']} in a row; last {s.get('last_error_kind')}: "
+                + truncate(s.get("last_error") or "", 100),
+            )
+        )
+    pairs.append(("created", f"{short_time(s.get('created_at'))} ({rel_time(s.get('created_at'))})"))
+    out.kv(pairs)
+    events = s.get("events") or []
+    out.line()
+    if not events:
+        out.line(out.paint("no tracking events yet", "dim"))
+        return EXIT_OK
+    columns = [
+        Column("TIME (UTC)"),
+        Column("STATUS", style=status_style),
+        Column("DESCRIPTION", 60),
+        Column("LOCATION", 40),
+    ]
+    rows = [
+        [short_time(e.get("occurred_at")), e.get("status_code") or "-", e.get("description"), e.get("location")]
+        for e in events
+    ]
+    out.table(columns, rows)
+    return EXIT_OK
+
+
+async def remove(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    doc = await client.remove_shipment(args.id)
+    if out.json:
+        out.emit(doc)
+    else:
+        out.line(f"removed {doc.get('removed', args.id)}")
+    return EXIT_OK
+
+
+async def retrack(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    doc = await client.retrack(args.id)
+    if out.json:
+        out.emit(doc)
+        return EXIT_OK
+    out.line(f"{args.id} is back in the schedule")
+    render_why(out, doc)
+    return EXIT_OK

@@ -1,0 +1,178 @@
+"""
+`shiptrackctl sync`: start a run, follow it on the event stream to its end, and summarise it.
+
+The daemon runs one sync at a time: a trigger joins the run in progress when that run covers
+it; otherwise (`--shipments`, or `--force` during a regular run) it answers 409, so we wait
+for the run in progress and retry once.
+Waiting never polls in a loop: it follows `/v1/events` for the run's `sync.finished`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+
+from .api.client import ApiClient, ApiError
+from .ctl import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, CtlError, output
+from .ctl_render import Column, Output, ProgressLine, human_duration, outcome_style, parse_time
+
+# The event stream sends a heartbeat line this often when idle. The first line of each
+# subscription proves it is live; a run that finished before that is caught by one GET.
+FOLLOW_HEARTBEAT_S = 0.2
+FAILED_OUTCOMES = ("failed", "aborted", "interrupted")
+
+
+async def sync(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.stats:
+        from .ctl import _stats
+
+        return await _stats(client, args)
+    out = output(args)
+    if args.dry_run:
+        return await _dry_run(client, args, out)
+    started: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
+    with anyio.move_on_after(args.timeout) as scope:
+        started = await _start(client, args, out)
+        if args.no_wait:
+            _report_started(out, started)
+            return EXIT_OK
+        if started.get("joined") and not out.json:
+            out.line(f"joined run {started['run_id']} already in progress")
+        progress = ProgressLine(out)
+        try:
+            run = await follow_run(client, started["run_id"], on_progress=lambda e: _draw(progress, e))
+        finally:
+            progress.clear()
+    if scope.cancelled_caught or run is None:
+        what = f"run {started['run_id']}" if started else "the sync request"
+        raise CtlError(
+            f"stopped waiting after {human_duration(args.timeout)}; {what} goes on in the daemon"
+            f" (follow it with `shiptrackctl status` or `shiptrackctl runs`)",
+            code="wait_timeout",
+            exit_code=EXIT_TEMPFAIL,
+        )
+    assert started is not None
+    if out.json:
+        out.emit({**started, "run": run})
+    else:
+        render_run(out, run)
+    return exit_code(run, requested=args.shipments, strict=args.strict)
+
+
+async def _start(client: ApiClient, args: argparse.Namespace, out: Output) -> dict[str, Any]:
+    """POST /v1/sync; on a 409 (a run in progress that does not cover ours), wait for it and retry once."""
+    try:
+        return await client.sync(force=args.force, shipments=args.shipments)
+    except ApiError as exc:
+        if exc.http_status != 409:
+            raise
+    current = ((await client.status()).get("sync") or {}).get("run_id")
+    if current:
+        out.note(f"run {current} is in progress; waiting for it to finish before starting this sync")
+        await follow_run(client, int(current))
+    return await client.sync(force=args.force, shipments=args.shipments)  # a second 409 is reported as is
+
+
+async def follow_run(client: ApiClient, run_id: int, *, on_progress: Any = None) -> dict[str, Any]:
+    """
+    Wait for run *run_id* to finish and return its record.
+
+    1. Subscribe to the event stream (resuming after the last event seen, on a reconnect).
+    2. On the subscription's first line, GET the run once: it may have finished before
+       the subscription was live, and then no `sync.finished` would ever arrive.
+    3. Pass this run's `sync.progress` events to *on_progress*; return on its `sync.finished`.
+    4. If the stream ends (the daemon cut off a slow reader), check the run and resubscribe.
+    """
+    since: int | None = None
+    while True:
+        checked = False
+        stream = client.events(since=since, heartbeat_s=FOLLOW_HEARTBEAT_S)
+        async with aclosing(stream) as events:  # type: ignore[type-var]  # an async generator: it has aclose()
+            async for event in events:
+                kind = event.get("type")
+                if kind not in ("heartbeat", "gap") and isinstance(event.get("seq"), int):
+                    since = event["seq"]
+                if kind == "sync.finished" and (event.get("run") or {}).get("id") == run_id:
+                    return dict(event["run"])
+                if kind == "sync.progress" and event.get("run_id") == run_id and on_progress is not None:
+                    on_progress(event)
+                if not checked:
+                    checked = True
+                    run = await client.run(run_id)
+                    if run.get("outcome") != "running":
+                        return run
+        run = await client.run(run_id)
+        if run.get("outcome") != "running":
+            return run
+
+
+def exit_code(run: dict[str, Any], *, requested: list[str] | None, strict: bool) -> int:
+    """0 for ok (and partial unless --strict), 1 for failed/aborted/interrupted or when no named id exists."""
+    outcome = run.get("outcome")
+    if outcome in FAILED_OUTCOMES:
+        return EXIT_FAILURE
+    unknown = len(requested) - int(run.get("selected") or 0) if requested else 0
+    if requested and unknown >= len(requested):
+        return EXIT_FAILURE  # none of the named shipments exists: nothing was synced
+    if strict and (outcome == "partial" or unknown > 0):
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def render_run(out: Output, run: dict[str, Any]) -> None:
+    outcome = str(run.get("outcome"))
+    started, finished = parse_time(run.get("started_at")), parse_time(run.get("finished_at"))
+    took = f" in {human_duration((finished - started).total_seconds())}" if started and finished else ""
+    out.line(f"run {run.get('id')} ({run.get('trigger')}) {out.paint(outcome, outcome_style(outcome))}{took}")
+    counts = ("selected", "updated", "unchanged", "failed", "skipped")
+    out.line("  " + "  ".join(f"{name} {run.get(name, 0)}" for name in counts))
+    calls = (("api calls", "api_calls"), ("retries", "retries"), ("rate-limited", "rate_limited"))
+    out.line("  " + "  ".join(f"{label} {run.get(key, 0)}" for label, key in calls))
+    if run.get("stop_reason"):
+        out.line(f"  {run['stop_reason']}")
+    if run.get("failed"):
+        out.note(f"{run['failed']} shipment(s) failed; `shiptrackctl stats` shows errors by kind", "yellow")
+
+
+def _report_started(out: Output, started: dict[str, Any]) -> None:
+    if out.json:
+        out.emit(started)
+    elif started.get("joined"):
+        out.line(f"joined run {started['run_id']} already in progress")
+    else:
+        out.line(f"started run {started['run_id']} ({started.get('trigger')})")
+
+
+def _draw(progress: ProgressLine, event: dict[str, Any]) -> None:
+    progress.draw(
+        int(event.get("done") or 0),
+        int(event.get("selected") or 0),
+        f"run {event.get('run_id')}: {event.get('updated', 0)} updated, {event.get('failed', 0)} failed",
+    )
+
+
+async def _dry_run(client: ApiClient, args: argparse.Namespace, out: Output) -> int:
+    plan = await client.sync(force=args.force, dry_run=True, shipments=args.shipments)
+    if out.json:
+        out.emit(plan)
+        return EXIT_OK
+    listed = plan.get("shipments") or []
+    total = int(plan.get("would_sync") or 0)
+    out.line(f"would sync {total} shipment(s) ({plan.get('trigger')}); dry run: nothing was changed")
+    if args.verbose and listed:
+        columns = [Column("ID"), Column("CARRIER"), Column("TRACKING", 28), Column("STATUS"), Column("WHY", 70)]
+        rows = [
+            [s["id"], s["carrier_code"], s["tracking_number"], s.get("status_code") or "-", s["why"]] for s in listed
+        ]
+        out.table(columns, rows)
+        if total > len(listed):
+            out.note(f"(the first {len(listed)} of {total} shown)")
+    elif listed and not args.verbose:
+        out.note("--verbose lists each shipment and why")
+    if plan.get("unknown_ids"):
+        out.note(f"unknown ids: {', '.join(plan['unknown_ids'])}", "yellow")
+    return EXIT_OK

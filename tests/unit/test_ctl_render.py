@@ -1,0 +1,146 @@
+"""shiptrackctl's pure output helpers: relative times, durations, tables, colour rules, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shiptrackd.ctl import _id_list, parse_duration
+from shiptrackd.ctl_render import (
+    Column,
+    Output,
+    ProgressLine,
+    Table,
+    human_duration,
+    outcome_style,
+    rel_next,
+    rel_time,
+    truncate,
+    want_color,
+)
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "expected"),
+    [
+        (-42, "42s ago"),
+        (252, "in 4m12s"),
+        (240, "in 4m"),
+        (-3 * 3600 - 12 * 60, "3h12m ago"),
+        (2 * 86400 + 3 * 3600 + 59, "in 2d3h"),
+        (-2.5, "2.5s ago"),
+        (0.4, "now"),
+    ],
+)
+def test_relative_times(offset_s, expected):
+    """Times read as "42s ago" / "in 4m12s", with at most two units."""
+    assert rel_time(NOW + timedelta(seconds=offset_s), NOW) == expected
+
+
+def test_relative_time_parses_the_apis_formats():
+    """Both the store's `…Z` text and isoformat's `+00:00` parse; missing times print a dash."""
+    assert rel_time("2026-01-05T08:59:18.000000Z", NOW) == "42s ago"
+    assert rel_time("2026-01-05T09:04:00+00:00", NOW) == "in 4m"
+    assert rel_time(None, NOW) == "-"
+    assert rel_time("garbage", NOW) == "-"
+
+
+def test_next_times_in_the_past_read_due_now():
+    """A next-run time that has passed says "due now" rather than "3s ago"."""
+    assert rel_next(NOW - timedelta(seconds=3), NOW) == "due now"
+    assert rel_next(NOW + timedelta(minutes=4), NOW) == "in 4m"
+    assert rel_next(None, NOW) == "-"
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(0.25, "0.2s"), (7, "7s"), (3600, "1h"), (3661, "1h1m")])
+def test_durations(seconds, expected):
+    """Durations are compact and drop trailing zero units."""
+    assert human_duration(seconds) == expected
+
+
+def test_truncate_marks_cuts_with_an_ellipsis():
+    """Text longer than its width ends in … and keeps exactly the width."""
+    assert truncate("abcdefgh", 5) == "abcd…"
+    assert truncate("abc", 5) == "abc"
+    assert truncate("abc", None) == "abc"
+
+
+def test_table_aligns_columns_and_truncates():
+    """Columns line up under their headers, numbers align right, long cells are cut to the column's cap."""
+    table = Table([Column("ID", align=">"), Column("NAME", 6), Column("NOTE")])
+    text = table.render([[1, "short", "x"], [22, "a very long name", "y"]], paint=lambda t, s: t)
+    assert text.splitlines() == [
+        "ID  NAME    NOTE",
+        " 1  short   x",
+        "22  a ver…  y",
+    ]
+
+
+def test_table_wide_keeps_full_cells_and_pages_reuse_widths():
+    """--wide never truncates; a second page renders with the first page's widths and no header."""
+    wide = Table([Column("NAME", 4)], wide=True)
+    assert wide.render([["abcdefgh"]], paint=lambda t, s: t).splitlines()[1] == "abcdefgh"
+    paged = Table([Column("AB"), Column("C")])
+    paged.render([["x", "1"]], paint=lambda t, s: t)
+    assert paged.render([["longer", "2"]], paint=lambda t, s: t, header=False) == "l…  2"
+
+
+@pytest.mark.parametrize(
+    ("isatty", "env", "expected"),
+    [
+        (True, {}, True),
+        (False, {}, False),
+        (True, {"NO_COLOR": "1"}, False),
+        (True, {"NO_COLOR": ""}, True),  # no-color.org: only a non-empty value disables colour
+        (True, {"TERM": "dumb"}, False),
+        (True, {"TERM": "xterm-256color"}, True),
+    ],
+)
+def test_colour_rules(isatty, env, expected):
+    """Colour only on a terminal, with NO_COLOR unset or empty and TERM not dumb."""
+    assert want_color(isatty, env) is expected
+
+
+def test_outcome_words_pick_colours():
+    """The first outcome word decides: "run 3 ok: 0 failed" is green, a partial run yellow."""
+    assert outcome_style("run 3 ok: 2 updated, 0 failed of 2") == "green"
+    assert outcome_style("run 4 partial: 1 updated, 1 failed") == "yellow"
+    assert outcome_style("failed") == "red"
+    assert outcome_style("ran; nothing to do") is None
+
+
+def test_json_errors_and_progress_stay_off_stdout():
+    """Errors under --json are one JSON object on stderr; a progress line is drawn only on a terminal."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = Output(json_mode=True, stdout=stdout, stderr=stderr, env={})
+    out.error("not_found", "no shipment 'x'")
+    assert stdout.getvalue() == ""
+    assert stderr.getvalue().strip() == '{"error": {"code": "not_found", "message": "no shipment \'x\'"}}'
+    progress = ProgressLine(out)
+    progress.draw(1, 2, "half")
+    assert stderr.getvalue().count("\n") == 1 and "\r" not in stderr.getvalue()
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), ("2", 2)])
+def test_timeout_durations(text, seconds):
+    """--timeout reads 90s, 5m, 1h30m, 250ms or bare seconds."""
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["5x", "", "m", "0", "-3s"])
+def test_bad_timeouts_are_usage_errors(text):
+    """A malformed or non-positive --timeout is an argparse usage error."""
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
+
+
+def test_shipment_id_lists():
+    """--shipments splits on commas, drops blanks and repeats, and refuses an empty list."""
+    assert _id_list(" ship_1, ship_2,,ship_1 ") == ["ship_1", "ship_2"]
+    with pytest.raises(argparse.ArgumentTypeError):
+        _id_list(" , ")
