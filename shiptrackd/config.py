@@ -149,13 +149,39 @@ class SyncConfig:
 @dataclass(frozen=True)
 class HealthConfig:
     schedule: Schedule = Schedule("5m", interval_s=300)
+    check_timeout_s: float = 30.0  # a check that takes longer is reported unknown
+    api_latency_warning_s: float = 5.0  # the connectivity probe answering slower than this warns
+    sync_age_warning_s: float = 15 * 60  # no successful sync for this long: warning
+    sync_age_critical_s: float = 3600.0  # ... critical
+    stale_after_s: float = 36 * 3600  # an active shipment not updated for this long is stale
+    stale_warning: int = 10  # more stale shipments than this: warning (`--alert-threshold` overrides)
+    stale_critical: int = 100  # ... critical
+    error_rate_window_s: float = 3600.0  # failed / attempted fetches over this window
+    error_rate_warning: float = field(default=10.0, metadata={"min": 0})  # percent
+    error_rate_critical: float = field(default=50.0, metadata={"min": 0})  # percent
+    error_rate_min_attempts: int = 20  # fewer attempts in the window are not judged
+    loop_failures_warning: int = field(default=1, metadata={"min": 1})  # a loop failing this many times in a row
+    loop_failures_critical: int = field(default=3, metadata={"min": 1})
+    loop_overdue_after_s: float = 300.0  # a loop this late past its next run is overdue
+    free_disk_warning: str = "10%"  # free space in state_dir below this: bytes ("2GB") or percent ("10%")
+    free_disk_critical: str = "5%"
+    quick_check_interval_s: float = 3600.0  # PRAGMA quick_check at most this often (it reads the whole file)
+    keep_reports_s: float = 7 * 86400  # stored health reports are pruned after this
 
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    urls: tuple[Secret, ...] = ()  # Apprise URLs
+    urls: tuple[Secret, ...] = ()  # Apprise URLs, each optionally prefixed "warning,critical=" (see ALERT_TAGS)
     repeat_interval_s: float = 4 * 3600
     send_resolved: bool = True
+    for_reports: int = field(default=2, metadata={"min": 1})  # failing reports in a row before an alert fires
+    resolve_after: int = field(default=2, metadata={"min": 1})  # passing reports in a row before it resolves
+    max_per_hour: int = field(default=12, metadata={"min": 1})  # notifications an hour, at most (tests excluded)
+    inhibit: bool = True  # hold back stale_shipments, recent_sync, error_rate while api_connectivity is critical
+    delivery_timeout_s: float = 20.0  # one attempt to one channel
+    delivery_attempts: int = field(default=3, metadata={"min": 1})  # per channel, with backoff
+    host: str = ""  # the host name alerts carry; "" = this machine's
+    keep_log_s: float = 30 * 86400  # the notification log is pruned after this
 
 
 @dataclass(frozen=True)
@@ -514,10 +540,58 @@ def _check_url_list(urls: list[Any], where: _Where) -> tuple[Secret, ...]:
     out = []
     for i, url in enumerate(urls):
         item = dataclasses.replace(where, dotted=f"{where.dotted}[{i}]")
-        if not isinstance(url, str) or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", url.strip()):
-            _fail(item, url, 'an Apprise URL such as "json://host/path" or "mailto://user:pass@host"')
+        tags, bare = split_alert_url(url) if isinstance(url, str) else ((), "")
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", bare):
+            _fail(item, url, 'an Apprise URL such as "json://host/path" or "critical=mailto://user:pass@host"')
+        if unknown := [t for t in tags if t not in ALERT_TAGS]:
+            _fail(item, url, f"tags from {', '.join(ALERT_TAGS)} before the '=' (not {', '.join(unknown)})")
         out.append(Secret(url.strip()))
     return tuple(out)
+
+
+ALERT_TAGS = ("warning", "critical")
+_URL_TAGS = re.compile(r"^\s*([A-Za-z][\w ,]*)=(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_alert_url(text: str) -> tuple[tuple[str, ...], str]:
+    """`"warning,critical=json://host/x"` -> (("warning", "critical"), "json://host/x"); untagged -> ((), url).
+
+    The prefix is Apprise's own text-config syntax (`tag1,tag2=url`); an untagged URL gets every severity.
+    """
+    m = _URL_TAGS.match(text)
+    if not m:
+        return (), text.strip()
+    tags = tuple(dict.fromkeys(t.strip().lower() for t in m[1].split(",") if t.strip()))
+    return tags, text[m.end() :].strip()
+
+
+_SPACE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*", re.IGNORECASE)
+_SPACE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SPACE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+SPACE_HINT = 'free space as bytes ("2GB", "500MiB", "1073741824") or a percentage of the disk ("10%")'
+
+
+def parse_space(text: str | int) -> tuple[float, bool]:
+    """("10%") -> (10.0, True); ("2GB") -> (2e9, False); ValueError if neither."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return float(text), False
+    m = _SPACE.fullmatch(text) if isinstance(text, str) else None
+    if not m:
+        raise ValueError(f"expected {SPACE_HINT}")
+    number, unit = float(m[1]), (m[2] or "b").lower()
+    if unit == "%":
+        if number > 100:
+            raise ValueError(f"expected {SPACE_HINT}; a percentage is at most 100")
+        return number, True
+    return number * _SPACE_UNITS[unit], False
+
+
+def _parse_space_key(value: Any, where: _Where) -> str:
+    try:
+        parse_space(value)
+    except ValueError:
+        _fail(where, value, SPACE_HINT)
+    return str(value).strip()
 
 
 def _parse_mode(value: Any, where: _Where) -> int:
@@ -552,6 +626,8 @@ _SPECIAL: dict[str, Callable[[Any, _Where], Any]] = {
     "daemon.socket_mode": _parse_mode,
     "daemon.log_level": _parse_level,
     "daemon.metrics_listen": _parse_listen,
+    "health.free_disk_warning": _parse_space_key,
+    "health.free_disk_critical": _parse_space_key,
 }
 
 

@@ -204,11 +204,13 @@ def nagios_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def render_health(out: Output, report: Mapping[str, Any]) -> None:
-    from .ctl_render import Column, rel_time, word_style
+    from .ctl_render import Column, human_duration, rel_time, short_time, word_style
 
     level = str(report.get("level", "unknown"))
     head = f"shiptrackd health: {out.paint(level.upper(), word_style(level) or 'bold')}"
-    out.line(f"{head}  (host {report.get('host')}, report {rel_time(report.get('at'))}, {report.get('trigger')})")
+    # The daemon says how old its report is: its clock, not this machine's, is the one that counts.
+    age = f"{human_duration(report['age_s'])} ago" if report.get("age_s") is not None else rel_time(report.get("at"))
+    out.line(f"{head}  (host {report.get('host')}, report {age}, {report.get('trigger')})")
     rows = []
     for check in report.get("checks", []):
         detail = check.get("message", "")
@@ -239,7 +241,7 @@ def render_health(out: Output, report: Mapping[str, Any]) -> None:
                     s["carrier_code"],
                     s["tracking_number"],
                     s.get("status_code") or "-",
-                    rel_time(s.get("last_synced_at")) if s.get("last_synced_at") else "never",
+                    short_time(s.get("last_synced_at")) if s.get("last_synced_at") else "never",
                     s.get("last_error") or "",
                 ]
                 for s in stale
@@ -289,7 +291,7 @@ def _deliveries(out: Output, deliveries: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _states(out: Output, states: Sequence[Mapping[str, Any]]) -> None:
-    from .ctl_render import Column, rel_time, word_style
+    from .ctl_render import Column, short_time, word_style
 
     if not states:
         return
@@ -297,7 +299,7 @@ def _states(out: Output, states: Sequence[Mapping[str, Any]]) -> None:
     rows = []
     for s in states:
         if s["firing"]:
-            alert = f"firing {s['notified_level']} since {rel_time(s['fired_at'])}"
+            alert = f"firing {s['notified_level']} since {short_time(s['fired_at'])}"
         elif s["failing_streak"]:
             alert = f"pending ({s['failing_streak']} failing in a row)"
         else:

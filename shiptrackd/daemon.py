@@ -20,12 +20,19 @@ from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 
 from . import sdnotify
-from .api.server import build_app, serve
+from .alerts import Alerting
+from .alerts import routes as alert_routes
+from .api.server import build_app, claim_socket_path, serve
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import ConfigError
 from .events import EventBus
+from .health import HealthMonitor
+from .health import routes as health_routes
 from .log import setup_logging
+from .metrics import Exporter, RequestTimer, SyncRecorder, serve_tcp
+from .metrics import routes as metrics_routes
+from .notify import ChannelSet
 from .providers import make_provider
 from .providers.base import Provider
 from .schedule import Loop
@@ -54,6 +61,9 @@ class Daemon:
         self._handle_signals = handle_signals
         self.bus = EventBus()
         self.api_stats = ApiStats()
+        self.request_timer = RequestTimer()
+        self.health: HealthMonitor | None = None
+        self.alerting: Alerting | None = None
         self.loops: dict[str, Loop] = {}
         self.service: Service | None = None
         self.store: Store | None = None
@@ -69,18 +79,45 @@ class Daemon:
         cfg = self.config
         install_retry_logging()
         sdnotify.notify("STATUS=opening the store")
+        # Refuse a live socket before touching the store: it belongs to a running daemon, whose
+        # in-progress run must not be marked orphaned (and the error must not hide in a task group).
+        claim_socket_path(cfg.daemon.socket)
         store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
-        provider = self._provider or make_provider(cfg.provider, observer=self.api_stats.observe)
+        provider = self._provider or make_provider(cfg.provider, observer=self._observe_request)
         try:
             orphans = await store.runs.interrupt_orphans(self.clock.now())
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            channels = await ChannelSet.build(cfg.alerts.urls)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
                 await self._restore_loops(store)
+                health = self.health = HealthMonitor(
+                    store=store,
+                    engine=engine,
+                    loops=self.loops,
+                    clock=self.clock,
+                    bus=self.bus,
+                    config=cfg,
+                    started_at=self.clock.now(),
+                )
+                alerting = self.alerting = Alerting(
+                    store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels
+                )
+                syncs = SyncRecorder()
+                exporter = Exporter(
+                    store=store,
+                    engine=engine,
+                    loops=self.loops,
+                    api_stats=self.api_stats,
+                    requests=self.request_timer,
+                    syncs=syncs,
+                    monitor=health,
+                    alerting=alerting,
+                )
                 service = self.service = Service(
                     config=cfg,
                     store=store,
@@ -92,9 +129,9 @@ class Daemon:
                     task_group=tg,
                     reload_config=self.reload,
                     started_monotonic=time.monotonic(),
-                    notes=["health checks and alerting are not built yet: their loops run and do nothing"],
                 )
-                app = build_app(service, self.bus)
+                app = build_app(service, self.bus, extra_routes=[*health_routes(health), *alert_routes(alerting)])
+                app.router.routes.extend(metrics_routes(exporter))  # /metrics is not /v1: not in the OpenAPI list
                 api_stop = anyio.Event()
                 api_done = anyio.Event()
 
@@ -105,6 +142,10 @@ class Daemon:
                         api_done.set()
 
                 await tg.start(serve_api)
+                await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
+                await tg.start(syncs.follow, self.bus)
+                if cfg.daemon.metrics_listen:
+                    await tg.start(serve_tcp, exporter, cfg.daemon.metrics_listen, api_stop)
                 for loop in self.loops.values():
                     await tg.start(loop.run)
                 if self._handle_signals:
@@ -156,14 +197,22 @@ class Daemon:
         async def force_body() -> str:
             return _run_outcome(await engine.run_once("force"))
 
-        async def not_built() -> str:
-            return "ran; nothing to do yet (not built)"
+        async def health_body() -> str:
+            assert self.health is not None
+            report = await self.health.run_once()
+            if not self.loops["alerts"].paused:
+                self.loops["alerts"].trigger()  # evaluate this report now, not at the alerts loop's next slot
+            return f"{report['level']}: {report['summary']}"[:200]
+
+        async def alerts_body() -> str:
+            assert self.alerting is not None
+            return await self.alerting.loop_body()
 
         specs = {
             "sync": (cfg.sync.schedule, sync_body),
             "force": (cfg.sync.force_schedule, force_body),
-            "health": (cfg.health.schedule, not_built),
-            "alerts": (cfg.health.schedule, not_built),
+            "health": (cfg.health.schedule, health_body),
+            "alerts": (cfg.health.schedule, alerts_body),
         }
         return {
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
@@ -235,6 +284,10 @@ class Daemon:
                 await self._swap_provider(new)
         if self.service is not None:
             self.service.config = new
+        if self.health is not None:
+            self.health.config = new
+        if self.alerting is not None:
+            await self.alerting.reconfigure(new)
         logger.info("configuration reloaded; changed: {}", ", ".join(changed) or "nothing")
         if needs_restart:
             logger.warning("these settings only take effect after a restart: {}", ", ".join(needs_restart))
@@ -242,12 +295,17 @@ class Daemon:
         self.bus.publish("config.reloaded", changed=changed, needs_restart=needs_restart)
         return {"reloaded": True, "changed": changed, "needs_restart": needs_restart}
 
+    def _observe_request(self, status: int | None, elapsed_s: float, error_kind: str | None) -> None:
+        """The provider's observer: the API counters (status, stats) and the latency histogram (metrics)."""
+        self.api_stats.observe(status, elapsed_s, error_kind)
+        self.request_timer.observe(status, elapsed_s, error_kind)
+
     async def _swap_provider(self, new: Config) -> None:
         """A new key or URL takes effect for the next request; the old client closes once idle."""
         engine = self.engine
         assert engine is not None and self._tg is not None
         old_provider = engine.throttle.provider
-        provider = self._provider or make_provider(new.provider, observer=self.api_stats.observe)
+        provider = self._provider or make_provider(new.provider, observer=self._observe_request)
         engine.throttle = ProviderThrottle(provider, new.provider, self.api_stats)
         if old_provider is not provider:
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .alerts import AlertStore, NewNotification
 from .db import Database, from_db, to_db
+from .health import HealthStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
 
@@ -17,6 +19,8 @@ class Store:
         self.db = Database(path)
         self.shipments = ShipmentStore(self.db)
         self.runs = RunStore(self.db)
+        self.health = HealthStore(self.db)
+        self.alerts = AlertStore(self.db)
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -36,6 +40,7 @@ __all__ = [
     "ApplyResult",
     "FetchFailure",
     "FetchSuccess",
+    "NewNotification",
     "RunCounts",
     "Store",
     "from_db",

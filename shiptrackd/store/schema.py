@@ -91,6 +91,76 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) STRICT;
         """,
     ),
+    (
+        2,
+        "health reports, alert state, the alert outbox and log, silences",
+        """
+        CREATE TABLE health_reports (
+            id         INTEGER PRIMARY KEY,
+            at         TEXT NOT NULL,
+            level      TEXT NOT NULL,
+            summary    TEXT NOT NULL,
+            trigger    TEXT NOT NULL DEFAULT 'schedule',
+            report     TEXT NOT NULL,  -- the whole report as JSON
+            evaluated  INTEGER NOT NULL DEFAULT 0  -- 1 once the alert rules have seen it
+        ) STRICT;
+        CREATE INDEX health_reports_at ON health_reports (at);
+        CREATE INDEX health_reports_unevaluated ON health_reports (id) WHERE evaluated = 0;
+
+        -- One row per check: where its alert stands (streaks, firing or not, last notice).
+        CREATE TABLE alert_state (
+            check_name        TEXT PRIMARY KEY,
+            level             TEXT NOT NULL DEFAULT 'ok',
+            failing_streak    INTEGER NOT NULL DEFAULT 0,
+            passing_streak    INTEGER NOT NULL DEFAULT 0,
+            notified_level    TEXT,  -- NULL: not firing
+            fired_at          TEXT,
+            last_notified_at  TEXT,
+            message           TEXT NOT NULL DEFAULT '',
+            value             REAL,
+            updated_at        TEXT NOT NULL
+        ) STRICT;
+
+        -- The outbox and the log in one: a row per notification per channel. Written in the same
+        -- transaction as alert_state, claimed by the sender with UPDATE ... WHERE claimed_at IS NULL.
+        CREATE TABLE alerts (
+            id               INTEGER PRIMARY KEY,
+            notification_id  INTEGER NOT NULL,
+            created_at       TEXT NOT NULL,
+            kind             TEXT NOT NULL,  -- firing, repeat, escalated, resolved, mixed, test
+            severity         TEXT NOT NULL,  -- critical, warning, resolved, info
+            checks           TEXT NOT NULL,  -- JSON [{check, kind, level}]
+            title            TEXT NOT NULL,
+            body             TEXT NOT NULL,
+            channel          TEXT NOT NULL,  -- masked URL, or "console"
+            channel_key      TEXT NOT NULL,  -- which configured channel (a hash of its URL)
+            status           TEXT NOT NULL DEFAULT 'pending',  -- pending, sending, sent, failed
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            claimed_at       TEXT,
+            finished_at      TEXT,
+            error            TEXT NOT NULL DEFAULT ''
+        ) STRICT;
+        CREATE INDEX alerts_pending ON alerts (id) WHERE status = 'pending';
+        CREATE INDEX alerts_notification ON alerts (notification_id);
+        CREATE INDEX alerts_created ON alerts (created_at);
+
+        CREATE TABLE silences (
+            id          INTEGER PRIMARY KEY,
+            check_name  TEXT NOT NULL,  -- a check name, or * for every check
+            created_at  TEXT NOT NULL,
+            until_at    TEXT NOT NULL,
+            comment     TEXT NOT NULL DEFAULT '',
+            removed_at  TEXT
+        ) STRICT;
+        CREATE INDEX silences_until ON silences (until_at);
+
+        -- The health check's tiny write: proves the writer can commit.
+        CREATE TABLE store_probe (
+            id  INTEGER PRIMARY KEY CHECK (id = 1),
+            at  TEXT NOT NULL
+        ) STRICT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

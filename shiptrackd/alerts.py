@@ -1,0 +1,562 @@
+"""
+Alerting: Alertmanager's semantics, per check, over the stream of health reports.
+
+For each report, in order (each report is evaluated exactly once):
+  1. every check's streak moves: failing (warning, critical, unknown) or passing;
+  2. `decide()` per check (pure): fire after `for_reports` failing reports, repeat after
+     `repeat_interval`, escalate warning -> critical at once, resolve after `resolve_after`
+     passing reports (a notice only if send_resolved);
+  3. a silenced check is muted; symptom checks are held back while api_connectivity is critical;
+  4. what is left goes out as ONE grouped message, unless the hourly cap is reached, in which
+     case the state is kept as if nothing was sent, so the next report tries again;
+  5. the new state and the queued message commit in one transaction (the outbox, notify.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+from loguru import logger
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from .clock import Clock
+from .config import AlertsConfig, Config, format_duration, parse_duration
+from .errors import InvalidRequestError, NotFoundError
+from .events import EventBus
+from .health import CHECKS, CRITICAL, OK, UNKNOWN, WARNING, CheckResult, HealthMonitor, check_from_dict, rank
+from .notify import ChannelSet, Dispatcher
+from .store import NewNotification, Store
+
+CAUSE = "api_connectivity"
+SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks
+FIRING_KINDS = ("firing", "repeat", "escalated")
+MAX_SILENCE_S = 90 * 86400
+DELIVERY_WAIT_S = 25.0  # how long `alert` / `alert --test` wait for delivery results (the client gives up at 30)
+
+
+def severity(level: str) -> str:
+    """The alert severity of a check level: unknown (a check that could not run) alerts as a warning."""
+    return {CRITICAL: CRITICAL, WARNING: WARNING, UNKNOWN: WARNING}.get(level, OK)
+
+
+@dataclass(frozen=True)
+class Policy:
+    for_reports: int = 2
+    resolve_after: int = 2
+    repeat_interval_s: float = 4 * 3600
+    send_resolved: bool = True
+
+    @classmethod
+    def of(cls, cfg: AlertsConfig) -> Policy:
+        return cls(cfg.for_reports, cfg.resolve_after, cfg.repeat_interval_s, cfg.send_resolved)
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Where one check's alert stands; `notified_level` is set while it is firing (what we last told)."""
+
+    check: str
+    level: str = OK
+    failing_streak: int = 0
+    passing_streak: int = 0
+    notified_level: str | None = None
+    fired_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    message: str = ""
+    value: float | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.notified_level is not None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AlertState:
+        return cls(
+            row["check_name"],
+            row["level"],
+            row["failing_streak"],
+            row["passing_streak"],
+            row["notified_level"],
+            row["fired_at"],
+            row["last_notified_at"],
+            row["message"],
+            row["value"],
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "check_name": self.check,
+            "level": self.level,
+            "failing_streak": self.failing_streak,
+            "passing_streak": self.passing_streak,
+            "notified_level": self.notified_level,
+            "fired_at": self.fired_at,
+            "last_notified_at": self.last_notified_at,
+            "message": self.message,
+            "value": self.value,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A notice one check wants: firing, repeat, escalated or resolved; `held` says why it is not sent."""
+
+    check: str
+    kind: str
+    severity: str  # the severity told; for a resolved notice, the one it had fired at
+    held: str = ""
+
+
+def observe(state: AlertState, level: str, message: str, value: float | None) -> AlertState:
+    """Step 1: the streaks after one more report."""
+    if severity(level) != OK:
+        return replace(
+            state, level=level, failing_streak=state.failing_streak + 1, passing_streak=0, message=message, value=value
+        )
+    return replace(
+        state, level=level, failing_streak=0, passing_streak=state.passing_streak + 1, message=message, value=value
+    )
+
+
+def decide(state: AlertState, now: datetime, policy: Policy, *, silenced: bool, inhibited: bool) -> Decision | None:
+    """Step 2-3: the notice this check wants now, if any, and whether it is held back (pure)."""
+    sev = severity(state.level)
+    decision: Decision | None = None
+    if state.notified_level is None:
+        if sev != OK and state.failing_streak >= policy.for_reports:
+            decision = Decision(state.check, "firing", sev)
+    elif sev != OK:
+        if rank(sev) > rank(state.notified_level):
+            decision = Decision(state.check, "escalated", sev)
+        elif (
+            state.last_notified_at is None or (now - state.last_notified_at).total_seconds() >= policy.repeat_interval_s
+        ):
+            decision = Decision(state.check, "repeat", sev)
+    elif state.passing_streak >= policy.resolve_after:
+        decision = Decision(state.check, "resolved", state.notified_level)
+    if decision is None:
+        return None
+    if silenced:
+        return replace(decision, held="silenced")
+    if inhibited and decision.kind != "resolved":
+        return replace(decision, held=f"{CAUSE} is critical")
+    if decision.kind == "resolved" and not policy.send_resolved:
+        return replace(decision, held="send_resolved is off")
+    return decision
+
+
+def _due(last: datetime | None, now: datetime, interval_s: float) -> bool:
+    return last is None or (now - last).total_seconds() >= interval_s
+
+
+def after_notice(state: AlertState, decision: Decision, now: datetime) -> AlertState:
+    """The state once *decision* went out (or, for a muted resolved notice, was dropped)."""
+    if decision.kind == "resolved":
+        return replace(state, notified_level=None, fired_at=None)
+    fired_at = state.fired_at if decision.kind != "firing" or state.fired_at else now
+    return replace(state, notified_level=decision.severity, fired_at=fired_at, last_notified_at=now)
+
+
+@dataclass(frozen=True)
+class Plan:
+    states: dict[str, AlertState]  # to store whether or not the notice goes out
+    send: list[Decision]  # one grouped message
+    held: list[Decision]  # muted, inhibited, or resolved quietly
+
+
+def plan(
+    states: Mapping[str, AlertState],
+    checks: Sequence[CheckResult],
+    now: datetime,
+    policy: Policy,
+    *,
+    silenced: Iterable[str] = (),
+    inhibit: bool = True,
+) -> Plan:
+    """Steps 1-3 for one report (pure). `send` still has to pass the hourly cap; then apply after_notice()."""
+    muted = set(silenced)
+    api = next((c for c in checks if c.name == CAUSE), None)
+    cause_down = inhibit and api is not None and api.level == CRITICAL
+    new: dict[str, AlertState] = dict(states)
+    send: list[Decision] = []
+    held: list[Decision] = []
+    for check in checks:
+        state = observe(states.get(check.name) or AlertState(check.name), check.level, check.message, check.value)
+        decision = decide(
+            state,
+            now,
+            policy,
+            silenced="*" in muted or check.name in muted,
+            inhibited=cause_down and check.name in SYMPTOMS,
+        )
+        if decision is not None and decision.held:
+            held.append(decision)
+            if decision.kind == "resolved":  # recovered while muted: close it quietly
+                state = after_notice(state, decision, now)
+        elif decision is not None:
+            send.append(decision)
+        new[check.name] = state
+    return Plan(new, send, held)
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+def group_severity(decisions: Sequence[Decision]) -> str:
+    firing = [d.severity for d in decisions if d.kind != "resolved"]
+    return max(firing, key=rank) if firing else "resolved"
+
+
+def compose(
+    decisions: Sequence[Decision],
+    checks: Mapping[str, CheckResult],
+    states: Mapping[str, AlertState],
+    *,
+    host: str,
+    now: datetime,
+) -> tuple[str, str]:
+    """(title, body) of one grouped message: host, each check with its value and threshold, and the evidence."""
+    sev = group_severity(decisions)
+    names = ", ".join(d.check for d in decisions)
+    title = f"[{sev.upper()}] shiptrackd on {host}: {names}"
+    lines = [f"shiptrackd on {host}, {now:%Y-%m-%d %H:%M:%S} UTC", ""]
+    order = sorted(decisions, key=lambda d: (d.kind == "resolved", -rank(d.severity) if d.kind != "resolved" else 0))
+    for d in order:
+        check = checks.get(d.check)
+        state = states.get(d.check)
+        message = check.message if check else (state.message if state else "")
+        if d.kind == "resolved":
+            since = _since(state.fired_at if state else None, now)
+            lines.append(f"RESOLVED {d.check}: {message} (was {d.severity}{since})")
+            continue
+        label = {"firing": "", "repeat": " (still failing)", "escalated": " (escalated)"}[d.kind]
+        since = _since(state.fired_at if state else None, now) if d.kind != "firing" else ""
+        lines.append(f"{d.severity.upper()} {d.check}{label}: {message}{since}")
+        if check is not None and check.value is not None:
+            threshold = check.threshold_text()
+            value = check.to_dict()["value_text"]
+            lines.append(f"  value {value}" + (f" ({threshold})" if threshold else ""))
+        lines.extend(f"  {line}" for line in _evidence(check))
+    return title, "\n".join(lines).rstrip() + "\n"
+
+
+def _since(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return ""
+    return f", failing since {at:%Y-%m-%d %H:%M} UTC ({format_duration(max(0, round((now - at).total_seconds())))})"
+
+
+def _cut(text: str, width: int = 120) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _evidence(check: CheckResult | None) -> list[str]:
+    """The top failing shipments or error kinds behind a check, as indented lines."""
+    if check is None:
+        return []
+    if check.name == "stale_shipments":
+        return [
+            f"- {s['id']} {s['carrier_code']} {s['tracking_number']} status {s.get('status_code') or 'none'},"
+            f" last updated {s.get('last_synced_at') or 'never (added ' + str(s.get('created_at')) + ')'}"
+            + (f": {_cut(s['last_error'])}" if s.get("last_error") else "")
+            for s in check.details.get("top", [])
+        ]
+    if check.name == "error_rate" and check.details.get("kinds"):
+        kinds = sorted(check.details["kinds"].items(), key=lambda kv: -kv[1])[:5]
+        return ["errors by kind: " + ", ".join(f"{k} {n}" for k, n in kinds)]
+    if check.name == "loops" and check.details.get("problems"):
+        return [f"- {p}" for p in check.details["problems"]]
+    return []
+
+
+# --- the service -----------------------------------------------------------------------------
+
+
+class Alerting:
+    """Evaluates reports into notices, serves silences and the log; `config` follows reloads."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        bus: EventBus,
+        config: Config,
+        monitor: HealthMonitor,
+        channels: ChannelSet,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.config = config
+        self.monitor = monitor
+        self.channels = channels
+        self.dispatcher = Dispatcher(store, clock, bus, lambda: self.channels, lambda: self.config.alerts)
+        self._lock = anyio.Lock()  # one evaluation at a time: each report is evaluated exactly once
+        self.capped = 0
+
+    async def reconfigure(self, config: Config) -> None:
+        """Apply a reloaded configuration; Apprise URLs are rebuilt only if they changed."""
+        old, self.config = self.config, config
+        if old.alerts.urls != config.alerts.urls:
+            self.channels = await ChannelSet.build(config.alerts.urls)
+            logger.info("alert channels reloaded: {}", ", ".join(c.name for c in self.channels.channels))
+
+    # --- evaluation ----------------------------------------------------------------------
+
+    async def evaluate_pending(self) -> list[dict[str, Any]]:
+        """Evaluate every report the rules have not seen, oldest first (the alerts loop's body)."""
+        outcomes = []
+        async with self._lock:
+            while reports := await self.store.health.unevaluated():
+                for report in reports:
+                    outcomes.append(await self._evaluate(report))
+        return outcomes
+
+    async def _evaluate(self, report: Mapping[str, Any]) -> dict[str, Any]:
+        cfg = self.config.alerts
+        now = self.clock.now()
+        checks = [check_from_dict(c) for c in report["checks"]]
+        states = {row["check_name"]: AlertState.from_row(row) for row in await self.store.alerts.states()}
+        silenced = {s["check_name"] for s in await self.store.alerts.silences(now)}
+        result = plan(states, checks, now, Policy.of(cfg), silenced=silenced, inhibit=cfg.inhibit)
+        new_states = dict(result.states)
+        notification = None
+        capped = False
+        if result.send:
+            sent_last_hour = await self.store.alerts.notifications_since(now - timedelta(hours=1))
+            if sent_last_hour >= cfg.max_per_hour:
+                capped = True
+                self.capped += 1
+                logger.bind(loop="alerts").warning(
+                    "alert held back: {} notifications in the last hour (max_per_hour {}): {}",
+                    sent_last_hour,
+                    cfg.max_per_hour,
+                    ", ".join(f"{d.check} {d.kind}" for d in result.send),
+                )
+            else:
+                for d in result.send:
+                    new_states[d.check] = after_notice(new_states[d.check], d, now)
+                by_name = {c.name: c for c in checks}
+                title, body = compose(result.send, by_name, result.states, host=self.monitor.host, now=now)
+                kinds = {d.kind for d in result.send}
+                routes = {d.severity for d in result.send}
+                notification = NewNotification(
+                    kind=kinds.pop() if len(kinds) == 1 else "mixed",
+                    severity=group_severity(result.send),
+                    checks=[{"check": d.check, "kind": d.kind, "level": d.severity} for d in result.send],
+                    title=title,
+                    body=body,
+                    channels=[(c.name, c.key) for c in self.channels.routed(routes)],
+                )
+        notification_id = await self.store.alerts.commit_evaluation(
+            report.get("id"), [s.to_row() for s in new_states.values()], notification, now
+        )
+        await self.store.alerts.prune(now - timedelta(seconds=cfg.keep_log_s))
+        outcome = {
+            "report_id": report.get("id"),
+            "notification_id": notification_id,
+            "sent": [asdict(d) for d in result.send] if not capped else [],
+            "held": [asdict(d) for d in result.held]
+            + ([{**asdict(d), "held": "max_per_hour reached"} for d in result.send] if capped else []),
+        }
+        if notification is not None and notification_id is not None:
+            logger.bind(loop="alerts").warning("alert queued: {}", notification.title)
+            self.bus.publish(
+                "alert.queued",
+                notification_id=notification_id,
+                kind=notification.kind,
+                severity=notification.severity,
+                checks=notification.checks,
+            )
+            self.dispatcher.wake()
+        return outcome
+
+    async def loop_body(self) -> str:
+        """The alerts loop: evaluate new reports, then make sure nothing queued is left unsent."""
+        outcomes = await self.evaluate_pending()
+        self.dispatcher.wake()
+        queued = sum(1 for o in outcomes if o["notification_id"])
+        return f"evaluated {len(outcomes)} report(s), queued {queued} notification(s)"
+
+    async def alert_now(self, wait_s: float | None = None) -> dict[str, Any]:
+        """`shiptrackctl alert`: run the checks, evaluate that report under the usual rules, wait for delivery."""
+        report = await self.monitor.run_once("alert")
+        outcomes = await self.evaluate_pending()
+        mine = next((o for o in outcomes if o["report_id"] == report["id"]), None)
+        deliveries: list[dict[str, Any]] = []
+        if mine and mine["notification_id"]:
+            self.dispatcher.wake()
+            wait = self._wait_s() if wait_s is None else wait_s
+            deliveries = await self.dispatcher.wait_for(mine["notification_id"], wait)
+        return {
+            "report": {k: report[k] for k in ("id", "at", "level", "summary")},
+            "notification_id": mine["notification_id"] if mine else None,
+            "sent": mine["sent"] if mine else [],
+            "held": mine["held"] if mine else [],
+            "deliveries": deliveries,
+            "states": await self.states(),
+        }
+
+    async def send_test(self, wait_s: float | None = None) -> dict[str, Any]:
+        """`alert --test`: a test notice to every channel, whatever its tags; per channel, whether it arrived."""
+        now = self.clock.now()
+        host = self.monitor.host
+        channels = self.channels.channels
+        notification = NewNotification(
+            kind="test",
+            severity="info",
+            checks=[],
+            title=f"[TEST] shiptrackd on {host}: test notification",
+            body=(
+                f"shiptrackd on {host}, {now:%Y-%m-%d %H:%M:%S} UTC\n\n"
+                f"A test notice from `shiptrackctl alert --test`, sent to all {len(channels)} channels.\n"
+                "Real alerts are routed by severity (tags).\n"
+            ),
+            channels=[(c.name, c.key) for c in channels],
+        )
+        notification_id = await self.store.alerts.queue(notification, now)
+        self.dispatcher.wake()
+        deliveries = await self.dispatcher.wait_for(notification_id, self._wait_s() if wait_s is None else wait_s)
+        return {
+            "notification_id": notification_id,
+            "deliveries": deliveries,
+            "delivered": all(d["status"] == "sent" for d in deliveries),
+        }
+
+    def _wait_s(self) -> float:
+        return DELIVERY_WAIT_S
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def states(self) -> list[dict[str, Any]]:
+        rows = await self.store.alerts.states()
+        out = []
+        for row in rows:
+            state = AlertState.from_row(row)
+            out.append(
+                {
+                    "check": state.check,
+                    "level": state.level,
+                    "firing": state.firing,
+                    "notified_level": state.notified_level,
+                    "failing_streak": state.failing_streak,
+                    "passing_streak": state.passing_streak,
+                    "fired_at": state.fired_at.isoformat() if state.fired_at else None,
+                    "last_notified_at": state.last_notified_at.isoformat() if state.last_notified_at else None,
+                    "message": state.message,
+                }
+            )
+        return out
+
+    async def recent(self, limit: int = 20) -> dict[str, Any]:
+        if not 1 <= limit <= 500:
+            raise InvalidRequestError("limit must be between 1 and 500")
+        return {
+            "notifications": await self.store.alerts.recent(limit),
+            "states": await self.states(),
+            "channels": self.channels.describe(),
+        }
+
+    # --- silences --------------------------------------------------------------------------
+
+    async def add_silence(self, check: str, *, duration: str | float | None, until: str | None, comment: str) -> dict:
+        """Mute *check* (or "*" for all) until a time; it expires on its own, a passing check does not lift it."""
+        if check != "*" and check not in CHECKS:
+            raise InvalidRequestError(f"unknown check {check!r}; checks: {', '.join(CHECKS)}, or * for all")
+        now = self.clock.now()
+        if until:
+            try:
+                end = datetime.fromisoformat(until)
+            except ValueError:
+                raise InvalidRequestError(f"until {until!r} is not an ISO 8601 time") from None
+            if end.tzinfo is None:
+                raise InvalidRequestError("until needs a timezone (e.g. 2026-01-05T18:00:00+00:00)")
+        elif duration is not None:
+            try:
+                end = now + timedelta(seconds=parse_duration(duration))
+            except ValueError as exc:
+                raise InvalidRequestError(f"duration: {exc}") from None
+        else:
+            raise InvalidRequestError("give a duration (e.g. 2h) or an until time")
+        if end <= now:
+            raise InvalidRequestError("a silence must end in the future")
+        if (end - now).total_seconds() > MAX_SILENCE_S:
+            raise InvalidRequestError(f"a silence may last at most {format_duration(MAX_SILENCE_S)}")
+        silence = await self.store.alerts.add_silence(check, end, comment.strip()[:500], now)
+        self.bus.publish("silence.added", silence=silence)
+        logger.info("silence {} added: {} until {} ({})", silence["id"], check, end.isoformat(), comment)
+        return silence
+
+    async def silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        rows = await self.store.alerts.silences(now, include_expired)
+        for row in rows:
+            until = datetime.fromisoformat(row["until_at"].replace("Z", "+00:00"))
+            row["active"] = row["removed_at"] is None and until > now
+        return rows
+
+    async def remove_silence(self, silence_id: int) -> dict[str, Any]:
+        if not await self.store.alerts.remove_silence(silence_id, self.clock.now()):
+            raise NotFoundError(f"no active silence {silence_id}")
+        self.bus.publish("silence.removed", id=silence_id)
+        return {"removed": silence_id}
+
+
+def routes(alerting: Alerting) -> list[Route]:
+    """The control API's alert routes: evaluate now, test notice, the log, silences."""
+    from .api.server import _field, _json, _query_bool, _query_int, read_json
+
+    def wait_s(request: Request) -> float:
+        wait = _query_int(request, "wait", int(DELIVERY_WAIT_S))
+        if not 0 <= wait <= 300:
+            raise InvalidRequestError("wait must be between 0 and 300 seconds")
+        return float(wait)
+
+    async def evaluate(request: Request) -> Any:
+        return await alerting.alert_now(wait_s(request))
+
+    async def test(request: Request) -> Any:
+        return await alerting.send_test(wait_s(request))
+
+    async def recent(request: Request) -> Any:
+        return await alerting.recent(_query_int(request, "limit", 20))
+
+    async def list_silences(request: Request) -> Any:
+        return await alerting.silences(include_expired=bool(_query_bool(request, "all")))
+
+    async def add_silence(request: Request) -> Any:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise InvalidRequestError('send {"check": NAME, "duration": "2h", "comment": TEXT}')
+        check = _field(body, "check", str, None)
+        if not check:
+            raise InvalidRequestError("field 'check' is required")
+        duration = body.get("duration")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, str | int | float)):
+            raise InvalidRequestError("field 'duration' must be a duration like \"2h\" or a number of seconds")
+        silence = await alerting.add_silence(
+            check,
+            duration=duration,
+            until=_field(body, "until", str, None),
+            comment=_field(body, "comment", str, "") or "",
+        )
+        return JSONResponse(silence, status_code=201)
+
+    async def remove_silence(request: Request) -> Any:
+        return await alerting.remove_silence(request.path_params["id"])
+
+    return [
+        Route("/v1/alerts", _json(recent), methods=["GET"]),
+        Route("/v1/alerts/evaluate", _json(evaluate), methods=["POST"]),
+        Route("/v1/alerts/test", _json(test), methods=["POST"]),
+        Route("/v1/silences", _json(list_silences), methods=["GET"]),
+        Route("/v1/silences", _json(add_silence), methods=["POST"]),
+        Route("/v1/silences/{id:int}", _json(remove_silence), methods=["DELETE"]),
+    ]

@@ -1,0 +1,349 @@
+"""
+Prometheus metrics: GET /metrics on the control socket, and on `[daemon] metrics_listen` when set.
+
+One CollectorRegistry per daemon (never the global one, so two daemons in one test process do
+not collide) holding one custom collector that reads live state at scrape time: the provider's
+counters, the loops, the last health report, alert deliveries. The few figures that need SQL
+are read before rendering and cached briefly, so frequent scrapes never load the store.
+Names follow Prometheus conventions: `shiptrackd_` prefix, base units, `_total` counters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import platform
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskStatus
+from loguru import logger
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from .health import EXIT_CODES, LEVELS
+
+if TYPE_CHECKING:
+    from .alerts import Alerting
+    from .events import EventBus
+    from .health import HealthMonitor
+    from .schedule import Loop
+    from .store import Store
+    from .sync import SyncEngine
+    from .throttle import ApiStats
+
+CACHE_S = 10.0  # SQL-backed figures are at most this old
+REQUEST_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+SYNC_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
+
+
+class Histogram:
+    """Cumulative buckets, a sum and a count, since the daemon started."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = tuple(buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            out.append((bound, running))
+        return out
+
+
+class RequestTimer:
+    """A provider RequestObserver: the latency of every tracking-API request, into a histogram."""
+
+    def __init__(self) -> None:
+        self.latency = Histogram(REQUEST_BUCKETS)
+
+    def observe(self, status: int | None, elapsed_s: float, error_kind: str | None) -> None:
+        self.latency.observe(elapsed_s)
+
+
+class SyncRecorder:
+    """Follows `sync.finished` events: run durations and the shipments each run handled, since start."""
+
+    def __init__(self) -> None:
+        self.duration = Histogram(SYNC_BUCKETS)
+        self.shipments: Counter[str] = Counter()
+
+    def record(self, run: dict[str, Any]) -> None:
+        started, finished = run.get("started_at"), run.get("finished_at")
+        if started and finished:
+            seconds = (_parse_db_time(finished) - _parse_db_time(started)).total_seconds()
+            self.duration.observe(max(0.0, seconds))
+        for result in ("updated", "unchanged", "failed", "skipped"):
+            self.shipments[result] += int(run.get(result) or 0)
+
+    async def follow(self, bus: EventBus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Read the event bus until cancelled; a subscription cut off for lagging is simply renewed."""
+        task_status.started()
+        while True:
+            async for event in bus.subscribe():
+                if event["type"] == "sync.finished":
+                    self.record(event.get("run") or {})
+            await anyio.sleep(0.1)  # the bus closed (shutdown) or dropped us: resubscribe shortly
+
+
+def _parse_db_time(text: str) -> datetime:
+    from .store.db import from_db
+
+    parsed = from_db(text)
+    assert parsed is not None
+    return parsed
+
+
+class Exporter:
+    """The daemon's metrics: `await render()` gives the Prometheus text exposition."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: SyncEngine,
+        loops: dict[str, Loop],
+        api_stats: ApiStats,
+        requests: RequestTimer,
+        syncs: SyncRecorder,
+        monitor: HealthMonitor,
+        alerting: Alerting,
+        started_at: float | None = None,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.loops = loops
+        self.api_stats = api_stats
+        self.requests = requests
+        self.syncs = syncs
+        self.monitor = monitor
+        self.alerting = alerting
+        self.started_at = started_at or time.time()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)  # type: ignore[arg-type]
+        self._cache: dict[str, Any] = {}
+        self._cached_at = float("-inf")
+        self._lock = anyio.Lock()
+
+    async def render(self) -> bytes:
+        await self._refresh()
+        return generate_latest(self.registry)
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._cached_at < CACHE_S:
+                return
+            last = await self.store.runs.last_successful()
+            finished = (last or {}).get("finished_at")
+            self._cache = {
+                "shipments": await self.store.health.shipment_mix(),
+                "runs": await self.store.health.run_counts(),
+                "last_success": _parse_db_time(finished).timestamp() if finished else None,
+                "report": await self.store.health.latest(),
+                "alert_states": await self.store.alerts.states(),
+                "due": await self.store.shipments.count_due(self.monitor.clock.now()),
+            }
+            self._cached_at = time.monotonic()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._daemon()
+        yield from self._sync()
+        yield from self._provider()
+        yield from self._loops()
+        yield from self._health()
+        yield from self._alerts()
+
+    def _daemon(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily("shiptrackd_build_info", "shiptrackd version (value 1)", labels=["version", "python"])
+        info.add_metric([__version__, platform.python_version()], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "shiptrackd_start_timestamp_seconds", "When the daemon started (Unix time)", value=self.started_at
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_store_size_bytes", "The SQLite file and its WAL", value=self.store.size_bytes()
+        )
+        mix = GaugeMetricFamily("shiptrackd_shipments", "Tracked shipments by status code", labels=["status", "active"])
+        for status, active, count in self._cache.get("shipments", []):
+            mix.add_metric([status, "true" if active else "false"], count)
+        yield mix
+        yield GaugeMetricFamily(
+            "shiptrackd_shipments_due", "Active shipments due for a sync now", value=self._cache.get("due", 0)
+        )
+
+    def _sync(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily("shiptrackd_sync_runs", "Finished sync runs", labels=["trigger", "outcome"])
+        for trigger, outcome, count in self._cache.get("runs", []):
+            runs.add_metric([trigger, outcome], count)
+        yield runs
+        hist = self.syncs.duration
+        yield HistogramMetricFamily(
+            "shiptrackd_sync_duration_seconds",
+            "Sync run durations since the daemon started",
+            buckets=hist.buckets(),
+            sum_value=hist.sum,
+        )
+        handled = CounterMetricFamily(
+            "shiptrackd_sync_shipments", "Shipments handled by sync runs since start, by result", labels=["result"]
+        )
+        for result in ("updated", "unchanged", "failed", "skipped"):
+            handled.add_metric([result], self.syncs.shipments[result])
+        yield handled
+        yield GaugeMetricFamily(
+            "shiptrackd_sync_running", "1 while a sync run is in progress", value=int(self.engine.current is not None)
+        )
+        if self._cache.get("last_success") is not None:
+            yield GaugeMetricFamily(
+                "shiptrackd_last_successful_sync_timestamp_seconds",
+                "When the last successful sync run finished (Unix time)",
+                value=self._cache["last_success"],
+            )
+
+    def _provider(self) -> Iterator[Metric]:
+        stats = self.api_stats
+        requests = CounterMetricFamily(
+            "shiptrackd_provider_requests", "Tracking-API requests by HTTP status (none: no answer)", labels=["code"]
+        )
+        for code, count in sorted(stats.by_status.items()):
+            requests.add_metric([code], count)
+        yield requests
+        errors = CounterMetricFamily(
+            "shiptrackd_provider_errors", "Failed tracking-API requests by kind", labels=["kind"]
+        )
+        for kind, count in sorted(stats.by_error.items()):
+            errors.add_metric([kind], count)
+        yield errors
+        yield CounterMetricFamily("shiptrackd_provider_retries", "Retried tracking-API calls", value=stats.retries)
+        yield CounterMetricFamily(
+            "shiptrackd_provider_rate_limited", "429 answers (each pauses the whole account)", value=stats.rate_limited
+        )
+        hist = self.requests.latency
+        yield HistogramMetricFamily(
+            "shiptrackd_provider_request_duration_seconds",
+            "Tracking-API request latency",
+            buckets=hist.buckets(),
+            sum_value=hist.sum,
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_provider_paused",
+            "1 while a Retry-After pause holds every request",
+            value=int(self.engine.throttle.paused_until is not None),
+        )
+
+    def _loops(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily("shiptrackd_loop_runs", "Timer-loop runs since start", labels=["loop"])
+        failures = CounterMetricFamily("shiptrackd_loop_failures", "Timer-loop runs that raised", labels=["loop"])
+        streak = GaugeMetricFamily("shiptrackd_loop_consecutive_failures", "Failures in a row", labels=["loop"])
+        paused = GaugeMetricFamily("shiptrackd_loop_paused", "1 if the loop is paused", labels=["loop"])
+        next_run = GaugeMetricFamily(
+            "shiptrackd_loop_next_run_timestamp_seconds", "When the loop runs next (Unix time)", labels=["loop"]
+        )
+        for name, loop in self.loops.items():
+            runs.add_metric([name], loop.runs)
+            failures.add_metric([name], loop.total_failures)
+            streak.add_metric([name], loop.failures)
+            paused.add_metric([name], int(loop.paused))
+            if loop.next_run_at is not None:
+                next_run.add_metric([name], loop.next_run_at.timestamp())
+        yield from (runs, failures, streak, paused, next_run)
+
+    def _health(self) -> Iterator[Metric]:
+        report = self._cache.get("report")
+        if not report:
+            return
+        yield GaugeMetricFamily(
+            "shiptrackd_health_status",
+            "The last health report as a monitoring-plugin code: 0 ok, 1 warning, 2 critical, 3 unknown",
+            value=EXIT_CODES[report["level"]],
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_health_report_timestamp_seconds",
+            "When the last health report was made (Unix time)",
+            value=datetime.fromisoformat(report["at"]).timestamp(),
+        )
+        state = GaugeMetricFamily(
+            "shiptrackd_health_check_state", "1 for each check's current state", labels=["check", "state"]
+        )
+        value = GaugeMetricFamily("shiptrackd_health_check_value", "Each check's measured value", labels=["check"])
+        for check in report["checks"]:
+            for level in LEVELS:
+                state.add_metric([check["name"], level], int(check["level"] == level))
+            if check.get("value") is not None:
+                value.add_metric([check["name"]], float(check["value"]))
+        yield state
+        yield value
+
+    def _alerts(self) -> Iterator[Metric]:
+        deliveries = CounterMetricFamily(
+            "shiptrackd_alerts_sent", "Alert deliveries since start, by channel type", labels=["channel", "outcome"]
+        )
+        for (channel, outcome), count in sorted(self.alerting.dispatcher.outcomes.items()):
+            deliveries.add_metric([channel, outcome], count)
+        yield deliveries
+        yield CounterMetricFamily(
+            "shiptrackd_alerts_capped", "Evaluations whose notice max_per_hour held back", value=self.alerting.capped
+        )
+        firing = GaugeMetricFamily("shiptrackd_alerts_firing", "Checks whose alert is firing", labels=["severity"])
+        counts = Counter(s["notified_level"] for s in self._cache.get("alert_states", []) if s["notified_level"])
+        for sev in ("warning", "critical"):
+            firing.add_metric([sev], counts[sev])
+        yield firing
+
+
+def routes(exporter: Exporter) -> list[Route]:
+    async def metrics(request: Request) -> Response:
+        return Response(await exporter.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return [Route("/metrics", metrics, methods=["GET"])]
+
+
+async def serve_tcp(
+    exporter: Exporter,
+    listen: str,
+    stop: anyio.Event,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve only /metrics on `[daemon] metrics_listen` (HOST:PORT) until *stop* is set."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config as HypercornConfig
+
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if host in ("0.0.0.0", "::", ""):
+        logger.warning("metrics_listen {} exposes /metrics on every interface", listen)
+    cfg = HypercornConfig()
+    cfg.bind = [listen]
+    cfg.graceful_timeout = 1.0
+    cfg.errorlog = logging.getLogger("hypercorn.error")
+    cfg.accesslog = None
+    app = Starlette(routes=routes(exporter))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: hypercorn_serve(app, cfg, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    stream = await anyio.connect_tcp(host, int(port))
+                except OSError:
+                    await anyio.sleep(0.01)
+                    continue
+                await stream.aclose()
+                break
+        logger.info("metrics on http://{}/metrics", listen)
+        task_status.started()

@@ -1,0 +1,147 @@
+"""
+Health reports, and the store's own health: a tiny write, an integrity check, stale shipments.
+
+The expensive reads (PRAGMA quick_check, counting stale shipments over a large store) run on a
+short-lived read-only connection in a worker thread, never on the shared reader connection, so a
+status query is not queued behind them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+
+from .db import Database, to_db
+from .shipments import SHIPMENT_COLUMNS, shipment_dict
+
+T = TypeVar("T")
+
+
+class HealthStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- reports ---------------------------------------------------------------------
+
+    async def save_report(
+        self, report: dict[str, Any], trigger: str, keep_after: datetime, *, evaluated: bool = False
+    ) -> int:
+        """Store a report (the dict the API serves) and prune those older than *keep_after*; its id.
+
+        `evaluated=True` keeps it out of the alert rules (a report an operator asked for).
+        """
+
+        def fn(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO health_reports (at, level, summary, trigger, report, evaluated) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    to_db(datetime.fromisoformat(report["at"])),
+                    report["level"],
+                    report["summary"],
+                    trigger,
+                    json.dumps(report, default=str),
+                    int(evaluated),
+                ),
+            )
+            conn.execute("DELETE FROM health_reports WHERE at < ? AND evaluated = 1", (to_db(keep_after),))
+            return int(cur.lastrowid or 0)
+
+        return await self.db.write(fn)
+
+    async def latest(self) -> dict[str, Any] | None:
+        row = await self.db.fetchone("SELECT id, report FROM health_reports ORDER BY id DESC LIMIT 1")
+        return None if row is None else {**json.loads(row["report"]), "id": row["id"]}
+
+    async def unevaluated(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Reports the alert rules have not seen yet, oldest first."""
+        rows = await self.db.fetchall(
+            "SELECT id, report FROM health_reports WHERE evaluated = 0 ORDER BY id LIMIT ?", (limit,)
+        )
+        return [{**json.loads(r["report"]), "id": r["id"]} for r in rows]
+
+    # --- metrics -----------------------------------------------------------------------
+
+    async def shipment_mix(self) -> list[tuple[str, bool, int]]:
+        """(status, active, count) over every shipment (a covering-index scan; callers cache it)."""
+        rows = await self.db.fetchall(
+            "SELECT coalesce(status_code, 'none'), active, count(*) FROM shipments GROUP BY 1, 2"
+        )
+        return [(r[0], bool(r[1]), r[2]) for r in rows]
+
+    async def run_counts(self) -> list[tuple[str, str, int]]:
+        """(trigger, outcome, count) of finished sync runs."""
+        rows = await self.db.fetchall(
+            "SELECT trigger, outcome, count(*) FROM sync_runs WHERE outcome != 'running' GROUP BY 1, 2"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # --- the store's own checks --------------------------------------------------------
+
+    async def probe_write(self, now: datetime) -> float:
+        """Commit one tiny row through the writer; the seconds it took (StoreError if it cannot)."""
+        started = time.perf_counter()
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+                (to_db(now),),
+            )
+
+        await self.db.write(fn)
+        return time.perf_counter() - started
+
+    async def quick_check(self) -> str:
+        """PRAGMA quick_check on its own connection: "ok", or SQLite's first complaints."""
+
+        def fn(conn: sqlite3.Connection) -> str:
+            rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+            return "; ".join(str(r[0]) for r in rows) or "ok"
+
+        return await self._isolated_read(fn)
+
+    async def stale(self, older_than: datetime, limit: int) -> tuple[int, int, list[dict[str, Any]]]:
+        """(stale count, active count, the *limit* stalest) for active shipments not updated since *older_than*."""
+        cutoff = to_db(older_than)
+
+        def fn(conn: sqlite3.Connection) -> tuple[int, int, list[dict[str, Any]]]:
+            count, active = conn.execute(
+                "SELECT coalesce(sum(coalesce(last_synced_at, created_at) < ?), 0), count(*)"
+                " FROM shipments WHERE active = 1",
+                (cutoff,),
+            ).fetchone()
+            top = []
+            if limit and count:
+                top = [
+                    shipment_dict(r)
+                    for r in conn.execute(
+                        f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1"
+                        " AND coalesce(last_synced_at, created_at) < ?"
+                        " ORDER BY coalesce(last_synced_at, created_at) LIMIT ?",
+                        (cutoff, limit),
+                    )
+                ]
+            return int(count), int(active), top
+
+        return await self._isolated_read(fn)
+
+    async def _isolated_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        path = self.db.path
+
+        def run() -> T:
+            uri = Path(path).absolute().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA busy_timeout=5000")
+                return fn(conn)
+            finally:
+                conn.close()
+
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
