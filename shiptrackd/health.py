@@ -527,12 +527,10 @@ class HealthMonitor:
         if throttle.paused_until is not None:
             return ApiProbe(skipped=f"the API asked us to wait until {throttle.paused_until:%H:%M:%S} (429)")
         # The probe pays the account's rate limit like any request, so it never causes a 429 itself.
-        limiter = getattr(throttle, "_limiter", None)
-        if limiter is not None:
-            with anyio.move_on_after(10) as scope:
-                await limiter.acquire()
-            if scope.cancelled_caught:
-                return ApiProbe(skipped="the rate limit is fully used by a sync")
+        with anyio.move_on_after(10) as scope:
+            await throttle.take_slot()
+        if scope.cancelled_caught:
+            return ApiProbe(skipped="the rate limit is fully used by a sync")
         try:
             latency = await throttle.provider.check_connectivity()
         except ProviderError as exc:
