@@ -255,6 +255,7 @@ class Output:
 
     def note(self, text: str, style: str | None = None) -> None:
         """A message for the operator on stderr: keeps stdout clean for pipes and --json."""
+        self.stdout.flush()  # so a note lands after the output it follows when both reach one terminal
         print(_paint(text, style) if self.err_color and style else text, file=self.stderr)
 
     def emit(self, doc: Any) -> None:
