@@ -66,3 +66,4 @@ class EventBus:
         finally:
             self._subscribers.discard(send)
             send.close()
+            receive.close()  # also when the subscriber leaves during the replay, before `async with receive`

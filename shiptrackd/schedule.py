@@ -93,6 +93,7 @@ class Loop:
 
     def pause(self) -> None:
         self.paused = True
+        self.next_run_at = None  # now, not when the loop task next wakes: the API answers with this
         self._wake.set()
 
     def resume(self) -> None:

@@ -84,6 +84,7 @@ class SyncEngine:
         self._idle = anyio.Event()
         self._idle.set()
         self._stopping = False
+        self._closing = False  # the run holding _busy has written its record and is about to let go
 
     # --- starting runs -------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ class SyncEngine:
                 self._acquire()
                 break
             except anyio.WouldBlock:
-                if self._joinable(trigger, shipment_ids):
+                if not self._closing and self._joinable(trigger, shipment_ids):
                     return {"id": await self._current_run_id(), "joined": True}
                 await self.wait_idle()  # a force or targeted run cannot join a narrower one: run after it
         try:
@@ -111,13 +112,17 @@ class SyncEngine:
         run, a regular one joins a regular one); otherwise it is refused with ConflictError,
         because joining would not sync what it asks for.
         """
-        try:
-            run_id: int = await tg.start(self._background_run, trigger, shipment_ids)
-            return run_id, False
-        except anyio.WouldBlock:
-            if not self._joinable(trigger, shipment_ids):
-                raise ConflictError(self._busy_message()) from None
-            return await self._current_run_id(), True
+        while True:
+            try:
+                run_id: int = await tg.start(self._background_run, trigger, shipment_ids)
+                return run_id, False
+            except anyio.WouldBlock:
+                if self._closing:  # its record already says finished: neither join it nor refuse, start anew
+                    await self.wait_idle()
+                    continue
+                if not self._joinable(trigger, shipment_ids):
+                    raise ConflictError(self._busy_message()) from None
+                return await self._current_run_id(), True
 
     async def _background_run(
         self, trigger: str, shipment_ids: Sequence[str] | None, *, task_status: TaskStatus[int]
@@ -134,6 +139,7 @@ class SyncEngine:
 
     def _acquire(self) -> None:
         self._busy.acquire_nowait()
+        self._closing = False
         self._opened = anyio.Event()
         self._idle = anyio.Event()
 
@@ -190,6 +196,7 @@ class SyncEngine:
             await self._pipeline(progress, self._select(progress, shipment_ids))
             outcome = self._outcome(progress)
         finally:
+            self._closing = True
             c = progress.counts
             c.api_calls, c.retries, c.rate_limited = (
                 stats.requests - before[0],

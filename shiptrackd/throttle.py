@@ -159,11 +159,7 @@ class ProviderThrottle:
                 except ProviderUnreachableError:
                     self.unreachable_in_a_row += 1
                     raise
-                except TransientProviderError as exc:
-                    if not isinstance(exc, RateLimitedError):
-                        self.unreachable_in_a_row = 0
-                    raise
-                except Exception:
+                except Exception:  # any answer, a 429 or a 500 included, proves the API is reachable
                     self.unreachable_in_a_row = 0
                     raise
                 self.unreachable_in_a_row = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -178,7 +179,13 @@ def build_app(service: Service, bus: EventBus, extra_routes: list[Route] | None 
 
     async def events(request: Request) -> Response:
         since = _query_int(request, "since", -1)
-        heartbeat = float(request.query_params.get("heartbeat") or HEARTBEAT_S)
+        raw = request.query_params.get("heartbeat") or ""
+        try:
+            heartbeat = float(raw) if raw else HEARTBEAT_S
+        except ValueError:
+            heartbeat = float("nan")
+        if not math.isfinite(heartbeat):
+            raise InvalidRequestError(f"query parameter 'heartbeat' must be a number of seconds, not {raw!r}")
         return StreamingResponse(
             _ndjson(bus, None if since < 0 else since, max(heartbeat, 0.05)), media_type="application/x-ndjson"
         )
@@ -201,7 +208,7 @@ def build_app(service: Service, bus: EventBus, extra_routes: list[Route] | None 
         Route("/v1/runs/{id:int}", _json(run), methods=["GET"]),
         Route("/v1/stats", _json(stats), methods=["GET"]),
         Route("/v1/reload", _json(reload), methods=["POST"]),
-        Route("/v1/events", events, methods=["GET"]),
+        Route("/v1/events", _json(events), methods=["GET"]),
         Route("/v1/openapi.json", _json(openapi), methods=["GET"]),
         *(extra_routes or []),
     ]

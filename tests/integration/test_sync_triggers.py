@@ -121,3 +121,39 @@ async def test_triggers_during_a_run_join_it_and_a_targeted_one_is_refused(runni
     assert run["outcome"] == "ok" and run["selected"] == 16 and run["api_calls"] == 16
     assert [r["id"] for r in await client.runs()] == [first["run_id"]]
     assert sandbox.stats.total == 16
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["regular", "force"])
+async def test_a_trigger_after_the_run_is_recorded_starts_a_new_run(running, monkeypatch, force):
+    """Once a run's record says it finished, a new trigger starts a new run: never a 409, never a finished run."""
+    client, engine = running.client, running.daemon.engine
+    await add(client, "1ZINTRANSIT0601")
+    recorded, release = anyio.Event(), anyio.Event()
+    real_finish = engine.store.runs.finish
+
+    async def finish_then_hold(*args):
+        await real_finish(*args)
+        recorded.set()
+        await release.wait()  # hold the engine between "record written" and "idle", as a busy loop might
+
+    monkeypatch.setattr(engine.store.runs, "finish", finish_then_hold)
+    first = await client.sync()
+    await recorded.wait()
+    monkeypatch.undo()
+    assert (await client.run(first["run_id"]))["outcome"] == "ok"  # what a client polling the run sees
+
+    result = {}
+
+    async def trigger() -> None:
+        result.update(await client.sync(force=force))
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(trigger)
+            await anyio.wait_all_tasks_blocked()  # the trigger has reached the daemon
+            release.set()
+    finally:
+        release.set()
+    assert not result["joined"] and result["run_id"] != first["run_id"]
+    second = await wait_for_run(client, result["run_id"])
+    assert second["trigger"] == ("force" if force else "manual") and second["outcome"] == "ok"
