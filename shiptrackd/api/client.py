@@ -20,7 +20,7 @@ from ..errors import DaemonUnavailableError, ShiptrackError
 
 
 def default_socket() -> Path:
-    """$SHIPTRACK_SOCKET, else where the daemon puts it with no config (see config.py's defaults)."""
+    """$SHIPTRACK_SOCKET, else where the daemon puts it with no config (see config/loader.py's defaults)."""
     env = os.environ.get("SHIPTRACK_SOCKET") or os.environ.get("SHIPTRACK_DAEMON__SOCKET")
     if env:
         return Path(env)

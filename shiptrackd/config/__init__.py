@@ -1,0 +1,123 @@
+"""
+Configuration: defaults < TOML file < systemd credentials < seed aliases < SHIPTRACK_* environment.
+
+Loading produces a frozen Config or raises ConfigError naming the key, the value and what was
+expected; the daemon turns that into exit code 78. The loader is driven by the dataclasses in
+`shapes`: it walks their fields and type hints, so a new field with a default is a valid, typed key at once.
+
+Conventions the walk applies:
+- a nested dataclass is a sub-table (`[sync.cadence]`, env `SHIPTRACK_SYNC__CADENCE__IN_TRANSIT`);
+- a field ending in `_s`, or declared with `duration_field()`, is a duration ("90s", "1h30m", "14d",
+  "250ms", or a bare number of seconds) and its key drops the suffix (`timeout_s` <-> `timeout`);
+- a `Secret` (or tuple of them) field `x` also accepts `x_file`: a file holding the value;
+- `field(metadata={"min": N})` sets the lowest accepted number; `{"key": False}` hides a field.
+
+Where things live (import from `shiptrackd.config`, not from the modules):
+- shapes   Secret, RateLimit, Schedule, the section dataclasses and Config, duration_field, LOG_LEVELS;
+- values   one value as text: durations, rate limits, schedules and next_fire, free space,
+           alert URL tags, mask_url;
+- schema   the key schema derived from `shapes`, SHIPTRACK_* names, one raw value -> typed value;
+- sources  the layers: TOML table walk, SHIPTRACK_* env, seed aliases, systemd credentials; merge/build;
+- loader   default paths, the demo settings, reading the file, load() and render().
+
+Importing this package loads only the stdlib and cronsim: the CLI imports it on every start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shiptrackd.errors import ConfigError
+
+from .loader import (
+    DEMO_SETTINGS,
+    DEMO_STATE_DIR,
+    default_config_path,
+    default_socket,
+    default_state_dir,
+    load,
+    render,
+)
+from .schema import _SPECS as _SPECS  # private; test_config.py patches the schema cache
+from .schema import ENV_PREFIX, NON_CONFIG_ENV
+from .schema import _all_keys as _all_keys  # private; test_config.py walks the keys
+from .schema import _specs as _specs  # private; test_config.py builds a stand-in schema
+from .shapes import (
+    LOG_LEVELS,
+    AlertsConfig,
+    CadenceConfig,
+    Config,
+    DaemonConfig,
+    HealthConfig,
+    ProviderConfig,
+    RateLimit,
+    Schedule,
+    Secret,
+    SyncConfig,
+    duration_field,
+)
+from .sources import CREDENTIAL_API_KEY, CREDENTIAL_APPRISE_URLS, SEED_ALIASES
+from .values import (
+    ALERT_TAGS,
+    DURATION_HINT,
+    RATE_HINT,
+    SCHEDULE_HINT,
+    SPACE_HINT,
+    format_duration,
+    format_rate_limit,
+    mask_url,
+    next_fire,
+    parse_duration,
+    parse_rate_limit,
+    parse_schedule,
+    parse_space,
+    split_alert_url,
+)
+
+# Defined here, not in `loader`, so there is one name to patch: default_config_path() reads it
+# through this package at call time, and tests point it at a missing file with
+# monkeypatch.setattr("shiptrackd.config.SYSTEM_CONFIG_PATH", ...).
+SYSTEM_CONFIG_PATH = Path("/etc/shiptrackd/shiptrackd.toml")
+
+__all__ = [
+    "ALERT_TAGS",
+    "CREDENTIAL_API_KEY",
+    "CREDENTIAL_APPRISE_URLS",
+    "DEMO_SETTINGS",
+    "DEMO_STATE_DIR",
+    "DURATION_HINT",
+    "ENV_PREFIX",
+    "LOG_LEVELS",
+    "NON_CONFIG_ENV",
+    "RATE_HINT",
+    "SCHEDULE_HINT",
+    "SEED_ALIASES",
+    "SPACE_HINT",
+    "SYSTEM_CONFIG_PATH",
+    "AlertsConfig",
+    "CadenceConfig",
+    "Config",
+    "ConfigError",
+    "DaemonConfig",
+    "HealthConfig",
+    "ProviderConfig",
+    "RateLimit",
+    "Schedule",
+    "Secret",
+    "SyncConfig",
+    "default_config_path",
+    "default_socket",
+    "default_state_dir",
+    "duration_field",
+    "format_duration",
+    "format_rate_limit",
+    "load",
+    "mask_url",
+    "next_fire",
+    "parse_duration",
+    "parse_rate_limit",
+    "parse_schedule",
+    "parse_space",
+    "render",
+    "split_alert_url",
+]

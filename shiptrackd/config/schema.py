@@ -1,0 +1,343 @@
+"""
+The key schema: which keys and SHIPTRACK_* names exist, and how one raw value becomes a typed one.
+
+The schema is not written down anywhere: it is derived from the dataclasses in `shapes` by walking
+their fields and type hints (cached per class in _SPECS). Conversion is driven by the resolved type
+plus a few per-key special cases, and every failure is a ConfigError of one form,
+`<key> = <value> <origin>: expected <what>`, with secrets masked. Where a value came from (file,
+env var, credential) is the caller's business; this module only needs a _Where to name it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from shiptrackd.errors import ConfigError
+
+from .shapes import LOG_LEVELS, Config, RateLimit, Schedule, Secret
+from .values import (
+    ALERT_TAGS,
+    DURATION_HINT,
+    RATE_HINT,
+    SCHEDULE_HINT,
+    SPACE_HINT,
+    format_duration,
+    mask_url,
+    parse_duration,
+    parse_rate_limit,
+    parse_schedule,
+    parse_space,
+    split_alert_url,
+)
+
+# --- the schema ---------------------------------------------------------------------------------
+
+_VALUE_DATACLASSES = (Schedule, RateLimit)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One key of one table: its field, TOML key, resolved type and how to read it."""
+
+    name: str
+    key: str
+    hint: Any
+    duration: bool
+    minimum: float | None
+    has_default: bool
+
+    @property
+    def table(self) -> type | None:
+        """The dataclass of a sub-table, or None for a value key (Schedule and RateLimit are values)."""
+        h = self.hint
+        is_table = isinstance(h, type) and dataclasses.is_dataclass(h) and h not in _VALUE_DATACLASSES
+        return h if is_table else None
+
+    @property
+    def secret(self) -> bool:
+        return self.hint is Secret or self.hint == tuple[Secret, ...]
+
+
+_SPECS: dict[type, dict[str, _Spec]] = {}
+
+
+def _specs(cls: type) -> dict[str, _Spec]:
+    """The keys of the table *cls*, by TOML key (cached)."""
+    if cls not in _SPECS:
+        hints = typing.get_type_hints(cls)
+        specs = {}
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get("key", True):
+                continue
+            duration = f.name.endswith("_s") or bool(f.metadata.get("duration"))
+            key = f.name[:-2] if f.name.endswith("_s") else f.name
+            has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            specs[key] = _Spec(f.name, key, hints[f.name], duration, f.metadata.get("min"), has_default)
+        _SPECS[cls] = specs
+    return _SPECS[cls]
+
+
+def _all_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, _Spec]]:
+    """Every leaf key under *cls*, dotted (`sync.cadence.in_transit`), with its spec."""
+    out = []
+    for key, spec in _specs(cls).items():
+        if spec.table is not None:
+            out.extend(_all_keys(spec.table, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", spec))
+    return out
+
+
+# --- environment names --------------------------------------------------------------------------
+
+ENV_PREFIX = "SHIPTRACK_"
+# SHIPTRACK_* variables that are not config keys: the file to read, and shiptrackctl's socket.
+NON_CONFIG_ENV = frozenset({"SHIPTRACK_CONFIG", "SHIPTRACK_SOCKET"})
+
+
+def _env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.upper().replace(".", "__")
+
+
+def _env_index() -> dict[str, tuple[str, _Spec, bool]]:
+    """Every accepted SHIPTRACK_* name -> (dotted key, spec, is a *_FILE variant)."""
+    index = {}
+    for dotted, spec in _all_keys():
+        index[_env_name(dotted)] = (dotted, spec, False)
+        if spec.secret:
+            index[_env_name(dotted) + "_FILE"] = (dotted, spec, True)
+    return index
+
+
+# --- converting one value -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a value came from, for error messages and relative paths."""
+
+    dotted: str
+    origin: str  # "in /etc/shiptrackd/shiptrackd.toml", "from SHIPTRACK_PROVIDER__TIMEOUT"
+    from_env: bool = False
+    base_dir: Path | None = None
+    secret: bool = False
+
+
+def _show(value: Any, secret: bool = False) -> str:
+    """A value as it appears in an error message: TOML-ish, secrets masked, long ones cut."""
+    if secret:
+        if isinstance(value, str) and "://" in value:
+            return json.dumps(mask_url(value))
+        if isinstance(value, list | tuple):
+            return "[" + ", ".join(_show(v, True) for v in value) + "]"
+        return '"***"' if isinstance(value, str) else type(value).__name__
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value)
+    elif isinstance(value, dict):
+        text = "a table"
+    else:
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fail(where: _Where, value: Any, expected: str) -> NoReturn:
+    shown = _show(value, where.secret)
+    raise ConfigError(f"{where.dotted} = {shown} {where.origin}: expected {expected}")
+
+
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _parse_bool(value: Any, where: _Where) -> bool:
+    if isinstance(value, bool):
+        return value
+    if where.from_env and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    _fail(where, value, "true or false")
+
+
+def _parse_number(value: Any, where: _Where, kind: type, minimum: float | None) -> Any:
+    if where.from_env and isinstance(value, str):
+        try:
+            value = int(value.strip()) if kind is int else float(value.strip())
+        except ValueError:
+            _fail(where, value, "an integer" if kind is int else "a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and isinstance(value, float)):
+        _fail(where, value, "an integer" if kind is int else "a number")
+    low = 0 if minimum is None else minimum
+    if value < low:
+        _fail(where, value, f"{'an integer' if kind is int else 'a number'} >= {low:g}")
+    return kind(value)
+
+
+def _parse_duration_value(value: Any, where: _Where, minimum: float | None) -> float:
+    try:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError
+        seconds = parse_duration(value)
+    except ValueError:
+        _fail(where, value, DURATION_HINT)
+    if minimum is None and seconds <= 0:
+        _fail(where, value, "a positive " + DURATION_HINT.removeprefix("a "))
+    if minimum is not None and seconds < minimum:
+        _fail(where, value, f"a duration of at least {format_duration(minimum)}")
+    return seconds
+
+
+def _parse_list(value: Any, where: _Where) -> list[Any]:
+    """A TOML array, or from the environment a TOML array literal or whitespace-separated words."""
+    if where.from_env and isinstance(value, str):
+        if value.lstrip().startswith("["):
+            try:
+                parsed = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError as exc:
+                _fail(where, value, f"a TOML array ({exc})")
+            return list(parsed)
+        return value.split()
+    if not isinstance(value, list):
+        _fail(where, value, "a list")
+    return value
+
+
+def _check_url_list(urls: list[Any], where: _Where) -> tuple[Secret, ...]:
+    out = []
+    for i, url in enumerate(urls):
+        item = dataclasses.replace(where, dotted=f"{where.dotted}[{i}]")
+        tags, bare = split_alert_url(url) if isinstance(url, str) else ((), "")
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", bare):
+            _fail(item, url, 'an Apprise URL such as "json://host/path" or "critical=mailto://user:pass@host"')
+        if unknown := [t for t in tags if t not in ALERT_TAGS]:
+            _fail(item, url, f"tags from {', '.join(ALERT_TAGS)} before the '=' (not {', '.join(unknown)})")
+        out.append(Secret(url.strip()))
+    return tuple(out)
+
+
+def _parse_space_key(value: Any, where: _Where) -> str:
+    try:
+        parse_space(value)
+    except ValueError:
+        _fail(where, value, SPACE_HINT)
+    return str(value).strip()
+
+
+def _parse_mode(value: Any, where: _Where) -> int:
+    if isinstance(value, str) and re.fullmatch(r"0?o?[0-7]{3,4}", value.strip().lower()):
+        mode = int(value.strip().lower().replace("o", ""), 8)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        _fail(where, value, 'an octal file mode like "0660" (a string) or 0o660')
+    return mode
+
+
+def _parse_level(value: Any, where: _Where) -> str:
+    if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
+        return value.strip().upper()
+    _fail(where, value, f"one of {', '.join(LOG_LEVELS)}")
+
+
+def _parse_listen(value: Any, where: _Where) -> str:
+    if not isinstance(value, str):
+        _fail(where, value, 'a string like "127.0.0.1:9469", or "" for none')
+    host, colon, port = value.strip().rpartition(":")
+    if value.strip() and not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+        _fail(where, value, 'HOST:PORT like "127.0.0.1:9469", or "" for none')
+    return value.strip()
+
+
+# Keys whose value needs more than its type says.
+_SPECIAL: dict[str, Callable[[Any, _Where], Any]] = {
+    "daemon.socket_mode": _parse_mode,
+    "daemon.log_level": _parse_level,
+    "daemon.metrics_listen": _parse_listen,
+    "health.free_disk_warning": _parse_space_key,
+    "health.free_disk_critical": _parse_space_key,
+}
+
+
+def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
+    """*value* (TOML-typed, or a string from the environment) as the Python type *hint*."""
+    if where.dotted in _SPECIAL:
+        return _SPECIAL[where.dotted](value, where)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if isinstance(value, str) and value.strip().lower() in ("none", "unlimited") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) != 1:
+            raise TypeError(f"{where.dotted}: the loader cannot read union type {hint}")
+        return _convert(inner[0], value, where, spec)
+    if origin is Literal:
+        if value in args:
+            return value
+        _fail(where, value, "one of " + ", ".join(json.dumps(a) for a in args))
+    if origin in (tuple, list):
+        items = _parse_list(value, where)
+        if args and args[0] is Secret:
+            return _check_url_list(items, where)
+        item_hint = args[0] if args else str
+        conv = [
+            _convert(item_hint, v, dataclasses.replace(where, dotted=f"{where.dotted}[{i}]"), spec)
+            for i, v in enumerate(items)
+        ]
+        return tuple(conv) if origin is tuple else conv
+    if origin is dict:
+        if where.from_env and isinstance(value, str) and value.lstrip().startswith("{"):
+            try:
+                value = tomllib.loads(f"v = {value}")["v"]
+            except tomllib.TOMLDecodeError as exc:
+                _fail(where, value, f"a TOML inline table ({exc})")
+        if not isinstance(value, dict):
+            _fail(where, value, "a table")
+        return {
+            str(k): _convert(args[1], v, dataclasses.replace(where, dotted=f"{where.dotted}.{k}"), spec)
+            for k, v in value.items()
+        }
+    if hint is bool:
+        return _parse_bool(value, where)
+    if hint in (int, float) and spec.duration:
+        return _parse_duration_value(value, where, spec.minimum)
+    if hint in (int, float):
+        return _parse_number(value, where, hint, spec.minimum)
+    if hint is Schedule:
+        try:
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError(f"expected {SCHEDULE_HINT}")
+            return parse_schedule(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where.dotted} = {_show(value)} {where.origin}: {exc}") from None
+    if hint is RateLimit:
+        if not isinstance(value, str):
+            _fail(where, value, RATE_HINT)
+        try:
+            return parse_rate_limit(value)
+        except ValueError:
+            _fail(where, value, RATE_HINT)
+    if not isinstance(value, str):
+        _fail(where, value, "a string")
+    if hint is Secret:
+        return Secret(value.strip())
+    if hint is Path:
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = (where.base_dir or Path.cwd()) / path
+        return path
+    if hint is str:
+        if spec.name.endswith("_url") and not re.match(r"^https?://[^/\s]+", value.strip()):
+            _fail(where, value, "an http:// or https:// URL")
+        return value.strip()
+    raise TypeError(f"{where.dotted}: the loader cannot read type {hint}")

@@ -1,0 +1,171 @@
+"""
+The shape of the configuration: the frozen dataclasses a loaded Config is made of, and its value types.
+
+This is where a setting is declared. Everything else in the package is derived from these classes
+(the key schema walks their fields and type hints), so a field added here with a default is a typed
+file key and SHIPTRACK_* variable at once, following the conventions in the package docstring
+(`_s` durations, `duration_field()`, `x_file` for secrets, `metadata={"min": N}`). It holds no
+parsing: it imports only the stdlib. Type hints are resolved against this module's globals, so a
+name used in an annotation must be imported here at run time, not under TYPE_CHECKING.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def duration_field(default: float, **kwargs: Any) -> Any:
+    """A float field holding seconds, written as a duration even though its name lacks `_s`."""
+    return field(default=default, metadata={"duration": True}, **kwargs)
+
+
+class Secret:
+    """A string that never prints itself: repr, str and f-strings all show ***."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "***" if self._value else ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`count` requests per `period_s` seconds, e.g. "200/min" -> RateLimit(200, 60)."""
+
+    count: int
+    period_s: float
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.period_s
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Either a fixed interval (`interval_s`) or a five-field cron expression (`cron`)."""
+
+    text: str
+    interval_s: float | None = None
+    cron: str | None = None
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    state_dir: Path
+    socket: Path
+    socket_mode: int = 0o660
+    log_level: str = "INFO"  # one of LOG_LEVELS
+    log_format: Literal["text", "json"] = "text"
+    shutdown_grace_s: float = 15.0
+    metrics_listen: str = ""  # "127.0.0.1:9469" serves /metrics over TCP too; "" = socket only
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str = "shipengine"
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    base_url: str = "https://api.shipengine.com"
+    webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    timeout_s: float = 15.0
+    rate_limit: RateLimit | None = RateLimit(200, 60.0)  # None = unlimited
+    concurrency: int = field(default=8, metadata={"min": 1})
+    retries: int = 3
+    circuit_breaker: int = field(default=5, metadata={"min": 1})  # unreachable calls in a row end a run
+    max_retry_after_s: float = 300.0  # a longer Retry-After is clamped to this
+
+
+@dataclass(frozen=True)
+class CadenceConfig:
+    """How long after a successful fetch a shipment is due again, by status."""
+
+    accepted: float = duration_field(6 * 3600)  # AC
+    in_transit: float = duration_field(2 * 3600)  # IT
+    delivery_attempt: float = duration_field(4 * 3600)  # AT: often not final
+    exception: float = duration_field(4 * 3600)  # EX: often not final
+    pickup: float = duration_field(6 * 3600)  # SP: at a collection point, waiting for DE
+    unknown: float = duration_field(6 * 3600)  # UN
+    not_yet_in_system: float = duration_field(3600)  # NY: shortest back-off; the wait grows with age
+    not_yet_in_system_max: float = duration_field(24 * 3600)
+    expire_after: float = duration_field(14 * 86400)  # NY/UN for this long since creation -> expired
+    delivered_confirm: float = duration_field(24 * 3600)  # DE: checked once more after this, then terminal
+    failure_backoff: float = duration_field(15 * 60)  # after a failed fetch, doubling per failure
+    failure_backoff_max: float = duration_field(12 * 3600)
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    schedule: Schedule = Schedule("5m", interval_s=300)
+    force_schedule: Schedule = Schedule("0 2 * * *", cron="0 2 * * *")
+    batch_size: int = field(default=100, metadata={"min": 1})
+    max_runtime_s: float = 1800.0
+    cadence: CadenceConfig = field(default_factory=CadenceConfig)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    schedule: Schedule = Schedule("5m", interval_s=300)
+    check_timeout_s: float = 30.0  # a check that takes longer is reported unknown
+    api_latency_warning_s: float = 5.0  # the connectivity probe answering slower than this warns
+    sync_age_warning_s: float = 15 * 60  # no successful sync for this long: warning
+    sync_age_critical_s: float = 3600.0  # ... critical
+    stale_after_s: float = 36 * 3600  # an active shipment not updated for this long is stale
+    stale_warning: int = 10  # more stale shipments than this: warning (`--alert-threshold` overrides)
+    stale_critical: int = 100  # ... critical
+    error_rate_window_s: float = 3600.0  # failed / attempted fetches over this window
+    error_rate_warning: float = field(default=10.0, metadata={"min": 0})  # percent
+    error_rate_critical: float = field(default=50.0, metadata={"min": 0})  # percent
+    error_rate_min_attempts: int = 20  # fewer attempts in the window are not judged
+    loop_failures_warning: int = field(default=1, metadata={"min": 1})  # a loop failing this many times in a row
+    loop_failures_critical: int = field(default=3, metadata={"min": 1})
+    loop_overdue_after_s: float = 300.0  # a loop this late past its next run is overdue
+    free_disk_warning: str = "10%"  # free space in state_dir below this: bytes ("2GB") or percent ("10%")
+    free_disk_critical: str = "5%"
+    quick_check_interval_s: float = 3600.0  # PRAGMA quick_check at most this often (it reads the whole file)
+    keep_reports_s: float = 7 * 86400  # stored health reports are pruned after this
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    urls: tuple[Secret, ...] = ()  # Apprise URLs, each optionally prefixed "warning,critical=" (see ALERT_TAGS)
+    repeat_interval_s: float = 4 * 3600
+    send_resolved: bool = True
+    for_reports: int = field(default=2, metadata={"min": 1})  # failing reports in a row before an alert fires
+    resolve_after: int = field(default=2, metadata={"min": 1})  # passing reports in a row before it resolves
+    max_per_hour: int = field(default=12, metadata={"min": 1})  # notifications an hour, at most (tests excluded)
+    inhibit: bool = True  # hold back stale_shipments, recent_sync, error_rate while api_connectivity is critical
+    delivery_timeout_s: float = 20.0  # one attempt to one channel
+    delivery_attempts: int = field(default=3, metadata={"min": 1})  # per channel, with backoff
+    host: str = ""  # the host name alerts carry; "" = this machine's
+    keep_log_s: float = 30 * 86400  # the notification log is pruned after this
+
+
+@dataclass(frozen=True)
+class Config:
+    daemon: DaemonConfig
+    provider: ProviderConfig = field(default_factory=ProviderConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    source: Path | None = field(default=None, metadata={"key": False})  # the file it was read from
