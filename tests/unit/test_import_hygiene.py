@@ -21,3 +21,16 @@ def test_api_client_imports_no_daemon_machinery():
     """The shared API client (used by ctl and tui) loads no store, server, scheduler or notifier."""
     heavy = ("aiosqlite", "hypercorn", "starlette", "apprise", "aiolimiter", "stamina", "textual", "loguru")
     assert _loaded_after("import shiptrackd.api.client", heavy) == []
+
+
+def test_console_talks_to_the_daemon_only_through_the_api_client():
+    """The TUI loads the API client but none of the daemon's store, sync, server or notifier modules."""
+    daemon_side = (
+        "shiptrackd.store",
+        "shiptrackd.sync",
+        "shiptrackd.daemon",
+        "shiptrackd.api.server",
+        "apprise",
+        "aiosqlite",
+    )
+    assert _loaded_after("import tui.app", daemon_side) == []

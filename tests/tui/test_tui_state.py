@@ -1,0 +1,145 @@
+"""The console's pure parts: folding events into state, and the paged window behind the shipments list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tui.format import countdown, describe_event, duration, fit, level_of
+from tui.state import NOT_AVAILABLE, ConsoleState, health_checks, normalise_alerts
+from tui.widgets.pages import PagedRows
+from tui.widgets.shipment_list import layout_columns
+
+NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+
+
+def page(start: int, n: int) -> list[dict]:
+    return [
+        {"id": f"ship_{i:08d}", "carrier_code": "ups", "tracking_number": f"1Z{i}"} for i in range(start, start + n)
+    ]
+
+
+def test_pages_walk_by_cursor_and_keep_only_a_window():
+    """Page k is fetched with page k-1's cursor; old pages are dropped but their cursors kept."""
+    rows = PagedRows(page_size=10, keep_pages=3)
+    assert rows.next_fetch([0]) == (0, None)
+    rows.add_page(0, page(0, 10), "ship_00000009")
+    assert rows.next_fetch([5]) == (1, "ship_00000009")  # page 5 needs the walk to go on first
+    for k in range(1, 6):
+        rows.add_page(k, page(10 * k, 10), f"ship_{10 * k + 9:08d}")
+    assert len(rows.pages) == 3 and 0 not in rows.pages
+    assert rows.next_fetch([0]) == (0, None)  # a dropped page is re-read directly
+    assert rows.row_count == 61  # 60 known and a "loading" row
+    rows.add_page(6, page(60, 4), None)
+    assert rows.complete and rows.total == 64 and rows.row_count == 64
+    assert rows.next_fetch([7, 8]) is None
+    assert rows.row(63).id == "ship_00000063" and rows.row(64) is None
+
+
+def test_pages_estimate_sizes_the_list_before_the_walk():
+    """With a count from the daemon's stats, the scrollbar is right from the first page."""
+    rows = PagedRows(page_size=10, estimate=1000)
+    rows.add_page(0, page(0, 10), "ship_00000009")
+    assert rows.row_count == 1000
+    rows.more_may_exist()  # not complete yet: nothing to do
+    assert rows.row_count == 1000
+
+
+def test_new_shipments_reopen_a_complete_list():
+    """Added shipments sort last, so a complete list re-reads its last page."""
+    rows = PagedRows(page_size=10)
+    rows.add_page(0, page(0, 4), None)
+    assert rows.complete
+    rows.more_may_exist()
+    assert not rows.complete and rows.next_fetch([0]) == (0, None)
+
+
+@pytest.mark.parametrize("width", [60, 78, 100, 118, 160, 240])
+def test_columns_fit_the_width(width):
+    """The list's columns never add up to more than the width they are given."""
+    columns = layout_columns(width)
+    assert sum(w + 1 for _, _, w in columns) <= width + 1
+    assert [key for key, _, _ in columns][:2] == ["mark", "id"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"seq": 1, "type": "sync.progress"},  # no run data at all
+        {"seq": 2, "type": "loop.changed", "loop": None},
+        {"seq": 3, "type": "loop.changed"},
+        {"seq": 4, "type": "sync.finished", "run": "not a dict"},
+        {"seq": 5, "type": "shipments.added", "count": "many"},
+        {"seq": 6, "type": "health.report", "report": [1, 2]},
+        {"seq": 7, "type": "brand.new.thing", "x": 1},
+        {"type": None},
+        "not even a dict",
+    ],
+)
+def test_odd_events_never_raise(event):
+    """An unexpected or malformed event is logged, never fatal."""
+    state = ConsoleState()
+    state.apply_snapshot({"status": {"store": {"shipments": 1}}, "runs": [], "stats": {}}, NOW)
+    state.apply_event(event, NOW)  # type: ignore[arg-type]
+
+
+def test_sync_events_fold_into_progress_and_runs():
+    """sync.started/progress/finished move the running sync and prepend the finished run."""
+    state = ConsoleState()
+    at = NOW.isoformat()
+    later = (NOW + timedelta(seconds=10)).isoformat()
+    state.apply_event({"seq": 1, "type": "sync.started", "run_id": 7, "trigger": "manual", "at": at}, NOW)
+    topics = state.apply_event(
+        {"seq": 2, "type": "sync.progress", "run_id": 7, "started_at": at, "done": 50, "selected": 100, "at": later},
+        NOW,
+    )
+    assert "sync" in topics and state.sync["done"] == 50 and state.sync_rate == pytest.approx(5.0)
+    state.apply_event({"seq": 3, "type": "sync.finished", "run": {"id": 7, "outcome": "ok"}, "at": later}, NOW)
+    assert state.sync is None and state.runs[0]["id"] == 7 and state.last_seq == 3
+
+
+def test_heartbeats_advance_the_sequence_only():
+    """Heartbeats carry the resume point but are not kept as events."""
+    state = ConsoleState()
+    assert state.apply_event({"seq": 9, "type": "heartbeat"}, NOW) == set()
+    assert state.last_seq == 9 and not state.events
+
+
+def test_health_reports_in_either_shape():
+    """Checks may come as a list or keyed by name; levels are normalised."""
+    listed = health_checks({"checks": [{"name": "api", "level": "CRITICAL", "message": "down"}]})
+    keyed = health_checks({"checks": {"api": {"status": "warn", "message": "slow"}}})
+    assert (listed[0].name, listed[0].level) == ("api", "critical")
+    assert (keyed[0].name, keyed[0].level) == ("api", "warning")
+    state = ConsoleState(health={"checks": [{"name": "a", "level": "ok"}, {"name": "b", "level": "warning"}]})
+    assert state.health_level() == "warning"
+    assert ConsoleState(health=NOT_AVAILABLE).health_level() == "unknown"
+
+
+def test_alerts_from_the_daemons_shapes():
+    """GET /v1/alerts answers {"notifications": [...]}; a bare list works too."""
+    assert normalise_alerts({"notifications": [{"id": 1}], "states": []}) == [{"id": 1}]
+    assert normalise_alerts([{"id": 2}, "junk"]) == [{"id": 2}]
+    assert normalise_alerts(NOT_AVAILABLE) == NOT_AVAILABLE
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (65, "1m05s"), (3700, "1h01m"), (90000, "1d1h"), (None, "—")])
+def test_durations(seconds, text):
+    """Durations are short and fixed-format."""
+    assert duration(seconds) == text
+
+
+def test_countdown_and_fit():
+    """Countdowns say 'due' once passed; fit cuts with an ellipsis and pads."""
+    assert countdown((NOW + timedelta(seconds=90)).isoformat(), NOW) == "in 1m30s"
+    assert countdown((NOW - timedelta(seconds=5)).isoformat(), NOW) == "due"
+    assert countdown(None, NOW) == "—"
+    assert fit("abcdef", 4) == "abc…" and fit("ab", 4) == "ab  "
+    assert level_of("degraded") == "warning" and level_of(None) == "unknown"
+
+
+def test_describe_event_covers_unknown_types():
+    """Every event gets a one-line description, known or not."""
+    assert "→ DE" in describe_event({"type": "shipment.status_changed", "id": "s", "old": "IT", "new": "DE"})
+    assert describe_event({"type": "x.y", "seq": 1, "foo": "bar"}) == "foo=bar"

@@ -1,0 +1,224 @@
+"""
+Pure text helpers for the console: durations, relative times, levels, truncation.
+
+Everything that depends on the time takes `now` explicitly, so screens render the
+same text from the same data and a fixed clock (the snapshot tests rely on it).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from textual.content import Content
+
+# Levels map onto theme variables, so dark and light themes both read well; the glyph and
+# the word carry the meaning on their own under NO_COLOR.
+LEVEL_STYLE = {
+    "ok": "$success",
+    "healthy": "$success",
+    "passing": "$success",
+    "resolved": "$success",
+    "sent": "$success",
+    "delivered": "$success",
+    "warning": "$warning",
+    "warn": "$warning",
+    "pending": "$warning",
+    "partial": "$warning",
+    "interrupted": "$warning",
+    "running": "$accent",
+    "critical": "bold $error",
+    "error": "$error",
+    "failed": "bold $error",
+    "firing": "bold $error",
+    "aborted": "$error",
+    "unknown": "$text-muted",
+    "info": "$text-muted",
+}
+LEVEL_GLYPH = {"ok": "✔", "info": "i", "warning": "▲", "critical": "✖", "unknown": "?"}
+LEVEL_RANK = {"ok": 0, "info": 0, "unknown": 1, "warning": 2, "critical": 3}
+
+STATUS_NAMES = {
+    "UN": "unknown",
+    "NY": "not yet in system",
+    "AC": "accepted",
+    "IT": "in transit",
+    "AT": "delivery attempt",
+    "EX": "exception",
+    "SP": "at pickup point",
+    "DE": "delivered",
+}
+STATUS_STYLE = {"DE": "$success", "EX": "$error", "AT": "$warning", "IT": "$accent", "NY": "$text-muted"}
+
+
+def parse_at(value: Any) -> datetime | None:
+    """An ISO 8601 string (or datetime) as an aware UTC datetime; None for anything unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def duration(seconds: float | None) -> str:
+    """A compact duration: 42s, 3m05s, 2h14m, 3d4h."""
+    if seconds is None:
+        return "—"
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600}h"
+
+
+def ago(at: Any, now: datetime) -> str:
+    """'3m05s ago', 'in 12s', or '—' when there is no time."""
+    when = parse_at(at)
+    if when is None:
+        return "—"
+    delta = (now - when).total_seconds()
+    if -1 < delta < 1:
+        return "now"
+    return f"{duration(delta)} ago" if delta > 0 else f"in {duration(-delta)}"
+
+
+def countdown(at: Any, now: datetime) -> str:
+    """Time left until *at*: 'in 4m10s', 'due' once passed, '—' when unknown."""
+    when = parse_at(at)
+    if when is None:
+        return "—"
+    left = (when - now).total_seconds()
+    return "due" if left < 1 else f"in {duration(left)}"
+
+
+def clock_time(at: Any) -> str:
+    """HH:MM:SS in UTC, for logs and timelines."""
+    when = parse_at(at)
+    return when.strftime("%H:%M:%S") if when else "—"
+
+
+def date_time(at: Any) -> str:
+    when = parse_at(at)
+    return when.strftime("%Y-%m-%d %H:%M") if when else "—"
+
+
+def fit(text: Any, width: int) -> str:
+    """*text* cut or padded to exactly *width* cells, with an ellipsis when cut."""
+    s = "" if text is None else str(text)
+    s = s.replace("\n", " ")
+    if width <= 0:
+        return ""
+    if len(s) > width:
+        return s[: width - 1] + "…" if width > 1 else s[:width]
+    return s.ljust(width)
+
+
+def level_of(value: Any) -> str:
+    """A level word from whatever a report says (ok/warning/critical/info/unknown)."""
+    text = str(value or "unknown").lower()
+    if text in ("info", "information", "notice"):
+        return "info"
+    if text in ("ok", "healthy", "passing", "pass", "green"):
+        return "ok"
+    if text in ("warning", "warn", "degraded", "yellow"):
+        return "warning"
+    if text in ("critical", "crit", "error", "failed", "fail", "red"):
+        return "critical"
+    return "unknown"
+
+
+def styled(text: str, key: str | None) -> Content:
+    """*text* in the style for *key* (a level, outcome or delivery state), plain if none fits."""
+    style = LEVEL_STYLE.get((key or "").lower(), "")
+    return Content.styled(text, style) if style else Content(text)
+
+
+def level_badge(level: str, width: int = 10) -> Content:
+    word = level_of(level)
+    return styled(fit(f"{LEVEL_GLYPH.get(word, '?')} {word}", width), word)
+
+
+def outcome_word(outcome: Any) -> str:
+    text = str(outcome or "").strip()
+    return text.split(":")[0].split(" ")[0] if text else ""
+
+
+def number(n: Any) -> str:
+    if isinstance(n, bool) or not isinstance(n, int | float):
+        return "—"
+    if isinstance(n, int) or abs(n) >= 100:
+        return f"{n:,.0f}"
+    return f"{n:,.1f}"
+
+
+def ms(seconds: Any) -> str:
+    if not isinstance(seconds, int | float):
+        return "—"
+    return f"{seconds * 1000:.0f} ms"
+
+
+def status_label(code: Any) -> str:
+    if not code:
+        return "new"
+    return STATUS_NAMES.get(str(code), str(code))
+
+
+def status_content(code: Any, width: int) -> Content:
+    label = fit(f"{code or '··'} {status_label(code)}", width)
+    return Content.styled(label, STATUS_STYLE.get(str(code), "")) if code in STATUS_STYLE else Content(label)
+
+
+def join_lines(lines: list[Content]) -> Content:
+    return Content("\n").join(lines)
+
+
+def describe_event(event: dict[str, Any]) -> str:
+    """One line saying what an event means, for the event log; never raises on odd input."""
+    kind = str(event.get("type", "?"))
+    try:
+        if kind == "sync.started":
+            return f"run #{event.get('run_id')} started ({event.get('trigger')})"
+        if kind == "sync.progress":
+            return (
+                f"run #{event.get('run_id')}: {event.get('done')}/{event.get('selected')} done,"
+                f" {event.get('updated')} updated, {event.get('failed')} failed"
+            )
+        if kind == "sync.finished":
+            run = event.get("run") or {}
+            text = (
+                f"run #{run.get('id')} {run.get('outcome')}: {run.get('selected')} selected,"
+                f" {run.get('updated')} updated, {run.get('failed')} failed"
+            )
+            return f"{text} ({run['stop_reason']})" if run.get("stop_reason") else text
+        if kind == "shipment.status_changed":
+            return f"{event.get('id')}: {event.get('old') or 'new'} → {event.get('new')}"
+        if kind == "loop.changed":
+            loop = event.get("loop") or {}
+            state = "paused" if loop.get("paused") else "running" if loop.get("running") else "idle"
+            return f"loop {loop.get('name')} {state}; {loop.get('last_outcome') or ''}".rstrip("; ")
+        if kind == "shipments.added":
+            return f"{event.get('count')} shipment(s) added"
+        if kind == "shipments.removed":
+            return f"{event.get('id')} removed"
+        if kind == "config.reloaded":
+            return f"configuration reloaded; changed: {', '.join(event.get('changed') or []) or 'nothing'}"
+        if kind == "health.report":
+            report = event.get("report") if isinstance(event.get("report"), dict) else event
+            return f"health {level_of(report.get('level') or report.get('status'))}"
+        if kind == "gap":
+            return f"missed events after #{event.get('seq')}; state reloaded"
+        if kind == "provider.auth_failed":
+            return f"the API rejected the key: {event.get('message')}"
+    except (AttributeError, TypeError):
+        pass
+    extra = {k: v for k, v in event.items() if k not in ("seq", "type", "at")}
+    return ", ".join(f"{k}={v}" for k, v in extra.items())[:200]

@@ -1,0 +1,56 @@
+"""
+The event log: the daemon's event stream as it arrives, one line per event.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import RichLog, Static
+
+from ..format import clock_time, describe_event
+from .base import ConsoleScreen
+
+KIND_STYLE = {"sync.finished": "bold", "provider.auth_failed": "bold reverse", "gap": "reverse"}
+
+
+def event_line(event: dict[str, Any]) -> Text:
+    kind = str(event.get("type", "?"))
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"{clock_time(event.get('at'))} ", style="dim")
+    line.append(f"#{event.get('seq', '?'):<6} ", style="dim")
+    line.append(f"{kind:<24}", style=KIND_STYLE.get(kind, "bold" if kind.startswith(("alert", "health")) else ""))
+    line.append(describe_event(event))
+    return line
+
+
+class EventsScreen(ConsoleScreen):
+    TITLE = "Events"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+l", "clear", "Clear"),
+        Binding("end", "follow", "Follow", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(" live events from the daemon, newest last (heartbeats hidden)", id="events-title")
+        yield RichLog(id="event-log", max_lines=2000, wrap=False, auto_scroll=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        log = self.query_one(RichLog)
+        for event in self.console.state.events:
+            log.write(event_line(event))
+        log.focus()
+
+    def on_daemon_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") != "heartbeat":
+            self.query_one(RichLog).write(event_line(event))
+
+    def action_clear(self) -> None:
+        self.query_one(RichLog).clear()
+
+    def action_follow(self) -> None:
+        self.query_one(RichLog).scroll_end(animate=False)

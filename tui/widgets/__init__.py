@@ -1,0 +1,1 @@
+"""The console's own widgets: dashboard panels, the connection banner and the lazy shipments list."""
