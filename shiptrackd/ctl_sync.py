@@ -150,7 +150,7 @@ def _report_started(out: Output, started: dict[str, Any]) -> None:
 def _draw(progress: ProgressLine, event: dict[str, Any]) -> None:
     progress.draw(
         int(event.get("done") or 0),
-        int(event.get("selected") or 0),
+        max(int(event.get("planned") or 0), int(event.get("selected") or 0)),
         f"run {event.get('run_id')}: {event.get('updated', 0)} updated, {event.get('failed', 0)} failed",
     )
 

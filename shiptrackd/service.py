@@ -67,6 +67,7 @@ class Service:
                 "due_now": await self.store.shipments.count_due(now),
             },
             "rate_limit_paused_until": _iso(self.engine.throttle.paused_until),
+            "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
             "notes": self.notes,
         }
 

@@ -45,6 +45,7 @@ class RunProgress:
     run_id: int
     trigger: str
     started_at: datetime
+    planned: int = 0  # how many the run expects to take, known at its start (progress bars)
     counts: RunCounts = field(default_factory=RunCounts)
     done: int = 0
     unknown_ids: list[str] = field(default_factory=list)
@@ -63,6 +64,7 @@ class RunProgress:
             "run_id": self.run_id,
             "trigger": self.trigger,
             "started_at": self.started_at.isoformat(),
+            "planned": self.planned,
             "done": self.done,
             **asdict(self.counts),
             "unknown_ids": self.unknown_ids,
@@ -99,7 +101,7 @@ class SyncEngine:
                     return {"id": await self._current_run_id(), "joined": True}
                 await self.wait_idle()  # a force or targeted run cannot join a narrower one: run after it
         try:
-            progress = await self._open_run(trigger)
+            progress = await self._open_run(trigger, shipment_ids)
             return await self._run(progress, shipment_ids)
         finally:
             self._release()
@@ -129,7 +131,7 @@ class SyncEngine:
     ) -> None:
         self._acquire()  # WouldBlock reaches start() through tg.start()
         try:
-            progress = await self._open_run(trigger)
+            progress = await self._open_run(trigger, shipment_ids)
             task_status.started(progress.run_id)
             await self._run(progress, shipment_ids)
         except Exception:
@@ -177,12 +179,18 @@ class SyncEngine:
             await self._opened.wait()
         return self.current.run_id if self.current else 0
 
-    async def _open_run(self, trigger: str) -> RunProgress:
+    async def _open_run(self, trigger: str, shipment_ids: Sequence[str] | None) -> RunProgress:
         now = self.clock.now()
+        if shipment_ids:
+            planned = len(set(shipment_ids))
+        elif trigger == "force":
+            planned = await self.store.shipments.count_active()
+        else:
+            planned = await self.store.shipments.count_due(now)
         run_id = await self.store.runs.start(trigger, now)
-        self.current = RunProgress(run_id, trigger, now, stop_requested=self._stopping)
+        self.current = RunProgress(run_id, trigger, now, planned=planned, stop_requested=self._stopping)
         self._opened.set()
-        self.bus.publish("sync.started", run_id=run_id, trigger=trigger)
+        self.bus.publish("sync.started", run_id=run_id, trigger=trigger, planned=planned)
         return self.current
 
     # --- the run -------------------------------------------------------------------------

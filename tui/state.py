@@ -121,6 +121,7 @@ class ConsoleState:
                 "started_at": event.get("at"),
                 "done": 0,
                 "selected": 0,
+                "planned": event.get("planned", 0),
             }
             self.sync_rate = None
             return {SYNC}

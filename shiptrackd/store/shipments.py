@@ -24,8 +24,13 @@ SHIPMENT_COLUMNS = (
 
 
 def new_shipment_id(now: datetime) -> str:
-    """`ship_` + creation milliseconds + randomness: unique, and sorting by id sorts by age."""
-    return f"ship_{int(now.timestamp() * 1000):011x}{secrets.token_hex(4)}"
+    """
+    `ship_` + creation milliseconds + 64 random bits: sorting by id sorts by age.
+
+    One add_many stamps every row with the same millisecond, so the random part alone must
+    keep 100k ids apart (32 bits collided at that size; 64 make it about one in 10^9).
+    """
+    return f"ship_{int(now.timestamp() * 1000):011x}{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)
@@ -122,11 +127,27 @@ class ShipmentStore:
     async def apply(
         self, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], now: datetime
     ) -> ApplyResult:
-        """Write a batch in one transaction, each shipment in its own savepoint: all of it lands or none."""
+        """Write a batch in one transaction, each shipment in its own savepoint: all of it lands or none.
+
+        Fast path first: the whole batch with a few executemany statements inside one savepoint
+        (bench/bench_store.py: ~1.3x the per-shipment rate). If any statement fails, that
+        savepoint is rolled back and the batch is redone shipment by shipment, so a failed write
+        still rolls back only its own shipment.
+        """
 
         def fn(conn: sqlite3.Connection) -> ApplyResult:
-            out = ApplyResult()
             stamp = to_db(now)
+            if len({r.shipment_id for r in results}) == len(results):
+                conn.execute("SAVEPOINT batch")
+                try:
+                    out = _apply_batch(conn, run_id, results, stamp)
+                except sqlite3.Error:
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
+                else:
+                    conn.execute("RELEASE batch")
+                    return out
+            out = ApplyResult()
             for result in results:
                 conn.execute("SAVEPOINT shipment")
                 try:
@@ -233,6 +254,9 @@ class ShipmentStore:
             await self.db.scalar("SELECT count(*) FROM shipments WHERE active = 1 AND next_sync_at <= ?", (to_db(now),))
         )
 
+    async def count_active(self) -> int:
+        return int(await self.db.scalar("SELECT count(*) FROM shipments WHERE active = 1"))
+
     async def counts(self) -> dict[str, int]:
         row = await self.db.fetchone("SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM shipments")
         assert row is not None
@@ -270,6 +294,97 @@ def _fields(item: NewShipment) -> dict[str, str]:
     return {"carrier_code": item.carrier_code, "tracking_number": item.tracking_number, "reference": item.reference}
 
 
+_UPDATE_SUCCESS_SQL = (
+    "UPDATE shipments SET status_code = ?, status_detail_code = ?, status_description = ?,"
+    " exception_description = ?, estimated_delivery_at = ?, actual_delivery_at = ?, last_synced_at = ?,"
+    " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
+    " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
+    " active = ?, updated_at = ? WHERE id = ?"
+)
+_INSERT_EVENT_SQL = (
+    "INSERT OR IGNORE INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
+    " location, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_IN_CHUNK = 500  # ids per `IN (...)` list, well under SQLite's bound-parameter limit
+
+
+def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tuple[Any, ...]:
+    info = result.info
+    return (
+        info.status_code,
+        info.status_detail_code,
+        info.status_description,
+        info.exception_description,
+        to_db(info.estimated_delivery_at),
+        to_db(info.actual_delivery_at),
+        stamp,
+        changed,
+        stamp,
+        to_db(result.next_sync_at),
+        result.reason,
+        int(result.next_sync_at is not None),
+        stamp,
+        result.shipment_id,
+    )
+
+
+def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
+    return [
+        (
+            result.shipment_id,
+            to_db(e.occurred_at),
+            e.status_code,
+            e.description,
+            e.event_code,
+            ", ".join(filter(None, (e.city, e.state, e.postal_code, e.country_code))),
+            e.dedup_key,
+        )
+        for e in result.info.events
+    ]
+
+
+def _by_id(conn: sqlite3.Connection, sql: str, ids: Sequence[str]) -> dict[str, Any]:
+    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})`, in chunks of ids."""
+    out: dict[str, Any] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        out.update(conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
+    return out
+
+
+def _apply_batch(
+    conn: sqlite3.Connection, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], stamp: str | None
+) -> ApplyResult:
+    """The whole batch in a few statements; raises sqlite3.Error (caller rolls back) if any write would fail."""
+    out = ApplyResult()
+    successes = [r for r in results if isinstance(r, FetchSuccess)]
+    ids = [r.shipment_id for r in successes]
+    old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})", ids)
+    if len(old) != len(ids):  # one was removed while its fetch was in flight: the slow path isolates it
+        raise sqlite3.IntegrityError("a shipment of the batch no longer exists")
+    count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
+    events_before = _by_id(conn, count_sql, ids)
+    conn.executemany(
+        _UPDATE_SUCCESS_SQL, [_success_row(r, old[r.shipment_id] != r.info.status_code, stamp) for r in successes]
+    )
+    conn.executemany(_INSERT_EVENT_SQL, [row for r in successes for row in _event_rows(r)])
+    events_after = _by_id(conn, count_sql, ids)
+    for result in results:
+        if isinstance(result, FetchFailure):
+            _apply_failure(conn, run_id, result, stamp)
+            out.failed += 1
+            continue
+        sid, new_status = result.shipment_id, result.info.status_code
+        changed = old[sid] != new_status
+        if changed:
+            out.changed.append((sid, old[sid], new_status))
+        if changed or events_after.get(sid, 0) > events_before.get(sid, 0):
+            out.updated += 1
+        else:
+            out.unchanged += 1
+    return out
+
+
 def _apply_success(conn: sqlite3.Connection, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
     info = result.info
     row = conn.execute("SELECT status_code FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
@@ -277,46 +392,9 @@ def _apply_success(conn: sqlite3.Connection, result: FetchSuccess, stamp: str | 
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
     old_status = row[0]
     changed = old_status != info.status_code
-    conn.execute(
-        "UPDATE shipments SET status_code = ?, status_detail_code = ?, status_description = ?,"
-        " exception_description = ?, estimated_delivery_at = ?, actual_delivery_at = ?, last_synced_at = ?,"
-        " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
-        " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
-        " active = ?, updated_at = ? WHERE id = ?",
-        (
-            info.status_code,
-            info.status_detail_code,
-            info.status_description,
-            info.exception_description,
-            to_db(info.estimated_delivery_at),
-            to_db(info.actual_delivery_at),
-            stamp,
-            changed,
-            stamp,
-            to_db(result.next_sync_at),
-            result.reason,
-            int(result.next_sync_at is not None),
-            stamp,
-            result.shipment_id,
-        ),
-    )
+    conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
     before = conn.total_changes
-    conn.executemany(
-        "INSERT OR IGNORE INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
-        " location, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                result.shipment_id,
-                to_db(e.occurred_at),
-                e.status_code,
-                e.description,
-                e.event_code,
-                ", ".join(p for p in (e.city, e.state, e.postal_code, e.country_code) if p),
-                e.dedup_key,
-            )
-            for e in info.events
-        ],
-    )
+    conn.executemany(_INSERT_EVENT_SQL, _event_rows(result))
     new_events = conn.total_changes - before
     if changed:
         out.changed.append((result.shipment_id, old_status, info.status_code))

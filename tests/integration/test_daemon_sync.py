@@ -107,3 +107,17 @@ async def test_force_loop_during_a_regular_run_runs_after_it(running):
     assert forced["trigger"] == "force" and forced["id"] != regular["run_id"]
     assert forced["selected"] == 16 and not forced.get("joined")
     assert (await client.run(regular["run_id"]))["outcome"] == "ok"
+
+
+async def test_sync_started_announces_its_planned_total(running):
+    """A run says at its start how many shipments it expects, so progress bars never step back."""
+    client = running.client
+    await client.add_shipments([{"carrier_code": "ups", "tracking_number": f"1ZINTRANSIT{i:04}"} for i in range(7)])
+    since = (await client.status())["event_seq"]
+    started = await client.sync()
+    with anyio.fail_after(10):
+        async for event in client.events(since=since):
+            if event["type"] == "sync.started" and event["run_id"] == started["run_id"]:
+                assert event["planned"] == 7
+                break
+    await wait_for_run(client, started["run_id"])

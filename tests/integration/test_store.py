@@ -160,3 +160,9 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store):
         await store.shipments.add_many([NewShipment("ups", f"1Z{i:05}", "x" * 150) for i in range(5000)], NOW)
     assert (await store.shipments.counts())["total"] == 1
     assert (await store.shipments.list(search="1Z-KEEP"))[0][0]["tracking_number"] == "1Z-KEEP"
+
+
+async def test_one_large_add_gives_every_shipment_its_own_id(store: Store):
+    """A single add of 20,000 shipments (one timestamp for all) yields 20,000 distinct ids."""
+    added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:06}") for i in range(20_000)], NOW)
+    assert len({a["id"] for a in added.added}) == 20_000

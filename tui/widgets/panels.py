@@ -174,7 +174,8 @@ class SyncPanel(Vertical):
         sync = state.sync
         if sync:
             done = int(sync.get("done") or 0)
-            selected = max(int(sync.get("selected") or 0), done)
+            # planned is known at the start; selected only grows batch by batch (bar would step back)
+            selected = max(int(sync.get("planned") or 0), int(sync.get("selected") or 0), done)
             rate = f"{state.sync_rate:.1f}/s" if state.sync_rate else "—/s"
             head.update(
                 Content.assemble(
