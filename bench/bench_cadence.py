@@ -1,0 +1,310 @@
+"""
+Adaptive cadence vs a fixed poll over a simulated week of sandbox lifecycles (DESIGN.md
+"Performance targets", issue 3): API calls per delivered parcel, and the delay in noticing a
+status change, for both.
+
+A pure simulation in simulated time, on the same functions the daemon and the sandbox use:
+shiptrackd.sandbox.lifecycle says what each tracking number's status is at any moment (its
+scan timeline from first sight, checked against lifecycle.tracking_body), and
+shiptrackd.cadence.after_success decides when the daemon checks a shipment next.
+
+- ~500 shipments (seeded), created uniformly over the first 48 h of the week, each first seen
+  (its lifecycle clock started) when created.
+- fixed poll: a cron every N minutes checks every shipment not yet seen delivered (the seed
+  script's approach; lost and never-scanned parcels are polled all week).
+- adaptive: the daemon as configured by default: the sync loop runs every 5 min and checks the
+  shipments due (new ones at once, then as cadence.after_success says), and the daily force sync
+  at 02:00 checks every active one; delivered gets one confirming check a day later, then none.
+- "delay in noticing a status change": for every status_code change in the truth, the time
+  from the change to the first check at or after it. Changes no check saw by the end of the week
+  are counted apart.
+
+    uv run python bench/bench_cadence.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import dataclasses
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from _common import header, percentile, table, verdict
+
+from shiptrackd import cadence
+from shiptrackd.config import CadenceConfig
+from shiptrackd.sandbox import lifecycle
+
+WEEK = timedelta(days=7)
+START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday, midnight UTC
+SYNC_TICK = timedelta(minutes=5)  # [sync] schedule default
+FORCE_HOUR = 2  # [sync] force_schedule default "0 2 * * *"
+CARRIERS = ("ups", "fedex", "usps", "dhl_express", "ontrac")
+
+
+@dataclass
+class Parcel:
+    carrier: str
+    number: str
+    created: datetime
+    changes: list[tuple[datetime, str]]  # (when, new status_code), the truth, in order
+    scans: list[tuple[datetime, str]]  # (when, status_detail_code) of every scan, in order
+    status_times: list[datetime] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status_times = [self.created] + [at for at, _ in self.changes]
+        self.statuses = ["NY"] + [s for _, s in self.changes]
+        self.scan_times = [at for at, _ in self.scans]
+
+    def status_at(self, at: datetime) -> str:
+        return self.statuses[bisect.bisect_right(self.status_times, at) - 1]
+
+    def detail_at(self, at: datetime) -> str:
+        i = bisect.bisect_right(self.scan_times, at) - 1
+        return self.scans[i][1] if i >= 0 else "NOT_YET_RECEIVED_BY_CARRIER"
+
+    @property
+    def delivered_at(self) -> datetime | None:
+        return next((at for at, s in self.changes if s == "DE"), None)
+
+
+def make_parcels(n: int, seed: int) -> list[Parcel]:
+    rng = random.Random(seed)
+    parcels = []
+    for i in range(n):
+        carrier = CARRIERS[i % len(CARRIERS)]
+        number = f"9400{i:012d}"
+        created = START + timedelta(seconds=rng.uniform(0, 48 * 3600))
+        changes: list[tuple[datetime, str]] = []
+        scans: list[tuple[datetime, str]] = []
+        status = "NY"
+        for offset, stage in lifecycle.timeline(carrier, number):
+            at = created + max(offset, timedelta(0))
+            scans.append((at, stage.detail))
+            if stage.status != status:
+                changes.append((at, stage.status))
+                status = stage.status
+        parcels.append(Parcel(carrier, number, created, changes, scans))
+    return parcels
+
+
+def check_against_sandbox(parcels: list[Parcel], samples: int = 2000) -> None:
+    """The simulation's truth must be what the sandbox would answer at that moment."""
+    rng = random.Random(1)
+    for _ in range(samples):
+        p = rng.choice(parcels)
+        at = p.created + timedelta(seconds=rng.uniform(0, WEEK.total_seconds()))
+        body = lifecycle.tracking_body(p.carrier, p.number, first_seen_at=p.created, now=at)
+        assert body["status_code"] == p.status_at(at), (p.number, at, body["status_code"], p.status_at(at))
+        assert body["status_detail_code"] == p.detail_at(at), (p.number, at, body["status_detail_code"])
+
+
+@dataclass
+class Outcome:
+    name: str
+    calls: int = 0
+    delays_s: list[float] = field(default_factory=list)
+    missed: int = 0
+    seen_delivered: int = 0
+
+
+def score(name: str, parcels: list[Parcel], checks: dict[str, list[datetime]]) -> Outcome:
+    out = Outcome(name)
+    end = START + WEEK
+    for p in parcels:
+        times = checks[p.number]
+        out.calls += len(times)
+        for at, _status in p.changes:
+            if at > end:
+                continue
+            i = bisect.bisect_left(times, at)
+            if i == len(times):
+                out.missed += 1
+            else:
+                out.delays_s.append((times[i] - at).total_seconds())
+        if any(p.status_at(t) == "DE" for t in times):
+            out.seen_delivered += 1
+    return out
+
+
+def fixed_poll(parcels: list[Parcel], every: timedelta) -> dict[str, list[datetime]]:
+    """A cron every `every` checks each shipment created before the tick until it is seen delivered."""
+    checks: dict[str, list[datetime]] = {}
+    ticks = [START + every * k for k in range(int(WEEK / every) + 1)]
+    for p in parcels:
+        times = []
+        for tick in ticks[bisect.bisect_left(ticks, p.created) :]:
+            times.append(tick)
+            if p.status_at(tick) == "DE":
+                break
+        checks[p.number] = times
+    return checks
+
+
+def _ticks(every: timedelta) -> Iterator[datetime]:
+    at = START
+    while at <= START + WEEK:
+        yield at
+        at += every
+
+
+Decide = Callable[[CadenceConfig, Parcel, datetime, dict[str, object]], cadence.Next]
+
+
+def daemon_decide(cad: CadenceConfig, p: Parcel, now: datetime, st: dict[str, object]) -> cadence.Next:
+    """What the daemon does: shiptrackd.cadence.after_success on the status code."""
+    return cadence.after_success(cad, p.status_at(now), st["status"], st["reason"], p.created, now)  # type: ignore[arg-type]
+
+
+def detail_aware_decide(cad: CadenceConfig, p: Parcel, now: datetime, st: dict[str, object]) -> cadence.Next:
+    """
+    A PROTOTYPE, not the daemon's code: the default tiers, but keyed on status_detail_code where the
+    next status change is near. Out for delivery: 30 min; other in-transit scans: 4 h; accepted:
+    1 h; a label not yet scanned: hourly for its first day before backing off as the daemon does.
+    """
+    status, detail = p.status_at(now), p.detail_at(now)
+    if status == "IT":
+        every = 1800 if detail == "OUT_FOR_DELIVERY" else 4 * 3600
+        return cadence.Next(now + timedelta(seconds=every), f"in transit ({detail})")
+    if status == "AC":
+        return cadence.Next(now + timedelta(hours=1), "accepted")
+    if status == "NY" and now - p.created < timedelta(days=1):
+        return cadence.Next(now + timedelta(hours=1), "label, first day")
+    return daemon_decide(cad, p, now, st)
+
+
+def adaptive(
+    parcels: list[Parcel], cad: CadenceConfig, force: bool = True, decide: Decide = daemon_decide
+) -> dict[str, list[datetime]]:
+    """The daemon's schedule: due checks at every 5-minute sync tick, plus the 02:00 force sync."""
+    checks: dict[str, list[datetime]] = {p.number: [] for p in parcels}
+    state = {p.number: {"next": p.created, "status": None, "reason": "new", "active": True} for p in parcels}
+    by_number = {p.number: p for p in parcels}
+    for tick in _ticks(SYNC_TICK):
+        is_force = force and tick.hour == FORCE_HOUR and tick.minute == 0
+        for number, st in state.items():
+            p = by_number[number]
+            if not st["active"] or p.created > tick:
+                continue
+            if not (is_force or st["next"] <= tick):
+                continue
+            checks[number].append(tick)
+            nxt = decide(cad, p, tick, st)
+            st.update(status=p.status_at(tick), reason=nxt.reason, next=nxt.at, active=nxt.at is not None)
+    return checks
+
+
+def row(o: Outcome, delivered_truth: int, parcels: int) -> list[object]:
+    hours = [d / 3600 for d in o.delays_s]
+    return [
+        o.name,
+        o.calls,
+        round(o.calls / parcels, 1),
+        round(o.calls / delivered_truth, 1),
+        round(statistics.median(hours) * 60, 1),
+        round(percentile(hours, 0.9), 2),
+        o.missed,
+        o.seen_delivered,
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="200 shipments instead of 500")
+    parser.add_argument("--shipments", type=int, default=None)
+    args = parser.parse_args()
+    n = args.shipments or (200 if args.quick else 500)
+    header("bench_cadence: adaptive cadence vs fixed polling over a simulated week")
+    started = time.perf_counter()
+    parcels = make_parcels(n, seed=11)
+    check_against_sandbox(parcels)
+    end = START + WEEK
+    delivered_truth = sum(1 for p in parcels if p.delivered_at and p.delivered_at <= end)
+    changes = sum(1 for p in parcels for at, _ in p.changes if at <= end)
+    scenarios: dict[str, int] = {}
+    for p in parcels:
+        name = lifecycle.plan_for(p.carrier, p.number).scenario
+        scenarios[name] = scenarios.get(name, 0) + 1
+
+    default = CadenceConfig()
+    # The same tiers, each checked 4x as often: how close adaptive gets to a 30-min poll's delay.
+    quarter = dataclasses.replace(
+        default,
+        accepted=default.accepted / 4,
+        in_transit=default.in_transit / 4,
+        delivery_attempt=default.delivery_attempt / 4,
+        exception=default.exception / 4,
+        pickup=default.pickup / 4,
+        not_yet_in_system=default.not_yet_in_system / 4,
+    )
+    strategies: list[tuple[str, Callable[[], dict[str, list[datetime]]]]] = [
+        ("fixed 30 min poll", lambda: fixed_poll(parcels, timedelta(minutes=30))),
+        ("fixed 1 h poll", lambda: fixed_poll(parcels, timedelta(hours=1))),
+        ("fixed 2 h poll", lambda: fixed_poll(parcels, timedelta(hours=2))),
+        ("fixed 4 h poll", lambda: fixed_poll(parcels, timedelta(hours=4))),
+        ("adaptive, default [sync.cadence]", lambda: adaptive(parcels, default)),
+        ("adaptive, default, no 02:00 force sync", lambda: adaptive(parcels, default, force=False)),
+        ("adaptive, every tier / 4", lambda: adaptive(parcels, quarter)),
+        ("PROTOTYPE detail-aware adaptive", lambda: adaptive(parcels, default, decide=detail_aware_decide)),
+    ]
+    outcomes = {name: score(name, parcels, run()) for name, run in strategies}
+
+    print(
+        f"\n## {n} shipments created over the first 48 h; {delivered_truth} delivered within the week;"
+        f" {changes} status changes; scenarios {dict(sorted(scenarios.items()))}"
+    )
+    headers = ["strategy", "API calls", "calls/parcel", "calls/delivered", "median delay min", "p90 delay h"]
+    headers += ["changes missed", "seen delivered"]
+    print(table(headers, [row(o, delivered_truth, n) for o in outcomes.values()]))
+    print(f"(simulated in {time.perf_counter() - started:.1f} s; truth checked against lifecycle.tracking_body)")
+
+    fixed30 = outcomes["fixed 30 min poll"]
+    ada = outcomes["adaptive, default [sync.cadence]"]
+    tuned = outcomes["adaptive, every tier / 4"]
+    med = {k: statistics.median(o.delays_s) / 60 for k, o in outcomes.items()}
+    calls_ratio = ada.calls / fixed30.calls
+    print()
+    verdict(
+        calls_ratio <= 0.6,
+        f"default adaptive makes {calls_ratio:.2f} x the calls per delivered parcel of a fixed 30-min poll"
+        f" ({ada.calls / delivered_truth:.1f} vs {fixed30.calls / delivered_truth:.1f}; target: markedly fewer,"
+        " <= 0.6 x)",
+    )
+    same_delay = med["adaptive, default [sync.cadence]"] <= 1.25 * med["fixed 30 min poll"]
+    verdict(
+        same_delay,
+        f"for the same delay? default adaptive median {med['adaptive, default [sync.cadence]']:.0f} min vs fixed"
+        f" 30 min {med['fixed 30 min poll']:.0f} min (target: within 1.25 x)",
+    )
+    # At equal delay: compare each adaptive variant with the fixed poll whose median delay is closest.
+    proto = outcomes["PROTOTYPE detail-aware adaptive"]
+    for name, o in (
+        ("adaptive, default [sync.cadence]", ada),
+        ("adaptive, every tier / 4", tuned),
+        ("PROTOTYPE detail-aware adaptive", proto),
+    ):
+        peer = min(
+            (k for k in outcomes if k.startswith("fixed")),
+            key=lambda k: abs(med[k] - med[name]),
+        )
+        print(
+            f"# {name}: median delay {med[name]:.0f} min, {o.calls} calls; nearest fixed poll by delay:"
+            f" {peer} ({med[peer]:.0f} min, {outcomes[peer].calls} calls) -> {o.calls / outcomes[peer].calls:.2f} x"
+            " the calls"
+        )
+    verdict(
+        calls_ratio <= 0.6 and same_delay,
+        "target 'markedly fewer calls per delivered parcel than a fixed 30-min poll, for the same delay':"
+        f" {calls_ratio:.2f} x the calls at {med['adaptive, default [sync.cadence]'] / med['fixed 30 min poll']:.1f} x"
+        " the median delay (overall)",
+    )
+
+
+if __name__ == "__main__":
+    main()
