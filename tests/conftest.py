@@ -17,7 +17,7 @@ import stamina
 
 @pytest.fixture
 def anyio_backend() -> str:
-    # aiolimiter, aiosqlite, apprise and Textual are asyncio-only (reference/libraries.md §0).
+    # aiosqlite, Apprise and Textual are asyncio-only (reference/libraries.md §0).
     return "asyncio"
 
 

@@ -19,7 +19,7 @@ def test_daemon_does_not_import_textual():
 
 def test_api_client_imports_no_daemon_machinery():
     """The shared API client (used by ctl and tui) loads no store, server, scheduler or notifier."""
-    heavy = ("aiosqlite", "hypercorn", "starlette", "apprise", "aiolimiter", "stamina", "textual", "loguru")
+    heavy = ("aiosqlite", "hypercorn", "starlette", "apprise", "stamina", "textual", "loguru")
     assert _loaded_after("import shiptrackd.api.client", heavy) == []
 
 
