@@ -159,24 +159,15 @@ Decide = Callable[[CadenceConfig, Parcel, datetime, dict[str, object]], cadence.
 
 def daemon_decide(cad: CadenceConfig, p: Parcel, now: datetime, st: dict[str, object]) -> cadence.Next:
     """What the daemon does: shiptrackd.cadence.after_success on the status code."""
-    return cadence.after_success(cad, p.status_at(now), st["status"], st["reason"], p.created, now)  # type: ignore[arg-type]
-
-
-def detail_aware_decide(cad: CadenceConfig, p: Parcel, now: datetime, st: dict[str, object]) -> cadence.Next:
-    """
-    A PROTOTYPE, not the daemon's code: the default tiers, but keyed on status_detail_code where the
-    next status change is near. Out for delivery: 30 min; other in-transit scans: 4 h; accepted:
-    1 h; a label not yet scanned: hourly for its first day before backing off as the daemon does.
-    """
-    status, detail = p.status_at(now), p.detail_at(now)
-    if status == "IT":
-        every = 1800 if detail == "OUT_FOR_DELIVERY" else 4 * 3600
-        return cadence.Next(now + timedelta(seconds=every), f"in transit ({detail})")
-    if status == "AC":
-        return cadence.Next(now + timedelta(hours=1), "accepted")
-    if status == "NY" and now - p.created < timedelta(days=1):
-        return cadence.Next(now + timedelta(hours=1), "label, first day")
-    return daemon_decide(cad, p, now, st)
+    return cadence.after_success(
+        cad,
+        p.status_at(now),
+        st["status"],
+        st["reason"],
+        p.created,
+        now,
+        p.detail_at(now),  # type: ignore[arg-type]
+    )
 
 
 def adaptive(
@@ -251,7 +242,6 @@ def main() -> None:
         ("adaptive, default [sync.cadence]", lambda: adaptive(parcels, default)),
         ("adaptive, default, no 02:00 force sync", lambda: adaptive(parcels, default, force=False)),
         ("adaptive, every tier / 4", lambda: adaptive(parcels, quarter)),
-        ("PROTOTYPE detail-aware adaptive", lambda: adaptive(parcels, default, decide=detail_aware_decide)),
     ]
     outcomes = {name: score(name, parcels, run()) for name, run in strategies}
 
@@ -283,11 +273,9 @@ def main() -> None:
         f" 30 min {med['fixed 30 min poll']:.0f} min (target: within 1.25 x)",
     )
     # At equal delay: compare each adaptive variant with the fixed poll whose median delay is closest.
-    proto = outcomes["PROTOTYPE detail-aware adaptive"]
     for name, o in (
         ("adaptive, default [sync.cadence]", ada),
         ("adaptive, every tier / 4", tuned),
-        ("PROTOTYPE detail-aware adaptive", proto),
     ):
         peer = min(
             (k for k in outcomes if k.startswith("fixed")),

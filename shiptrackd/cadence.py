@@ -25,6 +25,11 @@ TIERS: dict[str, tuple[str, str]] = {
 }
 WAITING = ("NY", "UN")  # not in the carrier's system yet: back off with age, then expire
 CONFIRM_REASON = "delivered: one confirming check"
+# In transit but about to change: the detail codes after which delivery (or an attempt) comes within hours.
+NEAR_DELIVERY = frozenset({"OUT_FOR_DELIVERY"})
+# A waiting shipment is re-checked after this fraction of its age (within [base, max]): a label scanned
+# within hours is noticed quickly, one that lingers for days costs a few calls a day.
+WAITING_GROWTH = 0.15
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,11 @@ def _fmt(seconds: float) -> str:
 
 
 def _waiting(cadence: CadenceConfig, base_s: float, created_at: datetime, now: datetime, what: str) -> Next:
-    """A growing back-off: wait as long as the shipment has existed, within [base, max]; expire past expire_after."""
+    """A growing back-off: a fraction of the shipment's age, within [base, max]; expire past expire_after."""
     age_s = (now - created_at).total_seconds()
     if age_s >= cadence.expire_after:
         return Next(None, f"expired: {what} after {_fmt(cadence.expire_after)}")
-    wait_s = min(max(base_s, age_s), cadence.not_yet_in_system_max)
+    wait_s = min(max(base_s, age_s * WAITING_GROWTH), cadence.not_yet_in_system_max)
     return Next(now + timedelta(seconds=wait_s), f"{what}: backing off, every {_fmt(wait_s)}")
 
 
@@ -62,8 +67,12 @@ def after_success(
     previous_reason: str,
     created_at: datetime,
     now: datetime,
+    detail: str = "",
 ) -> Next:
-    """Schedule after a successful fetch that returned *status*."""
+    """Schedule after a successful fetch that returned *status* (and its status_detail_code *detail*)."""
+    if status == "IT" and detail in NEAR_DELIVERY:
+        interval = cadence.out_for_delivery
+        return Next(now + timedelta(seconds=interval), f"out for delivery: every {_fmt(interval)}")
     if status == "DE":
         if previous_status == "DE" and previous_reason == CONFIRM_REASON:
             return Next(None, "delivered (confirmed): terminal")

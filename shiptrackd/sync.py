@@ -360,7 +360,13 @@ class SyncEngine:
             )
         self.auth_failed_at = None
         nxt = cadence.after_success(
-            cad, info.status_code, shipment["status_code"], shipment["schedule_reason"], created_at, self.clock.now()
+            cad,
+            info.status_code,
+            shipment["status_code"],
+            shipment["schedule_reason"],
+            created_at,
+            self.clock.now(),
+            info.status_detail_code,
         )
         return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason)
 

@@ -88,6 +88,7 @@ DEMO_SETTINGS: dict[str, Any] = {
         "cadence": {
             "accepted": "30s",
             "in_transit": "20s",
+            "out_for_delivery": "10s",
             "delivery_attempt": "30s",
             "exception": "30s",
             "pickup": "30s",

@@ -320,7 +320,7 @@ async def test_show_has_the_event_timeline(running):
     done = await ctl(sock_of(running), "shipments", "show", sid)
     assert done.code == 0, done.err
     assert sid in done.out and "1ZINTRANSIT0001" in done.out and "IT in transit" in done.out
-    assert "TIME (UTC)" in done.out and "in transit: every 2h" in done.out
+    assert "TIME (UTC)" in done.out and "in transit: every 4h" in done.out
     doc = (await ctl(sock_of(running), "shipments", "show", sid, "--json")).json()
     assert doc["events"] and done.out.count("\n") >= 8 + len(doc["events"])
 
@@ -343,7 +343,7 @@ async def test_why_explains_the_schedule(running):
     assert before.code == 0 and f"{sid}: due" in before.out and "due now (new)" in before.out
     assert (await ctl(sock_of(running), "sync")).code == 0
     after = await ctl(sock_of(running), "why", sid)
-    assert re.search(rf"{sid}: scheduled \(in (1h59m|2h)\)", after.out) and "in transit: every 2h" in after.out
+    assert re.search(rf"{sid}: scheduled \(in (3h59m|4h)\)", after.out) and "in transit: every 4h" in after.out
     retracked = await ctl(sock_of(running), "shipments", "retrack", sid)
     assert retracked.code == 0 and "back in the schedule" in retracked.out and "due now (retrack)" in retracked.out
 

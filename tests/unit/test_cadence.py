@@ -24,9 +24,9 @@ H = 3600
         ("SP", "IT", "", 30, CAD.pickup, "at pickup point"),
         ("DE", "IT", "in transit: every 2h", 50, CAD.delivered_confirm, "delivered: one confirming"),
         ("NY", None, "new", 0, CAD.not_yet_in_system, "not yet in the carrier"),
-        ("NY", "NY", "", 5, 5 * H, "not yet in the carrier"),
-        ("NY", "NY", "", 100, CAD.not_yet_in_system_max, "not yet in the carrier"),
-        ("UN", None, "", 3, max(CAD.unknown, 3 * H), "status unknown"),
+        ("NY", "NY", "", 5, max(CAD.not_yet_in_system, 5 * H * cadence.WAITING_GROWTH), "not yet in the carrier"),
+        ("NY", "NY", "", 200, CAD.not_yet_in_system_max, "not yet in the carrier"),
+        ("UN", None, "", 30, max(CAD.unknown, 30 * H * cadence.WAITING_GROWTH), "status unknown"),
     ],
 )
 def test_after_success_schedules_by_status(status, previous, previous_reason, age_h, expected_wait_s, reason_start):
@@ -34,6 +34,13 @@ def test_after_success_schedules_by_status(status, previous, previous_reason, ag
     nxt = cadence.after_success(CAD, status, previous, previous_reason, NOW - timedelta(hours=age_h), NOW)
     assert nxt.at == NOW + timedelta(seconds=expected_wait_s)
     assert nxt.reason.startswith(reason_start)
+
+
+def test_out_for_delivery_is_checked_often():
+    """In transit with detail OUT_FOR_DELIVERY is checked on the short out_for_delivery cadence."""
+    nxt = cadence.after_success(CAD, "IT", "IT", "", NOW - timedelta(days=2), NOW, "OUT_FOR_DELIVERY")
+    assert nxt.at == NOW + timedelta(seconds=CAD.out_for_delivery) and nxt.reason.startswith("out for delivery")
+    assert CAD.out_for_delivery < CAD.in_transit
 
 
 def test_delivered_is_confirmed_once_then_terminal():
@@ -60,9 +67,9 @@ def test_failures_back_off_exponentially_with_a_cap(failures, wait_s):
 
 def test_not_found_backs_off_like_not_yet_in_system_and_expires():
     """A 404 is treated as 'not in the system yet' and expires the same way."""
-    young = cadence.after_failure(CAD, "not_found", 1, NOW - timedelta(hours=2), NOW)
+    young = cadence.after_failure(CAD, "not_found", 1, NOW - timedelta(hours=20), NOW)
     old = cadence.after_failure(CAD, "not_found", 9, NOW - timedelta(days=30), NOW)
-    assert young.at == NOW + timedelta(hours=2)
+    assert young.at == NOW + timedelta(hours=20 * cadence.WAITING_GROWTH)
     assert old.at is None and old.reason.startswith("expired")
 
 
