@@ -34,6 +34,7 @@ from .store.db import from_db
 from .throttle import ProviderThrottle
 
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
+LOG_PER_BATCH = 10  # status changes and failures logged one per line per batch; the rest as a count
 
 Result = FetchSuccess | FetchFailure
 
@@ -404,10 +405,23 @@ class SyncEngine:
         c.unchanged += applied.unchanged
         c.failed += applied.failed + len(applied.write_errors)
         progress.done += len(batch)
+        log = logger.bind(loop="sync", run_id=progress.run_id)
         for shipment_id, error in applied.write_errors:
-            logger.bind(loop="sync").warning("shipment {} not written: {}", shipment_id, error)
+            log.warning("shipment {} not written: {}", shipment_id, error)
         for shipment_id, old, new in applied.changed:
             self.bus.publish("shipment.status_changed", id=shipment_id, old=old, new=new, run_id=progress.run_id)
+        # One line per change or failure reads well in the journal; past a few a batch, a count does.
+        # A first status (a shipment's first fetch) is not a change worth a line.
+        numbers = {r.shipment_id: r.info.tracking_number for r in batch if isinstance(r, FetchSuccess)}
+        changes = [(sid, old, new) for sid, old, new in applied.changed if old is not None]
+        for shipment_id, old, new in changes[:LOG_PER_BATCH]:
+            log.info("status {} ({}) {} -> {}", shipment_id, numbers.get(shipment_id, "?"), old, new)
+        failures = [r for r in batch if isinstance(r, FetchFailure)]
+        for failure in failures[:LOG_PER_BATCH]:
+            log.info("fetch failed {} ({}): {}", failure.shipment_id, failure.kind, failure.message)
+        hidden = max(len(changes) - LOG_PER_BATCH, 0) + max(len(failures) - LOG_PER_BATCH, 0)
+        if hidden:
+            log.info("... and {} more status changes or failures in this batch", hidden)
         self.bus.publish("sync.progress", **progress.snapshot())
 
     # --- dry run -------------------------------------------------------------------------

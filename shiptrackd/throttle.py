@@ -29,11 +29,13 @@ MAX_RATE_LIMITED_ROUNDS = 5
 
 
 def _log_retry(details: RetryDetails) -> None:
-    logger.bind(loop="sync").warning(
-        "provider call retry {} in {:.2f}s after {}",
+    # The error says what is retried: a provider call names its tracking number, a delivery its channel.
+    logger.warning(
+        "retry {} in {:.2f}s after {}: {}",
         details.retry_num,
         details.wait_for,
         type(details.caused_by).__name__,
+        details.caused_by,
     )
 
 
