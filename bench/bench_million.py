@@ -135,59 +135,6 @@ def build_in_child(path: Path, n: int) -> float:
     return time.perf_counter() - started
 
 
-# --- what-if: the fixes proposed in bench/README.md, tried without touching the shipped code ---------
-
-TALLY_SQL = """
-CREATE TABLE shipment_tally (
-    status_code TEXT NOT NULL, active INTEGER NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (status_code, active)
-) STRICT;
-INSERT INTO shipment_tally SELECT coalesce(status_code, ''), active, count(*) FROM shipments GROUP BY 1, 2;
-CREATE TRIGGER shipments_tally_insert AFTER INSERT ON shipments BEGIN
-    INSERT INTO shipment_tally VALUES (coalesce(NEW.status_code, ''), NEW.active, 1)
-        ON CONFLICT (status_code, active) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER shipments_tally_delete AFTER DELETE ON shipments BEGIN
-    UPDATE shipment_tally SET n = n - 1 WHERE status_code = coalesce(OLD.status_code, '') AND active = OLD.active;
-END;
-CREATE TRIGGER shipments_tally_update AFTER UPDATE OF status_code, active ON shipments
-    WHEN OLD.status_code IS NOT NEW.status_code OR OLD.active != NEW.active BEGIN
-    UPDATE shipment_tally SET n = n - 1 WHERE status_code = coalesce(OLD.status_code, '') AND active = OLD.active;
-    INSERT INTO shipment_tally VALUES (coalesce(NEW.status_code, ''), NEW.active, 1)
-        ON CONFLICT (status_code, active) DO UPDATE SET n = n + 1;
-END;
-"""
-
-
-def what_if_tally(db: Path) -> None:
-    """Proposed fix 1: shipment counts kept by triggers, so counts() reads a handful of rows."""
-    from shiptrackd.store.shipments import ShipmentStore
-
-    conn = sqlite3.connect(db)
-    try:
-        conn.executescript(TALLY_SQL)
-    finally:
-        conn.close()
-
-    async def counts(self: ShipmentStore) -> dict[str, int]:
-        row = await self.db.fetchone("SELECT coalesce(sum(n), 0), coalesce(sum(n * active), 0) FROM shipment_tally")
-        assert row is not None
-        return {"total": row[0], "active": row[1]}
-
-    ShipmentStore.counts = counts  # type: ignore[method-assign]
-
-
-def what_if_one_trip() -> None:
-    """Proposed fix 2: Database.fetchall in one thread hop (execute_fetchall), not three."""
-    from shiptrackd.store.db import Database
-
-    async def fetchall(self: Database, sql: str, params: Any = ()) -> list[Any]:
-        assert self._reader is not None
-        return list(await self._reader.execute_fetchall(sql, tuple(params)))
-
-    Database.fetchall = fetchall  # type: ignore[method-assign]
-
-
 # --- 2. queries ----------------------------------------------------------------------------
 
 
@@ -358,13 +305,6 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="100k rows, a 20 s walk")
     parser.add_argument("--build", nargs=2, metavar=("PATH", "N"), help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--what-if",
-        action="append",
-        choices=("tally", "one-trip"),
-        default=[],
-        help="try a proposed fix (bench/README.md) by patching this process; repeatable",
-    )
     args = parser.parse_args()
     if args.build:
         quiet_logs()
@@ -375,16 +315,10 @@ def main() -> None:
     cap_shipments, cap_s = (50_000, 20.0) if args.quick else (200_000, 60.0)
     limited_s = 10.0 if args.quick else 20.0
     header(f"bench_million: {n:,} shipments in the store")
-    if args.what_if:
-        print(f"# WHAT-IF run, patched in this process (not the shipped code): {', '.join(args.what_if)}")
-    if "one-trip" in args.what_if:
-        what_if_one_trip()
     with tempfile.TemporaryDirectory(prefix="st-", dir="/tmp") as tmp:
         state_dir = Path(tmp)
         db = state_dir / "shiptrackd.db"
         build_s = build_in_child(db, n)
-        if "tally" in args.what_if:
-            what_if_tally(db)
         size_mib = db.stat().st_size / 2**20
         print(f"\n## 1. bulk insert: {n:,} rows in {build_s:.1f} s ({n / build_s:,.0f} rows/s), {size_mib:.0f} MiB")
 

@@ -140,8 +140,9 @@ class Database:
         if self._reader is None:
             raise StoreError("the store is closed")
         try:
-            async with self._reader.execute(sql, tuple(params)) as cursor:
-                return list(await cursor.fetchall())
+            # One hop to the reader thread (execute + fetchall there), not three (execute, fetchall,
+            # close): under load each hop waits out an event-loop iteration (bench/README.md).
+            return list(await self._reader.execute_fetchall(sql, tuple(params)))
         except sqlite3.Error as exc:
             raise StoreError(f"store read failed: {exc}") from exc
 
@@ -165,6 +166,21 @@ class Database:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements (no statement of ours has a semicolon inside)."""
+    """Split a migration script into statements.
+
+    A piece between semicolons is joined with the next until SQLite calls it complete, so a
+    trigger's `BEGIN ...; ...; END;` stays one statement. (executescript would do the splitting,
+    but it commits first, and each migration must run inside its own transaction.)
+    """
     code = "\n".join(line for line in script.splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in code.split(";") if s.strip()]
+    statements, pending = [], ""
+    for piece in code.split(";"):
+        if not pending and not piece.strip():
+            continue
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:80]!r}")
+    return statements

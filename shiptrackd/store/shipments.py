@@ -254,22 +254,38 @@ class ShipmentStore:
             await self.db.scalar("SELECT count(*) FROM shipments WHERE active = 1 AND next_sync_at <= ?", (to_db(now),))
         )
 
+    # The counts below read shipment_tally (schema migration 3: a row per (status, active), kept
+    # exact by triggers), a handful of rows instead of a scan of every shipment. In the tally,
+    # status_code '' is a shipment never synced (NULL in shipments); it comes out as "none".
+
     async def count_active(self) -> int:
-        return int(await self.db.scalar("SELECT count(*) FROM shipments WHERE active = 1"))
+        return int(await self.db.scalar("SELECT coalesce(sum(n), 0) FROM shipment_tally WHERE active = 1"))
 
     async def counts(self) -> dict[str, int]:
-        row = await self.db.fetchone("SELECT count(*) AS total, coalesce(sum(active), 0) AS active FROM shipments")
+        row = await self.db.fetchone(
+            "SELECT coalesce(sum(n), 0) AS total, coalesce(sum(n * active), 0) AS active FROM shipment_tally"
+        )
         assert row is not None
         return {"total": row["total"], "active": row["active"]}
 
     async def count_by(self, column: str) -> dict[str, int]:
-        """Shipment counts grouped by status_code or carrier_code."""
+        """Shipment counts grouped by status_code (from the tally) or carrier_code."""
         assert column in ("status_code", "carrier_code")
-        rows = await self.db.fetchall(f"SELECT {column}, count(*) FROM shipments GROUP BY {column}")
+        if column == "status_code":
+            rows = await self.db.fetchall(
+                "SELECT status_code, sum(n) FROM shipment_tally GROUP BY 1 HAVING sum(n) > 0 ORDER BY 1"
+            )
+        else:
+            # carrier_code has no tally: still a scan of every shipment (of the covering
+            # (carrier_code, tracking_number) index). Only `shiptrackctl stats` (Service.stats)
+            # asks for it, never the status path, the metrics or the health checks.
+            rows = await self.db.fetchall("SELECT carrier_code, count(*) FROM shipments GROUP BY 1")
         return {(r[0] or "none"): r[1] for r in rows}
 
     async def count_by_active_status(self) -> dict[str, int]:
-        rows = await self.db.fetchall("SELECT status_code, count(*) FROM shipments WHERE active = 1 GROUP BY 1")
+        rows = await self.db.fetchall(
+            "SELECT status_code, n FROM shipment_tally WHERE active = 1 AND n > 0 ORDER BY status_code"
+        )
         return {(r[0] or "none"): r[1] for r in rows}
 
     async def count_stale(self, older_than: datetime) -> int:

@@ -166,3 +166,163 @@ async def test_one_large_add_gives_every_shipment_its_own_id(store: Store):
     """A single add of 20,000 shipments (one timestamp for all) yields 20,000 distinct ids."""
     added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:06}") for i in range(20_000)], NOW)
     assert len({a["id"] for a in added.added}) == 20_000
+
+
+# --- shipment_tally (schema migration 3): the counts behind status, stats and metrics -------------
+
+
+async def _assert_tally_exact(store: Store) -> None:
+    """The tally, and every count read from it, equals what a scan of the shipments themselves gives."""
+    tally = await store.db.fetchall("SELECT status_code, active, n FROM shipment_tally WHERE n != 0 ORDER BY 1, 2")
+    real = await store.db.fetchall(
+        "SELECT coalesce(status_code, ''), active, count(*) FROM shipments GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert [tuple(r) for r in tally] == [tuple(r) for r in real]
+    # Same values, same shapes and order as the GROUP BYs these methods ran before the tally.
+    row = await store.db.fetchone("SELECT count(*), coalesce(sum(active), 0) FROM shipments")
+    assert row is not None
+    total, active = row[0], row[1]
+    assert await store.shipments.counts() == {"total": total, "active": active}
+    assert await store.shipments.count_active() == active
+    by_status = await store.db.fetchall("SELECT status_code, count(*) FROM shipments GROUP BY status_code")
+    assert list((await store.shipments.count_by("status_code")).items()) == [(r[0] or "none", r[1]) for r in by_status]
+    active_by = await store.db.fetchall("SELECT status_code, count(*) FROM shipments WHERE active = 1 GROUP BY 1")
+    assert list((await store.shipments.count_by_active_status()).items()) == [(r[0] or "none", r[1]) for r in active_by]
+    mix = await store.db.fetchall(
+        "SELECT coalesce(status_code, 'none'), active, count(*) FROM shipments GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert await store.health.shipment_mix() == [(r[0], bool(r[1]), r[2]) for r in mix]
+
+
+def _scan(status: str) -> TrackingInfo:
+    return TrackingInfo("x", status, events=(TrackingEvent(NOW - timedelta(hours=1), f"scan {status}", status),))
+
+
+async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(store: Store, monkeypatch):
+    """Every write path keeps shipment_tally equal to the real counts, a rolled-back fast path included."""
+    import shiptrackd.store.shipments as shipments_module
+
+    paths: list[str] = []
+    batch = shipments_module._apply_batch
+
+    def spy(*args):
+        try:
+            out = batch(*args)
+        except sqlite3.Error:
+            paths.append("batch rolled back")
+            raise
+        paths.append("batch")
+        return out
+
+    monkeypatch.setattr(shipments_module, "_apply_batch", spy)
+    later = NOW + timedelta(hours=2)
+    added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:02}") for i in range(12)], NOW)
+    ids = [a["id"] for a in added.added]
+    await store.shipments.add_many([NewShipment("ups", "1Z00"), NewShipment("fedex", "1Z00")], NOW)  # 1 dup, 1 new
+    await _assert_tally_exact(store)
+    assert await store.shipments.counts() == {"total": 13, "active": 13}
+
+    # The batch fast path: first statuses, delivered (terminal, inactive), a failure that gives up.
+    await store.shipments.apply(
+        None,
+        [
+            *(FetchSuccess(sid, _scan("IT"), later, "in transit") for sid in ids[:4]),
+            *(FetchSuccess(sid, _scan("DE"), None, "delivered") for sid in ids[4:6]),
+            FetchFailure(ids[6], "not_found", "404", 404, None, "gave up"),
+            FetchFailure(ids[7], "transient", "503", 503, later, "failed 1x"),
+        ],
+        NOW,
+    )
+    assert paths == ["batch"]
+    await _assert_tally_exact(store)
+    assert await store.shipments.count_by("status_code") == {"none": 7, "DE": 2, "IT": 4}
+    assert await store.shipments.count_by_active_status() == {"none": 6, "IT": 4}
+
+    # A status change that keeps the shipment active, and an unchanged status (the trigger's WHEN skips it).
+    await store.shipments.apply(
+        None,
+        [FetchSuccess(ids[0], _scan("EX"), later, "exception"), FetchSuccess(ids[1], _scan("IT"), later, "r")],
+        NOW,
+    )
+    assert paths == ["batch", "batch"]
+    await _assert_tally_exact(store)
+
+    # The fast path fails after its UPDATEs ran (a failure for a removed shipment): its savepoint rolls
+    # back, tally rows included, and the per-shipment fallback writes the rest.
+    assert await store.shipments.remove(ids[11])
+    result = await store.shipments.apply(
+        None,
+        [
+            FetchSuccess(ids[0], _scan("AT"), later, "attempt"),
+            FetchSuccess(ids[2], _scan("DE"), None, "delivered"),
+            FetchFailure(ids[11], "transient", "503", 503, later, "failed 1x"),
+        ],
+        NOW,
+    )
+    assert paths[-1] == "batch rolled back" and [e[0] for e in result.write_errors] == [ids[11]]
+    assert result.changed == [(ids[0], "EX", "AT"), (ids[2], "IT", "DE")]
+    await _assert_tally_exact(store)
+
+    # A batch naming one shipment twice skips the fast path: shipment by shipment from the start.
+    tried = len(paths)
+    await store.shipments.apply(
+        None, [FetchSuccess(ids[3], _scan("SP"), later, "pickup"), FetchSuccess(ids[3], _scan("DE"), None, "d")], NOW
+    )
+    assert len(paths) == tried
+    await _assert_tally_exact(store)
+
+    # Terminal back to active: retrack a delivered one and one that gave up with no status yet.
+    assert await store.shipments.retrack(ids[4], NOW) and await store.shipments.retrack(ids[6], NOW)
+    await _assert_tally_exact(store)
+    assert (await store.shipments.count_by_active_status())["DE"] == 1
+
+    # Removals, one of a shipment already gone, then an add of a removed number.
+    assert await store.shipments.remove(ids[0]) and await store.shipments.remove(ids[5])
+    assert not await store.shipments.remove(ids[0])
+    await store.shipments.add_many([NewShipment("ups", "1Z11")], NOW)
+    await _assert_tally_exact(store)
+    assert await store.shipments.counts() == {"total": 11, "active": 9}
+
+
+async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path, monkeypatch):
+    """A store written at schema 2 (no tally), shipments in every state, gets an exact tally on upgrade."""
+    from shiptrackd.store.schema import MIGRATIONS
+
+    path = tmp_path / "v2.db"
+    with monkeypatch.context() as old_code:  # the shiptrackd before migration 3
+        old_code.setattr("shiptrackd.store.db.MIGRATIONS", MIGRATIONS[:2])
+        old_code.setattr("shiptrackd.store.db.LATEST_VERSION", 2)
+        old = await Store.open(path)
+        added = await old.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(40)], NOW)
+        ids = [a["id"] for a in added.added]
+        later = NOW + timedelta(hours=2)
+        await old.shipments.apply(
+            None,
+            [
+                *(FetchSuccess(sid, _scan("IT"), later, "in transit") for sid in ids[:20]),
+                *(FetchSuccess(sid, _scan("DE"), None, "delivered") for sid in ids[20:30]),
+                FetchFailure(ids[30], "not_found", "404", 404, None, "gave up"),
+            ],
+            NOW,
+        )
+        await old.shipments.remove(ids[39])
+        await old.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 2
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE '%tally%'").fetchone()[0] == 0
+    conn.close()
+
+    s = await Store.open(path)
+    try:
+        versions = [r[0] for r in await s.db.fetchall("SELECT version FROM schema_migrations ORDER BY 1")]
+        assert versions == [1, 2, 3] == list(range(1, LATEST_VERSION + 1))
+        assert await s.shipments.counts() == {"total": 39, "active": 28}
+        assert await s.shipments.count_by("status_code") == {"none": 9, "DE": 10, "IT": 20}
+        await _assert_tally_exact(s)
+        # ...and its triggers keep it so from then on.
+        await s.shipments.apply(None, [FetchSuccess(ids[0], _scan("DE"), None, "delivered")], NOW)
+        await s.shipments.remove(ids[1])
+        await _assert_tally_exact(s)
+        assert await s.shipments.counts() == {"total": 38, "active": 26}
+    finally:
+        await s.close()
