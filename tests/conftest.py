@@ -73,11 +73,9 @@ class Running:
     config: Any
 
 
-def daemon_config(state_dir: Path, base_url: str, **env: str) -> Any:
-    """A real configuration through the real loader: quiet loops, fast provider, state in *state_dir*."""
-    from shiptrackd.config import load
-
-    values = {
+def quiet_daemon_env(state_dir: Path, base_url: str, **extra: str) -> dict[str, str]:
+    """SHIPTRACK_* settings for a test daemon: quiet loops, fast provider, state and socket in *state_dir*."""
+    return {
         "SHIPTRACK_DAEMON__STATE_DIR": str(state_dir),
         "SHIPTRACK_DAEMON__SOCKET": str(state_dir / "ctl.sock"),
         "SHIPTRACK_DAEMON__SHUTDOWN_GRACE": "5s",
@@ -88,9 +86,15 @@ def daemon_config(state_dir: Path, base_url: str, **env: str) -> Any:
         "SHIPTRACK_SYNC__SCHEDULE": NEVER,
         "SHIPTRACK_SYNC__FORCE_SCHEDULE": NEVER,
         "SHIPTRACK_HEALTH__SCHEDULE": NEVER,
-        **env,
+        **extra,
     }
-    return load(None, env=values)
+
+
+def daemon_config(state_dir: Path, base_url: str, **env: str) -> Any:
+    """A real configuration through the real loader, from quiet_daemon_env()."""
+    from shiptrackd.config import load
+
+    return load(None, env=quiet_daemon_env(state_dir, base_url, **env))
 
 
 SANDBOX_KEY = "TEST_sandbox_key"

@@ -21,7 +21,7 @@ import anyio
 import httpx
 import pytest
 from anyio.abc import Process
-from conftest import NEVER, SANDBOX_KEY
+from conftest import NEVER, SANDBOX_KEY, quiet_daemon_env
 
 from shiptrackd.api.client import ApiClient, DaemonUnavailableError
 
@@ -32,20 +32,7 @@ SHIPTRACKD = [sys.executable, "-m", "shiptrackd"]
 
 def daemon_env(state_dir: Path, base_url: str = "http://127.0.0.1:9", **extra: str) -> dict[str, str]:
     """The environment of a daemon subprocess: quiet loops, fast provider, state and socket in *state_dir*."""
-    return {
-        **os.environ,
-        "SHIPTRACK_DAEMON__STATE_DIR": str(state_dir),
-        "SHIPTRACK_DAEMON__SOCKET": str(state_dir / "ctl.sock"),
-        "SHIPTRACK_DAEMON__SHUTDOWN_GRACE": "5s",
-        "SHIPTRACK_PROVIDER__BASE_URL": base_url,
-        "SHIPTRACK_PROVIDER__API_KEY": SANDBOX_KEY,
-        "SHIPTRACK_PROVIDER__RATE_LIMIT": "none",
-        "SHIPTRACK_PROVIDER__TIMEOUT": "2s",
-        "SHIPTRACK_SYNC__SCHEDULE": NEVER,
-        "SHIPTRACK_SYNC__FORCE_SCHEDULE": NEVER,
-        "SHIPTRACK_HEALTH__SCHEDULE": NEVER,
-        **extra,
-    }
+    return {**os.environ, **quiet_daemon_env(state_dir, base_url, **extra)}
 
 
 @dataclass
