@@ -466,7 +466,9 @@ class Alerting:
 
     # --- silences --------------------------------------------------------------------------
 
-    async def add_silence(self, check: str, *, duration: str | float | None, until: str | None, comment: str) -> dict:
+    async def add_silence(
+        self, check: str, *, duration: str | float | None, until: str | None, comment: str
+    ) -> dict[str, Any]:
         """Mute *check* (or "*" for all) until a time; it expires on its own, a passing check does not lift it."""
         if check != "*" and check not in CHECKS:
             raise InvalidRequestError(f"unknown check {check!r}; checks: {', '.join(CHECKS)}, or * for all")

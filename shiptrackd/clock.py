@@ -46,8 +46,9 @@ class SystemClock:
             with anyio.move_on_after(min(delay, _MAX_SLEEP_S)):
                 if wake is None:
                     await anyio.sleep_forever()
-                await wake.wait()
-                return True
+                else:
+                    await wake.wait()
+                    return True
 
 
 @dataclass
@@ -127,6 +128,7 @@ async def _settle() -> None:
     loop = asyncio.get_running_loop()
     for spin in range(10_000):
         await asyncio.sleep(0 if spin < 100 else 0.001)
+        # The ignores: asyncio internals, which typeshed leaves out (the loop's ready queue, a task's awaited future).
         if loop._ready:  # type: ignore[attr-defined]  # callbacks queued: cancellations, wake-ups
             continue
         if all(t is this or (t._fut_waiter is not None and not t._fut_waiter.done()) for t in asyncio.all_tasks()):  # type: ignore[attr-defined]

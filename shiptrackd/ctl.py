@@ -409,6 +409,8 @@ def _skip_unused_imports() -> None:
     """
     if "httpx" in sys.modules or "h2" in sys.modules:
         return
+    # typeshed types sys.modules as dict[str, ModuleType], but None there is how the import system marks
+    # a module absent (import raises ImportError): the ignores are for that.
     sys.modules["httpx._main"] = None  # type: ignore[assignment]
     sys.modules["h2"] = None  # type: ignore[assignment]
 

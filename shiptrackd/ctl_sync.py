@@ -91,7 +91,7 @@ async def follow_run(client: ApiClient, run_id: int, *, on_progress: Any = None)
     while True:
         checked = False
         stream = client.events(since=since, heartbeat_s=FOLLOW_HEARTBEAT_S)
-        async with aclosing(stream) as events:  # type: ignore[type-var]  # an async generator: it has aclose()
+        async with aclosing(stream) as events:
             async for event in events:
                 kind = event.get("type")
                 if kind not in ("heartbeat", "gap") and isinstance(event.get("seq"), int):

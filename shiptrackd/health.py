@@ -27,6 +27,7 @@ from .errors import InvalidRequestError, ProviderError, StoreError
 from .store.db import from_db
 
 if TYPE_CHECKING:
+    from .clock import Clock
     from .events import EventBus
     from .schedule import Loop
     from .store import Store
@@ -426,7 +427,7 @@ class HealthMonitor:
         store: Store,
         engine: SyncEngine,
         loops: Mapping[str, Loop],
-        clock: Any,
+        clock: Clock,
         bus: EventBus,
         config: Config,
         started_at: datetime,

@@ -60,7 +60,8 @@ class Histogram:
         self.sum += value
 
     def buckets(self) -> list[tuple[str, float]]:
-        out, running = [], 0
+        out: list[tuple[str, float]] = []
+        running = 0
         for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
             running += count
             out.append((bound, running))
@@ -136,7 +137,7 @@ class Exporter:
         self.alerting = alerting
         self.started_at = started_at or time.time()
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)  # type: ignore[arg-type]
+        self.registry.register(self)
         self._cache: dict[str, Any] = {}
         self._cached_at = float("-inf")
         self._lock = anyio.Lock()
@@ -335,6 +336,8 @@ async def serve_tcp(
     cfg.accesslog = None
     app = Starlette(routes=routes(exporter))
     async with anyio.create_task_group() as tg:
+        # A stub clash, not a bug: hypercorn types ASGI scopes and events as TypedDicts, Starlette as
+        # MutableMapping[str, Any], and mypy never passes a TypedDict as a MutableMapping.
         tg.start_soon(lambda: hypercorn_serve(app, cfg, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
         with anyio.fail_after(10):
             while True:

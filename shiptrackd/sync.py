@@ -13,7 +13,7 @@ One run at a time: a scheduled or forced trigger during a run joins it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -254,7 +254,7 @@ class SyncEngine:
 
     async def _select(
         self, progress: RunProgress, shipment_ids: Sequence[str] | None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones."""
         size = self.config.sync.batch_size
         if shipment_ids:
@@ -276,7 +276,7 @@ class SyncEngine:
                 yield batch
                 key = (batch[-1]["next_sync_at"], batch[-1]["id"])
 
-    async def _pipeline(self, progress: RunProgress, batches: AsyncIterator[list[dict[str, Any]]]) -> None:
+    async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[dict[str, Any]], None]) -> None:
         concurrency = self.config.provider.concurrency
         work_send, work_recv = anyio.create_memory_object_stream[dict[str, Any]](concurrency)
         result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
@@ -290,11 +290,11 @@ class SyncEngine:
     async def _feed(
         self,
         progress: RunProgress,
-        batches: AsyncIterator[list[dict[str, Any]]],
+        batches: AsyncGenerator[list[dict[str, Any]], None],
         work: MemoryObjectSendStream[dict[str, Any]],
     ) -> None:
         deadline = time.monotonic() + self.config.sync.max_runtime_s
-        async with work, aclosing(batches):  # type: ignore[type-var]
+        async with work, aclosing(batches):
             async for batch in batches:
                 if time.monotonic() > deadline:
                     progress.out_of_time = True
@@ -431,7 +431,7 @@ class SyncEngine:
         progress = RunProgress(0, trigger, self.clock.now())
         listed: list[dict[str, Any]] = []
         total = 0
-        async with aclosing(self._select(progress, shipment_ids)) as batches:  # type: ignore[type-var]
+        async with aclosing(self._select(progress, shipment_ids)) as batches:
             async for batch in batches:
                 total += len(batch)
                 for s in batch:

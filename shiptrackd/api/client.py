@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -94,16 +94,28 @@ class ApiClient:
             raise self._unavailable(exc) from None
         return _decode(response)
 
+    # The daemon's JSON is not checked against a schema: these only say what each endpoint returns.
+
+    async def _object(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return cast(dict[str, Any], await self.request(method, path, json_body=json_body, params=params))
+
+    async def _array(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return cast(list[dict[str, Any]], await self.request(method, path, json_body=json_body, params=params))
+
     # --- typed calls ------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        return await self.request("GET", "/v1/status")
+        return await self._object("GET", "/v1/status")
 
     async def loops(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/v1/loops")
+        return await self._array("GET", "/v1/loops")
 
     async def loop_action(self, name: str, action: str) -> dict[str, Any]:
-        return await self.request("POST", f"/v1/loops/{name}/{action}")
+        return await self._object("POST", f"/v1/loops/{name}/{action}")
 
     async def shipments(
         self,
@@ -118,27 +130,27 @@ class ApiClient:
         params = {"status": status, "carrier": carrier, "q": search, "cursor": cursor, "limit": limit}
         if active is not None:
             params["active"] = "true" if active else "false"
-        return await self.request("GET", "/v1/shipments", params=params)
+        return await self._object("GET", "/v1/shipments", params=params)
 
     async def shipment(self, shipment_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/shipments/{shipment_id}")
+        return await self._object("GET", f"/v1/shipments/{shipment_id}")
 
     async def add_shipments(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         try:
-            return await self.request("POST", "/v1/shipments", json_body={"shipments": records})
+            return await self._object("POST", "/v1/shipments", json_body={"shipments": records})
         except ApiError as exc:
             if exc.http_status == 409 and isinstance(exc.body, dict):
                 return exc.body
             raise
 
     async def remove_shipment(self, shipment_id: str) -> dict[str, Any]:
-        return await self.request("DELETE", f"/v1/shipments/{shipment_id}")
+        return await self._object("DELETE", f"/v1/shipments/{shipment_id}")
 
     async def retrack(self, shipment_id: str) -> dict[str, Any]:
-        return await self.request("POST", f"/v1/shipments/{shipment_id}/retrack")
+        return await self._object("POST", f"/v1/shipments/{shipment_id}/retrack")
 
     async def why(self, shipment_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/shipments/{shipment_id}/why")
+        return await self._object("GET", f"/v1/shipments/{shipment_id}/why")
 
     async def sync(
         self, *, force: bool = False, dry_run: bool = False, shipments: list[str] | None = None
@@ -146,21 +158,23 @@ class ApiClient:
         body: dict[str, Any] = {"force": force, "dry_run": dry_run}
         if shipments is not None:
             body["shipments"] = shipments
-        return await self.request("POST", "/v1/sync", json_body=body)
+        return await self._object("POST", "/v1/sync", json_body=body)
 
     async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return await self.request("GET", "/v1/runs", params={"limit": limit})
+        return await self._array("GET", "/v1/runs", params={"limit": limit})
 
     async def run(self, run_id: int) -> dict[str, Any]:
-        return await self.request("GET", f"/v1/runs/{run_id}")
+        return await self._object("GET", f"/v1/runs/{run_id}")
 
     async def stats(self) -> dict[str, Any]:
-        return await self.request("GET", "/v1/stats")
+        return await self._object("GET", "/v1/stats")
 
     async def reload(self) -> dict[str, Any]:
-        return await self.request("POST", "/v1/reload")
+        return await self._object("POST", "/v1/reload")
 
-    async def events(self, since: int | None = None, heartbeat_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, since: int | None = None, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Follow the daemon's event stream (NDJSON); ends when the daemon goes away."""
         params: dict[str, Any] = {}
         if since is not None:
@@ -197,31 +211,31 @@ class ApiClient:
             "check_stale": 1 if check_stale else None,
             "stale_limit": stale_limit,
         }
-        return await self.request("GET", "/v1/health", params=params)
+        return await self._object("GET", "/v1/health", params=params)
 
     async def alert_evaluate(self, wait_s: int | None = None) -> dict[str, Any]:
         """Run the checks and apply the alert rules now; waits (up to `wait_s`) for the deliveries."""
-        return await self.request("POST", "/v1/alerts/evaluate", params={"wait": wait_s})
+        return await self._object("POST", "/v1/alerts/evaluate", params={"wait": wait_s})
 
     async def alert_test(self, wait_s: int | None = None) -> dict[str, Any]:
         """A test notice to every channel; per channel, whether it was delivered."""
-        return await self.request("POST", "/v1/alerts/test", params={"wait": wait_s})
+        return await self._object("POST", "/v1/alerts/test", params={"wait": wait_s})
 
     async def alerts(self, limit: int = 20) -> dict[str, Any]:
         """Recent notifications with their deliveries, each check's alert state, and the channels."""
-        return await self.request("GET", "/v1/alerts", params={"limit": limit})
+        return await self._object("GET", "/v1/alerts", params={"limit": limit})
 
     async def silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
-        return await self.request("GET", "/v1/silences", params={"all": 1 if include_expired else None})
+        return await self._array("GET", "/v1/silences", params={"all": 1 if include_expired else None})
 
     async def add_silence(
         self, check: str, *, duration: str | float | None = None, until: str | None = None, comment: str = ""
     ) -> dict[str, Any]:
         body = {"check": check, "duration": duration, "until": until, "comment": comment}
-        return await self.request("POST", "/v1/silences", json_body={k: v for k, v in body.items() if v is not None})
+        return await self._object("POST", "/v1/silences", json_body={k: v for k, v in body.items() if v is not None})
 
     async def remove_silence(self, silence_id: int) -> dict[str, Any]:
-        return await self.request("DELETE", f"/v1/silences/{silence_id}")
+        return await self._object("DELETE", f"/v1/silences/{silence_id}")
 
 
 def _root_os_error(exc: BaseException) -> BaseException:

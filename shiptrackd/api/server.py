@@ -213,7 +213,7 @@ def build_app(service: Service, bus: EventBus, extra_routes: list[Route] | None 
         *(extra_routes or []),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
-    app.add_middleware(_RejectBrowsers)  # type: ignore[arg-type]
+    app.add_middleware(_RejectBrowsers)
     return app
 
 
@@ -360,6 +360,8 @@ async def serve(
     cfg.keep_alive_timeout = 30
     try:
         async with anyio.create_task_group() as tg:
+            # A stub clash, not a bug: hypercorn types ASGI scopes and events as TypedDicts, Starlette as
+            # MutableMapping[str, Any], and mypy never passes a TypedDict as a MutableMapping.
             tg.start_soon(lambda: hypercorn_serve(app, cfg, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
             await _wait_listening(path)
             os.chmod(path, mode)

@@ -230,13 +230,14 @@ def _error_details(response: httpx.Response) -> tuple[str, str]:
 def _describe(exc: BaseException) -> str:
     """An httpx exception as short text: httpx often has an empty str(), the OSError beneath does not."""
     parts = [type(exc).__name__]
-    cause: BaseException | None = exc
+    cause = exc
     for _ in range(5):  # httpx -> httpcore -> anyio -> OSError
         text = " ".join(str(cause).split())
         if text:
             parts.append(text[:200])
             break
-        cause = cause.__cause__ or cause.__context__
-        if cause is None:
+        beneath = cause.__cause__ or cause.__context__
+        if beneath is None:
             break
+        cause = beneath
     return ": ".join(parts)

@@ -5,6 +5,7 @@ a batch of fetch results atomically per shipment.
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -188,6 +189,7 @@ class ShipmentStore:
         )
         return [dict(r) for r in rows]
 
+    # From here on, `list` in the class body names this method: later signatures say builtins.list.
     async def list(
         self,
         *,
@@ -199,7 +201,8 @@ class ShipmentStore:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page ordered by id (creation order); the cursor is the last id of the previous page."""
-        where, params = [], []  # type: ignore[var-annotated]
+        where: list[str] = []
+        params: list[str | int] = []
         if status:
             if status == "none":
                 where.append("status_code IS NULL")
@@ -225,7 +228,9 @@ class ShipmentStore:
         page = [shipment_dict(r) for r in rows[:limit]]
         return page, (page[-1]["id"] if len(rows) > limit else None)
 
-    async def due(self, now: datetime, limit: int, after: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    async def due(
+        self, now: datetime, limit: int, after: tuple[str, str] | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """Active shipments with next_sync_at <= now, oldest-due first, after the (next_sync_at, id) key."""
         if after is None:
             sql = (
@@ -241,7 +246,7 @@ class ShipmentStore:
             params = [to_db(now), after[0], after[1], limit]
         return [shipment_dict(r) for r in await self.db.fetchall(sql, params)]
 
-    async def active_after(self, after_id: str, limit: int) -> list[dict[str, Any]]:
+    async def active_after(self, after_id: str, limit: int) -> builtins.list[dict[str, Any]]:
         """Every active shipment in id order, for a force sync that walks the whole store in batches."""
         rows = await self.db.fetchall(
             f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND id > ? ORDER BY id LIMIT ?",
@@ -297,7 +302,7 @@ class ShipmentStore:
             )
         )
 
-    async def stale(self, older_than: datetime, limit: int = 50) -> list[dict[str, Any]]:
+    async def stale(self, older_than: datetime, limit: int = 50) -> builtins.list[dict[str, Any]]:
         rows = await self.db.fetchall(
             f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1"
             " AND coalesce(last_synced_at, created_at) < ? ORDER BY coalesce(last_synced_at, created_at) LIMIT ?",
