@@ -35,7 +35,6 @@ from .store import NewNotification, Store
 
 CAUSE = "api_connectivity"
 SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks
-FIRING_KINDS = ("firing", "repeat", "escalated")
 MAX_SILENCE_S = 90 * 86400
 DELIVERY_WAIT_S = 25.0  # how long `alert` / `alert --test` wait for delivery results (the client gives up at 30)
 
@@ -149,10 +148,6 @@ def decide(state: AlertState, now: datetime, policy: Policy, *, silenced: bool, 
     if decision.kind == "resolved" and not policy.send_resolved:
         return replace(decision, held="send_resolved is off")
     return decision
-
-
-def _due(last: datetime | None, now: datetime, interval_s: float) -> bool:
-    return last is None or (now - last).total_seconds() >= interval_s
 
 
 def after_notice(state: AlertState, decision: Decision, now: datetime) -> AlertState:

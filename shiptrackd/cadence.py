@@ -23,7 +23,6 @@ TIERS: dict[str, tuple[str, str]] = {
     "EX": ("exception", "exception"),
     "SP": ("pickup", "at pickup point"),
 }
-WAITING = ("NY", "UN")  # not in the carrier's system yet: back off with age, then expire
 CONFIRM_REASON = "delivered: one confirming check"
 # In transit but about to change: the detail codes after which delivery (or an attempt) comes within hours.
 NEAR_DELIVERY = frozenset({"OUT_FOR_DELIVERY"})

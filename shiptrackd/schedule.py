@@ -24,7 +24,6 @@ from .config import Schedule, next_fire
 
 FAILURE_BACKOFF_S = 5.0
 FAILURE_BACKOFF_MAX_S = 300.0
-PAUSED_SLEEP = timedelta(days=3650)
 
 
 def jitter_bound_s(schedule: Schedule) -> float:

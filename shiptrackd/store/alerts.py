@@ -198,11 +198,6 @@ class AlertStore:
             )
         return [by_id[i] for i in ids if i in by_id]
 
-    async def delivery_counts(self) -> list[tuple[str, str, int]]:
-        """(channel, status, count) over the whole log, for metrics."""
-        rows = await self.db.fetchall("SELECT channel, status, count(*) FROM alerts GROUP BY 1, 2")
-        return [(r[0], r[1], r[2]) for r in rows]
-
     async def prune(self, before: datetime) -> int:
         def fn(conn: sqlite3.Connection) -> int:
             return conn.execute(

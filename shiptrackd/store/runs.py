@@ -11,8 +11,6 @@ from typing import Any
 
 from .db import Database, from_db, to_db
 
-FINISHED_OK = ("ok", "partial")
-
 
 @dataclass
 class RunCounts:
@@ -120,12 +118,6 @@ class RunStore:
             (to_db(since),),
         )
         return {r[0]: r[1] for r in rows}
-
-    async def recent_errors(self, since: datetime, limit: int = 10) -> list[dict[str, Any]]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM sync_errors WHERE occurred_at >= ? ORDER BY id DESC LIMIT ?", (to_db(since), limit)
-        )
-        return [dict(r) for r in rows]
 
     # --- loop state ----------------------------------------------------------------
 

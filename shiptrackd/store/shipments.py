@@ -293,23 +293,6 @@ class ShipmentStore:
         )
         return {(r[0] or "none"): r[1] for r in rows}
 
-    async def count_stale(self, older_than: datetime) -> int:
-        """Active shipments not synced since *older_than* (never-synced ones count from creation)."""
-        return int(
-            await self.db.scalar(
-                "SELECT count(*) FROM shipments WHERE active = 1 AND coalesce(last_synced_at, created_at) < ?",
-                (to_db(older_than),),
-            )
-        )
-
-    async def stale(self, older_than: datetime, limit: int = 50) -> builtins.list[dict[str, Any]]:
-        rows = await self.db.fetchall(
-            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1"
-            " AND coalesce(last_synced_at, created_at) < ? ORDER BY coalesce(last_synced_at, created_at) LIMIT ?",
-            (to_db(older_than), limit),
-        )
-        return [shipment_dict(r) for r in rows]
-
 
 def _fields(item: NewShipment) -> dict[str, str]:
     return {"carrier_code": item.carrier_code, "tracking_number": item.tracking_number, "reference": item.reference}
