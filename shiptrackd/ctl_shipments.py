@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from .api.client import ApiClient, ApiError
-from .ctl import EXIT_FAILURE, EXIT_OK, CtlError, output, render_why
+from .ctl import EXIT_FAILURE, EXIT_OK, CtlError, output
 from .ctl_import import ImportFormatError, Line, read_records
 from .ctl_render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
+from .ctl_status import render_why
 from .models import STATUS_NAMES
 
 CHUNK = 1000

@@ -27,7 +27,7 @@ FAILED_OUTCOMES = ("failed", "aborted", "interrupted")
 
 async def sync(client: ApiClient, args: argparse.Namespace) -> int:
     if args.stats:
-        from .ctl import _stats
+        from .ctl_status import _stats
 
         return await _stats(client, args)
     out = output(args)
