@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import __version__
-from .health import EXIT_CODES, LEVELS
+from .health_checks import EXIT_CODES, LEVELS
 
 if TYPE_CHECKING:
     from .alerts import Alerting

@@ -21,7 +21,15 @@ from alert_receivers import Smtp, Webhook, closed_port, smtp, webhook
 from shiptrackd.alerts import Alerting
 from shiptrackd.clock import FakeClock
 from shiptrackd.config import load
-from shiptrackd.health import CHECKS, ApiProbe, CheckResult, build_report, judge_api, judge_recent_sync, judge_stale
+from shiptrackd.health_checks import (
+    CHECKS,
+    ApiProbe,
+    CheckResult,
+    build_report,
+    judge_api,
+    judge_recent_sync,
+    judge_stale,
+)
 from shiptrackd.notify import ChannelSet
 from shiptrackd.store import Store
 

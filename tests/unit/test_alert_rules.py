@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.alerts import AlertState, Decision, Policy, after_notice, compose, decide, observe, plan
-from shiptrackd.health import CheckResult, judge_error_rate
+from shiptrackd.alert_rules import AlertState, Decision, Policy, after_notice, compose, decide, observe, plan
+from shiptrackd.health_checks import CheckResult, judge_error_rate
 from shiptrackd.notify import Channel
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shiptrackd.config import load
-from shiptrackd.health import (
+from shiptrackd.health_checks import (
     ApiProbe,
     CheckResult,
     LoopView,
