@@ -7,6 +7,7 @@ them directly too.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -46,8 +47,6 @@ class Service:
     # --- status ---------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        import time
-
         counts = await self.store.shipments.counts()
         now = self.clock.now()
         return {
