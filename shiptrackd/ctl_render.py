@@ -258,6 +258,13 @@ class Output:
         self.stdout.flush()  # so a note lands after the output it follows when both reach one terminal
         print(_paint(text, style) if self.err_color and style else text, file=self.stderr)
 
+    def show(self, doc: Any, render: Callable[[Output, Any], None]) -> None:
+        """The command's document: as JSON under --json, else drawn by *render* for a person."""
+        if self.json:
+            self.emit(doc)
+        else:
+            render(self, doc)
+
     def emit(self, doc: Any) -> None:
         """The one JSON document of a --json command, on stdout."""
         json.dump(doc, self.stdout, indent=2, ensure_ascii=False, default=str)

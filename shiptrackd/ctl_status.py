@@ -32,11 +32,7 @@ from .models import STATUS_NAMES
 
 async def _status(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
-    doc = await client.status()
-    if out.json:
-        out.emit(doc)
-        return EXIT_OK
-    render_status(out, doc)
+    out.show(await client.status(), render_status)
     return EXIT_OK
 
 
@@ -183,11 +179,7 @@ async def _runs(client: ApiClient, args: argparse.Namespace) -> int:
 
 async def _why(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
-    doc = await client.why(args.id)
-    if out.json:
-        out.emit(doc)
-        return EXIT_OK
-    render_why(out, doc)
+    out.show(await client.why(args.id), render_why)
     return EXIT_OK
 
 
@@ -203,11 +195,7 @@ async def _loops(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     action = args.loop_action
     if action == "list":
-        loops = await client.loops()
-        if out.json:
-            out.emit(loops)
-        else:
-            render_loops(out, loops)
+        out.show(await client.loops(), render_loops)
         return EXIT_OK
     doc = await client.loop_action(args.name, action)
     if out.json:
