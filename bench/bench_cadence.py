@@ -36,9 +36,9 @@ from datetime import UTC, datetime, timedelta
 
 from _common import header, percentile, table, verdict
 
-from shiptrackd import cadence
 from shiptrackd.config import CadenceConfig
 from shiptrackd.sandbox import lifecycle
+from shiptrackd.sync import cadence
 
 WEEK = timedelta(days=7)
 START = datetime(2026, 3, 2, 0, 0, tzinfo=UTC)  # a Monday, midnight UTC

@@ -73,7 +73,7 @@ async def status_latency(sock: Path, requests: int, *, during_sync: bool) -> dic
     import anyio
 
     from shiptrackd.api.client import ApiClient
-    from shiptrackd.ctl_sync import follow_run
+    from shiptrackd.ctl.sync import follow_run
 
     async with ApiClient(sock) as client:
         for name in ("sync", "force"):  # no scheduled run may start (or stop) in the middle

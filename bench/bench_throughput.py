@@ -48,8 +48,8 @@ async def run_sync(base_url: str, sandbox_pid: int, n: int, prefix: str, **env: 
     from shiptrackd.models import NewShipment
     from shiptrackd.providers import make_provider
     from shiptrackd.store import Store
-    from shiptrackd.sync import SyncEngine
-    from shiptrackd.throttle import ApiStats, ProviderThrottle
+    from shiptrackd.sync.engine import SyncEngine
+    from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
     with tempfile.TemporaryDirectory(prefix="st-bench-") as tmp:
         cfg = bench_config(Path(tmp), base_url, **env)

@@ -20,26 +20,26 @@ from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 
 from . import sdnotify
-from .alerts import Alerting
-from .alerts import routes as alert_routes
-from .api.server import build_app, claim_socket_path, serve
+from .alerts.delivery import ChannelSet
+from .alerts.state import Alerting
+from .api.monitoring import monitoring_routes
+from .api.routes import control_routes
+from .api.routes_alerting import alert_routes, health_routes
+from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import ConfigError
 from .events import EventBus
-from .health import HealthMonitor
-from .health import routes as health_routes
+from .health.monitor import HealthMonitor
 from .log import setup_logging
-from .metrics import Exporter, RequestTimer, SyncRecorder, serve_tcp
-from .metrics import routes as metrics_routes
-from .notify import ChannelSet
+from .metrics import Exporter, RequestTimer, SyncRecorder
 from .providers import make_provider
 from .providers.base import Provider
 from .schedule import Loop
 from .service import Service
 from .store import Store
-from .sync import SyncEngine
-from .throttle import ApiStats, ProviderThrottle, install_retry_logging
+from .sync.engine import SyncEngine
+from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 
 STORE_FILE = "shiptrackd.db"
 
@@ -130,8 +130,14 @@ class Daemon:
                     reload_config=self.reload,
                     started_monotonic=time.monotonic(),
                 )
-                app = build_app(service, self.bus, extra_routes=[*health_routes(health), *alert_routes(alerting)])
-                app.router.routes.extend(metrics_routes(exporter))  # /metrics is not /v1: not in the OpenAPI list
+                app = build_app(
+                    [
+                        *control_routes(service, self.bus),
+                        *health_routes(health),
+                        *alert_routes(alerting),
+                        *monitoring_routes(exporter),
+                    ]
+                )
                 api_stop = anyio.Event()
                 api_done = anyio.Event()
 
@@ -145,7 +151,9 @@ class Daemon:
                 await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
                 await tg.start(syncs.follow, self.bus)
                 if cfg.daemon.metrics_listen:
-                    await tg.start(serve_tcp, exporter, cfg.daemon.metrics_listen, api_stop)
+                    metrics_app = build_app(monitoring_routes(exporter))
+                    await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
+                    logger.info("metrics on http://{}/metrics", cfg.daemon.metrics_listen)
                 for loop in self.loops.values():
                     await tg.start(loop.run)
                 if self._handle_signals:

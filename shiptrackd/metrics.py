@@ -11,7 +11,6 @@ Names follow Prometheus conventions: `shiptrackd_` prefix, base units, `_total` 
 from __future__ import annotations
 
 import bisect
-import logging
 import platform
 import time
 from collections import Counter
@@ -21,26 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
-from loguru import logger
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from prometheus_client.exposition import generate_latest
 
 from . import __version__
-from .health_checks import EXIT_CODES, LEVELS
+from .health.rules import EXIT_CODES, LEVELS
 
 if TYPE_CHECKING:
-    from .alerts import Alerting
+    from .alerts.state import Alerting
     from .events import EventBus
-    from .health import HealthMonitor
+    from .health.monitor import HealthMonitor
     from .schedule import Loop
     from .store import Store
-    from .sync import SyncEngine
-    from .throttle import ApiStats
+    from .sync.engine import SyncEngine
+    from .sync.throttle import ApiStats
 
 CACHE_S = 10.0  # SQL-backed figures are at most this old
 REQUEST_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -305,48 +299,3 @@ class Exporter:
         for sev in ("warning", "critical"):
             firing.add_metric([sev], counts[sev])
         yield firing
-
-
-def routes(exporter: Exporter) -> list[Route]:
-    async def metrics(request: Request) -> Response:
-        return Response(await exporter.render(), media_type=CONTENT_TYPE_PLAIN_0_0_4)
-
-    return [Route("/metrics", metrics, methods=["GET"])]
-
-
-async def serve_tcp(
-    exporter: Exporter,
-    listen: str,
-    stop: anyio.Event,
-    *,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve only /metrics on `[daemon] metrics_listen` (HOST:PORT) until *stop* is set."""
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config as HypercornConfig
-
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
-    if host in ("0.0.0.0", "::", ""):
-        logger.warning("metrics_listen {} exposes /metrics on every interface", listen)
-    cfg = HypercornConfig()
-    cfg.bind = [listen]
-    cfg.graceful_timeout = 1.0
-    cfg.errorlog = logging.getLogger("hypercorn.error")
-    cfg.accesslog = None
-    app = Starlette(routes=routes(exporter))
-    async with anyio.create_task_group() as tg:
-        # A stub clash, not a bug: hypercorn types ASGI scopes and events as TypedDicts, Starlette as
-        # MutableMapping[str, Any], and mypy never passes a TypedDict as a MutableMapping.
-        tg.start_soon(lambda: hypercorn_serve(app, cfg, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
-        with anyio.fail_after(10):
-            while True:
-                try:
-                    stream = await anyio.connect_tcp(host, int(port))
-                except OSError:
-                    await anyio.sleep(0.01)
-                    continue
-                await stream.aclose()
-                break
-        logger.info("metrics on http://{}/metrics", listen)
-        task_status.started()

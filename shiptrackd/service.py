@@ -15,7 +15,7 @@ from typing import Any
 
 from anyio.abc import TaskGroup
 
-from . import __version__, cadence
+from . import __version__
 from .clock import Clock
 from .config import Config
 from .errors import InvalidRequestError, NotFoundError
@@ -23,8 +23,9 @@ from .events import EventBus
 from .models import NewShipment
 from .schedule import Loop
 from .store import Store
-from .sync import SyncEngine
-from .throttle import ApiStats
+from .sync import cadence
+from .sync.engine import SyncEngine
+from .sync.throttle import ApiStats
 
 MAX_LIST_LIMIT = 1000
 

@@ -18,10 +18,11 @@ import anyio
 import pytest
 from alert_receivers import Smtp, Webhook, closed_port, smtp, webhook
 
-from shiptrackd.alerts import Alerting
+from shiptrackd.alerts.delivery import ChannelSet
+from shiptrackd.alerts.state import Alerting
 from shiptrackd.clock import FakeClock
 from shiptrackd.config import load
-from shiptrackd.health_checks import (
+from shiptrackd.health.rules import (
     CHECKS,
     ApiProbe,
     CheckResult,
@@ -30,7 +31,6 @@ from shiptrackd.health_checks import (
     judge_recent_sync,
     judge_stale,
 )
-from shiptrackd.notify import ChannelSet
 from shiptrackd.store import Store
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shiptrackd import __version__
-from shiptrackd.api.server import MAX_BODY_BYTES
+from shiptrackd.api.requests import MAX_BODY_BYTES
 
 pytestmark = pytest.mark.anyio
 

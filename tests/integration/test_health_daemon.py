@@ -24,10 +24,10 @@ import pytest
 from alert_receivers import closed_port, smtp, webhook
 from conftest import SANDBOX_KEY, daemon_config
 
+from shiptrackd.alerts.delivery import ChannelSet
 from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.daemon import Daemon
-from shiptrackd.notify import ChannelSet
 
 pytestmark = pytest.mark.anyio
 

@@ -22,8 +22,8 @@ from shiptrackd.events import EventBus
 from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
 from shiptrackd.store import Store
-from shiptrackd.sync import SyncEngine
-from shiptrackd.throttle import ApiStats, ProviderThrottle
+from shiptrackd.sync.engine import SyncEngine
+from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from test_sync_faults import make_rig
 
-from shiptrackd import throttle
 from shiptrackd.sandbox import faults
+from shiptrackd.sync import throttle
 
 pytestmark = pytest.mark.anyio
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.alert_rules import AlertState, Decision, Policy, after_notice, compose, decide, observe, plan
-from shiptrackd.health_checks import CheckResult, judge_error_rate
-from shiptrackd.notify import Channel
+from shiptrackd.alerts.delivery import Channel
+from shiptrackd.alerts.rules import AlertState, Decision, Policy, after_notice, compose, decide, observe, plan
+from shiptrackd.health.rules import CheckResult, judge_error_rate
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 POLICY = Policy(for_reports=2, resolve_after=2, repeat_interval_s=4 * 3600, send_resolved=True)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd import cadence
 from shiptrackd.config import CadenceConfig
+from shiptrackd.sync import cadence
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CAD = CadenceConfig()

@@ -7,7 +7,7 @@ import errno
 import pytest
 
 from shiptrackd.api.client import ApiClient
-from shiptrackd.ctl_sync import exit_code
+from shiptrackd.ctl.sync import exit_code
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from shiptrackd.ctl_import import ImportFormatError, detect_format, read_records
+from shiptrackd.ctl.import_file import ImportFormatError, detect_format, read_records
 
 
 def lines(text: str) -> io.StringIO:

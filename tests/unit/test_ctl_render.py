@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.ctl import _id_list, parse_duration
-from shiptrackd.ctl_render import (
+from shiptrackd.ctl.main import _id_list, parse_duration
+from shiptrackd.ctl.render import (
     Column,
     Output,
     ProgressLine,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shiptrackd.config import load
-from shiptrackd.health_checks import (
+from shiptrackd.health.rules import (
     ApiProbe,
     CheckResult,
     LoopView,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shiptrackd.ctl_health import _reason, nagios_lines, perf_item
-from shiptrackd.health_checks import build_report, judge_recent_sync, judge_stale, judge_store
+from shiptrackd.ctl.health import _reason, nagios_lines, perf_item
+from shiptrackd.health.rules import build_report, judge_recent_sync, judge_stale, judge_store
 
 PLUGIN_LINE = re.compile(r"^SHIPTRACKD (OK|WARNING|CRITICAL|UNKNOWN): .+ \| ('[^']+'|\S+)=\S+( ('[^']+'|\S+)=\S+)*$")
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

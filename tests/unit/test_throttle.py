@@ -13,7 +13,6 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from shiptrackd import throttle as throttle_mod
 from shiptrackd.config import ProviderConfig, RateLimit
 from shiptrackd.errors import (
     InvalidResponseError,
@@ -25,7 +24,8 @@ from shiptrackd.errors import (
     TransientProviderError,
 )
 from shiptrackd.models import TrackingInfo
-from shiptrackd.throttle import ApiStats, ProviderThrottle
+from shiptrackd.sync import throttle as throttle_mod
+from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
-from .config import HealthConfig, format_duration, parse_space
+from .. import __version__
+from ..config import HealthConfig, format_duration, parse_space
 
 if TYPE_CHECKING:
-    from .schedule import Loop
+    from ..schedule import Loop
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 LEVELS = (OK, WARNING, CRITICAL, UNKNOWN)

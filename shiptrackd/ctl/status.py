@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import __version__
-from .api.client import ApiClient, ApiError
-from .ctl import EXIT_OK, CtlError, output
-from .ctl_render import (
+from .. import __version__
+from ..api.client import ApiClient, ApiError
+from ..models import STATUS_NAMES
+from .main import EXIT_OK, CtlError, output
+from .render import (
     Column,
     Output,
     human_bytes,
@@ -27,7 +28,6 @@ from .ctl_render import (
     rel_time,
     word_style,
 )
-from .models import STATUS_NAMES
 
 
 async def _status(client: ApiClient, args: argparse.Namespace) -> int:

@@ -15,9 +15,9 @@ from typing import Any
 
 import anyio
 
-from .api.client import ApiClient, ApiError
-from .ctl import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, CtlError, output
-from .ctl_render import Column, Output, ProgressLine, human_duration, outcome_style, parse_time
+from ..api.client import ApiClient, ApiError
+from .main import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, CtlError, output
+from .render import Column, Output, ProgressLine, human_duration, outcome_style, parse_time
 
 # The event stream sends a heartbeat line this often when idle. The first line of each
 # subscription proves it is live; a run that finished before that is caught by one GET.
@@ -27,7 +27,7 @@ FAILED_OUTCOMES = ("failed", "aborted", "interrupted")
 
 async def sync(client: ApiClient, args: argparse.Namespace) -> int:
     if args.stats:
-        from .ctl_status import _stats
+        from .status import _stats
 
         return await _stats(client, args)
     out = output(args)

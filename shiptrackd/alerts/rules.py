@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .config import AlertsConfig, format_duration
-from .health_checks import CRITICAL, OK, UNKNOWN, WARNING, CheckResult, rank
+from ..config import AlertsConfig, format_duration
+from ..health.rules import CRITICAL, OK, UNKNOWN, WARNING, CheckResult, rank
 
 CAUSE = "api_connectivity"
 SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks

@@ -12,12 +12,12 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from .api.client import ApiClient, ApiError
-from .ctl import EXIT_FAILURE, EXIT_OK, CtlError, output
-from .ctl_import import ImportFormatError, Line, read_records
-from .ctl_render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
-from .ctl_status import render_why
-from .models import STATUS_NAMES
+from ..api.client import ApiClient, ApiError
+from ..models import STATUS_NAMES
+from .import_file import ImportFormatError, Line, read_records
+from .main import EXIT_FAILURE, EXIT_OK, CtlError, output
+from .render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
+from .status import render_why
 
 CHUNK = 1000
 _STATUS_STYLES = {"DE": "green", "IT": "cyan", "AT": "yellow", "EX": "red", "NY": "dim", "UN": "dim"}

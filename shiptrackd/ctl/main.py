@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from typing import NoReturn
 
-    from .api.client import ApiClient
-    from .ctl_render import Output
+    from ..api.client import ApiClient
+    from .render import Output
 
     CommandFn = Callable[[ApiClient, argparse.Namespace], Awaitable[int | None]]
 
@@ -104,7 +104,7 @@ def _common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree; cheap (no heavy imports), so `--help` is instant."""
-    from . import __version__
+    from .. import __version__
 
     # Typed as plain ArgumentParser (extensions' register() expects that); subparsers are _Parser
     # all the same, since argparse makes them of the parent's class.
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help, description=help)
 
     p = add("status", "daemon state, loops, the running sync, store size")
-    p.set_defaults(handler=command("shiptrackd.ctl_status:_status"))
+    p.set_defaults(handler=command("shiptrackd.ctl.status:_status"))
 
     p = add("sync", "start a sync and follow it to the end (only due shipments unless --force/--shipments)")
     p.add_argument("--force", action="store_true", help="sync every active shipment, due or not")
@@ -139,20 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop waiting after this long (e.g. 90s, 5m) and exit 75; the run goes on in the daemon",
     )
     p.add_argument("--strict", action="store_true", help="exit 1 on a partial run too (some shipments failed)")
-    p.set_defaults(handler=command("shiptrackd.ctl_sync:sync"))
+    p.set_defaults(handler=command("shiptrackd.ctl.sync:sync"))
 
     p = add("stats", "sync statistics: shipments by status and carrier, runs, errors, API figures, forecast")
-    p.set_defaults(handler=command("shiptrackd.ctl_status:_stats"))
+    p.set_defaults(handler=command("shiptrackd.ctl.status:_stats"))
 
     p = add("runs", "recent sync runs")
     p.add_argument("--limit", type=_positive_int, default=20, metavar="N", help="how many (default 20)")
-    p.set_defaults(handler=command("shiptrackd.ctl_status:_runs"))
+    p.set_defaults(handler=command("shiptrackd.ctl.status:_runs"))
 
     _add_shipments(sub, common)
 
     p = add("why", "when a shipment will be checked next, and why")
     p.add_argument("id", metavar="ID")
-    p.set_defaults(handler=command("shiptrackd.ctl_status:_why"))
+    p.set_defaults(handler=command("shiptrackd.ctl.status:_why"))
 
     p = add("loops", "list the timer loops, or pause/resume/trigger one")
     loops = p.add_subparsers(dest="loop_action", metavar="ACTION")
@@ -164,10 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         lp = loops.add_parser(action, parents=[common], help=text, description=text)
         lp.add_argument("name", metavar="NAME", help="sync, force, health or alerts")
-    p.set_defaults(handler=command("shiptrackd.ctl_status:_loops"), loop_action="list")
+    p.set_defaults(handler=command("shiptrackd.ctl.status:_loops"), loop_action="list")
 
     p = add("reload", "re-read the daemon's configuration; exit 1 (old one kept) if the new one is invalid")
-    p.set_defaults(handler=command("shiptrackd.ctl_status:_reload"))
+    p.set_defaults(handler=command("shiptrackd.ctl.status:_reload"))
 
     _register_extensions(sub, common)
     return parser
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_shipments(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("shipments", parents=[common], help="add, import, list, show, remove or retrack shipments")
     ship = p.add_subparsers(dest="shipments_action", metavar="ACTION", required=True)
-    handler = "shiptrackd.ctl_shipments:"
+    handler = "shiptrackd.ctl.shipments:"
 
     sp = ship.add_parser("add", parents=[common], help="track one shipment")
     sp.add_argument("carrier", metavar="CARRIER", help="carrier code, e.g. ups, fedex, usps")
@@ -221,7 +221,7 @@ def _register_extensions(
     """The health/alert/silence commands from shiptrackd.ctl_health, when that module exists."""
     import importlib
 
-    name = f"{__package__}.ctl_health"
+    name = f"{__package__}.health"
     try:
         ctl_health = importlib.import_module(name)
     except ModuleNotFoundError as exc:
@@ -284,7 +284,7 @@ def output(args: argparse.Namespace) -> Output:
     """The command's `ctl_render.Output` (made once per invocation, from --json/--wide/--verbose)."""
     cached = getattr(args, "_output", None)
     if cached is None:
-        from .ctl_render import Output
+        from .render import Output
 
         cached = Output.for_args(args)
         args._output = cached
@@ -323,7 +323,7 @@ def run(coro_fn: CommandFn, args: argparse.Namespace, *, unavailable_exit: int =
     """
     import anyio
 
-    from .api.client import ApiClient
+    from ..api.client import ApiClient
 
     where: list[object] = []  # the socket path the client resolved, for error messages
 
@@ -354,8 +354,8 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def _exit_for(exc: BaseException, args: argparse.Namespace, unavailable_exit: int, where: object) -> int | None:
-    from .api.client import ApiError
-    from .errors import DaemonUnavailableError
+    from ..api.client import ApiError
+    from ..errors import DaemonUnavailableError
 
     out = output(args)
     verbose = bool(getattr(args, "verbose", False))

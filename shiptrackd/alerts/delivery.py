@@ -24,10 +24,10 @@ import stamina
 from anyio.abc import TaskStatus
 from loguru import logger
 
-from .clock import Clock
-from .config import AlertsConfig, Secret, mask_url, split_alert_url
-from .events import EventBus
-from .store import Store
+from ..clock import Clock
+from ..config import AlertsConfig, Secret, mask_url, split_alert_url
+from ..events import EventBus
+from ..store import Store
 
 CONSOLE = "console"
 SWEEP_S = 30.0  # the sender also looks for leftover rows this often, without a wake-up

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .config import CadenceConfig
+from ..config import CadenceConfig
 
 # Status code -> (CadenceConfig field, human name of the tier).
 TIERS: dict[str, tuple[str, str]] = {

@@ -18,11 +18,11 @@ import stamina
 from loguru import logger
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
-from .clock import utcnow
-from .config import ProviderConfig
-from .errors import ProviderUnreachableError, RateLimitedError, TransientProviderError
-from .models import TrackingInfo
-from .providers.base import Provider
+from ..clock import utcnow
+from ..config import ProviderConfig
+from ..errors import ProviderUnreachableError, RateLimitedError, TransientProviderError
+from ..models import TrackingInfo
+from ..providers.base import Provider
 
 # A 429 that keeps coming back after this many pauses fails the shipment.
 MAX_RATE_LIMITED_ROUNDS = 5

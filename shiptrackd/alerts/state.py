@@ -21,19 +21,16 @@ from typing import Any
 
 import anyio
 from loguru import logger
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from .alert_rules import AlertState, Policy, after_notice, compose, group_severity, plan
-from .clock import Clock
-from .config import Config, format_duration, parse_duration
-from .errors import InvalidRequestError, NotFoundError
-from .events import EventBus
-from .health import HealthMonitor
-from .health_checks import CHECKS, check_from_dict
-from .notify import ChannelSet, Dispatcher
-from .store import NewNotification, Store
+from ..clock import Clock
+from ..config import Config, format_duration, parse_duration
+from ..errors import InvalidRequestError, NotFoundError
+from ..events import EventBus
+from ..health.monitor import HealthMonitor
+from ..health.rules import CHECKS, check_from_dict
+from ..store import NewNotification, Store
+from .delivery import ChannelSet, Dispatcher
+from .rules import AlertState, Policy, after_notice, compose, group_severity, plan
 
 MAX_SILENCE_S = 90 * 86400
 DELIVERY_WAIT_S = 25.0  # how long `alert` / `alert --test` wait for delivery results (the client gives up at 30)
@@ -273,56 +270,3 @@ class Alerting:
             raise NotFoundError(f"no active silence {silence_id}")
         self.bus.publish("silence.removed", id=silence_id)
         return {"removed": silence_id}
-
-
-def routes(alerting: Alerting) -> list[Route]:
-    """The control API's alert routes: evaluate now, test notice, the log, silences."""
-    from .api.server import _field, _json, _query_bool, _query_int, read_json
-
-    def wait_s(request: Request) -> float:
-        wait = _query_int(request, "wait", int(DELIVERY_WAIT_S))
-        if not 0 <= wait <= 300:
-            raise InvalidRequestError("wait must be between 0 and 300 seconds")
-        return float(wait)
-
-    async def evaluate(request: Request) -> Any:
-        return await alerting.alert_now(wait_s(request))
-
-    async def test(request: Request) -> Any:
-        return await alerting.send_test(wait_s(request))
-
-    async def recent(request: Request) -> Any:
-        return await alerting.recent(_query_int(request, "limit", 20))
-
-    async def list_silences(request: Request) -> Any:
-        return await alerting.silences(include_expired=bool(_query_bool(request, "all")))
-
-    async def add_silence(request: Request) -> Any:
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise InvalidRequestError('send {"check": NAME, "duration": "2h", "comment": TEXT}')
-        check = _field(body, "check", str, None)
-        if not check:
-            raise InvalidRequestError("field 'check' is required")
-        duration = body.get("duration")
-        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, str | int | float)):
-            raise InvalidRequestError("field 'duration' must be a duration like \"2h\" or a number of seconds")
-        silence = await alerting.add_silence(
-            check,
-            duration=duration,
-            until=_field(body, "until", str, None),
-            comment=_field(body, "comment", str, "") or "",
-        )
-        return JSONResponse(silence, status_code=201)
-
-    async def remove_silence(request: Request) -> Any:
-        return await alerting.remove_silence(request.path_params["id"])
-
-    return [
-        Route("/v1/alerts", _json(recent), methods=["GET"]),
-        Route("/v1/alerts/evaluate", _json(evaluate), methods=["POST"]),
-        Route("/v1/alerts/test", _json(test), methods=["POST"]),
-        Route("/v1/silences", _json(list_silences), methods=["GET"]),
-        Route("/v1/silences", _json(add_silence), methods=["POST"]),
-        Route("/v1/silences/{id:int}", _json(remove_silence), methods=["DELETE"]),
-    ]

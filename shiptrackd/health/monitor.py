@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from loguru import logger
-from starlette.requests import Request
-from starlette.routing import Route
 
-from .config import Config, next_fire
-from .errors import InvalidRequestError, ProviderError, StoreError
-from .health_checks import (
+from ..config import Config, next_fire
+from ..errors import ProviderError, StoreError
+from ..store.db import from_db
+from .rules import (
     CHECKS,
     OK,
     TOP_STALE,
@@ -40,14 +39,13 @@ from .health_checks import (
     judge_store,
     rejudge_stale,
 )
-from .store.db import from_db
 
 if TYPE_CHECKING:
-    from .clock import Clock
-    from .events import EventBus
-    from .schedule import Loop
-    from .store import Store
-    from .sync import SyncEngine
+    from ..clock import Clock
+    from ..events import EventBus
+    from ..schedule import Loop
+    from ..store import Store
+    from ..sync.engine import SyncEngine
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -257,25 +255,3 @@ class HealthMonitor:
             free_critical=cfg.free_disk_critical,
             where=str(self.store.path.parent),
         )
-
-
-def routes(monitor: HealthMonitor) -> list[Route]:
-    """GET /v1/health: the last report; ?fresh=1 runs the checks now, ?alert_threshold=N, ?check_stale=1."""
-    from .api.server import _json, _query_bool, _query_int
-
-    async def health(request: Request) -> Any:
-        threshold = request.query_params.get("alert_threshold")
-        alert_threshold = _query_int(request, "alert_threshold", 0) if threshold not in (None, "") else None
-        if alert_threshold is not None and alert_threshold < 0:
-            raise InvalidRequestError("alert_threshold must be 0 or more")
-        stale_limit = _query_int(request, "stale_limit", 50)
-        if not 1 <= stale_limit <= 1000:
-            raise InvalidRequestError("stale_limit must be between 1 and 1000")
-        return await monitor.current(
-            fresh=bool(_query_bool(request, "fresh")),
-            alert_threshold=alert_threshold,
-            check_stale=bool(_query_bool(request, "check_stale")),
-            stale_limit=stale_limit,
-        )
-
-    return [Route("/v1/health", _json(health), methods=["GET"])]

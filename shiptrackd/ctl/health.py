@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import re
 
-from .ctl import EXIT_FAILURE, EXIT_OK, command, output, parse_duration
+from .main import EXIT_FAILURE, EXIT_OK, command, output, parse_duration
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from .api.client import ApiClient
-    from .ctl_render import Output
+    from ..api.client import ApiClient
+    from .render import Output
 
 HEALTH_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 EXIT_UNKNOWN = 3
@@ -118,8 +118,8 @@ def _count(text: str) -> int:
 
 
 async def _health(client: ApiClient, args: argparse.Namespace) -> int:
-    from .api.client import ApiError
-    from .errors import DaemonUnavailableError
+    from ..api.client import ApiError
+    from ..errors import DaemonUnavailableError
 
     fmt = "json" if getattr(args, "json", False) else args.format
     out = output(args)
@@ -204,7 +204,7 @@ def nagios_lines(report: Mapping[str, Any]) -> list[str]:
 
 
 def render_health(out: Output, report: Mapping[str, Any]) -> None:
-    from .ctl_render import Column, human_duration, rel_time, short_time, word_style
+    from .render import Column, human_duration, rel_time, short_time, word_style
 
     level = str(report.get("level", "unknown"))
     head = f"shiptrackd health: {out.paint(level.upper(), word_style(level) or 'bold')}"
@@ -282,7 +282,7 @@ async def _alert(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _deliveries(out: Output, deliveries: Sequence[Mapping[str, Any]]) -> None:
-    from .ctl_render import Column, word_style
+    from .render import Column, word_style
 
     out.table(
         [Column("CHANNEL", max_width=60), Column("STATUS", style=word_style), Column("ATTEMPTS"), Column("ERROR")],
@@ -291,7 +291,7 @@ def _deliveries(out: Output, deliveries: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _states(out: Output, states: Sequence[Mapping[str, Any]]) -> None:
-    from .ctl_render import Column, short_time, word_style
+    from .render import Column, short_time, word_style
 
     if not states:
         return
@@ -309,7 +309,7 @@ def _states(out: Output, states: Sequence[Mapping[str, Any]]) -> None:
 
 
 async def _alerts(client: ApiClient, args: argparse.Namespace) -> int:
-    from .ctl_render import Column, short_time, word_style
+    from .render import Column, short_time, word_style
 
     out = output(args)
     doc = await client.alerts(limit=max(1, min(args.limit, 500)))
@@ -352,7 +352,7 @@ async def _alerts(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 async def _silence_add(client: ApiClient, args: argparse.Namespace) -> int:
-    from .ctl_render import rel_time
+    from .render import rel_time
 
     out = output(args)
     silence = await client.add_silence(args.check, duration=args.duration, until=args.until, comment=args.comment)
@@ -367,7 +367,7 @@ async def _silence_add(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 async def _silence_list(client: ApiClient, args: argparse.Namespace) -> int:
-    from .ctl_render import Column, rel_time
+    from .render import Column, rel_time
 
     out = output(args)
     silences = await client.silences(include_expired=args.all)

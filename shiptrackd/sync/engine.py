@@ -24,13 +24,13 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from loguru import logger
 
+from ..clock import Clock
+from ..config import Config
+from ..errors import ConflictError, ProviderAuthError, ProviderError, ProviderUnreachableError
+from ..events import EventBus
+from ..store import FetchFailure, FetchSuccess, RunCounts, Store
+from ..store.db import from_db
 from . import cadence
-from .clock import Clock
-from .config import Config
-from .errors import ConflictError, ProviderAuthError, ProviderError, ProviderUnreachableError
-from .events import EventBus
-from .store import FetchFailure, FetchSuccess, RunCounts, Store
-from .store.db import from_db
 from .throttle import ProviderThrottle
 
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits

@@ -1,0 +1,1 @@
+"""Alerting: when to notify (rules, pure), alert state in the store, and delivery through Apprise."""

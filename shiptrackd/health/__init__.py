@@ -1,0 +1,1 @@
+"""Health: the checks' judgements (rules, pure) and the monitor that measures, stores and publishes them."""
