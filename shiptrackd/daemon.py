@@ -26,7 +26,7 @@ from .api.monitoring import monitoring_routes
 from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, utcnow
 from .config import Config
 from .errors import ConfigError
 from .events import EventBus
@@ -103,6 +103,7 @@ class Daemon:
                     bus=self.bus,
                     config=cfg,
                     started_at=self.clock.now(),
+                    on_report=self._evaluate_alerts_now,
                 )
                 alerting = self.alerting = Alerting(
                     store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels
@@ -208,8 +209,6 @@ class Daemon:
         async def health_body() -> str:
             assert self.health is not None
             report = await self.health.run_once()
-            if not self.loops["alerts"].paused:
-                self.loops["alerts"].trigger()  # evaluate this report now, not at the alerts loop's next slot
             return f"{report['level']}: {report['summary']}"[:200]
 
         async def alerts_body() -> str:
@@ -226,6 +225,12 @@ class Daemon:
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
         }
+
+    def _evaluate_alerts_now(self) -> None:
+        """A new health report: evaluate it now, not at the alerts loop's next slot (unless paused)."""
+        alerts = self.loops.get("alerts")
+        if alerts is not None and not alerts.paused:
+            alerts.trigger()
 
     async def _restore_loops(self, store: Store) -> None:
         saved = await store.runs.loop_states()
@@ -314,7 +319,11 @@ class Daemon:
         assert engine is not None and self._tg is not None
         old_provider = engine.throttle.provider
         provider = self._provider or make_provider(new.provider, observer=self._observe_request)
-        engine.throttle = ProviderThrottle(provider, new.provider, self.api_stats)
+        throttle = ProviderThrottle(provider, new.provider, self.api_stats)
+        paused_until = engine.throttle.paused_until
+        if paused_until is not None:  # the account's Retry-After outlives a new key or URL
+            throttle.pause((paused_until - utcnow()).total_seconds())
+        engine.throttle = throttle
         if old_provider is not provider:
 
             async def close_when_idle() -> None:

@@ -148,7 +148,7 @@ class Alerting:
 
     async def alert_now(self, wait_s: float | None = None) -> dict[str, Any]:
         """`shiptrackctl alert`: run the checks, evaluate that report under the usual rules, wait for delivery."""
-        report = await self.monitor.run_once("alert")
+        report = await self.monitor.run_once("alert", hand_off=False)
         outcomes = await self.evaluate_pending()
         mine = next((o for o in outcomes if o["report_id"] == report["id"]), None)
         deliveries: list[dict[str, Any]] = []

@@ -64,7 +64,9 @@ class HealthMonitor:
         bus: EventBus,
         config: Config,
         started_at: datetime,
+        on_report: Callable[[], None] | None = None,
     ) -> None:
+        """*on_report* runs after each stored report that the alert rules should see: health triggers alerts."""
         self.store = store
         self.engine = engine
         self.loops = loops
@@ -72,6 +74,7 @@ class HealthMonitor:
         self.bus = bus
         self.config = config
         self.started_at = started_at
+        self.on_report = on_report
         self._quick_check: tuple[datetime, str] | None = None  # (when, result)
         self.reports = 0
 
@@ -79,13 +82,22 @@ class HealthMonitor:
     def host(self) -> str:
         return self.config.alerts.host or socket.gethostname()
 
-    async def run_once(self, trigger: str = "schedule", *, evaluate: bool = True) -> dict[str, Any]:
-        """Measure, store and publish one report; `evaluate=False` keeps it out of the alert rules."""
+    async def run_once(
+        self, trigger: str = "schedule", *, evaluate: bool = True, hand_off: bool = True
+    ) -> dict[str, Any]:
+        """
+        Measure, store and publish one report; `evaluate=False` keeps it out of the alert rules.
+
+        `hand_off=False` is for a caller that evaluates the report itself (`alert_now`), so
+        on_report does not start a second, racing evaluation.
+        """
         report = await self.measure(trigger=trigger)
         keep_after = self.clock.now() - timedelta(seconds=self.config.health.keep_reports_s)
         report["id"] = await self.store.health.save_report(report, trigger, keep_after, evaluated=not evaluate)
         self.reports += 1
         self.bus.publish("health.report", report=report)
+        if evaluate and hand_off and self.on_report is not None:
+            self.on_report()
         log = logger.bind(loop="health")
         log.log("INFO" if report["level"] == OK else "WARNING", "health {}: {}", report["level"], report["summary"])
         return report

@@ -1,0 +1,35 @@
+"""A configuration reload swaps the provider but keeps the account's rate-limit pause."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import daemon_config
+
+from shiptrackd.api.client import ApiClient
+from shiptrackd.clock import utcnow
+from shiptrackd.daemon import Daemon
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_reload_during_a_retry_after_pause_keeps_the_pause(short_tmp: Path, sandbox: Any) -> None:
+    """A reload with a new API key during a 429 pause must not send a request before the pause ends."""
+    before = daemon_config(short_tmp, sandbox.base_url)
+    after = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_PROVIDER__API_KEY="TEST_rotated_key")
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(before, load_config=lambda: after, handle_signals=False).run)
+        assert daemon.engine is not None
+        old_throttle = daemon.engine.throttle
+        old_throttle.pause(120)  # what a 429 with Retry-After: 120 does
+        async with ApiClient(before.daemon.socket) as client:
+            answer = await client.reload()
+        assert "provider" in answer["changed"]
+        assert daemon.engine.throttle is not old_throttle  # the provider really was swapped
+        paused_until = daemon.engine.throttle.paused_until
+        assert paused_until is not None and paused_until > utcnow() + timedelta(seconds=100)
+        daemon.stop()
