@@ -37,7 +37,8 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         "--socket",
         metavar="PATH",
         default=default(None),
-        help="control socket (default: $SHIPTRACK_SOCKET, else $XDG_RUNTIME_DIR/shiptrackd/control.sock)",
+        help="control socket (default: $SHIPTRACK_SOCKET, then /run/shiptrackd/control.sock if it exists,"
+        " then $XDG_RUNTIME_DIR/shiptrackd/control.sock)",
     )
     parser.add_argument("--json", action="store_true", default=default(False), help="print one JSON document on stdout")
     parser.add_argument(
