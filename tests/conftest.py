@@ -38,6 +38,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     # A host's real /etc/shiptrackd/shiptrackd.toml must not leak into tests either.
     monkeypatch.setattr("shiptrackd.config.SYSTEM_CONFIG_PATH", tmp_path / "no-system-config.toml")
+    # Nor a host's installed daemon's socket into a client's default.
+    monkeypatch.setattr("shiptrackd.paths.SYSTEM_SOCKET", tmp_path / "no-system-run" / "control.sock")
     yield
 
 

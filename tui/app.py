@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,8 @@ from textual.signal import Signal
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from shiptrackd.api.client import ApiClient, DaemonUnavailableError, ShiptrackError, default_socket
+from shiptrackd.api.client import ApiClient, DaemonUnavailableError, ShiptrackError
+from shiptrackd.paths import default_socket
 
 from . import daemon
 from .format import number
@@ -500,14 +500,18 @@ def _alert_result(result: Any) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="shiptrack-tui", description="The shiptrackd operator console.")
-    parser.add_argument("--socket", type=Path, help="control socket (default: $SHIPTRACK_SOCKET, else the daemon's)")
+    parser.add_argument(
+        "--socket",
+        type=Path,
+        help="control socket (default: $SHIPTRACK_SOCKET, then /run/shiptrackd/control.sock if it exists,"
+        " then $XDG_RUNTIME_DIR/shiptrackd/control.sock)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    socket = args.socket or (Path(os.environ["SHIPTRACK_SOCKET"]) if os.environ.get("SHIPTRACK_SOCKET") else None)
-    path = socket or default_socket()
+    path = args.socket or default_socket()
     # A factory, not a client: the app makes it on its own event loop.
     app = ShiptrackApp(lambda: ApiClient(path), socket_label=str(path))
     return app.run() or 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
@@ -17,18 +16,7 @@ from typing import Any, cast
 import httpx
 
 from ..errors import DaemonUnavailableError, ShiptrackError
-
-
-def default_socket() -> Path:
-    """$SHIPTRACK_SOCKET, else where the daemon puts it with no config (see config/loader.py's defaults)."""
-    env = os.environ.get("SHIPTRACK_SOCKET") or os.environ.get("SHIPTRACK_DAEMON__SOCKET")
-    if env:
-        return Path(env)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "shiptrackd" / "control.sock"
-    state = os.environ.get("XDG_STATE_HOME") or (Path.home() / ".local" / "state")
-    return Path(state) / "shiptrackd" / "control.sock"
+from ..paths import default_socket
 
 
 class ApiError(ShiptrackError):

@@ -28,13 +28,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from shiptrackd.errors import ConfigError
+from shiptrackd.paths import default_state_dir
 
 from .loader import (
     DEMO_SETTINGS,
     DEMO_STATE_DIR,
     default_config_path,
-    default_socket,
-    default_state_dir,
     load,
     render,
 )
@@ -106,7 +105,6 @@ __all__ = [
     "Secret",
     "SyncConfig",
     "default_config_path",
-    "default_socket",
     "default_state_dir",
     "duration_field",
     "format_duration",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shiptrackd.errors import ConfigError
+from shiptrackd.paths import absolute, default_state_dir, user_socket
 
 from .schema import _show, _Spec, _specs
 from .shapes import AlertsConfig, Config, RateLimit, Schedule, Secret
@@ -26,31 +27,10 @@ from .values import format_duration, format_rate_limit, mask_url
 # --- defaults, files, load() --------------------------------------------------------------------
 
 
-def _absolute(text: str) -> Path | None:
-    path = Path(text)
-    return path if text and path.is_absolute() else None  # XDG: relative values are to be ignored
-
-
-def default_state_dir(env: Mapping[str, str]) -> Path:
-    """$XDG_STATE_HOME/shiptrackd, else ~/.local/state/shiptrackd, else ./.shiptrackd."""
-    if xdg := _absolute(env.get("XDG_STATE_HOME", "")):
-        return xdg / "shiptrackd"
-    if home := _absolute(env.get("HOME", "")):
-        return home / ".local" / "state" / "shiptrackd"
-    return Path.cwd() / ".shiptrackd"
-
-
-def default_socket(env: Mapping[str, str], state_dir: Path) -> Path:
-    """$XDG_RUNTIME_DIR/shiptrackd/control.sock, else <state_dir>/control.sock."""
-    if runtime := _absolute(env.get("XDG_RUNTIME_DIR", "")):
-        return runtime / "shiptrackd" / "control.sock"
-    return state_dir / "control.sock"
-
-
 def default_config_path(env: Mapping[str, str]) -> Path | None:
     """The first existing of $XDG_CONFIG_HOME (or ~/.config)/shiptrackd/shiptrackd.toml and /etc's."""
-    config_home = _absolute(env.get("XDG_CONFIG_HOME", ""))
-    if config_home is None and (home := _absolute(env.get("HOME", ""))):
+    config_home = absolute(env.get("XDG_CONFIG_HOME", ""))
+    if config_home is None and (home := absolute(env.get("HOME", ""))):
         config_home = home / ".config"
     candidates = [config_home / "shiptrackd" / "shiptrackd.toml"] if config_home else []
     # Read through the package at call time: tests patch shiptrackd.config.SYSTEM_CONFIG_PATH.
@@ -154,7 +134,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
     _merge(values, _env_layer(env))
 
     daemon = values["daemon"]
-    daemon.setdefault("socket", default_socket(env, daemon["state_dir"]))
+    daemon.setdefault("socket", user_socket(env, daemon["state_dir"]))
     if len(os.fsencode(daemon["socket"])) > _MAX_SOCKET_PATH:
         raise ConfigError(
             f"daemon.socket = {_show(str(daemon['socket']))}: expected a path of at most "

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from typing import Any, TextIO
 
-from ..api.client import ApiClient, ApiError
-from ..models import STATUS_NAMES
-from .import_file import ImportFormatError, Line, read_records
-from .main import EXIT_FAILURE, EXIT_OK, CtlError, output
+from .argtypes import page_size
 from .render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
+from .runner import EXIT_FAILURE, EXIT_OK, CtlError, command, output
 from .status import render_why
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, TextIO
+
+    from ..api.client import ApiClient
+    from .import_file import Line
+    from .runner import Subparsers
 
 CHUNK = 1000
 _STATUS_STYLES = {"DE": "green", "IT": "cyan", "AT": "yellow", "EX": "red", "NY": "dim", "UN": "dim"}
@@ -25,6 +30,8 @@ _STATUS_STYLES = {"DE": "green", "IT": "cyan", "AT": "yellow", "EX": "red", "NY"
 
 def status_text(code: str | None) -> str:
     """`IT in transit`; `-` before the first sync."""
+    from ..models import STATUS_NAMES  # here, not at the top: models' dataclasses cost `--help` ~7 ms
+
     return f"{code} {STATUS_NAMES.get(code, '')}".rstrip() if code else "-"
 
 
@@ -32,11 +39,54 @@ def status_style(text: str) -> str | None:
     return _STATUS_STYLES.get(text.split(" ", 1)[0])
 
 
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Add `shipments add/import/list/show/remove/retrack` to shiptrackctl's command tree."""
+    p = sub.add_parser("shipments", parents=[common], help="add, import, list, show, remove or retrack shipments")
+    ship = p.add_subparsers(dest="shipments_action", metavar="ACTION", required=True)
+
+    sp = ship.add_parser("add", parents=[common], help="track one shipment")
+    sp.add_argument("carrier", metavar="CARRIER", help="carrier code, e.g. ups, fedex, usps")
+    sp.add_argument("tracking", metavar="TRACKING", help="tracking number")
+    sp.add_argument("--reference", default="", help="your own reference (order number, ...)")
+    sp.set_defaults(handler=command(add))
+
+    sp = ship.add_parser(
+        "import",
+        parents=[common],
+        help="track many shipments from a CSV (header row) or JSON-lines file; - reads stdin",
+        description="CSV needs a header naming carrier_code and tracking_number (reference optional); JSON lines "
+        "carry the same fields. Invalid lines are reported by line number; exit 1 if any.",
+    )
+    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("--format", choices=("csv", "jsonl"), help="skip detection (by extension, then content)")
+    sp.set_defaults(handler=command(import_file))
+
+    sp = ship.add_parser("list", parents=[common], help="list shipments, a page at a time (--all: every page)")
+    sp.add_argument("--status", help="status code: IT, DE, EX, NY, ... or none")
+    sp.add_argument("--carrier", help="carrier code")
+    sp.add_argument("--search", metavar="Q", help="an id, or the start of a tracking number or reference")
+    sp.add_argument("--active", action=argparse.BooleanOptionalAction, default=None, help="only (in)active ones")
+    sp.add_argument("--limit", type=page_size, default=100, metavar="N", help="rows per page, 1-1000 (default 100)")
+    sp.add_argument("--cursor", help="continue after this id (printed at the end of a page)")
+    sp.add_argument("--all", action="store_true", help="walk every page")
+    sp.set_defaults(handler=command(list_))
+
+    for action, text, fn in (
+        ("show", "one shipment with its event timeline", show),
+        ("remove", "stop tracking a shipment and forget its history", remove),
+        ("retrack", "put an expired or delivered shipment back into the schedule, due now", retrack),
+    ):
+        sp = ship.add_parser(action, parents=[common], help=text, description=text)
+        sp.add_argument("id", metavar="ID")
+        sp.set_defaults(handler=command(fn))
+
+
 # --- add ----------------------------------------------------------------------------------------
 
 
 async def add(client: ApiClient, args: argparse.Namespace) -> int:
-    out = output(args)
+    from ..api.client import ApiError
+
     record = {"carrier_code": args.carrier, "tracking_number": args.tracking}
     if args.reference:
         record["reference"] = args.reference
@@ -48,11 +98,12 @@ async def add(client: ApiClient, args: argparse.Namespace) -> int:
             raise CtlError(f"{args.carrier} {args.tracking}: {exc.message}", code=exc.code) from None
         raise
     item = {k: v for k, v in doc["added"][0].items() if k != "index"}
-    if out.json:
-        out.emit(item)
-    else:
-        out.line(f"added {item['id']} ({item['carrier_code']} {item['tracking_number']})")
+    output(args).show(item, render_added)
     return EXIT_OK
+
+
+def render_added(out: Output, item: dict[str, Any]) -> None:
+    out.line(f"added {item['id']} ({item['carrier_code']} {item['tracking_number']})")
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -93,14 +144,13 @@ async def import_file(client: ApiClient, args: argparse.Namespace) -> int:
         if source is not sys.stdin:
             source.close()
     result["invalid"].sort(key=lambda item: item["line"])
-    if out.json:
-        out.emit({"file": name, **result})
-    else:
-        _report_import(out, name, result)
+    out.show({"file": name, **result}, render_import)
     return EXIT_FAILURE if result["invalid"] else EXIT_OK
 
 
 def _records(format_name: str, source: TextIO, name: str) -> Iterator[Line]:
+    from .import_file import ImportFormatError, read_records  # csv and json: loaded for an import only
+
     try:
         yield from read_records(format_name, source)
     except ImportFormatError as exc:
@@ -119,7 +169,9 @@ async def _send(client: ApiClient, chunk: list[Line], result: dict[str, list[dic
         result["invalid"].append({"line": chunk[item["index"]].line, "error": item["error"]})
 
 
-def _report_import(out: Output, name: str, result: dict[str, list[dict[str, Any]]]) -> None:
+def render_import(out: Output, result: dict[str, Any]) -> None:
+    """The import's summary line, each invalid line, and with --verbose each duplicate."""
+    name = result["file"]
     added, dups, invalid = (len(result[k]) for k in ("added", "duplicates", "invalid"))
     summary = f"{name}: {added} added, {dups} duplicate(s) already tracked, "
     out.line(summary + out.paint(f"{invalid} invalid", "red" if invalid else None))
@@ -193,11 +245,12 @@ async def list_(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 async def show(client: ApiClient, args: argparse.Namespace) -> int:
-    out = output(args)
-    s = await client.shipment(args.id)
-    if out.json:
-        out.emit(s)
-        return EXIT_OK
+    output(args).show(await client.shipment(args.id), render_shipment)
+    return EXIT_OK
+
+
+def render_shipment(out: Output, s: dict[str, Any]) -> None:
+    """One shipment: its fields, its schedule, and its tracking events."""
     ref = f"  ({s['reference']})" if s.get("reference") else ""
     out.line(f"{out.paint(s['id'], 'bold')}  {s['carrier_code']} {s['tracking_number']}{ref}")
     status = status_text(s.get("status_code"))
@@ -231,7 +284,7 @@ async def show(client: ApiClient, args: argparse.Namespace) -> int:
     out.line()
     if not events:
         out.line(out.paint("no tracking events yet", "dim"))
-        return EXIT_OK
+        return
     columns = [
         Column("TIME (UTC)"),
         Column("STATUS", style=status_style),
@@ -243,25 +296,22 @@ async def show(client: ApiClient, args: argparse.Namespace) -> int:
         for e in events
     ]
     out.table(columns, rows)
-    return EXIT_OK
 
 
 async def remove(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     doc = await client.remove_shipment(args.id)
-    if out.json:
-        out.emit(doc)
-    else:
-        out.line(f"removed {doc.get('removed', args.id)}")
+    out.show(doc, lambda out, doc: out.line(f"removed {doc.get('removed', args.id)}"))
     return EXIT_OK
 
 
 async def retrack(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     doc = await client.retrack(args.id)
-    if out.json:
-        out.emit(doc)
-        return EXIT_OK
-    out.line(f"{args.id} is back in the schedule")
-    render_why(out, doc)
+
+    def render(out: Output, doc: dict[str, Any]) -> None:
+        out.line(f"{args.id} is back in the schedule")
+        render_why(out, doc)
+
+    out.show(doc, render)
     return EXIT_OK

@@ -1,20 +1,16 @@
 """
 `shiptrackctl status/stats/runs/why/loops/reload`: the daemon's state, figures and loops.
 
-Split out of ctl.py, which keeps the parser and the error-to-exit-code plumbing and must stay
-import-light for `--help`; ctl.py's handlers import this module only when one of these
-commands runs, so it imports the API client and the renderers at the top.
+Loaded while the parser is built (`--help`), so the API client is imported only inside the
+commands; the renderers are stdlib only.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from .. import __version__
-from ..api.client import ApiClient, ApiError
-from ..models import STATUS_NAMES
-from .main import EXIT_OK, CtlError, output
+from .argtypes import positive_int
 from .render import (
     Column,
     Output,
@@ -28,9 +24,53 @@ from .render import (
     rel_time,
     word_style,
 )
+from .runner import EXIT_OK, CtlError, command, output
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..api.client import ApiClient
+    from .runner import Subparsers
 
 
-async def _status(client: ApiClient, args: argparse.Namespace) -> int:
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Add status, stats, runs, why, loops and reload to shiptrackctl's command tree."""
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=help)
+
+    p = add("status", "daemon state, loops, the running sync, store size")
+    p.set_defaults(handler=command(status))
+
+    p = add("stats", "sync statistics: shipments by status and carrier, runs, errors, API figures, forecast")
+    p.set_defaults(handler=command(stats))
+
+    p = add("runs", "recent sync runs")
+    p.add_argument("--limit", type=positive_int, default=20, metavar="N", help="how many (default 20)")
+    p.set_defaults(handler=command(runs))
+
+    p = add("why", "when a shipment will be checked next, and why")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(handler=command(why))
+
+    p = add("loops", "list the timer loops, or pause/resume/trigger one")
+    actions = p.add_subparsers(dest="loop_action", metavar="ACTION")
+    actions.add_parser("list", parents=[common], help="list the loops (the default)")
+    for action, text in (
+        ("pause", "stop running a loop on its schedule"),
+        ("resume", "run a paused loop on its schedule again"),
+        ("trigger", "run a loop now"),
+    ):
+        lp = actions.add_parser(action, parents=[common], help=text, description=text)
+        lp.add_argument("name", metavar="NAME", help="sync, force, health or alerts")
+    p.set_defaults(handler=command(loops), loop_action="list")
+
+    p = add("reload", "re-read the daemon's configuration; exit 1 (old one kept) if the new one is invalid")
+    p.set_defaults(handler=command(reload))
+
+
+async def status(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     out.show(await client.status(), render_status)
     return EXIT_OK
@@ -107,12 +147,15 @@ def render_loops(out: Output, loops: list[dict[str, Any]]) -> None:
     out.table(columns, rows)
 
 
-async def _stats(client: ApiClient, args: argparse.Namespace) -> int:
-    out = output(args)
-    doc = await client.stats()
-    if out.json:
-        out.emit(doc)
-        return EXIT_OK
+async def stats(client: ApiClient, args: argparse.Namespace) -> int:
+    output(args).show(await client.stats(), render_stats)
+    return EXIT_OK
+
+
+def render_stats(out: Output, doc: dict[str, Any]) -> None:
+    """The human `stats` view: one labelled line per figure."""
+    from ..models import STATUS_NAMES  # here, not at the top: models' dataclasses cost `--help` ~7 ms
+
     s, runs, api, fc = doc.get("shipments", {}), doc.get("runs_24h", {}), doc.get("api", {}), doc.get("forecast", {})
     last = doc.get("last_successful_run")
     limit = fc.get("rate_limit_per_hour")
@@ -150,23 +193,23 @@ async def _stats(client: ApiClient, args: argparse.Namespace) -> int:
             ),
         ]
     )
+
+
+async def runs(client: ApiClient, args: argparse.Namespace) -> int:
+    output(args).show(await client.runs(args.limit), render_runs)
     return EXIT_OK
 
 
-async def _runs(client: ApiClient, args: argparse.Namespace) -> int:
-    out = output(args)
-    runs = await client.runs(args.limit)
-    if out.json:
-        out.emit(runs)
-        return EXIT_OK
-    if not runs:
+def render_runs(out: Output, items: list[dict[str, Any]]) -> None:
+    """The human `runs` table, newest first as the daemon sends them."""
+    if not items:
         out.note("no sync runs yet")
-        return EXIT_OK
+        return
     n = [Column(h, align=">") for h in ("SEL", "UPD", "SAME", "FAIL", "SKIP", "CALLS")]
     columns = [Column("RUN", align=">"), Column("TRIGGER"), Column("STARTED"), Column("TOOK", align=">")]
     columns += [Column("OUTCOME", style=outcome_style), *n, Column("STOP REASON", 50)]
     rows = []
-    for r in runs:
+    for r in items:
         started, finished = parse_time(r.get("started_at")), parse_time(r.get("finished_at"))
         took = human_duration((finished - started).total_seconds()) if started and finished else "-"
         counts = [r.get(k, 0) for k in ("selected", "updated", "unchanged", "failed", "skipped", "api_calls")]
@@ -174,10 +217,9 @@ async def _runs(client: ApiClient, args: argparse.Namespace) -> int:
             [r["id"], r.get("trigger"), rel_time(started), took, r.get("outcome"), *counts, r.get("stop_reason") or ""]
         )
     out.table(columns, rows)
-    return EXIT_OK
 
 
-async def _why(client: ApiClient, args: argparse.Namespace) -> int:
+async def why(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     out.show(await client.why(args.id), render_why)
     return EXIT_OK
@@ -191,25 +233,27 @@ def render_why(out: Output, doc: dict[str, Any]) -> None:
         out.line(f"  {line}")
 
 
-async def _loops(client: ApiClient, args: argparse.Namespace) -> int:
+async def loops(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
-    action = args.loop_action
+    action, name = args.loop_action, getattr(args, "name", "")
     if action == "list":
         out.show(await client.loops(), render_loops)
         return EXIT_OK
-    doc = await client.loop_action(args.name, action)
-    if out.json:
-        out.emit(doc)
-    elif action == "trigger" and doc.get("joined"):
-        out.line(f"loop {args.name} is already running; the trigger joins that run")
-    else:
-        done = {"pause": "paused", "resume": "resumed", "trigger": "triggered"}[action]
-        out.line(f"{done} loop {args.name}")
+
+    def render(out: Output, doc: dict[str, Any]) -> None:
+        if action == "trigger" and doc.get("joined"):
+            out.line(f"loop {name} is already running; the trigger joins that run")
+        else:
+            done = {"pause": "paused", "resume": "resumed", "trigger": "triggered"}[action]
+            out.line(f"{done} loop {name}")
+
+    out.show(await client.loop_action(name, action), render)
     return EXIT_OK
 
 
-async def _reload(client: ApiClient, args: argparse.Namespace) -> int:
-    out = output(args)
+async def reload(client: ApiClient, args: argparse.Namespace) -> int:
+    from ..api.client import ApiError
+
     try:
         doc = await client.reload()
     except ApiError as exc:
@@ -219,11 +263,13 @@ async def _reload(client: ApiClient, args: argparse.Namespace) -> int:
                 code=exc.code,
             ) from None
         raise
-    if out.json:
-        out.emit(doc)
-        return EXIT_OK
+    output(args).show(doc, render_reload)
+    return EXIT_OK
+
+
+def render_reload(out: Output, doc: dict[str, Any]) -> None:
+    """What a reload changed, and what waits for a restart."""
     changed = ", ".join(doc.get("changed") or []) or "nothing"
     out.line(f"configuration reloaded; changed: {changed}")
     if doc.get("needs_restart"):
         out.note(f"these take effect only after a restart: {', '.join(doc['needs_restart'])}", "yellow")
-    return EXIT_OK

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import argparse
 from contextlib import aclosing
-from typing import Any
 
-import anyio
-
-from ..api.client import ApiClient, ApiError
-from .main import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, CtlError, output
+from .argtypes import id_list, parse_duration
 from .render import Column, Output, ProgressLine, human_duration, outcome_style, parse_time
+from .runner import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, CtlError, command, output
+from .status import stats
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..api.client import ApiClient
+    from .runner import Subparsers
 
 # The event stream sends a heartbeat line this often when idle. The first line of each
 # subscription proves it is live; a run that finished before that is caught by one GET.
@@ -25,20 +30,40 @@ FOLLOW_HEARTBEAT_S = 0.2
 FAILED_OUTCOMES = ("failed", "aborted", "interrupted")
 
 
-async def sync(client: ApiClient, args: argparse.Namespace) -> int:
-    if args.stats:
-        from .status import _stats
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Add sync to shiptrackctl's command tree."""
+    text = "start a sync and follow it to the end (only due shipments unless --force/--shipments)"
+    p = sub.add_parser("sync", parents=[common], help=text, description=text)
+    p.add_argument("--force", action="store_true", help="sync every active shipment, due or not")
+    p.add_argument("--shipments", metavar="ID,ID", type=id_list, help="sync just these shipment ids")
+    p.add_argument("--dry-run", action="store_true", help="list what would be synced (with --verbose: and why)")
+    p.add_argument("--stats", action="store_true", help="show sync statistics instead (same as `stats`)")
+    p.add_argument("--no-wait", action="store_true", help="print the run id and return at once")
+    p.add_argument("--wait", action="store_true", help=argparse.SUPPRESS)  # the default; accepted for scripts
+    p.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        type=parse_duration,
+        help="stop waiting after this long (e.g. 90s, 5m, 1h 30m) and exit 75; the run goes on in the daemon",
+    )
+    p.add_argument("--strict", action="store_true", help="exit 1 on a partial run too (some shipments failed)")
+    p.set_defaults(handler=command(sync))
 
-        return await _stats(client, args)
+
+async def sync(client: ApiClient, args: argparse.Namespace) -> int:
+    import anyio
+
+    if args.stats:
+        return await stats(client, args)
     out = output(args)
     if args.dry_run:
-        return await _dry_run(client, args, out)
+        return await dry_run(client, args)
     started: dict[str, Any] | None = None
     run: dict[str, Any] | None = None
     with anyio.move_on_after(args.timeout) as scope:
         started = await _start(client, args, out)
         if args.no_wait:
-            _report_started(out, started)
+            out.show(started, render_started)
             return EXIT_OK
         if started.get("joined") and not out.json:
             out.line(f"joined run {started['run_id']} already in progress")
@@ -56,15 +81,14 @@ async def sync(client: ApiClient, args: argparse.Namespace) -> int:
             exit_code=EXIT_TEMPFAIL,
         )
     assert started is not None
-    if out.json:
-        out.emit({**started, "run": run})
-    else:
-        render_run(out, run)
+    out.show({**started, "run": run}, lambda out, doc: render_run(out, doc["run"]))
     return exit_code(run, requested=args.shipments, strict=args.strict)
 
 
 async def _start(client: ApiClient, args: argparse.Namespace, out: Output) -> dict[str, Any]:
     """POST /v1/sync; on a 409 (a run in progress that does not cover ours), wait for it and retry once."""
+    from ..api.client import ApiError
+
     try:
         return await client.sync(force=args.force, shipments=args.shipments)
     except ApiError as exc:
@@ -138,10 +162,9 @@ def render_run(out: Output, run: dict[str, Any]) -> None:
         out.note(f"{run['failed']} shipment(s) failed; `shiptrackctl stats` shows errors by kind", "yellow")
 
 
-def _report_started(out: Output, started: dict[str, Any]) -> None:
-    if out.json:
-        out.emit(started)
-    elif started.get("joined"):
+def render_started(out: Output, started: dict[str, Any]) -> None:
+    """`sync --no-wait`: the run id, started or joined."""
+    if started.get("joined"):
         out.line(f"joined run {started['run_id']} already in progress")
     else:
         out.line(f"started run {started['run_id']} ({started.get('trigger')})")
@@ -155,15 +178,19 @@ def _draw(progress: ProgressLine, event: dict[str, Any]) -> None:
     )
 
 
-async def _dry_run(client: ApiClient, args: argparse.Namespace, out: Output) -> int:
+async def dry_run(client: ApiClient, args: argparse.Namespace) -> int:
+    """`sync --dry-run`: what a sync would select, changing nothing."""
     plan = await client.sync(force=args.force, dry_run=True, shipments=args.shipments)
-    if out.json:
-        out.emit(plan)
-        return EXIT_OK
+    output(args).show(plan, render_plan)
+    return EXIT_OK
+
+
+def render_plan(out: Output, plan: dict[str, Any]) -> None:
+    """The dry run's count, and with --verbose each shipment and why."""
     listed = plan.get("shipments") or []
     total = int(plan.get("would_sync") or 0)
     out.line(f"would sync {total} shipment(s) ({plan.get('trigger')}); dry run: nothing was changed")
-    if args.verbose and listed:
+    if out.verbose and listed:
         columns = [Column("ID"), Column("CARRIER"), Column("TRACKING", 28), Column("STATUS"), Column("WHY", 70)]
         rows = [
             [s["id"], s["carrier_code"], s["tracking_number"], s.get("status_code") or "-", s["why"]] for s in listed
@@ -171,8 +198,7 @@ async def _dry_run(client: ApiClient, args: argparse.Namespace, out: Output) -> 
         out.table(columns, rows)
         if total > len(listed):
             out.note(f"(the first {len(listed)} of {total} shown)")
-    elif listed and not args.verbose:
+    elif listed and not out.verbose:
         out.note("--verbose lists each shipment and why")
     if plan.get("unknown_ids"):
         out.note(f"unknown ids: {', '.join(plan['unknown_ids'])}", "yellow")
-    return EXIT_OK

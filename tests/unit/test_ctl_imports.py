@@ -21,7 +21,7 @@ def test_importing_ctl_loads_nothing_heavy():
 
 
 def test_building_the_command_tree_loads_nothing_heavy():
-    """Building the whole parser (what --help does), ctl_health's commands included, stays import-light."""
+    """Building the whole parser (what --help does), every command group included, stays import-light."""
     assert _loaded_after("import shiptrackd.ctl as c; c.build_parser()") == []
 
 

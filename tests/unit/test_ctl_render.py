@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.ctl.main import _id_list, parse_duration
+from shiptrackd.config.values import parse_duration as config_parse_duration
+from shiptrackd.ctl.argtypes import id_list, parse_duration
 from shiptrackd.ctl.render import (
     Column,
     Output,
@@ -132,7 +133,13 @@ def test_timeout_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["5x", "", "m", "0", "-3s"])
+@pytest.mark.parametrize("text", ["1w", "90min", "1h 30m", "2d", "1.5h", "30 s", "14d"])
+def test_ctl_reads_every_duration_the_daemon_reads(text):
+    """ctl's duration arguments accept what config accepts (1w, 90min, "1h 30m", ...) with the same value."""
+    assert parse_duration(text) == pytest.approx(config_parse_duration(text))
+
+
+@pytest.mark.parametrize("text", ["5x", "", "m", "0", "-3s", "1y", "inf"])
 def test_bad_timeouts_are_usage_errors(text):
     """A malformed or non-positive --timeout is an argparse usage error."""
     with pytest.raises(argparse.ArgumentTypeError):
@@ -141,6 +148,6 @@ def test_bad_timeouts_are_usage_errors(text):
 
 def test_shipment_id_lists():
     """--shipments splits on commas, drops blanks and repeats, and refuses an empty list."""
-    assert _id_list(" ship_1, ship_2,,ship_1 ") == ["ship_1", "ship_2"]
+    assert id_list(" ship_1, ship_2,,ship_1 ") == ["ship_1", "ship_2"]
     with pytest.raises(argparse.ArgumentTypeError):
-        _id_list(" , ")
+        id_list(" , ")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shiptrackd.ctl.health import _reason, nagios_lines, perf_item
+from shiptrackd.ctl.health import nagios_lines, perf_item, reason_of
 from shiptrackd.health.rules import build_report, judge_recent_sync, judge_stale, judge_store
 
 PLUGIN_LINE = re.compile(r"^SHIPTRACKD (OK|WARNING|CRITICAL|UNKNOWN): .+ \| ('[^']+'|\S+)=\S+( ('[^']+'|\S+)=\S+)*$")
@@ -71,4 +71,4 @@ def test_summary_with_a_pipe_or_newline_stays_one_line() -> None:
 )
 def test_the_unreachable_line_names_the_reason(message: str, reason: str) -> None:
     """The client's message is cut down to its reason for the one-line CRITICAL output."""
-    assert _reason(message) == reason
+    assert reason_of(message) == reason
