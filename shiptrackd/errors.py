@@ -50,10 +50,27 @@ class ConflictError(ShiptrackError):
 
 
 class StoreError(ShiptrackError):
-    """The store cannot be opened or written (disk full, newer schema, corrupt file)."""
+    """The store cannot be opened or written (newer schema, corrupt file); the daemon itself is up.
+
+    Not 503: clients read 503 as "daemon unavailable" (exit 69), which would hide the real cause.
+    """
 
     code = "store_error"
-    http_status = 503
+    http_status = 500
+
+
+class StoreFullError(StoreError):
+    """SQLite answered SQLITE_FULL: the disk (or the file's page limit) is full; free space, then retry."""
+
+    code = "store_full"
+    http_status = 507  # Insufficient Storage
+
+
+class StoreLockedError(StoreError):
+    """Another process held the store's write lock past busy_timeout; find it (fuser), then retry."""
+
+    code = "store_locked"
+    http_status = 500
 
 
 class DaemonUnavailableError(ShiptrackError):

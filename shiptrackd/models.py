@@ -61,6 +61,17 @@ class TrackingInfo:
     events: tuple[TrackingEvent, ...] = field(default_factory=tuple)  # oldest first
 
 
+ECHO_MAX = 64  # input echoed back in an error is cut to this many characters
+
+
+def echo(value: str) -> str:
+    """*value* quoted for an error message, cut to ECHO_MAX characters: a 10,000-character
+    tracking number must not come back in full (in the reply, the log, a terminal)."""
+    if len(value) <= ECHO_MAX:
+        return repr(value)
+    return f"{value[:ECHO_MAX]!r}… ({len(value)} characters)"
+
+
 _CARRIER_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 
@@ -84,12 +95,13 @@ class NewShipment:
         if not isinstance(carrier, str) or not carrier:
             raise ValueError("carrier_code is required")
         if not _CARRIER_RE.fullmatch(carrier):
-            raise ValueError(f"carrier_code {carrier!r} must be lowercase letters, digits and underscores")
+            raise ValueError(f"carrier_code {echo(carrier)} must be lowercase letters, digits and underscores")
         if not isinstance(number, str) or not number:
             raise ValueError("tracking_number is required")
         if not _TRACKING_RE.fullmatch(number):
             raise ValueError(
-                f"tracking_number {number!r} must be 1-64 letters, digits and dashes (no spaces or control characters)"
+                f"tracking_number {echo(number)} must be 1-64 letters, digits and dashes"
+                " (no spaces or control characters)"
             )
         if not isinstance(reference, str) or len(reference) > 200 or not reference.isprintable():
             raise ValueError("reference must be printable text of at most 200 characters")

@@ -41,6 +41,8 @@ async def read_json(request: Request) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidRequestError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("body is not valid JSON: nested too deeply") from None
 
 
 class BodyTooLargeError(ShiptrackError):

@@ -99,7 +99,8 @@ async def health(client: ApiClient, args: argparse.Namespace) -> int:
         level = "unknown" if exc.code == "permission_denied" else "critical"
         return _plugin_error(out, fmt, level, exc.code, f"cannot reach shiptrackd at {client.socket_path}", exc.message)
     except ApiError as exc:
-        level = "critical" if exc.http_status == 503 else "unknown"
+        # The daemon is up but its store is full or broken (507/500 store_*): an outage, not a misconfiguration.
+        level = "critical" if exc.http_status in (503, 507) or exc.code.startswith("store") else "unknown"
         return _plugin_error(out, fmt, level, exc.code, f"shiptrackd answered an error: {exc.message}", "")
     if fmt == "json":
         out.emit(report)

@@ -76,6 +76,9 @@ def _jsonl(source: Iterator[tuple[int, str]]) -> Iterator[Line]:
         except ValueError as exc:
             yield Line(number, error=f"not valid JSON: {exc}")
             continue
+        except RecursionError:  # json's parser recurses per level: a line of 100k '[' ends here
+            yield Line(number, error="not valid JSON: nested too deeply")
+            continue
         if isinstance(data, dict):
             data = {k: data[k] for k in FIELDS if k in data}
         yield Line(number, record=data)  # anything else is rejected by the daemon with its reason

@@ -20,13 +20,38 @@ import aiosqlite
 import anyio
 from loguru import logger
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreFullError, StoreLockedError
 from .schema import LATEST_VERSION, MIGRATIONS
 
 T = TypeVar("T")
 
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON")
+
+
+_STORE_WIDE = (sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR)
+
+
+def store_wide(exc: sqlite3.Error) -> bool:
+    """True for a failure of the store itself (full, locked, I/O), not of one row's data."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _STORE_WIDE
+
+
+def store_error(exc: sqlite3.Error, doing: str) -> StoreError:
+    """
+    The StoreError for a failed SQLite call, naming the cause an operator can act on.
+
+    A full disk and a held lock get their own class and a message that starts with the cause
+    ("disk full: database or disk is full"), so a run record or a client error never hides it.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF  # extended codes keep the primary in the low byte
+    if primary == sqlite3.SQLITE_FULL:
+        return StoreFullError(f"disk full: {exc} (free space in the state directory; {doing} did not happen)")
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreLockedError(f"store locked: {exc} (another process holds the store's write lock; {doing} waited)")
+    return StoreError(f"{doing} failed: {exc}")
 
 
 def to_db(at: datetime | None) -> str | None:
@@ -121,7 +146,7 @@ class Database:
             try:
                 return await anyio.to_thread.run_sync(self._run_write, fn, limiter=self._writer_thread)
             except sqlite3.Error as exc:
-                raise StoreError(f"store write failed: {exc}") from exc
+                raise store_error(exc, "the store write") from exc
 
     def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._writer
@@ -144,7 +169,7 @@ class Database:
             # close): under load each hop waits out an event-loop iteration (bench/README.md).
             return list(await self._reader.execute_fetchall(sql, tuple(params)))
         except sqlite3.Error as exc:
-            raise StoreError(f"store read failed: {exc}") from exc
+            raise store_error(exc, "the store read") from exc
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         rows = await self.fetchall(sql, params)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..models import NewShipment, TrackingInfo
-from .db import Database, from_db, to_db
+from .db import Database, from_db, store_wide, to_db
 
 SHIPMENT_COLUMNS = (
     "id, carrier_code, tracking_number, reference, status_code, status_detail_code, status_description,"
@@ -142,9 +142,11 @@ class ShipmentStore:
                 conn.execute("SAVEPOINT batch")
                 try:
                     out = _apply_batch(conn, run_id, results, stamp)
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
                     conn.execute("ROLLBACK TO batch")
                     conn.execute("RELEASE batch")
+                    if store_wide(exc):
+                        raise  # a full disk or a held lock fails every shipment alike: fail the batch
                 else:
                     conn.execute("RELEASE batch")
                     return out
@@ -161,6 +163,8 @@ class ShipmentStore:
                 except sqlite3.Error as exc:
                     conn.execute("ROLLBACK TO shipment")
                     conn.execute("RELEASE shipment")
+                    if store_wide(exc):
+                        raise
                     out.write_errors.append((result.shipment_id, str(exc)))
             return out
 

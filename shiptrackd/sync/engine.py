@@ -26,7 +26,7 @@ from loguru import logger
 
 from ..clock import Clock
 from ..config import Config
-from ..errors import ConflictError, ProviderAuthError, ProviderError, ProviderUnreachableError
+from ..errors import ConflictError, ProviderAuthError, ProviderError, ProviderUnreachableError, StoreError
 from ..events import EventBus
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
 from ..store.db import from_db
@@ -200,10 +200,14 @@ class SyncEngine:
         stats = self.throttle.stats
         before = (stats.requests, stats.retries, stats.rate_limited)
         started = time.monotonic()
-        outcome = "interrupted"
+        outcome = "interrupted"  # what a cancellation (shutdown) leaves
         try:
             await self._pipeline(progress, self._select(progress, shipment_ids))
             outcome = self._outcome(progress)
+        except Exception as exc:  # a full disk or a locked store: record the cause, not "cancelled"
+            outcome = "failed"
+            progress.stop_reason = "; ".join(filter(None, [progress.stop_reason, failure_reason(exc)]))
+            raise
         finally:
             self._closing = True
             c = progress.counts
@@ -219,8 +223,18 @@ class SyncEngine:
             if outcome == "interrupted" and not progress.stop_reason:
                 progress.stop_reason = "cancelled"
             with anyio.CancelScope(shield=True):
-                await self.store.runs.finish(progress.run_id, c, outcome, progress.stop_reason, self.clock.now())
-                record = await self.store.runs.get(progress.run_id) or {"id": progress.run_id}
+                try:
+                    await self.store.runs.finish(progress.run_id, c, outcome, progress.stop_reason, self.clock.now())
+                    record = await self.store.runs.get(progress.run_id) or {"id": progress.run_id}
+                except StoreError as exc:  # the store that broke the run may refuse its record too
+                    logger.error(
+                        "sync run {} {} ({}); its record could not be written: {}",
+                        progress.run_id,
+                        outcome,
+                        progress.stop_reason,
+                        exc,
+                    )
+                    record = {"id": progress.run_id, "outcome": outcome, "stop_reason": progress.stop_reason}
                 record["unknown_ids"] = progress.unknown_ids
                 self.current = None
                 self.bus.publish("sync.finished", run=record)
@@ -447,6 +461,15 @@ class SyncEngine:
                             }
                         )
         return {"trigger": trigger, "would_sync": total, "shipments": listed, "unknown_ids": progress.unknown_ids}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What broke a run, for its record: a StoreError's own message ("disk full: ..."), else the exception."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # the pipeline's task group wraps it
+        exc = next((e for e in exc.exceptions if isinstance(e, StoreError)), exc.exceptions[0])
+    if isinstance(exc, StoreError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 def _why_selected(trigger: str, shipment: dict[str, Any], targeted: bool) -> str:

@@ -251,7 +251,7 @@ async def test_stats_and_its_sync_alias(running):
 async def test_import_csv_reports_invalid_lines_and_duplicates(running, tmp_path):
     """A CSV import adds the good rows in chunks, counts duplicates, and names each invalid row by file line."""
     (existing,) = await add(running.client, "1ZEXISTING0001")
-    rows = [f"ups,1ZBULK{i:05},order {i}" for i in range(1200)]  # two chunks of 1000
+    rows = [f"ups,1ZBULK{i:05},order {i}" for i in range(1200)]  # one request, one transaction
     rows[3] = "UPS,1ZUPPER,"  # line 5: the daemon refuses an upper-case carrier
     rows[1100] = "ups,,"  # line 1102: no tracking number
     rows[1150] = "ups,1ZBULK00010"  # line 1152: a duplicate of line 12, in the other chunk

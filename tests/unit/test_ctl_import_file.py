@@ -70,3 +70,22 @@ def test_format_detection(name, first, expected):
 def test_empty_input_has_no_records():
     """An empty or blank file yields nothing (and is not an error)."""
     assert list(read_records("x.csv", lines("\n\n"))) == []
+
+
+def test_a_deeply_nested_json_line_is_one_invalid_line_not_a_crash():
+    """A line of 100,000 '[' is reported as that line's error and the lines after it still import."""
+    text = "[" * 100_000 + "\n" + '{"carrier_code": "ups", "tracking_number": "1ZOK"}\n'
+    got = list(read_records("x.jsonl", lines(text)))
+    assert (got[0].line, got[0].error) == (1, "not valid JSON: nested too deeply")
+    assert (got[1].line, got[1].record) == (2, {"carrier_code": "ups", "tracking_number": "1ZOK"})
+
+
+def test_a_huge_tracking_number_is_not_echoed_in_full():
+    """A 10,000-character tracking number comes back cut to 64 characters and an ellipsis, with its length."""
+    from shiptrackd.models import NewShipment
+
+    with pytest.raises(ValueError) as caught:
+        NewShipment.parse({"carrier_code": "ups", "tracking_number": "9" * 10_000})
+    message = str(caught.value)
+    assert len(message) < 200
+    assert "9" * 64 + "'…" in message and "(10000 characters)" in message
