@@ -22,6 +22,7 @@ from loguru import logger
 from . import sdnotify
 from .alerts.delivery import ChannelSet
 from .alerts.state import Alerting
+from .api.audit import audit
 from .api.monitoring import monitoring_routes
 from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
@@ -301,7 +302,8 @@ class Daemon:
             self.health.config = new
         if self.alerting is not None:
             await self.alerting.reconfigure(new)
-        logger.info("configuration reloaded; changed: {}", ", ".join(changed) or "nothing")
+        # The one audit line for a reload, whether SIGHUP, systemctl reload or POST /v1/reload asked for it.
+        audit(None, "config reloaded", changed=", ".join(changed) or "nothing")
         if needs_restart:
             logger.warning("these settings only take effect after a restart: {}", ", ".join(needs_restart))
         sdnotify.notify("READY=1", "STATUS=Running (reloaded)")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from anyio.abc import TaskGroup
@@ -209,6 +210,15 @@ class Service:
 
     async def reload(self) -> dict[str, Any]:
         return await self.reload_config()
+
+    # --- backup ---------------------------------------------------------------------
+
+    async def backup(self, path: str, *, force: bool) -> dict[str, Any]:
+        """A consistent copy of the store at *path* (absolute, written by the daemon), checked before it is named."""
+        if not path or "\x00" in path:
+            raise InvalidRequestError("field 'path' must name the backup file (an absolute path)")
+        result = await self.store.backup(Path(path), force=force)
+        return asdict(result)
 
 
 def _iso(at: Any) -> str | None:

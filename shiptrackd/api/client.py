@@ -160,6 +160,10 @@ class ApiClient:
     async def reload(self) -> dict[str, Any]:
         return await self._object("POST", "/v1/reload")
 
+    async def backup(self, path: str, *, force: bool = False) -> dict[str, Any]:
+        """Have the daemon write a checked copy of its store to *path* (absolute, as the daemon sees it)."""
+        return await self._object("POST", "/v1/backup", json_body={"path": path, "force": force})
+
     async def events(
         self, since: int | None = None, heartbeat_s: float | None = None
     ) -> AsyncGenerator[dict[str, Any], None]:

@@ -17,6 +17,7 @@ from starlette.routing import Route
 from ..errors import InvalidRequestError
 from ..events import EventBus
 from ..service import Service
+from .audit import audit
 from .requests import field, json_endpoint, query_bool, query_int, read_json
 
 HEARTBEAT_S = 10.0
@@ -32,7 +33,10 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         return await service.loops_list()
 
     async def loop_action(request: Request) -> Any:
-        return await service.loop_action(request.path_params["name"], request.path_params["action"])
+        name, action = request.path_params["name"], request.path_params["action"]
+        result = await service.loop_action(name, action)
+        audit(request.scope, f"loop {action}", loop=name, **({"joined": True} if result.get("joined") else {}))
+        return result
 
     async def list_shipments(request: Request) -> Any:
         q = request.query_params
@@ -54,6 +58,13 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         if not isinstance(records, list) or not records:
             raise InvalidRequestError('send a shipment object, a list of them, or {"shipments": [...]}')
         result = await service.add_shipments(records)
+        audit(
+            request.scope,
+            "shipments added",
+            added=len(result["added"]),
+            duplicates=len(result["duplicates"]),
+            invalid=len(result["invalid"]),
+        )
         if single and result["invalid"]:
             raise InvalidRequestError(result["invalid"][0]["error"])
         if single and result["duplicates"]:
@@ -68,10 +79,14 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         return await service.get_shipment(request.path_params["id"])
 
     async def remove_shipment(request: Request) -> Any:
-        return await service.remove_shipment(request.path_params["id"])
+        result = await service.remove_shipment(request.path_params["id"])
+        audit(request.scope, "shipment removed", id=result["removed"])
+        return result
 
     async def retrack(request: Request) -> Any:
-        return await service.retrack(request.path_params["id"])
+        result = await service.retrack(request.path_params["id"])
+        audit(request.scope, "shipment retracked", id=request.path_params["id"])
+        return result
 
     async def why(request: Request) -> Any:
         return await service.why(request.path_params["id"])
@@ -88,6 +103,14 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             dry_run=bool(field(body, "dry_run", bool, False)),
             shipments=shipments,
         )
+        if not result.get("dry_run"):
+            audit(
+                request.scope,
+                "sync started",
+                run_id=result["run_id"],
+                trigger=result["trigger"],
+                joined=result["joined"],
+            )
         return JSONResponse(result, status_code=200 if result.get("dry_run") else 202)
 
     async def runs(request: Request) -> Any:
@@ -100,7 +123,18 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         return await service.stats()
 
     async def reload(request: Request) -> Any:
-        return await service.reload()
+        return await service.reload()  # the daemon logs the audit line, for SIGHUP as for this
+
+    async def backup(request: Request) -> Any:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise InvalidRequestError('send {"path": "/absolute/path/to/backup.db", "force": false}')
+        path = field(body, "path", str, None)
+        if not path:
+            raise InvalidRequestError("field 'path' is required: the absolute path the daemon writes the backup to")
+        result = await service.backup(path, force=bool(field(body, "force", bool, False)))
+        audit(request.scope, "backup written", path=result["path"], size_bytes=result["size_bytes"])
+        return JSONResponse(result, status_code=201)
 
     async def events(request: Request) -> Response:
         since = query_int(request, "since", -1)
@@ -130,6 +164,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         Route("/v1/runs/{id:int}", json_endpoint(run), methods=["GET"]),
         Route("/v1/stats", json_endpoint(stats), methods=["GET"]),
         Route("/v1/reload", json_endpoint(reload), methods=["POST"]),
+        Route("/v1/backup", json_endpoint(backup), methods=["POST"]),
         Route("/v1/events", json_endpoint(events), methods=["GET"]),
     ]
     return routes

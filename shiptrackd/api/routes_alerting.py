@@ -11,6 +11,7 @@ from starlette.routing import Route
 from ..alerts.state import DELIVERY_WAIT_S, Alerting
 from ..errors import InvalidRequestError
 from ..health.monitor import HealthMonitor
+from .audit import audit
 from .requests import field, json_endpoint, query_bool, query_int, read_json
 
 
@@ -45,9 +46,11 @@ def alert_routes(alerting: Alerting) -> list[Route]:
         return float(wait)
 
     async def evaluate(request: Request) -> Any:
+        audit(request.scope, "alerts evaluated")
         return await alerting.alert_now(wait_s(request))
 
     async def test(request: Request) -> Any:
+        audit(request.scope, "test alert sent")
         return await alerting.send_test(wait_s(request))
 
     async def recent(request: Request) -> Any:
@@ -72,10 +75,13 @@ def alert_routes(alerting: Alerting) -> list[Route]:
             until=field(body, "until", str, None),
             comment=field(body, "comment", str, "") or "",
         )
+        audit(request.scope, "silence added", id=silence.get("id"), check=check, until=silence.get("until_at"))
         return JSONResponse(silence, status_code=201)
 
     async def remove_silence(request: Request) -> Any:
-        return await alerting.remove_silence(request.path_params["id"])
+        result = await alerting.remove_silence(request.path_params["id"])
+        audit(request.scope, "silence removed", id=request.path_params["id"])
+        return result
 
     return [
         Route("/v1/alerts", json_endpoint(recent), methods=["GET"]),

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import alerts, health, shipments, status, sync
+from . import alerts, backup, health, shipments, status, sync
 from .runner import PROG, CtlParser
 
 # The order of `shiptrackctl --help`'s command list.
-GROUPS = (status, sync, shipments, health, alerts)
+GROUPS = (status, sync, shipments, health, alerts, backup)
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
+
 from .alerts import AlertStore, NewNotification
+from .backup import BackupResult, backup
 from .db import Database, from_db, to_db
 from .health import HealthStore
 from .runs import RunCounts, RunStore
@@ -34,10 +37,15 @@ class Store:
     def size_bytes(self) -> int:
         return self.db.size_bytes()
 
+    async def backup(self, target: Path, *, force: bool = False) -> BackupResult:
+        """A consistent, checked copy of the store at *target* (0600), taken while everything runs."""
+        return await anyio.to_thread.run_sync(lambda: backup(self.path, target, force=force))
+
 
 __all__ = [
     "AddResult",
     "ApplyResult",
+    "BackupResult",
     "FetchFailure",
     "FetchSuccess",
     "NewNotification",

@@ -1,0 +1,49 @@
+"""
+`shiptrackctl backup PATH [--force]`: the daemon copies its own store (it owns the file).
+
+The copy is written by the daemon's user, so PATH must be somewhere that user may write
+(under systemd: the state directory, e.g. /var/lib/shiptrackd/backups/); packaging/README.md
+has the restore procedure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .runner import EXIT_OK, command, output
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..api.client import ApiClient
+    from .render import Output
+    from .runner import Subparsers
+
+
+def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Add backup to shiptrackctl's command tree."""
+    text = "have the daemon write a consistent, checked copy of its store to PATH (mode 0600)"
+    p = sub.add_parser("backup", parents=[common], help=text, description=text)
+    p.add_argument("path", metavar="PATH", help="the backup file; a relative path is made absolute here")
+    p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+    p.set_defaults(handler=command(backup))
+
+
+def absolute(path: str) -> str:
+    """*path* as the daemon must see it: its working directory is not ours."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+async def backup(client: ApiClient, args: argparse.Namespace) -> int:
+    doc = await client.backup(absolute(args.path), force=args.force)
+    output(args).show(doc, render_backup)
+    return EXIT_OK
+
+
+def render_backup(out: Output, doc: dict[str, Any]) -> None:
+    rows = doc.get("rows") or {}
+    counts = ", ".join(f"{rows.get(t, 0)} {t.replace('_', ' ')}" for t in ("shipments", "tracking_events", "sync_runs"))
+    size_mb = doc.get("size_bytes", 0) / 1e6
+    out.line(f"backup written to {doc['path']} ({size_mb:.1f} MB, quick_check {doc['quick_check']}; {counts})")
