@@ -39,6 +39,7 @@ from .providers.base import Provider
 from .schedule import Loop
 from .service import Service
 from .store import Store
+from .store.retention import cutoffs
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 
@@ -216,11 +217,16 @@ class Daemon:
             assert self.alerting is not None
             return await self.alerting.loop_body()
 
+        async def retention_body() -> str:
+            assert self.store is not None
+            return await self._retention(self.store)
+
         specs = {
             "sync": (cfg.sync.schedule, sync_body),
             "force": (cfg.sync.force_schedule, force_body),
             "health": (cfg.health.schedule, health_body),
             "alerts": (cfg.health.schedule, alerts_body),
+            "retention": (cfg.store.retention_schedule, retention_body),
         }
         return {
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
@@ -232,6 +238,22 @@ class Daemon:
         alerts = self.loops.get("alerts")
         if alerts is not None and not alerts.paused:
             alerts.trigger()
+
+    async def _retention(self, store: Store) -> str:
+        """One retention pass: delete what the config calls old, vacuum, measure the tables for status."""
+        result = await store.retention.run_once(cutoffs(self.clock.now(), self.config.store))
+        figures = await store.retention.measure(self.clock.now())
+        rows = sum(t["rows"] for t in figures["tables"].values())
+        log = logger.bind(loop="retention", deleted=result.deleted, pages_freed=result.pages_freed, rows=rows)
+        log.log(
+            "INFO" if result.total else "DEBUG",
+            "retention deleted={} ({}) pages_freed={} in {:.2f}s",
+            result.total,
+            ", ".join(f"{kind} {n}" for kind, n in result.deleted.items() if n) or "nothing",
+            result.pages_freed,
+            result.duration_s,
+        )
+        return f"deleted {result.total} rows in {result.batches} batches, freed {result.pages_freed} pages"
 
     async def _restore_loops(self, store: Store) -> None:
         saved = await store.runs.loop_states()
@@ -289,6 +311,7 @@ class Daemon:
         setup_logging(new.daemon.log_level, new.daemon.log_format)
         schedules = {"sync": new.sync.schedule, "force": new.sync.force_schedule}
         schedules |= {"health": new.health.schedule, "alerts": new.health.schedule}
+        schedules["retention"] = new.store.retention_schedule
         for name, schedule in schedules.items():
             if name in self.loops and self.loops[name].schedule != schedule:
                 self.loops[name].reschedule(schedule)

@@ -66,6 +66,9 @@ class Service:
                 "shipments": counts["total"],
                 "active": counts["active"],
                 "due_now": await self.store.shipments.count_due(now),
+                # Rows and bytes per table, free space and vacuum mode, as the retention loop last
+                # measured them (counting every row here would cost a status call seconds): None until then.
+                **(self.store.retention.figures or {"tables": None}),
             },
             "rate_limit_paused_until": _iso(self.engine.throttle.paused_until),
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot

@@ -88,6 +88,7 @@ def quiet_daemon_env(state_dir: Path, base_url: str, **extra: str) -> dict[str, 
         "SHIPTRACK_SYNC__SCHEDULE": NEVER,
         "SHIPTRACK_SYNC__FORCE_SCHEDULE": NEVER,
         "SHIPTRACK_HEALTH__SCHEDULE": NEVER,
+        "SHIPTRACK_STORE__RETENTION_SCHEDULE": NEVER,
         **extra,
     }
 

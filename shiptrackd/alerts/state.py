@@ -119,7 +119,6 @@ class Alerting:
         notification_id = await self.store.alerts.commit_evaluation(
             report.get("id"), [s.to_row() for s in new_states.values()], notification, now
         )
-        await self.store.alerts.prune(now - timedelta(seconds=cfg.keep_log_s))
         outcome = {
             "report_id": report.get("id"),
             "notification_id": notification_id,

@@ -52,6 +52,7 @@ from .shapes import (
     RateLimit,
     Schedule,
     Secret,
+    StoreConfig,
     SyncConfig,
     duration_field,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "RateLimit",
     "Schedule",
     "Secret",
+    "StoreConfig",
     "SyncConfig",
     "default_config_path",
     "default_state_dir",

@@ -85,6 +85,8 @@ DEMO_SETTINGS: dict[str, Any] = {
     "alerts": {"repeat_interval": "5m"},
 }
 DEMO_STATE_DIR = Path(".shiptrackd-demo")
+# Keys that moved to [store]: (table, field) -> the [store] field that now holds the value.
+_RENAMED = {("health", "keep_reports_s"): "keep_health", ("alerts", "keep_log_s"): "keep_alerts"}
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes including the terminating NUL
 
 
@@ -133,6 +135,9 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
         extra_urls = cred_urls + alias_urls
     _merge(values, _env_layer(env))
 
+    for (old_table, old_field), new_field in _RENAMED.items():  # an old key still works until the new one is set
+        if old_field in values.get(old_table, {}):
+            values.setdefault("store", {}).setdefault(new_field, values[old_table][old_field])
     daemon = values["daemon"]
     daemon.setdefault("socket", user_socket(env, daemon["state_dir"]))
     if len(os.fsencode(daemon["socket"])) > _MAX_SOCKET_PATH:

@@ -54,6 +54,7 @@ class _Spec:
     duration: bool
     minimum: float | None
     has_default: bool
+    maximum: float | None = None  # metadata={"max": N}: the highest accepted value (durations)
 
     @property
     def table(self) -> type | None:
@@ -81,7 +82,9 @@ def _specs(cls: type) -> dict[str, _Spec]:
             duration = f.name.endswith("_s") or bool(f.metadata.get("duration"))
             key = f.name[:-2] if f.name.endswith("_s") else f.name
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-            specs[key] = _Spec(f.name, key, hints[f.name], duration, f.metadata.get("min"), has_default)
+            specs[key] = _Spec(
+                f.name, key, hints[f.name], duration, f.metadata.get("min"), has_default, f.metadata.get("max")
+            )
         _SPECS[cls] = specs
     return _SPECS[cls]
 
@@ -182,7 +185,7 @@ def _parse_number(value: Any, where: _Where, kind: type, minimum: float | None) 
     return kind(value)
 
 
-def _parse_duration_value(value: Any, where: _Where, minimum: float | None) -> float:
+def _parse_duration_value(value: Any, where: _Where, minimum: float | None, maximum: float | None = None) -> float:
     try:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError
@@ -191,8 +194,12 @@ def _parse_duration_value(value: Any, where: _Where, minimum: float | None) -> f
         _fail(where, value, DURATION_HINT)
     if minimum is None and seconds <= 0:
         _fail(where, value, "a positive " + DURATION_HINT.removeprefix("a "))
+    if minimum is not None and maximum is not None and not minimum <= seconds <= maximum:
+        _fail(where, value, f"a duration from {format_duration(minimum)} to {format_duration(maximum)}")
     if minimum is not None and seconds < minimum:
         _fail(where, value, f"a duration of at least {format_duration(minimum)}")
+    if maximum is not None and seconds > maximum:
+        _fail(where, value, f"a duration of at most {format_duration(maximum)}")
     return seconds
 
 
@@ -310,7 +317,7 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
     if hint is bool:
         return _parse_bool(value, where)
     if hint in (int, float) and spec.duration:
-        return _parse_duration_value(value, where, spec.minimum)
+        return _parse_duration_value(value, where, spec.minimum, spec.maximum)
     if hint in (int, float):
         return _parse_number(value, where, hint, spec.minimum)
     if hint is Schedule:

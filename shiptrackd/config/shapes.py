@@ -146,7 +146,7 @@ class HealthConfig:
     free_disk_warning: str = "10%"  # free space in state_dir below this: bytes ("2GB") or percent ("10%")
     free_disk_critical: str = "5%"
     quick_check_interval_s: float = 3600.0  # PRAGMA quick_check at most this often (it reads the whole file)
-    keep_reports_s: float = 7 * 86400  # stored health reports are pruned after this
+    keep_reports_s: float = 7 * 86400  # deprecated: read as [store] keep_health when that is not set
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,27 @@ class AlertsConfig:
     delivery_timeout_s: float = 20.0  # one attempt to one channel
     delivery_attempts: int = field(default=3, metadata={"min": 1})  # per channel, with backoff
     host: str = ""  # the host name alerts carry; "" = this machine's
-    keep_log_s: float = 30 * 86400  # the notification log is pruned after this
+    keep_log_s: float = 30 * 86400  # deprecated: read as [store] keep_alerts when that is not set
+
+
+DAY_S = 86400.0
+
+
+def retention_field(days: float) -> Any:
+    """A retention age in seconds, written as a duration: at least a day, at most ten years."""
+    return field(default=days * DAY_S, metadata={"duration": True, "min": DAY_S, "max": 3650 * DAY_S})
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """How long the store keeps history; the retention loop deletes what is older, in small batches."""
+
+    retention_schedule: Schedule = Schedule("1h", interval_s=3600)
+    keep_runs: float = retention_field(90)  # sync_runs (the newest successful run is always kept)
+    keep_errors: float = retention_field(30)  # sync_errors (never longer than their run: at most keep_runs)
+    keep_health: float = retention_field(7)  # health_reports (the newest is always kept)
+    keep_alerts: float = retention_field(30)  # the alert log: sent and failed deliveries
+    keep_terminal: float = retention_field(90)  # tracking events of shipments terminal (inactive) this long
 
 
 @dataclass(frozen=True)
@@ -171,4 +191,5 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     source: Path | None = field(default=None, metadata={"key": False})  # the file it was read from

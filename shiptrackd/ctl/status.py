@@ -63,7 +63,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         ("trigger", "run a loop now"),
     ):
         lp = actions.add_parser(action, parents=[common], help=text, description=text)
-        lp.add_argument("name", metavar="NAME", help="sync, force, health or alerts")
+        lp.add_argument("name", metavar="NAME", help="sync, force, health, alerts or retention")
     p.set_defaults(handler=command(loops), loop_action="list")
 
     p = add("reload", "re-read the daemon's configuration; exit 1 (old one kept) if the new one is invalid")

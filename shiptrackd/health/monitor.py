@@ -92,8 +92,7 @@ class HealthMonitor:
         on_report does not start a second, racing evaluation.
         """
         report = await self.measure(trigger=trigger)
-        keep_after = self.clock.now() - timedelta(seconds=self.config.health.keep_reports_s)
-        report["id"] = await self.store.health.save_report(report, trigger, keep_after, evaluated=not evaluate)
+        report["id"] = await self.store.health.save_report(report, trigger, evaluated=not evaluate)
         self.reports += 1
         self.bus.publish("health.report", report=report)
         if evaluate and hand_off and self.on_report is not None:

@@ -10,6 +10,7 @@ from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
 from .db import Database, from_db, to_db
 from .health import HealthStore
+from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
 
@@ -24,6 +25,7 @@ class Store:
         self.runs = RunStore(self.db)
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)
+        self.retention = RetentionStore(self.db)
 
     @classmethod
     async def open(cls, path: Path) -> Store:

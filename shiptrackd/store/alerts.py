@@ -198,14 +198,6 @@ class AlertStore:
             )
         return [by_id[i] for i in ids if i in by_id]
 
-    async def prune(self, before: datetime) -> int:
-        def fn(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "DELETE FROM alerts WHERE created_at < ? AND status IN ('sent', 'failed')", (to_db(before),)
-            ).rowcount
-
-        return await self.db.write(fn)
-
     # --- silences ----------------------------------------------------------------------
 
     async def add_silence(self, check_name: str, until: datetime, comment: str, now: datetime) -> dict[str, Any]:

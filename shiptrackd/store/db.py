@@ -96,6 +96,9 @@ class Database:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         self._writer = conn
+        # Only a file without tables takes auto_vacuum, and only before WAL is switched on; a store
+        # from before this line keeps "none" (freed pages are reused; packaging/README.md §8 converts it).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         for pragma in _PRAGMAS:
             conn.execute(pragma)

@@ -30,10 +30,8 @@ class HealthStore:
 
     # --- reports ---------------------------------------------------------------------
 
-    async def save_report(
-        self, report: dict[str, Any], trigger: str, keep_after: datetime, *, evaluated: bool = False
-    ) -> int:
-        """Store a report (the dict the API serves) and prune those older than *keep_after*; its id.
+    async def save_report(self, report: dict[str, Any], trigger: str, *, evaluated: bool = False) -> int:
+        """Store a report (the dict the API serves); its id. Old ones go in the retention loop (store/retention.py).
 
         `evaluated=True` keeps it out of the alert rules (a report an operator asked for).
         """
@@ -50,7 +48,6 @@ class HealthStore:
                     int(evaluated),
                 ),
             )
-            conn.execute("DELETE FROM health_reports WHERE at < ? AND evaluated = 1", (to_db(keep_after),))
             return int(cur.lastrowid or 0)
 
         return await self.db.write(fn)

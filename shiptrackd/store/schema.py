@@ -195,6 +195,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         END;
         """,
     ),
+    (
+        4,
+        "shipments_terminal: the retention loop finds long-terminal shipments without a scan",
+        """
+        -- Terminal (inactive) shipments by when they last changed: retention drops the tracking
+        -- events of those terminal for longer than [store] keep_terminal, walking this index.
+        CREATE INDEX shipments_terminal ON shipments (updated_at, id) WHERE active = 0;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -50,7 +50,7 @@ class Harness:
     async def feed(self, **levels: str) -> dict[str, Any]:
         """Store one report with these check levels (others ok), evaluate it, deliver what it queued."""
         report = make_report(self.clock, **levels)
-        report["id"] = await self.store.health.save_report(report, "schedule", self.clock.now() - timedelta(days=7))
+        report["id"] = await self.store.health.save_report(report, "schedule")
         outcomes = await self.alerting.evaluate_pending()
         await self.alerting.dispatcher.run_once()
         return outcomes[-1]
@@ -309,7 +309,7 @@ async def test_a_delivery_cut_off_by_a_crash_is_sent_after_restart(h: Harness) -
     await h.feed(loops="critical")
     await h.clock.advance(STEP)
     report = make_report(h.clock, loops="critical")
-    report["id"] = await h.store.health.save_report(report, "schedule", h.clock.now() - timedelta(days=1))
+    report["id"] = await h.store.health.save_report(report, "schedule")
     await h.alerting.evaluate_pending()  # queued, not delivered...
     for row in await h.store.alerts.pending():
         assert await h.store.alerts.claim(row["id"], h.clock.now())  # ...claimed by a sender that then died

@@ -315,7 +315,7 @@ async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path
     s = await Store.open(path)
     try:
         versions = [r[0] for r in await s.db.fetchall("SELECT version FROM schema_migrations ORDER BY 1")]
-        assert versions == [1, 2, 3] == list(range(1, LATEST_VERSION + 1))
+        assert versions[:3] == [1, 2, 3] and versions == list(range(1, LATEST_VERSION + 1))
         assert await s.shipments.counts() == {"total": 39, "active": 28}
         assert await s.shipments.count_by("status_code") == {"none": 9, "DE": 10, "IT": 20}
         await _assert_tally_exact(s)

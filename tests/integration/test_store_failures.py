@@ -27,7 +27,7 @@ from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
 from shiptrackd.store import Store
 from shiptrackd.store.db import store_error
-from shiptrackd.sync import SyncEngine
+from shiptrackd.sync.engine import SyncEngine
 from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
 pytestmark = pytest.mark.anyio
