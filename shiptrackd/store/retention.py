@@ -84,9 +84,9 @@ _DELETES = {
     "alerts": "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE created_at < ?"
     " AND status IN ('sent', 'failed') ORDER BY created_at LIMIT ?)",
 }
+# A bounded range scan of the shipments_terminal index (migration 4), whether or not events remain.
 _TERMINAL_SQL = (
     "SELECT id, updated_at FROM shipments WHERE active = 0 AND updated_at < ? AND (updated_at, id) > (?, ?)"
-    " AND EXISTS (SELECT 1 FROM tracking_events e WHERE e.shipment_id = shipments.id)"
     " ORDER BY updated_at, id LIMIT ?"
 )
 
@@ -97,6 +97,9 @@ class RetentionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.figures: dict[str, Any] | None = None  # the last measure(); None until the first
+        # Terminal shipments below this updated_at were emptied by an earlier pass: the next one
+        # starts here, so an hourly pass walks only the newly old ones, not every terminal shipment.
+        self._terminal_done_before = ""
 
     async def run_once(self, cut: Cutoffs, *, batch_rows: int = BATCH_ROWS) -> RetentionResult:
         """Delete everything older than *cut*, batch by batch, then vacuum; what was done."""
@@ -130,8 +133,8 @@ class RetentionStore:
     async def _drop_terminal_events(self, before: datetime, result: RetentionResult) -> int:
         """Events of shipments inactive since before *before*, walked by (updated_at, id) so none is seen twice."""
         deleted = 0
-        key = ("", "")
-        stamp = to_db(before)
+        stamp = to_db(before) or ""
+        key = (self._terminal_done_before, "")
 
         def batch(conn: sqlite3.Connection) -> tuple[int, tuple[str, str] | None]:
             rows = conn.execute(_TERMINAL_SQL, (stamp, key[0], key[1], TERMINAL_BATCH)).fetchall()
@@ -148,6 +151,7 @@ class RetentionStore:
             result.batches += 1
             await anyio.lowlevel.checkpoint()
             if last is None:
+                self._terminal_done_before = max(self._terminal_done_before, stamp)
                 return deleted
             key = last
 
