@@ -239,5 +239,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text", *, stream: TextIO | No
     _handler_id = logger.add(sink, level=level, format="{message}", backtrace=False, diagnose=False)
 
     logging.basicConfig(handlers=[InterceptHandler()], level=min(level_no, logging.CRITICAL), force=True)
-    for name in ("httpx", "httpcore"):
+    # Chatty libraries stay at WARNING even under DEBUG: aiosqlite logs two lines per statement
+    # (a status call is a dozen), httpx/httpcore one per request and connection event.
+    for name in ("httpx", "httpcore", "aiosqlite"):
         logging.getLogger(name).setLevel(max(logging.WARNING, level_no))

@@ -236,7 +236,8 @@ class Dispatcher:
 
     async def _send(self, channel: Channel, row: dict[str, Any], timeout_s: float) -> None:
         if channel.apprise is None:
-            level = "INFO" if row["severity"] in ("resolved", "info") else "WARNING"
+            # Critical at ERROR, so `journalctl -p err` shows an outage; warnings stay warnings.
+            level = {"resolved": "INFO", "info": "INFO", "critical": "ERROR"}.get(row["severity"], "WARNING")
             body = row["body"].replace("\n", " | ")
             logger.bind(loop="alerts", alert=row["notification_id"]).log(level, "ALERT {} | {}", row["title"], body)
             return

@@ -23,6 +23,7 @@ from ..errors import ProviderError, StoreError
 from ..store.db import from_db
 from .rules import (
     CHECKS,
+    CRITICAL,
     OK,
     TOP_STALE,
     UNKNOWN,
@@ -98,7 +99,8 @@ class HealthMonitor:
         if evaluate and hand_off and self.on_report is not None:
             self.on_report()
         log = logger.bind(loop="health")
-        log.log("INFO" if report["level"] == OK else "WARNING", "health {}: {}", report["level"], report["summary"])
+        level = {OK: "INFO", CRITICAL: "ERROR"}.get(report["level"], "WARNING")  # critical: journalctl -p err
+        log.bind(health=report["level"]).log(level, "health {}: {}", report["level"], report["summary"])
         return report
 
     async def current(
