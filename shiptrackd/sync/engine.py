@@ -207,6 +207,9 @@ class SyncEngine:
         except Exception as exc:  # a full disk or a locked store: record the cause, not "cancelled"
             outcome = "failed"
             progress.stop_reason = "; ".join(filter(None, [progress.stop_reason, failure_reason(exc)]))
+            cause = root_cause(exc)
+            if cause is not exc:  # the loop's last_error says "StoreFullError: disk full: ...", not "ExceptionGroup"
+                raise cause from exc
             raise
         finally:
             self._closing = True
@@ -483,10 +486,16 @@ def tally(counts: Counter[str]) -> str:
     return ", ".join(f"{key} {n}" for key, n in counts.most_common())
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The error inside the pipeline's task-group wrapping, a StoreError first."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = next((e for e in exc.exceptions if isinstance(e, StoreError)), exc.exceptions[0])
+    return exc
+
+
 def failure_reason(exc: BaseException) -> str:
     """What broke a run, for its record: a StoreError's own message ("disk full: ..."), else the exception."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # the pipeline's task group wraps it
-        exc = next((e for e in exc.exceptions if isinstance(e, StoreError)), exc.exceptions[0])
+    exc = root_cause(exc)
     if isinstance(exc, StoreError):
         return exc.message
     return f"{type(exc).__name__}: {exc}"[:500]
