@@ -24,8 +24,8 @@ from shiptrackd.log import setup_logging
 from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
 from shiptrackd.store import Store
-from shiptrackd.sync import SyncEngine
-from shiptrackd.throttle import ApiStats, ProviderThrottle
+from shiptrackd.sync.engine import SyncEngine
+from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
 pytestmark = pytest.mark.anyio
 
