@@ -97,6 +97,13 @@ def render_status(out: Output, doc: dict[str, Any]) -> None:
             f" {store.get('due_now', 0)} due now",
         ),
     ]
+    tables = store.get("tables")
+    if tables:  # measured by the retention loop; absent until its first pass
+        history = ", ".join(
+            f"{t['rows']} {name.replace('_', ' ')} ({human_bytes(t['bytes'])})" for name, t in tables.items()
+        )
+        free, measured = human_bytes(store.get("free_bytes")), rel_time(store.get("measured_at"))
+        pairs.append(("history", f"{history}; {free} free in the file (measured {measured})"))
     paused_until = doc.get("rate_limit_paused_until")
     if paused_until:
         pairs.append(("rate limit", f"paused by the API's Retry-After until {paused_until} ({rel_time(paused_until)})"))

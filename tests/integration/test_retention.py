@@ -6,6 +6,7 @@ between, space given back to the file system, and the figures `status` shows.
 from __future__ import annotations
 
 import sqlite3
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,10 @@ async def test_the_daemon_runs_a_retention_loop_and_status_shows_the_tables(runn
     assert set(store["tables"]) >= {"tracking_events", "sync_runs", "sync_errors", "health_reports", "alerts"}
     assert store["auto_vacuum"] == "incremental" and "measured_at" in store
     assert loop["last_outcome"].startswith("deleted 0 rows")
+
+    done = await anyio.run_process(
+        [sys.executable, "-m", "shiptrackd.ctl", "--socket", str(running.config.daemon.socket), "status"], check=False
+    )
+    assert done.returncode == 0, done.stderr
+    (history,) = [line for line in done.stdout.decode().splitlines() if line.startswith("history")]
+    assert "25 shipments (" in history and "free in the file (measured" in history
