@@ -98,6 +98,7 @@ def bench_config(state_dir: Path, base_url: str, **env: str) -> Any:
         "SHIPTRACK_SYNC__SCHEDULE": NEVER,
         "SHIPTRACK_SYNC__FORCE_SCHEDULE": NEVER,
         "SHIPTRACK_HEALTH__SCHEDULE": NEVER,
+        "SHIPTRACK_STORE__RETENTION_SCHEDULE": NEVER,  # its hourly count of every table is not what is measured
         **env,
     }
     return load(None, env=values)

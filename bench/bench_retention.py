@@ -150,6 +150,16 @@ async def main(quick: bool) -> None:
                 rows,
             )
         )
+        from shiptrackd.store.retention import measure_tables
+
+        started = time.perf_counter()
+        figures = measure_tables(template)
+        rows_total = sum(t["rows"] for t in figures["tables"].values())
+        size_mb = template.stat().st_size / 1e6
+        print(
+            f"measure (rows and bytes per table, status figures): {time.perf_counter() - started:.2f} s"
+            f" for {rows_total:,} rows in {size_mb:.0f} MB"
+        )
         worst = max(results["retention pass (batches)"]["waits"])
         verdict(worst < WAIT_TARGET_MS, f"a sync write waited at most {worst:.1f} ms behind retention")
     finally:

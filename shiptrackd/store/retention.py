@@ -173,13 +173,13 @@ class RetentionStore:
 
     async def measure(self, now: datetime) -> dict[str, Any]:
         """Rows and bytes per table (indexes included), free space and the vacuum mode; kept in `figures`."""
-        figures = await anyio.to_thread.run_sync(_measure, self.db.path)
+        figures = await anyio.to_thread.run_sync(measure_tables, self.db.path)
         figures["measured_at"] = now.isoformat()
         self.figures = figures
         return figures
 
 
-def _measure(path: Path) -> dict[str, Any]:
+def measure_tables(path: Path) -> dict[str, Any]:
     try:
         conn = sqlite3.connect(path)
         try:
