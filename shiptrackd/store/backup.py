@@ -85,9 +85,8 @@ def _copy(source: Path, temp: Path) -> tuple[dict[str, int], str]:
             src.backup(dst, pages=-1)
             dst.execute("PRAGMA journal_mode=DELETE")
             check = "; ".join(r[0] for r in dst.execute("PRAGMA quick_check").fetchall())
-            rows = {
-                t: dst.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES
-            }  # names from TABLES, not input
+            # Table names come from TABLES, never from input.
+            rows = {t: dst.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
         finally:
             dst.close()
             src.close()
