@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check_config:
-        print(config_mod.render(config))
+        text = config_mod.render(config)
+        if config.alerts.config is not None:
+            try:
+                text += _describe_apprise_config(config.alerts.config)
+            except ConfigError as exc:
+                print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+        print(text)
         return EXIT_OK
 
     import anyio
@@ -86,6 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         logger.opt(exception=True).critical("shiptrackd crashed")
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _describe_apprise_config(path: Path) -> str:
+    """Load `[alerts] config` as the daemon will (Apprise's loader) and list its channels, masked, as comments."""
+    from .alerts.delivery import load_apprise_config
+
+    channels = load_apprise_config(path)
+    lines = [f"\n# alert channels from {path} (Apprise config):"]
+    lines += [f"#   {c.name}" for c in channels]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

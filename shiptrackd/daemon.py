@@ -32,7 +32,7 @@ from .config import Config
 from .errors import ConfigError
 from .events import EventBus
 from .health.monitor import HealthMonitor
-from .log import setup_logging
+from .log import register_secret, setup_logging
 from .metrics import Exporter, RequestTimer, SyncRecorder
 from .providers import make_provider
 from .providers.base import Provider
@@ -84,6 +84,10 @@ class Daemon:
         # Refuse a live socket before touching the store: it belongs to a running daemon, whose
         # in-progress run must not be marked orphaned (and the error must not hide in a task group).
         claim_socket_path(cfg.daemon.socket)
+        # Alert channels before the store: a broken [alerts] config file is a configuration error (78).
+        channels = await ChannelSet.build(cfg.alerts.urls, config_file=cfg.alerts.config)
+        for url in channels.secrets():
+            register_secret(url)
         store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
         provider = self._provider or make_provider(cfg.provider, observer=self._observe_request)
         try:
@@ -92,7 +96,6 @@ class Daemon:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
-            channels = await ChannelSet.build(cfg.alerts.urls)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
@@ -302,6 +305,7 @@ class Daemon:
             if self._load_config is None:
                 raise ConfigError("this daemon was started without a configuration source to reload")
             new = self._load_config()
+            channels = await self.alerting.channels_for(new) if self.alerting is not None else None
         except ConfigError as exc:
             logger.warning("reload rejected, keeping the running configuration: {}", exc)
             sdnotify.notify("READY=1", "STATUS=Running (last reload rejected)")
@@ -324,7 +328,10 @@ class Daemon:
         if self.health is not None:
             self.health.config = new
         if self.alerting is not None:
-            await self.alerting.reconfigure(new)
+            if channels is not None:
+                for url in channels.secrets():
+                    register_secret(url)
+            await self.alerting.reconfigure(new, channels)
         # The one audit line for a reload, whether SIGHUP, systemctl reload or POST /v1/reload asked for it.
         audit(None, "config reloaded", changed=", ".join(changed) or "nothing")
         if needs_restart:

@@ -17,6 +17,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +26,8 @@ from anyio.abc import TaskStatus
 from loguru import logger
 
 from ..clock import Clock
-from ..config import AlertsConfig, Secret, mask_url, split_alert_url
+from ..config import ALERT_TAGS, AlertsConfig, Secret, mask_url, split_alert_url
+from ..errors import ConfigError
 from ..events import EventBus
 from ..store import Store
 
@@ -67,13 +69,19 @@ class ChannelSet:
         self._by_key = {c.key: c for c in self.channels}
 
     @classmethod
-    async def build(cls, urls: tuple[Secret, ...], *, throttle: bool = True) -> ChannelSet:
+    async def build(
+        cls, urls: tuple[Secret, ...], *, throttle: bool = True, config_file: Path | None = None
+    ) -> ChannelSet:
         """Load Apprise in a worker thread: its first add() scans every plugin (~0.5 s), too long for the loop.
 
+        `config_file` is `[alerts] config`, an Apprise YAML or TEXT file: its channels follow `urls`;
+        a file Apprise cannot load, or a channel in it that it cannot use, raises ConfigError.
         `throttle=False` (a test seam) turns off Apprise's own politeness delay between two sends
         to one service (5.5 s of wall-clock time for email), which simulated hours would pay for real.
         """
         channels = await anyio.to_thread.run_sync(_build_channels, urls, throttle)
+        if config_file is not None:
+            channels += await anyio.to_thread.run_sync(load_apprise_config, config_file, throttle)
         for c in channels:
             if c.error:
                 logger.warning("alert channel {} is not usable: {}", c.name, c.error)
@@ -85,6 +93,10 @@ class ChannelSet:
     def routed(self, severities: Iterable[str]) -> list[Channel]:
         wanted = list(severities)
         return [c for c in self.channels if c.accepts(wanted)]
+
+    def secrets(self) -> list[str]:
+        """Every channel's full URL, for the log's secret filter (a config file's URLs are secrets too)."""
+        return [service.url() for c in self.channels if c.apprise is not None for service in c.apprise]
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"channel": c.name, "tags": list(c.tags) or ["all"], "usable": not c.error} for c in self.channels]
@@ -116,6 +128,56 @@ def _add_urls(urls: tuple[Secret, ...], throttle: bool) -> list[Channel]:
         else:
             out.append(Channel(key, name, tags, scheme, None, "Apprise does not recognise this URL"))
     return out
+
+
+def load_apprise_config(path: Path, throttle: bool = True) -> list[Channel]:
+    """The channels of an Apprise YAML or TEXT config file, read by Apprise's own loader (AppriseConfig).
+
+    Apprise skips what it cannot use and only logs why, so its log is captured: any warning or error
+    while loading (a YAML error, an unknown scheme, a URL missing its token) fails the whole file with
+    Apprise's reason, URLs masked, as does a file with no channel or a tag that routes nothing.
+    """
+    import apprise
+
+    where = f'alerts.config = "{path}"'
+    if not path.is_file():
+        raise ConfigError(f"{where}: expected a readable Apprise YAML or TEXT config file, but it does not exist")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*imghdr.*", category=DeprecationWarning)
+        # Untyped in Apprise 1.9-2.3: its LogCapture and each plugin's url() lack annotations.
+        with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:  # type: ignore[no-untyped-call]
+            config = apprise.AppriseConfig()
+            config.add(str(path))
+            services: list[Any] = list(config.services())
+    # "Failed to load Apprise configuration from file://..." only repeats what the error says.
+    lines = [line for line in captured.getvalue().splitlines() if line.strip()]
+    reasons = [_mask_urls(line) for line in lines if not line.startswith("Failed to load Apprise configuration")]
+    if reasons:
+        raise ConfigError(f"{where}: Apprise cannot use it: {'; '.join(dict.fromkeys(reasons))}")
+    if not services:
+        raise ConfigError(f"{where}: expected at least one notification URL, found none")
+    out = []
+    for service in services:
+        url = service.url()
+        shown = service.url(privacy=True).partition("?")[0]  # Apprise's own masking; its defaults dropped
+        tags = tuple(sorted(str(t) for t in service.tags))
+        if unknown := [t for t in tags if t not in ALERT_TAGS]:
+            raise ConfigError(
+                f"{where}: channel {shown} has tag(s) {', '.join(unknown)}: shiptrackd routes by "
+                f"{', '.join(ALERT_TAGS)} (or no tag for every severity), so it would never be sent an alert"
+            )
+        if not throttle:
+            service.request_rate_per_sec = 0
+        obj = apprise.Apprise()
+        obj.add(service)
+        key = hashlib.sha256(url.encode()).hexdigest()[:12]
+        name = (",".join(tags) + "=" if tags else "") + shown
+        out.append(Channel(key, name, tags, url.partition("://")[0].lower(), obj))
+    return out
+
+
+def _mask_urls(text: str) -> str:
+    return _URL_IN_TEXT.sub(lambda m: mask_url(m[0]), text)
 
 
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -259,4 +321,4 @@ class Dispatcher:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         if result.status != apprise.AppriseResultStatus.SUCCESS:
             reasons = "; ".join(dict.fromkeys(e.message for e in result.logs())) or result.status.name.lower()
-            raise DeliveryError(_URL_IN_TEXT.sub(lambda m: mask_url(m[0]), reasons))
+            raise DeliveryError(_mask_urls(reasons))

@@ -62,11 +62,22 @@ class Alerting:
         self._lock = anyio.Lock()  # one evaluation at a time: each report is evaluated exactly once
         self.capped = 0
 
-    async def reconfigure(self, config: Config) -> None:
-        """Apply a reloaded configuration; Apprise URLs are rebuilt only if they changed."""
-        old, self.config = self.config, config
-        if old.alerts.urls != config.alerts.urls:
-            self.channels = await ChannelSet.build(config.alerts.urls)
+    async def channels_for(self, config: Config) -> ChannelSet | None:
+        """The channels a reloaded *config* needs, or None to keep the current ones; ConfigError if unusable.
+
+        Built before anything is applied, so a broken Apprise config file rejects the whole reload.
+        A config file is read again on every reload: its content may have changed under the same name.
+        """
+        old = self.config.alerts
+        if old.urls == config.alerts.urls and old.config is None and config.alerts.config is None:
+            return None
+        return await ChannelSet.build(config.alerts.urls, config_file=config.alerts.config)
+
+    async def reconfigure(self, config: Config, channels: ChannelSet | None = None) -> None:
+        """Apply a reloaded configuration with the channels channels_for() built (None: keep them)."""
+        self.config = config
+        if channels is not None:
+            self.channels = channels
             logger.info("alert channels reloaded: {}", ", ".join(c.name for c in self.channels.channels))
 
     # --- evaluation ----------------------------------------------------------------------

@@ -337,6 +337,8 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
     if not isinstance(value, str):
         _fail(where, value, "a string")
     if hint is Secret:
+        if spec.name.endswith("_url") and value.strip() and not re.match(r"^https?://[^/\s]+", value.strip()):
+            _fail(where, value, "an http:// or https:// URL")
         return Secret(value.strip())
     if hint is Path:
         path = Path(value).expanduser()

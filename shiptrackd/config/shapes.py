@@ -152,6 +152,7 @@ class HealthConfig:
 @dataclass(frozen=True)
 class AlertsConfig:
     urls: tuple[Secret, ...] = ()  # Apprise URLs, each optionally prefixed "warning,critical=" (see ALERT_TAGS)
+    config: Path | None = None  # an Apprise YAML or TEXT config file; its channels join `urls`, tags included
     repeat_interval_s: float = 4 * 3600
     send_resolved: bool = True
     for_reports: int = field(default=2, metadata={"min": 1})  # failing reports in a row before an alert fires
@@ -162,6 +163,11 @@ class AlertsConfig:
     delivery_attempts: int = field(default=3, metadata={"min": 1})  # per channel, with backoff
     host: str = ""  # the host name alerts carry; "" = this machine's
     keep_log_s: float = 30 * 86400  # deprecated: read as [store] keep_alerts when that is not set
+    # The dead man's switch (alerts/heartbeat.py): a ping URL an outside service expects every interval.
+    heartbeat_url: Secret = field(default_factory=lambda: Secret(""))  # "" = no heartbeat
+    heartbeat_fail_url: Secret = field(default_factory=lambda: Secret(""))  # "" = heartbeat_url + "/fail"
+    heartbeat_interval_s: float = field(default=60.0, metadata={"min": 1, "max": 86400})
+    heartbeat_timeout_s: float = field(default=10.0, metadata={"min": 0.1, "max": 300})
 
 
 DAY_S = 86400.0
