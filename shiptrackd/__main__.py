@@ -67,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     from .log import register_secret, setup_logging
 
     setup_logging(config.daemon.log_level, config.daemon.log_format)
-    for secret in (config.provider.api_key, config.provider.webhook_secret, *config.alerts.urls):
+    alerts = config.alerts
+    for secret in (
+        config.provider.api_key,
+        config.provider.webhook_secret,
+        *alerts.urls,
+        alerts.heartbeat_url,
+        alerts.heartbeat_fail_url,
+    ):
         register_secret(secret.get())
 
     async def run() -> None:

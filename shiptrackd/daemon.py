@@ -21,6 +21,7 @@ from loguru import logger
 
 from . import sdnotify
 from .alerts.delivery import ChannelSet
+from .alerts.heartbeat import Heartbeat
 from .alerts.state import Alerting
 from .api.audit import audit
 from .api.monitoring import monitoring_routes
@@ -28,7 +29,7 @@ from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock, utcnow
-from .config import Config
+from .config import Config, Schedule, format_duration
 from .errors import ConfigError
 from .events import EventBus
 from .health.monitor import HealthMonitor
@@ -66,6 +67,7 @@ class Daemon:
         self.request_timer = RequestTimer()
         self.health: HealthMonitor | None = None
         self.alerting: Alerting | None = None
+        self.heartbeat: Heartbeat | None = None
         self.loops: dict[str, Loop] = {}
         self.service: Service | None = None
         self.store: Store | None = None
@@ -113,6 +115,12 @@ class Daemon:
                 alerting = self.alerting = Alerting(
                     store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels
                 )
+
+                async def health_level() -> str:
+                    return str((await health.current())["level"])
+
+                if "heartbeat" in self.loops:
+                    self.heartbeat = Heartbeat(config=lambda: self.config.alerts, clock=self.clock, level=health_level)
                 syncs = SyncRecorder()
                 exporter = Exporter(
                     store=store,
@@ -123,6 +131,7 @@ class Daemon:
                     syncs=syncs,
                     monitor=health,
                     alerting=alerting,
+                    heartbeat=self.heartbeat,
                 )
                 service = self.service = Service(
                     config=cfg,
@@ -135,6 +144,7 @@ class Daemon:
                     task_group=tg,
                     reload_config=self.reload,
                     started_monotonic=time.monotonic(),
+                    heartbeat=self.heartbeat,
                 )
                 app = build_app(
                     [
@@ -224,6 +234,10 @@ class Daemon:
             assert self.store is not None
             return await self._retention(self.store)
 
+        async def heartbeat_body() -> str:
+            assert self.heartbeat is not None
+            return await self.heartbeat.run_once()
+
         specs = {
             "sync": (cfg.sync.schedule, sync_body),
             "force": (cfg.sync.force_schedule, force_body),
@@ -231,6 +245,8 @@ class Daemon:
             "alerts": (cfg.health.schedule, alerts_body),
             "retention": (cfg.store.retention_schedule, retention_body),
         }
+        if cfg.alerts.heartbeat_url:  # its own loop: a slow ping service never delays another loop
+            specs["heartbeat"] = (heartbeat_schedule(cfg), heartbeat_body)
         return {
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
@@ -316,6 +332,8 @@ class Daemon:
         schedules = {"sync": new.sync.schedule, "force": new.sync.force_schedule}
         schedules |= {"health": new.health.schedule, "alerts": new.health.schedule}
         schedules["retention"] = new.store.retention_schedule
+        if "heartbeat" in self.loops and new.alerts.heartbeat_url:
+            schedules["heartbeat"] = heartbeat_schedule(new)
         for name, schedule in schedules.items():
             if name in self.loops and self.loops[name].schedule != schedule:
                 self.loops[name].reschedule(schedule)
@@ -365,6 +383,11 @@ class Daemon:
             self._tg.start_soon(close_when_idle)
 
 
+def heartbeat_schedule(config: Config) -> Schedule:
+    interval = config.alerts.heartbeat_interval_s
+    return Schedule(format_duration(interval), interval_s=interval)
+
+
 def _run_outcome(run: dict[str, Any]) -> str:
     if run.get("joined"):
         return f"joined run {run.get('id')}"
@@ -382,4 +405,6 @@ def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
         for key in ("state_dir", "socket", "socket_mode", "metrics_listen")
         if getattr(old.daemon, key) != getattr(new.daemon, key)
     ]
+    if bool(old.alerts.heartbeat_url) != bool(new.alerts.heartbeat_url):
+        needs_restart.append("alerts.heartbeat_url")  # the heartbeat loop exists or not from the start
     return changed, needs_restart

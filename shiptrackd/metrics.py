@@ -5,7 +5,10 @@ One CollectorRegistry per daemon (never the global one, so two daemons in one te
 not collide) holding one custom collector that reads live state at scrape time: the provider's
 counters, the loops, the last health report, alert deliveries. The few figures that need SQL
 are read before rendering and cached briefly, so frequent scrapes never load the store.
-Names follow Prometheus conventions: `shiptrackd_` prefix, base units, `_total` counters.
+Names follow Prometheus conventions: `shiptrackd_` prefix, base units, `_total` counters; the
+library's ProcessCollector adds the standard `process_*` series (CPU, RSS, open fds, start time).
+A series never vanishes: every known label value is reported, 0 until something is counted, so
+`rate()` and absence-based alert rules see a steady set (packaging/prometheus/shiptrackd-rules.yml).
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
 from . import __version__
-from .health.rules import EXIT_CODES, LEVELS
+from .health.rules import CHECKS, EXIT_CODES, LEVELS, UNKNOWN
+from .models import STATUS_CODES
 
 if TYPE_CHECKING:
+    from .alerts.heartbeat import Heartbeat
     from .alerts.state import Alerting
     from .events import EventBus
     from .health.monitor import HealthMonitor
@@ -39,6 +44,46 @@ if TYPE_CHECKING:
 CACHE_S = 10.0  # SQL-backed figures are at most this old
 REQUEST_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SYNC_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
+
+# Label values reported at 0 before they are first counted, so the series exist from the start.
+SYNC_TRIGGERS = ("schedule", "force", "manual", "targeted")
+SYNC_OUTCOMES = ("ok", "partial", "failed", "aborted", "interrupted")
+PROVIDER_ERROR_KINDS = (
+    "transient",
+    "unreachable",
+    "rate_limited",
+    "unauthorized",
+    "not_found",
+    "invalid_response",
+    "rejected",
+    "provider",
+)
+DELIVERY_OUTCOMES = ("sent", "failed")
+
+# Each health check's numbers (the monitoring-plugin perf data) as their own series, in base units:
+# perf label -> (series name, help, factor from the perf unit). Absent from a report: 0.
+CHECK_SERIES = {
+    "api_latency": ("shiptrackd_health_api_latency_seconds", "The connectivity probe's answer time", 1.0),
+    "last_sync_age": (
+        "shiptrackd_health_last_sync_age_seconds",
+        "Time since the last successful sync run finished, when the report was made (0: none yet)",
+        1.0,
+    ),
+    "stale_shipments": (
+        "shiptrackd_health_stale_shipments",
+        "Active shipments not updated for longer than [health] stale_after",
+        1.0,
+    ),
+    "sync_error_rate": (
+        "shiptrackd_health_error_ratio",
+        "Failed / attempted tracking fetches over [health] error_rate_window (0 to 1)",
+        0.01,  # perf data is in percent
+    ),
+    "sync_attempts": ("shiptrackd_health_sync_attempts", "Tracking fetches attempted in the error-rate window", 1.0),
+    "loop_failures": ("shiptrackd_health_loop_failures", "The most failures in a row of any timer loop", 1.0),
+    "sync_runtime": ("shiptrackd_health_sync_runtime_seconds", "How long the running sync has run (0: none)", 1.0),
+    "store_free": ("shiptrackd_health_store_free_bytes", "Free disk space where the store lives", 1.0),
+}
 
 
 class Histogram:
@@ -119,6 +164,7 @@ class Exporter:
         syncs: SyncRecorder,
         monitor: HealthMonitor,
         alerting: Alerting,
+        heartbeat: Heartbeat | None = None,
         started_at: float | None = None,
     ) -> None:
         self.store = store
@@ -129,9 +175,11 @@ class Exporter:
         self.syncs = syncs
         self.monitor = monitor
         self.alerting = alerting
+        self.heartbeat = heartbeat
         self.started_at = started_at or time.time()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, _resident_memory_bytes, _open_fds...
         self._cache: dict[str, Any] = {}
         self._cached_at = float("-inf")
         self._lock = anyio.Lock()
@@ -163,6 +211,7 @@ class Exporter:
         yield from self._loops()
         yield from self._health()
         yield from self._alerts()
+        yield from self._heartbeat()
 
     def _daemon(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("shiptrackd_build_info", "shiptrackd version (value 1)", labels=["version", "python"])
@@ -175,8 +224,10 @@ class Exporter:
             "shiptrackd_store_size_bytes", "The SQLite file and its WAL", value=self.store.size_bytes()
         )
         mix = GaugeMetricFamily("shiptrackd_shipments", "Tracked shipments by status code", labels=["status", "active"])
-        for status, active, count in self._cache.get("shipments", []):
-            mix.add_metric([status, "true" if active else "false"], count)
+        counts = {(status, active): n for status, active, n in self._cache.get("shipments", [])}
+        for status in sorted({*STATUS_CODES, "none", *(status for status, _ in counts)}):
+            for active in (True, False):
+                mix.add_metric([status, "true" if active else "false"], counts.get((status, active), 0))
         yield mix
         yield GaugeMetricFamily(
             "shiptrackd_shipments_due", "Active shipments due for a sync now", value=self._cache.get("due", 0)
@@ -184,8 +235,10 @@ class Exporter:
 
     def _sync(self) -> Iterator[Metric]:
         runs = CounterMetricFamily("shiptrackd_sync_runs", "Finished sync runs", labels=["trigger", "outcome"])
-        for trigger, outcome, count in self._cache.get("runs", []):
-            runs.add_metric([trigger, outcome], count)
+        counted = {(trigger, outcome): n for trigger, outcome, n in self._cache.get("runs", [])}
+        known = {(t, o) for t in SYNC_TRIGGERS for o in SYNC_OUTCOMES}
+        for trigger, outcome in sorted(known | set(counted)):
+            runs.add_metric([trigger, outcome], counted.get((trigger, outcome), 0))
         yield runs
         hist = self.syncs.duration
         yield HistogramMetricFamily(
@@ -203,12 +256,11 @@ class Exporter:
         yield GaugeMetricFamily(
             "shiptrackd_sync_running", "1 while a sync run is in progress", value=int(self.engine.current is not None)
         )
-        if self._cache.get("last_success") is not None:
-            yield GaugeMetricFamily(
-                "shiptrackd_last_successful_sync_timestamp_seconds",
-                "When the last successful sync run finished (Unix time)",
-                value=self._cache["last_success"],
-            )
+        yield GaugeMetricFamily(
+            "shiptrackd_last_successful_sync_timestamp_seconds",
+            "When the last successful sync run finished (Unix time; 0: never)",
+            value=self._cache.get("last_success") or 0,
+        )
 
     def _provider(self) -> Iterator[Metric]:
         stats = self.api_stats
@@ -221,8 +273,8 @@ class Exporter:
         errors = CounterMetricFamily(
             "shiptrackd_provider_errors", "Failed tracking-API requests by kind", labels=["kind"]
         )
-        for kind, count in sorted(stats.by_error.items()):
-            errors.add_metric([kind], count)
+        for kind in sorted({*PROVIDER_ERROR_KINDS, *stats.by_error}):
+            errors.add_metric([kind], stats.by_error.get(kind, 0))
         yield errors
         yield CounterMetricFamily("shiptrackd_provider_retries", "Retried tracking-API calls", value=stats.retries)
         yield CounterMetricFamily(
@@ -247,49 +299,51 @@ class Exporter:
         streak = GaugeMetricFamily("shiptrackd_loop_consecutive_failures", "Failures in a row", labels=["loop"])
         paused = GaugeMetricFamily("shiptrackd_loop_paused", "1 if the loop is paused", labels=["loop"])
         next_run = GaugeMetricFamily(
-            "shiptrackd_loop_next_run_timestamp_seconds", "When the loop runs next (Unix time)", labels=["loop"]
+            "shiptrackd_loop_next_run_timestamp_seconds",
+            "When the loop runs next (Unix time; 0: running or paused)",
+            labels=["loop"],
         )
         for name, loop in self.loops.items():
             runs.add_metric([name], loop.runs)
             failures.add_metric([name], loop.total_failures)
             streak.add_metric([name], loop.failures)
             paused.add_metric([name], int(loop.paused))
-            if loop.next_run_at is not None:
-                next_run.add_metric([name], loop.next_run_at.timestamp())
+            next_run.add_metric([name], loop.next_run_at.timestamp() if loop.next_run_at else 0)
         yield from (runs, failures, streak, paused, next_run)
 
     def _health(self) -> Iterator[Metric]:
-        report = self._cache.get("report")
-        if not report:
-            return
+        report = self._cache.get("report") or {}
         yield GaugeMetricFamily(
             "shiptrackd_health_status",
-            "The last health report as a monitoring-plugin code: 0 ok, 1 warning, 2 critical, 3 unknown",
-            value=EXIT_CODES[report["level"]],
+            "The last health report as a monitoring-plugin code: 0 ok, 1 warning, 2 critical, 3 unknown (none yet)",
+            value=EXIT_CODES[report.get("level", UNKNOWN)],
         )
         yield GaugeMetricFamily(
             "shiptrackd_health_report_timestamp_seconds",
-            "When the last health report was made (Unix time)",
-            value=datetime.fromisoformat(report["at"]).timestamp(),
+            "When the last health report was made (Unix time; 0: none yet)",
+            value=datetime.fromisoformat(report["at"]).timestamp() if report else 0,
         )
         state = GaugeMetricFamily(
             "shiptrackd_health_check_state", "1 for each check's current state", labels=["check", "state"]
         )
-        value = GaugeMetricFamily("shiptrackd_health_check_value", "Each check's measured value", labels=["check"])
-        for check in report["checks"]:
+        levels = {c["name"]: c["level"] for c in report.get("checks", [])}
+        for name in CHECKS:
             for level in LEVELS:
-                state.add_metric([check["name"], level], int(check["level"] == level))
-            if check.get("value") is not None:
-                value.add_metric([check["name"]], float(check["value"]))
+                state.add_metric([name, level], int(levels.get(name, UNKNOWN) == level))
         yield state
-        yield value
+        perf = {p["label"]: p["value"] for c in report.get("checks", []) for p in c.get("perf", ())}
+        for label, (name, help_text, factor) in CHECK_SERIES.items():
+            yield GaugeMetricFamily(name, help_text, value=float(perf.get(label) or 0) * factor)
 
     def _alerts(self) -> Iterator[Metric]:
         deliveries = CounterMetricFamily(
             "shiptrackd_alerts_sent", "Alert deliveries since start, by channel type", labels=["channel", "outcome"]
         )
-        for (channel, outcome), count in sorted(self.alerting.dispatcher.outcomes.items()):
-            deliveries.add_metric([channel, outcome], count)
+        outcomes = self.alerting.dispatcher.outcomes
+        schemes = {c.scheme for c in self.alerting.channels.channels} | {channel for channel, _ in outcomes}
+        for channel in sorted(schemes):
+            for outcome in sorted({*DELIVERY_OUTCOMES, *(o for c, o in outcomes if c == channel)}):
+                deliveries.add_metric([channel, outcome], outcomes[(channel, outcome)])
         yield deliveries
         yield CounterMetricFamily(
             "shiptrackd_alerts_capped", "Evaluations whose notice max_per_hour held back", value=self.alerting.capped
@@ -299,3 +353,34 @@ class Exporter:
         for sev in ("warning", "critical"):
             firing.add_metric([sev], counts[sev])
         yield firing
+
+    def _heartbeat(self) -> Iterator[Metric]:
+        hb = self.heartbeat
+        yield GaugeMetricFamily(
+            "shiptrackd_heartbeat_enabled", "1 when [alerts] heartbeat_url is set", value=int(hb is not None)
+        )
+        pings = CounterMetricFamily(
+            "shiptrackd_heartbeat_pings",
+            "Dead man's switch pings, by URL (success|fail) and outcome",
+            labels=["kind", "outcome"],
+        )
+        for kind in ("success", "fail"):
+            for outcome in ("ok", "failed"):
+                pings.add_metric([kind, outcome], hb.outcomes[(kind, outcome)] if hb else 0)
+        yield pings
+        last = hb.last if hb else None
+        yield GaugeMetricFamily(
+            "shiptrackd_heartbeat_last_ping_timestamp_seconds",
+            "When the last ping was sent (Unix time; 0: never)",
+            value=last.at.timestamp() if last else 0,
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_heartbeat_last_ping_ok",
+            "1 if the last ping was answered with a 2xx",
+            value=int(bool(last and last.ok)),
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_heartbeat_last_ok_timestamp_seconds",
+            "When a ping was last answered with a 2xx (Unix time; 0: never)",
+            value=hb.last_ok_at.timestamp() if hb and hb.last_ok_at else 0,
+        )

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio.abc import TaskGroup
 
@@ -27,6 +27,9 @@ from .store import Store
 from .sync import cadence
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats
+
+if TYPE_CHECKING:
+    from .alerts.heartbeat import Heartbeat
 
 MAX_LIST_LIMIT = 1000
 
@@ -45,6 +48,7 @@ class Service:
     state: str = "starting"
     started_monotonic: float = 0.0
     notes: list[str] = field(default_factory=list)  # what the status should admit (e.g. a loop not built yet)
+    heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
 
     # --- status ---------------------------------------------------------------------
 
@@ -71,6 +75,7 @@ class Service:
                 **(self.store.retention.figures or {"tables": None}),
             },
             "rate_limit_paused_until": _iso(self.engine.throttle.paused_until),
+            "heartbeat": self.heartbeat.snapshot() if self.heartbeat else None,  # URLs masked
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
             "notes": self.notes,
         }

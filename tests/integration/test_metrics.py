@@ -49,7 +49,8 @@ async def test_metrics_on_the_socket_parse_and_follow_prometheus_naming(running:
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
     fams = families(response.text)
 
-    assert all(name.startswith("shiptrackd_") for name in fams)
+    # Ours carry the prefix; prometheus_client's process collector uses the standard process_* names.
+    assert all(name.startswith(("shiptrackd_", "process_")) for name in fams), sorted(fams)
     for fam in fams.values():
         if fam.type == "counter":
             assert all(s.name.endswith("_total") for s in fam.samples), fam.name
@@ -75,6 +76,43 @@ async def test_metrics_on_the_socket_parse_and_follow_prometheus_naming(running:
     assert value(fams, "shiptrackd_loop_failures", loop="sync") == 0
     assert value(fams, "shiptrackd_last_successful_sync_timestamp_seconds") > 1.7e9
     assert "shiptrackd_provider_rate_limited" in fams and "shiptrackd_provider_retries" in fams
+    assert "shiptrackd_health_check_value" not in fams  # one series per figure and unit instead
+    assert value(fams, "shiptrackd_health_last_sync_age_seconds") >= 0
+    assert value(fams, "shiptrackd_health_stale_shipments") == 0
+    assert value(fams, "shiptrackd_health_error_ratio") == 0
+    assert value(fams, "shiptrackd_health_store_free_bytes") > 0
+
+
+async def test_process_metrics_come_from_the_process_collector(running: Any) -> None:
+    """CPU, RSS, open fds and start time are exported under the standard process_* names."""
+    fams = families(await scrape(running))
+    assert value(fams, "process_resident_memory_bytes") > 10e6
+    assert value(fams, "process_open_fds") > 3
+    assert value(fams, "process_cpu_seconds", "_total") > 0  # a counter: family name without _total
+    assert value(fams, "process_start_time_seconds") > 1.7e9
+
+
+async def test_series_report_zero_before_anything_happened(running: Any) -> None:
+    """On a fresh daemon (no run, no report, no delivery) every figure is present and 0, not missing."""
+    fams = families(await scrape(running))
+    assert value(fams, "shiptrackd_sync_runs", trigger="schedule", outcome="failed") == 0
+    assert value(fams, "shiptrackd_shipments", status="IT", active="true") == 0
+    assert value(fams, "shiptrackd_provider_errors", kind="rate_limited") == 0
+    assert value(fams, "shiptrackd_alerts_sent", channel="console", outcome="failed") == 0
+    assert value(fams, "shiptrackd_last_successful_sync_timestamp_seconds") == 0
+    assert value(fams, "shiptrackd_health_status") == 3  # no report yet: unknown
+    assert value(fams, "shiptrackd_health_check_state", check="store", state="unknown") == 1
+    for name in ("last_sync_age_seconds", "stale_shipments", "error_ratio", "store_free_bytes"):
+        assert value(fams, f"shiptrackd_health_{name}") == 0
+    assert value(fams, "shiptrackd_heartbeat_enabled") == 0
+    assert value(fams, "shiptrackd_heartbeat_pings", kind="fail", outcome="ok") == 0
+
+
+async def scrape(running: Any) -> str:
+    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(running.config.daemon.socket))) as http:
+        response = await http.get("http://shiptrackd/metrics")
+    assert response.status_code == 200
+    return response.text
 
 
 async def test_metrics_listen_serves_only_metrics_over_tcp(short_tmp: Path, sandbox: Any) -> None:
