@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
 import re
 import shutil
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import anyio
 import pytest
+from installed import Install, installed_versions, locked_install, locked_versions
 
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 UNIT = PACKAGING / "shiptrackd.service"
@@ -134,3 +143,123 @@ def test_sysusers_creates_user_and_group(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert re.search(r"^shiptrack:x:\d+:\d+:.*:/var/lib/shiptrackd:", (tmp_path / "etc/passwd").read_text(), re.M)
     assert re.search(r"^shiptrack:x:\d+:", (tmp_path / "etc/group").read_text(), re.M)
+
+
+# --- packaging/README.md: references, and the locked install followed by a test -----------------
+
+README = PACKAGING / "README.md"
+REPO = PACKAGING.parent
+# A repo-relative file name in the README's text (an installed path starts with "/" and is left out).
+_REPO_FILE = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.(?:md|toml|yml|yaml|service|sysusers|tmpfiles|py))\b")
+
+
+def test_readme_names_only_files_that_exist() -> None:
+    """Every file packaging/README.md names (relative to the repo or to packaging/) exists."""
+    named = set(_REPO_FILE.findall(README.read_text()))
+    assert "config.example.toml" in named and "prometheus/shiptrackd-rules.yml" in named
+    missing = sorted(n for n in named if not (REPO / n).exists() and not (PACKAGING / n).exists())
+    assert missing == []
+
+
+def test_the_units_documentation_is_installed_by_the_readme() -> None:
+    """Each `Documentation=` file:// path is a destination of an `install` line in the README, from a real file."""
+    urls = " ".join(directives(UNIT.read_text())["Documentation"]).split()
+    assert urls and all(url.startswith("file:///") for url in urls)
+    installs = re.findall(r"^install -D -m 0644 (\S+)\s+(\S+)", README.read_text(), re.M)
+    sources = {dest: src for src, dest in installs}
+    for url in urls:
+        path = url.removeprefix("file://")
+        assert path in sources, f"{path} is not installed by packaging/README.md"
+        assert (REPO / sources[path]).is_file()
+    assert "operations.md" not in UNIT.read_text()
+
+
+def test_locked_install_has_exactly_the_locks_versions() -> None:
+    """README §1 (uv build, uv export --locked, pip-style --require-hashes --no-deps) installs uv.lock's versions."""
+    install = locked_install()
+    installed = installed_versions(install)
+    locked = locked_versions(install)
+    assert installed.pop("shiptrackd") == install.wheel.name.split("-")[1]
+    assert {name: version for name, version in installed.items()} == {
+        name: version for name, (version, _) in locked.items() if name in installed
+    }
+    assert [name for name, (_, everywhere) in locked.items() if everywhere and name not in installed] == []
+
+
+def nobody_dirs(install: Install, nobody: pwd.struct_passwd) -> tuple[Path, Path, Path]:
+    """A scratch dir, and in it the state and runtime dirs owned by nobody (as StateDirectory= would make them)."""
+    work = Path(tempfile.mkdtemp(prefix="nobody-", dir=install.root))
+    work.chmod(0o755)
+    state, run = work / "state", work / "run"
+    for directory in (state, run):
+        directory.mkdir()
+        os.chown(directory, nobody.pw_uid, nobody.pw_gid)
+    return work, state, run
+
+
+@pytest.mark.anyio
+async def test_installed_daemon_runs_as_nobody_and_refuses_a_newer_store(sandbox: object) -> None:
+    """The installed daemon, as user nobody, answers `shiptrackctl status` (also nobody); a newer store stops it."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("switching to the unprivileged user nobody needs root and setpriv (util-linux)")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("this system has no user nobody")
+    install = locked_install()
+    work, state, run = nobody_dirs(install, nobody)
+    notify_path = work / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify_path.chmod(0o666)
+    notify.setblocking(False)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/nonexistent",
+        "NOTIFY_SOCKET": str(notify_path),
+        "SHIPTRACK_DAEMON__STATE_DIR": str(state),
+        "SHIPTRACK_DAEMON__SOCKET": str(run / "control.sock"),
+        "SHIPTRACK_PROVIDER__BASE_URL": sandbox.base_url,  # type: ignore[attr-defined]
+        "SHIPTRACK_PROVIDER__API_KEY": "TEST_sandbox_key",
+        "SHIPTRACK_SYNC__SCHEDULE": "0 0 1 1 *",
+        "SHIPTRACK_SYNC__FORCE_SCHEDULE": "0 0 1 1 *",
+        "SHIPTRACK_HEALTH__SCHEDULE": "0 0 1 1 *",
+    }
+    as_nobody = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+
+    async def ready() -> None:
+        with anyio.fail_after(30):
+            while True:
+                try:
+                    if b"READY=1" in notify.recv(4096).split(b"\n"):
+                        return
+                except BlockingIOError:
+                    await anyio.wait_readable(notify)
+
+    try:
+        with (work / "daemon.log").open("wb") as log:
+            daemon = await anyio.open_process([*as_nobody, install.bin("shiptrackd")], env=env, stdout=log, stderr=log)
+        async with daemon:
+            await ready()
+            ctl = [*as_nobody, install.bin("shiptrackctl"), "--socket", str(run / "control.sock"), "--json", "status"]
+            answer = await anyio.run_process(ctl, env=env, check=False)
+            proc_status = (await anyio.Path(f"/proc/{daemon.pid}/status").read_text()).splitlines()
+            uids = next(line for line in proc_status if line.startswith("Uid:")).split()[1:]
+            daemon.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                assert await daemon.wait() == 0
+        assert answer.returncode == 0, answer.stderr.decode()
+        status = json.loads(answer.stdout)
+        assert status["state"] == "running" and status["version"] == install.wheel.name.split("-")[1]
+        assert status["pid"] == daemon.pid and uids == [str(nobody.pw_uid)] * 4  # real, effective, saved, fs
+        assert (state / "shiptrackd.db").stat().st_uid == nobody.pw_uid
+
+        # A later shiptrackd migrated the store (a version this one does not know): refuse, exit 1.
+        with sqlite3.connect(state / "shiptrackd.db") as db:
+            db.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', '2030-01-01T00:00:00Z')")
+        refused = await anyio.run_process([*as_nobody, install.bin("shiptrackd")], env=env, check=False)
+        assert refused.returncode == 1
+        assert b"newer than this shiptrackd understands" in refused.stderr
+    finally:
+        notify.close()
