@@ -135,3 +135,23 @@ async def test_a_broken_file_stops_the_daemon_before_the_store_opens(short_tmp: 
     with pytest.raises(ConfigError, match="nosuchscheme"):
         await Daemon(config, handle_signals=False).run()
     assert not (short_tmp / "state" / "shiptrackd.db").exists()
+
+
+@pytest.mark.anyio
+async def test_a_reload_with_a_broken_file_keeps_the_running_channels(short_tmp: Path, sandbox: Any) -> None:
+    """Breaking the Apprise file and reloading is refused; the channels loaded at start keep delivering."""
+    async with webhook() as hook:
+        path = short_tmp / "apprise.txt"
+        path.write_text(f"json://127.0.0.1:{hook.port}/kept\n")
+        config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_ALERTS__CONFIG=str(path))
+        async with anyio.create_task_group() as tg:
+            daemon = await tg.start(Daemon(config, handle_signals=False, load_config=lambda: config).run)
+            path.write_text("nosuchscheme://host/x\n")
+            with pytest.raises(ConfigError, match="nosuchscheme"):
+                await daemon.reload()
+            async with ApiClient(config.daemon.socket) as client:
+                result = await client.alert_test()
+            daemon.stop()
+        assert result["delivered"]
+        [arrived] = await hook.wait_for(1)
+        assert arrived["path"] == "/kept"

@@ -221,3 +221,20 @@ def test_fail_url_defaults_to_the_healthchecks_form_and_keeps_the_query() -> Non
     )
     kuma = "https://kuma.example/api/push/Ab12Cd34Ef?status=down&msg=critical"
     assert fail_url(config(heartbeat_url="https://kuma.example/api/push/Ab12Cd34Ef", heartbeat_fail_url=kuma)) == kuma
+
+
+def test_check_config_masks_the_heartbeat_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--check-config` shows heartbeat_url with its token masked, and rejects a URL that is not http(s)."""
+    from shiptrackd.__main__ import EXIT_CONFIG, EXIT_OK, main
+
+    monkeypatch.setenv("SHIPTRACK_DAEMON__STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("SHIPTRACK_ALERTS__HEARTBEAT_URL", f"https://hc-ping.com/{TOKEN}")
+    assert main(["--check-config"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert 'heartbeat_url = "https://hc-ping.com/' in out and TOKEN not in out
+    monkeypatch.setenv("SHIPTRACK_ALERTS__HEARTBEAT_URL", f"hc-ping.com/{TOKEN}")
+    assert main(["--check-config"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "alerts.heartbeat_url" in err and "http:// or https://" in err and TOKEN not in err
