@@ -264,7 +264,10 @@ def test_the_sandbox_leaves_only_the_volumes_writable(pod_dirs: tuple[Path, Path
 async def test_entrypoint_runs_under_the_containers_constraints(
     pod_dirs: tuple[Path, Path, Path], sandbox: Any
 ) -> None:
-    """The image's entrypoint and environment start the daemon in the sandbox; its socket and HEALTHCHECK answer."""
+    """The image's entrypoint and environment start the daemon in the sandbox; its socket and HEALTHCHECK answer.
+
+    `shiptrackctl status` with neither --socket nor SHIPTRACK_SOCKET finds /run/shiptrackd/control.sock too.
+    """
     data, run, notify_dir = pod_dirs
     install = locked_install()
     notify_path = notify_dir / "notify.sock"
@@ -300,6 +303,10 @@ async def test_entrypoint_runs_under_the_containers_constraints(
                         await anyio.wait_readable(notify)
             status = await anyio.run_process([*base, "shiptrackctl", "--json", "status"], check=False)
             checked = await anyio.run_process([*base, *healthcheck], check=False)
+            # As after packaging/README.md: no --socket, no SHIPTRACK_SOCKET; the system socket is found.
+            bare_env = {k: v for k, v in env.items() if k != "SHIPTRACK_SOCKET"}
+            bare = sandbox_command(install, data, run, ["--bind", str(notify_dir), "/run/notify"], bare_env)
+            found = await anyio.run_process([*bare, "shiptrackctl", "status"], check=False)
             # What `docker stop` does: SIGTERM to the container's PID 1 (bwrap itself forwards no signal).
             [pid_1] = (await anyio.Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text()).split()
             os.kill(int(pid_1), signal.SIGTERM)
@@ -309,6 +316,7 @@ async def test_entrypoint_runs_under_the_containers_constraints(
         answer = json.loads(status.stdout)
         assert answer["state"] == "running" and answer["store"]["path"] == "/data/shiptrackd.db"
         assert checked.returncode == 0, (checked.stdout, checked.stderr)
+        assert found.returncode == 0 and b"running" in found.stdout, found.stderr.decode()
         assert stopped == 0, log_path.read_text()
         assert (data / "shiptrackd.db").exists() and not (run / "control.sock").exists()  # removed on stop
     finally:
