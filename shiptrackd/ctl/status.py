@@ -107,6 +107,9 @@ def render_status(out: Output, doc: dict[str, Any]) -> None:
     paused_until = doc.get("rate_limit_paused_until")
     if paused_until:
         pairs.append(("rate limit", f"paused by the API's Retry-After until {paused_until} ({rel_time(paused_until)})"))
+    heartbeat = doc.get("heartbeat")
+    if heartbeat:  # the dead man's switch; its URLs arrive masked
+        pairs.append(("heartbeat", describe_heartbeat(heartbeat)))
     out.kv(pairs)
     out.line()
     render_loops(out, doc.get("loops") or [])
@@ -116,6 +119,17 @@ def render_status(out: Output, doc: dict[str, Any]) -> None:
         out.line(f"{out.paint('sync running', 'cyan')}: {describe_progress(sync)}")
     for note in doc.get("notes") or []:
         out.line(out.paint(f"note: {note}", "dim"))
+
+
+def describe_heartbeat(heartbeat: dict[str, Any]) -> str:
+    """ "https://hc-ping.com/0...d every 1m; last: success ping ok (HTTP 200) 12s ago" """
+    every = human_duration(float(heartbeat.get("interval_s") or 0))
+    head = f"{heartbeat.get('url', '?')} every {every}"
+    last = heartbeat.get("last")
+    if not last:
+        return f"{head}; no ping yet"
+    how = f"ok (HTTP {last.get('status')})" if last.get("ok") else f"failed: {last.get('error')}"
+    return f"{head}; last: {last.get('kind')} ping {how} {rel_time(last.get('at'))} (health {last.get('level')})"
 
 
 def describe_progress(sync: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ themselves are real HTTP requests, waited for with a deadline.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from shiptrackd.alerts.heartbeat import fail_url
 from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
+from shiptrackd.ctl.render import Output
+from shiptrackd.ctl.status import render_status
 from shiptrackd.daemon import Daemon
 from shiptrackd.schedule import Loop
 
@@ -127,7 +130,7 @@ def sample(fams: dict[str, Any], name: str, **labels: str) -> float:
 
 
 async def test_pings_every_interval_and_the_service_notices_when_they_stop(short_tmp: Path, sandbox: Any) -> None:
-    """A healthy daemon pings once a minute and the service stays up; once the daemon stops, it goes down."""
+    """A healthy daemon pings once a minute (as `shiptrackctl status` shows); once it stops, the service says down."""
     clock = FakeClock()
     async with ping_service(clock) as service:
         async with daemon_with_heartbeat(short_tmp, sandbox, clock, service.url) as (daemon, client):
@@ -143,6 +146,10 @@ async def test_pings_every_interval_and_the_service_notices_when_they_stop(short
         assert heartbeat["last"]["kind"] == "success" and heartbeat["last"]["ok"] and heartbeat["last"]["level"] == "ok"
         assert TOKEN not in str(heartbeat) and heartbeat["url"].startswith(f"http://127.0.0.1:{service.port}/ping/")
         assert sample(fams, "shiptrackd_heartbeat_pings", kind="success", outcome="ok") == 3
+        shown = io.StringIO()
+        render_status(Output(stdout=shown, stderr=io.StringIO(), env={}), status)
+        line = next(line for line in shown.getvalue().splitlines() if "heartbeat" in line)
+        assert "every 1m; last: success ping ok (HTTP 200)" in line and TOKEN not in line
         assert sample(fams, "shiptrackd_heartbeat_last_ping_ok") == 1
         # The daemon is gone (a dead host looks the same): nobody pings, and the service notices.
         await clock.advance(STEP)
