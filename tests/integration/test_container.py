@@ -12,6 +12,7 @@ No container engine or registry is reachable here, so no image is built. Instead
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -191,9 +192,18 @@ def test_configmap_and_secret_load_with_the_images_environment(tmp_path: Path) -
 # --- the entrypoint under the container's constraints (bubblewrap) ---------------------------------
 
 
-needs_bwrap = pytest.mark.skipif(
-    BWRAP is None, reason="bubblewrap is not installed (apt-get install bubblewrap): no container sandbox"
-)
+@functools.cache
+def bwrap_missing() -> str:
+    """Why the bubblewrap sandbox cannot run here ("" when it can): not installed, or no user namespaces."""
+    if BWRAP is None:
+        return "bubblewrap is not installed (apt-get install bubblewrap): no container sandbox"
+    probe = subprocess.run(
+        [BWRAP, "--unshare-user", "--ro-bind", "/", "/", "true"], capture_output=True, text=True, timeout=30
+    )
+    return f"bwrap cannot create a user namespace here: {probe.stderr.strip()}" if probe.returncode else ""
+
+
+needs_bwrap = pytest.mark.skipif(bool(bwrap_missing()), reason=bwrap_missing() or "bwrap works")
 
 
 def sandbox_command(install: Install, data: Path, run: Path, extra_binds: list[str], env: dict[str, str]) -> list[str]:
