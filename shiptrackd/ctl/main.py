@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from . import alerts, backup, health, shipments, status, sync
-from .runner import PROG, CtlParser
+from .runner import PROG, CtlParser, UsageError
 
 # The order of `shiptrackctl --help`'s command list.
 GROUPS = (status, sync, shipments, health, alerts, backup)
@@ -74,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     """Parse *argv* (default: the process's arguments) and run the chosen command; returns the exit code."""
     if argv is None:  # the console script: a fresh process of our own
         skip_unused_imports()
-    args = build_parser().parse_args(argv)
+        argv = sys.argv[1:]
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        return exc.report(json_mode="--json" in options)
     return int(args.handler(args))
 
 
