@@ -2,8 +2,11 @@
 `shiptrackctl health`: the daemon's health report, and a monitoring plugin for Nagios and kin.
 
 `health` follows the monitoring-plugin convention so Icinga, Nagios or Zabbix can run it as a
-check: exit 0 ok, 1 warning, 2 critical, 3 unknown (bad arguments too), and 2 with one
-`SHIPTRACKD CRITICAL: cannot reach shiptrackd at ...` line when the daemon is down.
+check: exit 0 ok, 1 warning, 2 critical, 3 unknown, and whatever happens it prints one status
+line first (`SHIPTRACKD <LEVEL>: ...`): 2 with `cannot reach shiptrackd at ...` when the daemon
+is down; 3 with `permission denied on <socket>; add yourself to group 'shiptrack' ...` when the
+check's user may not use the socket (a misconfigured check, not an outage), with
+`bad arguments: ...`, and with `internal error: ...`.
 `--format=nagios` prints `SHIPTRACKD WARNING: ... | 'label'=value[unit];warn;crit;min;max ...`.
 
 Stdlib only at the top (shiptrackctl's start-up time); the client comes in through runner.command().
@@ -13,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 
 from .argtypes import count
 from .render import Column, Output, human_duration, rel_time, short_time, word_style
-from .runner import command, output
+from .runner import command, output, plugin_usage
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -39,9 +43,12 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="health report; exit 0 ok, 1 warning, 2 critical (daemon unreachable too), 3 unknown",
         description="The daemon's last health report (--fresh: run the checks now). Exit codes follow the "
         "monitoring-plugin convention: 0 ok, 1 warning, 2 critical (also when the daemon cannot be reached), "
-        "3 unknown (bad arguments too).",
+        "3 unknown: permission denied on the socket (add the check's user to the shiptrack group), bad "
+        "arguments, or an internal error. Every outcome prints one SHIPTRACKD <LEVEL>: status line first.",
     )
-    p.usage_exit_code = EXIT_UNKNOWN  # type: ignore[attr-defined]  # runner.CtlParser: usage errors are UNKNOWN here
+    plugin_usage(
+        p, exit_code=EXIT_UNKNOWN, status_line=lambda message: status_line("unknown", f"bad arguments: {message}")
+    )
     _reject_leftovers(p)
     p.add_argument(
         "--format",
@@ -82,6 +89,7 @@ def _reject_leftovers(parser: argparse.ArgumentParser) -> None:
 
 
 async def health(client: ApiClient, args: argparse.Namespace) -> int:
+    """The report as text, JSON or one plugin line; the exit code is its level. Never fails silently."""
     from ..api.client import ApiError
     from ..errors import DaemonUnavailableError
 
@@ -94,30 +102,48 @@ async def health(client: ApiClient, args: argparse.Namespace) -> int:
             check_stale=args.check_stale,
             stale_limit=args.stale_limit,
         )
+        if fmt == "json":
+            out.emit(report)
+            return HEALTH_EXIT.get(report.get("level", "unknown"), EXIT_UNKNOWN)
+        lines = nagios_lines(report) if fmt == "nagios" else None  # built first: a bad report fails before output
     except DaemonUnavailableError as exc:
-        # A monitoring user outside the socket's group is a misconfigured check (UNKNOWN), not an outage.
-        level = "unknown" if exc.code == "permission_denied" else "critical"
-        return _plugin_error(out, fmt, level, exc.code, f"cannot reach shiptrackd at {client.socket_path}", exc.message)
+        if exc.code == "permission_denied":
+            # A monitoring user outside the socket's group is a misconfigured check (UNKNOWN), not an outage,
+            # and the client's message says the real cause and the fix.
+            return _plugin_error(out, fmt, "unknown", exc.code, exc.message)
+        text = f"cannot reach shiptrackd at {client.socket_path}"
+        reason = reason_of(exc.message)
+        return _plugin_error(out, fmt, "critical", exc.code, text + (f" ({reason})" if reason else ""))
     except ApiError as exc:
         # The daemon is up but its store is full or broken (507/500 store_*): an outage, not a misconfiguration.
         level = "critical" if exc.http_status in (503, 507) or exc.code.startswith("store") else "unknown"
-        return _plugin_error(out, fmt, level, exc.code, f"shiptrackd answered an error: {exc.message}", "")
-    if fmt == "json":
-        out.emit(report)
-    elif fmt == "nagios":
-        for line in nagios_lines(report):
+        return _plugin_error(out, fmt, level, exc.code, f"shiptrackd answered an error: {exc.message}")
+    except Exception as exc:  # a plugin always prints its status line; cancellation still passes through
+        if getattr(args, "debug", False):
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        return _plugin_error(out, fmt, "unknown", "internal", f"internal error: {type(exc).__name__}: {exc}")
+    if lines is not None:
+        for line in lines:
             out.line(line)
     else:
         render_health(out, report)
     return HEALTH_EXIT.get(report.get("level", "unknown"), EXIT_UNKNOWN)
 
 
-def _plugin_error(out: Output, fmt: str, level: str, code: str, text: str, detail: str) -> int:
-    reason = reason_of(detail)
+def status_line(level: str, text: str) -> str:
+    """`SHIPTRACKD <LEVEL>: text` on one line, with no `|` (which would start perfdata)."""
+    return _one_line(f"SHIPTRACKD {level.upper()}: {text}")
+
+
+def _plugin_error(out: Output, fmt: str, level: str, code: str, text: str) -> int:
+    """A failure reported as the check's result: the status line (or under JSON the error document)."""
     if fmt == "json":
-        out.error(code, text + (f" ({reason})" if reason else ""), level=level)
+        out.emit({"error": {"code": code, "message": text, "level": level}})
+        out.note(f"shiptrackctl: {text}")
     else:
-        out.line(_one_line(f"SHIPTRACKD {level.upper()}: {text}" + (f" ({reason})" if reason else "")))
+        out.line(status_line(level, text))
     return HEALTH_EXIT[level]
 
 

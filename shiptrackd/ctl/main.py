@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import alerts, backup, health, shipments, status, sync
-from .runner import PROG, CtlParser
+from . import alerts, backup, completion, health, shipments, status, sync
+from .runner import PROG, CtlParser, UsageError
 
 # The order of `shiptrackctl --help`'s command list.
-GROUPS = (status, sync, shipments, health, alerts, backup)
+GROUPS = (status, sync, shipments, health, alerts, backup, completion)
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -39,7 +39,7 @@ def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         default=default(None),
         help="control socket (default: $SHIPTRACK_SOCKET, then /run/shiptrackd/control.sock if it exists,"
         " then $XDG_RUNTIME_DIR/shiptrackd/control.sock)",
-    )
+    ).complete = completion.FILE  # type: ignore[attr-defined]  # shtab reads this attribute
     parser.add_argument("--json", action="store_true", default=default(False), help="print one JSON document on stdout")
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default(False), help="more detail (and error codes)"
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
         group.register(sub, common)
+    # Commands that describe the CLI itself (completion) need the whole tree, which no group can import.
+    parser.set_defaults(root_parser=parser)
     return parser
 
 
@@ -74,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     """Parse *argv* (default: the process's arguments) and run the chosen command; returns the exit code."""
     if argv is None:  # the console script: a fresh process of our own
         skip_unused_imports()
-    args = build_parser().parse_args(argv)
+        argv = sys.argv[1:]
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        return exc.report(json_mode="--json" in options)
     return int(args.handler(args))
 
 

@@ -284,12 +284,14 @@ class Output:
         self.stdout.write("\n")
 
     def error(self, code: str, message: str, *, show_code: bool = False, **extra: Any) -> None:
-        """An error on stderr: JSON `{"error": {"code", "message"}}` under --json, else one line."""
+        """
+        An error: one line on stderr, for a person; under --json also the document on stdout,
+        `{"error": {"code", "message"}}` (the API's error shape), for the program reading it.
+        """
         if self.json:
             import json
 
-            print(json.dumps({"error": {"code": code, "message": message, **extra}}), file=self.stderr)
-            return
+            print(json.dumps({"error": {"code": code, "message": message, **extra}}), file=self.stdout)
         suffix = f" [{code}]" if show_code else ""
         self.note(f"shiptrackctl: {message}{suffix}", "red")
 

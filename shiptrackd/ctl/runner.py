@@ -18,7 +18,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time is a feature here
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from typing import NoReturn, TypeAlias
+    from typing import Any, NoReturn, TypeAlias
 
     from ..api.client import ApiClient
     from .render import Output
@@ -47,14 +47,78 @@ class CtlError(Exception):
         self.exit_code = exit_code
 
 
+class UsageError(Exception):
+    """
+    Bad arguments, raised by CtlParser.error() instead of exiting, so that main(), which knows
+    whether --json was asked for, reports them: usage and message on stderr, and on stdout
+    `{"error": {"code": "usage", "message"}}` under --json, else a plugin's status line if it has one.
+    """
+
+    def __init__(self, message: str, *, usage: str, exit_code: int, status_line: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+        self.exit_code = exit_code
+        self.status_line = status_line
+
+    def report(self, *, json_mode: bool) -> int:
+        """Print the error where it belongs and return the exit code."""
+        sys.stderr.write(f"{self.usage}{self.message}\n")
+        if json_mode:
+            import json
+
+            print(json.dumps({"error": {"code": "usage", "message": self.message}}))
+        elif self.status_line is not None:
+            print(self.status_line)
+        return self.exit_code
+
+
 class CtlParser(argparse.ArgumentParser):
-    """argparse, with a per-parser exit code for usage errors (health uses 3, monitoring-plugin style)."""
+    """
+    argparse with: a per-parser exit code for usage errors (health uses 3, monitoring-plugin style),
+    an optional status line on stdout for them, and "did you mean" for a mistyped subcommand.
+    """
 
     usage_exit_code = EXIT_USAGE
+    usage_status_line: Callable[[str], str] | None = None  # message -> the one line a plugin prints
+    commands: argparse._SubParsersAction[argparse.ArgumentParser] | None = None
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        """As argparse's, remembering the action so error() can suggest a command name."""
+        self.commands = super().add_subparsers(**kwargs)
+        return self.commands
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(self.usage_exit_code, f"{self.prog}: error: {message}\n")
+        message = f"{message}{self.suggestion(message)}"
+        raise UsageError(
+            f"{self.prog}: error: {message}",
+            usage=self.format_usage(),
+            exit_code=self.usage_exit_code,
+            status_line=None if self.usage_status_line is None else self.usage_status_line(message),
+        )
+
+    def suggestion(self, message: str) -> str:
+        """ "; did you mean 'status'?" when *message* says a subcommand name is not one of ours."""
+        import re
+
+        action = self.commands
+        if action is None or not message.startswith(f"argument {action.metavar or action.dest}:"):
+            return ""
+        m = re.search(r"invalid choice: '([^']*)'", message)
+        if m is None:
+            return ""
+        import difflib
+
+        close = difflib.get_close_matches(m[1], list(action.choices or ()), n=3, cutoff=0.6)
+        return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def plugin_usage(parser: argparse.ArgumentParser, *, exit_code: int, status_line: Callable[[str], str]) -> None:
+    """Make *parser*'s usage errors exit *exit_code* with *status_line(message)* on stdout (a monitoring plugin)."""
+    if not isinstance(parser, CtlParser):
+        raise TypeError(f"{parser.prog}: a CtlParser is needed for plugin usage errors")
+    parser.usage_exit_code = exit_code
+    parser.usage_status_line = status_line
 
 
 def output(args: argparse.Namespace) -> Output:

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from .argtypes import page_size
+from .completion import FILE
 from .render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
 from .runner import EXIT_FAILURE, EXIT_OK, CtlError, command, output
 from .status import render_why
@@ -64,7 +65,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "one transaction: interrupted, it adds nothing (a file over ~4 MB goes in parts, each all-or-nothing; "
         "run it again to add the rest: shipments already tracked are reported as duplicates, not added twice).",
     )
-    sp.add_argument("file", metavar="FILE")
+    sp.add_argument("file", metavar="FILE").complete = FILE  # type: ignore[attr-defined]  # read by shtab
     sp.add_argument("--format", choices=("csv", "jsonl"), help="skip detection (by extension, then content)")
     sp.set_defaults(handler=command(import_file))
 

@@ -424,14 +424,14 @@ async def test_reload_with_a_bad_config_exits_1_and_keeps_the_old_one(reloadable
 
 
 async def test_no_daemon_exits_69_naming_the_socket(short_tmp):
-    """With nothing at the socket path, every command exits 69 naming the socket and systemctl; stdout stays empty."""
+    """With nothing at the socket path, every command exits 69 naming the socket and systemctl on stderr."""
     sock = short_tmp / "absent" / "control.sock"
     done = await ctl(sock, "status")
     assert done.code == 69 and done.out == ""
     assert str(sock) in done.err and "systemctl status shiptrackd" in done.err and "socket missing" in done.err
     as_json = await ctl(sock, "sync", "--json")
-    assert as_json.code == 69 and as_json.out == ""
-    error = json.loads(as_json.err)["error"]
+    assert as_json.code == 69 and str(sock) in as_json.err
+    error = json.loads(as_json.out)["error"]
     assert error["code"] == "daemon_unavailable" and str(sock) in error["message"]
 
 
@@ -446,13 +446,28 @@ async def test_stale_socket_exits_69_connection_refused(short_tmp):
     assert "connection refused" in done.err and str(sock) in done.err
 
 
-async def test_json_errors_go_to_stderr(running):
-    """Under --json an API error is a JSON object on stderr with the daemon's code, and stdout stays empty."""
+async def test_json_errors_are_a_json_object_on_stdout_and_a_line_on_stderr(running):
+    """Under --json an error is `{"error": {"code", "message"}}` on stdout and a line on stderr; usage errors too."""
     done = await ctl(sock_of(running), "--json", "shipments", "show", "ship_nope")
-    assert done.code == 1 and done.out == ""
-    assert json.loads(done.err) == {"error": {"code": "not_found", "message": "no shipment 'ship_nope'"}}
+    assert done.code == 1
+    assert json.loads(done.out) == {"error": {"code": "not_found", "message": "no shipment 'ship_nope'"}}
+    assert done.err == "shiptrackctl: no shipment 'ship_nope'\n"
     usage = await ctl(sock_of(running), "sync", "--timeout", "soon")
-    assert usage.code == 2 and "--timeout" in usage.err
+    assert usage.code == 2 and "--timeout" in usage.err and usage.out == ""
+    usage_json = await ctl(sock_of(running), "sync", "--json", "--timeout", "soon")
+    assert usage_json.code == 2 and "--timeout" in usage_json.err
+    error = json.loads(usage_json.out)["error"]
+    assert error["code"] == "usage" and "'soon'" in error["message"]
+
+
+async def test_a_mistyped_command_suggests_the_closest_names():
+    """`stauts` exits 2 with "did you mean 'stats' or 'status'?"; a nested action (`shipments lst`) too."""
+    done = await ctl(None, "stauts")
+    assert done.code == 2 and done.out == "" and "did you mean 'stats' or 'status'?" in done.err
+    nested = await ctl(None, "shipments", "lst")
+    assert nested.code == 2 and "did you mean 'list'?" in nested.err
+    nothing = await ctl(None, "zzzzzz")
+    assert nothing.code == 2 and "did you mean" not in nothing.err
 
 
 async def test_colour_on_a_terminal_unless_no_color(running):

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,7 +165,7 @@ async def test_stale_shipments_are_listed_and_the_threshold_can_be_overridden(li
 
 
 async def test_exit_codes_when_the_daemon_is_down_or_the_arguments_are_bad(short_tmp: Path) -> None:
-    """No daemon: one CRITICAL line and exit 2 (JSON on stderr with --json); bad arguments exit 3."""
+    """No daemon: a CRITICAL line, exit 2 (JSON error on stdout with --json); bad arguments: an UNKNOWN line, exit 3."""
     missing = short_tmp / "none.sock"
     down = await ctl(missing, "health")
     assert (
@@ -176,10 +177,68 @@ async def test_exit_codes_when_the_daemon_is_down_or_the_arguments_are_bad(short
     refused = await ctl(stale, "health", "--format=nagios")
     assert refused.code == 2 and "connection refused" in refused.out and refused.out.count("\n") == 1
     as_json = await ctl(missing, "health", "--json")
-    assert as_json.code == 2 and as_json.out == ""
-    assert json.loads(as_json.err)["error"]["level"] == "critical"
-    for bad in (["--format=xml"], ["--bogus"], ["--alert-threshold=-1"]):
-        assert (await ctl(missing, "health", *bad)).code == 3, bad
+    assert as_json.code == 2 and json.loads(as_json.out)["error"]["level"] == "critical"
+    assert f"cannot reach shiptrackd at {missing}" in as_json.err
+    for bad, says in (
+        (["--format=xml"], "invalid choice: 'xml'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--alert-threshold=-1"], "must be 0 or more"),
+        (["--socket"], "expected one argument"),
+    ):
+        done = await ctl(missing, "health", *bad)
+        assert done.code == 3, bad
+        [line] = done.out.splitlines()
+        assert line.startswith("SHIPTRACKD UNKNOWN: bad arguments: ") and says in line, line
+        assert "usage: shiptrackctl health" in done.err
+
+
+def _as_nobody() -> list[str] | None:
+    """A command prefix that runs a program as `nobody` (root only), or None if none works here."""
+    import shutil
+
+    for tool, prefix in (
+        ("setpriv", ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]),
+        ("runuser", ["runuser", "-u", "nobody", "--"]),
+    ):
+        if shutil.which(tool):
+            probe = subprocess.run([*prefix, *CTL, "--version"], capture_output=True, timeout=30)
+            if probe.returncode == 0:
+                return prefix
+    return None
+
+
+async def test_permission_denied_is_unknown_with_the_real_cause(short_tmp: Path) -> None:
+    """A socket the check's user may not open: one UNKNOWN line naming the socket and the group, exit 3."""
+    sock = short_tmp / "locked.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock))
+    listener.listen()
+    os.chmod(sock, 0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root ignores the mode: run the client as nobody, who cannot
+        os.chmod(short_tmp, 0o755)
+        found = _as_nobody()
+        if found is None:
+            pytest.skip("running as root and cannot run the client as nobody (no setpriv/runuser that works)")
+        prefix = found
+    try:
+        for fmt in ("--format=nagios", "--format=text"):
+            argv = [*prefix, *CTL, "--socket", str(sock), "health", fmt]
+            with anyio.fail_after(30):
+                proc = await anyio.run_process(argv, check=False, env=dict(os.environ), cwd="/")
+            out = proc.stdout.decode()
+            assert proc.returncode == 3, out + proc.stderr.decode()
+            cause = f"permission denied on {sock}; add yourself to group 'shiptrack' (then log in again)"
+            assert out == f"SHIPTRACKD UNKNOWN: {cause}\n"
+    finally:
+        listener.close()
+
+
+def test_health_help_documents_exit_3_for_permission_denied() -> None:
+    """`shiptrackctl health --help` says exit 3 covers permission denied on the socket."""
+    done = subprocess.run([*CTL, "health", "--help"], capture_output=True, text=True, timeout=30)
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "3 unknown: permission denied on the socket" in text
 
 
 async def test_alerts_end_to_end_through_the_daemon(short_tmp: Path, sandbox: Any) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import subprocess
 import sys
 from pathlib import Path
+
+from ctl_tree import command_handlers
 
 import shiptrackd.ctl
 from shiptrackd.ctl.main import GROUPS, build_parser
@@ -84,27 +85,14 @@ def test_no_private_name_is_imported_into_ctl_or_its_tests():
     assert [hit for path in paths for hit in _private_imports(path)] == []
 
 
-def _leaf_handlers(
-    parser: argparse.ArgumentParser, path: str = "", inherited: object = None
-) -> list[tuple[str, object]]:
-    """(command path, handler) for every leaf command; a group's handler serves its actions unless they set one."""
-    handler = parser.get_default("handler") or inherited
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subs:
-        return [(path, handler)]
-    return [
-        leaf for name, p in subs[0].choices.items() for leaf in _leaf_handlers(p, f"{path} {name}".strip(), handler)
-    ]
-
-
 def test_every_command_runs_a_public_function_of_its_own_group():
-    """Each command's handler wraps a public async function defined in a ctl group module, not a string."""
+    """Each command's handler is (or wraps) a public function defined in a ctl group module, not a string."""
     parser = build_parser()
     group_modules = {g.__name__ for g in GROUPS}
-    leaves = _leaf_handlers(parser)
+    leaves = command_handlers(parser)
     assert len(leaves) >= 20
     for path, handler in leaves:
-        fn = getattr(handler, "__wrapped__", None)
-        assert fn is not None, f"{path}: no command() handler"
+        fn = getattr(handler, "__wrapped__", handler)  # command() wraps async ones; completion needs no daemon
+        assert callable(fn), f"{path}: no handler"
         assert fn.__module__ in group_modules, f"{path}: {fn.__module__}"
         assert not fn.__name__.startswith("_"), f"{path}: {fn.__name__}"

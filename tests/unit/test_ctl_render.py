@@ -115,13 +115,13 @@ def test_outcome_words_pick_colours():
     assert outcome_style("ran; nothing to do") is None
 
 
-def test_json_errors_and_progress_stay_off_stdout():
-    """Errors under --json are one JSON object on stderr; a progress line is drawn only on a terminal."""
+def test_json_errors_go_to_both_streams_and_progress_stays_off_stdout():
+    """Errors under --json: a JSON object on stdout and a line on stderr; progress is drawn only on a terminal."""
     stdout, stderr = io.StringIO(), io.StringIO()
     out = Output(json_mode=True, stdout=stdout, stderr=stderr, env={})
     out.error("not_found", "no shipment 'x'")
-    assert stdout.getvalue() == ""
-    assert stderr.getvalue().strip() == '{"error": {"code": "not_found", "message": "no shipment \'x\'"}}'
+    assert stdout.getvalue().strip() == '{"error": {"code": "not_found", "message": "no shipment \'x\'"}}'
+    assert stderr.getvalue() == "shiptrackctl: no shipment 'x'\n"
     progress = ProgressLine(out)
     progress.draw(1, 2, "half")
     assert stderr.getvalue().count("\n") == 1 and "\r" not in stderr.getvalue()
