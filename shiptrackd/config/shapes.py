@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from shiptrackd.units import RateLimit as RateLimit  # re-exported: a config value type
+
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -48,18 +50,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """`count` requests per `period_s` seconds, e.g. "200/min" -> RateLimit(200, 60)."""
-
-    count: int
-    period_s: float
-
-    @property
-    def per_second(self) -> float:
-        return self.count / self.period_s
 
 
 @dataclass(frozen=True)

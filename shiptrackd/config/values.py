@@ -15,87 +15,37 @@ from urllib.parse import unquote
 
 from cronsim import CronSim, CronSimError
 
-from .shapes import RateLimit, Schedule
+from shiptrackd.units import (
+    DURATION_HINT,
+    RATE_HINT,
+    format_duration,
+    format_rate_limit,
+    parse_duration,
+    parse_rate_limit,
+    parse_size,
+)
 
-# --- durations, rates, schedules ----------------------------------------------------------------
+from .shapes import Schedule
 
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d|w)", re.IGNORECASE)
-_NUMBER = re.compile(r"\s*\d+(?:\.\d+)?\s*")
-DURATION_HINT = 'a duration like "90s", "30m", "1h30m", "14d" or "250ms"'
+# Re-exported: the config package is where most callers look for them.
+__all__ = [
+    "ALERT_TAGS",
+    "DURATION_HINT",
+    "RATE_HINT",
+    "SCHEDULE_HINT",
+    "SPACE_HINT",
+    "format_duration",
+    "format_rate_limit",
+    "mask_url",
+    "next_fire",
+    "parse_duration",
+    "parse_rate_limit",
+    "parse_schedule",
+    "parse_space",
+    "split_alert_url",
+]
 
-
-def parse_duration(text: str | float) -> float:
-    """Seconds in *text* ("90s", "1h30m", "250ms", "14d", or a bare number of seconds); ValueError if not."""
-    if isinstance(text, bool):
-        raise ValueError(f"expected {DURATION_HINT}")
-    if isinstance(text, int | float):
-        seconds = float(text)
-    elif _NUMBER.fullmatch(text):
-        seconds = float(text)
-    else:
-        pos, seconds, stripped = 0, 0.0, text.strip()
-        if not stripped:
-            raise ValueError(f"expected {DURATION_HINT}")
-        while pos < len(stripped):
-            m = _DURATION_PART.match(stripped, pos)
-            if not m:
-                raise ValueError(f"expected {DURATION_HINT}")
-            seconds += float(m[1]) * _UNIT_SECONDS[m[2].lower()]
-            pos = m.end()
-    if seconds < 0 or seconds != seconds or seconds == float("inf"):
-        raise ValueError(f"expected {DURATION_HINT}")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest duration text for *seconds* that parse_duration reads back: 5400 -> "1h30m"."""
-    ms = round(seconds * 1000)
-    if abs(ms - seconds * 1000) > 1e-6 or ms < 0:
-        return f"{seconds:g}s"
-    if ms == 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        count, ms = divmod(ms, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
-_RATE_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
-_RATE_PERIODS |= {"h": 3600.0, "hr": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}
-RATE_HINT = 'a rate like "200/min", "5/s" or "1000/h", or "none"'
-
-
-def parse_rate_limit(text: str) -> RateLimit | None:
-    """A RateLimit from "200/min", "5/s", "1000/h" or "10/90s"; None for "none"/"unlimited"."""
-    word = text.strip().lower()
-    if word in ("none", "unlimited"):
-        return None
-    count, slash, period = word.partition("/")
-    if not slash or not count.strip().isdigit() or int(count) < 1:
-        raise ValueError(f"expected {RATE_HINT}")
-    period = period.strip()
-    if period in _RATE_PERIODS:
-        seconds = _RATE_PERIODS[period]
-    else:
-        try:
-            seconds = parse_duration(period)
-        except ValueError:
-            raise ValueError(f"expected {RATE_HINT}") from None
-    if seconds <= 0:
-        raise ValueError(f"expected {RATE_HINT}")
-    return RateLimit(int(count), seconds)
-
-
-def format_rate_limit(rate: RateLimit | None) -> str:
-    """The text parse_rate_limit reads back: RateLimit(200, 60) -> "200/min", None -> "none"."""
-    if rate is None:
-        return "none"
-    unit = {1.0: "s", 60.0: "min", 3600.0: "h", 86400.0: "d"}.get(rate.period_s)
-    return f"{rate.count}/{unit or format_duration(rate.period_s)}"
-
+# --- schedules (durations and rates live in shiptrackd.units) -----------------------------------
 
 _CRON_ALIASES = {
     "@hourly": "0 * * * *",
@@ -219,22 +169,19 @@ def split_alert_url(text: str) -> tuple[tuple[str, ...], str]:
 
 # --- free space ---------------------------------------------------------------------------------
 
-_SPACE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%|b|kb|mb|gb|tb|kib|mib|gib|tib)?\s*", re.IGNORECASE)
-_SPACE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
-_SPACE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-SPACE_HINT = 'free space as bytes ("2GB", "500MiB", "1073741824") or a percentage of the disk ("10%")'
+SPACE_HINT = 'free space as a size ("2GiB", "500MiB", "2GB", "1073741824") or a percentage of the disk ("10%")'
 
 
 def parse_space(text: str | int) -> tuple[float, bool]:
-    """("10%") -> (10.0, True); ("2GB") -> (2e9, False); ValueError if neither."""
-    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
-        return float(text), False
-    m = _SPACE.fullmatch(text) if isinstance(text, str) else None
-    if not m:
-        raise ValueError(f"expected {SPACE_HINT}")
-    number, unit = float(m[1]), (m[2] or "b").lower()
-    if unit == "%":
-        if number > 100:
+    """("10%") -> (10.0, True); ("2GiB") -> (2147483648.0, False); ValueError if neither."""
+    if isinstance(text, str) and text.strip().endswith("%"):
+        number = text.strip()[:-1].strip()
+        if not re.fullmatch(r"\d+(?:\.\d+)?", number):
+            raise ValueError(f"expected {SPACE_HINT}")
+        if float(number) > 100:
             raise ValueError(f"expected {SPACE_HINT}; a percentage is at most 100")
-        return number, True
-    return number * _SPACE_UNITS[unit], False
+        return float(number), True
+    try:
+        return float(parse_size(text)), False
+    except ValueError:
+        raise ValueError(f"expected {SPACE_HINT}") from None
