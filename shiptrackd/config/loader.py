@@ -19,6 +19,7 @@ from typing import Any
 from shiptrackd.errors import ConfigError
 from shiptrackd.paths import absolute, default_state_dir, user_socket
 
+from .relations import check_relations
 from .schema import _show, _Spec, _specs
 from .shapes import AlertsConfig, Config, RateLimit, Schedule, Secret
 from .sources import _alias_layer, _build, _credentials_layer, _env_layer, _merge, _set, _walk_table
@@ -150,6 +151,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
         merged = [*base, *(Secret(u) for u in extra_urls)]
         values["alerts"]["urls"] = tuple(dict.fromkeys(merged))  # drop repeats, keep order
     config: Config = _build(Config, values)
+    check_relations(config)
     return dataclasses.replace(config, source=source)
 
 

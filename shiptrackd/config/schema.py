@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import tomllib
 import types
@@ -23,10 +24,22 @@ from typing import Any, Literal, NoReturn
 
 from shiptrackd.errors import ConfigError
 
-from .shapes import LOG_LEVELS, Config, RateLimit, Schedule, Secret
+from .shapes import (
+    LOG_LEVELS,
+    MAX_COUNT,
+    MAX_DURATION_S,
+    MAX_RATE_PER_S,
+    MAX_RATE_PERIOD_S,
+    PROVIDER_NAMES,
+    SCHEDULE_MAX_S,
+    SCHEDULE_MIN_S,
+    Config,
+    RateLimit,
+    Schedule,
+    Secret,
+)
 from .values import (
     ALERT_TAGS,
-    DURATION_HINT,
     RATE_HINT,
     SCHEDULE_HINT,
     SPACE_HINT,
@@ -54,7 +67,7 @@ class _Spec:
     duration: bool
     minimum: float | None
     has_default: bool
-    maximum: float | None = None  # metadata={"max": N}: the highest accepted value (durations)
+    maximum: float | None = None
 
     @property
     def table(self) -> type | None:
@@ -82,9 +95,8 @@ def _specs(cls: type) -> dict[str, _Spec]:
             duration = f.name.endswith("_s") or bool(f.metadata.get("duration"))
             key = f.name[:-2] if f.name.endswith("_s") else f.name
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-            specs[key] = _Spec(
-                f.name, key, hints[f.name], duration, f.metadata.get("min"), has_default, f.metadata.get("max")
-            )
+            minimum, maximum = f.metadata.get("min"), f.metadata.get("max")
+            specs[key] = _Spec(f.name, key, hints[f.name], duration, minimum, has_default, maximum)
         _SPECS[cls] = specs
     return _SPECS[cls]
 
@@ -171,36 +183,62 @@ def _parse_bool(value: Any, where: _Where) -> bool:
     _fail(where, value, "true or false")
 
 
-def _parse_number(value: Any, where: _Where, kind: type, minimum: float | None) -> Any:
+def _parse_number(value: Any, where: _Where, kind: type, minimum: float | None, maximum: float | None) -> Any:
+    """An int or float within [minimum (default 0), maximum (default MAX_COUNT)]; the range is in the error."""
+    noun = "an integer" if kind is int else "a number"
+    low = 0 if minimum is None else minimum
+    high = MAX_COUNT if maximum is None else maximum
+    expected = f"{noun} from {low:g} to {high:g}"
     if where.from_env and isinstance(value, str):
         try:
             value = int(value.strip()) if kind is int else float(value.strip())
         except ValueError:
-            _fail(where, value, "an integer" if kind is int else "a number")
+            _fail(where, value, expected)
     if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and isinstance(value, float)):
-        _fail(where, value, "an integer" if kind is int else "a number")
-    low = 0 if minimum is None else minimum
-    if value < low:
-        _fail(where, value, f"{'an integer' if kind is int else 'a number'} >= {low:g}")
+        _fail(where, value, expected)
+    if not math.isfinite(value) or not low <= value <= high:
+        _fail(where, value, expected)
     return kind(value)
 
 
-def _parse_duration_value(value: Any, where: _Where, minimum: float | None, maximum: float | None = None) -> float:
+def _parse_duration_value(value: Any, where: _Where, minimum: float | None, maximum: float | None) -> float:
+    """Seconds within (0 or minimum, maximum (default MAX_DURATION_S)]; the range is in the error."""
+    high = MAX_DURATION_S if maximum is None else maximum
+    like = 'like "90s", "1h30m" or "2d"'
+    if minimum is None:
+        expected = f"a positive duration {like}, at most {format_duration(high)}"
+    else:
+        expected = f"a duration {like}, from {format_duration(minimum)} to {format_duration(high)}"
     try:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise ValueError
         seconds = parse_duration(value)
     except ValueError:
-        _fail(where, value, DURATION_HINT)
-    if minimum is None and seconds <= 0:
-        _fail(where, value, "a positive " + DURATION_HINT.removeprefix("a "))
-    if minimum is not None and maximum is not None and not minimum <= seconds <= maximum:
-        _fail(where, value, f"a duration from {format_duration(minimum)} to {format_duration(maximum)}")
-    if minimum is not None and seconds < minimum:
-        _fail(where, value, f"a duration of at least {format_duration(minimum)}")
-    if maximum is not None and seconds > maximum:
-        _fail(where, value, f"a duration of at most {format_duration(maximum)}")
+        _fail(where, value, expected)
+    if (minimum is None and seconds <= 0) or (minimum is not None and seconds < minimum) or seconds > high:
+        _fail(where, value, expected)
     return seconds
+
+
+def _check_schedule(schedule: Schedule, value: Any, where: _Where) -> Schedule:
+    if schedule.interval_s is not None and not SCHEDULE_MIN_S <= schedule.interval_s <= SCHEDULE_MAX_S:
+        span = f"{format_duration(SCHEDULE_MIN_S)} to {format_duration(SCHEDULE_MAX_S)}"
+        _fail(where, value, f"an interval from {span}, or a five-field cron expression")
+    return schedule
+
+
+def _check_rate(rate: RateLimit | None, value: Any, where: _Where) -> RateLimit | None:
+    if rate is not None and (rate.per_second > MAX_RATE_PER_S or rate.period_s > MAX_RATE_PERIOD_S):
+        limits = f"at most {MAX_RATE_PER_S:g}/s, over a period of at most {format_duration(MAX_RATE_PERIOD_S)}"
+        _fail(where, value, f"{RATE_HINT}; {limits}")
+    return rate
+
+
+def _parse_provider_name(value: Any, where: _Where) -> str:
+    name = value.strip().lower() if isinstance(value, str) else value
+    if name not in PROVIDER_NAMES:
+        _fail(where, value, "a known provider: one of " + ", ".join(json.dumps(n) for n in PROVIDER_NAMES))
+    return str(name)
 
 
 def _parse_list(value: Any, where: _Where) -> list[Any]:
@@ -271,6 +309,7 @@ _SPECIAL: dict[str, Callable[[Any, _Where], Any]] = {
     "daemon.socket_mode": _parse_mode,
     "daemon.log_level": _parse_level,
     "daemon.metrics_listen": _parse_listen,
+    "provider.name": _parse_provider_name,
     "health.free_disk_warning": _parse_space_key,
     "health.free_disk_critical": _parse_space_key,
 }
@@ -319,21 +358,23 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
     if hint in (int, float) and spec.duration:
         return _parse_duration_value(value, where, spec.minimum, spec.maximum)
     if hint in (int, float):
-        return _parse_number(value, where, hint, spec.minimum)
+        return _parse_number(value, where, hint, spec.minimum, spec.maximum)
     if hint is Schedule:
         try:
             if isinstance(value, bool) or not isinstance(value, str | int | float):
                 raise ValueError(f"expected {SCHEDULE_HINT}")
-            return parse_schedule(value)
+            schedule = parse_schedule(value)
         except ValueError as exc:
             raise ConfigError(f"{where.dotted} = {_show(value)} {where.origin}: {exc}") from None
+        return _check_schedule(schedule, value, where)
     if hint is RateLimit:
         if not isinstance(value, str):
             _fail(where, value, RATE_HINT)
         try:
-            return parse_rate_limit(value)
+            rate = parse_rate_limit(value)
         except ValueError:
             _fail(where, value, RATE_HINT)
+        return _check_rate(rate, value, where)
     if not isinstance(value, str):
         _fail(where, value, "a string")
     if hint is Secret:

@@ -4,7 +4,7 @@ The shape of the configuration: the frozen dataclasses a loaded Config is made o
 This is where a setting is declared. Everything else in the package is derived from these classes
 (the key schema walks their fields and type hints), so a field added here with a default is a typed
 file key and SHIPTRACK_* variable at once, following the conventions in the package docstring
-(`_s` durations, `duration_field()`, `x_file` for secrets, `metadata={"min": N}`). It holds no
+(`_s` durations, `duration_field()`, `x_file` for secrets, `ranged(default, low, high)`). It holds no
 parsing: it imports only the stdlib. Type hints are resolved against this module's globals, so a
 name used in an annotation must be imported here at run time, not under TYPE_CHECKING.
 """
@@ -23,6 +23,28 @@ LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL
 def duration_field(default: float, **kwargs: Any) -> Any:
     """A float field holding seconds, written as a duration even though its name lacks `_s`."""
     return field(default=default, metadata={"duration": True}, **kwargs)
+
+
+def ranged(default: Any, low: float | None, high: float) -> Any:
+    """A number (or `_s` duration) field accepted only within [low, high]; low None keeps the type's default.
+
+    Every number has a ceiling: `concurrency = 1000000` or `shutdown_grace = 1e308` must fail at
+    load with the range in the message, not at run time with a stuck daemon.
+    """
+    return field(default=default, metadata={"min": low, "max": high})
+
+
+# The providers `[provider] name` may name. providers/ (which imports httpx) registers exactly these;
+# a test keeps the two in step, so the config can reject an unknown name without importing it.
+PROVIDER_NAMES = ("shipengine",)
+
+# Ceilings shared by many keys: a duration beyond ten years, or a count beyond a billion, is a typo.
+MAX_DURATION_S = 10 * 365 * 86400.0
+MAX_COUNT = 1_000_000_000
+# A schedule faster than a second spins; one slower than a year never runs.
+SCHEDULE_MIN_S, SCHEDULE_MAX_S = 1.0, 366 * 86400.0
+# A configured rate above this is a typo (the sandbox tops out far below), a period above a day too.
+MAX_RATE_PER_S, MAX_RATE_PERIOD_S = 10_000.0, 86400.0
 
 
 class Secret:
@@ -68,22 +90,22 @@ class DaemonConfig:
     socket_mode: int = 0o660
     log_level: str = "INFO"  # one of LOG_LEVELS
     log_format: Literal["text", "json"] = "text"
-    shutdown_grace_s: float = 15.0
+    shutdown_grace_s: float = ranged(15.0, None, 3600)
     metrics_listen: str = ""  # "127.0.0.1:9469" serves /metrics over TCP too; "" = socket only
 
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    name: str = "shipengine"
+    name: str = "shipengine"  # one of PROVIDER_NAMES
     api_key: Secret = field(default_factory=lambda: Secret(""))
     base_url: str = "https://api.shipengine.com"
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
-    timeout_s: float = 15.0
+    timeout_s: float = ranged(15.0, None, 600)
     rate_limit: RateLimit | None = RateLimit(200, 60.0)  # None = unlimited
-    concurrency: int = field(default=8, metadata={"min": 1})
-    retries: int = 3
-    circuit_breaker: int = field(default=5, metadata={"min": 1})  # unreachable calls in a row end a run
-    max_retry_after_s: float = 300.0  # a longer Retry-After is clamped to this
+    concurrency: int = ranged(8, 1, 256)  # 2,000 took 15 s and 474 MB to start (issue 9)
+    retries: int = ranged(3, 0, 20)
+    circuit_breaker: int = ranged(5, 1, 10_000)  # unreachable calls in a row end a run
+    max_retry_after_s: float = ranged(300.0, None, 86400)  # a longer Retry-After is clamped to this
 
 
 @dataclass(frozen=True)
@@ -111,27 +133,29 @@ class CadenceConfig:
 class SyncConfig:
     schedule: Schedule = Schedule("5m", interval_s=300)
     force_schedule: Schedule = Schedule("0 2 * * *", cron="0 2 * * *")
-    batch_size: int = field(default=100, metadata={"min": 1})
-    max_runtime_s: float = 1800.0
+    batch_size: int = ranged(100, 1, 100_000)
+    max_runtime_s: float = ranged(1800.0, None, 7 * 86400)
     cadence: CadenceConfig = field(default_factory=CadenceConfig)
 
 
 @dataclass(frozen=True)
 class HealthConfig:
     schedule: Schedule = Schedule("5m", interval_s=300)
-    check_timeout_s: float = 30.0  # a check that takes longer is reported unknown
-    api_latency_warning_s: float = 5.0  # the connectivity probe answering slower than this warns
+    check_timeout_s: float = ranged(30.0, None, 3600)  # a check that takes longer is reported unknown
+    api_latency_warning_s: float = ranged(5.0, None, 3600)  # the connectivity probe answering slower than this warns
     sync_age_warning_s: float = 15 * 60  # no successful sync for this long: warning
     sync_age_critical_s: float = 3600.0  # ... critical
     stale_after_s: float = 36 * 3600  # an active shipment not updated for this long is stale
-    stale_warning: int = 10  # more stale shipments than this: warning (`--alert-threshold` overrides)
-    stale_critical: int = 100  # ... critical
+    stale_warning: int = ranged(
+        10, 0, MAX_COUNT
+    )  # more stale shipments than this: warning (`--alert-threshold` overrides)
+    stale_critical: int = ranged(100, 0, MAX_COUNT)  # ... critical
     error_rate_window_s: float = 3600.0  # failed / attempted fetches over this window
-    error_rate_warning: float = field(default=10.0, metadata={"min": 0})  # percent
-    error_rate_critical: float = field(default=50.0, metadata={"min": 0})  # percent
-    error_rate_min_attempts: int = 20  # fewer attempts in the window are not judged
-    loop_failures_warning: int = field(default=1, metadata={"min": 1})  # a loop failing this many times in a row
-    loop_failures_critical: int = field(default=3, metadata={"min": 1})
+    error_rate_warning: float = ranged(10.0, 0, 100)  # percent
+    error_rate_critical: float = ranged(50.0, 0, 100)  # percent
+    error_rate_min_attempts: int = ranged(20, 0, MAX_COUNT)  # fewer attempts in the window are not judged
+    loop_failures_warning: int = ranged(1, 1, 10_000)  # a loop failing this many times in a row
+    loop_failures_critical: int = ranged(3, 1, 10_000)
     loop_overdue_after_s: float = 300.0  # a loop this late past its next run is overdue
     free_disk_warning: str = "10%"  # free space in state_dir below this: bytes ("2GB") or percent ("10%")
     free_disk_critical: str = "5%"
@@ -145,12 +169,12 @@ class AlertsConfig:
     config: Path | None = None  # an Apprise YAML or TEXT config file; its channels join `urls`, tags included
     repeat_interval_s: float = 4 * 3600
     send_resolved: bool = True
-    for_reports: int = field(default=2, metadata={"min": 1})  # failing reports in a row before an alert fires
-    resolve_after: int = field(default=2, metadata={"min": 1})  # passing reports in a row before it resolves
-    max_per_hour: int = field(default=12, metadata={"min": 1})  # notifications an hour, at most (tests excluded)
+    for_reports: int = ranged(2, 1, 10_000)  # failing reports in a row before an alert fires
+    resolve_after: int = ranged(2, 1, 10_000)  # passing reports in a row before it resolves
+    max_per_hour: int = ranged(12, 1, 100_000)  # notifications an hour, at most (tests excluded)
     inhibit: bool = True  # hold back stale_shipments, recent_sync, error_rate while api_connectivity is critical
-    delivery_timeout_s: float = 20.0  # one attempt to one channel
-    delivery_attempts: int = field(default=3, metadata={"min": 1})  # per channel, with backoff
+    delivery_timeout_s: float = ranged(20.0, None, 3600)  # one attempt to one channel
+    delivery_attempts: int = ranged(3, 1, 100)  # per channel, with backoff
     host: str = ""  # the host name alerts carry; "" = this machine's
     keep_log_s: float = 30 * 86400  # deprecated: read as [store] keep_alerts when that is not set
     # The dead man's switch (alerts/heartbeat.py): a ping URL an outside service expects every interval.

@@ -1,0 +1,63 @@
+"""
+Checks between keys: a warning threshold past its critical one, a back-off floor above its ceiling.
+
+Each key is valid on its own (the schema checked its type and range); these pairs only make sense
+together, and getting one wrong silently disables a level (a warning that can never fire before
+critical). load() runs them on the built Config, so --check-config, the start and a reload agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shiptrackd.errors import ConfigError
+from shiptrackd.units import format_duration
+
+from .shapes import Config
+from .values import parse_space
+
+_WARN = "the warning threshold at most the critical one"
+_BACKOFF = "the first back-off at most its ceiling"
+# (table, lower field, upper field, what is expected); durations print as durations.
+_PAIRS = (
+    ("health", "sync_age_warning_s", "sync_age_critical_s", _WARN),
+    ("health", "stale_warning", "stale_critical", _WARN),
+    ("health", "error_rate_warning", "error_rate_critical", _WARN),
+    ("health", "loop_failures_warning", "loop_failures_critical", _WARN),
+    ("sync.cadence", "not_yet_in_system", "not_yet_in_system_max", _BACKOFF),
+    ("sync.cadence", "failure_backoff", "failure_backoff_max", _BACKOFF),
+)
+
+
+def _table(config: Config, dotted: str) -> Any:
+    obj: Any = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _show(table: str, name: str, value: float) -> str:
+    if name.endswith("_s") or table == "sync.cadence":
+        return f'{table}.{name.removesuffix("_s")} = "{format_duration(value)}"'
+    return f"{table}.{name} = {value:g}"
+
+
+def check_relations(config: Config) -> None:
+    """Raise ConfigError naming both keys when a pair of settings contradicts itself."""
+    for dotted, low_name, high_name, why in _PAIRS:
+        table = _table(config, dotted)
+        low, high = getattr(table, low_name, None), getattr(table, high_name, None)
+        if isinstance(low, int | float) and isinstance(high, int | float) and low > high:
+            raise ConfigError(
+                f"{_show(dotted, low_name, low)} is above {_show(dotted, high_name, high)}: expected {why}"
+            )
+    # Free space warns while there is still more of it than the critical floor.
+    health = config.health
+    warn_text, crit_text = getattr(health, "free_disk_warning", None), getattr(health, "free_disk_critical", None)
+    if isinstance(warn_text, str) and isinstance(crit_text, str):
+        (warn, warn_pct), (crit, crit_pct) = parse_space(warn_text), parse_space(crit_text)
+        if warn_pct == crit_pct and warn < crit:
+            raise ConfigError(
+                f'health.free_disk_warning = "{warn_text}" is below health.free_disk_critical = "{crit_text}": '
+                "expected the warning level of free space at least the critical one"
+            )
