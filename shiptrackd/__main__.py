@@ -7,8 +7,14 @@ Exit codes: 0 clean stop, 78 bad configuration, 1 anything else.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Config
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 78
 
@@ -43,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     def load() -> config_mod.Config:
         return config_mod.load(args.config, demo=args.demo)
 
+    from .statedir import StateDirLock, StateDirLockedError, check_paths, prepare_paths
+
+    # Every configuration error is found here, before the socket, the store or the sandbox.
     try:
         config = load()
+        check_paths(config)
     except ConfigError as exc:
         print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -59,11 +69,33 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         return EXIT_OK
 
+    # What the unit's UMask=0077 does, for a daemon started by hand: state, store, logs private.
+    os.umask(0o077)
+    from .daemon import STORE_FILE
+
+    lock = StateDirLock(config.daemon.state_dir)
+    try:
+        prepare_paths(config, STORE_FILE)
+        lock.acquire()  # before --demo seeds the store, and before the Daemon opens it
+    except ConfigError as exc:
+        print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StateDirLockedError as exc:
+        # Exit 1, not 78: the configuration is valid, the directory is busy (e.g. an old
+        # process still shutting down); systemd's restart then succeeds once it is gone.
+        print(f"shiptrackd: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    with lock:
+        return _run(args, config, load)
+
+
+def _run(args: argparse.Namespace, config: Config, load: Callable[[], Config]) -> int:
+    """Run the daemon (or the demo) until it stops; the exit code."""
     import anyio
     from loguru import logger
 
     from .daemon import Daemon
-    from .errors import ShiptrackError
+    from .errors import ConfigError, ShiptrackError
     from .log import register_secret, setup_logging
 
     setup_logging(config.daemon.log_level, config.daemon.log_format)

@@ -39,6 +39,7 @@ from .providers import make_provider
 from .providers.base import Provider
 from .schedule import Loop
 from .service import Service
+from .statedir import StateDirLock, prepare_paths
 from .store import Store
 from .store.retention import cutoffs
 from .sync.engine import SyncEngine
@@ -82,6 +83,14 @@ class Daemon:
     async def run(self, *, task_status: TaskStatus[Daemon] = anyio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
         install_retry_logging()
+        # Paths and the state-dir lock come before anything else: a second daemon on this state
+        # dir must not touch the store (it used to mark the first one's live run interrupted).
+        prepare_paths(cfg, STORE_FILE)
+        with StateDirLock(cfg.daemon.state_dir):
+            await self._run_locked(task_status)
+
+    async def _run_locked(self, task_status: TaskStatus[Daemon]) -> None:
+        cfg = self.config
         sdnotify.notify("STATUS=opening the store")
         # Refuse a live socket before touching the store: it belongs to a running daemon, whose
         # in-progress run must not be marked orphaned (and the error must not hide in a task group).
@@ -90,8 +99,13 @@ class Daemon:
         channels = await ChannelSet.build(cfg.alerts.urls, config_file=cfg.alerts.config)
         for url in channels.secrets():
             register_secret(url)
-        store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
         provider = self._provider or make_provider(cfg.provider, observer=self._observe_request)
+        try:
+            store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
+        except BaseException:
+            with anyio.move_on_after(5, shield=True):
+                await provider.aclose()
+            raise
         try:
             orphans = await store.runs.interrupt_orphans(self.clock.now())
             if orphans:

@@ -87,7 +87,9 @@ def claim_socket_path(path: Path) -> None:
     steal a live socket. Probe it: if something answers, refuse; if the connection
     is refused (a stale file from a crash), remove it; anything else is not ours.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    # Only the socket's own directory is created, never its parents: a socket in an arbitrary
+    # missing directory is a configuration mistake (statedir.check_socket_dir says which).
+    path.parent.mkdir(exist_ok=True, mode=0o750)
     if not path.exists() and not path.is_symlink():
         return
     if not path.is_socket():
