@@ -7,9 +7,13 @@ errors within a minute, with no key and no network.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import anyio
 from loguru import logger
 
 from .clock import utcnow
@@ -22,6 +26,8 @@ from .store import Store
 DEMO_KEY = "TEST_demo_key"
 # Simulated carrier time runs an hour a second: a parcel is delivered within a couple of minutes.
 TIME_SCALE = 3600.0
+STORY_FILE = "sandbox-story.json"  # beside the store in the demo's state dir
+STORY_SAVE_INTERVAL_S = 2.0
 
 
 def pointed_at(config: Config, base_url: str) -> Config:
@@ -33,26 +39,80 @@ def pointed_at(config: Config, base_url: str) -> Config:
     return dataclasses.replace(config, provider=provider)
 
 
+def load_story(sandbox: Sandbox, path: Path) -> str:
+    """Resume the sandbox's story from *path* if there is one; a sentence saying what happened, for the log."""
+    try:
+        story = json.loads(path.read_text(encoding="utf-8"))
+        sandbox.resume_story(story)
+    except FileNotFoundError:
+        return "a new story starts"
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        return f"the saved story in {path} is unreadable ({exc}); a new story starts"
+    return f"the story continues at {story['now']} ({len(story['first_seen'])} parcels already seen)"
+
+
+def save_story(sandbox: Sandbox, path: Path) -> None:
+    """Write the sandbox's story to *path* atomically (a crash leaves the old one, never half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(sandbox.story(), fh)
+    os.replace(tmp, path)
+
+
+async def _keep_story(sandbox: Sandbox, path: Path) -> None:
+    """Save the story every few seconds, so even a kill -9 loses little of it."""
+    while True:
+        await anyio.sleep(STORY_SAVE_INTERVAL_S)
+        try:
+            save_story(sandbox, path)
+        except OSError as exc:
+            logger.warning("demo: cannot save the sandbox story to {}: {}", path, exc)
+
+
 @asynccontextmanager
 async def demo_environment(config: Config) -> AsyncIterator[tuple[Config, Callable[[Config], Config]]]:
-    """Start the sandbox, seed the store once, and yield the config aimed at it plus the same re-aiming for reloads."""
+    """Start the sandbox, seed the store once, and yield the config aimed at it plus the same re-aiming for reloads.
+
+    The sandbox's story (its simulated clock and when it first saw each parcel) is kept beside the
+    demo's store, so a demo restarted in the same folder continues where it stopped.
+    """
     sandbox = Sandbox(api_key=DEMO_KEY, latency_s=0.05, time_scale=TIME_SCALE, rate_limit="20/s")
+    story_path = config.daemon.state_dir / STORY_FILE
+    story_note = load_story(sandbox, story_path)
+    # As in Sandbox.serve: the block's own exception is raised after the task group closes, so
+    # a ConfigError from the daemon reaches __main__ as itself, not inside an ExceptionGroup.
+    error: BaseException | None = None
     async with sandbox.serve() as sb:
-        demo_config = pointed_at(config, sb.base_url)
-        store = await Store.open(config.daemon.state_dir / STORE_FILE)
-        try:
-            samples = [NewShipment(**s) for s in sample_shipments(50)]
-            added = await store.shipments.add_many(samples, utcnow())
-        finally:
-            await store.close()
-        logger.info(
-            "demo: sandbox carrier API at {}, {} sample shipments added ({} already there); state in {}",
-            sb.base_url,
-            len(added.added),
-            len(added.duplicates),
-            config.daemon.state_dir,
-        )
-        logger.info(
-            "demo: try `shiptrackctl --socket {} status` or `shiptrack-tui --socket {}`", *[config.daemon.socket] * 2
-        )
-        yield demo_config, lambda reloaded: pointed_at(reloaded, sb.base_url)
+        await _seed(config, sb.base_url, story_note)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_keep_story, sandbox, story_path)
+            try:
+                yield pointed_at(config, sb.base_url), lambda reloaded: pointed_at(reloaded, sb.base_url)
+            except BaseException as exc:
+                error = exc
+            finally:
+                tg.cancel_scope.cancel()
+                save_story(sandbox, story_path)
+    if error is not None:
+        raise error
+
+
+async def _seed(config: Config, base_url: str, story_note: str) -> None:
+    """Add the sample shipments (once: later runs find them there) and tell the newcomer where to look."""
+    store = await Store.open(config.daemon.state_dir / STORE_FILE)
+    try:
+        samples = [NewShipment(**s) for s in sample_shipments(50)]
+        added = await store.shipments.add_many(samples, utcnow())
+    finally:
+        await store.close()
+    logger.info(
+        "demo: sandbox carrier API at {}, {} sample shipments added ({} already there); state in {}; {}",
+        base_url,
+        len(added.added),
+        len(added.duplicates),
+        config.daemon.state_dir,
+        story_note,
+    )
+    sock = config.daemon.socket
+    logger.info("demo: try `shiptrackctl --socket {} status` or `shiptrack-tui --socket {}`", sock, sock)

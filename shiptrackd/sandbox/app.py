@@ -28,6 +28,7 @@ from shiptrackd.sandbox import faults, lifecycle
 from shiptrackd.sandbox.samples import sample_shipments
 from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
 from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_duration, parse_rate_limit
+from shiptrackd.units import format_rfc3339, parse_rfc3339
 
 KNOBS = ("api_key", "rate_limit", "burst", "latency_s", "faults", "seed", "time_scale")
 
@@ -127,6 +128,30 @@ class Sandbox:
 
     def first_seen_at(self, carrier_code: str, tracking_number: str) -> datetime | None:
         return self._first_seen.get(f"{carrier_code}\0{tracking_number}")
+
+    def story(self) -> dict[str, Any]:
+        """Where every parcel's story stands (simulated now, first sightings), JSON-ready for resume_story."""
+        return {
+            "now": format_rfc3339(self.clock.now()),
+            "first_seen": {key: format_rfc3339(at) for key, at in self._first_seen.items()},
+        }
+
+    def resume_story(self, story: Mapping[str, Any]) -> None:
+        """
+        Continue a story saved by story(): simulated time goes on from its `now`, parcels from their first sight.
+
+        Without it a restarted demo rewound: parcels went IT -> NY and most expired (issue 9 item 14).
+        Simulated time never goes back: a saved `now` behind this sandbox's clock is ignored.
+        Raises ValueError on a malformed story, changing nothing.
+        """
+        try:
+            now = parse_rfc3339(story["now"])
+            seen = {str(key): parse_rfc3339(at) for key, at in dict(story["first_seen"]).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a sandbox story ({exc})") from None
+        if now > self.clock.now():
+            self.clock = SimClock(now, self.clock.time_scale)
+        self._first_seen = seen
 
     # --- serving -----------------------------------------------------------------------
 
