@@ -42,7 +42,6 @@ from .values import (
     ALERT_TAGS,
     RATE_HINT,
     SCHEDULE_HINT,
-    SPACE_HINT,
     format_duration,
     mask_url,
     parse_duration,
@@ -272,8 +271,8 @@ def _check_url_list(urls: list[Any], where: _Where) -> tuple[Secret, ...]:
 def _parse_space_key(value: Any, where: _Where) -> str:
     try:
         parse_space(value)
-    except ValueError:
-        _fail(where, value, SPACE_HINT)
+    except ValueError as exc:
+        raise ConfigError(f"{where.dotted} = {_show(value)} {where.origin}: {exc}") from None
     return str(value).strip()
 
 

@@ -71,8 +71,10 @@ def parse_schedule(text: str | float) -> Schedule:
     stripped = " ".join(text.split())
     try:
         seconds = parse_duration(stripped)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        if len(stripped.split()) == 1 and not stripped.startswith("@"):
+            # One word cannot be a five-field cron expression: the duration's own error says more.
+            raise ValueError(f"{exc}; or a five-field cron expression") from None
     else:
         if seconds <= 0:
             raise ValueError(f"expected a positive interval or {SCHEDULE_HINT}")
