@@ -141,7 +141,7 @@ class Sandbox:
         Continue a story saved by story(): simulated time goes on from its `now`, parcels from their first sight.
 
         Without it a restarted demo rewound: parcels went IT -> NY and most expired (issue 9 item 14).
-        Simulated time never goes back: a saved `now` behind this sandbox's clock is ignored.
+        Call it before serving: the clock is set to the saved `now` even if that is behind this one's.
         Raises ValueError on a malformed story, changing nothing.
         """
         try:
@@ -149,8 +149,7 @@ class Sandbox:
             seen = {str(key): parse_rfc3339(at) for key, at in dict(story["first_seen"]).items()}
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a sandbox story ({exc})") from None
-        if now > self.clock.now():
-            self.clock = SimClock(now, self.clock.time_scale)
+        self.clock = SimClock(now, self.clock.time_scale)
         self._first_seen = seen
 
     # --- serving -----------------------------------------------------------------------

@@ -1,0 +1,174 @@
+"""
+`shiptrackd --demo` run twice in one folder: a second one while the first runs refuses before the
+store, and a restarted one continues the sandbox's story instead of rewinding it (issue 9 item 14).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from shiptrackd.api.client import ApiClient, DaemonUnavailableError
+from shiptrackd.config import load
+from shiptrackd.demo import DEMO_KEY, STORY_FILE, demo_environment
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.units import parse_rfc3339
+
+pytestmark = pytest.mark.anyio
+
+SHIPTRACKD = [sys.executable, "-m", "shiptrackd", "--demo"]
+
+
+async def _track(client: httpx.AsyncClient, number: str) -> dict[str, Any]:
+    response = await client.get(
+        "/v1/tracking", params={"carrier_code": "ups", "tracking_number": number}, headers={"API-Key": DEMO_KEY}
+    )
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_a_resumed_sandbox_story_continues_where_it_stopped() -> None:
+    """A sandbox resumed from story() keeps its simulated time and each parcel's first sight."""
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    first = Sandbox(api_key=DEMO_KEY, time_scale=0, start_at=start)
+    async with first.serve() as sb, httpx.AsyncClient(base_url=sb.base_url) as client:
+        assert (await _track(client, "1ZLCNORMAL0001"))["status_code"] == "NY"  # first sight
+        sb.advance(hours=48)
+        before = await _track(client, "1ZLCNORMAL0001")
+        story = json.loads(json.dumps(sb.story()))  # as it goes through the file
+    assert before["status_code"] not in ("NY", "AC")
+
+    second = Sandbox(api_key=DEMO_KEY, time_scale=0)  # starts at the real now: behind the saved story
+    second.resume_story(story)
+    async with second.serve() as sb, httpx.AsyncClient(base_url=sb.base_url) as client:
+        assert sb.now() == parse_rfc3339(story["now"])
+        after = await _track(client, "1ZLCNORMAL0001")
+    assert after == before
+
+
+def test_a_malformed_story_changes_nothing() -> None:
+    """resume_story refuses a malformed story with ValueError and keeps the sandbox as it was."""
+    sandbox = Sandbox(time_scale=0, start_at=datetime(2026, 1, 5, tzinfo=UTC))
+    for bad in ({}, {"now": "yesterday", "first_seen": {}}, {"now": "2026-02-01T00:00:00Z", "first_seen": [1]}):
+        with pytest.raises(ValueError, match="not a sandbox story"):
+            sandbox.resume_story(bad)
+    assert sandbox.now() == datetime(2026, 1, 5, tzinfo=UTC)
+
+
+async def test_demo_environment_saves_and_resumes_the_story(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """demo_environment writes the story beside the demo's store, and the next one starts from it."""
+    monkeypatch.chdir(short_tmp)
+    config = load(demo=True)
+
+    async def sandbox_now(base_url: str) -> datetime:
+        async with httpx.AsyncClient(base_url=base_url) as client:
+            return parse_rfc3339((await client.get("/_sandbox/config")).json()["now"])
+
+    async with demo_environment(config) as (demo_config, _aim):
+        first_now = await sandbox_now(demo_config.provider.base_url)
+    saved = json.loads((config.daemon.state_dir / STORY_FILE).read_text())
+    assert parse_rfc3339(saved["now"]) >= first_now
+    assert os.stat(config.daemon.state_dir / STORY_FILE).st_mode & 0o077 == 0
+
+    async with demo_environment(config) as (demo_config, _aim):
+        assert await sandbox_now(demo_config.provider.base_url) >= parse_rfc3339(saved["now"])
+
+
+# --- as a newcomer runs it ------------------------------------------------------------------------
+
+
+async def _start(cwd: Path, log: Path) -> Any:
+    with log.open("ab") as out:
+        return await anyio.open_process(SHIPTRACKD, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+
+
+async def _wait_for(client: ApiClient, process: Any, log: Path, done: Any, timeout_s: float = 30.0) -> Any:
+    """Poll the daemon until done(client) gives something truthy; fail at once if the process died."""
+    with anyio.fail_after(timeout_s):
+        while True:
+            if process.returncode is not None:
+                raise AssertionError(f"demo exited {process.returncode}:\n{await anyio.Path(log).read_text()}")
+            try:
+                if value := await done(client):
+                    return value
+            except DaemonUnavailableError:
+                pass
+            await anyio.sleep(0.1)
+
+
+async def _statuses(client: ApiClient) -> dict[str, str | None]:
+    page = await client.shipments(limit=100)
+    return {s["tracking_number"]: s["status_code"] for s in page["shipments"]}
+
+
+async def _moved(client: ApiClient) -> set[str]:
+    """Parcels the carrier has scanned: anything past NY (not yet in system)."""
+    return {n for n, status in (await _statuses(client)).items() if status not in (None, "NY")}
+
+
+async def _enough_moved(client: ApiClient) -> bool:
+    return len(await _moved(client)) >= 10
+
+
+async def _finished_run(client: ApiClient, since: int = 0) -> int | None:
+    for run in await client.runs(limit=5):
+        if run["id"] > since and run["outcome"] != "running":
+            return int(run["id"])
+    return None
+
+
+@pytest.mark.timeout(200)
+async def test_a_second_demo_refuses_and_a_restarted_one_continues(short_tmp: Path) -> None:
+    """A second --demo in the folder exits 1 naming the first's pid without seeding; a restart continues the story."""
+    socket = short_tmp / ".shiptrackd-demo" / "control.sock"
+    log = short_tmp / "first.log"
+    first = await _start(short_tmp, log)
+    try:
+        async with ApiClient(socket, timeout_s=5) as client:
+            # Simulated time runs an hour a second: within a few syncs most parcels have moved on.
+            await _wait_for(client, first, log, _enough_moved, timeout_s=90)
+
+            second_log = short_tmp / "second.log"
+            second = await _start(short_tmp, second_log)
+            with anyio.fail_after(30):
+                assert await second.wait() == 1
+            message = second_log.read_text()
+            assert f"pid {first.pid}" in message
+            assert "sample shipments" not in message and "Traceback" not in message
+
+            assert (await client.status())["state"] == "running"
+            moved = await _moved(client)
+        first.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            assert await first.wait() == 0
+    finally:
+        if first.returncode is None:
+            first.kill()
+    log = short_tmp / "again.log"
+    again = await _start(short_tmp, log)
+    try:
+        async with ApiClient(socket, timeout_s=5) as client:
+            last = await _wait_for(client, again, log, _finished_run)
+            await client.sync(force=True)  # ask the sandbox about every parcel again
+            await _wait_for(client, again, log, lambda c: _finished_run(c, since=last))
+            after = await _statuses(client)
+        again.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            assert await again.wait() == 0
+    finally:
+        if again.returncode is None:
+            again.kill()
+    assert "the story continues" in log.read_text()
+    rewound = sorted(n for n in moved if after[n] == "NY")
+    assert rewound == []  # before: 43 of 50 went back to NY
