@@ -10,12 +10,14 @@ Conventions the walk applies:
 - a field ending in `_s`, or declared with `duration_field()`, is a duration ("90s", "1h30m", "14d",
   "250ms", or a bare number of seconds) and its key drops the suffix (`timeout_s` <-> `timeout`);
 - a `Secret` (or tuple of them) field `x` also accepts `x_file`: a file holding the value;
-- `field(metadata={"min": N})` sets the lowest accepted number; `{"key": False}` hides a field.
+- `ranged(default, low, high)` bounds a number or duration (every number has a ceiling, named in
+  the error); `field(metadata={"key": False})` hides a field.
 
 Where things live (import from `shiptrackd.config`, not from the modules):
 - shapes   Secret, RateLimit, Schedule, the section dataclasses and Config, duration_field, LOG_LEVELS;
-- values   one value as text: durations, rate limits, schedules and next_fire, free space,
-           alert URL tags, mask_url;
+- values   one value as text: schedules and next_fire, free space, alert URL tags, mask_url
+           (durations, rates and sizes are shiptrackd.units, re-exported here);
+- relations checks between keys (warning <= critical, back-off floor <= ceiling);
 - schema   the key schema derived from `shapes`, SHIPTRACK_* names, one raw value -> typed value;
 - sources  the layers: TOML table walk, SHIPTRACK_* env, seed aliases, systemd credentials; merge/build;
 - loader   default paths, the demo settings, reading the file, load() and render().
@@ -29,6 +31,14 @@ from pathlib import Path
 
 from shiptrackd.errors import ConfigError
 from shiptrackd.paths import default_state_dir
+from shiptrackd.units import (
+    DURATION_HINT,
+    RATE_HINT,
+    format_duration,
+    format_rate_limit,
+    parse_duration,
+    parse_rate_limit,
+)
 
 from .loader import (
     DEMO_SETTINGS,
@@ -59,16 +69,10 @@ from .shapes import (
 from .sources import CREDENTIAL_API_KEY, CREDENTIAL_APPRISE_URLS, SEED_ALIASES
 from .values import (
     ALERT_TAGS,
-    DURATION_HINT,
-    RATE_HINT,
     SCHEDULE_HINT,
     SPACE_HINT,
-    format_duration,
-    format_rate_limit,
     mask_url,
     next_fire,
-    parse_duration,
-    parse_rate_limit,
     parse_schedule,
     parse_space,
     split_alert_url,

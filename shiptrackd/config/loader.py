@@ -18,12 +18,13 @@ from typing import Any
 
 from shiptrackd.errors import ConfigError
 from shiptrackd.paths import absolute, default_state_dir, user_socket
+from shiptrackd.units import format_duration, format_rate_limit
 
 from .relations import check_relations
 from .schema import _show, _Spec, _specs
 from .shapes import AlertsConfig, Config, RateLimit, Schedule, Secret
 from .sources import _alias_layer, _build, _credentials_layer, _env_layer, _merge, _set, _walk_table
-from .values import format_duration, format_rate_limit, mask_url
+from .values import mask_url
 
 # --- defaults, files, load() --------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from shiptrackd.errors import ConfigError
+from shiptrackd.units import RATE_HINT, format_duration, parse_duration, parse_rate_limit
 
 from .shapes import (
     LOG_LEVELS,
@@ -38,18 +39,7 @@ from .shapes import (
     Schedule,
     Secret,
 )
-from .values import (
-    ALERT_TAGS,
-    RATE_HINT,
-    SCHEDULE_HINT,
-    format_duration,
-    mask_url,
-    parse_duration,
-    parse_rate_limit,
-    parse_schedule,
-    parse_space,
-    split_alert_url,
-)
+from .values import ALERT_TAGS, SCHEDULE_HINT, mask_url, parse_schedule, parse_space, split_alert_url
 
 # --- the schema ---------------------------------------------------------------------------------
 

@@ -15,35 +15,9 @@ from urllib.parse import unquote
 
 from cronsim import CronSim, CronSimError
 
-from shiptrackd.units import (
-    DURATION_HINT,
-    RATE_HINT,
-    format_duration,
-    format_rate_limit,
-    parse_duration,
-    parse_rate_limit,
-    parse_size,
-)
+from shiptrackd.units import format_duration, parse_duration, parse_size
 
 from .shapes import Schedule
-
-# Re-exported: the config package is where most callers look for them.
-__all__ = [
-    "ALERT_TAGS",
-    "DURATION_HINT",
-    "RATE_HINT",
-    "SCHEDULE_HINT",
-    "SPACE_HINT",
-    "format_duration",
-    "format_rate_limit",
-    "mask_url",
-    "next_fire",
-    "parse_duration",
-    "parse_rate_limit",
-    "parse_schedule",
-    "parse_space",
-    "split_alert_url",
-]
 
 # --- schedules (durations and rates live in shiptrackd.units) -----------------------------------
 

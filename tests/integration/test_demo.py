@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,21 @@ async def _start(cwd: Path, log: Path) -> Any:
         return await anyio.open_process(SHIPTRACKD, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
 
 
+@asynccontextmanager
+async def _demo(cwd: Path, log: Path) -> AsyncIterator[tuple[Any, ApiClient]]:
+    """`shiptrackd --demo` in *cwd* and a client on its socket; stopped with SIGTERM (exit 0) on the way out."""
+    process = await _start(cwd, log)
+    try:
+        async with ApiClient(cwd / ".shiptrackd-demo" / "control.sock", timeout_s=5) as client:
+            yield process, client
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+
+
 async def _wait_for(client: ApiClient, process: Any, log: Path, done: Any, timeout_s: float = 30.0) -> Any:
     """Poll the daemon until done(client) gives something truthy; fail at once if the process died."""
     with anyio.fail_after(timeout_s):
@@ -131,44 +148,28 @@ async def _finished_run(client: ApiClient, since: int = 0) -> int | None:
 @pytest.mark.timeout(200)
 async def test_a_second_demo_refuses_and_a_restarted_one_continues(short_tmp: Path) -> None:
     """A second --demo in the folder exits 1 naming the first's pid without seeding; a restart continues the story."""
-    socket = short_tmp / ".shiptrackd-demo" / "control.sock"
     log = short_tmp / "first.log"
-    first = await _start(short_tmp, log)
-    try:
-        async with ApiClient(socket, timeout_s=5) as client:
-            # Simulated time runs an hour a second: within a few syncs most parcels have moved on.
-            await _wait_for(client, first, log, _enough_moved, timeout_s=90)
+    async with _demo(short_tmp, log) as (first, client):
+        # Simulated time runs an hour a second: within a few syncs most parcels have moved on.
+        await _wait_for(client, first, log, _enough_moved, timeout_s=90)
 
-            second_log = short_tmp / "second.log"
-            second = await _start(short_tmp, second_log)
-            with anyio.fail_after(30):
-                assert await second.wait() == 1
-            message = second_log.read_text()
-            assert f"pid {first.pid}" in message
-            assert "sample shipments" not in message and "Traceback" not in message
-
-            assert (await client.status())["state"] == "running"
-            moved = await _moved(client)
-        first.send_signal(signal.SIGTERM)
+        second_log = short_tmp / "second.log"
+        second = await _start(short_tmp, second_log)
         with anyio.fail_after(30):
-            assert await first.wait() == 0
-    finally:
-        if first.returncode is None:
-            first.kill()
+            assert await second.wait() == 1
+        message = second_log.read_text()
+        assert f"pid {first.pid}" in message
+        assert "sample shipments" not in message and "Traceback" not in message
+
+        assert (await client.status())["state"] == "running"
+        moved = await _moved(client)
+
     log = short_tmp / "again.log"
-    again = await _start(short_tmp, log)
-    try:
-        async with ApiClient(socket, timeout_s=5) as client:
-            last = await _wait_for(client, again, log, _finished_run)
-            await client.sync(force=True)  # ask the sandbox about every parcel again
-            await _wait_for(client, again, log, lambda c: _finished_run(c, since=last))
-            after = await _statuses(client)
-        again.send_signal(signal.SIGTERM)
-        with anyio.fail_after(30):
-            assert await again.wait() == 0
-    finally:
-        if again.returncode is None:
-            again.kill()
+    async with _demo(short_tmp, log) as (again, client):
+        last = await _wait_for(client, again, log, _finished_run)
+        await client.sync(force=True)  # ask the sandbox about every parcel again
+        await _wait_for(client, again, log, lambda c: _finished_run(c, since=last))
+        after = await _statuses(client)
     assert "the story continues" in log.read_text()
     rewound = sorted(n for n in moved if after[n] == "NY")
     assert rewound == []  # before: 43 of 50 went back to NY
