@@ -20,6 +20,7 @@ from shiptrackd.errors import ConfigError
 from shiptrackd.paths import absolute, default_state_dir, user_socket
 from shiptrackd.units import format_duration, format_rate_limit
 
+from .files import FileRefusedError, read_regular_file
 from .relations import check_relations
 from .schema import _show, _Spec, _specs
 from .shapes import AlertsConfig, Config, RateLimit, Schedule, Secret
@@ -44,14 +45,16 @@ def default_config_path(env: Mapping[str, str]) -> Path | None:
     return None
 
 
+CONFIG_FILE_MAX_BYTES = 1024 * 1024  # config.example.toml, every key documented, is under 8 KiB
+
+
 def _read_toml(path: Path, how: str) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(read_regular_file(path, CONFIG_FILE_MAX_BYTES, "a config file").decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} ({how}) does not exist: expected a readable TOML file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} ({how}) is a directory: expected a TOML file") from None
+    except FileRefusedError as exc:
+        raise ConfigError(f"config file {path} ({how}) {exc}: expected a TOML file") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} ({how}) cannot be read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:

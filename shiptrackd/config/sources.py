@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from shiptrackd.errors import ConfigError
 from shiptrackd.units import format_size
 
+from .files import FileRefusedError, read_regular_file
 from .schema import (
     _FALSE,
     _TRUE,
@@ -43,49 +42,15 @@ from .values import mask_url
 # --- secret files -------------------------------------------------------------------------------
 
 SECRET_FILE_MAX_BYTES = 64 * 1024  # a key or a list of Apprise URLs; /dev/zero reached 5.96 GB RSS in 15 s
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-class SecretFileError(Exception):
-    """Why a secret file was refused, as a phrase: "is a FIFO, not a regular file"."""
 
 
 def read_secret_text(path: Path) -> str:
-    """
-    The text of a secret file, read only if it is a regular file of at most SECRET_FILE_MAX_BYTES.
-
-    Opened with O_NONBLOCK so a FIFO cannot block start-up, then checked with fstat on the open
-    descriptor (no race with a swap between check and read), then read up to one byte past the cap.
-    Raises FileNotFoundError, OSError or SecretFileError.
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
-    fd = os.open(path, flags)
+    """The text of a secret file: a regular file of at most SECRET_FILE_MAX_BYTES (see files.read_regular_file)."""
+    data = read_regular_file(path, SECRET_FILE_MAX_BYTES, "a secret file")
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise SecretFileError(f"is {kind}, not a regular file")
-        chunks, size = [], 0
-        while size <= SECRET_FILE_MAX_BYTES:
-            chunk = os.read(fd, SECRET_FILE_MAX_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    finally:
-        os.close(fd)
-    if size > SECRET_FILE_MAX_BYTES:
-        raise SecretFileError(f"is larger than {format_size(SECRET_FILE_MAX_BYTES)}, the limit for a secret file")
-    try:
-        return b"".join(chunks).decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SecretFileError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise FileRefusedError(f"is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _parse_secret_lines(text: str) -> list[str]:
@@ -102,7 +67,7 @@ def _read_secret_file(path_value: Any, where: _Where, many: bool) -> Any:
         path = (where.base_dir or Path.cwd()) / path
     try:
         text = read_secret_text(path)
-    except SecretFileError as exc:
+    except FileRefusedError as exc:
         raise ConfigError(
             f"{where.dotted} = {_show(path_value)} {where.origin}: cannot read {path}: it {exc}; "
             f"expected a regular file of at most {format_size(SECRET_FILE_MAX_BYTES)} holding the secret"
@@ -315,7 +280,7 @@ def _credentials_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str
             return read_secret_text(path)
         except FileNotFoundError:
             return ""
-        except SecretFileError as exc:
+        except FileRefusedError as exc:
             raise ConfigError(f"credential {name}: cannot read {path}: it {exc}") from None
         except OSError as exc:
             raise ConfigError(f"credential {name}: cannot read {path} ({exc.strerror or exc})") from None

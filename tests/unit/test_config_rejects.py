@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -263,6 +264,26 @@ def test_a_fifo_credential_is_refused(tmp_path: Path, env: dict[str, str]) -> No
         load(None, {**env, "CREDENTIALS_DIRECTORY": str(creds)})
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: os.mkfifo(p), "is a FIFO, not a regular file"),
+        (lambda p: p.symlink_to("/dev/zero"), "is a character device, not a regular file"),
+        (lambda p: p.write_bytes(b"#" * (1024 * 1024 + 1)), "larger than 1.0 MiB"),
+    ],
+    ids=["fifo", "dev-zero", "oversize"],
+)
+def test_the_config_file_itself_is_read_as_a_regular_file(
+    tmp_path: Path, env: dict[str, str], make: Callable[[Path], object], reason: str
+) -> None:
+    """--config naming a FIFO, /dev/zero or a huge file is refused at once, not read for ever."""
+    path = tmp_path / "shiptrackd.toml"
+    make(path)
+    with pytest.raises(ConfigError, match=f"config file {re.escape(str(path))} .*{reason}"):
+        load(path, env)
+
+
 # --- state_dir and the socket's directory ------------------------------------------------------------
 
 
@@ -294,11 +315,14 @@ def test_state_dir_on_a_pseudo_filesystem_is_refused(tmp_path: Path, env: dict[s
     assert "daemon.state_dir" in message and "pseudo-filesystem" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere: an unwritable directory cannot be made")
-def test_unwritable_state_dir_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+def test_unwritable_state_dir_is_refused(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A state_dir whose nearest existing directory is not writable is refused."""
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:
+        # Root writes through mode 0500, so no real directory is unwritable here; fake the answer.
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, m, **kw: Path(p) != locked and real_access(p, m, **kw))
     message = _paths_error(tmp_path, env, f'[daemon]\nstate_dir = "{locked}/state"\n')
     assert "daemon.state_dir" in message and "not writable" in message
 
@@ -331,6 +355,7 @@ def test_socket_in_the_state_dir_or_runtime_dir_may_be_created(tmp_path: Path, e
         ('[health]\nsync_age_warning = "2h"\nsync_age_critical = "1h"\n', "health.sync_age_warning"),
         ('[provider]\napi_key_file = "/dev/zero"\n', "provider.api_key_file"),
         ('[daemon]\nstate_dir = "/proc/shiptrackd"\n', "daemon.state_dir"),
+        (f'[daemon]\nsocket = "/tmp/shiptrackd-no-such-dir-{os.getpid()}/x/ctl.sock"\n', "daemon.socket"),
     ],
 )
 def test_check_config_and_start_exit_78(tmp_path: Path, text: str, key: str) -> None:
