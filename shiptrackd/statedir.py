@@ -3,8 +3,9 @@ The daemon's own directories: checked before anything starts, created private, a
 
 `check_paths` is what `--check-config` can say without changing anything (a state_dir under a
 regular file, inside /proc, or not writable; a socket whose directory is missing and is not ours
-to create). `prepare_paths` runs those checks and creates what may be created: state_dir 0700,
-the store file 0600, the default runtime directory. `StateDirLock` makes a second daemon on the
+to create: ours are state_dir, $XDG_RUNTIME_DIR/shiptrackd and /run/shiptrackd). `prepare_paths`
+runs those checks and creates what may be created: state_dir 0700, the store file 0600, the
+socket's own directory. `StateDirLock` makes a second daemon on the
 same state directory exit before it touches the store (it used to mark the first one's live run
 interrupted, and both synced).
 
@@ -22,8 +23,9 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import Config, default_socket
+from .config import Config
 from .errors import ConfigError, ShiptrackError
+from .paths import SYSTEM_SOCKET, user_socket
 
 LOCK_FILE = "shiptrackd.lock"
 # Pseudo-filesystems: writing state there fails late, or worse, does something.
@@ -69,8 +71,8 @@ def check_state_dir(state_dir: Path) -> None:
 
 
 def _own_socket_dirs(config: Config, env: Mapping[str, str]) -> set[Path]:
-    """The directories the daemon may create for its socket: state_dir and its default runtime dir."""
-    return {config.daemon.state_dir, default_socket(env, config.daemon.state_dir).parent}
+    """The directories the daemon may create for its socket: state_dir, its user runtime dir, /run/shiptrackd."""
+    return {config.daemon.state_dir, user_socket(env, config.daemon.state_dir).parent, SYSTEM_SOCKET.parent}
 
 
 def check_socket_dir(config: Config, env: Mapping[str, str]) -> None:

@@ -15,11 +15,11 @@ def parse_duration(text: str) -> float:
     Seconds in any duration the daemon's config accepts ("90s", "5m", "1h30m", "1h 30m", "90min",
     "1w", "250ms", a bare number of seconds), and positive.
 
-    One grammar with config: the daemon's own parser does the work, imported only when a duration
-    argument is given (config's package costs ~100 ms to import; `--help` never pays it).
+    One grammar with config: shiptrackd.units does the work (stdlib only, but still imported
+    only when a duration argument is given, so `--help` never pays for it).
     """
-    from ..config.values import DURATION_HINT
-    from ..config.values import parse_duration as parse
+    from ..units import DURATION_HINT
+    from ..units import parse_duration as parse
 
     try:
         seconds = parse(text)

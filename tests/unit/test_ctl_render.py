@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.config.values import parse_duration as config_parse_duration
+from shiptrackd.units import parse_duration as config_parse_duration
 from shiptrackd.ctl.argtypes import id_list, parse_duration
 from shiptrackd.ctl.render import (
     Column,
