@@ -111,7 +111,7 @@ class Sandbox:
             "faults": self.faults,
             "seed": self.seed,
             "time_scale": self.clock.time_scale,
-            "now": _iso(self.clock.now()),
+            "now": format_rfc3339(self.clock.now()),
         }
 
     # --- simulated time ----------------------------------------------------------------
@@ -301,7 +301,7 @@ class Sandbox:
             if route == ("POST", "/_sandbox/advance"):
                 units = {name: float(values[-1]) for name, values in request.query.items()}
                 now = self.advance(**units)
-                return Reply(200, _json({"now": _iso(now)}), headers)
+                return Reply(200, _json({"now": format_rfc3339(now)}), headers)
             if route == ("POST", "/_sandbox/reset"):
                 self.stats.reset()
                 return Reply(200, _json(self.stats.as_dict()), headers)
@@ -329,7 +329,3 @@ def _not_found(request: Request, request_id: str) -> Reply:
 
 def _json(data: object) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
-
-
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")

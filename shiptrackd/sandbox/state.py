@@ -13,28 +13,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shiptrackd import config
-from shiptrackd.config import RateLimit
+from shiptrackd import units
+from shiptrackd.units import RateLimit
 
 
 def parse_rate_limit(value: object) -> RateLimit | None:
-    """The config's spellings ('50/s', '200/min', 'none'), plus a bare number meaning per second."""
+    """The unit grammar's spellings ('50/s', '200/min', 'none'), plus 'off' and a bare number meaning per second."""
     if value is None or isinstance(value, RateLimit):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return RateLimit(int(value), 1.0) if float(value).is_integer() else RateLimit(1, 1.0 / value)
     try:
-        return config.parse_rate_limit(str(value)) if str(value).strip().lower() != "off" else None
+        return units.parse_rate_limit(str(value)) if str(value).strip().lower() != "off" else None
     except ValueError as exc:
         raise ValueError(f"rate_limit: {value!r}: {exc}") from None
 
 
 def parse_duration(value: object) -> float:
-    """The config's duration spellings ('20ms', '1.5s', '1h30m') or a number of seconds."""
+    """The unit grammar's durations ('20ms', '1.5s', '1h30m') or a number of seconds, the value named in errors."""
     if not isinstance(value, str | int | float):
-        raise ValueError(f"expected {config.DURATION_HINT}, got {value!r}")
+        raise ValueError(f"expected {units.DURATION_HINT}, got {value!r}")
     try:
-        return config.parse_duration(value)
+        return units.parse_duration(value)
     except ValueError as exc:
         raise ValueError(f"{value!r}: {exc}") from None
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.units import parse_duration as config_parse_duration
 from shiptrackd.ctl.argtypes import id_list, parse_duration
 from shiptrackd.ctl.render import (
     Column,
@@ -22,6 +21,7 @@ from shiptrackd.ctl.render import (
     truncate,
     want_color,
 )
+from shiptrackd.units import parse_duration as config_parse_duration
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
