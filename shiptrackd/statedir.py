@@ -52,9 +52,9 @@ def _under_pseudo_fs(path: Path) -> bool:
     return any(real == root or root in real.parents for root in _PSEUDO_ROOTS)
 
 
-def check_state_dir(state_dir: Path) -> None:
-    """Raise ConfigError (naming daemon.state_dir) if *state_dir* cannot be used or created."""
-    shown = f'daemon.state_dir = "{state_dir}"'
+def check_state_dir(state_dir: Path, key: str = "daemon.state_dir") -> None:
+    """Raise ConfigError (naming *key*) if the directory *state_dir* cannot be used or created."""
+    shown = f'{key} = "{state_dir}"'
     if _under_pseudo_fs(_nearest_existing(state_dir)) or _under_pseudo_fs(state_dir):
         raise ConfigError(f"{shown}: is on a pseudo-filesystem (/proc, /sys, /dev); expected a real directory")
     existing = _nearest_existing(state_dir)
@@ -86,7 +86,7 @@ def check_socket_dir(config: Config, env: Mapping[str, str]) -> None:
         return
     if parent in _own_socket_dirs(config, env):
         if parent != config.daemon.state_dir:
-            check_state_dir(parent)  # the same tests: creatable, not under a file or in /proc
+            check_state_dir(parent, "daemon.socket's directory")  # creatable, not under a file or in /proc
         return
     raise ConfigError(
         f"{shown}: the directory {parent} does not exist; expected an existing directory "

@@ -334,6 +334,14 @@ def test_socket_in_an_arbitrary_missing_directory_is_refused(tmp_path: Path, env
     assert not (tmp_path / "no").exists()
 
 
+def test_own_runtime_dir_under_a_file_is_refused_naming_the_socket(tmp_path: Path, env: dict[str, str]) -> None:
+    """The daemon's own runtime dir may be created, but not under a regular file; the error names the socket."""
+    (tmp_path / "afile").write_text("x")
+    runtime_env = {**env, "XDG_RUNTIME_DIR": str(tmp_path / "afile")}
+    with pytest.raises(ConfigError, match=r"daemon\.socket's directory = .*afile.*not a directory"):
+        check_paths(load(None, runtime_env), runtime_env)
+
+
 def test_socket_in_the_state_dir_or_runtime_dir_may_be_created(tmp_path: Path, env: dict[str, str]) -> None:
     """The daemon's own directories pass even when they do not exist yet: it creates them."""
     config = load(None, env)  # socket in the state dir (no XDG_RUNTIME_DIR)
