@@ -55,27 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load()
         check_paths(config)
+        channels = "" if config.alerts.config is None else _describe_apprise_config(config.alerts.config)
     except ConfigError as exc:
         print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.check_config:
-        text = config_mod.render(config)
-        if config.alerts.config is not None:
-            try:
-                text += _describe_apprise_config(config.alerts.config)
-            except ConfigError as exc:
-                print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
-                return EXIT_CONFIG
-        print(text)
+        print(config_mod.render(config) + channels)
         return EXIT_OK
 
     # What the unit's UMask=0077 does, for a daemon started by hand: state, store, logs private.
     os.umask(0o077)
-    from .daemon import STORE_FILE
-
     lock = StateDirLock(config.daemon.state_dir)
     try:
-        prepare_paths(config, STORE_FILE)
+        prepare_paths(config)
         lock.acquire()  # before --demo seeds the store, and before the Daemon opens it
     except ConfigError as exc:
         print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)

@@ -39,7 +39,7 @@ from .providers import make_provider
 from .providers.base import Provider
 from .schedule import Loop
 from .service import Service
-from .statedir import StateDirLock, prepare_paths
+from .statedir import StateDirLock, create_private, prepare_paths
 from .store import Store
 from .store.retention import cutoffs
 from .sync.engine import SyncEngine
@@ -85,7 +85,7 @@ class Daemon:
         install_retry_logging()
         # Paths and the state-dir lock come before anything else: a second daemon on this state
         # dir must not touch the store (it used to mark the first one's live run interrupted).
-        prepare_paths(cfg, STORE_FILE)
+        prepare_paths(cfg)
         with StateDirLock(cfg.daemon.state_dir):
             await self._run_locked(task_status)
 
@@ -101,6 +101,7 @@ class Daemon:
             register_secret(url)
         provider = self._provider or make_provider(cfg.provider, observer=self._observe_request)
         try:
+            create_private(cfg.daemon.state_dir / STORE_FILE)
             store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
         except BaseException:
             with anyio.move_on_after(5, shield=True):

@@ -21,6 +21,7 @@ from .config import Config, RateLimit, Secret
 from .daemon import STORE_FILE
 from .models import NewShipment
 from .sandbox import Sandbox, sample_shipments
+from .statedir import create_private
 from .store import Store
 
 DEMO_KEY = "TEST_demo_key"
@@ -100,6 +101,7 @@ async def demo_environment(config: Config) -> AsyncIterator[tuple[Config, Callab
 
 async def _seed(config: Config, base_url: str, story_note: str) -> None:
     """Add the sample shipments (once: later runs find them there) and tell the newcomer where to look."""
+    create_private(config.daemon.state_dir / STORE_FILE)
     store = await Store.open(config.daemon.state_dir / STORE_FILE)
     try:
         samples = [NewShipment(**s) for s in sample_shipments(50)]

@@ -4,10 +4,10 @@ The daemon's own directories: checked before anything starts, created private, a
 `check_paths` is what `--check-config` can say without changing anything (a state_dir under a
 regular file, inside /proc, or not writable; a socket whose directory is missing and is not ours
 to create: ours are state_dir, $XDG_RUNTIME_DIR/shiptrackd and /run/shiptrackd). `prepare_paths`
-runs those checks and creates what may be created: state_dir 0700, the store file 0600, the
-socket's own directory. `StateDirLock` makes a second daemon on the
-same state directory exit before it touches the store (it used to mark the first one's live run
-interrupted, and both synced).
+runs those checks and creates what may be created: state_dir 0700 and the socket's own
+directory; `create_private` makes the store file 0600 just before the store opens it.
+`StateDirLock` makes a second daemon on the same state directory exit before it touches the
+store (it used to mark the first one's live run interrupted, and both synced).
 
 Failures are ConfigError (exit 78, one line) except a held lock, which is StateDirLockedError
 (exit 1): the configuration is fine, the directory is busy, and a restart once the other
@@ -101,13 +101,13 @@ def check_paths(config: Config, env: Mapping[str, str] | None = None) -> None:
     check_socket_dir(config, env)
 
 
-def prepare_paths(config: Config, store_file: str, env: Mapping[str, str] | None = None) -> None:
+def prepare_paths(config: Config, env: Mapping[str, str] | None = None) -> None:
     """
-    Check, then create state_dir (0700), the store file (0600) and the socket's own directory.
+    Check, then create state_dir (0700) and the socket's own directory.
 
     Modes are set explicitly, not left to the umask: outside systemd the umask is often 022,
-    which made the state dir 0755 and the database 0644 (issue 9 item 11). Existing files keep
-    their modes: the operator may have chosen them.
+    which made the state dir 0755 (issue 9 item 11). Existing directories keep their modes: the
+    operator may have chosen them. The store file is create_private()'s, just before it opens.
     """
     env = os.environ if env is None else env
     check_paths(config, env)
@@ -118,8 +118,6 @@ def prepare_paths(config: Config, store_file: str, env: Mapping[str, str] | None
             # chmod'ed because makedirs' mode is filtered by the umask too.
             os.makedirs(state_dir, mode=0o700, exist_ok=True)
             os.chmod(state_dir, 0o700)
-        fd = os.open(state_dir / store_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        os.close(fd)  # SQLite gives its -wal and -shm files the database file's mode
         parent = Path(os.path.abspath(config.daemon.socket)).parent
         if not parent.exists():  # check_paths allowed it: our own runtime directory
             os.makedirs(parent.parent, mode=0o700, exist_ok=True)  # $XDG_RUNTIME_DIR is 0700 by spec
@@ -127,6 +125,22 @@ def prepare_paths(config: Config, store_file: str, env: Mapping[str, str] | None
     except OSError as exc:
         raise ConfigError(
             f'daemon.state_dir = "{state_dir}": cannot prepare it ({exc.strerror or exc}); '
+            "expected a directory the daemon can write"
+        ) from None
+
+
+def create_private(path: Path) -> None:
+    """
+    Create *path* empty with mode 0600 if it does not exist (an existing file keeps its mode).
+
+    For the store: SQLite creates a missing database with 0644 & ~umask (0644 from a shell with
+    umask 022), and gives its -wal and -shm files the database file's mode.
+    """
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        raise ConfigError(
+            f'daemon.state_dir = "{path.parent}": cannot create {path.name} ({exc.strerror or exc}); '
             "expected a directory the daemon can write"
         ) from None
 

@@ -24,6 +24,7 @@ from shiptrackd.api.client import ApiClient, DaemonUnavailableError
 from shiptrackd.config import load
 from shiptrackd.demo import DEMO_KEY, STORY_FILE, demo_environment
 from shiptrackd.sandbox import Sandbox
+from shiptrackd.statedir import prepare_paths
 from shiptrackd.units import parse_rfc3339
 
 pytestmark = pytest.mark.anyio
@@ -72,6 +73,7 @@ async def test_demo_environment_saves_and_resumes_the_story(short_tmp: Path, mon
     """demo_environment writes the story beside the demo's store, and the next one starts from it."""
     monkeypatch.chdir(short_tmp)
     config = load(demo=True)
+    prepare_paths(config)  # as `shiptrackd --demo` does before the sandbox starts
 
     async def sandbox_now(base_url: str) -> datetime:
         async with httpx.AsyncClient(base_url=base_url) as client:

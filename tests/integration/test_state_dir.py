@@ -15,7 +15,7 @@ from test_lifecycle import daemon_env, daemon_process
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.errors import ConfigError
-from shiptrackd.statedir import LOCK_FILE, StateDirLock, StateDirLockedError, prepare_paths
+from shiptrackd.statedir import LOCK_FILE, StateDirLock, StateDirLockedError, create_private, prepare_paths
 
 pytestmark = pytest.mark.anyio
 
@@ -85,7 +85,8 @@ def test_prepare_paths_sets_modes_without_the_umask(short_tmp: Path) -> None:
     config = daemon_config(short_tmp / "state", "http://127.0.0.1:9")
     old = os.umask(0o022)
     try:
-        prepare_paths(config, "shiptrackd.db")
+        prepare_paths(config)
+        create_private(short_tmp / "state" / "shiptrackd.db")
     finally:
         os.umask(old)
     assert stat.S_IMODE((short_tmp / "state").stat().st_mode) == 0o700
