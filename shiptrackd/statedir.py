@@ -53,7 +53,14 @@ def _under_pseudo_fs(path: Path) -> bool:
 
 
 def check_state_dir(state_dir: Path, key: str = "daemon.state_dir") -> None:
-    """Raise ConfigError (naming *key*) if the directory *state_dir* cannot be used or created."""
+    """
+    Raise ConfigError (naming *key*) if the directory *state_dir* cannot be used.
+
+    An existing one must be a writable directory. A missing one must not be under a regular file
+    or on a pseudo-filesystem; whether this user could create it is left to the start
+    (prepare_paths), because under systemd StateDirectory=/RuntimeDirectory= create it as root,
+    and `--check-config` run as the service user before the first start must still pass.
+    """
     shown = f'{key} = "{state_dir}"'
     if _under_pseudo_fs(_nearest_existing(state_dir)) or _under_pseudo_fs(state_dir):
         raise ConfigError(f"{shown}: is on a pseudo-filesystem (/proc, /sys, /dev); expected a real directory")
@@ -65,9 +72,8 @@ def check_state_dir(state_dir: Path, key: str = "daemon.state_dir") -> None:
     if not stat.S_ISDIR(mode):
         where = "is" if existing == state_dir else f"is under {existing}, which is"
         raise ConfigError(f"{shown}: {where} not a directory; expected a directory the daemon can write")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        what = "is not writable" if existing == state_dir else f"cannot be created: {existing} is not writable"
-        raise ConfigError(f"{shown}: {what} by this user (uid {os.getuid()}); expected a writable directory")
+    if existing == state_dir and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{shown}: is not writable by this user (uid {os.getuid()}); expected a writable directory")
 
 
 def _own_socket_dirs(config: Config, env: Mapping[str, str]) -> set[Path]:
@@ -86,7 +92,7 @@ def check_socket_dir(config: Config, env: Mapping[str, str]) -> None:
         return
     if parent in _own_socket_dirs(config, env):
         if parent != config.daemon.state_dir:
-            check_state_dir(parent, "daemon.socket's directory")  # creatable, not under a file or in /proc
+            check_state_dir(parent, "daemon.socket's directory")  # not under a file or in /proc
         return
     raise ConfigError(
         f"{shown}: the directory {parent} does not exist; expected an existing directory "
@@ -123,8 +129,9 @@ def prepare_paths(config: Config, env: Mapping[str, str] | None = None) -> None:
             os.makedirs(parent.parent, mode=0o700, exist_ok=True)  # $XDG_RUNTIME_DIR is 0700 by spec
             parent.mkdir(mode=0o750)  # group may reach the socket when socket_mode allows it
     except OSError as exc:
+        what = exc.filename or state_dir
         raise ConfigError(
-            f'daemon.state_dir = "{state_dir}": cannot prepare it ({exc.strerror or exc}); '
+            f'daemon.state_dir = "{state_dir}": cannot create {what} ({exc.strerror or exc}); '
             "expected a directory the daemon can write"
         ) from None
 

@@ -14,7 +14,7 @@ import pytest
 from shiptrackd import config as cfg
 from shiptrackd.config import load
 from shiptrackd.errors import ConfigError
-from shiptrackd.statedir import check_paths
+from shiptrackd.statedir import check_paths, prepare_paths
 
 SHIPTRACKD = [sys.executable, "-m", "shiptrackd"]
 
@@ -316,15 +316,32 @@ def test_state_dir_on_a_pseudo_filesystem_is_refused(tmp_path: Path, env: dict[s
 
 
 def test_unwritable_state_dir_is_refused(tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A state_dir whose nearest existing directory is not writable is refused."""
+    """An existing state_dir this user cannot write is refused by --check-config's checks."""
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     if os.geteuid() == 0:
         # Root writes through mode 0500, so no real directory is unwritable here; fake the answer.
         real_access = os.access
         monkeypatch.setattr(os, "access", lambda p, m, **kw: Path(p) != locked and real_access(p, m, **kw))
-    message = _paths_error(tmp_path, env, f'[daemon]\nstate_dir = "{locked}/state"\n')
+    message = _paths_error(tmp_path, env, f'[daemon]\nstate_dir = "{locked}"\n')
     assert "daemon.state_dir" in message and "not writable" in message
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root creates directories anywhere")
+def test_state_dir_that_cannot_be_created_fails_at_start(tmp_path: Path, env: dict[str, str]) -> None:
+    """A missing state_dir this user cannot create passes the check (systemd may create it) but fails the start."""
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    config = load(_write(tmp_path, f'[daemon]\nstate_dir = "{locked}/state"\n'), env)
+    check_paths(config, env)
+    with pytest.raises(ConfigError, match=r"daemon\.state_dir = .*cannot create .*Permission denied"):
+        prepare_paths(config, env)
+
+
+def test_system_runtime_dir_may_be_missing_at_check_time(tmp_path: Path, env: dict[str, str]) -> None:
+    """/run/shiptrackd is the unit's RuntimeDirectory: a check before the first start passes without it."""
+    config = load(_write(tmp_path, '[daemon]\nsocket = "/run/shiptrackd/control.sock"\n'), env)
+    check_paths(config, env)
 
 
 def test_socket_in_an_arbitrary_missing_directory_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
