@@ -8,9 +8,15 @@ policy lives in one place and can be tested without a network.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from shiptrackd.models import TrackingInfo
+
+# A Reset above this is a Unix time (AfterShip, GitHub), below it seconds from now (IETF draft).
+_EPOCH_THRESHOLD_S = 1_000_000_000
 
 
 class RequestObserver(Protocol):
@@ -49,3 +55,44 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Close the connection pool; the provider is unusable afterwards."""
         ...
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What `X-RateLimit-Limit`, `-Remaining` and `-Reset` said on one answer (None: not sent)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_s: float | None = None  # seconds from the answer until the quota is full again
+
+
+@runtime_checkable
+class QuotaReporting(Protocol):
+    """A provider that passes on the `X-RateLimit-*` headers of its answers (the throttle sets the observer)."""
+
+    quota_observer: Callable[[Quota], None] | None
+
+
+def quota_from_headers(headers: Mapping[str, str], now_epoch_s: float) -> Quota | None:
+    """`X-RateLimit-Limit/Remaining/Reset` (or the IETF draft's `RateLimit-*`) as a Quota; None if absent or garbled."""
+
+    def number(name: str) -> float | None:
+        raw = headers.get(f"x-ratelimit-{name}") or headers.get(f"ratelimit-{name}")
+        if raw is None:
+            return None
+        try:
+            value = float(raw.split(",")[0].split(";")[0].strip())
+        except ValueError:
+            return None
+        return value if math.isfinite(value) and value >= 0 else None
+
+    limit, remaining, reset = number("limit"), number("remaining"), number("reset")
+    if remaining is None:
+        return None
+    if reset is not None and reset > _EPOCH_THRESHOLD_S:
+        reset = max(0.0, reset - now_epoch_s)
+    return Quota(
+        limit=int(limit) if limit is not None else None,
+        remaining=int(remaining),
+        reset_s=reset,
+    )

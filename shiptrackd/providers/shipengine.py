@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -32,7 +33,7 @@ from shiptrackd.errors import (
     TransientProviderError,
 )
 from shiptrackd.models import TrackingInfo
-from shiptrackd.providers.base import RequestObserver, null_observer
+from shiptrackd.providers.base import Quota, RequestObserver, null_observer, quota_from_headers
 from shiptrackd.providers.shipengine_parse import parse_tracking
 
 USER_AGENT = f"shiptrackd/{__version__} (+https://github.com/shiptrackd)"
@@ -62,6 +63,8 @@ class ShipEngineProvider:
     ) -> None:
         self._config = config
         self._observer = observer or null_observer
+        # Set by the throttle: ShipEngine documents no X-RateLimit-* headers, but if they come, they are used.
+        self.quota_observer: Callable[[Quota], None] | None = None
         self._base_url = config.base_url.rstrip("/")
         self._api_key = config.api_key.get()
         # Headers go on each request, so an injected client (tests, shared pools) works too.
@@ -140,7 +143,7 @@ class ShipEngineProvider:
         pool = busy.index(min(busy))
         busy[pool] += 1
         try:
-            return await self._clients[pool].get(self._base_url + path, params=params, headers=self._headers)
+            response = await self._clients[pool].get(self._base_url + path, params=params, headers=self._headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ProviderUnreachableError(f"shipengine unreachable ({what}): {_describe(exc)}") from exc
         except httpx.TimeoutException as exc:
@@ -154,6 +157,9 @@ class ShipEngineProvider:
             raise TransientProviderError(f"shipengine connection failed ({what}): {_describe(exc)}") from exc
         finally:
             busy[pool] -= 1
+        if self.quota_observer is not None and (quota := quota_from_headers(response.headers, time.time())):
+            self.quota_observer(quota)
+        return response
 
     def _error_for(self, response: httpx.Response, what: str) -> ProviderError:
         """Map a non-2xx response to the error class the sync engine acts on."""

@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key", default="TEST_sandbox", help="the accepted API-Key; 'any' accepts all")
     parser.add_argument("--rate-limit", type=parse_rate_limit, default=None, help="e.g. 50/s or 200/min")
     parser.add_argument("--burst", type=float, default=None, help="token bucket size (default: the count)")
+    parser.add_argument(
+        "--quota-headers", action="store_true", help="send X-RateLimit-Limit/Remaining/Reset (with --rate-limit)"
+    )
     parser.add_argument("--latency", type=parse_duration, default=0.0, help="added to every answer, e.g. 20ms")
     parser.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
     parser.add_argument("--seed", type=int, default=0, help="seed for random faults")
@@ -43,6 +46,7 @@ async def _main(args: argparse.Namespace) -> None:
         api_key=None if args.api_key == "any" else args.api_key,
         rate_limit=args.rate_limit,
         burst=args.burst,
+        quota_headers=args.quota_headers,
         latency_s=args.latency,
         faults=faults,
         seed=args.seed,

@@ -30,7 +30,7 @@ from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
 from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_duration, parse_rate_limit
 from shiptrackd.units import format_rfc3339, parse_rfc3339
 
-KNOBS = ("api_key", "rate_limit", "burst", "latency_s", "faults", "seed", "time_scale")
+KNOBS = ("api_key", "rate_limit", "burst", "quota_headers", "latency_s", "faults", "seed", "time_scale")
 
 
 class Sandbox:
@@ -42,6 +42,7 @@ class Sandbox:
         api_key: str | None = "TEST_sandbox",
         rate_limit: RateLimit | str | float | None = None,
         burst: float | None = None,
+        quota_headers: bool = False,
         latency_s: float = 0.0,
         faults: Mapping[str, float] | None = None,
         seed: int = 0,
@@ -49,7 +50,9 @@ class Sandbox:
         start_at: datetime | None = None,
     ) -> None:
         """Args: api_key None accepts any key; rate_limit '50/s' or '200/min' (burst defaults to
-        its count); time_scale 0 freezes simulated time so only `advance` moves it."""
+        its count); quota_headers sends X-RateLimit-Limit/Remaining/Reset with every answer while a
+        rate_limit is set (ShipEngine documents none; AfterShip sends them); time_scale 0
+        freezes simulated time so only `advance` moves it."""
         self.stats = SandboxStats()
         self.clock = SimClock(start_at, time_scale)
         self._first_seen: dict[str, datetime] = {}
@@ -57,12 +60,20 @@ class Sandbox:
         self.api_key: str | None = None
         self.rate_limit: RateLimit | None = None
         self.burst: float | None = None
+        self.quota_headers = False
         self.latency_s = 0.0
         self.faults: dict[str, float] = {}
         self.seed = seed
         self._rng = random.Random(seed)
         self._bucket: TokenBucket | None = None
-        self.configure(api_key=api_key, rate_limit=rate_limit, burst=burst, latency_s=latency_s, faults=faults or {})
+        self.configure(
+            api_key=api_key,
+            rate_limit=rate_limit,
+            burst=burst,
+            quota_headers=quota_headers,
+            latency_s=latency_s,
+            faults=faults or {},
+        )
 
     # --- knobs -------------------------------------------------------------------------
 
@@ -86,8 +97,11 @@ class Sandbox:
         seed = knobs.get("seed", self.seed)
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed: expected an integer, got {seed!r}")
+        quota_headers = knobs.get("quota_headers", self.quota_headers)
+        if not isinstance(quota_headers, bool):
+            raise ValueError(f"quota_headers: expected true or false, got {quota_headers!r}")
 
-        self.api_key, self.latency_s, self.faults = api_key, latency_s, rates
+        self.api_key, self.latency_s, self.faults, self.quota_headers = api_key, latency_s, rates, quota_headers
         if "rate_limit" in knobs or "burst" in knobs:
             self.rate_limit, self.burst = rate_limit, burst
             self._bucket = (
@@ -107,6 +121,7 @@ class Sandbox:
             "api_key_set": self.api_key is not None,
             "rate_limit": format_rate_limit(limit) if limit else None,
             "burst": self.burst,
+            "quota_headers": self.quota_headers,
             "latency_s": self.latency_s,
             "faults": self.faults,
             "seed": self.seed,
@@ -213,7 +228,15 @@ class Sandbox:
         return outcome
 
     async def _api(self, request: Request, request_id: str) -> Reply | Drop:
-        outcome = self._decide(request, request_id)
+        decided = self._decide(request, request_id)
+        # The bucket as this request left it (before any latency lets later requests take from it).
+        quota = self._bucket.headers() if self.quota_headers and self._bucket is not None else []
+        outcome = await self._answer(request, request_id, decided)
+        if isinstance(outcome, Reply) and outcome.status != 401:
+            outcome.headers.extend(quota)
+        return outcome
+
+    async def _answer(self, request: Request, request_id: str, outcome: Reply | str) -> Reply | Drop:
         delay = self.latency_s + (faults.SLOW_EXTRA_S if outcome == "slow" else 0.0)
         if isinstance(outcome, str):
             if outcome == "hang":

@@ -83,6 +83,15 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
+    def headers(self) -> list[tuple[str, str]]:
+        """`X-RateLimit-*` as of the last `take`: the bucket size, whole tokens left, seconds until full."""
+        full_in_s = (self.capacity - self._tokens) / self.rate
+        return [
+            ("x-ratelimit-limit", str(int(self.capacity))),
+            ("x-ratelimit-remaining", str(int(self._tokens))),
+            ("x-ratelimit-reset", f"{full_in_s:.3f}"),
+        ]
+
 
 @dataclass
 class SandboxStats:

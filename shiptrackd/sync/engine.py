@@ -27,7 +27,14 @@ from loguru import logger
 
 from ..clock import Clock
 from ..config import Config
-from ..errors import ConflictError, ProviderAuthError, ProviderError, ProviderUnreachableError, StoreError
+from ..errors import (
+    ConflictError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderUnreachableError,
+    RateLimitedError,
+    StoreError,
+)
 from ..events import EventBus
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
 from ..store.db import from_db
@@ -50,6 +57,7 @@ class RunProgress:
     counts: RunCounts = field(default_factory=RunCounts)
     done: int = 0
     unknown_ids: list[str] = field(default_factory=list)
+    deferred: int = 0  # still answered 429 after every pause: left due for a later run, not failed
     stop_reason: str = ""
     auth_failed: bool = False
     circuit_open: bool = False
@@ -220,6 +228,9 @@ class SyncEngine:
                 stats.rate_limited - before[2],
             )
             c.skipped = c.selected - progress.done
+            if progress.deferred:
+                deferred = f"{progress.deferred} deferred by the provider's rate limit (still due, not failed)"
+                progress.stop_reason = "; ".join(filter(None, [progress.stop_reason, deferred]))
             if progress.unknown_ids:
                 unknown = ", ".join(progress.unknown_ids[:10])
                 progress.stop_reason = "; ".join(filter(None, [progress.stop_reason, f"unknown ids: {unknown}"]))
@@ -270,7 +281,7 @@ class SyncEngine:
             return "interrupted"
         if c.failed and not (c.updated or c.unchanged):
             return "failed"
-        if progress.out_of_time:
+        if progress.out_of_time or progress.deferred:
             return "partial"
         return "partial" if c.failed else "ok"
 
@@ -345,7 +356,7 @@ class SyncEngine:
                     await results.send(result)
 
     async def _fetch_one(self, progress: RunProgress, shipment: dict[str, Any]) -> Result | None:
-        """Fetch one shipment and decide its next check; None when the run must stop (bad key)."""
+        """Fetch one shipment and decide its next check; None when the run must stop (bad key) or defers it."""
         cad = self.config.sync.cadence
         created_at = from_db(shipment["created_at"]) or self.clock.now()
         try:
@@ -357,6 +368,10 @@ class SyncEngine:
                 self.auth_failed_at = self.clock.now()
                 await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
                 self.bus.publish("provider.auth_failed", run_id=progress.run_id, message=str(exc))
+            return None
+        except RateLimitedError:
+            # The account's limit, not this shipment's fault: it stays due, untouched, for the next run.
+            progress.deferred += 1
             return None
         except Exception as exc:  # a bug or an odd answer for one shipment never stops the others
             error = exc if isinstance(exc, ProviderError) else None

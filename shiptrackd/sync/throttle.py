@@ -19,12 +19,13 @@ from loguru import logger
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from ..clock import utcnow
-from ..config import ProviderConfig
-from ..errors import ProviderUnreachableError, RateLimitedError, TransientProviderError
+from ..config import ProviderConfig, RateLimit
+from ..errors import ProviderError, ProviderUnreachableError, RateLimitedError, TransientProviderError
 from ..models import TrackingInfo
-from ..providers.base import Provider
+from ..providers.base import Provider, Quota, QuotaReporting
+from .rate_control import RateController
 
-# A 429 that keeps coming back after this many pauses fails the shipment.
+# A 429 that keeps coming back after this many pauses defers the shipment to a later run.
 MAX_RATE_LIMITED_ROUNDS = 5
 
 
@@ -84,8 +85,9 @@ class ApiStats:
 
 class Pacer:
     """
-    `count` request starts per `period_s`, evenly spaced and never more than `count` in any window
-    of `period_s`.
+    Request starts evenly spaced `interval_s` apart (None: unpaced), and never more than
+    `window.count` in any `window.period_s` (the configured limit, a hard cap whatever the
+    interval). The throttle changes `interval_s` as the rate controller adapts it.
 
     Not aiolimiter's AsyncLimiter(1, period/count): its bucket of one cannot bank the time a
     waiter wakes late (timer granularity, a busy event loop), so every slot is lost by that much;
@@ -95,38 +97,54 @@ class Pacer:
     `count` in a window); a request after an idle spell is spaced a full interval as before.
     """
 
-    def __init__(self, count: int, period_s: float) -> None:
-        self.interval_s = period_s / count
-        self.period_s = period_s
-        self._slack_s = min(self.interval_s / 2, 0.05)  # how much lateness the grid absorbs
+    def __init__(self, interval_s: float | None, window: RateLimit | None = None) -> None:
+        self.interval_s = interval_s
+        self._window = window
         self._next = -math.inf  # the next grid slot (event loop time)
-        self._starts: deque[float] = deque(maxlen=count)  # the last `count` starts
+        self._starts: deque[float] | None = deque(maxlen=window.count) if window else None  # the last `count` starts
         self._lock = anyio.Lock()  # FIFO: waiters take slots in arrival order
 
     async def acquire(self) -> None:
+        if self.interval_s is None and self._starts is None:
+            return
         async with self._lock:
+            interval = self.interval_s or 0.0
             now = anyio.current_time()
             start = self._next
-            if len(self._starts) == self._starts.maxlen:
-                start = max(start, self._starts[0] + self.period_s)
+            if self._starts is not None and self._window is not None and len(self._starts) == self._starts.maxlen:
+                start = max(start, self._starts[0] + self._window.period_s)
             if start > now:
                 await anyio.sleep(start - now)
                 now = anyio.current_time()
-                self._next = max(start, now - self._slack_s) + self.interval_s  # woke late: keep the grid
+                slack = min(interval / 2, 0.05)  # how much lateness the grid absorbs
+                self._next = max(start, now - slack) + interval  # woke late: keep the grid
             else:
-                self._next = now + self.interval_s  # came after its slot (idle): a full interval to the next
-            self._starts.append(now)
+                self._next = now + interval  # came after its slot (idle): a full interval to the next
+            if self._starts is not None:
+                self._starts.append(now)
 
 
 class ProviderThrottle:
+    """
+    The one way to the provider: an adaptive pace (rate_control.RateController behind a Pacer),
+    the account-wide Retry-After pause, retries with backoff, and the counters.
+
+    A shipment answered 429 is not failed: it waits out the pause and takes the next slot, up to
+    MAX_RATE_LIMITED_ROUNDS times; after that `fetch` raises RateLimitedError and the engine
+    defers the shipment (left due, not counted as failed).
+    """
+
     def __init__(self, provider: Provider, config: ProviderConfig, stats: ApiStats) -> None:
         self.provider = provider
         self.config = config
         self.stats = stats
         limit = config.rate_limit
-        self._limiter = Pacer(limit.count, limit.period_s) if limit else None
+        self.controller = RateController(limit.per_second if limit else None)
+        self._pacer = Pacer(self.controller.interval_s(), limit)
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
+        if isinstance(provider, QuotaReporting):
+            provider.quota_observer = self._observe_quota
 
     @property
     def paused_until(self) -> datetime | None:
@@ -155,30 +173,52 @@ class ProviderThrottle:
             with attempt:
                 if attempt.num > 1:
                     self.stats.retries += 1
-                await self._wait_turn()
+                sent_at = await self._wait_turn()
                 try:
                     info = await self.provider.fetch(carrier_code, tracking_number)
                 except ProviderUnreachableError:
                     self.unreachable_in_a_row += 1
                     raise
-                except Exception:  # any answer, a 429 or a 500 included, proves the API is reachable
+                except RateLimitedError:
+                    self.unreachable_in_a_row = 0
+                    if self.controller.on_rate_limited(anyio.current_time(), sent_at):
+                        self._pacer.interval_s = self.controller.interval_s()
+                    raise
+                except ProviderError as exc:  # any answer, a 500 included, proves the API is reachable
+                    self.unreachable_in_a_row = 0
+                    if exc.status is not None and exc.status < 500:  # a 5xx is no reason to speed up
+                        self._answered()
+                    raise
+                except Exception:
                     self.unreachable_in_a_row = 0
                     raise
                 self.unreachable_in_a_row = 0
+                self._answered()
                 return info
         raise AssertionError("unreachable: stamina re-raises the last error")
 
     async def take_slot(self) -> None:
         """Take one request's place under the rate limit (for calls made outside fetch, like the health probe)."""
-        if self._limiter is not None:
-            await self._limiter.acquire()
+        await self._pacer.acquire()
+        self.controller.on_sent(anyio.current_time())
 
-    async def _wait_turn(self) -> None:
-        """Wait out any Retry-After pause, then take a slot from the rate limiter."""
+    async def _wait_turn(self) -> float:
+        """Wait out any Retry-After pause, then take a slot; returns when the request may start."""
         # Not polling: sleep exactly as long as the pause, again if a new 429 extended it meanwhile.
         while (remaining := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(remaining)
         await self.take_slot()
+        return anyio.current_time()
+
+    def _answered(self) -> None:
+        """An answer that was not a 429: the controller may step the rate up."""
+        self.controller.on_answer(anyio.current_time())
+        self._pacer.interval_s = self.controller.interval_s()
+
+    def _observe_quota(self, quota: Quota) -> None:
+        """X-RateLimit-* headers from the provider, seen before the answer itself reaches us."""
+        if self.controller.on_quota(anyio.current_time(), quota):
+            self._pacer.interval_s = self.controller.interval_s()
 
 
 def _is_retryable(exc: Exception) -> bool:

@@ -40,7 +40,7 @@ async def test_retry_after_pauses_every_request_to_the_provider(tmp_path, sandbo
 
 
 async def test_the_retry_after_header_value_is_what_is_waited(tmp_path, sandbox, monkeypatch):
-    """A 429 saying `Retry-After: 2` holds the next request back two seconds; a 429 that persists fails its shipment."""
+    """A 429 saying `Retry-After: 2` holds the next request back 2 s; a 429 that persists defers its shipment."""
     monkeypatch.setattr(throttle, "MAX_RATE_LIMITED_ROUNDS", 1)  # give up after one pause (the default is 5)
     async with make_rig(tmp_path, sandbox.base_url, SHIPTRACK_PROVIDER__CONCURRENCY="1") as rig:
         limited = await rig.add("1ZRATELIMIT01")  # due first: added a second before the others
@@ -48,15 +48,20 @@ async def test_the_retry_after_header_value_is_what_is_waited(tmp_path, sandbox,
         await rig.add("1ZINTRANSIT001", "1ZINTRANSIT002")
         run = await rig.engine.run_once("schedule")
         errors = rig.rows("SELECT shipment_id, kind, http_status FROM sync_errors WHERE run_id = ?", run["id"])
+        (left,) = rig.rows(
+            "SELECT consecutive_failures, last_synced_at FROM shipments WHERE id = ?", limited["1ZRATELIMIT01"]
+        )
+        due_next = await rig.store.shipments.due(rig.clock.now(), 10)
 
     assert sandbox.stats.by_status[429] == 1 and sandbox.stats.requests_for("1ZRATELIMIT01") == 1
     first, second, third = sorted(sandbox.stats.request_times)
     assert second - first >= faults.FORCED_RETRY_AFTER_S - 0.02
     assert third - second < 1.0  # the pause is over, not repeated
-    assert (run["updated"], run["failed"], run["rate_limited"], run["outcome"]) == (2, 1, 1, "partial")
-    assert [(e["shipment_id"], e["kind"], e["http_status"]) for e in errors] == [
-        (limited["1ZRATELIMIT01"], "rate_limited", 429)
-    ]
+    # Deferred, not failed: no error row, no failure counted against it, and still due for the next run.
+    assert (run["updated"], run["failed"], run["skipped"], run["rate_limited"]) == (2, 0, 1, 1)
+    assert run["outcome"] == "partial" and "1 deferred by the provider's rate limit" in run["stop_reason"]
+    assert errors == [] and left["consecutive_failures"] == 0 and left["last_synced_at"] is None
+    assert [s["id"] for s in due_next] == [limited["1ZRATELIMIT01"]]
 
 
 async def test_peak_in_flight_never_exceeds_concurrency(tmp_path, sandbox):
