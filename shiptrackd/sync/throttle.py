@@ -205,10 +205,16 @@ class ProviderThrottle:
     async def _wait_turn(self) -> float:
         """Wait out any Retry-After pause, then take a slot; returns when the request may start."""
         # Not polling: sleep exactly as long as the pause, again if a new 429 extended it meanwhile.
-        while (remaining := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(remaining)
-        await self.take_slot()
-        return anyio.current_time()
+        # A 429 may arrive while we wait for our slot: then the slot is given up and the pause waited.
+        while True:
+            while (remaining := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
+                await anyio.sleep(remaining)
+            await self._pacer.acquire()
+            if self._paused_until <= time.monotonic():
+                break
+        now = anyio.current_time()
+        self.controller.on_sent(now)
+        return now
 
     def _answered(self) -> None:
         """An answer that was not a 429: the controller may step the rate up."""

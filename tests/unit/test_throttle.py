@@ -123,6 +123,31 @@ async def test_a_429_pauses_every_caller_for_its_retry_after():
     assert throttle.paused_until is None
 
 
+async def test_a_429_cuts_the_pace_and_no_request_waiting_for_its_slot_starts_during_the_pause():
+    """A 429 halves the pace, and a request already waiting for its slot when it came waits out the pause too."""
+    provider = ScriptedProvider(RateLimitedError("429", retry_after_s=0.3))
+    throttle = make(provider, rate_limit=RateLimit(10, 1.0))
+    async with anyio.create_task_group() as tg:
+        for i in range(3):
+            tg.start_soon(throttle.fetch, "ups", f"1Z{i}")
+    (_, refused_at), *later = sorted(provider.calls, key=lambda call: call[1])
+    assert len(later) == 3  # the refused shipment was tried again, not failed
+    assert all(at - refused_at >= 0.3 - 0.01 for _, at in later)
+    assert throttle.controller.rate == pytest.approx(5.0, rel=0.05) and throttle.controller.cuts == 1
+    starts = [at for _, at in later]
+    assert all(b - a >= 0.2 - 0.02 for a, b in zip(starts, starts[1:], strict=False))  # paced at 5/s now
+
+
+async def test_clean_answers_never_pace_above_the_configured_rate():
+    """The configured rate is the ceiling: clean answers at it leave the pace there."""
+    provider = ScriptedProvider()
+    throttle = make(provider, rate_limit=RateLimit(50, 1.0))
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(throttle.fetch, "ups", f"1Z{i}")
+    assert throttle.controller.rate == 50.0 and throttle.controller.cuts == 0
+
+
 async def test_a_longer_retry_after_is_never_shortened_by_a_later_shorter_one():
     """The pause only ever extends: a second, shorter Retry-After does not cut the first one short."""
     throttle = make(ScriptedProvider())
