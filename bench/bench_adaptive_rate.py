@@ -38,8 +38,8 @@ async def run_sync(base_url: str, n: int, prefix: str, rate: int) -> dict[str, A
     from shiptrackd.models import NewShipment
     from shiptrackd.providers import make_provider
     from shiptrackd.store import Store
-    from shiptrackd.sync import SyncEngine
-    from shiptrackd.throttle import ApiStats, ProviderThrottle
+    from shiptrackd.sync.engine import SyncEngine
+    from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
     answers: list[tuple[float, int | None]] = []  # (perf_counter at the answer, HTTP status)
     stats = ApiStats()

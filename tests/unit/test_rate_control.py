@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from shiptrackd.providers.base import quota_from_headers
-from shiptrackd.rate_control import Quota, RateController, Tuning
+from shiptrackd.providers.base import Quota, quota_from_headers
+from shiptrackd.sync.rate_control import RateController, Tuning
 
 
 def ok_at(*times: float) -> list[tuple[object, ...]]:
