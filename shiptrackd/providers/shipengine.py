@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -35,17 +36,12 @@ from shiptrackd.errors import (
 from shiptrackd.models import TrackingInfo
 from shiptrackd.providers.base import Quota, RequestObserver, null_observer, quota_from_headers
 from shiptrackd.providers.shipengine_parse import parse_tracking
+from shiptrackd.providers.transport import AiohttpTransport
 
 USER_AGENT = f"shiptrackd/{__version__} (+https://github.com/shiptrackd)"
 DEFAULT_RETRY_AFTER_S = 5.0  # what ShipEngine's .NET SDK assumes when the header is missing
 # ShipEngine answers some unknown or malformed tracking numbers with 400 instead of 404.
 NOT_FOUND_ERROR_CODES = frozenset({"tracking_not_supported", "invalid_identifier"})
-# httpcore 1.0.9's pool does O(connections) work per request, with a costly liveness probe per
-# connection (encode/httpcore#1035): one 128-connection pool managed ~70 req/s here. So the
-# connections are split into small pools and each request goes to the least busy one
-# (measured ~1,200 req/s at concurrency 128). Keep-alive equals max_connections in each pool,
-# or httpcore evicts idle connections it should keep (the same issue's "bug 1").
-POOL_CONNECTIONS = 4
 
 
 class ShipEngineProvider:
@@ -69,20 +65,15 @@ class ShipEngineProvider:
         self._api_key = config.api_key.get()
         # Headers go on each request, so an injected client (tests, shared pools) works too.
         self._headers = {"API-Key": self._api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
-        self._owns_clients = client is None
-        if client is not None:
-            self._clients = [client]
-        else:
-            # One slot of headroom per pool on top of `concurrency`, so a health check never
-            # waits behind a busy sync.
-            pools = max(1, math.ceil((config.concurrency + 2) / POOL_CONNECTIONS))
-            limits = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS)
-            timeout = httpx.Timeout(config.timeout_s)
-            self._clients = [
-                httpx.AsyncClient(timeout=timeout, limits=limits, headers={"User-Agent": USER_AGENT})
-                for _ in range(pools)
-            ]
-        self._busy = [0] * len(self._clients)
+        self._owns_client = client is None
+        if client is None:
+            # aiohttp's pool under httpx's API (providers/transport.py says why); two connections of
+            # headroom on top of `concurrency`, so a health check never waits behind a busy sync.
+            transport = AiohttpTransport(max_connections=config.concurrency + 2)
+            client = httpx.AsyncClient(
+                transport=transport, timeout=httpx.Timeout(config.timeout_s), headers={"User-Agent": USER_AGENT}
+            )
+        self._client = client
 
     def __repr__(self) -> str:
         return f"ShipEngineProvider(base_url={self._base_url!r}, api_key={self._config.api_key!r})"
@@ -133,17 +124,15 @@ class ShipEngineProvider:
         return elapsed_s
 
     async def aclose(self) -> None:
-        if self._owns_clients:
-            for client in self._clients:
-                await client.aclose()
+        if self._owns_client:
+            await self._client.aclose()
 
     async def _get(self, path: str, params: dict[str, str] | None, what: str) -> httpx.Response:
-        """One GET on the least busy pool, transport failures translated; the body is read before returning."""
-        busy = self._busy
-        pool = busy.index(min(busy))
-        busy[pool] += 1
+        """One GET, transport failures translated; the body is read before returning."""
+        # The query string built here, not by httpx: its URL merging is a third of its cost per request.
+        url = f"{self._base_url}{path}?{urlencode(params, quote_via=quote)}" if params else self._base_url + path
         try:
-            response = await self._clients[pool].get(self._base_url + path, params=params, headers=self._headers)
+            response = await self._client.get(url, headers=self._headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise ProviderUnreachableError(f"shipengine unreachable ({what}): {_describe(exc)}") from exc
         except httpx.TimeoutException as exc:
@@ -155,8 +144,6 @@ class ShipEngineProvider:
             raise PermanentProviderError(f"shipengine base_url is unusable: {_describe(exc)}") from exc
         except httpx.HTTPError as exc:  # resets, protocol errors, read/write errors
             raise TransientProviderError(f"shipengine connection failed ({what}): {_describe(exc)}") from exc
-        finally:
-            busy[pool] -= 1
         if self.quota_observer is not None and (quota := quota_from_headers(response.headers, time.time())):
             self.quota_observer(quota)
         return response
