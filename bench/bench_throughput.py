@@ -39,6 +39,7 @@ from _common import (
 )
 
 LATENCY_S = 0.020
+WHAT_IF: list[str] = []
 
 
 async def run_sync(base_url: str, sandbox_pid: int, n: int, prefix: str, **env: str) -> dict[str, Any]:
@@ -57,6 +58,8 @@ async def run_sync(base_url: str, sandbox_pid: int, n: int, prefix: str, **env: 
         store = await Store.open(Path(tmp) / "shiptrackd.db")
         stats = ApiStats()
         provider = make_provider(cfg.provider, observer=stats.observe)
+        if "httpx-aiohttp" in WHAT_IF:
+            _use_httpx_aiohttp(provider, cfg.provider)
         try:
             items = [NewShipment("ups", number) for number in tracking_numbers(prefix, n)]
             await store.shipments.add_many(items, clock.now())
@@ -180,6 +183,19 @@ def part2(levels: list[int], seconds_per_level: float, cap: int) -> bool:
     return ok
 
 
+def _use_httpx_aiohttp(provider: Any, config: Any) -> None:
+    """The provider's client rebuilt over httpx-aiohttp's AiohttpTransport instead of ours (a what-if)."""
+    import httpx
+    from httpx_aiohttp import AiohttpTransport  # uv run --with httpx-aiohttp
+
+    from shiptrackd.providers.shipengine import USER_AGENT
+
+    limits = httpx.Limits(max_connections=config.concurrency + 2, max_keepalive_connections=config.concurrency + 2)
+    transport = AiohttpTransport(limits=limits)
+    timeout = httpx.Timeout(config.timeout_s)
+    provider._client = httpx.AsyncClient(transport=transport, timeout=timeout, headers={"User-Agent": USER_AGENT})
+
+
 def idle_of(row: list[Any]) -> float:
     return float(row[10].rstrip("%")) / 100
 
@@ -190,11 +206,12 @@ def main() -> None:
     parser.add_argument(
         "--what-if",
         action="append",
-        choices=("sniffio",),
+        choices=("sniffio", "httpx-aiohttp"),
         default=[],
         help="try a proposed fix (bench/README.md) by patching this process",
     )
     args = parser.parse_args()
+    WHAT_IF.extend(args.what_if)
     quiet_logs()
     header("bench_throughput: sync throughput against the out-of-process sandbox")
     if "sniffio" in args.what_if:
@@ -205,6 +222,8 @@ def main() -> None:
 
         httpcore._synchronization.current_async_library = lambda: "asyncio"
         print("# WHAT-IF run, patched in this process (not the shipped code): sniffio")
+    if "httpx-aiohttp" in args.what_if:
+        print("# WHAT-IF run (not the shipped code): httpx-aiohttp's AiohttpTransport under the provider")
     ok1 = part1(300 if args.quick else 1000)
     ok2 = part2([1, 8, 32, 128], 1.5 if args.quick else 4.0, 2000 if args.quick else 6000)
     print(f"\n# load average at the end: {loadavg()}")
