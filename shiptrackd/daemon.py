@@ -28,7 +28,7 @@ from .api.monitoring import monitoring_routes
 from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
-from .clock import Clock, SystemClock, utcnow
+from .clock import Clock, SystemClock
 from .config import Config, Schedule, format_duration
 from .errors import ConfigError
 from .events import EventBus
@@ -385,9 +385,7 @@ class Daemon:
         old_provider = engine.throttle.provider
         provider = self._provider or make_provider(new.provider, observer=self._observe_request)
         throttle = ProviderThrottle(provider, new.provider, self.api_stats)
-        paused_until = engine.throttle.paused_until
-        if paused_until is not None:  # the account's Retry-After outlives a new key or URL
-            throttle.pause((paused_until - utcnow()).total_seconds())
+        throttle.carry_over(engine.throttle)  # the Retry-After pause, and the learned pace if the account is the same
         engine.throttle = throttle
         if old_provider is not provider:
 

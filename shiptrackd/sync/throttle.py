@@ -152,6 +152,16 @@ class ProviderThrottle:
         remaining = self._paused_until - time.monotonic()
         return utcnow() + timedelta(seconds=remaining) if remaining > 0 else None
 
+    def carry_over(self, old: ProviderThrottle) -> None:
+        """Keep what the account taught the throttle this replaces (a reload with a new key or URL)."""
+        remaining = old._paused_until - time.monotonic()
+        if remaining > 0:  # the account's Retry-After outlives a new key or URL
+            self.pause(remaining)
+        same = (old.config.base_url, old.config.rate_limit) == (self.config.base_url, self.config.rate_limit)
+        if same:  # the same account under the same ceiling: the learned pace still holds
+            self.controller = old.controller
+            self._pacer.interval_s = self.controller.interval_s()
+
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
