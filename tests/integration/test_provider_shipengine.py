@@ -27,6 +27,7 @@ from shiptrackd.errors import (
     TransientProviderError,
 )
 from shiptrackd.providers import ShipEngineProvider
+from shiptrackd.providers.base import Quota
 from shiptrackd.sandbox import Sandbox
 
 KEY = "TEST_k3y_that_must_never_leak"
@@ -178,6 +179,23 @@ async def test_429_carries_retry_after_from_the_header(config: ProviderConfig, s
     finally:
         await provider.aclose()
         await clamped.aclose()
+
+
+@pytest.mark.anyio
+async def test_x_ratelimit_headers_reach_the_quota_observer(provider: ShipEngineProvider, sandbox: Sandbox) -> None:
+    """Where the API sends X-RateLimit-*, each answer's quota reaches the observer, a 429 included; else nothing."""
+    seen: list[Quota] = []
+    provider.quota_observer = seen.append
+    sandbox.configure(rate_limit="2/min")  # ShipEngine's way: no quota headers
+    await provider.fetch("ups", "1Z1")
+    assert seen == []
+    sandbox.configure(rate_limit="2/min", quota_headers=True)  # a fresh bucket of 2 that says what is left
+    await provider.fetch("ups", "1Z1")
+    await provider.fetch("ups", "1Z1")
+    with pytest.raises(RateLimitedError):
+        await provider.fetch("ups", "1Z1")
+    assert [(q.limit, q.remaining) for q in seen] == [(2, 1), (2, 0), (2, 0)]
+    assert all(q.reset_s is not None and 0 < q.reset_s <= 60 for q in seen)
 
 
 @pytest.mark.anyio
