@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ..config import AlertsConfig, format_duration
+from ..config import AlertsConfig
 from ..health.rules import CRITICAL, OK, UNKNOWN, WARNING, CheckResult, rank
+from ..units import format_duration, format_rfc3339
 
 CAUSE = "api_connectivity"
 SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks
@@ -226,7 +227,8 @@ def compose(
 def _since(at: datetime | None, now: datetime) -> str:
     if at is None:
         return ""
-    return f", failing since {at:%Y-%m-%d %H:%M} UTC ({format_duration(max(0, round((now - at).total_seconds())))})"
+    since = format_rfc3339(at.replace(second=0, microsecond=0))  # to the minute: a person reads it
+    return f", failing since {since} ({format_duration(max(0, round((now - at).total_seconds())))})"
 
 
 def _cut(text: str, width: int = 120) -> str:

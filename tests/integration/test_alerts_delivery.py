@@ -266,7 +266,7 @@ async def test_resolved_notice_after_resolve_after_passing_reports(h: Harness) -
     resolved = h.hook.items[-1]["json"]
     assert resolved["type"] == "success" and resolved["title"] == "[RESOLVED] shiptrackd on testhost: error_rate"
     assert (
-        "RESOLVED error_rate: error_rate looks ok (was critical, failing since 2026-01-05 09:05 UTC"
+        "RESOLVED error_rate: error_rate looks ok (was critical, failing since 2026-01-05T09:05:00Z"
         in (resolved["message"])
     )
     await h.mail.wait_for(2)
