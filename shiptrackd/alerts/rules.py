@@ -203,7 +203,7 @@ def compose(
     sev = group_severity(decisions)
     names = ", ".join(d.check for d in decisions)
     title = f"[{sev.upper()}] shiptrackd on {host}: {names}"
-    lines = [f"shiptrackd on {host}, {now:%Y-%m-%d %H:%M:%S} UTC", ""]
+    lines = [headline(host, now), ""]
     order = sorted(decisions, key=lambda d: (d.kind == "resolved", -rank(d.severity) if d.kind != "resolved" else 0))
     for d in order:
         check = checks.get(d.check)
@@ -222,6 +222,11 @@ def compose(
             lines.append(f"  value {value}" + (f" ({threshold})" if threshold else ""))
         lines.extend(f"  {line}" for line in _evidence(check))
     return title, "\n".join(lines).rstrip() + "\n"
+
+
+def headline(host: str, now: datetime) -> str:
+    """The first line of every message, test notices too: "shiptrackd on vm-7, 2026-01-05T12:00:00Z"."""
+    return f"shiptrackd on {host}, {format_rfc3339(now.replace(microsecond=0))}"
 
 
 def _since(at: datetime | None, now: datetime) -> str:

@@ -30,7 +30,7 @@ from ..health.monitor import HealthMonitor
 from ..health.rules import CHECKS, check_from_dict
 from ..store import NewNotification, Store
 from .delivery import ChannelSet, Dispatcher
-from .rules import AlertState, Policy, after_notice, compose, group_severity, plan
+from .rules import AlertState, Policy, after_notice, compose, group_severity, headline, plan
 
 MAX_SILENCE_S = 90 * 86400
 DELIVERY_WAIT_S = 25.0  # how long `alert` / `alert --test` wait for delivery results (the client gives up at 30)
@@ -186,7 +186,7 @@ class Alerting:
             checks=[],
             title=f"[TEST] shiptrackd on {host}: test notification",
             body=(
-                f"shiptrackd on {host}, {now:%Y-%m-%d %H:%M:%S} UTC\n\n"
+                f"{headline(host, now)}\n\n"
                 f"A test notice from `shiptrackctl alert --test`, sent to all {len(channels)} channels.\n"
                 "Real alerts are routed by severity (tags).\n"
             ),
