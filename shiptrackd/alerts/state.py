@@ -29,6 +29,7 @@ from ..events import EventBus
 from ..health.monitor import HealthMonitor
 from ..health.rules import CHECKS, check_from_dict
 from ..store import NewNotification, Store
+from ..units import parse_rfc3339
 from .delivery import ChannelSet, Dispatcher
 from .rules import AlertState, Policy, after_notice, compose, group_severity, headline, plan
 
@@ -246,11 +247,9 @@ class Alerting:
         now = self.clock.now()
         if until:
             try:
-                end = datetime.fromisoformat(until)
-            except ValueError:
-                raise InvalidRequestError(f"until {until!r} is not an ISO 8601 time") from None
-            if end.tzinfo is None:
-                raise InvalidRequestError("until needs a timezone (e.g. 2026-01-05T18:00:00+00:00)")
+                end = parse_rfc3339(until)  # refuses a time without an offset, as before
+            except ValueError as exc:
+                raise InvalidRequestError(f"until: {exc}") from None
         elif duration is not None:
             try:
                 end = now + timedelta(seconds=parse_duration(duration))
