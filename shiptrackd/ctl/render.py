@@ -81,7 +81,8 @@ def truncate(text: str, width: int | None) -> str:
 
 # Times, durations and sizes are parsed and printed by shiptrackd.units (one grammar with config, the
 # daemon's messages and the console); these wrappers only add "-" for none and the relative phrasing.
-# units is imported where it is used: its dataclass would cost `--help` ~10 ms at the top.
+# units is imported where it is used: its dataclasses import would cost `--help` ~20 ms at the top
+# (python -X importtime, this 2-core box under load).
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
