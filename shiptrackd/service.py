@@ -27,6 +27,7 @@ from .store import Store
 from .sync import cadence
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats
+from .units import format_rfc3339
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
@@ -230,4 +231,4 @@ class Service:
 
 
 def _iso(at: Any) -> str | None:
-    return at.isoformat() if at is not None else None
+    return format_rfc3339(at) if at is not None else None

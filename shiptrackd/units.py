@@ -2,7 +2,8 @@
 One grammar for units: durations, rates, byte sizes and timestamps, parsed one way and printed one way.
 
 Config, shiptrackctl, the console, health messages and logs all read and write these through here,
-so "1h30m" means the same everywhere and 3725 s always prints as "1h2m5s". Sizes are printed in
+so "1h30m" means the same everywhere and 3725 s always prints as "1h2m5s" (a screen may cut it to its
+largest units, "1h2m", with format_duration(..., parts=2): shorter, never another style). Sizes are printed in
 one base, IEC (KiB, MiB, GiB), and the unit name says so; SI input ("2GB") is still read, exactly as
 its name says (2 * 10**9). Timestamps are RFC 3339, aware UTC, with a "Z".
 
@@ -90,28 +91,35 @@ def parse_duration(text: str | float) -> float:
     return seconds
 
 
-def format_duration(seconds: float) -> str:
+def format_duration(seconds: float, *, parts: int | None = None) -> str:
     """
     The one duration printer: 3725 -> "1h2m5s", 5400 -> "1h30m", 0.25 -> "250ms", 90000 -> "1d1h".
 
     parse_duration reads it back; a value finer than a millisecond prints as seconds ("1.0005s");
-    negative values get a leading "-".
+    negative values get a leading "-". *parts* keeps that many units from the largest one present and
+    cuts the rest (3725, parts=2 -> "1h2m"; 3605, parts=2 -> "1h"; 4.25, parts=2 -> "4s250ms"), for
+    screens and messages that want a short figure; it rounds to the millisecond first.
     """
     if math.isnan(seconds) or math.isinf(seconds):
         return f"{seconds}s"
     if seconds < 0:
-        return "-" + format_duration(-seconds)
+        return "-" + format_duration(-seconds, parts=parts)
     ms = round(seconds * 1000)
-    if abs(ms - seconds * 1000) > 1e-6:
+    if parts is None and abs(ms - seconds * 1000) > 1e-6:
         return f"{seconds:g}s"  # finer than a millisecond: keep what was given, so it reads back
     if ms == 0:
         return "0s"
-    parts = []
+    texts: list[str] = []
+    left = parts
     for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
         count, ms = divmod(ms, size)
         if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
+            texts.append(f"{count}{unit}")
+        if left is not None and texts:
+            left -= 1
+            if left <= 0:
+                break
+    return "".join(texts)
 
 
 # --- rates ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from .. import __version__
 from ..clock import Clock
 from ..config import AlertsConfig, mask_url
 from ..health.rules import CRITICAL
+from ..units import format_rfc3339
 
 SUCCESS, FAIL = "success", "fail"
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")
@@ -60,7 +61,7 @@ class PingResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "at": self.at.isoformat(),
+            "at": format_rfc3339(self.at),
             "kind": self.kind,
             "level": self.level,
             "ok": self.ok,
@@ -141,7 +142,7 @@ class Heartbeat:
             "fail_url": mask_url(fail_url(cfg)),
             "interval_s": cfg.heartbeat_interval_s,
             "last": self.last.to_dict() if self.last else None,
-            "last_ok_at": self.last_ok_at.isoformat() if self.last_ok_at else None,
+            "last_ok_at": format_rfc3339(self.last_ok_at) if self.last_ok_at else None,
         }
 
 

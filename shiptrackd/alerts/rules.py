@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from ..config import AlertsConfig, format_duration
+from ..config import AlertsConfig
 from ..health.rules import CRITICAL, OK, UNKNOWN, WARNING, CheckResult, rank
+from ..units import format_duration, format_rfc3339
 
 CAUSE = "api_connectivity"
 SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks
@@ -202,7 +203,7 @@ def compose(
     sev = group_severity(decisions)
     names = ", ".join(d.check for d in decisions)
     title = f"[{sev.upper()}] shiptrackd on {host}: {names}"
-    lines = [f"shiptrackd on {host}, {now:%Y-%m-%d %H:%M:%S} UTC", ""]
+    lines = [headline(host, now), ""]
     order = sorted(decisions, key=lambda d: (d.kind == "resolved", -rank(d.severity) if d.kind != "resolved" else 0))
     for d in order:
         check = checks.get(d.check)
@@ -223,10 +224,16 @@ def compose(
     return title, "\n".join(lines).rstrip() + "\n"
 
 
+def headline(host: str, now: datetime) -> str:
+    """The first line of every message, test notices too: "shiptrackd on vm-7, 2026-01-05T12:00:00Z"."""
+    return f"shiptrackd on {host}, {format_rfc3339(now.replace(microsecond=0))}"
+
+
 def _since(at: datetime | None, now: datetime) -> str:
     if at is None:
         return ""
-    return f", failing since {at:%Y-%m-%d %H:%M} UTC ({format_duration(max(0, round((now - at).total_seconds())))})"
+    since = format_rfc3339(at.replace(second=0, microsecond=0))  # to the minute: a person reads it
+    return f", failing since {since} ({format_duration(max(0, round((now - at).total_seconds())))})"
 
 
 def _cut(text: str, width: int = 120) -> str:

@@ -29,8 +29,9 @@ from ..events import EventBus
 from ..health.monitor import HealthMonitor
 from ..health.rules import CHECKS, check_from_dict
 from ..store import NewNotification, Store
+from ..units import parse_rfc3339
 from .delivery import ChannelSet, Dispatcher
-from .rules import AlertState, Policy, after_notice, compose, group_severity, plan
+from .rules import AlertState, Policy, after_notice, compose, group_severity, headline, plan
 
 MAX_SILENCE_S = 90 * 86400
 DELIVERY_WAIT_S = 25.0  # how long `alert` / `alert --test` wait for delivery results (the client gives up at 30)
@@ -186,7 +187,7 @@ class Alerting:
             checks=[],
             title=f"[TEST] shiptrackd on {host}: test notification",
             body=(
-                f"shiptrackd on {host}, {now:%Y-%m-%d %H:%M:%S} UTC\n\n"
+                f"{headline(host, now)}\n\n"
                 f"A test notice from `shiptrackctl alert --test`, sent to all {len(channels)} channels.\n"
                 "Real alerts are routed by severity (tags).\n"
             ),
@@ -246,11 +247,9 @@ class Alerting:
         now = self.clock.now()
         if until:
             try:
-                end = datetime.fromisoformat(until)
-            except ValueError:
-                raise InvalidRequestError(f"until {until!r} is not an ISO 8601 time") from None
-            if end.tzinfo is None:
-                raise InvalidRequestError("until needs a timezone (e.g. 2026-01-05T18:00:00+00:00)")
+                end = parse_rfc3339(until)  # refuses a time without an offset, as before
+            except ValueError as exc:
+                raise InvalidRequestError(f"until: {exc}") from None
         elif duration is not None:
             try:
                 end = now + timedelta(seconds=parse_duration(duration))

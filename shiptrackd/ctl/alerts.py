@@ -188,7 +188,7 @@ def render_silences(out: Output, silences: Sequence[Mapping[str, Any]]) -> None:
     rows = []
     for s in silences:
         state = "active" if s["active"] else ("removed" if s["removed_at"] else "expired")
-        rows.append([s["id"], s["check_name"], state, s["until_at"], rel_time(s["until_at"]), s["comment"]])
+        rows.append([s["id"], s["check_name"], state, short_time(s["until_at"]), rel_time(s["until_at"]), s["comment"]])
     columns = [
         Column("ID", align=">"),
         Column("CHECK"),

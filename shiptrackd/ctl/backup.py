@@ -43,7 +43,10 @@ async def backup(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def render_backup(out: Output, doc: dict[str, Any]) -> None:
+    """The human `backup` line: where, how big, quick_check's verdict and the rows copied."""
+    from .render import human_bytes
+
     rows = doc.get("rows") or {}
     counts = ", ".join(f"{rows.get(t, 0)} {t.replace('_', ' ')}" for t in ("shipments", "tracking_events", "sync_runs"))
-    size_mb = doc.get("size_bytes", 0) / 1e6
-    out.line(f"backup written to {doc['path']} ({size_mb:.1f} MB, quick_check {doc['quick_check']}; {counts})")
+    size = human_bytes(doc.get("size_bytes", 0))
+    out.line(f"backup written to {doc['path']} ({size}, quick_check {doc['quick_check']}; {counts})")

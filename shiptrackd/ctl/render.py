@@ -79,35 +79,36 @@ def truncate(text: str, width: int | None) -> str:
     return text[: max(width - 1, 0)] + ELLIPSIS if width > 0 else ""
 
 
+# Times, durations and sizes are parsed and printed by shiptrackd.units (one grammar with config, the
+# daemon's messages and the console); these wrappers only add "-" for none and the relative phrasing.
+# units is imported where it is used: its dataclasses import would cost `--help` ~20 ms at the top
+# (python -X importtime, this 2-core box under load).
+
+
 def parse_time(value: str | datetime | None) -> datetime | None:
-    """An aware datetime from the API's ISO 8601 text (`…Z` or `…+00:00`); None stays None."""
+    """An aware UTC datetime from the API's RFC 3339 text (or a datetime); None for none or unreadable."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    from ..units import parse_rfc3339
+
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
         return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def human_duration(seconds: float) -> str:
-    """A compact duration with its two largest units: 42s, 4m12s, 3h12m, 2d3h; under 10 s with a decimal."""
+def human_duration(seconds: float | None) -> str:
+    """
+    A duration in units.py's grammar, its two largest units: 850ms, 4s250ms, 4m12s, 3h12m, 2d3h; "-" for none.
+
+    Milliseconds count only under 10 s (a latency, a short run); longer figures round to the second.
+    """
+    if seconds is None:
+        return DASH
+    from ..units import format_duration
+
     seconds = abs(seconds)
-    if seconds < 10:
-        return f"{seconds:.1f}s" if seconds % 1 else f"{int(seconds)}s"
-    total = int(round(seconds))
-    parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, total = divmod(total, size)
-        if count or parts:
-            parts.append(f"{count}{unit}")
-        if len(parts) == 2:
-            break
-    while len(parts) > 1 and parts[-1].startswith("0"):
-        parts.pop()
-    return "".join(parts)
+    return format_duration(seconds if seconds < 10 else round(seconds), parts=2)
 
 
 def rel_time(value: str | datetime | None, now: datetime | None = None) -> str:
@@ -118,7 +119,7 @@ def rel_time(value: str | datetime | None, now: datetime | None = None) -> str:
     delta = (at - (now or datetime.now(UTC))).total_seconds()
     if abs(delta) < 1:
         return "now"
-    text = human_duration(delta)
+    text = human_duration(round(delta))
     return f"in {text}" if delta > 0 else f"{text} ago"
 
 
@@ -131,26 +132,22 @@ def rel_next(value: str | datetime | None, now: datetime | None = None) -> str:
 
 
 def short_time(value: str | datetime | None) -> str:
-    """`2026-01-05 09:00:12` in UTC, for timelines where relative times blur together."""
+    """`2026-01-05T09:00:12Z` (RFC 3339 to the second), for timelines where relative times blur together."""
     at = parse_time(value)
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if at else DASH
+    if at is None:
+        return DASH
+    from ..units import format_rfc3339
+
+    return format_rfc3339(at.replace(microsecond=0))
 
 
 def human_bytes(size: float | None) -> str:
+    """A size in IEC units, as everywhere (512 B, 8.8 GiB); "-" when unknown."""
     if size is None:
         return DASH
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(size) < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"  # pragma: no cover - the loop always returns
+    from ..units import format_size
 
-
-def human_seconds(value: float | None) -> str:
-    """A latency: 850ms, 1.24s; "-" when unknown."""
-    if value is None:
-        return DASH
-    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+    return format_size(size)
 
 
 def inline_counts(counts: Mapping[str, Any], names: Mapping[str, str] | None = None) -> str:

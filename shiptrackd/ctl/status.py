@@ -16,12 +16,12 @@ from .render import (
     Output,
     human_bytes,
     human_duration,
-    human_seconds,
     inline_counts,
     outcome_style,
     parse_time,
     rel_next,
     rel_time,
+    short_time,
     word_style,
 )
 from .runner import EXIT_OK, CtlError, command, output
@@ -106,7 +106,12 @@ def render_status(out: Output, doc: dict[str, Any]) -> None:
         pairs.append(("history", f"{history}; {free} free in the file (measured {measured})"))
     paused_until = doc.get("rate_limit_paused_until")
     if paused_until:
-        pairs.append(("rate limit", f"paused by the API's Retry-After until {paused_until} ({rel_time(paused_until)})"))
+        pairs.append(
+            (
+                "rate limit",
+                f"paused by the API's Retry-After until {short_time(paused_until)} ({rel_time(paused_until)})",
+            )
+        )
     heartbeat = doc.get("heartbeat")
     if heartbeat:  # the dead man's switch; its URLs arrive masked
         pairs.append(("heartbeat", describe_heartbeat(heartbeat)))
@@ -204,7 +209,7 @@ def render_stats(out: Output, doc: dict[str, Any]) -> None:
             ("errors (24h)", inline_counts(doc.get("errors_24h") or {})),
             (
                 "api latency",
-                f"p50 {human_seconds(api.get('p50_s'))}, p95 {human_seconds(api.get('p95_s'))} "
+                f"p50 {human_duration(api.get('p50_s'))}, p95 {human_duration(api.get('p95_s'))} "
                 f"over {api.get('requests', 0)} requests since start",
             ),
             ("forecast", forecast),

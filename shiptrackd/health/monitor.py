@@ -21,6 +21,7 @@ from loguru import logger
 from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.db import from_db
+from ..units import format_rfc3339
 from .rules import (
     CHECKS,
     CRITICAL,
@@ -172,7 +173,8 @@ class HealthMonitor:
     async def _probe(self) -> ApiProbe:
         throttle = self.engine.throttle
         if throttle.paused_until is not None:
-            return ApiProbe(skipped=f"the API asked us to wait until {throttle.paused_until:%H:%M:%S} (429)")
+            until = format_rfc3339(throttle.paused_until.replace(microsecond=0))
+            return ApiProbe(skipped=f"the API asked us to wait until {until} (429)")
         # The probe pays the account's rate limit like any request, so it never causes a 429 itself.
         with anyio.move_on_after(10) as scope:
             await throttle.take_slot()

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..config import HealthConfig, format_duration, parse_space
+from ..config import HealthConfig, parse_space
+from ..units import format_duration, format_size
 
 if TYPE_CHECKING:
     from ..schedule import Loop
@@ -37,14 +38,6 @@ def rank(level: str) -> int:
 def _dur(seconds: float) -> str:
     """412.7 -> "6m52s": whole seconds, for messages."""
     return format_duration(max(0, round(seconds)))
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -92,10 +85,10 @@ class CheckResult:
 
 
 def _show_value(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f}s" if value < 10 else _dur(value)
+    if unit == "s":  # milliseconds only under 10 s (a latency), as shiptrackctl prints durations
+        return format_duration(round(value, 3), parts=2) if value < 10 else _dur(value)
     if unit == "B":
-        return _bytes(value)
+        return format_size(value)
     if unit == "%":
         return f"{value:.1f}%"
     return f"{value:g}"
@@ -327,7 +320,7 @@ def judge_store(
         Perf("store_size", size_bytes, "B"),
     )
     pct = 100.0 * free_bytes / total_bytes if total_bytes else 0.0
-    free_text = f"{_bytes(free_bytes)} free ({pct:.0f}%)" + (f" in {where}" if where else "")
+    free_text = f"{format_size(free_bytes)} free ({pct:.0f}%)" + (f" in {where}" if where else "")
 
     def result(level: str, msg: str) -> CheckResult:
         details = {"quick_check": quick_check, "write_s": write_s, "size_bytes": size_bytes}
@@ -342,7 +335,7 @@ def judge_store(
     if free_bytes < warn:
         return result(WARNING, f"only {free_text}")
     checked = f"quick_check ok {_dur(quick_check_age_s)} ago" if quick_check_age_s is not None else "quick_check ok"
-    write = f"writable ({write_s * 1000:.0f} ms)" if write_s is not None else "writable"
+    write = f"writable ({_show_value(write_s, 's')})" if write_s is not None else "writable"
     return result(OK, f"{write}, {checked}, {free_text}")
 
 

@@ -25,6 +25,7 @@ import anyio
 import anyio.lowlevel
 
 from ..config import StoreConfig
+from ..units import format_rfc3339
 from .db import Database, store_error, to_db
 
 BATCH_ROWS = 1000  # rows deleted per transaction
@@ -174,7 +175,7 @@ class RetentionStore:
     async def measure(self, now: datetime) -> dict[str, Any]:
         """Rows and bytes per table (indexes included), free space and the vacuum mode; kept in `figures`."""
         figures = await anyio.to_thread.run_sync(measure_tables, self.db.path)
-        figures["measured_at"] = now.isoformat()
+        figures["measured_at"] = format_rfc3339(now)
         self.figures = figures
         return figures
 

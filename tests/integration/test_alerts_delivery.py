@@ -22,6 +22,7 @@ from shiptrackd.alerts.delivery import ChannelSet
 from shiptrackd.alerts.state import Alerting
 from shiptrackd.clock import FakeClock
 from shiptrackd.config import load
+from shiptrackd.errors import InvalidRequestError
 from shiptrackd.health.rules import (
     CHECKS,
     ApiProbe,
@@ -32,6 +33,7 @@ from shiptrackd.health.rules import (
     judge_stale,
 )
 from shiptrackd.store import Store
+from shiptrackd.units import format_rfc3339
 
 pytestmark = pytest.mark.anyio
 
@@ -236,6 +238,15 @@ async def test_symptoms_are_held_back_while_the_api_is_critical(h: Harness) -> N
     assert sorted(s["check"] for s in back["sent"]) == ["error_rate", "recent_sync", "stale_shipments"]
 
 
+async def test_silence_until_is_read_as_rfc3339(h: Harness) -> None:
+    """A silence's `until` is read by units.parse_rfc3339: Z or an offset is accepted, a time without one is refused."""
+    end = h.clock.now() + timedelta(hours=2)
+    silence = await h.alerting.add_silence("loops", duration=None, until=format_rfc3339(end), comment="")
+    assert silence["check_name"] == "loops"
+    with pytest.raises(InvalidRequestError, match="until: expected an RFC 3339 time with an offset"):
+        await h.alerting.add_silence("loops", duration=None, until="2030-01-05T18:00:00", comment="")
+
+
 async def test_silence_mutes_expires_on_its_own_and_is_not_lifted_by_success(h: Harness) -> None:
     """A silenced check sends nothing, a passing report leaves the silence in place, and expiry unmutes it."""
     silence = await h.alerting.add_silence("stale_shipments", duration="2h", until=None, comment="carrier outage")
@@ -266,7 +277,7 @@ async def test_resolved_notice_after_resolve_after_passing_reports(h: Harness) -
     resolved = h.hook.items[-1]["json"]
     assert resolved["type"] == "success" and resolved["title"] == "[RESOLVED] shiptrackd on testhost: error_rate"
     assert (
-        "RESOLVED error_rate: error_rate looks ok (was critical, failing since 2026-01-05 09:05 UTC"
+        "RESOLVED error_rate: error_rate looks ok (was critical, failing since 2026-01-05T09:05:00Z"
         in (resolved["message"])
     )
     await h.mail.wait_for(2)

@@ -22,6 +22,7 @@ import anyio
 import pytest
 
 from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.units import format_size
 
 pytestmark = pytest.mark.anyio
 
@@ -114,6 +115,30 @@ async def test_status_human_and_json(running):
     assert as_json.code == 0 and as_json.err == ""
     doc = as_json.json()
     assert doc["store"]["shipments"] == 2 and {loop["name"] for loop in doc["loops"]} >= {"sync", "force"}
+
+
+async def test_health_and_status_print_the_same_bytes_the_same_way(running):
+    """The health message says the disk's free space as its own figure in IEC units, and status says its sizes alike."""
+    sock = sock_of(running)
+    report = (await ctl(sock, "health", "--fresh", "--json")).json()
+    [store] = [check for check in report["checks"] if check["name"] == "store"]
+    free = format_size(store["value"])  # the bytes the check measured, through the one printer
+    assert re.fullmatch(r"\d+\.\d [KMGTP]iB", free) and f"{free} free (" in store["message"]
+    health = await ctl(sock, "health", "--verbose", "--wide")  # the same stored report, as a person reads it
+    assert f"{free} free (" in health.out and f"below {format_size(store['warning'])}" in health.out
+
+    since = (await running.client.status())["event_seq"]
+    await running.client.loop_action("retention", "trigger")  # status's per-table sizes come from its pass
+    with anyio.fail_after(10):
+        async for event in running.client.events(since=since):
+            if event["type"] == "loop.changed" and event["loop"]["name"] == "retention" and event["loop"]["runs"]:
+                break
+    doc = (await ctl(sock, "status", "--json")).json()["store"]
+    status = await ctl(sock, "status")
+    assert f"{doc['path']}  {format_size(doc['size_bytes'])}  " in status.out
+    assert f"{format_size(doc['free_bytes'])} free in the file" in status.out
+    for text in (health.out, status.out):  # no 1000- or 1024-based "KB/MB/GB" left in either
+        assert not re.search(r"\d (KB|MB|GB|TB)\b", text), text
 
 
 async def test_socket_from_the_environment(running):

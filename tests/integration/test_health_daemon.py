@@ -280,7 +280,7 @@ async def test_alerts_end_to_end_through_the_daemon(short_tmp: Path, sandbox: An
             assert mail.items[1].subject == resolved["title"]
 
             listed = await ctl(live.socket, "alerts")
-            assert listed.code == 0 and re.search(r"2 +\S+ \S+ +resolved +resolved +api_connectivity +3/4", listed.out)
+            assert listed.code == 0 and re.search(r"2 +\S+Z +resolved +resolved +api_connectivity +3/4", listed.out)
             tested = await ctl(live.socket, "alert", "--test")
             assert tested.code == 1 and "failed" in tested.out and dead in tested.out
 

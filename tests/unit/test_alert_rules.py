@@ -141,9 +141,9 @@ def test_message_carries_host_value_threshold_and_evidence() -> None:
     title, body = compose(decisions, checks, states, host="vm-7", now=NOW)
     assert title == "[CRITICAL] shiptrackd on vm-7: error_rate, loops"
     assert body.splitlines() == [
-        "shiptrackd on vm-7, 2026-01-05 12:00:00 UTC",
+        "shiptrackd on vm-7, 2026-01-05T12:00:00Z",
         "",
-        "CRITICAL loops (escalated): loops critical, failing since 2026-01-05 11:30 UTC (30m)",
+        "CRITICAL loops (escalated): loops critical, failing since 2026-01-05T11:30:00Z (30m)",
         "WARNING error_rate: 40.0% of fetches failed in the last 1h (40 of 100; transient 30, not_found 10)",
         "  value 40.0% (warning above 10.0%, critical above 50.0%)",
         "  errors by kind: transient 30, not_found 10",

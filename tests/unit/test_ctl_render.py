@@ -14,10 +14,12 @@ from shiptrackd.ctl.render import (
     Output,
     ProgressLine,
     Table,
+    human_bytes,
     human_duration,
     outcome_style,
     rel_next,
     rel_time,
+    short_time,
     truncate,
     want_color,
 )
@@ -34,7 +36,7 @@ NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         (240, "in 4m"),
         (-3 * 3600 - 12 * 60, "3h12m ago"),
         (2 * 86400 + 3 * 3600 + 59, "in 2d3h"),
-        (-2.5, "2.5s ago"),
+        (-2.4, "2s ago"),  # relative times are whole seconds
         (0.4, "now"),
     ],
 )
@@ -58,10 +60,22 @@ def test_next_times_in_the_past_read_due_now():
     assert rel_next(None, NOW) == "-"
 
 
-@pytest.mark.parametrize(("seconds", "expected"), [(0.25, "0.2s"), (7, "7s"), (3600, "1h"), (3661, "1h1m")])
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(0.25, "250ms"), (4.25, "4s250ms"), (7, "7s"), (12.4, "12s"), (3600, "1h"), (3661, "1h1m"), (3725, "1h2m")],
+)
 def test_durations(seconds, expected):
-    """Durations are compact and drop trailing zero units."""
+    """Durations are units.py's grammar cut to two units (milliseconds only under 10 s), reading back as config does."""
     assert human_duration(seconds) == expected
+    assert config_parse_duration(expected) == pytest.approx(seconds, abs=60 if seconds > 3600 else 0.5)
+
+
+def test_sizes_and_times_print_as_units_does():
+    """Sizes are IEC with the unit said (not 1024-based "GB"), times RFC 3339 with Z, a naive time is unreadable."""
+    assert human_bytes(9.5 * 10**9) == "8.8 GiB" and human_bytes(512) == "512 B" and human_bytes(None) == "-"
+    assert short_time("2026-01-05T09:00:12.345678+00:00") == "2026-01-05T09:00:12Z"
+    assert short_time("2026-01-05T10:00:12+01:00") == "2026-01-05T09:00:12Z"
+    assert short_time("2026-01-05T09:00:12") == "-" and short_time(None) == "-"
 
 
 def test_truncate_marks_cuts_with_an_ellipsis():

@@ -34,8 +34,8 @@ def ago(**kw: float) -> datetime:
 @pytest.mark.parametrize(
     ("probe", "auth_failed_at", "level", "words"),
     [
-        (ApiProbe(latency_s=0.12), None, "ok", "answered in 120 ms"),
-        (ApiProbe(latency_s=6.5), None, "warning", "answered in 6.50s (slow)"),
+        (ApiProbe(latency_s=0.12), None, "ok", "answered in 120ms"),
+        (ApiProbe(latency_s=6.5), None, "warning", "answered in 6s500ms (slow)"),
         (ApiProbe(error_kind="unauthorized", status=401), None, "critical", "rejected the key (HTTP 401)"),
         (ApiProbe(error_kind="unauthorized", status=403), None, "critical", "HTTP 403"),
         (ApiProbe(error_kind="unreachable", error="connection refused"), None, "critical", "unreachable"),
@@ -146,8 +146,8 @@ GB = 10**9
     ("write_error", "quick", "free", "level", "words"),
     [
         ("", "ok", 50 * GB, "ok", "writable"),
-        ("", "ok", 8 * GB, "warning", "only 8.0 GB free (8%)"),  # below 10% of 100 GB
-        ("", "ok", 4 * GB, "critical", "only 4.0 GB free"),  # below 5%
+        ("", "ok", 8 * GB, "warning", "only 7.5 GiB free (8%)"),  # below 10% of 100 GB; printed in IEC units
+        ("", "ok", 4 * GB, "critical", "only 3.7 GiB free"),  # below 5%
         ("disk I/O error", "ok", 50 * GB, "critical", "cannot be written: disk I/O error"),
         ("", "*** in database main *** Page 4: btreeInitPage() returns error code 11", 50 * GB, "critical", "Page 4"),
     ],

@@ -109,6 +109,23 @@ def test_format_duration_is_the_one_printer(seconds: float, text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (3725, "1h2m"),
+        (3605, "1h"),
+        (90061, "1d1h"),
+        (4.25, "4s250ms"),
+        (1.0016, "1s2ms"),
+        (0.85, "850ms"),
+        (-252, "-4m12s"),
+    ],
+)
+def test_format_duration_cut_to_two_units(seconds: float, text: str) -> None:
+    """parts=2 keeps the two largest units and cuts the rest: a shorter figure in the same grammar."""
+    assert format_duration(seconds, parts=2) == text
+
+
+@pytest.mark.parametrize(
     ("text", "rate"),
     [
         ("10/s", RateLimit(10, 1.0)),
