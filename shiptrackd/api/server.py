@@ -8,9 +8,11 @@ shutdown trigger, so it installs no signal handlers of its own.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +33,12 @@ from .requests import error_response, json_endpoint
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
 
+INTERNAL_LOG_EVERY_S = 60.0
+PROTOCOL_ERRORS = {
+    400: ("bad_request", "malformed HTTP request"),
+    431: ("headers_too_large", "request headers too large"),
+}
+
 
 def build_app(routes: list[Route]) -> Starlette:
     """The ASGI app over *routes*, plus /v1/openapi.json describing the /v1 ones."""
@@ -39,8 +47,9 @@ def build_app(routes: list[Route]) -> Starlette:
         return openapi_spec([r for r in routes if r.path.startswith("/v1/")])
 
     all_routes = [*routes, Route("/v1/openapi.json", json_endpoint(openapi), methods=["GET"])]
-    app = Starlette(routes=all_routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    app = Starlette(routes=all_routes, exception_handlers={HTTPException: _http_error})
     app.add_middleware(_RejectBrowsers)
+    app.add_middleware(InternalErrors)  # outermost of ours: Starlette's own would log a second traceback
     return app
 
 
@@ -51,9 +60,62 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message)
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    logger.opt(exception=exc).error("control API {} {} failed", request.method, request.url.path)
-    return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+class InternalErrors:
+    """
+    Any exception a route lets escape becomes a 500 in the JSON error shape, logged once a minute per kind.
+
+    Without this, Starlette logs a traceback and re-raises for hypercorn to log another: two
+    tracebacks per request, which lets any client that finds a 500 flood the journal.
+    """
+
+    def __init__(self, app: Any, *, every_s: float = INTERNAL_LOG_EVERY_S) -> None:
+        self.app = app
+        self.limiter = LogLimiter(every_s)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            endpoint = getattr(scope.get("endpoint"), "__name__", None) or scope.get("path", "?")[:60]
+            kind = f"{type(exc).__name__} in {scope.get('method')} {endpoint}"
+            suppressed = self.limiter.allow(kind)
+            if suppressed is not None:
+                more = f" ({suppressed} more since the last report)" if suppressed else ""
+                logger.opt(exception=exc).error("control API internal error: {}{}", kind, more)
+            if not started:  # else the answer is half sent: returning ends it and hypercorn closes
+                response = error_response(500, "internal", f"internal error: {type(exc).__name__}")
+                await response(scope, receive, send)
+
+
+class LogLimiter:
+    """At most one report per kind per `every_s`; says how many were held back in between."""
+
+    def __init__(self, every_s: float, max_kinds: int = 256) -> None:
+        self.every_s = every_s
+        self.max_kinds = max_kinds
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def allow(self, kind: str) -> int | None:
+        """None: stay quiet; else log now, with the number of reports held back since the last one."""
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last[0] < self.every_s:
+            self._last[kind] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._last) >= self.max_kinds:
+            self._last.pop(next(iter(self._last)))  # bounded: random paths cannot grow this
+        self._last[kind] = (now, 0)
+        return last[1] if last is not None else 0
 
 
 class _RejectBrowsers:
@@ -155,6 +217,8 @@ def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     """One server setup for the socket and every TCP listener."""
     from hypercorn.config import Config as HypercornConfig
 
+    answer_protocol_errors_in_json()
+
     cfg = HypercornConfig()
     cfg.bind = [bind]
     cfg.graceful_timeout = grace_s
@@ -162,6 +226,35 @@ def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     cfg.accesslog = None
     cfg.keep_alive_timeout = 30
     return cfg
+
+
+def answer_protocol_errors_in_json() -> None:
+    """
+    Give the 400s of hypercorn's HTTP/1.1 parser (bad header, bad length, not HTTP) the JSON error shape.
+
+    hypercorn answers them itself with an empty body, before any ASGI app sees the request, and
+    offers no hook: its one method that writes that answer is replaced, same signature, same framing.
+    """
+    import h11
+    from hypercorn.protocol.h11 import H11Protocol
+
+    if getattr(H11Protocol, "shiptrack_json_errors", False):
+        return
+
+    async def send_error_response(self: H11Protocol, status_code: int) -> None:
+        code, message = PROTOCOL_ERRORS.get(status_code, ("http_error", f"HTTP error {status_code}"))
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *self.config.response_headers("h11"),
+        ]
+        for event in (h11.Response(status_code=status_code, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+            await self._send_h11_event(event)
+
+    H11Protocol._send_error_response = send_error_response  # type: ignore[method-assign]
+    H11Protocol.shiptrack_json_errors = True  # type: ignore[attr-defined]
 
 
 async def _run_hypercorn(app: Starlette, cfg: HypercornConfig, stop: anyio.Event) -> None:
