@@ -82,7 +82,9 @@ async def test_readyz_turns_503_during_a_real_shutdown(short_tmp: Path, sandbox:
             await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZINTRANSIT0001"}])
             await client.sync()
         with anyio.fail_after(5):
-            while sandbox.stats.in_flight < 1:  # the call is on the wire: shutdown will wait for it
+            while True:  # until the call is on the wire: shutdown will wait for it
+                if sandbox.stats.in_flight >= 1:
+                    break
                 await anyio.sleep(0.01)
         daemon.stop()
         response = await http.get("/readyz")
