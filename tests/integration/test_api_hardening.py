@@ -7,14 +7,12 @@ pathological JSON, wrong media types, raw HTTP garbage and clients that hang up.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-from loguru import logger
 
 from shiptrackd.api.server import InternalErrors, LogLimiter
 
@@ -27,17 +25,6 @@ async def http(running: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.AsyncHTTPTransport(uds=str(running.config.daemon.socket))
     async with httpx.AsyncClient(transport=transport, base_url="http://shiptrackd", timeout=10) as client:
         yield client
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
-    """Every log line of this test, loguru's and the stdlib's (hypercorn, asyncio), tracebacks included."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{level} {message}\n{exception}")
-    caplog.set_level(logging.DEBUG)
-    yield lines
-    logger.remove(sink)
-    lines.extend(caplog.text.splitlines())
 
 
 def assert_error(response: httpx.Response, status: int) -> str:
