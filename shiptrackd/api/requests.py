@@ -101,6 +101,16 @@ class UnsupportedMediaTypeError(ShiptrackError):
         super().__init__(f"send the body as Content-Type: application/json, not {media[:80]!r}")
 
 
+class DaemonStoppingError(ShiptrackError):
+    """The daemon began to stop while this request was still being read or served."""
+
+    code = "stopping"
+    http_status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the daemon is stopping; try again once it is back")
+
+
 class ClientGoneError(ShiptrackError):
     """The client hung up before its body arrived: a 400 nobody will read, and nothing to log."""
 

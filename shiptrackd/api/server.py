@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from ..errors import ShiptrackError
 from .openapi import openapi_spec
-from .requests import error_response, json_endpoint
+from .requests import DaemonStoppingError, error_response, json_endpoint
 
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
@@ -260,9 +260,64 @@ def answer_protocol_errors_in_json() -> None:
 async def _run_hypercorn(app: Starlette, cfg: HypercornConfig, stop: anyio.Event) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
 
-    # A stub clash, not a bug: hypercorn types ASGI scopes and events as TypedDicts, Starlette as
-    # MutableMapping[str, Any], and mypy never passes a TypedDict as a MutableMapping.
-    await hypercorn_serve(app, cfg, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    wrapped = EndOnStop(app, stop, grace_s=cfg.graceful_timeout / 2)
+    await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
+
+
+class EndOnStop:
+    """
+    Finish every request promptly once the server stops, so none is left for hypercorn to cancel.
+
+    hypercorn waits out its graceful timeout for a request still reading its body (a client that
+    sent half) or still working, then cancels its connection: one asyncio traceback each. Here a
+    body read sees a disconnect as soon as *stop* is set, and a request still running after
+    *grace_s* is cancelled and, if nothing was sent yet, answered 503 with Connection: close.
+    """
+
+    def __init__(self, app: Any, stop: anyio.Event, *, grace_s: float) -> None:
+        self.app = app
+        self.stop = stop
+        self.grace_s = grace_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        receiving: anyio.CancelScope | None = None
+
+        async def guarded_receive() -> Any:
+            nonlocal receiving
+            if not self.stop.is_set():
+                with anyio.CancelScope() as receiving:
+                    try:
+                        return await receive()
+                    finally:
+                        receiving = None
+            raise DaemonStoppingError()  # a 503 from read_json: no more of this body will be read
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        async def watch(app_scope: anyio.CancelScope) -> None:
+            await self.stop.wait()
+            if receiving is not None:
+                receiving.cancel()
+            await anyio.sleep(self.grace_s)
+            app_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as app_scope:
+                tg.start_soon(watch, app_scope)
+                await self.app(scope, guarded_receive, tracked_send)
+            tg.cancel_scope.cancel()
+        if app_scope.cancelled_caught and not started:
+            stopping = DaemonStoppingError()
+            response = error_response(stopping.http_status, stopping.code, stopping.message)
+            response.headers["connection"] = "close"
+            await response(scope, guarded_receive, send)
 
 
 async def _wait_listening(connect: Callable[[], Awaitable[ByteStream]]) -> None:

@@ -17,6 +17,7 @@ from loguru import logger
 from starlette.responses import Response
 
 from ..events import EventBus
+from .requests import DaemonStoppingError
 
 FINISH_S = 1.0  # how long the last chunk may wait on a client that stopped reading
 BUFFER = 16  # events between the bus subscription and the socket writer
@@ -53,8 +54,11 @@ class EventStream(Response):
                     await events_in.send(event)
 
         async def watch_client() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            except DaemonStoppingError:
+                pass  # the server is stopping: leave as if the client had
             left.set()
             tg.cancel_scope.cancel()
 
