@@ -260,8 +260,41 @@ def answer_protocol_errors_in_json() -> None:
 async def _run_hypercorn(app: Starlette, cfg: HypercornConfig, stop: anyio.Event) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
 
-    wrapped = EndOnStop(app, stop, grace_s=cfg.graceful_timeout / 2)
+    wrapped = EndOnStop(CloseUnreadBodies(app), stop, grace_s=cfg.graceful_timeout / 2)
     await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
+
+
+class CloseUnreadBodies:
+    """
+    An answer sent before its request's body was read whole says `Connection: close`.
+
+    The server will not read the rest (it closes the connection after the answer); saying so
+    lets the client stop sending and not queue its next request on a connection about to close.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        unread = b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"", b"0")
+        if not unread:
+            await self.app(scope, receive, send)
+            return
+
+        async def tracked_receive() -> Any:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False
+            return message
+
+        async def closing_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and unread:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, tracked_receive, closing_send)
 
 
 class EndOnStop:

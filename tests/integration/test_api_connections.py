@@ -86,6 +86,20 @@ async def test_a_client_that_leaves_the_event_stream_is_let_go_quietly(running: 
     assert noisy(logs) == []
 
 
+async def test_an_answer_before_the_body_is_read_says_connection_close(running: Any, logs: list[str]) -> None:
+    """A keep-alive request answered without reading its body (a 415) gets Connection: close and is closed."""
+    stream = await anyio.connect_unix(running.config.daemon.socket)
+    async with stream:
+        await stream.send(
+            b"POST /v1/shipments HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 1000000\r\n\r\n" + b"x" * 65536
+        )
+        answer = await read_to_eof(stream, 2)
+    head = answer.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 415") and b"connection: close" in head
+    assert noisy(logs) == []
+
+
 @pytest.mark.parametrize("path", ["/v1/shipments", "/v1/nowhere", "/v1/status"])
 async def test_an_unread_body_with_connection_close_is_answered_and_closed_at_once(
     running: Any, logs: list[str], path: str
