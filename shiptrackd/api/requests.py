@@ -54,23 +54,42 @@ def parse_json(body: bytes) -> Any:
         raise InvalidRequestError(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and int digits past sys.get_int_max_str_digits
         raise InvalidRequestError(f"body is not valid JSON: {str(exc)[:200]}") from None
-    if _deeper_than(value, MAX_JSON_DEPTH):
-        raise InvalidRequestError(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+    check_parsed(value)
     return value
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether *value* nests containers past *limit* levels; iterative, so it cannot itself recurse too deep."""
+def check_parsed(value: Any) -> None:
+    """
+    Refuse what json.loads accepts but nothing downstream can hold: nesting past MAX_JSON_DEPTH
+    (repr() and our code recurse), and lone surrogates ("\\ud800"), which SQLite and the log cannot encode.
+
+    Iterative, so it cannot itself recurse too deep.
+    """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if isinstance(item, str):
+            _check_text(item)
+            continue
+        children = list(item.items()) if isinstance(item, dict) else item if isinstance(item, list) else None
         if children is None:
             continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequestError(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+        for child in children:
+            if isinstance(child, tuple):  # a (key, value) pair of an object
+                _check_text(child[0])
+                child = child[1]
+            if isinstance(child, dict | list | str):
+                stack.append((child, depth + 1))
+
+
+def _check_text(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError("body has a string that is not valid Unicode (a lone surrogate escape)") from None
 
 
 def check_json_content_type(request: Request) -> None:

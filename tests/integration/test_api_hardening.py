@@ -55,6 +55,9 @@ HOSTILE = [
     ("POST", "/v1/shipments", None, b"[" * 100_000 + b"]" * 100_000, 400),
     ("POST", "/v1/shipments", None, b'{"tracking_number": ' + b"[" * 900 + b"]" * 900 + b"}", 400),
     ("POST", "/v1/shipments", None, b'{"shipments": "\xff\xfe"}', 400),
+    ("POST", "/v1/silences", None, b'{"check": "*", "duration": "2h", "comment": "\\ud800"}', 400),
+    ("POST", "/v1/sync", None, b'{"shipments": ["\\udfff"]}', 400),
+    ("POST", "/v1/sync", None, b'{"\\ud800": 1}', 400),
 ]
 
 
