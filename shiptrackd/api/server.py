@@ -7,6 +7,7 @@ shutdown trigger, so it installs no signal handlers of its own.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import logging
@@ -218,6 +219,7 @@ def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     from hypercorn.config import Config as HypercornConfig
 
     answer_protocol_errors_in_json()
+    quiet_cancelled_connections()
 
     cfg = HypercornConfig()
     cfg.bind = [bind]
@@ -226,6 +228,29 @@ def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     cfg.accesslog = None
     cfg.keep_alive_timeout = 30
     return cfg
+
+
+class _CancelledConnection(logging.Filter):
+    """Drops asyncio's report of a connection task cancelled at shutdown (CPython 3.11; 3.12 is quiet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(exc, asyncio.CancelledError)
+            and record.getMessage().startswith("Exception in callback StreamReaderProtocol.connection_made")
+        )
+
+
+def quiet_cancelled_connections() -> None:
+    """
+    hypercorn cancels, at the end of its graceful timeout, a connection it cannot close: a client
+    that stopped reading leaves unsent bytes that the transport waits to flush. Python 3.11's
+    asyncio streams then log a CancelledError traceback per connection (fixed in 3.12): drop
+    exactly that record, nothing else from asyncio.
+    """
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _CancelledConnection) for f in log.filters):
+        log.addFilter(_CancelledConnection())
 
 
 def answer_protocol_errors_in_json() -> None:

@@ -146,3 +146,30 @@ async def test_shutdown_with_clients_connected_is_quiet_and_prompt(short_tmp: Pa
     assert answers[2].startswith(b"HTTP/1.1 503") and b'"stopping"' in answers[2]
     assert took < 1.5, output  # not the 2 s hypercorn would wait for the half-sent body
     assert "Traceback" not in output and "Exception in callback" not in output and "ERROR" not in output, output
+
+
+async def test_shutdown_with_a_stalled_event_reader_is_quiet_and_bounded(
+    short_tmp: Path, sandbox: Any, logs: list[str]
+) -> None:
+    """A dropped subscriber that never reads again cannot be flushed: shutdown still ends in time, with no traceback."""
+    from conftest import daemon_config
+
+    from shiptrackd.daemon import Daemon
+
+    config = daemon_config(short_tmp, sandbox.base_url)
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(config, handle_signals=False).run)
+        stream = await anyio.connect_unix(config.daemon.socket)
+        await stream.send(b"GET /v1/events?heartbeat=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        await read_head(stream)
+        with anyio.fail_after(20):
+            while not any("event stream dropped" in line for line in logs):
+                for _ in range(50):
+                    daemon.bus.publish("test.flood", pad="x" * 4000)
+                await anyio.sleep(0.01)
+        started = time.monotonic()
+        daemon.stop()
+    took = time.monotonic() - started
+    await stream.aclose()
+    assert took < 4.0  # the server's 2 s graceful timeout, then the connection is given up
+    assert noisy(logs) == [], noisy(logs)
