@@ -44,6 +44,7 @@ class EventStream(Response):
                 "headers": [(b"content-type", b"application/x-ndjson"), (b"connection", b"close")],
             }
         )
+        self.last_seq = self.since if self.since is not None else self.bus.seq  # where a resume would start
         left = anyio.Event()
         dropped = anyio.Event()
         events_in, events_out = anyio.create_memory_object_stream[dict[str, Any]](BUFFER)
@@ -57,9 +58,9 @@ class EventStream(Response):
             try:
                 while (await receive())["type"] != "http.disconnect":
                     pass
+                left.set()
             except DaemonStoppingError:
-                pass  # the server is stopping: leave as if the client had
-            left.set()
+                pass  # the server is stopping: end the answer properly
             tg.cancel_scope.cancel()
 
         async def watch_drop() -> None:
