@@ -58,7 +58,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
-    return error_response(exc.status_code, code, message)
+    response = error_response(exc.status_code, code, message)
+    response.headers.update(exc.headers or {})  # a 405 names the methods that would work (Allow)
+    return response
 
 
 class InternalErrors:

@@ -115,6 +115,13 @@ async def test_json_media_types_and_no_content_type_are_read_as_json(http: httpx
         assert response.status_code == 201, response.text
 
 
+async def test_a_wrong_method_is_a_405_that_says_which_methods_work(http: httpx.AsyncClient) -> None:
+    """A 405 keeps the JSON error shape and carries Allow, as HTTP clients and schemathesis expect."""
+    response = await http.delete("/v1/status")
+    assert assert_error(response, 405) == "method_not_allowed"
+    assert "GET" in response.headers["allow"]
+
+
 async def raw_exchange(running: Any, request: bytes, timeout_s: float = 5.0) -> bytes:
     """Send *request* bytes on a fresh socket connection; everything the daemon answers until it closes."""
     stream = await anyio.connect_unix(running.config.daemon.socket)
