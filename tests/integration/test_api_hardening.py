@@ -58,6 +58,7 @@ HOSTILE = [
     ("POST", "/v1/silences", None, b'{"check": "*", "duration": "2h", "comment": "\\ud800"}', 400),
     ("POST", "/v1/sync", None, b'{"shipments": ["\\udfff"]}', 400),
     ("POST", "/v1/sync", None, b'{"\\ud800": 1}', 400),
+    ("POST", "/v1/sync", {"shipments": [f"ship_{i:027x}" for i in range(10_001)], "dry_run": True}, None, 400),
 ]
 
 
