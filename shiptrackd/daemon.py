@@ -166,7 +166,7 @@ class Daemon:
                         *control_routes(service, self.bus),
                         *health_routes(health),
                         *alert_routes(alerting),
-                        *monitoring_routes(exporter),
+                        *monitoring_routes(exporter, lambda: service.state),
                     ]
                 )
                 api_stop = anyio.Event()
@@ -182,7 +182,7 @@ class Daemon:
                 await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
                 await tg.start(syncs.follow, self.bus)
                 if cfg.daemon.metrics_listen:
-                    metrics_app = build_app(monitoring_routes(exporter))
+                    metrics_app = build_app(monitoring_routes(exporter, lambda: service.state))
                     await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
                     logger.info("metrics on http://{}/metrics", cfg.daemon.metrics_listen)
                 for loop in self.loops.values():

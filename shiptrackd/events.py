@@ -6,7 +6,7 @@ fanned out to live subscribers (the TUI, `shiptrackctl sync --wait`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -22,19 +22,22 @@ class EventBus:
     def __init__(self, history: int = 2000, buffer: int = 1000) -> None:
         self.seq = 0
         self._history: deque[dict[str, Any]] = deque(maxlen=history)
-        self._subscribers: set[MemoryObjectSendStream[dict[str, Any]]] = set()
-        self._buffer = buffer
+        # each live subscription, with what to call if it falls behind and is cut off
+        self._subscribers: dict[MemoryObjectSendStream[dict[str, Any]], Callable[[], None] | None] = {}
+        self.buffer = buffer
 
     def publish(self, type: str, at: datetime | None = None, **data: Any) -> dict[str, Any]:
         self.seq += 1
         event = {"seq": self.seq, "type": type, "at": (at or utcnow()).isoformat(), **data}
         self._history.append(event)
-        for stream in list(self._subscribers):
+        for stream, on_drop in list(self._subscribers.items()):
             try:
                 stream.send_nowait(event)
-            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                self._subscribers.discard(stream)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                self._subscribers.pop(stream, None)
                 stream.close()
+                if on_drop is not None and isinstance(exc, anyio.WouldBlock):
+                    on_drop()  # told now: its buffered backlog may never drain if its reader stalled
         return event
 
     def close(self) -> None:
@@ -43,10 +46,12 @@ class EventBus:
             stream.close()
         self._subscribers.clear()
 
-    async def subscribe(self, since: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(
+        self, since: int | None = None, on_drop: Callable[[], None] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Events after *since* still in the ring, then live ones; a `gap` event says some were lost."""
-        send, receive = anyio.create_memory_object_stream[dict[str, Any]](self._buffer)
-        self._subscribers.add(send)
+        send, receive = anyio.create_memory_object_stream[dict[str, Any]](self.buffer)
+        self._subscribers[send] = on_drop
         try:
             if since is not None and since < self.seq:
                 replay = [e for e in self._history if e["seq"] > since]
@@ -64,6 +69,6 @@ class EventBus:
                         last = event["seq"]
                         yield event
         finally:
-            self._subscribers.discard(send)
+            self._subscribers.pop(send, None)
             send.close()
             receive.close()  # also when the subscriber leaves during the replay, before `async with receive`

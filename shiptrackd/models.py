@@ -24,6 +24,10 @@ STATUS_NAMES = {
 }
 
 
+# SQLite's largest INTEGER: an id past it exists nowhere and overflows the driver, so it is "not found" early.
+MAX_ROW_ID = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class TrackingEvent:
     """One scan in a carrier's history."""

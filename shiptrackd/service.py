@@ -7,6 +7,7 @@ them directly too.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,7 @@ from .clock import Clock
 from .config import Config
 from .errors import InvalidRequestError, NotFoundError
 from .events import EventBus
-from .models import NewShipment
+from .models import MAX_ROW_ID, STATUS_CODES, NewShipment
 from .schedule import Loop
 from .store import Store
 from .sync import cadence
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
 
 MAX_LIST_LIMIT = 1000
+MAX_TARGETED = 10_000  # ids in one targeted sync: 40,000 unknown ones held the run (and every joiner) for 7 s
+# A page cursor is the last shipment id of the previous page (store/shipments.py new_shipment_id).
+CURSOR_RE = re.compile(r"ship_[0-9a-f]{27,40}")
 
 
 @dataclass
@@ -138,6 +142,11 @@ class Service:
     ) -> dict[str, Any]:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        if cursor is not None and not CURSOR_RE.fullmatch(cursor):
+            # Compared as text, any other string would silently restart the listing at page 1.
+            raise InvalidRequestError(f"cursor {cursor[:40]!r} is not a next_cursor this daemon gave out")
+        if status is not None and status not in (*STATUS_CODES, "none"):
+            raise InvalidRequestError(f"status {status[:20]!r} is not one of {', '.join(STATUS_CODES)} or none")
         items, next_cursor = await self.store.shipments.list(
             status=status, carrier=carrier, search=search, active=active, cursor=cursor, limit=limit
         )
@@ -172,6 +181,8 @@ class Service:
     async def sync(self, *, force: bool, dry_run: bool, shipments: Sequence[str] | None) -> dict[str, Any]:
         if shipments is not None and not shipments:
             raise InvalidRequestError("shipments must name at least one id")
+        if shipments is not None and len(shipments) > MAX_TARGETED:
+            raise InvalidRequestError(f"shipments may name at most {MAX_TARGETED} ids per sync; send several")
         trigger = "targeted" if shipments else "force" if force else "manual"
         if dry_run:
             return {"dry_run": True, **await self.engine.plan(trigger, shipments)}
@@ -182,7 +193,7 @@ class Service:
         return await self.store.runs.recent(min(max(limit, 1), MAX_LIST_LIMIT))
 
     async def run(self, run_id: int) -> dict[str, Any]:
-        run = await self.store.runs.get(run_id)
+        run = await self.store.runs.get(run_id) if 0 < run_id <= MAX_ROW_ID else None
         if run is None:
             raise NotFoundError(f"no sync run {run_id}")
         if self.engine.current and self.engine.current.run_id == run_id:

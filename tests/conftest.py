@@ -4,6 +4,7 @@ Shared fixtures: asyncio only, no developer setup leaking in, no real waits in r
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -49,6 +50,29 @@ def _no_retry_waits() -> Iterator[None]:
     stamina.set_testing(True, attempts=3, cap=True)
     yield
     stamina.set_testing(False)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    """Every log line of the test as it happens, loguru's and the stdlib's (hypercorn, asyncio), with tracebacks."""
+    from loguru import logger
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(f"{record.levelname} {record.name} {self.format(record)}")
+
+    handler = Collect(logging.DEBUG)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    sink = logger.add(lambda m: lines.append(str(m)), level="DEBUG", format="{level} {message}\n{exception}")
+    yield lines
+    logger.remove(sink)
+    root.removeHandler(handler)
+    root.setLevel(old_level)
 
 
 @pytest.fixture

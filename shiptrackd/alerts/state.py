@@ -14,6 +14,7 @@ For each report, in order (each report is evaluated exactly once):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from ..errors import InvalidRequestError, NotFoundError
 from ..events import EventBus
 from ..health.monitor import HealthMonitor
 from ..health.rules import CHECKS, check_from_dict
+from ..models import MAX_ROW_ID
 from ..store import NewNotification, Store
 from ..units import parse_rfc3339
 from .delivery import ChannelSet, Dispatcher
@@ -252,9 +254,12 @@ class Alerting:
                 raise InvalidRequestError(f"until: {exc}") from None
         elif duration is not None:
             try:
-                end = now + timedelta(seconds=parse_duration(duration))
-            except ValueError as exc:
+                seconds = parse_duration(duration)
+            except (ValueError, OverflowError) as exc:
                 raise InvalidRequestError(f"duration: {exc}") from None
+            if not math.isfinite(seconds) or seconds > MAX_SILENCE_S:  # 1e308 or "99999999999d" overflow a date
+                raise InvalidRequestError(f"a silence may last at most {format_duration(MAX_SILENCE_S)}")
+            end = now + timedelta(seconds=seconds)
         else:
             raise InvalidRequestError("give a duration (e.g. 2h) or an until time")
         if end <= now:
@@ -276,7 +281,7 @@ class Alerting:
         return rows
 
     async def remove_silence(self, silence_id: int) -> dict[str, Any]:
-        if not await self.store.alerts.remove_silence(silence_id, self.clock.now()):
+        if not 0 < silence_id <= MAX_ROW_ID or not await self.store.alerts.remove_silence(silence_id, self.clock.now()):
             raise NotFoundError(f"no active silence {silence_id}")
         self.bus.publish("silence.removed", id=silence_id)
         return {"removed": silence_id}

@@ -4,14 +4,11 @@ The /v1 control routes onto Service: each parses its request, calls one Service 
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import InvalidRequestError
@@ -19,6 +16,7 @@ from ..events import EventBus
 from ..service import Service
 from .audit import audit
 from .requests import field, json_endpoint, query_bool, query_int, read_json
+from .streaming import EventStream
 
 HEARTBEAT_S = 10.0
 
@@ -145,9 +143,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             heartbeat = float("nan")
         if not math.isfinite(heartbeat):
             raise InvalidRequestError(f"query parameter 'heartbeat' must be a number of seconds, not {raw!r}")
-        return StreamingResponse(
-            ndjson_events(bus, None if since < 0 else since, max(heartbeat, 0.05)), media_type="application/x-ndjson"
-        )
+        return ndjson_events(bus, None if since < 0 else since, max(heartbeat, 0.05))
 
     routes = [
         Route("/v1/status", json_endpoint(status), methods=["GET"]),
@@ -170,27 +166,6 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
     return routes
 
 
-async def ndjson_events(bus: EventBus, since: int | None, heartbeat_s: float) -> AsyncIterator[bytes]:
-    """Events as JSON lines; a heartbeat line whenever nothing happened for `heartbeat_s`."""
-    send, receive = anyio.create_memory_object_stream[dict[str, Any]](100)
-
-    async def pump() -> None:
-        async with send:
-            async for event in bus.subscribe(since):
-                await send.send(event)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(pump)
-        try:
-            async with receive:
-                while True:
-                    with anyio.move_on_after(heartbeat_s):
-                        try:
-                            event = await receive.receive()
-                        except anyio.EndOfStream:
-                            return
-                        yield json.dumps(event, default=str).encode() + b"\n"
-                        continue
-                    yield json.dumps({"type": "heartbeat", "seq": bus.seq}).encode() + b"\n"
-        finally:
-            tg.cancel_scope.cancel()
+def ndjson_events(bus: EventBus, since: int | None, heartbeat_s: float) -> Response:
+    """Events as JSON lines; a heartbeat line whenever nothing happened for `heartbeat_s` (api/streaming.py)."""
+    return EventStream(bus, since, heartbeat_s)

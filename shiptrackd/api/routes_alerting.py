@@ -12,6 +12,7 @@ from ..alerts.state import DELIVERY_WAIT_S, Alerting
 from ..errors import InvalidRequestError
 from ..health.monitor import HealthMonitor
 from .audit import audit
+from .monitoring import with_level_status
 from .requests import field, json_endpoint, query_bool, query_int, read_json
 
 
@@ -26,12 +27,13 @@ def health_routes(monitor: HealthMonitor) -> list[Route]:
         stale_limit = query_int(request, "stale_limit", 50)
         if not 1 <= stale_limit <= 1000:
             raise InvalidRequestError("stale_limit must be between 1 and 1000")
-        return await monitor.current(
+        report = await monitor.current(
             fresh=bool(query_bool(request, "fresh")),
             alert_threshold=alert_threshold,
             check_stale=bool(query_bool(request, "check_stale")),
             stale_limit=stale_limit,
         )
+        return with_level_status(request, report)  # ?http_status=1: the level as the status code
 
     return [Route("/v1/health", json_endpoint(health), methods=["GET"])]
 

@@ -7,10 +7,13 @@ shutdown trigger, so it installs no signal handlers of its own.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,10 +29,16 @@ from starlette.routing import Route
 
 from ..errors import ShiptrackError
 from .openapi import openapi_spec
-from .requests import error_response, json_endpoint
+from .requests import DaemonStoppingError, error_response, json_endpoint
 
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
+
+INTERNAL_LOG_EVERY_S = 60.0
+PROTOCOL_ERRORS = {
+    400: ("bad_request", "malformed HTTP request"),
+    431: ("headers_too_large", "request headers too large"),
+}
 
 
 def build_app(routes: list[Route]) -> Starlette:
@@ -39,8 +48,9 @@ def build_app(routes: list[Route]) -> Starlette:
         return openapi_spec([r for r in routes if r.path.startswith("/v1/")])
 
     all_routes = [*routes, Route("/v1/openapi.json", json_endpoint(openapi), methods=["GET"])]
-    app = Starlette(routes=all_routes, exception_handlers={HTTPException: _http_error, Exception: _internal_error})
+    app = Starlette(routes=all_routes, exception_handlers={HTTPException: _http_error})
     app.add_middleware(_RejectBrowsers)
+    app.add_middleware(InternalErrors)  # outermost of ours: Starlette's own would log a second traceback
     return app
 
 
@@ -48,12 +58,67 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405) else str(exc.detail)
-    return error_response(exc.status_code, code, message)
+    response = error_response(exc.status_code, code, message)
+    response.headers.update(exc.headers or {})  # a 405 names the methods that would work (Allow)
+    return response
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    logger.opt(exception=exc).error("control API {} {} failed", request.method, request.url.path)
-    return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+class InternalErrors:
+    """
+    Any exception a route lets escape becomes a 500 in the JSON error shape, logged once a minute per kind.
+
+    Without this, Starlette logs a traceback and re-raises for hypercorn to log another: two
+    tracebacks per request, which lets any client that finds a 500 flood the journal.
+    """
+
+    def __init__(self, app: Any, *, every_s: float = INTERNAL_LOG_EVERY_S) -> None:
+        self.app = app
+        self.limiter = LogLimiter(every_s)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            endpoint = getattr(scope.get("endpoint"), "__name__", None) or scope.get("path", "?")[:60]
+            kind = f"{type(exc).__name__} in {scope.get('method')} {endpoint}"
+            suppressed = self.limiter.allow(kind)
+            if suppressed is not None:
+                more = f" ({suppressed} more since the last report)" if suppressed else ""
+                logger.opt(exception=exc).error("control API internal error: {}{}", kind, more)
+            if not started:  # else the answer is half sent: returning ends it and hypercorn closes
+                response = error_response(500, "internal", f"internal error: {type(exc).__name__}")
+                await response(scope, receive, send)
+
+
+class LogLimiter:
+    """At most one report per kind per `every_s`; says how many were held back in between."""
+
+    def __init__(self, every_s: float, max_kinds: int = 256) -> None:
+        self.every_s = every_s
+        self.max_kinds = max_kinds
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def allow(self, kind: str) -> int | None:
+        """None: stay quiet; else log now, with the number of reports held back since the last one."""
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last[0] < self.every_s:
+            self._last[kind] = (last[0], last[1] + 1)
+            return None
+        if last is None and len(self._last) >= self.max_kinds:
+            self._last.pop(next(iter(self._last)))  # bounded: random paths cannot grow this
+        self._last[kind] = (now, 0)
+        return last[1] if last is not None else 0
 
 
 class _RejectBrowsers:
@@ -155,6 +220,9 @@ def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     """One server setup for the socket and every TCP listener."""
     from hypercorn.config import Config as HypercornConfig
 
+    answer_protocol_errors_in_json()
+    quiet_cancelled_connections()
+
     cfg = HypercornConfig()
     cfg.bind = [bind]
     cfg.graceful_timeout = grace_s
@@ -164,12 +232,152 @@ def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     return cfg
 
 
+class _CancelledConnection(logging.Filter):
+    """Drops asyncio's report of a connection task cancelled at shutdown (CPython 3.11; 3.12 is quiet)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(exc, asyncio.CancelledError)
+            and record.getMessage().startswith("Exception in callback StreamReaderProtocol.connection_made")
+        )
+
+
+def quiet_cancelled_connections() -> None:
+    """
+    hypercorn cancels, at the end of its graceful timeout, a connection it cannot close: a client
+    that stopped reading leaves unsent bytes that the transport waits to flush. Python 3.11's
+    asyncio streams then log a CancelledError traceback per connection (fixed in 3.12): drop
+    exactly that record, nothing else from asyncio.
+    """
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _CancelledConnection) for f in log.filters):
+        log.addFilter(_CancelledConnection())
+
+
+def answer_protocol_errors_in_json() -> None:
+    """
+    Give the 400s of hypercorn's HTTP/1.1 parser (bad header, bad length, not HTTP) the JSON error shape.
+
+    hypercorn answers them itself with an empty body, before any ASGI app sees the request, and
+    offers no hook: its one method that writes that answer is replaced, same signature, same framing.
+    """
+    import h11
+    from hypercorn.protocol.h11 import H11Protocol
+
+    if getattr(H11Protocol, "shiptrack_json_errors", False):
+        return
+
+    async def send_error_response(self: H11Protocol, status_code: int) -> None:
+        code, message = PROTOCOL_ERRORS.get(status_code, ("http_error", f"HTTP error {status_code}"))
+        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *self.config.response_headers("h11"),
+        ]
+        for event in (h11.Response(status_code=status_code, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+            await self._send_h11_event(event)
+
+    H11Protocol._send_error_response = send_error_response  # type: ignore[method-assign]
+    H11Protocol.shiptrack_json_errors = True  # type: ignore[attr-defined]
+
+
 async def _run_hypercorn(app: Starlette, cfg: HypercornConfig, stop: anyio.Event) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
 
-    # A stub clash, not a bug: hypercorn types ASGI scopes and events as TypedDicts, Starlette as
-    # MutableMapping[str, Any], and mypy never passes a TypedDict as a MutableMapping.
-    await hypercorn_serve(app, cfg, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    wrapped = EndOnStop(CloseUnreadBodies(app), stop, grace_s=cfg.graceful_timeout / 2)
+    await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
+
+
+class CloseUnreadBodies:
+    """
+    An answer sent before its request's body was read whole says `Connection: close`.
+
+    The server will not read the rest (it closes the connection after the answer); saying so
+    lets the client stop sending and not queue its next request on a connection about to close.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        unread = b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"", b"0")
+        if not unread:
+            await self.app(scope, receive, send)
+            return
+
+        async def tracked_receive() -> Any:
+            nonlocal unread
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                unread = False
+            return message
+
+        async def closing_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and unread:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, tracked_receive, closing_send)
+
+
+class EndOnStop:
+    """
+    Finish every request promptly once the server stops, so none is left for hypercorn to cancel.
+
+    hypercorn waits out its graceful timeout for a request still reading its body (a client that
+    sent half) or still working, then cancels its connection: one asyncio traceback each. Here a
+    body read sees a disconnect as soon as *stop* is set, and a request still running after
+    *grace_s* is cancelled and, if nothing was sent yet, answered 503 with Connection: close.
+    """
+
+    def __init__(self, app: Any, stop: anyio.Event, *, grace_s: float) -> None:
+        self.app = app
+        self.stop = stop
+        self.grace_s = grace_s
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        receiving: anyio.CancelScope | None = None
+
+        async def guarded_receive() -> Any:
+            nonlocal receiving
+            if not self.stop.is_set():
+                with anyio.CancelScope() as receiving:
+                    try:
+                        return await receive()
+                    finally:
+                        receiving = None
+            raise DaemonStoppingError()  # a 503 from read_json: no more of this body will be read
+
+        async def tracked_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        async def watch(app_scope: anyio.CancelScope) -> None:
+            await self.stop.wait()
+            if receiving is not None:
+                receiving.cancel()
+            await anyio.sleep(self.grace_s)
+            app_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as app_scope:
+                tg.start_soon(watch, app_scope)
+                await self.app(scope, guarded_receive, tracked_send)
+            tg.cancel_scope.cancel()
+        if app_scope.cancelled_caught and not started:
+            stopping = DaemonStoppingError()
+            response = error_response(stopping.http_status, stopping.code, stopping.message)
+            response.headers["connection"] = "close"
+            await response(scope, guarded_receive, send)
 
 
 async def _wait_listening(connect: Callable[[], Awaitable[ByteStream]]) -> None:

@@ -117,7 +117,7 @@ async def test_a_follower_that_falls_behind_is_cut_off_and_publish_never_blocks(
         await anyio.wait_all_tasks_blocked()
         for _ in range(10):
             bus.publish("burst")  # synchronous: would deadlock here if it waited for the follower
-    assert bus._subscribers == set()
+    assert bus._subscribers == {}
     leftovers = [e async for e in stream]
     assert len(leftovers) <= 3  # what was buffered before the cut, then the stream ends
 
@@ -150,4 +150,4 @@ async def test_leaving_during_the_replay_closes_the_subscription():
     await take(stream, 2)
     assert len(bus._subscribers) == 1
     await stream.aclose()
-    assert bus._subscribers == set()
+    assert bus._subscribers == {}
