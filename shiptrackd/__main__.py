@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .wire.names import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
+
 if TYPE_CHECKING:
     from .config import Config
-
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 78
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -44,6 +44,7 @@ from .store import Store
 from .store.retention import cutoffs
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
+from .wire.names import EVENT_CONFIG_RELOADED, EVENT_LOOP_CHANGED
 
 STORE_FILE = "shiptrackd.db"
 
@@ -301,7 +302,7 @@ class Daemon:
     async def _loop_changed(self, loop: Loop) -> None:
         if self.store is not None:
             await self.store.runs.save_loop(loop.name, loop.last_run_at, loop.last_outcome, loop.paused)
-        self.bus.publish("loop.changed", loop=loop.snapshot())
+        self.bus.publish(EVENT_LOOP_CHANGED, loop=loop.snapshot())
         if loop.name == "sync" and not loop.running and loop.last_outcome:
             sdnotify.notify(f"STATUS=Running; last sync: {loop.last_outcome}")
 
@@ -370,7 +371,7 @@ class Daemon:
         if needs_restart:
             logger.warning("these settings only take effect after a restart: {}", ", ".join(needs_restart))
         sdnotify.notify("READY=1", "STATUS=Running (reloaded)")
-        self.bus.publish("config.reloaded", changed=changed, needs_restart=needs_restart)
+        self.bus.publish(EVENT_CONFIG_RELOADED, changed=changed, needs_restart=needs_restart)
         return {"reloaded": True, "changed": changed, "needs_restart": needs_restart}
 
     def _observe_request(self, status: int | None, elapsed_s: float, error_kind: str | None) -> None:

@@ -14,6 +14,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .clock import utcnow
+from .wire.names import EVENT_GAP
 
 
 class EventBus:
@@ -56,7 +57,7 @@ class EventBus:
             if since is not None and since < self.seq:
                 replay = [e for e in self._history if e["seq"] > since]
                 if not replay or replay[0]["seq"] > since + 1:
-                    yield {"seq": since, "type": "gap", "at": utcnow().isoformat(), "resume_from": self.seq}
+                    yield {"seq": since, "type": EVENT_GAP, "at": utcnow().isoformat(), "resume_from": self.seq}
                 last = since
                 for event in replay:
                     last = event["seq"]

@@ -28,8 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import generate_latest
 
 from . import __version__
-from .health.rules import CHECKS, EXIT_CODES, LEVELS, UNKNOWN
-from .models import STATUS_CODES
+from .wire.names import CHECKS, EVENT_SYNC_FINISHED, LEVEL_EXIT_CODES, LEVELS, NO_STATUS, STATUS_CODES, UNKNOWN
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
@@ -137,7 +136,7 @@ class SyncRecorder:
         task_status.started()
         while True:
             async for event in bus.subscribe():
-                if event["type"] == "sync.finished":
+                if event["type"] == EVENT_SYNC_FINISHED:
                     self.record(event.get("run") or {})
             await anyio.sleep(0.1)  # the bus closed (shutdown) or dropped us: resubscribe shortly
 
@@ -225,7 +224,7 @@ class Exporter:
         )
         mix = GaugeMetricFamily("shiptrackd_shipments", "Tracked shipments by status code", labels=["status", "active"])
         counts = {(status, active): n for status, active, n in self._cache.get("shipments", [])}
-        for status in sorted({*STATUS_CODES, "none", *(status for status, _ in counts)}):
+        for status in sorted({*STATUS_CODES, NO_STATUS, *(status for status, _ in counts)}):
             for active in (True, False):
                 mix.add_metric([status, "true" if active else "false"], counts.get((status, active), 0))
         yield mix
@@ -316,7 +315,7 @@ class Exporter:
         yield GaugeMetricFamily(
             "shiptrackd_health_status",
             "The last health report as a monitoring-plugin code: 0 ok, 1 warning, 2 critical, 3 unknown (none yet)",
-            value=EXIT_CODES[report.get("level", UNKNOWN)],
+            value=LEVEL_EXIT_CODES[report.get("level", UNKNOWN)],
         )
         yield GaugeMetricFamily(
             "shiptrackd_health_report_timestamp_seconds",

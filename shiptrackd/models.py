@@ -10,20 +10,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# ShipEngine's status codes; logic keys on these, never on descriptions.
-STATUS_CODES = ("UN", "NY", "AC", "IT", "AT", "EX", "SP", "DE")
-STATUS_NAMES = {
-    "UN": "unknown",
-    "NY": "not yet in system",
-    "AC": "accepted",
-    "IT": "in transit",
-    "AT": "delivery attempt",
-    "EX": "exception",
-    "SP": "at pickup point",
-    "DE": "delivered",
-}
-
-
 # SQLite's largest INTEGER: an id past it exists nowhere and overflows the driver, so it is "not found" early.
 MAX_ROW_ID = 2**63 - 1
 
@@ -53,7 +39,7 @@ class TrackingInfo:
     """A provider's answer for one shipment, already validated and normalised."""
 
     tracking_number: str
-    status_code: str  # one of STATUS_CODES
+    status_code: str  # one of wire.names.STATUS_CODES
     status_description: str = ""
     status_detail_code: str = ""
     carrier_code: str = ""

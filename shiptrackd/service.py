@@ -22,13 +22,14 @@ from .clock import Clock
 from .config import Config
 from .errors import InvalidRequestError, NotFoundError
 from .events import EventBus
-from .models import MAX_ROW_ID, STATUS_CODES, NewShipment
+from .models import MAX_ROW_ID, NewShipment
 from .schedule import Loop
 from .store import Store
 from .sync import cadence
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats
 from .units import format_rfc3339
+from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMENTS_REMOVED, NO_STATUS, STATUS_CODES
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
@@ -107,7 +108,7 @@ class Service:
             return {**loop.snapshot(), "triggered": started, "joined": not started}
         else:
             raise InvalidRequestError(f"unknown loop action {action!r}; use pause, resume or trigger")
-        self.bus.publish("loop.changed", loop=loop.snapshot())
+        self.bus.publish(EVENT_LOOP_CHANGED, loop=loop.snapshot())
         return loop.snapshot()
 
     # --- shipments -------------------------------------------------------------------
@@ -127,7 +128,7 @@ class Service:
         for item in (*result.added, *result.duplicates):
             item["index"] = positions[item["index"]]
         if result.added:
-            self.bus.publish("shipments.added", count=len(result.added))
+            self.bus.publish(EVENT_SHIPMENTS_ADDED, count=len(result.added))
         return {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
 
     async def list_shipments(
@@ -145,7 +146,7 @@ class Service:
         if cursor is not None and not CURSOR_RE.fullmatch(cursor):
             # Compared as text, any other string would silently restart the listing at page 1.
             raise InvalidRequestError(f"cursor {cursor[:40]!r} is not a next_cursor this daemon gave out")
-        if status is not None and status not in (*STATUS_CODES, "none"):
+        if status is not None and status not in (*STATUS_CODES, NO_STATUS):
             raise InvalidRequestError(f"status {status[:20]!r} is not one of {', '.join(STATUS_CODES)} or none")
         items, next_cursor = await self.store.shipments.list(
             status=status, carrier=carrier, search=search, active=active, cursor=cursor, limit=limit
@@ -162,7 +163,7 @@ class Service:
     async def remove_shipment(self, shipment_id: str) -> dict[str, Any]:
         if not await self.store.shipments.remove(shipment_id):
             raise NotFoundError(f"no shipment {shipment_id!r}")
-        self.bus.publish("shipments.removed", id=shipment_id)
+        self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
         return {"removed": shipment_id}
 
     async def retrack(self, shipment_id: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ..config import ALERT_TAGS, AlertsConfig, Secret, mask_url, split_alert_url
 from ..errors import ConfigError
 from ..events import EventBus
 from ..store import Store
+from ..wire.names import EVENT_ALERT_DELIVERY
 
 CONSOLE = "console"
 SWEEP_S = 30.0  # the sender also looks for leftover rows this often, without a wake-up
@@ -286,7 +287,7 @@ class Dispatcher:
             await self.store.alerts.finish(row["id"], status, attempts, error, self.clock.now())
         self.outcomes[(channel.scheme if channel else "unknown", status)] += 1
         self.bus.publish(
-            "alert.delivery",
+            EVENT_ALERT_DELIVERY,
             notification_id=row["notification_id"],
             channel=row["channel"],
             status=status,

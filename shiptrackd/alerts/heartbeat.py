@@ -32,8 +32,8 @@ from loguru import logger
 from .. import __version__
 from ..clock import Clock
 from ..config import AlertsConfig, mask_url
-from ..health.rules import CRITICAL
 from ..units import format_rfc3339
+from ..wire.names import CRITICAL
 
 SUCCESS, FAIL = "success", "fail"
 _URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")

@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from ..config import AlertsConfig
-from ..health.rules import CRITICAL, OK, UNKNOWN, WARNING, CheckResult, rank
+from ..health.rules import CheckResult, rank
 from ..units import format_duration, format_rfc3339
+from ..wire.names import CRITICAL, OK, UNKNOWN, WARNING
 
 CAUSE = "api_connectivity"
 SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks

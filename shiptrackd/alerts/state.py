@@ -28,10 +28,11 @@ from ..config import Config, format_duration, parse_duration
 from ..errors import InvalidRequestError, NotFoundError
 from ..events import EventBus
 from ..health.monitor import HealthMonitor
-from ..health.rules import CHECKS, check_from_dict
+from ..health.rules import check_from_dict
 from ..models import MAX_ROW_ID
 from ..store import NewNotification, Store
 from ..units import parse_rfc3339
+from ..wire.names import CHECKS, EVENT_ALERT_QUEUED, EVENT_SILENCE_ADDED, EVENT_SILENCE_REMOVED
 from .delivery import ChannelSet, Dispatcher
 from .rules import AlertState, Policy, after_notice, compose, group_severity, headline, plan
 
@@ -143,7 +144,7 @@ class Alerting:
         if notification is not None and notification_id is not None:
             logger.bind(loop="alerts").warning("alert queued: {}", notification.title)
             self.bus.publish(
-                "alert.queued",
+                EVENT_ALERT_QUEUED,
                 notification_id=notification_id,
                 kind=notification.kind,
                 severity=notification.severity,
@@ -267,7 +268,7 @@ class Alerting:
         if (end - now).total_seconds() > MAX_SILENCE_S:
             raise InvalidRequestError(f"a silence may last at most {format_duration(MAX_SILENCE_S)}")
         silence = await self.store.alerts.add_silence(check, end, comment.strip()[:500], now)
-        self.bus.publish("silence.added", silence=silence)
+        self.bus.publish(EVENT_SILENCE_ADDED, silence=silence)
         # The route's audit line (INFO) says it for people; this is the detail, comment included.
         logger.debug("silence {} added: {} until {} ({})", silence["id"], check, end.isoformat(), comment)
         return silence
@@ -283,5 +284,5 @@ class Alerting:
     async def remove_silence(self, silence_id: int) -> dict[str, Any]:
         if not 0 < silence_id <= MAX_ROW_ID or not await self.store.alerts.remove_silence(silence_id, self.clock.now()):
             raise NotFoundError(f"no active silence {silence_id}")
-        self.bus.publish("silence.removed", id=silence_id)
+        self.bus.publish(EVENT_SILENCE_REMOVED, id=silence_id)
         return {"removed": silence_id}

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..health.rules import CRITICAL, OK, UNKNOWN, WARNING
 from ..metrics import Exporter
+from ..wire.names import CRITICAL, OK, UNKNOWN, WARNING
 from .requests import query_bool
 
 # The daemon's state (Service.state) as a probe status: "running" is the only ready one.

@@ -17,6 +17,7 @@ from loguru import logger
 from starlette.responses import Response
 
 from ..events import EventBus
+from ..wire.names import EVENT_HEARTBEAT
 from .requests import DaemonStoppingError
 
 FINISH_S = 1.0  # how long the last chunk may wait on a client that stopped reading
@@ -85,7 +86,7 @@ class EventStream(Response):
     async def _write(self, send: Any, events: Any) -> None:
         async with events:
             while True:
-                line: dict[str, Any] = {"type": "heartbeat", "seq": self.bus.seq}
+                line: dict[str, Any] = {"type": EVENT_HEARTBEAT, "seq": self.bus.seq}
                 with anyio.move_on_after(self.heartbeat_s):
                     try:
                         line = await events.receive()
@@ -93,5 +94,5 @@ class EventStream(Response):
                         return
                 body = json.dumps(line, default=str).encode() + b"\n"
                 await send({"type": "http.response.body", "body": body, "more_body": True})
-                if line["type"] != "heartbeat":
+                if line["type"] != EVENT_HEARTBEAT:
                     self.last_seq = line["seq"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from .runner import EXIT_OK, command, output
+from ..wire.names import EXIT_OK
+from .runner import command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .runner import EXIT_OK
+from ..wire.names import EXIT_OK
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:

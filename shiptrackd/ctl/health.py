@@ -18,6 +18,7 @@ import argparse
 import re
 import sys
 
+from ..wire.names import LEVEL_EXIT_CODES, UNKNOWN
 from .argtypes import count
 from .render import Column, Output, human_duration, rel_time, short_time, word_style
 from .runner import command, output, plugin_usage
@@ -30,9 +31,7 @@ if TYPE_CHECKING:
     from ..api.client import ApiClient
     from .runner import Subparsers
 
-HEALTH_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
-EXIT_UNKNOWN = 3
-CHECK_NAMES = ("api_connectivity", "recent_sync", "stale_shipments", "error_rate", "loops", "store")
+EXIT_UNKNOWN = LEVEL_EXIT_CODES[UNKNOWN]
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -104,7 +103,7 @@ async def health(client: ApiClient, args: argparse.Namespace) -> int:
         )
         if fmt == "json":
             out.emit(report)
-            return HEALTH_EXIT.get(report.get("level", "unknown"), EXIT_UNKNOWN)
+            return LEVEL_EXIT_CODES.get(report.get("level", "unknown"), EXIT_UNKNOWN)
         lines = nagios_lines(report) if fmt == "nagios" else None  # built first: a bad report fails before output
     except DaemonUnavailableError as exc:
         if exc.code == "permission_denied":
@@ -129,7 +128,7 @@ async def health(client: ApiClient, args: argparse.Namespace) -> int:
             out.line(line)
     else:
         render_health(out, report)
-    return HEALTH_EXIT.get(report.get("level", "unknown"), EXIT_UNKNOWN)
+    return LEVEL_EXIT_CODES.get(report.get("level", "unknown"), EXIT_UNKNOWN)
 
 
 def status_line(level: str, text: str) -> str:
@@ -144,7 +143,7 @@ def _plugin_error(out: Output, fmt: str, level: str, code: str, text: str) -> in
         out.note(f"shiptrackctl: {text}")
     else:
         out.line(status_line(level, text))
-    return HEALTH_EXIT[level]
+    return LEVEL_EXIT_CODES[level]
 
 
 def reason_of(message: str) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..wire.names import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: start-up time is a feature here
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -26,12 +28,6 @@ if TYPE_CHECKING:
     CommandFn: TypeAlias = Callable[[ApiClient, argparse.Namespace], Awaitable[int | None]]
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE
-EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: a wait timed out, the work goes on
-EXIT_INTERRUPTED = 130
 
 PROG = "shiptrackctl"
 SYSTEMCTL_HINT = "systemctl status shiptrackd"

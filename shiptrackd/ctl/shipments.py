@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..wire.names import EXIT_FAILURE, EXIT_OK, STATUS_NAMES
 from .argtypes import page_size
 from .completion import FILE
 from .render import Column, Output, ProgressLine, Table, rel_next, rel_time, short_time, truncate
-from .runner import EXIT_FAILURE, EXIT_OK, CtlError, command, output
+from .runner import CtlError, command, output
 from .status import render_why
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -36,8 +37,6 @@ _STATUS_STYLES = {"DE": "green", "IT": "cyan", "AT": "yellow", "EX": "red", "NY"
 
 def status_text(code: str | None) -> str:
     """`IT in transit`; `-` before the first sync."""
-    from ..models import STATUS_NAMES  # here, not at the top: models' dataclasses cost `--help` ~7 ms
-
     return f"{code} {STATUS_NAMES.get(code, '')}".rstrip() if code else "-"
 
 

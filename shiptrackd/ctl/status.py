@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
+from ..wire.names import EXIT_OK, STATUS_NAMES
 from .argtypes import positive_int
 from .render import (
     Column,
@@ -24,7 +25,7 @@ from .render import (
     short_time,
     word_style,
 )
-from .runner import EXIT_OK, CtlError, command, output
+from .runner import CtlError, command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -180,8 +181,6 @@ async def stats(client: ApiClient, args: argparse.Namespace) -> int:
 
 def render_stats(out: Output, doc: dict[str, Any]) -> None:
     """The human `stats` view: one labelled line per figure."""
-    from ..models import STATUS_NAMES  # here, not at the top: models' dataclasses cost `--help` ~7 ms
-
     s, runs, api, fc = doc.get("shipments", {}), doc.get("runs_24h", {}), doc.get("api", {}), doc.get("forecast", {})
     last = doc.get("last_successful_run")
     limit = fc.get("rate_limit_per_hour")

@@ -12,9 +12,18 @@ from __future__ import annotations
 import argparse
 from contextlib import aclosing
 
+from ..wire.names import (
+    EVENT_GAP,
+    EVENT_HEARTBEAT,
+    EVENT_SYNC_FINISHED,
+    EVENT_SYNC_PROGRESS,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_TEMPFAIL,
+)
 from .argtypes import id_list, parse_duration
 from .render import Column, Output, ProgressLine, human_duration, outcome_style, parse_time
-from .runner import EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, CtlError, command, output
+from .runner import CtlError, command, output
 from .status import stats
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -118,11 +127,11 @@ async def follow_run(client: ApiClient, run_id: int, *, on_progress: Any = None)
         async with aclosing(stream) as events:
             async for event in events:
                 kind = event.get("type")
-                if kind not in ("heartbeat", "gap") and isinstance(event.get("seq"), int):
+                if kind not in (EVENT_HEARTBEAT, EVENT_GAP) and isinstance(event.get("seq"), int):
                     since = event["seq"]
-                if kind == "sync.finished" and (event.get("run") or {}).get("id") == run_id:
+                if kind == EVENT_SYNC_FINISHED and (event.get("run") or {}).get("id") == run_id:
                     return dict(event["run"])
-                if kind == "sync.progress" and event.get("run_id") == run_id and on_progress is not None:
+                if kind == EVENT_SYNC_PROGRESS and event.get("run_id") == run_id and on_progress is not None:
                     on_progress(event)
                 if not checked:
                     checked = True

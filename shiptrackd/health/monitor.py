@@ -22,16 +22,12 @@ from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.db import from_db
 from ..units import format_rfc3339
+from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, UNKNOWN
 from .rules import (
-    CHECKS,
-    CRITICAL,
-    OK,
     TOP_STALE,
-    UNKNOWN,
     ApiProbe,
     CheckResult,
     LoopView,
-    _dur,
     build_report,
     judge_api,
     judge_error_rate,
@@ -40,6 +36,7 @@ from .rules import (
     judge_stale,
     judge_store,
     rejudge_stale,
+    span,
 )
 
 if TYPE_CHECKING:
@@ -96,7 +93,7 @@ class HealthMonitor:
         report = await self.measure(trigger=trigger)
         report["id"] = await self.store.health.save_report(report, trigger, evaluated=not evaluate)
         self.reports += 1
-        self.bus.publish("health.report", report=report)
+        self.bus.publish(EVENT_HEALTH_REPORT, report=report)
         if evaluate and hand_off and self.on_report is not None:
             self.on_report()
         log = logger.bind(loop="health")
@@ -152,7 +149,7 @@ class HealthMonitor:
                     logger.opt(exception=True).warning("health check {} failed", name)
                     results[name] = CheckResult(name, UNKNOWN, f"check failed: {type(exc).__name__}: {exc}")
                 return
-            results[name] = CheckResult(name, UNKNOWN, f"check timed out after {_dur(cfg.check_timeout_s)}")
+            results[name] = CheckResult(name, UNKNOWN, f"check timed out after {span(cfg.check_timeout_s)}")
 
         async with anyio.create_task_group() as tg:
             for name, fn in measures.items():

@@ -19,11 +19,9 @@ from ..units import format_duration, format_size
 if TYPE_CHECKING:
     from ..schedule import Loop
 
-OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
-LEVELS = (OK, WARNING, CRITICAL, UNKNOWN)
+from ..wire.names import CRITICAL, LEVEL_EXIT_CODES, OK, UNKNOWN, WARNING
+
 _RANK = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}  # the order "worst" uses (check_multi's)
-EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}  # monitoring-plugin convention
-CHECKS = ("api_connectivity", "recent_sync", "stale_shipments", "error_rate", "loops", "store")
 TOP_STALE = 5  # stale shipments a report (and so an alert) names
 
 
@@ -35,7 +33,7 @@ def rank(level: str) -> int:
     return _RANK[level]
 
 
-def _dur(seconds: float) -> str:
+def span(seconds: float) -> str:
     """412.7 -> "6m52s": whole seconds, for messages."""
     return format_duration(max(0, round(seconds)))
 
@@ -86,7 +84,7 @@ class CheckResult:
 
 def _show_value(value: float, unit: str) -> str:
     if unit == "s":  # milliseconds only under 10 s (a latency), as shiptrackctl prints durations
-        return format_duration(round(value, 3), parts=2) if value < 10 else _dur(value)
+        return format_duration(round(value, 3), parts=2) if value < 10 else span(value)
     if unit == "B":
         return format_size(value)
     if unit == "%":
@@ -133,7 +131,7 @@ def judge_api(
         msg = f"the API answered with an error: {probe.error}"
         return CheckResult(name, WARNING, msg, details={"error": probe.error, "status": probe.status})
     if auth_failed_at is not None and (now - auth_failed_at).total_seconds() <= auth_window_s:
-        ago = _dur((now - auth_failed_at).total_seconds())
+        ago = span((now - auth_failed_at).total_seconds())
         msg = f"the API rejected the key during a sync {ago} ago: check [provider] api_key"
         return CheckResult(name, CRITICAL, msg, perf=perf, details={"auth_failed_at": auth_failed_at.isoformat()})
     if probe.skipped:
@@ -160,13 +158,13 @@ def judge_recent_sync(
         up = (now - started_at).total_seconds()
         level = _above(up, warning_s, critical_s)
         if level == OK:
-            return CheckResult(name, OK, f"no successful sync yet (daemon up {_dur(up)}){note}")
-        msg = f"no successful sync since the daemon started {_dur(up)} ago{note}"
+            return CheckResult(name, OK, f"no successful sync yet (daemon up {span(up)}){note}")
+        msg = f"no successful sync since the daemon started {span(up)} ago{note}"
         return CheckResult(name, level, msg, round(up), "s", warning_s, critical_s)
     age = max(0.0, (now - last_success_at).total_seconds())
     level = _above(age, warning_s, critical_s)
     perf = (Perf("last_sync_age", round(age), "s", f"{warning_s:g}", f"{critical_s:g}"),)
-    msg = f"last successful sync {_dur(age)} ago{note}"
+    msg = f"last successful sync {span(age)} ago{note}"
     return CheckResult(name, level, msg, round(age), "s", warning_s, critical_s, perf=perf)
 
 
@@ -184,7 +182,7 @@ def judge_stale(
     if alert_threshold is not None:
         warning, critical = alert_threshold, max(critical, alert_threshold)
     level = _above(count, warning, critical)
-    after = _dur(stale_after_s)
+    after = span(stale_after_s)
     if count:
         msg = f"{count} of {active} active shipments not updated for over {after}"
     else:
@@ -214,7 +212,7 @@ def judge_error_rate(
 ) -> CheckResult:
     """Failed / attempted tracking fetches over the window, in percent; too few attempts are not judged."""
     rate = 100.0 * failed / attempted if attempted else 0.0
-    window = _dur(window_s)
+    window = span(window_s)
     perf = (
         Perf("sync_error_rate", round(rate, 2), "%", f"{warning_pct:g}", f"{critical_pct:g}", 0, 100),
         Perf("sync_attempts", attempted),
@@ -265,10 +263,10 @@ def judge_loops(
             problems.append((level, f"loop {loop.name} failed {times} ({loop.last_error})"))
         late = (now - loop.next_run_at).total_seconds() if loop.next_run_at else 0.0
         if not loop.paused and not loop.running and late > overdue_after_s:
-            problems.append((WARNING, f"loop {loop.name} is {_dur(late)} overdue"))
+            problems.append((WARNING, f"loop {loop.name} is {span(late)} overdue"))
     if sync_running_s is not None and sync_running_s > max_runtime_s:
         level = CRITICAL if sync_running_s > 2 * max_runtime_s else WARNING
-        problems.append((level, f"a sync has run for {_dur(sync_running_s)} (max_runtime {_dur(max_runtime_s)})"))
+        problems.append((level, f"a sync has run for {span(sync_running_s)} (max_runtime {span(max_runtime_s)})"))
     most = max((loop.failures for loop in loops), default=0)
     perf = (
         Perf("loop_failures", most, "", str(failures_warning - 1), str(failures_critical - 1)),
@@ -334,7 +332,7 @@ def judge_store(
         return result(CRITICAL, f"only {free_text}")
     if free_bytes < warn:
         return result(WARNING, f"only {free_text}")
-    checked = f"quick_check ok {_dur(quick_check_age_s)} ago" if quick_check_age_s is not None else "quick_check ok"
+    checked = f"quick_check ok {span(quick_check_age_s)} ago" if quick_check_age_s is not None else "quick_check ok"
     write = f"writable ({_show_value(write_s, 's')})" if write_s is not None else "writable"
     return result(OK, f"{write}, {checked}, {free_text}")
 
@@ -354,7 +352,7 @@ def build_report(checks: Sequence[CheckResult], *, at: datetime, host: str, trig
     return {
         "at": at.isoformat(),
         "level": level,
-        "exit_code": EXIT_CODES[level],
+        "exit_code": LEVEL_EXIT_CODES[level],
         "summary": summary,
         "host": host,
         "version": __version__,
@@ -387,7 +385,7 @@ def rejudge_stale(report: dict[str, Any], alert_threshold: int, config: HealthCo
     return {
         **report,
         "level": level,
-        "exit_code": EXIT_CODES[level],
+        "exit_code": LEVEL_EXIT_CODES[level],
         "summary": summary,
         "checks": [c.to_dict() for c in checks],
     }

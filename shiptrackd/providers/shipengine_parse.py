@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shiptrackd.errors import InvalidResponseError
-from shiptrackd.models import STATUS_CODES, TrackingEvent, TrackingInfo
+from shiptrackd.models import TrackingEvent, TrackingInfo
+from shiptrackd.wire.names import STATUS_CODES
 
 
 def parse_tracking(content: bytes, *, carrier_code: str, tracking_number: str) -> TrackingInfo:

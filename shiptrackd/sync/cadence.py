@@ -14,14 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..config import CadenceConfig
+from ..wire.names import STATUS_NAMES
 
 # Status code -> (CadenceConfig field, human name of the tier).
 TIERS: dict[str, tuple[str, str]] = {
-    "AC": ("accepted", "accepted"),
-    "IT": ("in_transit", "in transit"),
-    "AT": ("delivery_attempt", "delivery attempt"),
-    "EX": ("exception", "exception"),
-    "SP": ("pickup", "at pickup point"),
+    code: (field, STATUS_NAMES[code])
+    for code, field in (
+        ("AC", "accepted"),
+        ("IT", "in_transit"),
+        ("AT", "delivery_attempt"),
+        ("EX", "exception"),
+        ("SP", "pickup"),
+    )
 }
 CONFIRM_REASON = "delivered: one confirming check"
 # In transit but about to change: the detail codes after which delivery (or an attempt) comes within hours.

@@ -38,6 +38,13 @@ from ..errors import (
 from ..events import EventBus
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
 from ..store.db import from_db
+from ..wire.names import (
+    EVENT_PROVIDER_AUTH_FAILED,
+    EVENT_SHIPMENT_STATUS_CHANGED,
+    EVENT_SYNC_FINISHED,
+    EVENT_SYNC_PROGRESS,
+    EVENT_SYNC_STARTED,
+)
 from . import cadence
 from .throttle import ProviderThrottle
 
@@ -199,7 +206,7 @@ class SyncEngine:
         run_id = await self.store.runs.start(trigger, now)
         self.current = RunProgress(run_id, trigger, now, planned=planned, stop_requested=self._stopping)
         self._opened.set()
-        self.bus.publish("sync.started", run_id=run_id, trigger=trigger, planned=planned)
+        self.bus.publish(EVENT_SYNC_STARTED, run_id=run_id, trigger=trigger, planned=planned)
         return self.current
 
     # --- the run -------------------------------------------------------------------------
@@ -251,7 +258,7 @@ class SyncEngine:
                     record = {"id": progress.run_id, "outcome": outcome, "stop_reason": progress.stop_reason}
                 record["unknown_ids"] = progress.unknown_ids
                 self.current = None
-                self.bus.publish("sync.finished", run=record)
+                self.bus.publish(EVENT_SYNC_FINISHED, run=record)
             elapsed_s = round(time.monotonic() - started, 3)
             # The figures as fields too, so a JSON log can be queried (jq 'select(.failed > 0)') without parsing msg.
             log = logger.bind(
@@ -367,7 +374,7 @@ class SyncEngine:
                 progress.stop_reason = f"the API rejected the key ({exc.status}): check [provider] api_key"
                 self.auth_failed_at = self.clock.now()
                 await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
-                self.bus.publish("provider.auth_failed", run_id=progress.run_id, message=str(exc))
+                self.bus.publish(EVENT_PROVIDER_AUTH_FAILED, run_id=progress.run_id, message=str(exc))
             return None
         except RateLimitedError:
             # The account's limit, not this shipment's fault: it stays due, untouched, for the next run.
@@ -446,7 +453,7 @@ class SyncEngine:
         for shipment_id, error in applied.write_errors:
             log.warning("shipment {} not written: {}", shipment_id, error)
         for shipment_id, old, new in applied.changed:
-            self.bus.publish("shipment.status_changed", id=shipment_id, old=old, new=new, run_id=progress.run_id)
+            self.bus.publish(EVENT_SHIPMENT_STATUS_CHANGED, id=shipment_id, old=old, new=new, run_id=progress.run_id)
         # One INFO line per batch for people (a force sync of 10,000 changes is some 100 lines, not
         # 10,000); each shipment at DEBUG. A first status (a shipment's first fetch) is not a change.
         numbers = {r.shipment_id: r.info.tracking_number for r in batch if isinstance(r, FetchSuccess)}
@@ -469,7 +476,7 @@ class SyncEngine:
                 example.shipment_id,
                 example.message[:120],
             )
-        self.bus.publish("sync.progress", **progress.snapshot())
+        self.bus.publish(EVENT_SYNC_PROGRESS, **progress.snapshot())
 
     # --- dry run -------------------------------------------------------------------------
 

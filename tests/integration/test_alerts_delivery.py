@@ -24,7 +24,6 @@ from shiptrackd.clock import FakeClock
 from shiptrackd.config import load
 from shiptrackd.errors import InvalidRequestError
 from shiptrackd.health.rules import (
-    CHECKS,
     ApiProbe,
     CheckResult,
     build_report,
@@ -34,6 +33,7 @@ from shiptrackd.health.rules import (
 )
 from shiptrackd.store import Store
 from shiptrackd.units import format_rfc3339
+from shiptrackd.wire.names import CHECKS
 
 pytestmark = pytest.mark.anyio
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shiptrackd.models import STATUS_CODES
 from shiptrackd.sandbox import sample_shipments
 from shiptrackd.sandbox.lifecycle import SCENARIOS, Plan, plan_for, timeline, tracking_body
+from shiptrackd.wire.names import STATUS_CODES
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 
