@@ -206,7 +206,7 @@ def main() -> None:
     parser.add_argument(
         "--what-if",
         action="append",
-        choices=("sniffio", "httpx-aiohttp"),
+        choices=("httpx-aiohttp",),
         default=[],
         help="try a proposed fix (bench/README.md) by patching this process",
     )
@@ -214,14 +214,6 @@ def main() -> None:
     WHAT_IF.extend(args.what_if)
     quiet_logs()
     header("bench_throughput: sync throughput against the out-of-process sandbox")
-    if "sniffio" in args.what_if:
-        # httpcore 1.0.9 tries `import sniffio` on every lock/event/shield it sets up; anyio >= 4.11 no
-        # longer installs sniffio, so each call is a failed import (~33 us, 4 per request). Installing
-        # sniffio makes it a dict lookup; this patch has the same effect.
-        import httpcore._synchronization
-
-        httpcore._synchronization.current_async_library = lambda: "asyncio"
-        print("# WHAT-IF run, patched in this process (not the shipped code): sniffio")
     if "httpx-aiohttp" in args.what_if:
         print("# WHAT-IF run (not the shipped code): httpx-aiohttp's AiohttpTransport under the provider")
     ok1 = part1(300 if args.quick else 1000)

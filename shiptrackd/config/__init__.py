@@ -47,10 +47,10 @@ from .loader import (
     load,
     render,
 )
-from .schema import _SPECS as _SPECS  # private; test_config.py patches the schema cache
 from .schema import ENV_PREFIX, NON_CONFIG_ENV
-from .schema import _all_keys as _all_keys  # private; test_config.py walks the keys
-from .schema import _specs as _specs  # private; test_config.py builds a stand-in schema
+from .schema import SPEC_CACHE as SPEC_CACHE  # test_config.py patches the schema cache
+from .schema import all_keys as all_keys  # test_config.py walks the keys
+from .schema import key_specs as key_specs  # test_config.py builds a stand-in schema
 from .shapes import (
     LOG_LEVELS,
     AlertsConfig,

@@ -22,9 +22,9 @@ from shiptrackd.units import format_duration, format_rate_limit
 
 from .files import FileRefusedError, read_regular_file
 from .relations import check_relations
-from .schema import _show, _Spec, _specs
+from .schema import KeySpec, key_specs, show_value
 from .shapes import AlertsConfig, Config, RateLimit, Schedule, Secret
-from .sources import _alias_layer, _build, _credentials_layer, _env_layer, _merge, _set, _walk_table
+from .sources import alias_layer, build_config, credentials_layer, env_layer, merge_layers, set_dotted, walk_table
 from .values import mask_url
 
 # --- defaults, files, load() --------------------------------------------------------------------
@@ -118,8 +118,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
         if len(os.fsencode(socket)) > _MAX_SOCKET_PATH:
             socket = DEMO_STATE_DIR / "control.sock"  # deep cwd: a relative path still binds
         values = {"daemon": {"state_dir": state_dir, "socket": socket}}
-        _merge(values, _walk_table(Config, DEMO_SETTINGS, "", "in the demo settings", None))
-        _set(values, ["provider", "base_url"], "")
+        merge_layers(values, walk_table(Config, DEMO_SETTINGS, "", "in the demo settings", None))
+        set_dotted(values, ["provider", "base_url"], "")
     else:
         values = {"daemon": {"state_dir": default_state_dir(env)}}
     if path is not None:
@@ -131,14 +131,14 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
     if source is not None:
         source = Path(os.path.abspath(source.expanduser()))
         table = _read_toml(source, how)
-        _merge(values, _walk_table(Config, table, "", f"in {source}", source.parent))
+        merge_layers(values, walk_table(Config, table, "", f"in {source}", source.parent))
     if not demo:
-        creds, cred_urls = _credentials_layer(env)
-        aliases, alias_urls = _alias_layer(env)
-        _merge(values, creds)
-        _merge(values, aliases)
+        creds, cred_urls = credentials_layer(env)
+        aliases, alias_urls = alias_layer(env)
+        merge_layers(values, creds)
+        merge_layers(values, aliases)
         extra_urls = cred_urls + alias_urls
-    _merge(values, _env_layer(env))
+    merge_layers(values, env_layer(env))
 
     for (old_table, old_field), new_field in _RENAMED.items():  # an old key still works until the new one is set
         if old_field in values.get(old_table, {}):
@@ -147,14 +147,14 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
     daemon.setdefault("socket", user_socket(env, daemon["state_dir"]))
     if len(os.fsencode(daemon["socket"])) > _MAX_SOCKET_PATH:
         raise ConfigError(
-            f"daemon.socket = {_show(str(daemon['socket']))}: expected a path of at most "
+            f"daemon.socket = {show_value(str(daemon['socket']))}: expected a path of at most "
             f"{_MAX_SOCKET_PATH} bytes (AF_UNIX limit); choose a shorter one"
         )
     if extra_urls:
         base = values.setdefault("alerts", {}).get("urls", AlertsConfig().urls)
         merged = [*base, *(Secret(u) for u in extra_urls)]
         values["alerts"]["urls"] = tuple(dict.fromkeys(merged))  # drop repeats, keep order
-    config: Config = _build(Config, values)
+    config: Config = build_config(Config, values)
     check_relations(config)
     return dataclasses.replace(config, source=source)
 
@@ -178,7 +178,7 @@ def _toml_str(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _toml_value(value: Any, spec: _Spec, dotted: str) -> str:
+def _toml_value(value: Any, spec: KeySpec, dotted: str) -> str:
     """One value as TOML text that load() reads back to the same thing (secrets masked)."""
     if value is None:
         return '"none"'
@@ -206,7 +206,7 @@ def _toml_value(value: Any, spec: _Spec, dotted: str) -> str:
 
 
 def _render_table(obj: Any, dotted: str, lines: list[str]) -> None:
-    specs = _specs(type(obj))
+    specs = key_specs(type(obj))
     lines.append(f"[{dotted}]")
     for key, spec in specs.items():
         if spec.table is None:
@@ -223,7 +223,7 @@ def render(config: Config) -> str:
         "# shiptrackd effective configuration (secrets masked)",
         f"# source: {config.source if config.source else 'defaults and environment only'}",
     ]
-    for key, spec in _specs(Config).items():
+    for key, spec in key_specs(Config).items():
         lines.append("")
         if spec.table is not None:
             _render_table(getattr(config, spec.name), key, lines)

@@ -2,10 +2,10 @@
 The key schema: which keys and SHIPTRACK_* names exist, and how one raw value becomes a typed one.
 
 The schema is not written down anywhere: it is derived from the dataclasses in `shapes` by walking
-their fields and type hints (cached per class in _SPECS). Conversion is driven by the resolved type
+their fields and type hints (cached per class in SPEC_CACHE). Conversion is driven by the resolved type
 plus a few per-key special cases, and every failure is a ConfigError of one form,
 `<key> = <value> <origin>: expected <what>`, with secrets masked. Where a value came from (file,
-env var, credential) is the caller's business; this module only needs a _Where to name it.
+env var, credential) is the caller's business; this module only needs a Where to name it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _VALUE_DATACLASSES = (Schedule, RateLimit)
 
 
 @dataclass(frozen=True)
-class _Spec:
+class KeySpec:
     """One key of one table: its field, TOML key, resolved type and how to read it."""
 
     name: str
@@ -70,12 +70,12 @@ class _Spec:
         return self.hint is Secret or self.hint == tuple[Secret, ...]
 
 
-_SPECS: dict[type, dict[str, _Spec]] = {}
+SPEC_CACHE: dict[type, dict[str, KeySpec]] = {}
 
 
-def _specs(cls: type) -> dict[str, _Spec]:
+def key_specs(cls: type) -> dict[str, KeySpec]:
     """The keys of the table *cls*, by TOML key (cached)."""
-    if cls not in _SPECS:
+    if cls not in SPEC_CACHE:
         hints = typing.get_type_hints(cls)
         specs = {}
         for f in dataclasses.fields(cls):
@@ -85,17 +85,17 @@ def _specs(cls: type) -> dict[str, _Spec]:
             key = f.name[:-2] if f.name.endswith("_s") else f.name
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             minimum, maximum = f.metadata.get("min"), f.metadata.get("max")
-            specs[key] = _Spec(f.name, key, hints[f.name], duration, minimum, has_default, maximum)
-        _SPECS[cls] = specs
-    return _SPECS[cls]
+            specs[key] = KeySpec(f.name, key, hints[f.name], duration, minimum, has_default, maximum)
+        SPEC_CACHE[cls] = specs
+    return SPEC_CACHE[cls]
 
 
-def _all_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, _Spec]]:
+def all_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, KeySpec]]:
     """Every leaf key under *cls*, dotted (`sync.cadence.in_transit`), with its spec."""
     out = []
-    for key, spec in _specs(cls).items():
+    for key, spec in key_specs(cls).items():
         if spec.table is not None:
-            out.extend(_all_keys(spec.table, f"{prefix}{key}."))
+            out.extend(all_keys(spec.table, f"{prefix}{key}."))
         else:
             out.append((f"{prefix}{key}", spec))
     return out
@@ -112,10 +112,10 @@ def _env_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.upper().replace(".", "__")
 
 
-def _env_index() -> dict[str, tuple[str, _Spec, bool]]:
+def env_index() -> dict[str, tuple[str, KeySpec, bool]]:
     """Every accepted SHIPTRACK_* name -> (dotted key, spec, is a *_FILE variant)."""
     index = {}
-    for dotted, spec in _all_keys():
+    for dotted, spec in all_keys():
         index[_env_name(dotted)] = (dotted, spec, False)
         if spec.secret:
             index[_env_name(dotted) + "_FILE"] = (dotted, spec, True)
@@ -126,7 +126,7 @@ def _env_index() -> dict[str, tuple[str, _Spec, bool]]:
 
 
 @dataclass(frozen=True)
-class _Where:
+class Where:
     """Where a value came from, for error messages and relative paths."""
 
     dotted: str
@@ -136,13 +136,13 @@ class _Where:
     secret: bool = False
 
 
-def _show(value: Any, secret: bool = False) -> str:
+def show_value(value: Any, secret: bool = False) -> str:
     """A value as it appears in an error message: TOML-ish, secrets masked, long ones cut."""
     if secret:
         if isinstance(value, str) and "://" in value:
             return json.dumps(mask_url(value))
         if isinstance(value, list | tuple):
-            return "[" + ", ".join(_show(v, True) for v in value) + "]"
+            return "[" + ", ".join(show_value(v, True) for v in value) + "]"
         return '"***"' if isinstance(value, str) else type(value).__name__
     if isinstance(value, bool):
         text = "true" if value else "false"
@@ -155,24 +155,24 @@ def _show(value: Any, secret: bool = False) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _fail(where: _Where, value: Any, expected: str) -> NoReturn:
-    shown = _show(value, where.secret)
+def fail_value(where: Where, value: Any, expected: str) -> NoReturn:
+    shown = show_value(value, where.secret)
     raise ConfigError(f"{where.dotted} = {shown} {where.origin}: expected {expected}")
 
 
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
 
 
-def _parse_bool(value: Any, where: _Where) -> bool:
+def _parse_bool(value: Any, where: Where) -> bool:
     if isinstance(value, bool):
         return value
-    if where.from_env and isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    _fail(where, value, "true or false")
+    if where.from_env and isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    fail_value(where, value, "true or false")
 
 
-def _parse_number(value: Any, where: _Where, kind: type, minimum: float | None, maximum: float | None) -> Any:
+def _parse_number(value: Any, where: Where, kind: type, minimum: float | None, maximum: float | None) -> Any:
     """An int or float within [minimum (default 0), maximum (default MAX_COUNT)]; the range is in the error."""
     noun = "an integer" if kind is int else "a number"
     low = 0 if minimum is None else minimum
@@ -182,15 +182,15 @@ def _parse_number(value: Any, where: _Where, kind: type, minimum: float | None, 
         try:
             value = int(value.strip()) if kind is int else float(value.strip())
         except ValueError:
-            _fail(where, value, expected)
+            fail_value(where, value, expected)
     if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and isinstance(value, float)):
-        _fail(where, value, expected)
+        fail_value(where, value, expected)
     if not math.isfinite(value) or not low <= value <= high:
-        _fail(where, value, expected)
+        fail_value(where, value, expected)
     return kind(value)
 
 
-def _parse_duration_value(value: Any, where: _Where, minimum: float | None, maximum: float | None) -> float:
+def _parse_duration_value(value: Any, where: Where, minimum: float | None, maximum: float | None) -> float:
     """Seconds within (0 or minimum, maximum (default MAX_DURATION_S)]; the range is in the error."""
     high = MAX_DURATION_S if maximum is None else maximum
     like = 'like "90s", "1h30m" or "2d"'
@@ -203,70 +203,70 @@ def _parse_duration_value(value: Any, where: _Where, minimum: float | None, maxi
             raise ValueError
         seconds = parse_duration(value)
     except ValueError:
-        _fail(where, value, expected)
+        fail_value(where, value, expected)
     if (minimum is None and seconds <= 0) or (minimum is not None and seconds < minimum) or seconds > high:
-        _fail(where, value, expected)
+        fail_value(where, value, expected)
     return seconds
 
 
-def _check_schedule(schedule: Schedule, value: Any, where: _Where) -> Schedule:
+def _check_schedule(schedule: Schedule, value: Any, where: Where) -> Schedule:
     if schedule.interval_s is not None and not SCHEDULE_MIN_S <= schedule.interval_s <= SCHEDULE_MAX_S:
         span = f"{format_duration(SCHEDULE_MIN_S)} to {format_duration(SCHEDULE_MAX_S)}"
-        _fail(where, value, f"an interval from {span}, or a five-field cron expression")
+        fail_value(where, value, f"an interval from {span}, or a five-field cron expression")
     return schedule
 
 
-def _check_rate(rate: RateLimit | None, value: Any, where: _Where) -> RateLimit | None:
+def _check_rate(rate: RateLimit | None, value: Any, where: Where) -> RateLimit | None:
     if rate is not None and (rate.per_second > MAX_RATE_PER_S or rate.period_s > MAX_RATE_PERIOD_S):
         limits = f"at most {MAX_RATE_PER_S:g}/s, over a period of at most {format_duration(MAX_RATE_PERIOD_S)}"
-        _fail(where, value, f"{RATE_HINT}; {limits}")
+        fail_value(where, value, f"{RATE_HINT}; {limits}")
     return rate
 
 
-def _parse_provider_name(value: Any, where: _Where) -> str:
+def _parse_provider_name(value: Any, where: Where) -> str:
     name = value.strip().lower() if isinstance(value, str) else value
     if name not in PROVIDER_NAMES:
-        _fail(where, value, "a known provider: one of " + ", ".join(json.dumps(n) for n in PROVIDER_NAMES))
+        fail_value(where, value, "a known provider: one of " + ", ".join(json.dumps(n) for n in PROVIDER_NAMES))
     return str(name)
 
 
-def _parse_list(value: Any, where: _Where) -> list[Any]:
+def _parse_list(value: Any, where: Where) -> list[Any]:
     """A TOML array, or from the environment a TOML array literal or whitespace-separated words."""
     if where.from_env and isinstance(value, str):
         if value.lstrip().startswith("["):
             try:
                 parsed = tomllib.loads(f"v = {value}")["v"]
             except tomllib.TOMLDecodeError as exc:
-                _fail(where, value, f"a TOML array ({exc})")
+                fail_value(where, value, f"a TOML array ({exc})")
             return list(parsed)
         return value.split()
     if not isinstance(value, list):
-        _fail(where, value, "a list")
+        fail_value(where, value, "a list")
     return value
 
 
-def _check_url_list(urls: list[Any], where: _Where) -> tuple[Secret, ...]:
+def check_url_list(urls: list[Any], where: Where) -> tuple[Secret, ...]:
     out = []
     for i, url in enumerate(urls):
         item = dataclasses.replace(where, dotted=f"{where.dotted}[{i}]")
         tags, bare = split_alert_url(url) if isinstance(url, str) else ((), "")
         if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", bare):
-            _fail(item, url, 'an Apprise URL such as "json://host/path" or "critical=mailto://user:pass@host"')
+            fail_value(item, url, 'an Apprise URL such as "json://host/path" or "critical=mailto://user:pass@host"')
         if unknown := [t for t in tags if t not in ALERT_TAGS]:
-            _fail(item, url, f"tags from {', '.join(ALERT_TAGS)} before the '=' (not {', '.join(unknown)})")
+            fail_value(item, url, f"tags from {', '.join(ALERT_TAGS)} before the '=' (not {', '.join(unknown)})")
         out.append(Secret(url.strip()))
     return tuple(out)
 
 
-def _parse_space_key(value: Any, where: _Where) -> str:
+def _parse_space_key(value: Any, where: Where) -> str:
     try:
         parse_space(value)
     except ValueError as exc:
-        raise ConfigError(f"{where.dotted} = {_show(value)} {where.origin}: {exc}") from None
+        raise ConfigError(f"{where.dotted} = {show_value(value)} {where.origin}: {exc}") from None
     return str(value).strip()
 
 
-def _parse_mode(value: Any, where: _Where) -> int:
+def _parse_mode(value: Any, where: Where) -> int:
     if isinstance(value, str) and re.fullmatch(r"0?o?[0-7]{3,4}", value.strip().lower()):
         mode = int(value.strip().lower().replace("o", ""), 8)
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -274,27 +274,27 @@ def _parse_mode(value: Any, where: _Where) -> int:
     else:
         mode = -1
     if not 0 <= mode <= 0o777:
-        _fail(where, value, 'an octal file mode like "0660" (a string) or 0o660')
+        fail_value(where, value, 'an octal file mode like "0660" (a string) or 0o660')
     return mode
 
 
-def _parse_level(value: Any, where: _Where) -> str:
+def _parse_level(value: Any, where: Where) -> str:
     if isinstance(value, str) and value.strip().upper() in LOG_LEVELS:
         return value.strip().upper()
-    _fail(where, value, f"one of {', '.join(LOG_LEVELS)}")
+    fail_value(where, value, f"one of {', '.join(LOG_LEVELS)}")
 
 
-def _parse_listen(value: Any, where: _Where) -> str:
+def _parse_listen(value: Any, where: Where) -> str:
     if not isinstance(value, str):
-        _fail(where, value, 'a string like "127.0.0.1:9469", or "" for none')
+        fail_value(where, value, 'a string like "127.0.0.1:9469", or "" for none')
     host, colon, port = value.strip().rpartition(":")
     if value.strip() and not (colon and host and port.isdigit() and 0 < int(port) < 65536):
-        _fail(where, value, 'HOST:PORT like "127.0.0.1:9469", or "" for none')
+        fail_value(where, value, 'HOST:PORT like "127.0.0.1:9469", or "" for none')
     return value.strip()
 
 
 # Keys whose value needs more than its type says.
-_SPECIAL: dict[str, Callable[[Any, _Where], Any]] = {
+_SPECIAL: dict[str, Callable[[Any, Where], Any]] = {
     "daemon.socket_mode": _parse_mode,
     "daemon.log_level": _parse_level,
     "daemon.metrics_listen": _parse_listen,
@@ -304,7 +304,7 @@ _SPECIAL: dict[str, Callable[[Any, _Where], Any]] = {
 }
 
 
-def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
+def convert_value(hint: Any, value: Any, where: Where, spec: KeySpec) -> Any:
     """*value* (TOML-typed, or a string from the environment) as the Python type *hint*."""
     if where.dotted in _SPECIAL:
         return _SPECIAL[where.dotted](value, where)
@@ -315,18 +315,18 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
         inner = [a for a in args if a is not type(None)]
         if len(inner) != 1:
             raise TypeError(f"{where.dotted}: the loader cannot read union type {hint}")
-        return _convert(inner[0], value, where, spec)
+        return convert_value(inner[0], value, where, spec)
     if origin is Literal:
         if value in args:
             return value
-        _fail(where, value, "one of " + ", ".join(json.dumps(a) for a in args))
+        fail_value(where, value, "one of " + ", ".join(json.dumps(a) for a in args))
     if origin in (tuple, list):
         items = _parse_list(value, where)
         if args and args[0] is Secret:
-            return _check_url_list(items, where)
+            return check_url_list(items, where)
         item_hint = args[0] if args else str
         conv = [
-            _convert(item_hint, v, dataclasses.replace(where, dotted=f"{where.dotted}[{i}]"), spec)
+            convert_value(item_hint, v, dataclasses.replace(where, dotted=f"{where.dotted}[{i}]"), spec)
             for i, v in enumerate(items)
         ]
         return tuple(conv) if origin is tuple else conv
@@ -335,11 +335,11 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
             try:
                 value = tomllib.loads(f"v = {value}")["v"]
             except tomllib.TOMLDecodeError as exc:
-                _fail(where, value, f"a TOML inline table ({exc})")
+                fail_value(where, value, f"a TOML inline table ({exc})")
         if not isinstance(value, dict):
-            _fail(where, value, "a table")
+            fail_value(where, value, "a table")
         return {
-            str(k): _convert(args[1], v, dataclasses.replace(where, dotted=f"{where.dotted}.{k}"), spec)
+            str(k): convert_value(args[1], v, dataclasses.replace(where, dotted=f"{where.dotted}.{k}"), spec)
             for k, v in value.items()
         }
     if hint is bool:
@@ -354,21 +354,21 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
                 raise ValueError(f"expected {SCHEDULE_HINT}")
             schedule = parse_schedule(value)
         except ValueError as exc:
-            raise ConfigError(f"{where.dotted} = {_show(value)} {where.origin}: {exc}") from None
+            raise ConfigError(f"{where.dotted} = {show_value(value)} {where.origin}: {exc}") from None
         return _check_schedule(schedule, value, where)
     if hint is RateLimit:
         if not isinstance(value, str):
-            _fail(where, value, RATE_HINT)
+            fail_value(where, value, RATE_HINT)
         try:
             rate = parse_rate_limit(value)
         except ValueError:
-            _fail(where, value, RATE_HINT)
+            fail_value(where, value, RATE_HINT)
         return _check_rate(rate, value, where)
     if not isinstance(value, str):
-        _fail(where, value, "a string")
+        fail_value(where, value, "a string")
     if hint is Secret:
         if spec.name.endswith("_url") and value.strip() and not re.match(r"^https?://[^/\s]+", value.strip()):
-            _fail(where, value, "an http:// or https:// URL")
+            fail_value(where, value, "an http:// or https:// URL")
         return Secret(value.strip())
     if hint is Path:
         path = Path(value).expanduser()
@@ -377,6 +377,6 @@ def _convert(hint: Any, value: Any, where: _Where, spec: _Spec) -> Any:
         return path
     if hint is str:
         if spec.name.endswith("_url") and not re.match(r"^https?://[^/\s]+", value.strip()):
-            _fail(where, value, "an http:// or https:// URL")
+            fail_value(where, value, "an http:// or https:// URL")
         return value.strip()
     raise TypeError(f"{where.dotted}: the loader cannot read type {hint}")

@@ -4,7 +4,7 @@ The layers a Config is assembled from, each read into a nested dict of converted
 A TOML table (unknown keys rejected with a "did you mean" suggestion, `*_file` keys read), the
 SHIPTRACK_* environment, the seed's aliases (SHIPENGINE_*, and ALERT_* families turned into Apprise
 URLs) and systemd credentials in $CREDENTIALS_DIRECTORY. Keeping the layers apart from the loader
-lets each be read and tested on its own; load() only orders them, and _merge/_build fold the
+lets each be read and tested on its own; load() only orders them, and merge_layers/build_config fold the
 result into the frozen dataclasses.
 """
 
@@ -23,18 +23,18 @@ from shiptrackd.units import format_size
 
 from .files import FileRefusedError, read_regular_file
 from .schema import (
-    _FALSE,
-    _TRUE,
     ENV_PREFIX,
+    FALSE_WORDS,
     NON_CONFIG_ENV,
-    _all_keys,
-    _check_url_list,
-    _convert,
-    _env_index,
-    _fail,
-    _show,
-    _specs,
-    _Where,
+    TRUE_WORDS,
+    Where,
+    all_keys,
+    check_url_list,
+    convert_value,
+    env_index,
+    fail_value,
+    key_specs,
+    show_value,
 )
 from .shapes import Config, Secret
 from .values import mask_url
@@ -58,10 +58,10 @@ def _parse_secret_lines(text: str) -> list[str]:
     return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
 
 
-def _read_secret_file(path_value: Any, where: _Where, many: bool) -> Any:
+def _read_secret_file(path_value: Any, where: Where, many: bool) -> Any:
     """The content of a `*_file` key: the secret (stripped), or for a list one item per line."""
     if not isinstance(path_value, str) or not path_value.strip():
-        _fail(where, path_value, "a path to a file holding the secret")
+        fail_value(where, path_value, "a path to a file holding the secret")
     path = Path(path_value).expanduser()
     if not path.is_absolute():
         path = (where.base_dir or Path.cwd()) / path
@@ -69,19 +69,19 @@ def _read_secret_file(path_value: Any, where: _Where, many: bool) -> Any:
         text = read_secret_text(path)
     except FileRefusedError as exc:
         raise ConfigError(
-            f"{where.dotted} = {_show(path_value)} {where.origin}: cannot read {path}: it {exc}; "
+            f"{where.dotted} = {show_value(path_value)} {where.origin}: cannot read {path}: it {exc}; "
             f"expected a regular file of at most {format_size(SECRET_FILE_MAX_BYTES)} holding the secret"
         ) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(
-            f"{where.dotted} = {_show(path_value)} {where.origin}: cannot read {path} ({reason}); "
+            f"{where.dotted} = {show_value(path_value)} {where.origin}: cannot read {path} ({reason}); "
             "expected a readable file holding the secret"
         ) from None
     if many:
         return _parse_secret_lines(text)
     if not text.strip():
-        _fail(where, path_value, f"a file holding the secret, but {path} is empty")
+        fail_value(where, path_value, f"a file holding the secret, but {path} is empty")
     return text.strip()
 
 
@@ -92,30 +92,30 @@ def _suggest(word: str, table: type, prefix: str) -> str:
     """ "; did you mean X?" for the nearest key of *table*, else the nearest key anywhere, else ""."""
     import difflib  # error path only: keeps `import shiptrackd.config` light
 
-    local = [*_specs(table)] + [f"{k}_file" for k, s in _specs(table).items() if s.secret]
+    local = [*key_specs(table)] + [f"{k}_file" for k, s in key_specs(table).items() if s.secret]
     match = difflib.get_close_matches(word, local, n=1, cutoff=0.6)
     if match:
-        spec = _specs(table).get(match[0])
+        spec = key_specs(table).get(match[0])
         shown = f"[{prefix}{match[0]}]" if spec is not None and spec.table is not None else prefix + match[0]
         return f"; did you mean {shown}?"
-    everywhere = {dotted.rsplit(".", 1)[-1]: dotted for dotted, _ in _all_keys()}
+    everywhere = {dotted.rsplit(".", 1)[-1]: dotted for dotted, _ in all_keys()}
     match = difflib.get_close_matches(word, list(everywhere), n=1, cutoff=0.8)
     return f"; did you mean {everywhere[match[0]]}?" if match else ""
 
 
-def _walk_table(cls: type, table: Mapping[str, Any], prefix: str, origin: str, base_dir: Path | None) -> dict[str, Any]:
+def walk_table(cls: type, table: Mapping[str, Any], prefix: str, origin: str, base_dir: Path | None) -> dict[str, Any]:
     """Convert one TOML table (and its sub-tables) against *cls*; unknown keys are errors."""
-    specs = _specs(cls)
+    specs = key_specs(cls)
     out: dict[str, Any] = {}
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         spec = specs.get(key)
         if spec is None and key.endswith("_file") and (target := specs.get(key[:-5])) and target.secret:
-            where = _Where(dotted, origin, base_dir=base_dir)
+            where = Where(dotted, origin, base_dir=base_dir)
             if target.key in table:
                 raise ConfigError(f"{prefix}{target.key} and {dotted} are both set {origin}: expected one of them")
             raw = _read_secret_file(value, where, many=target.hint != Secret)
-            out[target.name] = _convert(target.hint, raw, _Where(dotted, origin, secret=True), target)
+            out[target.name] = convert_value(target.hint, raw, Where(dotted, origin, secret=True), target)
             continue
         if spec is None:
             if not prefix and isinstance(value, dict):
@@ -123,14 +123,14 @@ def _walk_table(cls: type, table: Mapping[str, Any], prefix: str, origin: str, b
             raise ConfigError(f"unknown key {dotted} {origin}{_suggest(key, cls, prefix)}")
         if spec.table is not None:
             if not isinstance(value, dict):
-                raise ConfigError(f"{dotted} = {_show(value)} {origin}: expected a table [{dotted}]")
-            out[spec.name] = _walk_table(spec.table, value, f"{dotted}.", origin, base_dir)
+                raise ConfigError(f"{dotted} = {show_value(value)} {origin}: expected a table [{dotted}]")
+            out[spec.name] = walk_table(spec.table, value, f"{dotted}.", origin, base_dir)
         else:
-            out[spec.name] = _convert(spec.hint, value, _Where(dotted, origin, False, base_dir, spec.secret), spec)
+            out[spec.name] = convert_value(spec.hint, value, Where(dotted, origin, False, base_dir, spec.secret), spec)
     return out
 
 
-def _set(values: dict[str, Any], path: list[str], value: Any) -> None:
+def set_dotted(values: dict[str, Any], path: list[str], value: Any) -> None:
     for part in path[:-1]:
         values = values.setdefault(part, {})
     values[path[-1]] = value
@@ -141,15 +141,15 @@ def _field_path(dotted: str) -> list[str]:
     cls: type = Config
     names = []
     for key in dotted.split("."):
-        spec = _specs(cls)[key]
+        spec = key_specs(cls)[key]
         names.append(spec.name)
         cls = spec.table or cls
     return names
 
 
-def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+def env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """SHIPTRACK_<SECTION>__<KEY> variables; an unknown one is an error with the nearest valid name."""
-    index = _env_index()
+    index = env_index()
     out: dict[str, Any] = {}
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name in NON_CONFIG_ENV:
@@ -164,13 +164,13 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         if value == "":
             continue  # set but empty: as if unset (compose files and EnvironmentFile= do this)
         dotted, spec, is_file = index[name]
-        where = _Where(dotted, f"from {name}", from_env=True, secret=spec.secret)
+        where = Where(dotted, f"from {name}", from_env=True, secret=spec.secret)
         if is_file:
             raw = _read_secret_file(value, dataclasses.replace(where, secret=False), many=spec.hint != Secret)
-            converted = _convert(spec.hint, raw, dataclasses.replace(where, from_env=False), spec)
+            converted = convert_value(spec.hint, raw, dataclasses.replace(where, from_env=False), spec)
         else:
-            converted = _convert(spec.hint, value, where, spec)
-        _set(out, _field_path(dotted), converted)
+            converted = convert_value(spec.hint, value, where, spec)
+        set_dotted(out, _field_path(dotted), converted)
     return out
 
 
@@ -184,9 +184,9 @@ SEED_ALIASES = {
 
 def _alias_bool(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
-    if raw and raw not in _TRUE + _FALSE:
+    if raw and raw not in TRUE_WORDS + FALSE_WORDS:
         raise ConfigError(f"{name}={raw!r}: expected true or false")
-    return raw in _TRUE
+    return raw in TRUE_WORDS
 
 
 def _require(env: Mapping[str, str], name: str, because: str) -> str:
@@ -245,15 +245,15 @@ def _webhook_url(env: Mapping[str, str]) -> str:
     return ("jsons://" if scheme.lower() == "https" else "json://") + rest
 
 
-def _alias_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+def alias_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """The seed's variables: provider aliases as values, ALERT_* families as extra Apprise URLs."""
     out: dict[str, Any] = {}
-    specs = dict(_all_keys())
+    specs = dict(all_keys())
     for name, dotted in SEED_ALIASES.items():
         value = env.get(name, "")
         if value.strip():
-            where = _Where(dotted, f"from {name}", from_env=True, secret=specs[dotted].secret)
-            _set(out, _field_path(dotted), _convert(specs[dotted].hint, value, where, specs[dotted]))
+            where = Where(dotted, f"from {name}", from_env=True, secret=specs[dotted].secret)
+            set_dotted(out, _field_path(dotted), convert_value(specs[dotted].hint, value, where, specs[dotted]))
     urls = []
     if _alias_bool(env, "ALERT_EMAIL_ENABLED"):
         urls.append(_email_url(env))
@@ -268,7 +268,7 @@ CREDENTIAL_API_KEY = "shipengine-api-key"
 CREDENTIAL_APPRISE_URLS = "apprise-urls"
 
 
-def _credentials_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+def credentials_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """systemd LoadCredential= files in $CREDENTIALS_DIRECTORY; a missing, empty or comment-only one is skipped."""
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
@@ -289,27 +289,27 @@ def _credentials_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str
     # Blank and "#" lines are skipped in both: the unit's SetCredential= fallback is "# not set".
     if keys := _parse_secret_lines(read(CREDENTIAL_API_KEY)):
         out["provider"] = {"api_key": Secret(keys[0])}
-    where = _Where("alerts.urls", f"from credential {CREDENTIAL_APPRISE_URLS}", secret=True)
-    urls = [s.get() for s in _check_url_list(_parse_secret_lines(read(CREDENTIAL_APPRISE_URLS)), where)]
+    where = Where("alerts.urls", f"from credential {CREDENTIAL_APPRISE_URLS}", secret=True)
+    urls = [s.get() for s in check_url_list(_parse_secret_lines(read(CREDENTIAL_APPRISE_URLS)), where)]
     return out, urls
 
 
-def _merge(dst: dict[str, Any], src: Mapping[str, Any]) -> dict[str, Any]:
+def merge_layers(dst: dict[str, Any], src: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in src.items():
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value)
+            merge_layers(dst[key], value)
         else:
             dst[key] = value
     return dst
 
 
-def _build(cls: type, values: Mapping[str, Any]) -> Any:
+def build_config(cls: type, values: Mapping[str, Any]) -> Any:
     """An instance of *cls* from converted *values*; fields not given keep their defaults."""
     kwargs = {}
-    for spec in _specs(cls).values():
+    for spec in key_specs(cls).values():
         if spec.name in values:
             value = values[spec.name]
-            kwargs[spec.name] = _build(spec.table, value) if spec.table is not None else value
+            kwargs[spec.name] = build_config(spec.table, value) if spec.table is not None else value
         elif spec.table is not None and not spec.has_default:
-            kwargs[spec.name] = _build(spec.table, {})
+            kwargs[spec.name] = build_config(spec.table, {})
     return cls(**kwargs)

@@ -134,7 +134,7 @@ def test_example_file_documents_every_key() -> None:
             sections.setdefault(current, set()).add(m[1])
     missing = [
         dotted
-        for dotted, _spec in cfg._all_keys()
+        for dotted, _spec in cfg.all_keys()
         if dotted.rsplit(".", 1)[-1] not in sections.get(dotted.rsplit(".", 1)[0], set())
     ]
     assert missing == [], f"add these keys to config.example.toml: {missing}"
@@ -142,7 +142,7 @@ def test_example_file_documents_every_key() -> None:
 
 def test_every_key_has_a_default() -> None:
     """Every key except daemon.state_dir and daemon.socket (computed) has a default, so no file is needed."""
-    without = [dotted for dotted, spec in cfg._all_keys() if not spec.has_default]
+    without = [dotted for dotted, spec in cfg.all_keys() if not spec.has_default]
     assert without == ["daemon.state_dir", "daemon.socket"]
 
 
@@ -264,9 +264,9 @@ def test_new_field_becomes_a_key_automatically(
         tiers: tuple[str, ...] = ("warn",)
 
     # Stand-in for someone adding fields to HealthConfig: swap the [health] table's class.
-    root = dict(cfg._specs(Config))
+    root = dict(cfg.key_specs(Config))
     root["health"] = dataclasses.replace(root["health"], hint=Health)
-    monkeypatch.setitem(cfg._SPECS, Config, root)
+    monkeypatch.setitem(cfg.SPEC_CACHE, Config, root)
     config = load(
         write(tmp_path, '[health]\nstale_after = "2h"\nerror_rate = 0.5\ntiers = ["a", "b"]\n'),
         {**env, "SHIPTRACK_HEALTH__ERROR_RATE": "0.25"},

@@ -187,7 +187,7 @@ def test_bad_environment_is_rejected_naming_the_key(
 def test_every_number_has_a_ceiling() -> None:
     """No integer, float or duration key is left without an upper bound (a new one must choose its range)."""
     unbounded = []
-    for dotted, spec in cfg._all_keys():
+    for dotted, spec in cfg.all_keys():
         if spec.hint in (int, float) and not spec.duration and spec.maximum is None and dotted != "daemon.socket_mode":
             unbounded.append(dotted)
     assert unbounded == []
