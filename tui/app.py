@@ -26,7 +26,8 @@ from textual.signal import Signal
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from shiptrackd.api.client import ApiClient, DaemonUnavailableError, ShiptrackError
+from shiptrackd.api.client import ApiClient
+from shiptrackd.errors import DaemonUnavailableError, ShiptrackError
 from shiptrackd.paths import default_socket
 
 from . import daemon
@@ -47,10 +48,10 @@ from .screens.dashboard import DashboardScreen
 from .screens.events import EventsScreen
 from .screens.modals import AddShipmentModal, ConfirmModal, HelpModal, LoopPickerModal
 from .screens.shipments import ShipmentsScreen
-from .state import ALERTS, CONNECTION, HEALTH, NOT_AVAILABLE, ConsoleState, normalise_alerts
+from .state import ALERTS, CONNECTION, HEALTH, LOOPS, ConsoleState, notifications_of
 from .themes import DARK, LIGHT
 
-ClientFactory = Callable[[], Any]
+ClientFactory = Callable[[], ApiClient]
 Clock = Callable[[], datetime]
 
 
@@ -61,13 +62,14 @@ def system_clock() -> datetime:
 class ShiptrackApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "shiptrack"
-    MODES: ClassVar[dict[str, Any]] = {
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "dashboard": DashboardScreen,
         "shipments": ShipmentsScreen,
         "events": EventsScreen,
     }
     DEFAULT_MODE = "dashboard"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (120, "-wide")]
+    # Textual declares it `ClassVar[...] | None`, which mypy reads as an instance variable.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "switch_mode('dashboard')", "Dashboard", show=False),
         Binding("2", "switch_mode('shipments')", "Shipments", show=False),
@@ -106,13 +108,13 @@ class ShiptrackApp(App[int]):
         self.refresh_s = refresh_s
         self.update_s = update_s
         self.page_size = page_size
-        self.client: Any = None
+        self.client: ApiClient | None = None
         self.state = ConsoleState()
         self.state_changed: Signal[set[str]] = Signal(self, "state-changed")
         self.event_arrived: Signal[list[dict[str, Any]]] = Signal(self, "event-arrived")
         self._pending_topics: set[str] = set()
         self._pending_events: list[dict[str, Any]] = []
-        self._flush_timer: Timer | None = None
+        self._publish_timer: Timer | None = None
         self._refresh_timer: Timer | None = None
         self._alerts_timer: Timer | None = None
         self.register_theme(DARK)
@@ -121,16 +123,23 @@ class ShiptrackApp(App[int]):
 
     # --- lifecycle -------------------------------------------------------------------
 
+    @property
+    def api(self) -> ApiClient:
+        """The client, made on mount (on the app's own event loop)."""
+        if self.client is None:
+            raise RuntimeError("the console is not mounted yet")
+        return self.client
+
     def on_mount(self) -> None:
         self.client = self.client_factory()
         if not self.socket_label:
-            self.socket_label = str(getattr(self.client, "socket_path", "") or "the control socket")
+            self.socket_label = str(self.client.socket_path)
         self.set_interval(1, self._tick)
         if self.follow:
             self.follow_events()
 
     async def on_unmount(self) -> None:
-        if self.client is not None and hasattr(self.client, "aclose"):
+        if self.client is not None:
             await self.client.aclose()
 
     def _tick(self) -> None:
@@ -151,7 +160,7 @@ class ShiptrackApp(App[int]):
         worker = get_current_worker()
         while not worker.is_cancelled:
             try:
-                snapshot = await daemon.load_snapshot(self.client)
+                snapshot = await daemon.load_snapshot(self.api)
                 self.post_message(SnapshotLoaded(snapshot))
                 if failed_before:
                     self.post_message(DaemonReconnected())
@@ -173,7 +182,7 @@ class ShiptrackApp(App[int]):
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         """The daemon's events from `last_seq` on; a silence longer than three heartbeats counts as a drop."""
-        stream = self.client.events(since=self.state.last_seq, heartbeat_s=self.heartbeat_s)
+        stream = self.api.events(since=self.state.last_seq, heartbeat_s=self.heartbeat_s)
         try:
             while True:
                 try:
@@ -220,11 +229,17 @@ class ShiptrackApp(App[int]):
         self._pending_topics |= topics
         if kind != "heartbeat":
             self._pending_events.append(event)
-        if self._flush_timer is None and (self._pending_topics or self._pending_events):
-            self._flush_timer = self.set_timer(self.update_s, self._flush)
+        if self._publish_timer is None and (self._pending_topics or self._pending_events):
+            self._publish_timer = self.set_timer(self.update_s, self._publish_pending)
 
-    def _flush(self) -> None:
-        self._flush_timer = None
+    @property
+    def redraw_pending(self) -> bool:
+        """Events are folded in but not yet published to the screens (they are batched every update_s)."""
+        return self._publish_timer is not None
+
+    def _publish_pending(self) -> None:
+        # Not `_flush`: Textual's App._flush(stderr=...) is called on every flush of captured stdout/stderr.
+        self._publish_timer = None
         topics, events = self._pending_topics, self._pending_events
         self._pending_topics, self._pending_events = set(), []
         self._publish(topics)
@@ -256,7 +271,7 @@ class ShiptrackApp(App[int]):
     @work(exclusive=True, group="refresh", exit_on_error=False, name="refresh")
     async def refresh_snapshot(self) -> None:
         try:
-            snapshot = await daemon.load_refresh(self.client)
+            snapshot = await daemon.load_snapshot(self.api)
         except ShiptrackError:
             # A dead daemon is the event worker's to report (its reconnect re-arms us); any other
             # failure just waits for the next round.
@@ -277,10 +292,10 @@ class ShiptrackApp(App[int]):
     @work(exclusive=True, group="alerts", exit_on_error=False, name="alerts")
     async def refresh_alerts(self) -> None:
         try:
-            recent = await daemon.alerts(self.client)
+            recent = await self.api.alerts(daemon.RECENT_ALERTS)
         except ShiptrackError:
             return
-        self.state.alerts = recent if recent == NOT_AVAILABLE else normalise_alerts(recent)
+        self.state.alerts = notifications_of(recent)
         self._publish({ALERTS})
 
     # --- actions: one short worker each --------------------------------------------------
@@ -325,7 +340,7 @@ class ShiptrackApp(App[int]):
 
     async def _plan_and_confirm(self, force: bool, ids: list[str] | None) -> None:
         """Ask the daemon what the sync would do (a dry run: no API call), then confirm with the count."""
-        plan = await self.client.sync(force=force, dry_run=True, shipments=ids)
+        plan = await self.api.sync(force=force, dry_run=True, shipments=ids)
         count = int(plan.get("would_sync") or 0)
         unknown = plan.get("unknown_ids") or []
         if ids:
@@ -346,7 +361,7 @@ class ShiptrackApp(App[int]):
         self.confirm(title, body, go, confirm="Sync")
 
     async def _sync(self, force: bool, ids: list[str] | None) -> None:
-        result = await self.client.sync(force=force, shipments=ids)
+        result = await self.api.sync(force=force, shipments=ids)
         if result.get("joined"):
             self.notify(f"a sync is already running: joined run #{result.get('run_id')}")
         else:
@@ -362,15 +377,8 @@ class ShiptrackApp(App[int]):
         self.start_action("Health check", self._health_check)
 
     async def _health_check(self) -> None:
-        report = await daemon.run_health_check(self.client)
-        if report == NOT_AVAILABLE:
-            self.state.health = NOT_AVAILABLE
-            self._publish({HEALTH})
-            self.notify("health checks are not available on this daemon yet", severity="warning")
-            return
-        if isinstance(report, dict):
-            self.state.health = report
-            self._publish({HEALTH})
+        self.state.health = await self.api.health(fresh=True)
+        self._publish({HEALTH})
         level = self.state.health_level()
         severity = {"ok": "information", "warning": "warning", "critical": "error"}.get(level, "information")
         self.notify(f"health: {level}", title="Health check", severity=severity)  # type: ignore[arg-type]
@@ -388,12 +396,9 @@ class ShiptrackApp(App[int]):
         )
 
     async def _test_alert(self) -> None:
-        result = await daemon.send_test_alert(self.client)
-        if result == NOT_AVAILABLE:
-            self.notify("test alerts are not available on this daemon yet", severity="warning")
-            return
-        summary = _alert_result(result)
-        failed = isinstance(result, dict) and result.get("delivered") is False and bool(result.get("deliveries"))
+        result = await self.api.alert_test()
+        summary = daemon.alert_test_summary(result)
+        failed = result.get("delivered") is False and bool(result.get("deliveries"))
         self.notify(summary, title="Test alert", severity="warning" if failed else "information")
         self.refresh_alerts()
 
@@ -416,10 +421,9 @@ class ShiptrackApp(App[int]):
         self.start_action(f"{action.capitalize()} {name}", lambda: self._loop_action(name, action))
 
     async def _loop_action(self, name: str, action: str) -> None:
-        loop = await self.client.loop_action(name, action)
-        if isinstance(loop, dict) and loop.get("name"):
-            self.state.loops[str(loop["name"])] = loop
-            self._publish({"loops"})
+        loop = await self.api.loop_action(name, action)
+        self.state.loops[str(loop["name"])] = loop
+        self._publish({LOOPS})
         self.notify(f"loop {name} {'paused' if action == 'pause' else 'resumed'}", title="Loops")
 
     # shipments ----------------------------------------------------------------------------
@@ -437,7 +441,7 @@ class ShiptrackApp(App[int]):
         self.start_action("Add shipment", lambda: self._add(record))
 
     async def _add(self, record: dict[str, str]) -> None:
-        result = await self.client.add_shipments([record])
+        result = await self.api.add_shipments([record])
         if result.get("added"):
             added = result["added"][0]
             self.notify(f"now tracking {added['carrier_code']} {added['tracking_number']} as {added['id']}")
@@ -478,24 +482,6 @@ class ShiptrackApp(App[int]):
         )
         yield SystemCommand("Help", "Keys and screens (?)", self.action_help)
         yield from super().get_system_commands(screen)
-
-
-def _alert_result(result: Any) -> str:
-    """One line from POST /v1/alerts/test's answer: how many channels got the notice."""
-    if not isinstance(result, dict):
-        return "test alert sent"
-    deliveries = result.get("deliveries")
-    if isinstance(deliveries, list):
-        if not deliveries:
-            return "no alert channels are configured: nothing was sent"
-        ok = sum(1 for d in deliveries if isinstance(d, dict) and d.get("status") == "sent")
-        failed = [str(d.get("channel")) for d in deliveries if isinstance(d, dict) and d.get("status") == "failed"]
-        text = f"test alert delivered to {ok}/{len(deliveries)} channel(s)"
-        return text + (f"; failed: {', '.join(failed)}" if failed else "")
-    for key in ("message", "summary"):
-        if isinstance(result.get(key), str):
-            return result[key]
-    return "test alert sent"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -177,10 +177,6 @@ def status_content(code: Any, width: int) -> Content:
     return Content.styled(label, STATUS_STYLE.get(str(code), "")) if code in STATUS_STYLE else Content(label)
 
 
-def join_lines(lines: list[Content]) -> Content:
-    return Content("\n").join(lines)
-
-
 def describe_event(event: dict[str, Any]) -> str:
     """One line saying what an event means, for the event log; never raises on odd input."""
     kind = str(event.get("type", "?"))
@@ -212,13 +208,12 @@ def describe_event(event: dict[str, Any]) -> str:
         if kind == "config.reloaded":
             return f"configuration reloaded; changed: {', '.join(event.get('changed') or []) or 'nothing'}"
         if kind == "health.report":
-            report = event.get("report") if isinstance(event.get("report"), dict) else event
-            return f"health {level_of(report.get('level') or report.get('status'))}"
+            return f"health {level_of(event['report']['level'])}"
         if kind == "gap":
             return f"missed events after #{event.get('seq')}; state reloaded"
         if kind == "provider.auth_failed":
             return f"the API rejected the key: {event.get('message')}"
-    except (AttributeError, TypeError):
+    except (AttributeError, TypeError, KeyError):
         pass
     extra = {k: v for k, v in event.items() if k not in ("seq", "type", "at")}
     return ", ".join(f"{k}={v}" for k, v in extra.items())[:200]

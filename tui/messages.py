@@ -76,11 +76,3 @@ class AddShipmentRequested(Message):
     def __init__(self, record: dict[str, str]) -> None:
         super().__init__()
         self.record = record
-
-
-class ShipmentOpenRequested(Message):
-    """Show one shipment's detail."""
-
-    def __init__(self, shipment_id: str) -> None:
-        super().__init__()
-        self.shipment_id = shipment_id

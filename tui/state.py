@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .format import LEVEL_RANK, level_of, parse_at
+from .format import level_of, parse_at
 
-NOT_AVAILABLE = "not available"  # an endpoint this daemon does not have (404)
 MAX_RUNS = 20
 MAX_ALERTS = 20
 MAX_EVENTS = 1000
@@ -57,8 +56,8 @@ class ConsoleState:
     sync_rate: float | None = None  # shipments per second in the running sync
     runs: list[dict[str, Any]] = field(default_factory=list)  # newest first
     stats: dict[str, Any] = field(default_factory=dict)
-    health: dict[str, Any] | str | None = None  # a report, NOT_AVAILABLE, or None before the first
-    alerts: list[dict[str, Any]] | str | None = None
+    health: dict[str, Any] | None = None  # the last report (GET /v1/health), None before the first
+    alerts: list[dict[str, Any]] | None = None  # the alert log's notifications, newest first
     events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     last_seq: int | None = None
     events_seen: int = 0
@@ -86,11 +85,11 @@ class ConsoleState:
         if isinstance(snap.get("stats"), dict):
             self.stats = snap["stats"]
             changed |= {API, SHIPMENTS}
-        if "health" in snap:
-            self.health = snap["health"] if isinstance(snap["health"], dict | str) else None
+        if isinstance(snap.get("health"), dict):
+            self.health = snap["health"]
             changed.add(HEALTH)
-        if "alerts" in snap:
-            self.alerts = normalise_alerts(snap["alerts"])
+        if isinstance(snap.get("alerts"), dict):
+            self.alerts = notifications_of(snap["alerts"])
             changed.add(ALERTS)
         return changed
 
@@ -149,18 +148,11 @@ class ConsoleState:
         if kind == "shipment.status_changed":
             return {SHIPMENTS}
         if kind == "health.report":
-            report = event.get("report")
-            if not isinstance(report, dict):
-                report = {k: v for k, v in event.items() if k not in ("seq", "type")}
-            self.health = report
+            report = event["report"]
+            if isinstance(report, dict):
+                self.health = report
             return {HEALTH}
-        if kind.startswith("alert"):
-            alert = event.get("alert")
-            if isinstance(alert, dict):
-                current = self.alerts if isinstance(self.alerts, list) else []
-                key = alert.get("id")
-                rest = [a for a in current if key is None or a.get("id") != key]
-                self.alerts = [alert, *rest][:MAX_ALERTS]
+        if kind.startswith("alert."):  # says that the log changed, not how: the app re-reads it
             return {ALERTS}
         return set()
 
@@ -196,60 +188,21 @@ class ConsoleState:
         return float(base) + max(0.0, (now - self.status_at).total_seconds())
 
     def health_checks(self) -> list[HealthCheck]:
-        return health_checks(self.health) if isinstance(self.health, dict) else []
+        return health_checks(self.health) if self.health is not None else []
 
     def health_level(self) -> str:
-        if not isinstance(self.health, dict):
-            return "unknown"
-        for key in ("level", "status", "state", "overall"):
-            if key in self.health and isinstance(self.health[key], str):
-                return level_of(self.health[key])
-        checks = self.health_checks()
-        return max((c.level for c in checks), key=lambda lv: LEVEL_RANK.get(lv, 1), default="unknown")
+        return level_of(self.health.get("level")) if self.health is not None else "unknown"
 
 
 def health_checks(report: dict[str, Any]) -> list[HealthCheck]:
-    """The checks of a health report, whether they come as a list or a name-keyed mapping."""
-    raw = next((report[k] for k in ("checks", "results") if k in report), [])
-    items: list[tuple[str, Any]]
-    if isinstance(raw, dict):
-        items = [(str(k), v) for k, v in raw.items()]
-    elif isinstance(raw, list):
-        items = [(str(c.get("name") or c.get("check") or "?"), c) for c in raw if isinstance(c, dict)]
-    else:
-        items = []
-    checks = []
-    for name, c in items:
-        if not isinstance(c, dict):
-            checks.append(HealthCheck(name, level_of(c), ""))
-            continue
-        level = c.get("level") or c.get("status") or c.get("state")
-        checks.append(
-            HealthCheck(name, level_of(level), str(c.get("message") or c.get("summary") or ""), c.get("value"))
-        )
-    return checks
+    """The checks of a health report (GET /v1/health, event health.report), in the daemon's order."""
+    return [
+        HealthCheck(str(c.get("name")), level_of(c.get("level")), str(c.get("message") or ""), c.get("value"))
+        for c in report.get("checks") or []
+        if isinstance(c, dict)
+    ]
 
 
-def normalise_alerts(raw: Any) -> list[dict[str, Any]] | str | None:
-    """Alerts as a list of dicts, newest first, from a list or a {"alerts"/"notifications"/...: [...]} body."""
-    if raw is None or isinstance(raw, str):
-        return raw
-    if isinstance(raw, dict):
-        for key in ("alerts", "notifications", "recent", "items", "active"):
-            if isinstance(raw.get(key), list):
-                raw = raw[key]
-                break
-        else:
-            return []
-    if not isinstance(raw, list):
-        return []
-    return [a for a in raw if isinstance(a, dict)][:MAX_ALERTS]
-
-
-def pick(item: dict[str, Any], *keys: str, default: Any = None) -> Any:
-    """The first present, non-empty value among *keys*."""
-    for key in keys:
-        value = item.get(key)
-        if value not in (None, ""):
-            return value
-    return default
+def notifications_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The notifications of GET /v1/alerts ({"notifications": [...], "states": ..., "channels": ...}), newest first."""
+    return [n for n in answer.get("notifications") or [] if isinstance(n, dict)][:MAX_ALERTS]

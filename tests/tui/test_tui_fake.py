@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 import anyio
 import pytest
 from tui_fakes import FakeClient, make_fake_app
 
+from tui.messages import EventReceived
 from tui.screens.modals import ConfirmModal, HelpModal
+from tui.widgets.shipment_list import ShipmentList
 
 pytestmark = pytest.mark.anyio
 
@@ -49,16 +53,6 @@ async def test_help_and_theme_keys():
         assert app.theme == "shiptrack-light"
 
 
-async def test_older_daemon_without_health_endpoints():
-    """Without /v1/health and /v1/alerts the panels say 'not available' and h says so plainly."""
-    app = make_fake_app(FakeClient(total=10, health=False))
-    async with app.run_test(size=(100, 30)) as pilot:
-        await until(pilot, lambda: app.state.connected)
-        assert app.state.health == "not available" and app.state.alerts == "not available"
-        await pilot.press("h")
-        await until(pilot, lambda: any("not available" in n.message for n in app._notifications))
-
-
 async def test_unexpected_events_are_logged_not_fatal():
     """The fake stream includes an event type the console does not know; it lands in the log and nothing breaks."""
     app = make_fake_app(FakeClient(total=10))
@@ -68,3 +62,47 @@ async def test_unexpected_events_are_logged_not_fatal():
         await pilot.press("3")
         await pilot.pause()
         assert app.is_running
+
+
+async def test_printing_while_the_console_runs_does_not_raise():
+    """Textual captures stdout/stderr and calls App._flush(stderr=...) on a flush: ours must not shadow it."""
+    app = make_fake_app(FakeClient(total=10))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.state.connected)
+        print("a library prints", flush=True)
+        print("and warns", file=sys.stderr, flush=True)
+        app.state.events.clear()
+        app.post_message(EventReceived({"seq": 200, "type": "something.new", "at": "2025-03-14T12:00:00+00:00"}))
+        await until(pilot, lambda: len(app.state.events) == 1)  # the event batching still runs
+        assert app.is_running
+
+
+class HeldPages(FakeClient):
+    """Serves the first page at once and holds every later one until `release` is set."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.release = asyncio.Event()
+
+    async def shipments(self, **kwargs: Any) -> dict[str, Any]:
+        if kwargs.get("cursor"):
+            await self.release.wait()
+        return await super().shipments(**kwargs)
+
+
+async def test_the_list_scrolls_and_keeps_focus_while_a_page_is_in_flight():
+    """A page on its way must not make Textual treat the list as loading (disabled, out of the focus chain)."""
+    fake = HeldPages(total=500)
+    app = make_fake_app(fake, page_size=50)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.state.connected)
+        await pilot.press("2")
+        await until(pilot, lambda: bool(app.screen.query(ShipmentList)))
+        listing = app.screen.query_one(ShipmentList)
+        await until(pilot, lambda: 0 in listing.model.pages and listing.page_in_flight)
+        assert listing.focusable and not listing.is_disabled and app.focused is listing
+        await pilot.press("pagedown", "pagedown")
+        assert listing.cursor_row > 20 and listing.scroll_offset.y > 0
+        assert app.focused is listing and listing.page_in_flight
+        fake.release.set()
+        await until(pilot, lambda: 1 in listing.model.pages)

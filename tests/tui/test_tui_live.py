@@ -153,17 +153,17 @@ async def test_action_errors_become_notifications(running):
         assert app.is_running
 
 
-async def test_health_and_test_alert_degrade_or_report(running):
-    """h and t (after y) either report what the daemon said or say plainly that the feature is not available."""
+async def test_health_and_test_alert_report(running):
+    """h runs the checks and says the level; t (after y) says how many channels got the test notice."""
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.state.connected)
         await pilot.press("h")
-        await until(pilot, lambda: any("health" in n for n in notes(app)))
+        await until(pilot, lambda: any(n.startswith("health: ") for n in notes(app)))
         await pilot.press("t")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("y")
-        await until(pilot, lambda: any("test alert" in n for n in notes(app)))
+        await until(pilot, lambda: "test alert delivered to 1/1 channel(s)" in notes(app))
         assert app.is_running
 
 

@@ -26,7 +26,7 @@ def connected(app: Any) -> bool:
         app.state.connected
         and isinstance(app.state.health, dict)
         and app.state.events_seen == 3
-        and app._flush_timer is None
+        and not app.redraw_pending
     )
 
 

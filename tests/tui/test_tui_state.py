@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tui.format import countdown, describe_event, duration, fit, level_of
-from tui.state import NOT_AVAILABLE, ConsoleState, health_checks, normalise_alerts
+from tui.state import ConsoleState, health_checks, notifications_of
 from tui.widgets.pages import PagedRows
 from tui.widgets.shipment_list import layout_columns
 
@@ -106,22 +106,19 @@ def test_heartbeats_advance_the_sequence_only():
     assert state.last_seq == 9 and not state.events
 
 
-def test_health_reports_in_either_shape():
-    """Checks may come as a list or keyed by name; levels are normalised."""
-    listed = health_checks({"checks": [{"name": "api", "level": "CRITICAL", "message": "down"}]})
-    keyed = health_checks({"checks": {"api": {"status": "warn", "message": "slow"}}})
-    assert (listed[0].name, listed[0].level) == ("api", "critical")
-    assert (keyed[0].name, keyed[0].level) == ("api", "warning")
-    state = ConsoleState(health={"checks": [{"name": "a", "level": "ok"}, {"name": "b", "level": "warning"}]})
-    assert state.health_level() == "warning"
-    assert ConsoleState(health=NOT_AVAILABLE).health_level() == "unknown"
+def test_health_reports_as_the_daemon_sends_them():
+    """A report's checks come as a list of objects; the report's own level is the overall one."""
+    report = {"at": NOW.isoformat(), "level": "warning", "checks": [{"name": "api_connectivity", "level": "ok"}]}
+    checks = health_checks(report)
+    assert [(c.name, c.level) for c in checks] == [("api_connectivity", "ok")]
+    assert ConsoleState(health=report).health_level() == "warning"
+    assert ConsoleState().health_level() == "unknown"
 
 
-def test_alerts_from_the_daemons_shapes():
-    """GET /v1/alerts answers {"notifications": [...]}; a bare list works too."""
-    assert normalise_alerts({"notifications": [{"id": 1}], "states": []}) == [{"id": 1}]
-    assert normalise_alerts([{"id": 2}, "junk"]) == [{"id": 2}]
-    assert normalise_alerts(NOT_AVAILABLE) == NOT_AVAILABLE
+def test_alerts_are_the_logs_notifications():
+    """GET /v1/alerts answers {"notifications": [...], "states": [...], "channels": [...]}."""
+    assert notifications_of({"notifications": [{"id": 1}, "junk"], "states": [], "channels": []}) == [{"id": 1}]
+    assert notifications_of({}) == []
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (65, "1m05s"), (3700, "1h01m"), (90000, "1d1h"), (None, "—")])

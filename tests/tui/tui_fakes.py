@@ -1,18 +1,21 @@
 """
-A deterministic stand-in for ApiClient, for snapshot tests: fixed data, a fixed
-clock, and an event stream that stays quiet. It implements the same methods the
-console calls, so the screens cannot tell it from a daemon.
+A deterministic ApiClient for the console's tests: fixed data, a fixed clock, and an
+event stream that stays quiet. Its answers have a real daemon's shapes (same keys, same
+kinds of values; test_tui_contract proves it route by route), so the screens cannot
+tell it from a daemon and the snapshots show what a real daemon would make them show.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shiptrackd.api.client import ApiError
+from shiptrackd.api.client import ApiClient, ApiError
+from tui.app import ShiptrackApp
 
+SOCKET = "/run/shiptrackd/control.sock"
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
 CARRIERS = ("ups", "fedex", "usps", "dhl_express")
 STATUSES = ("IT", "DE", "NY", "AC", "EX", "AT", "SP", "DE", "IT", "DE")
@@ -140,43 +143,101 @@ RUNS = [
     for k in range(6)
 ]
 
+
+def check(name: str, level: str, message: str, value: float | None, unit: str = "", **details: Any) -> dict[str, Any]:
+    """One check of a health report, as the daemon's health rules build it."""
+    return {
+        "name": name,
+        "level": level,
+        "message": message,
+        "value": value,
+        "unit": unit,
+        "warning": None,
+        "critical": None,
+        "lower_is_worse": False,
+        "perf": [{"label": name, "value": value, "unit": unit, "warn": "", "crit": "", "min": 0, "max": None}],
+        "details": details,
+        "threshold": "",
+        "value_text": "" if value is None else str(value),
+    }
+
+
 HEALTH = {
-    "level": "warning",
-    "checked_at": iso(NOW - timedelta(seconds=20)),
+    "id": 900,
+    "at": iso(NOW - timedelta(seconds=20)),
+    "age_s": 20.0,
+    "level": "critical",
+    "exit_code": 2,
+    "summary": "loops: loop alerts paused for 30m",
+    "host": "ops-1",
+    "version": "0.1.0",
+    "trigger": "schedule",
     "checks": [
-        {"name": "api", "level": "ok", "message": "reachable, 84 ms", "value": 0.084},
-        {"name": "recent_sync", "level": "ok", "message": "last good run 5m ago", "value": 300},
-        {"name": "stale_shipments", "level": "warning", "message": "312 active not updated in 24h", "value": 312},
-        {"name": "error_rate", "level": "ok", "message": "0.4% failed in the last hour", "value": 0.004},
-        {"name": "loops", "level": "critical", "message": "loop alerts paused for 30m", "value": 1},
+        check("api_connectivity", "ok", "reachable, 84 ms", 0.084, "s"),
+        check("recent_sync", "ok", "last good run 5m ago", 300, "s"),
+        check("stale_shipments", "warning", "312 active not updated in 24h", 312, active=81234),
+        check("error_rate", "ok", "0.4% failed in the last hour", 0.4, "%", failed=4, attempted=1000),
+        check("loops", "critical", "loop alerts paused for 30m", 1, paused=["alerts"]),
+        check("store", "ok", "writable (3ms), 41.2 GiB free (44%)", 44236888064, "B", quick_check="ok"),
     ],
 }
 
-ALERTS = [
+
+def delivery(channel: str, status: str, minutes_ago: float, error: str = "") -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "status": status,
+        "attempts": 1 if status == "sent" else 3,
+        "error": error,
+        "finished_at": iso(NOW - timedelta(minutes=minutes_ago)),
+    }
+
+
+def notification(
+    n: int, kind: str, severity: str, checks: list[str], minutes_ago: float, deliveries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One entry of the alert log (GET /v1/alerts' `notifications`): the checks are objects, not names."""
+    names = ", ".join(checks) or "test notification"
+    return {
+        "id": n,
+        "created_at": iso(NOW - timedelta(minutes=minutes_ago)),
+        "kind": kind,
+        "severity": severity,
+        "checks": [{"check": c, "kind": kind, "level": severity} for c in checks],
+        "title": f"[{'TEST' if kind == 'test' else severity.upper()}] shiptrackd on ops-1: {names}",
+        "body": f"shiptrackd on ops-1\n\n{severity.upper()} {names}\n",
+        "deliveries": deliveries,
+    }
+
+
+CHANNELS = ["console", "mailto://ops@example.com"]
+NOTIFICATIONS = [
+    notification(7, "firing", "warning", ["stale_shipments"], 18, [delivery(c, "sent", 18) for c in CHANNELS]),
+    notification(
+        6,
+        "resolved",
+        "critical",
+        ["api_connectivity"],
+        120,
+        [delivery("console", "sent", 120), delivery(CHANNELS[1], "failed", 119, "SMTP 451 try later")],
+    ),
+    notification(
+        5, "firing", "critical", ["api_connectivity", "error_rate"], 180, [delivery(c, "sent", 180) for c in CHANNELS]
+    ),
+]
+ALERT_STATES = [
     {
-        "id": 7,
-        "check": "stale_shipments",
-        "level": "warning",
-        "kind": "firing",
-        "delivery": "sent",
-        "sent_at": iso(NOW - timedelta(minutes=18)),
-    },
-    {
-        "id": 6,
-        "check": "api",
-        "level": "critical",
-        "kind": "resolved",
-        "delivery": "failed",
-        "sent_at": iso(NOW - timedelta(hours=2)),
-    },
-    {
-        "id": 5,
-        "check": "api",
-        "level": "critical",
-        "kind": "firing",
-        "delivery": "sent 2/2",
-        "sent_at": iso(NOW - timedelta(hours=3)),
-    },
+        "check": name,
+        "level": level,
+        "firing": level != "ok",
+        "notified_level": None if level == "ok" else level,
+        "failing_streak": 0 if level == "ok" else 3,
+        "passing_streak": 3 if level == "ok" else 0,
+        "fired_at": None if level == "ok" else iso(NOW - timedelta(minutes=18)),
+        "last_notified_at": None if level == "ok" else iso(NOW - timedelta(minutes=18)),
+        "message": message,
+    }
+    for name, level, message in [(c["name"], c["level"], c["message"]) for c in HEALTH["checks"]]
 ]
 
 
@@ -209,17 +270,23 @@ EVENTS = [
 ]
 
 
-class FakeClient:
-    """Same methods as ApiClient; fixed answers; records what it was asked to do."""
+class FakeClient(ApiClient):
+    """An ApiClient that never touches its socket: every call the console makes answers from the data above.
 
-    def __init__(self, total: int = 100_000, *, health: bool = True) -> None:
+    A call this class does not override goes to `request`, which refuses it, so a console that starts
+    using a new route fails here until the fake (and test_tui_contract) learn it.
+    """
+
+    def __init__(self, total: int = 100_000) -> None:
+        super().__init__(SOCKET)
         self.total = total
-        self.with_health = health
         self.calls: list[tuple[str, Any]] = []
-        self.socket_path = "/run/shiptrackd/control.sock"
 
-    async def aclose(self) -> None:
-        pass
+    async def request(
+        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        self.calls.append((f"{method} {path}", params or {}))
+        raise ApiError(404, "not_found", f"the fake has no route {method} {path}")
 
     async def status(self) -> dict[str, Any]:
         return {
@@ -234,6 +301,7 @@ class FakeClient:
                 "run_id": 42,
                 "trigger": "manual",
                 "started_at": iso(NOW - timedelta(seconds=20)),
+                "planned": 1000,
                 "done": 340,
                 "selected": 1000,
                 "updated": 120,
@@ -248,11 +316,15 @@ class FakeClient:
             },
             "store": {
                 "path": "/var/lib/shiptrackd/shiptrackd.db",
+                "size_bytes": 512_000_000,
                 "shipments": self.total,
                 "active": 81234,
                 "due_now": 1500,
+                "tables": None,
             },
             "rate_limit_paused_until": None,
+            "heartbeat": None,
+            "event_seq": 100,
             "notes": [],
         }
 
@@ -272,7 +344,16 @@ class FakeClient:
                 "due_now": 1500,
                 "overdue": 12,
             },
-            "runs_24h": {"runs": 290, "selected": 90000, "updated": 85000, "failed": 40, "api_calls": 91000},
+            "runs_24h": {
+                "runs": 290,
+                "selected": 90000,
+                "updated": 85000,
+                "unchanged": 4960,
+                "failed": 40,
+                "api_calls": 91000,
+                "retries": 311,
+                "rate_limited": 12,
+            },
             "errors_24h": {"transient": 30, "not_found": 10},
             "last_successful_run": RUNS[0],
             "api": {
@@ -287,13 +368,26 @@ class FakeClient:
             "forecast": {"calls_per_hour": 12500.0, "rate_limit_per_hour": 36000, "utilisation": 0.347},
         }
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        self.calls.append((f"{method} {path}", kwargs))
-        if self.with_health and path == "/v1/health":
-            return HEALTH
-        if self.with_health and path == "/v1/alerts":
-            return {"alerts": ALERTS}
-        raise ApiError(404, "not_found", f"no route {method} {path}")
+    async def health(
+        self,
+        *,
+        fresh: bool = False,
+        alert_threshold: int | None = None,
+        check_stale: bool = False,
+        stale_limit: int | None = None,
+    ) -> dict[str, Any]:
+        self.calls.append(("health", {"fresh": fresh}))
+        return {**HEALTH, "trigger": "request"} if fresh else HEALTH
+
+    async def alerts(self, limit: int = 20) -> dict[str, Any]:
+        self.calls.append(("alerts", {"limit": limit}))
+        channels = [{"channel": c, "tags": ["all"], "usable": True} for c in CHANNELS]
+        return {"notifications": NOTIFICATIONS[:limit], "states": ALERT_STATES, "channels": channels}
+
+    async def alert_test(self, wait_s: int | None = None) -> dict[str, Any]:
+        self.calls.append(("alert_test", {"wait_s": wait_s}))
+        deliveries = [{"id": 20 + k, **delivery(c, "sent", 0), "claimed_at": iso(NOW)} for k, c in enumerate(CHANNELS)]
+        return {"notification_id": 8, "deliveries": deliveries, "delivered": True}
 
     async def shipments(
         self,
@@ -354,10 +448,15 @@ class FakeClient:
             "explanation": [f"next check at {s['next_sync_at']} (in transit: every 2h)"],
         }
 
-    async def sync(self, *, force: bool = False, dry_run: bool = False, shipments: list[str] | None = None) -> Any:
+    async def sync(
+        self, *, force: bool = False, dry_run: bool = False, shipments: list[str] | None = None
+    ) -> dict[str, Any]:
         self.calls.append(("sync", {"force": force, "dry_run": dry_run, "shipments": shipments}))
         if dry_run:
-            return {"dry_run": True, "trigger": "manual", "would_sync": 12, "shipments": [], "unknown_ids": []}
+            first = fake_shipment(0)
+            plan = {k: first[k] for k in ("id", "carrier_code", "tracking_number", "status_code", "next_sync_at")}
+            would = [{**plan, "why": f"due since {first['next_sync_at']} (in transit: every 2h)"}]
+            return {"dry_run": True, "trigger": "manual", "would_sync": 12, "shipments": would, "unknown_ids": []}
         return {"run_id": 43, "joined": False, "trigger": "force" if force else "manual"}
 
     async def loop_action(self, name: str, action: str) -> dict[str, Any]:
@@ -370,9 +469,12 @@ class FakeClient:
 
     async def add_shipments(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         self.calls.append(("add_shipments", records))
-        return {"added": [{"index": 0, "id": "ship_new", **records[0]}], "duplicates": [], "invalid": []}
+        added = {"index": 0, "id": "ship_new", "reference": "", **records[0]}
+        return {"added": [added], "duplicates": [], "invalid": []}
 
-    async def events(self, since: int | None = None, heartbeat_s: float | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, since: int | None = None, heartbeat_s: float | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         for event in EVENTS:
             yield event
         await asyncio.Event().wait()  # then a quiet daemon: nothing more, ever
@@ -382,11 +484,9 @@ def fixed_clock() -> datetime:
     return NOW
 
 
-def make_fake_app(client: FakeClient | None = None, **kwargs: Any) -> Any:
+def make_fake_app(client: FakeClient | None = None, **kwargs: Any) -> ShiptrackApp:
     """A console on the fake client with a fixed clock, quiet enough for pixel-stable snapshots."""
-    from tui.app import ShiptrackApp
-
     fake = client or FakeClient()
     options: dict[str, Any] = {"clock": fixed_clock, "heartbeat_s": 3600.0, "refresh_s": 3600.0}
     options.update(kwargs)
-    return ShiptrackApp(lambda: fake, socket_label=fake.socket_path, **options)
+    return ShiptrackApp(lambda: fake, socket_label=SOCKET, **options)

@@ -53,7 +53,7 @@ class ShipmentDetailScreen(ConsoleScreen):
         self.run_worker(self._load(), group="detail", exclusive=True, name="Load shipment", exit_on_error=False)
 
     async def _load(self) -> None:
-        client = self.console.client
+        client = self.console.api
         self.shipment, self.why = await asyncio.gather(client.shipment(self.shipment_id), client.why(self.shipment_id))
         self.show()
 

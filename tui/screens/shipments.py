@@ -49,9 +49,9 @@ class ShipmentsScreen(ConsoleScreen):
         Binding("escape", "focus_list", "List", show=False),
     ]
 
-    def __init__(self, *, page_size: int = 1000, **kwargs: Any) -> None:
+    def __init__(self, *, page_size: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.page_size = page_size
+        self.page_size = page_size  # None: the app's page_size
         self._search_timer: Timer | None = None
         self._carriers: list[str] = []
 
@@ -60,7 +60,7 @@ class ShipmentsScreen(ConsoleScreen):
             yield Input(placeholder="/ search: id, tracking number, reference", id="search", compact=True)
             yield Select(STATUS_OPTIONS, prompt="any status", id="status-filter", compact=True)
             yield Select([], prompt="any carrier", id="carrier-filter", compact=True)
-        yield ShipmentList(page_size=self.page_size, id="shipment-list")
+        yield ShipmentList(page_size=self.page_size or self.console.page_size, id="shipment-list")
         yield StatusLine(id="list-status")
 
     def on_mount(self) -> None:
@@ -144,7 +144,7 @@ class ShipmentsScreen(ConsoleScreen):
     async def _fetch_page(self, generation: int, index: int, cursor: str | None, limit: int) -> None:
         listing = self.query_one(ShipmentList)
         try:
-            page = await self.console.client.shipments(**self.filters(), cursor=cursor, limit=limit)
+            page = await self.console.api.shipments(**self.filters(), cursor=cursor, limit=limit)
         except Exception:
             listing.page_failed(generation)
             raise
@@ -169,7 +169,7 @@ class ShipmentsScreen(ConsoleScreen):
             parts.append("filter " + " ".join(f"{k}={v}" for k, v in active.items()))
         if listing.selected:
             parts.append(f"{len(listing.selected)} selected (y syncs them)")
-        if listing.loading:
+        if listing.page_in_flight:
             parts.append("loading…")
         elif listing.failed:
             parts.append("could not load: ctrl+r retries")

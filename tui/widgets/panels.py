@@ -32,7 +32,7 @@ from ..format import (
     parse_at,
     styled,
 )
-from ..state import NOT_AVAILABLE, ConsoleState, pick
+from ..state import ConsoleState
 
 if TYPE_CHECKING:
     from ..app import ShiptrackApp
@@ -222,7 +222,11 @@ class SyncPanel(Vertical):
                 f"{number(last.get('unchanged'))} unchanged · ",
                 styled(f"{number(failed)} failed", "failed" if failed else None),
                 f" · {number(last.get('api_calls'))} calls",
-                *([" · ", styled(str(last["stop_reason"]), "warning")] if last.get("stop_reason") else []),
+                *(
+                    [" · ", styled(str(last["stop_reason"]), "warning")]
+                    if last.get("stop_reason")
+                    else list[Content | str]()
+                ),
             )
         )
 
@@ -231,12 +235,10 @@ class HealthPanel(Panel):
     """The latest health report, check by check."""
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
-        if state.health == NOT_AVAILABLE:
-            return _muted("not available on this daemon")
-        if not isinstance(state.health, dict):
-            return _muted("no health report yet · press h to run the checks")
         report = state.health
-        at = pick(report, "checked_at", "at", "created_at", "generated_at")
+        if report is None:
+            return _muted("no health report yet · press h to run the checks")
+        at = report.get("at")
         overall = state.health_level()
         lines = [
             Content.assemble("overall ", level_badge(overall, 11), _muted(f" checked {ago(at, now)}" if at else ""))
@@ -303,14 +305,12 @@ class RunsPanel(Panel):
 
 
 class AlertsPanel(Panel):
-    """Recent alerts with their delivery state."""
+    """The alert log (GET /v1/alerts' notifications): level, the checks it is about, delivery, when."""
 
     limit = 6
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
-        if state.alerts == NOT_AVAILABLE:
-            return _muted("not available on this daemon")
-        if not isinstance(state.alerts, list):
+        if state.alerts is None:
             return _muted("no alert data yet")
         if not state.alerts:
             return _muted("no alerts: all quiet")
@@ -318,51 +318,44 @@ class AlertsPanel(Panel):
         compact = width < 56
         badge_w = 2 if compact else 11
         when_w = 10 if width >= 44 else 0
-        check_w = max(min(width - badge_w - 10 - 10 - when_w - 3, 20), 8)
+        check_w = max(min(width - badge_w - 10 - 11 - when_w - 3, 20), 8)
         for alert in state.alerts[: self.limit]:
-            level = level_of(pick(alert, "level", "severity", default="unknown"))
-            kind = str(pick(alert, "kind", "state", "status", "event", default="")).lower()
-            delivery = pick(alert, "delivery", "delivery_state", "deliveries", "delivered", "sent")
-            if isinstance(delivery, bool):
-                delivery = "sent" if delivery else "failed"
-            if isinstance(delivery, dict | list):
-                delivery = _delivery_summary(delivery)
-            at = pick(alert, "sent_at", "created_at", "at", "fired_at", "updated_at")
-            checks = pick(alert, "check", "checks", "name", default=None)
-            if isinstance(checks, list):
-                checks = ",".join(str(c) for c in checks)
-            if not checks:
-                checks = "test" if kind == "test" else str(alert.get("title") or "?")
-            delivery_text = str(delivery or "—")
+            level = level_of(alert.get("severity"))
+            kind = str(alert.get("kind") or "")
+            delivery = delivery_summary(alert.get("deliveries") or [])
             badge = styled(f"{LEVEL_GLYPH.get(level, '?')} ", level) if compact else level_badge(level, 11)
             cells: list[Content | str] = [
                 badge,
-                fit(checks, check_w),
+                fit(checks_of(alert), check_w),
                 " ",
                 fit(kind, 9),
                 " ",
-                styled(fit(delivery_text, 9), delivery_text.split(" ")[0]),
+                styled(fit(delivery, 10), delivery.split(" ")[0]),  # 'failed 1/2'
             ]
             if when_w:
-                cells += [" ", fit(ago(at, now), when_w)]
+                cells += [" ", fit(ago(alert.get("created_at"), now), when_w)]
             lines.append(Content.assemble(*cells))
         return _rows(lines)
 
 
-def _delivery_summary(value: dict | list) -> str:
-    """'sent 2/2', 'failed 1/2' or 'pending 1/2' from per-channel delivery records."""
-    items = value if isinstance(value, list) else list(value.values())
-    if not items:
+def checks_of(alert: dict[str, Any]) -> str:
+    """The names of the checks a notification is about ("test" for a test notice)."""
+    names = [str(c.get("check")) for c in alert.get("checks") or [] if isinstance(c, dict)]
+    if names:
+        return ",".join(names)
+    return "test" if alert.get("kind") == "test" else str(alert.get("title") or "?")
+
+
+def delivery_summary(deliveries: list[dict[str, Any]]) -> str:
+    """'sent 2/2', 'failed 1/2' or 'pending 1/2' from a notification's per-channel deliveries."""
+    if not deliveries:
         return "—"
-    states = [
-        str(pick(item, "status", "state", default="")).lower() if isinstance(item, dict) else str(item).lower()
-        for item in items
-    ]
-    sent = sum(1 for s in states if s in ("sent", "ok", "true"))
-    for word in ("failed", "pending", "retrying", "queued"):
+    states = [str(d.get("status") or "") for d in deliveries]
+    sent = states.count("sent")
+    for word in ("failed", "sending", "pending"):
         if word in states:
-            return f"{word} {len(items) - sent}/{len(items)}"
-    return f"sent {sent}/{len(items)}"
+            return f"{word} {len(deliveries) - sent}/{len(deliveries)}"
+    return f"sent {sent}/{len(deliveries)}"
 
 
 class ApiPanel(Panel):

@@ -9,9 +9,10 @@ It never calls the daemon: it posts PageWanted and the screen answers with page_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -147,7 +148,7 @@ class ShipmentList(ScrollView, can_focus=True):
         self.refresh()
         self.want_pages()
 
-    def page_loaded(self, generation: int, index: int, items: list[dict], next_cursor: str | None) -> None:
+    def page_loaded(self, generation: int, index: int, items: list[dict[str, Any]], next_cursor: str | None) -> None:
         if generation != self.generation:
             return  # an answer for filters no longer shown
         self.pending = None
@@ -211,7 +212,8 @@ class ShipmentList(ScrollView, can_focus=True):
         return self.model.row(self.cursor_row)
 
     @property
-    def loading(self) -> bool:
+    def page_in_flight(self) -> bool:
+        """A page request is out. Not `loading`: Textual's Widget.loading disables a widget and drops its focus."""
         return self.pending is not None
 
     # --- movement -------------------------------------------------------------------
@@ -298,7 +300,8 @@ class ShipmentList(ScrollView, can_focus=True):
         return Strip(segments).adjust_cell_length(width, base)
 
     def app_now(self) -> datetime:
-        return self.app.clock()  # type: ignore[attr-defined]
+        clock: Callable[[], datetime] = self.app.clock  # type: ignore[attr-defined]
+        return clock()
 
     def _row_segments(self, row: Row, columns: list[tuple[str, str, int]], base: Style, now: datetime) -> list[Segment]:
         out: list[Segment] = []

@@ -1,0 +1,195 @@
+"""
+The console's test fake against a real daemon: for every route the console reads, the
+fake's answer must have the shape the daemon's has (same keys, same kinds of values,
+timestamps where the daemon sends timestamps), so the snapshot tests draw what a real
+daemon would make the console draw. And the Alerts panel is drawn from a real `/v1/alerts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import daemon_config
+from tui_fakes import EVENTS, FakeClient
+
+from shiptrackd.api.client import ApiClient
+from shiptrackd.daemon import Daemon
+from tui.app import ShiptrackApp
+from tui.widgets.panels import AlertsPanel
+
+pytestmark = pytest.mark.anyio
+
+# Objects whose keys are data (a status code, a carrier, an error kind), not field names.
+MAPS = {"by_status", "by_carrier", "errors_24h", "by_error", "details", "kinds"}
+
+
+def kind(value: Any) -> str:
+    """The JSON kind of a value; a string that reads as an RFC 3339 time is a 'time'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        if len(value) >= 19 and value[10:11] == "T":
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+                return "time"
+            except ValueError:
+                pass
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def differences(fake: Any, real: Any, path: str = "$") -> list[str]:
+    """Where *fake* does not have *real*'s shape. A null on either side matches anything (an unset field)."""
+    fk, rk = kind(fake), kind(real)
+    if "null" in (fk, rk):
+        return []
+    if fk != rk:
+        return [f"{path}: the fake sends {fk} ({fake!r:.60}), the daemon {rk} ({real!r:.60})"]
+    if fk == "list":
+        if fake and not real:
+            return [f"{path}: the daemon sent an empty list, so the fake's items are unchecked"]
+        # each of the fake's items against the daemon's item it matches best (a test notice has no checks)
+        return [
+            d
+            for i, item in enumerate(fake)
+            for d in min((differences(item, theirs, f"{path}[{i}]") for theirs in real), key=len)
+        ]
+    if fk != "object":
+        return []
+    if path.rsplit(".", 1)[-1] in MAPS:
+        sample = next(iter(real.values()), None)
+        return [d for key, value in fake.items() for d in differences(value, sample, f"{path}.{key}")]
+    out = [f"{path}: the fake sends {key!r}, the daemon does not" for key in fake.keys() - real.keys()]
+    out += [f"{path}: the daemon sends {key!r}, the fake does not" for key in real.keys() - fake.keys()]
+    return out + [d for key in fake.keys() & real.keys() for d in differences(fake[key], real[key], f"{path}.{key}")]
+
+
+def test_differences_catch_what_the_old_fake_got_wrong() -> None:
+    """The comparison itself: renamed keys, a string for a list of objects, a non-time for a time."""
+    real = {"at": "2025-03-14T12:00:00Z", "checks": [{"check": "x", "level": "ok"}], "n": 1}
+    assert differences(real, real) == []
+    assert differences({"checked_at": "2025-03-14T12:00:00Z", "checks": [{"check": "x", "level": "ok"}], "n": 2}, real)
+    assert differences({"at": "2025-03-14T12:00:00Z", "checks": ["x"], "n": 1}, real)
+    assert differences({"at": "5 min ago", "checks": [{"check": "x", "level": "ok"}], "n": 1}, real)
+    assert differences({"at": None, "checks": [], "n": None}, real) == []
+
+
+@dataclass
+class Real:
+    client: ApiClient
+    daemon: Daemon
+    events: list[dict[str, Any]]
+    shipment_id: str
+
+
+@pytest.fixture
+async def real(short_tmp: Path, sandbox: Any) -> AsyncIterator[Real]:
+    """A real daemon on the sandbox with something in every answer: shipments, a run, a fired alert, a test notice."""
+    config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_ALERTS__FOR_REPORTS="1")
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(config, handle_signals=False).run)
+        async with ApiClient(config.daemon.socket) as client:
+            added = await client.add_shipments(
+                [{"carrier_code": "ups", "tracking_number": f"1ZCONTRACT{i}", "reference": f"R{i}"} for i in range(3)]
+            )
+            await client.sync()
+            assert daemon.engine is not None
+            await daemon.engine.wait_idle()
+            await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZCONTRACTDUE"}])  # due now
+            sandbox.configure(api_key="TEST_rotated")  # api_connectivity turns critical: an alert fires
+            await client.alert_evaluate(wait_s=10)
+            await client.alert_test(wait_s=10)
+            await client.loop_action("alerts", "pause")
+            yield Real(client, daemon, await replay(client), added["added"][0]["id"])
+        daemon.stop()
+
+
+async def replay(client: ApiClient) -> list[dict[str, Any]]:
+    """Every event the daemon has published so far (its ring replays them from seq 0)."""
+    last = (await client.status())["event_seq"]
+    events: list[dict[str, Any]] = []
+    stream = client.events(since=0, heartbeat_s=60)
+    with anyio.fail_after(10):
+        async for event in stream:
+            events.append(event)
+            if event["seq"] >= last:
+                break
+    await stream.aclose()
+    return events
+
+
+async def test_the_fake_answers_every_route_as_the_daemon_does(real: Real) -> None:
+    """status, runs, stats, health, alerts, shipments, one shipment, why, sync, loops, add, test alert: same shapes."""
+    fake, client = FakeClient(total=50), real.client
+    fake_id = (await fake.shipments(limit=1))["shipments"][0]["id"]
+    progress = next(e for e in real.events if e["type"] == "sync.progress")
+    pairs: dict[str, tuple[Any, Any]] = {
+        "status": (await fake.status(), {**await client.status(), "sync": strip(progress)}),
+        "runs": (await fake.runs(10), await client.runs(10)),
+        "stats": (await fake.stats(), await client.stats()),
+        "health": (await fake.health(), await client.health()),
+        "health?fresh": (await fake.health(fresh=True), await client.health(fresh=True)),
+        "alerts": (await fake.alerts(), await client.alerts()),
+        "shipments": (await fake.shipments(limit=5), await client.shipments(limit=5)),
+        "shipment": (await fake.shipment(fake_id), await client.shipment(real.shipment_id)),
+        "why": (await fake.why(fake_id), await client.why(real.shipment_id)),
+        "sync?dry_run": (await fake.sync(dry_run=True), await client.sync(dry_run=True)),
+        "sync": (await fake.sync(), await client.sync()),
+        "loops": (await fake.loops(), await client.loops()),
+        "loop_action": (await fake.loop_action("sync", "pause"), await client.loop_action("sync", "pause")),
+        "alert_test": (await fake.alert_test(), await client.alert_test(wait_s=10)),
+        "add_shipments": (
+            await fake.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZNEW"}]),
+            await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZNEW"}]),
+        ),
+    }
+    found = {route: differences(ours, theirs) for route, (ours, theirs) in pairs.items()}
+    wrong = {route: d for route, d in found.items() if d}
+    assert not wrong, "\n".join(f"{route}: {d}" for route, ds in wrong.items() for d in ds)
+
+
+async def test_the_fakes_events_are_the_daemons_events(real: Real) -> None:
+    """Every event type the fake streams (bar the deliberately unknown one) has the daemon's shape."""
+    by_type = {e["type"]: e for e in real.events}
+    checked = 0
+    for event in EVENTS:
+        if event["type"] in ("something.new", "heartbeat"):
+            continue
+        assert event["type"] in by_type, f"the daemon sent no {event['type']} event to compare with"
+        assert differences(event, by_type[event["type"]]) == []
+        checked += 1
+    assert checked >= 2
+
+
+async def test_alerts_panel_draws_a_real_daemons_alerts(real: Real) -> None:
+    """The dashboard's Alerts panel names the checks of a real notification, never a dict's repr."""
+    socket = real.client.socket_path
+    app = ShiptrackApp(lambda: ApiClient(socket), heartbeat_s=60.0, refresh_s=3600.0)
+    async with app.run_test(size=(200, 40)) as pilot:
+        with anyio.fail_after(10):
+            while not (app.state.connected and app.state.alerts):
+                await pilot.pause(0.02)
+        await pilot.pause()
+        text = str(app.screen.query_one(AlertsPanel).render())
+    assert "api_connectivity" in text and "test" in text
+    assert "{" not in text and "'check'" not in text
+    assert "critical" in text.lower() and "sent 1/1" in text
+
+
+def strip(event: dict[str, Any]) -> dict[str, Any]:
+    """An event's data without the envelope (seq, type, at)."""
+    return {k: v for k, v in event.items() if k not in ("seq", "type", "at")}
