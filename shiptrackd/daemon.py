@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -40,7 +41,7 @@ from .providers.base import Provider
 from .schedule import Loop
 from .service import Service
 from .statedir import StateDirLock, create_private, prepare_paths
-from .store import Store
+from .store import Store, configured_target
 from .store.retention import cutoffs
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
@@ -102,8 +103,12 @@ class Daemon:
             register_secret(url)
         provider = self._provider or make_provider(cfg.provider, observer=self._observe_request)
         try:
-            create_private(cfg.daemon.state_dir / STORE_FILE)
-            store = self.store = await Store.open(cfg.daemon.state_dir / STORE_FILE)
+            target = configured_target(cfg.store.url, cfg.daemon.state_dir, STORE_FILE)
+            if isinstance(target, Path):
+                create_private(target)
+            if cfg.store.password:
+                register_secret(cfg.store.password.get())
+            store = self.store = await Store.open(target, password=cfg.store.password.get())
         except BaseException:
             with anyio.move_on_after(5, shield=True):
                 await provider.aclose()
@@ -198,7 +203,7 @@ class Daemon:
                     "shiptrackd running pid={} socket={} store={} active={}",
                     os.getpid(),
                     cfg.daemon.socket,
-                    store.path,
+                    store.describe(),
                     counts["active"],
                 )
                 task_status.started(self)

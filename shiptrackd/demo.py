@@ -22,7 +22,7 @@ from .daemon import STORE_FILE
 from .models import NewShipment
 from .sandbox import Sandbox, sample_shipments
 from .statedir import create_private
-from .store import Store
+from .store import Store, configured_target
 
 DEMO_KEY = "TEST_demo_key"
 # Simulated carrier time runs an hour a second: a parcel is delivered within a couple of minutes.
@@ -101,8 +101,10 @@ async def demo_environment(config: Config) -> AsyncIterator[tuple[Config, Callab
 
 async def _seed(config: Config, base_url: str, story_note: str) -> None:
     """Add the sample shipments (once: later runs find them there) and tell the newcomer where to look."""
-    create_private(config.daemon.state_dir / STORE_FILE)
-    store = await Store.open(config.daemon.state_dir / STORE_FILE)
+    target = configured_target(config.store.url, config.daemon.state_dir, STORE_FILE)
+    if isinstance(target, Path):
+        create_private(target)
+    store = await Store.open(target, password=config.store.password.get())
     try:
         samples = [NewShipment(**s) for s in sample_shipments(50)]
         added = await store.shipments.add_many(samples, utcnow())

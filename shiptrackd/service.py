@@ -71,7 +71,8 @@ class Service:
             "loops": [loop.snapshot() for loop in self.loops.values()],
             "sync": self.engine.current.snapshot() if self.engine.current else None,
             "store": {
-                "path": str(self.store.path),
+                "path": self.store.describe(),
+                "backend": self.store.backend,
                 "size_bytes": self.store.size_bytes(),
                 "shipments": counts["total"],
                 "active": counts["active"],

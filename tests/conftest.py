@@ -139,12 +139,43 @@ async def sandbox() -> AsyncIterator[Any]:
 @pytest.fixture
 async def running(short_tmp: Path, sandbox: Any) -> AsyncIterator[Running]:
     """A real daemon (in this process, on its real socket and SQLite file) and a connected client."""
+    async for made in run_daemon(short_tmp, sandbox):
+        yield made
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def running_any(request: pytest.FixtureRequest, short_tmp: Path, sandbox: Any) -> AsyncIterator[Running]:
+    """The `running` daemon on its SQLite file, and again on a real PostgreSQL database (emptied first)."""
+    env = {}
+    if request.param == "postgresql":
+        from pg_fixtures import truncate_all
+
+        url = request.getfixturevalue("pg_url")
+        truncate_all(url)
+        env["SHIPTRACK_STORE__URL"] = url
+    async for made in run_daemon(short_tmp, sandbox, **env):
+        yield made
+
+
+async def run_daemon(short_tmp: Path, sandbox: Any, **env: str) -> AsyncIterator[Running]:
     from shiptrackd.api.client import ApiClient
     from shiptrackd.daemon import Daemon
 
-    config = daemon_config(short_tmp, sandbox.base_url)
+    config = daemon_config(short_tmp, sandbox.base_url, **env)
     async with anyio.create_task_group() as tg:
         daemon = await tg.start(Daemon(config, handle_signals=False).run)
         async with ApiClient(config.daemon.socket) as client:
             yield Running(daemon, client, sandbox, config)
         daemon.stop()
+
+
+# --- the store on both backends (tests/pg_fixtures.py) --------------------------------------------
+
+from pg_fixtures import BACKENDS, open_backend, pg_server, pg_url  # noqa: E402, F401
+
+
+@pytest.fixture(params=BACKENDS)
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """The Store on a real SQLite file and on a real PostgreSQL database (skipped without a server)."""
+    async for store in open_backend(request, tmp_path):
+        yield store

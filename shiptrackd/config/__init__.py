@@ -66,7 +66,7 @@ from .shapes import (
     SyncConfig,
     duration_field,
 )
-from .sources import CREDENTIAL_API_KEY, CREDENTIAL_APPRISE_URLS, SEED_ALIASES
+from .sources import CREDENTIAL_API_KEY, CREDENTIAL_APPRISE_URLS, CREDENTIAL_STORE_PASSWORD, SEED_ALIASES
 from .values import (
     ALERT_TAGS,
     SCHEDULE_HINT,
@@ -87,6 +87,7 @@ __all__ = [
     "ALERT_TAGS",
     "CREDENTIAL_API_KEY",
     "CREDENTIAL_APPRISE_URLS",
+    "CREDENTIAL_STORE_PASSWORD",
     "DEMO_SETTINGS",
     "DEMO_STATE_DIR",
     "DURATION_HINT",

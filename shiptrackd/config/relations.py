@@ -42,8 +42,34 @@ def _show(table: str, name: str, value: float) -> str:
     return f"{table}.{name} = {value:g}"
 
 
+def check_store_url(url: str) -> None:
+    """`[store] url`: empty, sqlite:///absolute/path, or postgresql:// without a password in it."""
+    if not url:
+        return
+    if url.startswith("sqlite://"):
+        if not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+            raise ConfigError(
+                f"store.url = {url[:200]!r}: expected sqlite:///absolute/path.db (three slashes, then the path)"
+            )
+        return
+    if url.startswith(("postgresql://", "postgres://")):
+        if ":" in url.split("://", 1)[1].split("@", 1)[0] and "@" in url:
+            raise ConfigError(
+                "store.url has a password in it: expected postgresql://user@host:port/dbname, the password in"
+                " store.password_file or the systemd credential store-password"
+            )
+        if "password=" in url:
+            raise ConfigError("store.url has a password= parameter: put the password in store.password_file")
+        return
+    raise ConfigError(
+        f"store.url with scheme {url.split(':', 1)[0][:20]!r}: expected sqlite:///absolute/path.db"
+        " or postgresql://user@host:port/dbname"
+    )
+
+
 def check_relations(config: Config) -> None:
     """Raise ConfigError naming both keys when a pair of settings contradicts itself."""
+    check_store_url(config.store.url)
     for dotted, low_name, high_name, why in _PAIRS:
         table = _table(config, dotted)
         low, high = getattr(table, low_name, None), getattr(table, high_name, None)

@@ -194,8 +194,13 @@ def retention_field(days: float) -> Any:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """How long the store keeps history; the retention loop deletes what is older, in small batches."""
+    """Where the store is, and how long it keeps history (the retention loop deletes what is older)."""
 
+    # "" = sqlite:///<state_dir>/shiptrackd.db. Or "sqlite:///abs/path.db", or "postgresql://user@host/db"
+    # for several daemons on one database (README: PostgreSQL); its password from `password` or
+    # `password_file` or the systemd credential `store-password`, never in the URL.
+    url: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
     retention_schedule: Schedule = Schedule("1h", interval_s=3600)
     keep_runs: float = retention_field(90)  # sync_runs (the newest successful run is always kept)
     keep_errors: float = retention_field(30)  # sync_errors (never longer than their run: at most keep_runs)

@@ -266,6 +266,7 @@ def alias_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
 
 CREDENTIAL_API_KEY = "shipengine-api-key"
 CREDENTIAL_APPRISE_URLS = "apprise-urls"
+CREDENTIAL_STORE_PASSWORD = "store-password"
 
 
 def credentials_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
@@ -289,6 +290,8 @@ def credentials_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]
     # Blank and "#" lines are skipped in both: the unit's SetCredential= fallback is "# not set".
     if keys := _parse_secret_lines(read(CREDENTIAL_API_KEY)):
         out["provider"] = {"api_key": Secret(keys[0])}
+    if passwords := _parse_secret_lines(read(CREDENTIAL_STORE_PASSWORD)):
+        out["store"] = {"password": Secret(passwords[0])}
     where = Where("alerts.urls", f"from credential {CREDENTIAL_APPRISE_URLS}", secret=True)
     urls = [s.get() for s in check_url_list(_parse_secret_lines(read(CREDENTIAL_APPRISE_URLS)), where)]
     return out, urls

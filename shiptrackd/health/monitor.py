@@ -254,7 +254,9 @@ class HealthMonitor:
         if self._quick_check is None or (now - self._quick_check[0]).total_seconds() >= cfg.quick_check_interval_s:
             self._quick_check = (now, await self.store.health.quick_check())
         checked_at, quick = self._quick_check
-        usage = shutil.disk_usage(self.store.path.parent)
+        # The state directory's disk: the SQLite file's, or (on PostgreSQL) the daemon's own files'.
+        where = self.store.path.parent if self.store.path is not None else self.config.daemon.state_dir
+        usage = shutil.disk_usage(where)
         return judge_store(
             write_error=write_error,
             write_s=write_s,
@@ -265,5 +267,5 @@ class HealthMonitor:
             size_bytes=self.store.size_bytes(),
             free_warning=cfg.free_disk_warning,
             free_critical=cfg.free_disk_critical,
-            where=str(self.store.path.parent),
+            where=str(where),
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import anyio
 
+from ..errors import InvalidRequestError
 from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
 from .db import Database, from_db, to_db
@@ -13,14 +14,39 @@ from .health import HealthStore
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
+from .sql import Backend
+
+
+def is_server_url(target: Path | str) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def backend_for(target: Path | str, password: str = "") -> Backend:
+    """The backend for a path, a `sqlite:///abs/path` URL or a `postgresql://` URL (store/sql.py)."""
+    if is_server_url(target):
+        from .pg import PgDatabase  # psycopg is imported only by a store that needs it
+
+        return PgDatabase(str(target), password)
+    if isinstance(target, str):
+        target = Path(target.removeprefix("sqlite://"))
+    return Database(target)
+
+
+def configured_target(url: str, state_dir: Path, default_file: str) -> Path | str:
+    """`[store] url` as what Store.open takes: a Path for SQLite (the state dir's file when unset), else the URL."""
+    if not url:
+        return state_dir / default_file
+    if url.startswith("sqlite://"):
+        return Path(url.removeprefix("sqlite://"))
+    return url
 
 
 class Store:
-    """Open with `await Store.open(path)`; always `await store.close()` (an open connection hangs exit)."""
+    """Open with `await Store.open(path or URL)`; always `await store.close()` (an open connection hangs exit)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = Database(path)
+    def __init__(self, target: Path | str, *, password: str = "") -> None:
+        self.db: Backend = backend_for(target, password)
+        self.path = self.db.path  # the SQLite file; None on PostgreSQL
         self.shipments = ShipmentStore(self.db)
         self.runs = RunStore(self.db)
         self.health = HealthStore(self.db)
@@ -28,10 +54,18 @@ class Store:
         self.retention = RetentionStore(self.db)
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
-        store = cls(path)
+    async def open(cls, target: Path | str, *, password: str = "") -> Store:
+        store = cls(target, password=password)
         await store.db.open()
         return store
+
+    @property
+    def backend(self) -> str:
+        return self.db.backend
+
+    def describe(self) -> str:
+        """Where the store is (a path, or a URL without its password)."""
+        return self.db.describe()
 
     async def close(self) -> None:
         await self.db.close()
@@ -41,11 +75,17 @@ class Store:
 
     async def backup(self, target: Path, *, force: bool = False) -> BackupResult:
         """A consistent, checked copy of the store at *target* (0600), taken while everything runs."""
-        return await anyio.to_thread.run_sync(lambda: backup(self.path, target, force=force))
+        source = self.path
+        if source is None:
+            raise InvalidRequestError(
+                "the store is on PostgreSQL: back it up with pg_dump (packaging/README.md), not shiptrackctl backup"
+            )
+        return await anyio.to_thread.run_sync(lambda: backup(source, target, force=force))
 
 
 __all__ = [
     "AddResult",
+    "Backend",
     "ApplyResult",
     "BackupResult",
     "FetchFailure",
@@ -53,6 +93,9 @@ __all__ = [
     "NewNotification",
     "RunCounts",
     "Store",
+    "backend_for",
+    "configured_target",
+    "is_server_url",
     "from_db",
     "to_db",
 ]

@@ -10,13 +10,13 @@ none, so a restart neither re-sends a notice nor loses one. The sender claims a 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .db import Database, from_db, to_db
+from .db import from_db, to_db
+from .sql import Backend, Conn
 
 STATE_COLUMNS = (
     "check_name, level, failing_streak, passing_streak, notified_level, fired_at, last_notified_at, message, value"
@@ -36,7 +36,7 @@ class NewNotification:
 
 
 class AlertStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Backend) -> None:
         self.db = db
 
     # --- per-check state ---------------------------------------------------------------
@@ -60,7 +60,7 @@ class AlertStore:
     ) -> int | None:
         """Save the checks' new state and queue *notification* atomically; its notification id."""
 
-        def fn(conn: sqlite3.Connection) -> int | None:
+        def fn(conn: Conn) -> int | None:
             stamp = to_db(now)
             conn.executemany(
                 "INSERT INTO alert_state (check_name, level, failing_streak, passing_streak, notified_level,"
@@ -95,7 +95,7 @@ class AlertStore:
     async def queue(self, notification: NewNotification, now: datetime) -> int:
         """Queue a notification outside an evaluation (a test notice); its notification id."""
 
-        def fn(conn: sqlite3.Connection) -> int:
+        def fn(conn: Conn) -> int:
             return _insert_notification(conn, notification, to_db(now))
 
         return await self.db.write(fn)
@@ -114,7 +114,7 @@ class AlertStore:
     async def release_claims(self) -> int:
         """Rows left 'sending' by a crash go back to pending (at-least-once: better twice than never)."""
 
-        def fn(conn: sqlite3.Connection) -> int:
+        def fn(conn: Conn) -> int:
             return conn.execute(
                 "UPDATE alerts SET status = 'pending', claimed_at = NULL WHERE status = 'sending'"
             ).rowcount
@@ -128,7 +128,7 @@ class AlertStore:
         return [dict(r) for r in rows]
 
     async def claim(self, row_id: int, now: datetime) -> bool:
-        def fn(conn: sqlite3.Connection) -> bool:
+        def fn(conn: Conn) -> bool:
             cur = conn.execute(
                 "UPDATE alerts SET status = 'sending', claimed_at = ? WHERE id = ? AND claimed_at IS NULL",
                 (to_db(now), row_id),
@@ -138,13 +138,13 @@ class AlertStore:
         return await self.db.write(fn)
 
     async def record_attempt(self, row_id: int, attempts: int, error: str) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.execute("UPDATE alerts SET attempts = ?, error = ? WHERE id = ?", (attempts, error[:500], row_id))
 
         await self.db.write(fn)
 
     async def finish(self, row_id: int, status: str, attempts: int, error: str, now: datetime) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.execute(
                 "UPDATE alerts SET status = ?, attempts = ?, error = ?, finished_at = ? WHERE id = ?",
                 (status, attempts, error[:500], to_db(now), row_id),
@@ -201,12 +201,12 @@ class AlertStore:
     # --- silences ----------------------------------------------------------------------
 
     async def add_silence(self, check_name: str, until: datetime, comment: str, now: datetime) -> dict[str, Any]:
-        def fn(conn: sqlite3.Connection) -> int:
+        def fn(conn: Conn) -> int:
             cur = conn.execute(
-                "INSERT INTO silences (check_name, created_at, until_at, comment) VALUES (?, ?, ?, ?)",
+                "INSERT INTO silences (check_name, created_at, until_at, comment) VALUES (?, ?, ?, ?) RETURNING id",
                 (check_name, to_db(now), to_db(until), comment),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
         silence_id = await self.db.write(fn)
         row = await self.db.fetchone("SELECT * FROM silences WHERE id = ?", (silence_id,))
@@ -222,7 +222,7 @@ class AlertStore:
         return [dict(r) for r in rows]
 
     async def remove_silence(self, silence_id: int, now: datetime) -> bool:
-        def fn(conn: sqlite3.Connection) -> bool:
+        def fn(conn: Conn) -> bool:
             cur = conn.execute(
                 "UPDATE silences SET removed_at = ? WHERE id = ? AND removed_at IS NULL", (to_db(now), silence_id)
             )
@@ -231,7 +231,7 @@ class AlertStore:
         return await self.db.write(fn)
 
 
-def _insert_notification(conn: sqlite3.Connection, n: NewNotification, stamp: str | None) -> int:
+def _insert_notification(conn: Conn, n: NewNotification, stamp: str | None) -> int:
     notification_id = int(conn.execute("SELECT coalesce(max(notification_id), 0) + 1 FROM alerts").fetchone()[0])
     conn.executemany(
         "INSERT INTO alerts (notification_id, created_at, kind, severity, checks, title, body, channel, channel_key)"

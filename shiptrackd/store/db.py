@@ -22,6 +22,7 @@ from loguru import logger
 
 from ..errors import StoreError, StoreFullError, StoreLockedError
 from .schema import LATEST_VERSION, MIGRATIONS
+from .sql import Conn
 
 T = TypeVar("T")
 
@@ -68,14 +69,27 @@ def from_db(text: str | None) -> datetime | None:
 
 
 class Database:
-    """Owns the two connections; `write(fn)` and `fetchall(sql)` are the only ways in."""
+    """The SQLite backend (store/sql.py): owns the two connections; `write(fn)` and `fetchall(sql)` are the ways in."""
+
+    backend = "sqlite"
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        self._path = path
         self._writer: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._write_lock = anyio.Lock()
         self._writer_thread = anyio.CapacityLimiter(1)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def describe(self) -> str:
+        return str(self._path)
+
+    def store_wide(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.Error) and store_wide(exc)
 
     async def open(self) -> None:
         try:
@@ -141,7 +155,7 @@ class Database:
             writer, self._writer = self._writer, None
             await anyio.to_thread.run_sync(writer.close, limiter=self._writer_thread)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, fn: Callable[[Conn], T]) -> T:
         """Run `fn(conn)` in one IMMEDIATE transaction on the writer thread; roll back if it raises."""
         if self._writer is None:
             raise StoreError("the store is closed")
@@ -151,7 +165,7 @@ class Database:
             except sqlite3.Error as exc:
                 raise store_error(exc, "the store write") from exc
 
-    def _run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _run_write(self, fn: Callable[[Conn], T]) -> T:
         conn = self._writer
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
@@ -182,6 +196,49 @@ class Database:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    async def schema_version(self) -> int:
+        return int(await self.scalar("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def isolated_read(self, fn: Callable[[Conn], T]) -> T:
+        """fn on a short-lived read-only connection in a worker thread: a long read never queues a status query."""
+        path = self.path
+
+        def run() -> T:
+            uri = Path(path).absolute().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            try:
+                conn.row_factory = sqlite3.Row
+                conn.execute("PRAGMA busy_timeout=5000")
+                return fn(conn)
+            finally:
+                conn.close()
+
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+
+    async def quick_check(self) -> str:
+        """PRAGMA quick_check on its own connection: "ok", or SQLite's first complaints."""
+
+        def fn(conn: Conn) -> str:
+            rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+            return "; ".join(str(r[0]) for r in rows) or "ok"
+
+        return await self.isolated_read(fn)
+
+    async def vacuum_step(self) -> int:
+        """Give up to VACUUM_PAGES free pages back to the file system; how many (0 without auto_vacuum)."""
+
+        def step(conn: Conn) -> int:
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                return 0
+            before = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            conn.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES})").fetchall()
+            return int(before - conn.execute("PRAGMA freelist_count").fetchone()[0])
+
+        return await self.write(step)
+
+    async def measure_tables(self, tables: tuple[str, ...]) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(sqlite_measure, self.path, tables)
+
     def size_bytes(self) -> int:
         """The database plus its WAL, as it sits on disk."""
         total = 0
@@ -191,6 +248,35 @@ class Database:
             except FileNotFoundError:
                 pass
         return total
+
+
+VACUUM_PAGES = 1000  # pages returned to the file system per transaction
+_AUTO_VACUUM = {0: "none", 1: "full", 2: "incremental"}
+
+
+def sqlite_measure(path: Path, tables: tuple[str, ...]) -> dict[str, Any]:
+    """Rows and bytes per table (indexes included, from dbstat), free space and the vacuum mode."""
+    try:
+        conn = sqlite3.connect(path)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+            owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')"))
+            size: dict[str, int] = {}
+            for name, bytes_ in conn.execute("SELECT name, pgsize FROM dbstat WHERE aggregate = TRUE"):
+                table = owner.get(name, name)
+                size[table] = size.get(table, 0) + bytes_
+            figures = {
+                t: {"rows": conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0], "bytes": size.get(t, 0)}
+                for t in tables  # names from the store's own list, not input
+            }
+            free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            mode = conn.execute("PRAGMA auto_vacuum").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise store_error(exc, "measuring the store") from exc
+    return {"tables": figures, "free_bytes": free_pages * page_size, "auto_vacuum": _AUTO_VACUUM.get(mode, str(mode))}
 
 
 def _split_sql(script: str) -> list[str]:

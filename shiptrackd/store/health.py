@@ -9,23 +9,17 @@ status query is not queued behind them.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
-
-from .db import Database, to_db
+from .db import to_db
 from .shipments import SHIPMENT_COLUMNS, shipment_dict
-
-T = TypeVar("T")
+from .sql import Backend, Conn
 
 
 class HealthStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Backend) -> None:
         self.db = db
 
     # --- reports ---------------------------------------------------------------------
@@ -36,9 +30,10 @@ class HealthStore:
         `evaluated=True` keeps it out of the alert rules (a report an operator asked for).
         """
 
-        def fn(conn: sqlite3.Connection) -> int:
+        def fn(conn: Conn) -> int:
             cur = conn.execute(
-                "INSERT INTO health_reports (at, level, summary, trigger, report, evaluated) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO health_reports (at, level, summary, trigger, report, evaluated) VALUES (?, ?, ?, ?, ?, ?)"
+                " RETURNING id",
                 (
                     to_db(datetime.fromisoformat(report["at"])),
                     report["level"],
@@ -48,7 +43,7 @@ class HealthStore:
                     int(evaluated),
                 ),
             )
-            return int(cur.lastrowid or 0)
+            return int(cur.fetchone()[0])
 
         return await self.db.write(fn)
 
@@ -86,7 +81,7 @@ class HealthStore:
         """Commit one tiny row through the writer; the seconds it took (StoreError if it cannot)."""
         started = time.perf_counter()
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.execute(
                 "INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
                 (to_db(now),),
@@ -96,21 +91,16 @@ class HealthStore:
         return time.perf_counter() - started
 
     async def quick_check(self) -> str:
-        """PRAGMA quick_check on its own connection: "ok", or SQLite's first complaints."""
-
-        def fn(conn: sqlite3.Connection) -> str:
-            rows = conn.execute("PRAGMA quick_check(5)").fetchall()
-            return "; ".join(str(r[0]) for r in rows) or "ok"
-
-        return await self._isolated_read(fn)
+        """The backend's own integrity check on a connection of its own: "ok", or its first complaints."""
+        return await self.db.quick_check()
 
     async def stale(self, older_than: datetime, limit: int) -> tuple[int, int, list[dict[str, Any]]]:
         """(stale count, active count, the *limit* stalest) for active shipments not updated since *older_than*."""
         cutoff = to_db(older_than)
 
-        def fn(conn: sqlite3.Connection) -> tuple[int, int, list[dict[str, Any]]]:
+        def fn(conn: Conn) -> tuple[int, int, list[dict[str, Any]]]:
             count, active = conn.execute(
-                "SELECT coalesce(sum(coalesce(last_synced_at, created_at) < ?), 0), count(*)"
+                "SELECT count(*) FILTER (WHERE coalesce(last_synced_at, created_at) < ?), count(*)"
                 " FROM shipments WHERE active = 1",
                 (cutoff,),
             ).fetchone()
@@ -127,19 +117,4 @@ class HealthStore:
                 ]
             return int(count), int(active), top
 
-        return await self._isolated_read(fn)
-
-    async def _isolated_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        path = self.db.path
-
-        def run() -> T:
-            uri = Path(path).absolute().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            try:
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA busy_timeout=5000")
-                return fn(conn)
-            finally:
-                conn.close()
-
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        return await self.db.isolated_read(fn)

@@ -14,7 +14,6 @@ ten million events takes a second, which the status path (p99 < 10 ms) cannot pa
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,13 +25,12 @@ import anyio.lowlevel
 
 from ..config import StoreConfig
 from ..units import format_rfc3339
-from .db import Database, store_error, to_db
+from .db import sqlite_measure, to_db
+from .sql import Backend, Conn
 
 BATCH_ROWS = 1000  # rows deleted per transaction
 TERMINAL_BATCH = 100  # terminal shipments whose events go per transaction (some ten events each)
-VACUUM_PAGES = 1000  # pages returned to the file system per transaction
 TABLES = ("shipments", "tracking_events", "sync_runs", "sync_errors", "health_reports", "alerts")
-_AUTO_VACUUM = {0: "none", 1: "full", 2: "incremental"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ _TERMINAL_SQL = (
 class RetentionStore:
     """Batched deletes, incremental vacuum, and the last measurement of the tables."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Backend) -> None:
         self.db = db
         self.figures: dict[str, Any] | None = None  # the last measure(); None until the first
         # Terminal shipments below this updated_at were emptied by an earlier pass: the next one
@@ -116,7 +114,7 @@ class RetentionStore:
             result.deleted[kind] = 0
             params = (to_db(when[kind]), batch_rows)
 
-            def delete(conn: sqlite3.Connection, sql: str = sql, params: tuple[Any, ...] = params) -> int:
+            def delete(conn: Conn, sql: str = sql, params: tuple[Any, ...] = params) -> int:
                 return int(conn.execute(sql, params).rowcount)
 
             while True:
@@ -137,7 +135,7 @@ class RetentionStore:
         stamp = to_db(before) or ""
         key = (self._terminal_done_before, "")
 
-        def batch(conn: sqlite3.Connection) -> tuple[int, tuple[str, str] | None]:
+        def batch(conn: Conn) -> tuple[int, tuple[str, str] | None]:
             rows = conn.execute(_TERMINAL_SQL, (stamp, key[0], key[1], TERMINAL_BATCH)).fetchall()
             if not rows:
                 return 0, None
@@ -157,48 +155,21 @@ class RetentionStore:
             key = last
 
     async def vacuum(self) -> int:
-        """Give free pages back to the file system, VACUUM_PAGES per transaction; how many (0 without auto_vacuum)."""
-
-        def step(conn: sqlite3.Connection) -> int:
-            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
-                return 0
-            before = conn.execute("PRAGMA freelist_count").fetchone()[0]
-            conn.execute(f"PRAGMA incremental_vacuum({VACUUM_PAGES})").fetchall()
-            return int(before - conn.execute("PRAGMA freelist_count").fetchone()[0])
-
+        """Give free space back, a bounded step per transaction; how many pages (0 where the backend does it itself)."""
         freed = 0
-        while n := await self.db.write(step):
+        while n := await self.db.vacuum_step():
             freed += n
             await anyio.lowlevel.checkpoint()
         return freed
 
     async def measure(self, now: datetime) -> dict[str, Any]:
         """Rows and bytes per table (indexes included), free space and the vacuum mode; kept in `figures`."""
-        figures = await anyio.to_thread.run_sync(measure_tables, self.db.path)
+        figures = await self.db.measure_tables(TABLES)
         figures["measured_at"] = format_rfc3339(now)
         self.figures = figures
         return figures
 
 
 def measure_tables(path: Path) -> dict[str, Any]:
-    try:
-        conn = sqlite3.connect(path)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-            owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type IN ('table', 'index')"))
-            size: dict[str, int] = {}
-            for name, bytes_ in conn.execute("SELECT name, pgsize FROM dbstat WHERE aggregate = TRUE"):
-                table = owner.get(name, name)
-                size[table] = size.get(table, 0) + bytes_
-            tables = {
-                t: {"rows": conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0], "bytes": size.get(t, 0)}
-                for t in TABLES  # names from TABLES, not input
-            }
-            free_pages = conn.execute("PRAGMA freelist_count").fetchone()[0]
-            mode = conn.execute("PRAGMA auto_vacuum").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise store_error(exc, "measuring the store") from exc
-    return {"tables": tables, "free_bytes": free_pages * page_size, "auto_vacuum": _AUTO_VACUUM.get(mode, str(mode))}
+    """The figures of the SQLite file at *path* (bench/bench_retention.py measures a template with it)."""
+    return sqlite_measure(path, TABLES)

@@ -4,12 +4,12 @@ Sync runs, their error audit trail, and the timer loops' remembered state.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from .db import Database, from_db, to_db
+from .db import from_db, to_db
+from .sql import Backend, Conn
 
 
 @dataclass
@@ -25,20 +25,22 @@ class RunCounts:
 
 
 class RunStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Backend) -> None:
         self.db = db
 
     async def start(self, trigger: str, now: datetime) -> int:
-        def fn(conn: sqlite3.Connection) -> int:
-            cur = conn.execute("INSERT INTO sync_runs (trigger, started_at) VALUES (?, ?)", (trigger, to_db(now)))
-            return int(cur.lastrowid or 0)
+        def fn(conn: Conn) -> int:
+            cur = conn.execute(
+                "INSERT INTO sync_runs (trigger, started_at) VALUES (?, ?) RETURNING id", (trigger, to_db(now))
+            )
+            return int(cur.fetchone()[0])
 
         return await self.db.write(fn)
 
     async def finish(self, run_id: int, counts: RunCounts, outcome: str, stop_reason: str, now: datetime) -> None:
         values = asdict(counts)
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.execute(
                 "UPDATE sync_runs SET finished_at = ?, selected = ?, updated = ?, unchanged = ?, failed = ?,"
                 " skipped = ?, api_calls = ?, retries = ?, rate_limited = ?, outcome = ?, stop_reason = ?"
@@ -66,7 +68,7 @@ class RunStore:
     ) -> None:
         """A run-level failure (bad key, circuit open) that belongs to no single shipment."""
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.execute(
                 "INSERT INTO sync_errors (run_id, occurred_at, kind, message, http_status) VALUES (?, ?, ?, ?, ?)",
                 (run_id, to_db(now), kind, message[:500], http_status),
@@ -77,7 +79,7 @@ class RunStore:
     async def interrupt_orphans(self, now: datetime) -> int:
         """Runs left 'running' by a crash or kill -9 are marked interrupted at the next start."""
 
-        def fn(conn: sqlite3.Connection) -> int:
+        def fn(conn: Conn) -> int:
             return conn.execute(
                 "UPDATE sync_runs SET outcome = 'interrupted', finished_at = ?,"
                 " stop_reason = 'the daemon stopped during the run' WHERE outcome = 'running'",
@@ -133,7 +135,7 @@ class RunStore:
         }
 
     async def save_loop(self, name: str, last_run_at: datetime | None, last_outcome: str, paused: bool) -> None:
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.execute(
                 "INSERT INTO loop_state (name, last_run_at, last_outcome, paused) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at,"

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 import pytest
 from alert_receivers import Smtp, Webhook, closed_port, smtp, webhook
+from pg_fixtures import BACKENDS, truncate_all
 
 from shiptrackd.alerts.delivery import ChannelSet
 from shiptrackd.alerts.state import Alerting
@@ -42,7 +43,7 @@ STEP = timedelta(minutes=5)  # the health schedule
 
 @dataclass
 class Harness:
-    path: Path
+    path: Path | str  # the SQLite file, or the PostgreSQL URL
     clock: FakeClock
     store: Store
     alerting: Alerting
@@ -129,18 +130,25 @@ async def receivers() -> AsyncIterator[tuple[Webhook, Smtp]]:
         yield hook, mail
 
 
-async def harness(tmp_path: Path, receivers: tuple[Webhook, Smtp], *extra_urls: str, **alerts: str) -> Harness:
+async def harness(
+    tmp_path: Path, receivers: tuple[Webhook, Smtp], *extra_urls: str, target: Path | str | None = None, **alerts: str
+) -> Harness:
     hook, mail = receivers
     clock = FakeClock()
-    path = tmp_path / "shiptrackd.db"
+    path = target or tmp_path / "shiptrackd.db"
     store = await Store.open(path)
     config = alert_config([hook.url, mail.url, *extra_urls], **alerts)
     return Harness(path, clock, store, await make_alerting(store, clock, config), hook, mail)
 
 
-@pytest.fixture
-async def h(tmp_path: Path, receivers: tuple[Webhook, Smtp]) -> AsyncIterator[Harness]:
-    made = await harness(tmp_path, receivers)
+@pytest.fixture(params=BACKENDS)
+async def h(request: pytest.FixtureRequest, tmp_path: Path, receivers: tuple[Webhook, Smtp]) -> AsyncIterator[Harness]:
+    """Alert state and the outbox behave the same on a real SQLite file and a real PostgreSQL database."""
+    target: Path | str | None = None
+    if request.param == "postgresql":
+        target = request.getfixturevalue("pg_url")
+        truncate_all(target)
+    made = await harness(tmp_path, receivers, target=target)
     yield made
     await made.store.close()
 

@@ -10,6 +10,12 @@ from shiptrackd.api.client import ApiError
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture
+async def running(running_any):
+    """Each test here runs a daemon on a SQLite file and on PostgreSQL: the product end to end on both."""
+    return running_any
+
+
 async def wait_for_run(client, run_id: int, timeout_s: float = 10.0) -> dict:
     with anyio.fail_after(timeout_s):
         while True:

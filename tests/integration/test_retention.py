@@ -25,7 +25,13 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> Any:
+async def store(any_store: Store) -> Any:
+    """What goes and what stays is the same on both backends (a real SQLite file, a real PostgreSQL)."""
+    return any_store
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> Any:
     s = await Store.open(tmp_path / "st.db")
     yield s
     await s.close()
@@ -121,7 +127,8 @@ async def test_deletes_go_in_batches_that_let_a_waiting_write_in(store: Store) -
     assert await count(store, "SELECT count(*) FROM sync_errors") == 0
 
 
-async def test_a_new_store_gives_freed_space_back_to_the_file_system(store: Store) -> None:
+async def test_a_new_store_gives_freed_space_back_to_the_file_system(sqlite_store: Store) -> None:
+    store = sqlite_store  # PostgreSQL's autovacuum does this itself
     """Stores are created with auto_vacuum=incremental, and a pass returns the pages its deletes freed."""
     clock = FakeClock()
     old = to_db(clock.now() - timedelta(days=400))
@@ -178,3 +185,27 @@ async def test_the_daemon_runs_a_retention_loop_and_status_shows_the_tables(runn
     assert done.returncode == 0, done.stderr
     (history,) = [line for line in done.stdout.decode().splitlines() if line.startswith("history")]
     assert "25 shipments (" in history and "free in the file (measured" in history
+
+
+async def test_postgresql_folds_the_tally_and_measures_its_tables(pg_url: str) -> None:
+    """On PostgreSQL the pass folds the tally's deltas (counts unchanged) and measures rows and bytes per table."""
+    from pg_fixtures import truncate_all
+
+    truncate_all(pg_url)
+    store = await Store.open(pg_url)
+    try:
+        clock = FakeClock()
+        await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(30)], clock.now())
+        await store.shipments.remove((await store.shipments.list(limit=1))[0][0]["id"])
+        deltas = int(await store.db.scalar("SELECT count(*) FROM shipment_tally_delta"))
+        assert deltas == 31
+        result = await store.retention.run_once(cutoffs(clock.now(), StoreConfig()))
+        assert result.pages_freed == 0
+        assert int(await store.db.scalar("SELECT count(*) FROM shipment_tally_delta")) == 1
+        assert await store.shipments.counts() == {"total": 29, "active": 29}
+        await store.db.write(lambda conn: conn.execute("ANALYZE shipments"))
+        figures = await store.retention.measure(clock.now())
+        assert figures["tables"]["shipments"]["rows"] == 29 and figures["tables"]["shipments"]["bytes"] > 0
+        assert set(figures["tables"]) >= {"shipments", "tracking_events", "alerts"}
+    finally:
+        await store.close()

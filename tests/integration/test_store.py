@@ -18,7 +18,13 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
+async def store(any_store: Store):
+    """The store contract holds on both backends: a real SQLite file and a real PostgreSQL database."""
+    return any_store
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path):
     s = await Store.open(tmp_path / "st.db")
     yield s
     await s.close()
@@ -127,7 +133,8 @@ async def test_due_walks_oldest_first_with_a_keyset(store: Store):
     assert len(seen) == len(set(seen)) == 25
 
 
-async def test_due_query_uses_the_partial_index(store: Store):
+async def test_due_query_uses_the_partial_index(sqlite_store: Store):
+    store = sqlite_store
     """'What is due now' is an index range scan, not a table scan."""
     plan = await store.db.fetchall(
         "EXPLAIN QUERY PLAN SELECT id FROM shipments WHERE active = 1 AND next_sync_at <= ?"
@@ -147,7 +154,8 @@ async def test_orphaned_runs_are_marked_interrupted(store: Store):
     await store.runs.finish(run_id, RunCounts(selected=1), "ok", "", NOW)
 
 
-async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store):
+async def test_full_disk_is_a_clear_error_and_loses_nothing(sqlite_store: Store):
+    store = sqlite_store
     """When SQLite reports the disk full, the write fails with StoreError and earlier data stays intact."""
     await store.shipments.add_many([NewShipment("ups", "1Z-KEEP")], NOW)
 
@@ -162,7 +170,8 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(store: Store):
     assert (await store.shipments.list(search="1Z-KEEP"))[0][0]["tracking_number"] == "1Z-KEEP"
 
 
-async def test_one_large_add_gives_every_shipment_its_own_id(store: Store):
+async def test_one_large_add_gives_every_shipment_its_own_id(sqlite_store: Store):
+    store = sqlite_store  # about the ids, not the backend (20k rows cost a loaded PostgreSQL 10 s)
     """A single add of 20,000 shipments (one timestamp for all) yields 20,000 distinct ids."""
     added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:06}") for i in range(20_000)], NOW)
     assert len({a["id"] for a in added.added}) == 20_000
@@ -184,9 +193,13 @@ async def _assert_tally_exact(store: Store) -> None:
     total, active = row[0], row[1]
     assert await store.shipments.counts() == {"total": total, "active": active}
     assert await store.shipments.count_active() == active
-    by_status = await store.db.fetchall("SELECT status_code, count(*) FROM shipments GROUP BY status_code")
+    by_status = await store.db.fetchall(
+        "SELECT status_code, count(*) FROM shipments GROUP BY status_code ORDER BY coalesce(status_code, '')"
+    )
     assert list((await store.shipments.count_by("status_code")).items()) == [(r[0] or "none", r[1]) for r in by_status]
-    active_by = await store.db.fetchall("SELECT status_code, count(*) FROM shipments WHERE active = 1 GROUP BY 1")
+    active_by = await store.db.fetchall(
+        "SELECT status_code, count(*) FROM shipments WHERE active = 1 GROUP BY 1 ORDER BY coalesce(status_code, '')"
+    )
     assert list((await store.shipments.count_by_active_status()).items()) == [(r[0] or "none", r[1]) for r in active_by]
     mix = await store.db.fetchall(
         "SELECT coalesce(status_code, 'none'), active, count(*) FROM shipments GROUP BY 1, 2 ORDER BY 1, 2"
