@@ -316,6 +316,7 @@ class FakeClient(ApiClient):
             },
             "store": {
                 "path": "/var/lib/shiptrackd/shiptrackd.db",
+                "backend": "sqlite",
                 "size_bytes": 512_000_000,
                 "shipments": self.total,
                 "active": 81234,
