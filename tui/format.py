@@ -7,10 +7,13 @@ same text from the same data and a fixed clock (the snapshot tests rely on it).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from textual.content import Content
+
+from shiptrackd.units import format_duration, parse_rfc3339
+from shiptrackd.wire.names import STATUS_NAMES
 
 # Levels map onto theme variables, so dark and light themes both read well; the glyph and
 # the word carry the meaning on their own under NO_COLOR.
@@ -38,46 +41,24 @@ LEVEL_STYLE = {
 LEVEL_GLYPH = {"ok": "✔", "info": "i", "warning": "▲", "critical": "✖", "unknown": "?"}
 LEVEL_RANK = {"ok": 0, "info": 0, "unknown": 1, "warning": 2, "critical": 3}
 
-STATUS_NAMES = {
-    "UN": "unknown",
-    "NY": "not yet in system",
-    "AC": "accepted",
-    "IT": "in transit",
-    "AT": "delivery attempt",
-    "EX": "exception",
-    "SP": "at pickup point",
-    "DE": "delivered",
-}
 STATUS_STYLE = {"DE": "$success", "EX": "$error", "AT": "$warning", "IT": "$accent", "NY": "$text-muted"}
 
 
 def parse_at(value: Any) -> datetime | None:
-    """An ISO 8601 string (or datetime) as an aware UTC datetime; None for anything unreadable."""
+    """An RFC 3339 time (text or datetime) as an aware UTC datetime; None for nothing or anything unreadable."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
-        return None
     try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_rfc3339(value)
     except ValueError:
         return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def duration(seconds: float | None) -> str:
-    """A compact duration: 42s, 3m05s, 2h14m, 3d4h."""
+    """A short duration in the project's one grammar (units.format_duration), whole seconds, two units: 3m5s."""
     if seconds is None:
         return "—"
-    s = int(abs(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600}h"
+    return format_duration(int(abs(seconds)), parts=2)
 
 
 def ago(at: Any, now: datetime) -> str:
@@ -161,9 +142,10 @@ def number(n: Any) -> str:
 
 
 def ms(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
+    """A latency to the millisecond: 0.0842 -> 84ms."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return "—"
-    return f"{seconds * 1000:.0f} ms"
+    return format_duration(round(seconds, 3), parts=2)
 
 
 def status_label(code: Any) -> str:

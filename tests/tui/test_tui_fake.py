@@ -23,7 +23,7 @@ async def until(pilot: Any, ready: Any, timeout_s: float = 5.0) -> None:
             await pilot.pause(0.02)
 
 
-async def test_command_palette_offers_the_actions():
+async def test_command_palette_offers_the_actions() -> None:
     """ctrl+p, 'force', Enter asks to force a sync, exactly as f does; yes starts it."""
     fake = FakeClient(total=50)
     app = make_fake_app(fake)
@@ -39,7 +39,7 @@ async def test_command_palette_offers_the_actions():
         await until(pilot, lambda: ("sync", {"force": True, "dry_run": False, "shipments": None}) in fake.calls)
 
 
-async def test_help_and_theme_keys():
+async def test_help_and_theme_keys() -> None:
     """? opens the help, escape closes it; f2 switches between the dark and light themes."""
     app = make_fake_app(FakeClient(total=10))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -53,7 +53,7 @@ async def test_help_and_theme_keys():
         assert app.theme == "shiptrack-light"
 
 
-async def test_unexpected_events_are_logged_not_fatal():
+async def test_unexpected_events_are_logged_not_fatal() -> None:
     """The fake stream includes an event type the console does not know; it lands in the log and nothing breaks."""
     app = make_fake_app(FakeClient(total=10))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -64,7 +64,7 @@ async def test_unexpected_events_are_logged_not_fatal():
         assert app.is_running
 
 
-async def test_printing_while_the_console_runs_does_not_raise():
+async def test_printing_while_the_console_runs_does_not_raise() -> None:
     """Textual captures stdout/stderr and calls App._flush(stderr=...) on a flush: ours must not shadow it."""
     app = make_fake_app(FakeClient(total=10))
     async with app.run_test(size=(100, 30)) as pilot:
@@ -90,7 +90,7 @@ class HeldPages(FakeClient):
         return await super().shipments(**kwargs)
 
 
-async def test_the_list_scrolls_and_keeps_focus_while_a_page_is_in_flight():
+async def test_the_list_scrolls_and_keeps_focus_while_a_page_is_in_flight() -> None:
     """A page on its way must not make Textual treat the list as loading (disabled, out of the focus chain)."""
     fake = HeldPages(total=500)
     app = make_fake_app(fake, page_size=50)

@@ -12,7 +12,8 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import daemon_config
+from conftest import Running, daemon_config
+from textual.widgets import RichLog
 
 from shiptrackd.api.client import ApiClient
 from tui.app import ShiptrackApp
@@ -61,7 +62,7 @@ async def add(client: ApiClient, count: int, prefix: str = "1ZTUI") -> list[str]
     return ids
 
 
-async def test_sync_key_runs_a_sync_in_the_daemon(running):
+async def test_sync_key_runs_a_sync_in_the_daemon(running: Running) -> None:
     """r, then y in the confirmation, starts a regular sync in the daemon, and its events reach the console."""
     await add(running.client, 3)
     messages: list[Any] = []
@@ -86,12 +87,12 @@ async def test_sync_key_runs_a_sync_in_the_daemon(running):
         assert {"sync.started", "sync.finished"} <= kinds
         await pilot.press("3")  # the event log tails what arrived
         await pilot.pause()
-        log = app.screen.query_one("#event-log")
+        log = app.screen.query_one("#event-log", RichLog)
         text = "\n".join("".join(seg.text for seg in line) for line in log.lines)
         assert "sync.finished" in text and f"run #{run['id']}" in text
 
 
-async def test_force_key_forces_a_sync(running):
+async def test_force_key_forces_a_sync(running: Running) -> None:
     """f, then y, runs a force sync of every active shipment."""
     await add(running.client, 2)
     app = console(running.config.daemon.socket)
@@ -108,7 +109,7 @@ async def test_force_key_forces_a_sync(running):
         await until(pilot, lambda: any("started" in n for n in notes(app)))
 
 
-async def test_declining_the_confirmation_costs_nothing(running):
+async def test_declining_the_confirmation_costs_nothing(running: Running) -> None:
     """n in the confirmation starts no run."""
     await add(running.client, 1)
     app = console(running.config.daemon.socket)
@@ -121,7 +122,7 @@ async def test_declining_the_confirmation_costs_nothing(running):
         assert await running.client.runs() == []
 
 
-async def test_pause_and_resume_a_loop(running):
+async def test_pause_and_resume_a_loop(running: Running) -> None:
     """p opens the loop picker; Enter on a loop pauses it in the daemon, and again resumes it."""
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
@@ -141,7 +142,7 @@ async def test_pause_and_resume_a_loop(running):
         await until_daemon(lambda: sync_paused(False))
 
 
-async def test_action_errors_become_notifications(running):
+async def test_action_errors_become_notifications(running: Running) -> None:
     """A failing action (a loop the daemon does not have) shows the daemon's message, not a traceback."""
     from tui.messages import LoopToggleRequested
 
@@ -153,7 +154,7 @@ async def test_action_errors_become_notifications(running):
         assert app.is_running
 
 
-async def test_health_and_test_alert_report(running):
+async def test_health_and_test_alert_report(running: Running) -> None:
     """h runs the checks and says the level; t (after y) says how many channels got the test notice."""
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
@@ -167,7 +168,7 @@ async def test_health_and_test_alert_report(running):
         assert app.is_running
 
 
-async def test_add_shipment_form(running):
+async def test_add_shipment_form(running: Running) -> None:
     """a opens the form; carrier and tracking number, then Enter, add the shipment in the daemon."""
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
@@ -184,7 +185,7 @@ async def test_add_shipment_form(running):
         await until(pilot, lambda: any("now tracking ups 1ZFORM0001" in n for n in notes(app)))
 
 
-async def test_shipments_page_end_select_and_sync(running):
+async def test_shipments_page_end_select_and_sync(running: Running) -> None:
     """The shipments list pages from the API, End reaches the last row, and y syncs the selected shipment."""
     ids = sorted(await add(running.client, 2500))  # the list is in id order: creation ms, then randomness
     app = ShiptrackApp(
@@ -196,12 +197,14 @@ async def test_shipments_page_end_select_and_sync(running):
         await until(pilot, lambda: bool(app.screen.query(ShipmentList)))
         listing = app.screen.query_one(ShipmentList)
         await until(pilot, lambda: 0 in listing.model.pages)
-        assert listing.model.row(0).id == ids[0]
+        first = listing.model.row(0)
+        assert first is not None and first.id == ids[0]
         assert len(listing.model.pages) <= 2  # opened with a page or two, not the store
         await pilot.press("end")
         await until(pilot, lambda: listing.model.complete and listing.cursor_row == 2499)
         await until(pilot, lambda: listing.current is not None)
-        assert listing.current.id == ids[-1]
+        current = listing.current
+        assert current is not None and current.id == ids[-1]
         await pilot.press("space")
         assert listing.selected == {ids[-1]}
         await pilot.press("y")
@@ -217,11 +220,12 @@ async def test_shipments_page_end_select_and_sync(running):
         await pilot.press("home", "enter")
         await until(pilot, lambda: isinstance(app.screen, ShipmentDetailScreen))
         detail = app.screen
+        assert isinstance(detail, ShipmentDetailScreen)
         await until(pilot, lambda: detail.shipment is not None)
-        assert detail.shipment["id"] == ids[0]
+        assert detail.shipment is not None and detail.shipment["id"] == ids[0]
 
 
-async def test_search_filters_through_the_api(running):
+async def test_search_filters_through_the_api(running: Running) -> None:
     """Typing in the search box narrows the list to what the daemon finds."""
     await add(running.client, 30)
     app = console(running.config.daemon.socket)
@@ -236,7 +240,7 @@ async def test_search_filters_through_the_api(running):
         await until(pilot, lambda: listing.model.complete and listing.model.total == 10)  # ...20 to ...29
 
 
-async def test_disconnect_banner_and_reconnect(short_tmp, sandbox):
+async def test_disconnect_banner_and_reconnect(short_tmp: Path, sandbox: Any) -> None:
     """When the daemon stops the console says so and keeps its state; a new daemon on the socket is picked up."""
     from shiptrackd.daemon import Daemon
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from tui_fakes import make_fake_app
 
 
@@ -53,27 +54,27 @@ def _listing(app: Any) -> Any:
     return found.first() if found else None
 
 
-def test_dashboard_wide(snap_compare):
+def test_dashboard_wide(snap_compare: Any) -> None:
     """The dashboard shows daemon, loops, a running sync, health, API figures, runs and alerts at 120x36."""
     assert snap_compare(make_fake_app(), terminal_size=(120, 36), run_before=dashboard_ready)
 
 
-def test_dashboard_80x24(snap_compare):
+def test_dashboard_80x24(snap_compare: Any) -> None:
     """At 80x24 the dashboard reflows to one column for loops and sync and two below, with no wrapped lines."""
     assert snap_compare(make_fake_app(), terminal_size=(80, 24), run_before=dashboard_ready)
 
 
-def test_shipments_table(snap_compare):
+def test_shipments_table(snap_compare: Any) -> None:
     """The shipments screen shows the first page of a 100,000-shipment store with its header and status line."""
     assert snap_compare(make_fake_app(), terminal_size=(120, 30), run_before=shipments_ready)
 
 
-def test_shipment_detail(snap_compare):
+def test_shipment_detail(snap_compare: Any) -> None:
     """The detail view shows status, dates, the next check and why, and the event timeline."""
     assert snap_compare(make_fake_app(), terminal_size=(120, 30), run_before=detail_ready)
 
 
-def test_dashboard_light_theme(snap_compare):
+def test_dashboard_light_theme(snap_compare: Any) -> None:
     """f2 switches to the light theme; levels stay readable on a light background."""
 
     async def light(pilot: Any) -> None:
@@ -84,7 +85,7 @@ def test_dashboard_light_theme(snap_compare):
     assert snap_compare(make_fake_app(), terminal_size=(100, 32), run_before=light)
 
 
-def test_dashboard_no_color(snap_compare, monkeypatch):
+def test_dashboard_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under NO_COLOR the console renders without colour; glyphs and words still carry every level."""
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_fake_app()

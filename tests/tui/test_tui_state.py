@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -14,13 +15,13 @@ from tui.widgets.shipment_list import layout_columns
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 
 
-def page(start: int, n: int) -> list[dict]:
+def page(start: int, n: int) -> list[dict[str, Any]]:
     return [
         {"id": f"ship_{i:08d}", "carrier_code": "ups", "tracking_number": f"1Z{i}"} for i in range(start, start + n)
     ]
 
 
-def test_pages_walk_by_cursor_and_keep_only_a_window():
+def test_pages_walk_by_cursor_and_keep_only_a_window() -> None:
     """Page k is fetched with page k-1's cursor; old pages are dropped but their cursors kept."""
     rows = PagedRows(page_size=10, keep_pages=3)
     assert rows.next_fetch([0]) == (0, None)
@@ -34,10 +35,11 @@ def test_pages_walk_by_cursor_and_keep_only_a_window():
     rows.add_page(6, page(60, 4), None)
     assert rows.complete and rows.total == 64 and rows.row_count == 64
     assert rows.next_fetch([7, 8]) is None
-    assert rows.row(63).id == "ship_00000063" and rows.row(64) is None
+    last = rows.row(63)
+    assert last is not None and last.id == "ship_00000063" and rows.row(64) is None
 
 
-def test_pages_estimate_sizes_the_list_before_the_walk():
+def test_pages_estimate_sizes_the_list_before_the_walk() -> None:
     """With a count from the daemon's stats, the scrollbar is right from the first page."""
     rows = PagedRows(page_size=10, estimate=1000)
     rows.add_page(0, page(0, 10), "ship_00000009")
@@ -46,7 +48,7 @@ def test_pages_estimate_sizes_the_list_before_the_walk():
     assert rows.row_count == 1000
 
 
-def test_new_shipments_reopen_a_complete_list():
+def test_new_shipments_reopen_a_complete_list() -> None:
     """Added shipments sort last, so a complete list re-reads its last page."""
     rows = PagedRows(page_size=10)
     rows.add_page(0, page(0, 4), None)
@@ -56,7 +58,7 @@ def test_new_shipments_reopen_a_complete_list():
 
 
 @pytest.mark.parametrize("width", [60, 78, 100, 118, 160, 240])
-def test_columns_fit_the_width(width):
+def test_columns_fit_the_width(width: int) -> None:
     """The list's columns never add up to more than the width they are given."""
     columns = layout_columns(width)
     assert sum(w + 1 for _, _, w in columns) <= width + 1
@@ -77,14 +79,14 @@ def test_columns_fit_the_width(width):
         "not even a dict",
     ],
 )
-def test_odd_events_never_raise(event):
+def test_odd_events_never_raise(event: Any) -> None:
     """An unexpected or malformed event is logged, never fatal."""
     state = ConsoleState()
     state.apply_snapshot({"status": {"store": {"shipments": 1}}, "runs": [], "stats": {}}, NOW)
-    state.apply_event(event, NOW)  # type: ignore[arg-type]
+    state.apply_event(event, NOW)
 
 
-def test_sync_events_fold_into_progress_and_runs():
+def test_sync_events_fold_into_progress_and_runs() -> None:
     """sync.started/progress/finished move the running sync and prepend the finished run."""
     state = ConsoleState()
     at = NOW.isoformat()
@@ -94,19 +96,24 @@ def test_sync_events_fold_into_progress_and_runs():
         {"seq": 2, "type": "sync.progress", "run_id": 7, "started_at": at, "done": 50, "selected": 100, "at": later},
         NOW,
     )
-    assert "sync" in topics and state.sync["done"] == 50 and state.sync_rate == pytest.approx(5.0)
+    assert (
+        "sync" in topics
+        and state.sync is not None
+        and state.sync["done"] == 50
+        and state.sync_rate == pytest.approx(5.0)
+    )
     state.apply_event({"seq": 3, "type": "sync.finished", "run": {"id": 7, "outcome": "ok"}, "at": later}, NOW)
     assert state.sync is None and state.runs[0]["id"] == 7 and state.last_seq == 3
 
 
-def test_heartbeats_advance_the_sequence_only():
+def test_heartbeats_advance_the_sequence_only() -> None:
     """Heartbeats carry the resume point but are not kept as events."""
     state = ConsoleState()
     assert state.apply_event({"seq": 9, "type": "heartbeat"}, NOW) == set()
     assert state.last_seq == 9 and not state.events
 
 
-def test_health_reports_as_the_daemon_sends_them():
+def test_health_reports_as_the_daemon_sends_them() -> None:
     """A report's checks come as a list of objects; the report's own level is the overall one."""
     report = {"at": NOW.isoformat(), "level": "warning", "checks": [{"name": "api_connectivity", "level": "ok"}]}
     checks = health_checks(report)
@@ -115,19 +122,21 @@ def test_health_reports_as_the_daemon_sends_them():
     assert ConsoleState().health_level() == "unknown"
 
 
-def test_alerts_are_the_logs_notifications():
+def test_alerts_are_the_logs_notifications() -> None:
     """GET /v1/alerts answers {"notifications": [...], "states": [...], "channels": [...]}."""
     assert notifications_of({"notifications": [{"id": 1}, "junk"], "states": [], "channels": []}) == [{"id": 1}]
     assert notifications_of({}) == []
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (65, "1m05s"), (3700, "1h01m"), (90000, "1d1h"), (None, "—")])
-def test_durations(seconds, text):
-    """Durations are short and fixed-format."""
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(5, "5s"), (65, "1m5s"), (3700, "1h1m"), (90000, "1d1h"), (300.7, "5m"), (None, "—")]
+)
+def test_durations(seconds: float | None, text: str) -> None:
+    """Durations in the one grammar of shiptrackd.units, cut to two units for a screen."""
     assert duration(seconds) == text
 
 
-def test_countdown_and_fit():
+def test_countdown_and_fit() -> None:
     """Countdowns say 'due' once passed; fit cuts with an ellipsis and pads."""
     assert countdown((NOW + timedelta(seconds=90)).isoformat(), NOW) == "in 1m30s"
     assert countdown((NOW - timedelta(seconds=5)).isoformat(), NOW) == "due"
@@ -136,7 +145,7 @@ def test_countdown_and_fit():
     assert level_of("degraded") == "warning" and level_of(None) == "unknown"
 
 
-def test_describe_event_covers_unknown_types():
+def test_describe_event_covers_unknown_types() -> None:
     """Every event gets a one-line description, known or not."""
     assert "→ DE" in describe_event({"type": "shipment.status_changed", "id": "s", "old": "IT", "new": "DE"})
     assert describe_event({"type": "x.y", "seq": 1, "foo": "bar"}) == "foo=bar"

@@ -162,7 +162,7 @@ def check(name: str, level: str, message: str, value: float | None, unit: str = 
     }
 
 
-HEALTH = {
+HEALTH: dict[str, Any] = {
     "id": 900,
     "at": iso(NOW - timedelta(seconds=20)),
     "age_s": 20.0,

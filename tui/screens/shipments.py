@@ -16,7 +16,9 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Select
 
-from ..format import STATUS_NAMES, number
+from shiptrackd.wire.names import NO_STATUS, STATUS_NAMES
+
+from ..format import number
 from ..messages import SyncRequested
 from ..state import SHIPMENTS
 from ..widgets.shipment_list import ShipmentList
@@ -35,7 +37,7 @@ class StatusLine(Widget):
         return self.text
 
 
-STATUS_OPTIONS = [(f"{code} {name}", code) for code, name in STATUS_NAMES.items()] + [("new (never synced)", "none")]
+STATUS_OPTIONS = [(f"{code} {name}", code) for code, name in STATUS_NAMES.items()] + [("new (never synced)", NO_STATUS)]
 
 
 class ShipmentsScreen(ConsoleScreen):
