@@ -27,10 +27,15 @@ class TrackingEvent:
     postal_code: str = ""
     country_code: str = ""
     carrier_status_code: str = ""
+    # The provider's own id for this scan (AfterShip's checkpoint `hash`): when set it alone is the
+    # dedup key, so a scan whose text the provider later corrects is still stored once.
+    dedup_id: str = ""
 
     @property
     def dedup_key(self) -> str:
         """Two fetches of the same scan produce the same key, so history is stored once."""
+        if self.dedup_id:
+            return f"id|{self.dedup_id}"
         return "|".join((self.occurred_at.isoformat(), self.event_code, self.status_code, self.description))
 
 
