@@ -44,6 +44,13 @@ ATTEMPTED, PICKUP, NOTYET, LOST stay at that status forever. Other numbers get a
 from a hash: delivered 50%, exception-then-recovery 12%, delivery-attempt 12%, pickup point
 10%, stuck NY 8%, lost (EX forever) 8%.
 
+Other providers' dialects, on their own path prefixes of the same server (same clock, stats
+and random faults; see each module): EasyPost under ``/v2`` (sandbox/easypost.py, knobs via
+``sb.easypost.configure({...})`` or ``POST /_sandbox/easypost/config``) and AfterShip 2026-07
+under ``/tracking/2026-07`` (sandbox/aftership.py, ``POST /_sandbox/aftership/config``). Their
+signed webhooks go out through sandbox/pushes.py: ``GET /_sandbox/pushes`` counts them,
+``POST /_sandbox/pushes`` ``{"faults": {"bad_signature"|"duplicate"|"drop": p}}`` sets push faults.
+
 Knobs (constructor, ``configure()`` or ``POST /_sandbox/config``): ``api_key`` (None accepts
 any; wrong or missing -> 401), ``rate_limit`` ("50/s", "200/min", None; over it -> 429 with
 an integer Retry-After), ``burst``, ``latency_s``, ``faults`` ({kind: probability} for the

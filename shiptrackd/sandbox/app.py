@@ -24,7 +24,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from shiptrackd.config import RateLimit, format_rate_limit
-from shiptrackd.sandbox import faults, lifecycle
+from shiptrackd.sandbox import aftership, easypost, faults, lifecycle
+from shiptrackd.sandbox.pushes import Pusher
 from shiptrackd.sandbox.samples import sample_shipments
 from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
 from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_duration, parse_rate_limit
@@ -66,6 +67,10 @@ class Sandbox:
         self.seed = seed
         self._rng = random.Random(seed)
         self._bucket: TokenBucket | None = None
+        # The other providers' dialects, each on its own path prefix, sharing clock, stats and faults.
+        self.pusher = Pusher(random.Random(seed))
+        self.easypost = easypost.EasyPostDialect(lambda: self.clock, self.stats, self.pusher, self._draw_fault)
+        self.aftership = aftership.AfterShipDialect(lambda: self.clock, self.stats, self.pusher, self._draw_fault)
         self.configure(
             api_key=api_key,
             rate_limit=rate_limit,
@@ -139,7 +144,9 @@ class Sandbox:
         delta = timedelta(seconds=seconds, minutes=minutes, hours=hours, days=days).total_seconds()
         if delta < 0:
             raise ValueError("simulated time only moves forward")
-        return self.clock.advance(delta)
+        now = self.clock.advance(delta)
+        self.pusher.wake()  # parcels moved: push what changed
+        return now
 
     def first_seen_at(self, carrier_code: str, tracking_number: str) -> datetime | None:
         return self._first_seen.get(f"{carrier_code}\0{tracking_number}")
@@ -203,6 +210,7 @@ class Sandbox:
             async with anyio.create_task_group() as tg:
                 # Already listening, so clients that connect before serve() runs just queue.
                 tg.start_soon(functools.partial(serve, self.handle, sock, on_connect=self.stats.connected))
+                await tg.start(self.pusher.run)
                 task_status.started(self._base_url)
         finally:
             sock.close()  # serve() closes it too; closing twice is harmless
@@ -214,18 +222,37 @@ class Sandbox:
         request_id = str(uuid.uuid4())
         if request.path.startswith("/_sandbox/"):
             return self._control(request, request_id)
+        dialect = self._dialect(request.path)
         self.stats.begin(time.monotonic())
         self.stats.user_agents[request.headers.get("user-agent", "")] += 1
         try:
-            outcome = await self._api(request, request_id)
+            if dialect is None:
+                outcome = await self._api(request, request_id)
+            else:
+                outcome = await dialect.handle(request, request_id)
+                if self.latency_s and not (isinstance(outcome, Drop) and outcome.kind == "hang"):
+                    await anyio.sleep(self.latency_s)
         except BaseException:
             self.stats.end()
             raise
         if isinstance(outcome, Reply):
-            outcome.headers.append(("x-shipengine-requestid", request_id))
+            if dialect is None:
+                outcome.headers.append(("x-shipengine-requestid", request_id))
             self.stats.by_status[outcome.status] += 1
         outcome.on_done = self.stats.end
         return outcome
+
+    def _dialect(self, path: str) -> easypost.EasyPostDialect | aftership.AfterShipDialect | None:
+        """The provider dialect a path belongs to; None for ShipEngine's `/v1`."""
+        if path.startswith(easypost.PREFIX):
+            return self.easypost
+        if path.startswith(aftership.PREFIX):
+            return self.aftership
+        return None
+
+    def _draw_fault(self) -> str | None:
+        """A random fault kind for a dialect's request, from the same seeded rates as `/v1`."""
+        return faults.random_fault(self._rng, self.faults)
 
     async def _api(self, request: Request, request_id: str) -> Reply | Drop:
         decided = self._decide(request, request_id)
@@ -328,6 +355,23 @@ class Sandbox:
             if route == ("POST", "/_sandbox/reset"):
                 self.stats.reset()
                 return Reply(200, _json(self.stats.as_dict()), headers)
+            if request.path in ("/_sandbox/easypost/config", "/_sandbox/aftership/config"):
+                dialect = self.easypost if "easypost" in request.path else self.aftership
+                if request.method == "POST":
+                    knobs = json.loads(request.body or b"{}")
+                    if not isinstance(knobs, dict):
+                        raise ValueError("expected a JSON object of knobs")
+                    dialect.configure(knobs)
+                return Reply(200, _json({"ok": True}), headers)
+            if route == ("GET", "/_sandbox/pushes"):
+                return Reply(200, _json(self.pusher.stats.as_dict()), headers)
+            if route == ("POST", "/_sandbox/pushes"):
+                knobs = json.loads(request.body or b"{}")
+                if not isinstance(knobs, dict):
+                    raise ValueError('expected a JSON object like {"faults": {"bad_signature": 0.5}}')
+                self.pusher.configure_faults(knobs.get("faults", {}))
+                self.pusher.wake()
+                return Reply(200, _json(self.pusher.stats.as_dict()), headers)
             if route == ("GET", "/_sandbox/shipments"):
                 count = int(request.query.get("n", ["50"])[-1])
                 return Reply(200, _json(sample_shipments(count)), headers)
