@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from shiptrackd.errors import InvalidResponseError
-from shiptrackd.models import STATUS_CODES
 from shiptrackd.providers import aftership_push
 from shiptrackd.providers.aftership_parse import (
     TAG_MAP,
@@ -26,6 +25,7 @@ from shiptrackd.providers.aftership_parse import (
     parse_tracking_body,
     slug_for,
 )
+from shiptrackd.wire.names import STATUS_CODES
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from shiptrackd.errors import InvalidResponseError
-from shiptrackd.models import STATUS_CODES
 from shiptrackd.providers import easypost_push
 from shiptrackd.providers.easypost_parse import (
     STATUS_MAP,
@@ -26,6 +25,7 @@ from shiptrackd.providers.easypost_parse import (
     parse_tracker,
     parse_tracker_list,
 )
+from shiptrackd.wire.names import STATUS_CODES
 
 
 @pytest.mark.parametrize(
