@@ -206,7 +206,7 @@ class EasyPostDialect:
         if fault is not None:
             return fault
         existing = self._by_code.get((code, carrier))
-        if existing is None:
+        if existing not in self.trackers:  # never made, or deleted (tests clear `trackers` directly)
             record = TrackerRecord(f"trk_{uuid.uuid4().hex}", code, carrier, mode, self._clock().now())
             record.pushed = self._push_key(record)
             self.trackers[record.id] = record

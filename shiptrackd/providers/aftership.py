@@ -1,0 +1,224 @@
+"""
+AfterShip's Tracking API (version 2026-07) as a Provider: create a tracking once, then read it by id.
+
+- Auth: the `as-api-key` header. Base URL includes the version:
+  `https://api.aftership.com/tracking/2026-07`.
+- `register` creates the tracking (`POST /trackings`, 2026-07's flat body `{"tracking_number",
+  "slug"}`); if AfterShip says it exists (meta code 4003, whatever HTTP status it pairs with)
+  the id comes from the answer's `data`, or from a list by number. `fetch` reads by id
+  (`GET /trackings/{id}`), registering first when the id is not known yet (the create's
+  answer already is the current state). A tracking that vanished (404) is created again.
+- Limits are per endpoint (20 creates, 6 lists, 5 reads a second by default) and every
+  answer says where that endpoint stands: endpoint_limits.py keeps one window per endpoint
+  and waits for its reset instead of earning a 429.
+- Pushes: `verify_push` checks `aftership-hmac-sha256`; `parse_push` gives `event_id` (the
+  dedupe key, nothing time-bound is signed) and the tracking in `msg`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from shiptrackd.config import ProviderConfig
+from shiptrackd.errors import InvalidResponseError, ShipmentNotFoundError
+from shiptrackd.models import TrackingInfo
+from shiptrackd.providers import aftership_push
+from shiptrackd.providers import json_fields as jf
+from shiptrackd.providers.aftership_parse import Tracking, error_details, parse_tracking, slug_for, unwrap
+from shiptrackd.providers.base import Quota, RequestObserver, null_observer
+from shiptrackd.providers.endpoint_limits import EndpointLimits
+from shiptrackd.providers.http_headers import Headers
+from shiptrackd.providers.rest_calls import RestCalls, make_client
+
+DEFAULT_BASE_URL = "https://api.aftership.com/tracking/2026-07"
+# Documented per-endpoint limits from 2024-07 on (reference §3 "Rate limits"); answers refine them.
+ENDPOINT_LIMITS = {
+    "POST /trackings": 20,
+    "GET /trackings": 6,
+    "GET /trackings/:id": 5,
+    "DELETE /trackings/:id": 5,
+}
+ALREADY_EXISTS = 4003
+T = TypeVar("T")
+
+
+class AfterShipProvider:
+    """One AfterShip account (or the sandbox's `/tracking/2026-07`, via `base_url`)."""
+
+    name = "aftership"
+    batches = False
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        observer: RequestObserver | None = None,
+        client: httpx.AsyncClient | None = None,
+        limits: EndpointLimits | None = None,
+    ) -> None:
+        key = config.api_key.get()
+        self._webhook_secret = config.webhook_secret.get()
+        self._owns_client = client is None
+        self._calls = RestCalls(
+            self.name,
+            client or make_client(config.concurrency, config.timeout_s),
+            base_url=config.base_url,
+            headers={"as-api-key": key, "Content-Type": "application/json"},
+            secret=key,
+            timeout_s=config.timeout_s,
+            max_retry_after_s=config.max_retry_after_s,
+            observer=observer or null_observer,
+            error_text=error_message,
+        )
+        self.limits = limits or EndpointLimits(ENDPOINT_LIMITS)
+        self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> tracking id
+        self.unknown_statuses = 0  # answers whose tag was not in the map (stored as UN)
+
+    def __repr__(self) -> str:
+        return f"AfterShipProvider(base_url={self._calls.base_url!r})"
+
+    @property
+    def quota_observer(self) -> Callable[[Quota], None] | None:
+        return self._calls.quota_observer
+
+    @quota_observer.setter
+    def quota_observer(self, observer: Callable[[Quota], None] | None) -> None:
+        self._calls.quota_observer = observer
+
+    async def register(self, carrier_code: str, tracking_number: str) -> str:
+        """Create the tracking (or find the existing one) and return its id."""
+        return (await self._create(carrier_code, tracking_number)).id
+
+    async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
+        """The shipment's tracking, by id when known, else by creating (or finding) it."""
+        tracking_id = self._ids.get((carrier_code, tracking_number))
+        if tracking_id is not None:
+            try:
+                tracking = await self._get(tracking_id, tracking_number)
+            except ShipmentNotFoundError:
+                del self._ids[(carrier_code, tracking_number)]
+            else:
+                return self._counted(tracking).info
+        return self._counted(await self._create(carrier_code, tracking_number)).info
+
+    async def find(self, tracking_number: str, carrier_code: str = "") -> list[Tracking]:
+        """The account's trackings for this number (and courier, if given)."""
+        params = {"tracking_numbers": tracking_number}
+        if carrier_code:
+            params["slug"] = slug_for(carrier_code)
+        what = f"list {tracking_number}"
+        response = await self._send("GET /trackings", "GET", "/trackings", what, params=params)
+
+        def parse() -> list[Tracking]:
+            data = unwrap(response.content)
+            return [
+                parse_tracking(item, where=f"data.trackings[{i}]") for i, item in enumerate(jf.items(data, "trackings"))
+            ]
+
+        return self._parsed(parse, what)
+
+    async def unregister(self, carrier_code: str, tracking_number: str) -> None:
+        """Delete the tracking if we know it; one already gone is fine."""
+        tracking_id = self._ids.pop((carrier_code, tracking_number), None)
+        if tracking_id is None:
+            return
+        try:
+            await self._send(
+                "DELETE /trackings/:id", "DELETE", f"/trackings/{tracking_id}", f"delete {tracking_number}"
+            )
+        except ShipmentNotFoundError:
+            pass
+
+    def verify_push(self, headers: Headers, body: bytes) -> bool:
+        """True if `aftership-hmac-sha256` proves the body came from AfterShip with our webhook secret."""
+        return aftership_push.verify(headers, body, self._webhook_secret)
+
+    def parse_push(self, body: bytes) -> aftership_push.AfterShipEvent:
+        """A verified webhook; its tracking id is remembered so the next fetch reads it directly."""
+        event = aftership_push.parse_event(body)
+        if event.tracking is not None:
+            info = event.tracking.info
+            self._ids.setdefault((info.carrier_code, info.tracking_number), event.tracking.id)
+            self._counted(event.tracking)
+        return event
+
+    async def check_connectivity(self) -> float:
+        """One cheap authenticated request (a list of one) and its latency in seconds."""
+        await self.limits.acquire("GET /trackings")
+        return await self._calls.check("GET", "/trackings", params={"limit": "1"})
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._calls.aclose()
+
+    async def _create(self, carrier_code: str, tracking_number: str) -> Tracking:
+        body: dict[str, str] = {"tracking_number": tracking_number}
+        if carrier_code:
+            body["slug"] = slug_for(carrier_code)
+        what = f"create {carrier_code} {tracking_number}".replace("  ", " ")
+        response = await self._send("POST /trackings", "POST", "/trackings", what, json=body, ok=_already_exists)
+        if 200 <= response.status_code < 300:
+            created = self._parsed(lambda: parse_tracking(unwrap(response.content)), what)
+        else:
+            created = await self._existing(response, carrier_code, tracking_number)
+        self._ids[(carrier_code, tracking_number)] = created.id
+        return created
+
+    async def _existing(self, response: httpx.Response, carrier_code: str, tracking_number: str) -> Tracking:
+        """The tracking a 4003 answer is about: by the id it names, else by listing the number."""
+        existing_id = _named_id(response)
+        if existing_id:
+            return await self._get(existing_id, tracking_number)
+        found = await self.find(tracking_number, carrier_code)
+        if not found:
+            raise InvalidResponseError(f"aftership said {tracking_number} exists, but no list has it", status=400)
+        return found[0]
+
+    async def _get(self, tracking_id: str, tracking_number: str) -> Tracking:
+        what = f"{tracking_number} {tracking_id}"
+        response = await self._send("GET /trackings/:id", "GET", f"/trackings/{tracking_id}", what)
+        return self._parsed(lambda: parse_tracking(unwrap(response.content)), what)
+
+    async def _send(self, endpoint: str, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        """One request inside the endpoint's window; the answer's X-RateLimit-* moves the window."""
+        await self.limits.acquire(endpoint)
+
+        def observe(answer: httpx.Response) -> None:
+            self.limits.observe(endpoint, answer.headers)
+
+        return await self._calls.send(method, path, what, on_answer=observe, **kwargs)
+
+    def _parsed(self, parse: Callable[[], T], what: str) -> T:
+        try:
+            return parse()
+        except InvalidResponseError as exc:
+            raise InvalidResponseError(f"aftership invalid response ({what}): {exc.message}", status=200) from None
+
+    def _counted(self, tracking: Tracking) -> Tracking:
+        if not tracking.known_status:
+            self.unknown_statuses += 1
+        return tracking
+
+
+def _already_exists(response: httpx.Response) -> bool:
+    """A 4xx whose meta code is 4003: not a failure, the tracking is there already."""
+    return 400 <= response.status_code < 500 and error_details(response.content, "")[0] == ALREADY_EXISTS
+
+
+def _named_id(response: httpx.Response) -> str:
+    """The existing tracking's id in a 4003 answer's data (`data.id`, or 2024-era `data.tracking.id`)."""
+    try:
+        data = unwrap(response.content, status=response.status_code)
+        return jf.text(data, "id") or jf.text(jf.obj(data, "tracking"), "id")
+    except InvalidResponseError:
+        return ""
+
+
+def error_message(response: httpx.Response) -> str:
+    """`type code: message` from an AfterShip error envelope, for the text of the ProviderError."""
+    code, kind, message = error_details(response.content, response.reason_phrase or "error")
+    prefix = " ".join(part for part in (kind, str(code) if code is not None else "") if part)
+    return f"{prefix}: {message}" if prefix else message
