@@ -32,7 +32,7 @@ from shiptrackd.providers.easypost_parse import (
     parse_tracker_body,
     parse_tracker_list,
 )
-from shiptrackd.providers.endpoint_limits import EndpointLimits
+from shiptrackd.providers.endpoint_limits import SlidingWindow
 from shiptrackd.providers.http_headers import Headers
 from shiptrackd.providers.rest_calls import RestCalls, make_client
 
@@ -68,7 +68,7 @@ class EasyPostProvider:
             observer=observer or null_observer,
             error_text=error_message,
         )
-        self._limits = EndpointLimits({"GET /trackers": LIST_LIMIT_PER_S})
+        self._list_window = SlidingWindow(LIST_LIMIT_PER_S, 1.0)
         self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> trk_… id
         self.unknown_statuses = 0  # answers whose status was not in the map (stored as UN)
 
@@ -104,7 +104,7 @@ class EasyPostProvider:
         params = {"tracking_codes[]": tracking_number, "page_size": "100"}
         if carrier_code:
             params["carrier"] = easypost_carrier(carrier_code)
-        await self._limits.acquire("GET /trackers")
+        await self._list_window.acquire()
         response = await self._calls.send("GET", "/trackers", f"list {tracking_number}", params=params)
         trackers, _ = self._parsed(lambda: parse_tracker_list(response.content), f"list {tracking_number}")
         return trackers
@@ -146,7 +146,7 @@ class EasyPostProvider:
 
     async def check_connectivity(self) -> float:
         """One cheap authenticated request (a one-item tracker list) and its latency in seconds."""
-        await self._limits.acquire("GET /trackers")
+        await self._list_window.acquire()
         return await self._calls.check("GET", "/trackers", params={"page_size": "1"})
 
     async def aclose(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -81,6 +82,37 @@ class EndpointLimits:
             window.remaining, window.reset_at = quota.remaining, reset_at
         else:
             window.remaining = min(window.remaining, quota.remaining)
+
+
+class SlidingWindow:
+    """At most `count` request starts in any `period_s`: for a limit the answers say nothing about.
+
+    EasyPost documents 5 requests a second on index endpoints but sends no X-RateLimit-*, and
+    does not say how it counts; a sliding log is safe against both fixed windows and a token
+    bucket of that size (a fixed window aligned to the wall clock is not: 5 at the end of one
+    second and 5 at the start of the next is 10 in a tenth of a second).
+    """
+
+    def __init__(
+        self,
+        count: int,
+        period_s: float = 1.0,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.period_s = period_s
+        self._starts: deque[float] = deque(maxlen=count)
+        self._now = now
+        self._sleep = sleep
+        self.waits = 0
+
+    async def acquire(self) -> None:
+        """Wait until a request may start without exceeding the window, then count it."""
+        while len(self._starts) == self._starts.maxlen and (wait := self._starts[0] + self.period_s - self._now()) > 0:
+            self.waits += 1
+            await self._sleep(wait)
+        self._starts.append(self._now())
 
 
 def _reset_header(headers: Mapping[str, str]) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from shiptrackd.providers.endpoint_limits import EndpointLimits
+from shiptrackd.providers.endpoint_limits import EndpointLimits, SlidingWindow
 
 
 class FakeTime:
@@ -68,3 +68,16 @@ async def test_a_reset_far_in_the_future_is_capped() -> None:
     limits.observe("GET", {"x-ratelimit-limit": "1", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "1767003600"})
     await limits.acquire("GET")
     assert clock.slept and max(clock.slept) <= 60
+
+
+@pytest.mark.anyio
+async def test_sliding_window_never_lets_more_than_count_start_in_a_period() -> None:
+    """Five a second, sliding: the sixth start waits until the first is a full second old, whatever the wall clock."""
+    clock = FakeTime(100.9)
+    window = SlidingWindow(5, 1.0, now=lambda: clock.now, sleep=clock.sleep)
+    starts = []
+    for _ in range(11):
+        await window.acquire()
+        starts.append(clock.now)
+    assert all(later - earlier >= 1.0 - 1e-9 for earlier, later in zip(starts, starts[5:], strict=False))
+    assert window.waits == 2
