@@ -1,7 +1,6 @@
 """
-What the daemon can be asked to do: plain async methods with typed arguments,
-returning JSON-ready dicts. The control API maps routes onto these; tests call
-them directly too.
+What the daemon can be asked to do: plain async methods with typed arguments, returning the
+wire types of shiptrackd/wire/. The control API maps routes onto these; tests call them directly too.
 """
 
 from __future__ import annotations
@@ -10,7 +9,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,8 @@ from .store import Store
 from .sync import cadence
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats
-from .units import format_rfc3339
+from .wire import answers as wire
+from .wire.answers import to_answer
 from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMENTS_REMOVED, NO_STATUS, STATUS_CODES
 
 if TYPE_CHECKING:
@@ -53,15 +53,14 @@ class Service:
     reload_config: Callable[[], Awaitable[dict[str, Any]]]
     state: str = "starting"
     started_monotonic: float = 0.0
-    notes: list[str] = field(default_factory=list)  # what the status should admit (e.g. a loop not built yet)
     heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
 
     # --- status ---------------------------------------------------------------------
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> wire.Status:
         counts = await self.store.shipments.counts()
         now = self.clock.now()
-        return {
+        doc = {
             "version": __version__,
             "pid": os.getpid(),
             "state": self.state,
@@ -81,11 +80,11 @@ class Service:
                 # measured them (counting every row here would cost a status call seconds): None until then.
                 **(self.store.retention.figures or {"tables": None}),
             },
-            "rate_limit_paused_until": _iso(self.engine.throttle.paused_until),
+            "rate_limit_paused_until": self.engine.throttle.paused_until,
             "heartbeat": self.heartbeat.snapshot() if self.heartbeat else None,  # URLs masked
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
-            "notes": self.notes,
         }
+        return to_answer(doc, wire.Status)
 
     # --- loops ----------------------------------------------------------------------
 
@@ -95,10 +94,10 @@ class Service:
             raise NotFoundError(f"no loop named {name!r}; loops: {', '.join(self.loops)}")
         return loop
 
-    async def loops_list(self) -> list[dict[str, Any]]:
-        return [loop.snapshot() for loop in self.loops.values()]
+    async def loops_list(self) -> list[wire.LoopInfo]:
+        return to_answer([loop.snapshot() for loop in self.loops.values()], list[wire.LoopInfo])
 
-    async def loop_action(self, name: str, action: str) -> dict[str, Any]:
+    async def loop_action(self, name: str, action: str) -> wire.LoopInfo | wire.LoopTriggered:
         loop = self._loop(name)
         if action == "pause":
             loop.pause()
@@ -106,15 +105,15 @@ class Service:
             loop.resume()
         elif action == "trigger":
             started = loop.trigger()
-            return {**loop.snapshot(), "triggered": started, "joined": not started}
+            return to_answer({**loop.snapshot(), "triggered": started, "joined": not started}, wire.LoopTriggered)
         else:
             raise InvalidRequestError(f"unknown loop action {action!r}; use pause, resume or trigger")
         self.bus.publish(EVENT_LOOP_CHANGED, loop=loop.snapshot())
-        return loop.snapshot()
+        return to_answer(loop.snapshot(), wire.LoopInfo)
 
     # --- shipments -------------------------------------------------------------------
 
-    async def add_shipments(self, records: Sequence[object]) -> dict[str, Any]:
+    async def add_shipments(self, records: Sequence[object]) -> wire.ShipmentsAdded:
         """Validate every record; add the valid ones; report duplicates and invalid ones by index."""
         valid: list[NewShipment] = []
         positions: list[int] = []
@@ -130,7 +129,8 @@ class Service:
             item["index"] = positions[item["index"]]
         if result.added:
             self.bus.publish(EVENT_SHIPMENTS_ADDED, count=len(result.added))
-        return {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
+        doc = {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
+        return to_answer(doc, wire.ShipmentsAdded)
 
     async def list_shipments(
         self,
@@ -141,7 +141,7 @@ class Service:
         active: bool | None,
         cursor: str | None,
         limit: int,
-    ) -> dict[str, Any]:
+    ) -> wire.ShipmentPage:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidRequestError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
         if cursor is not None and not CURSOR_RE.fullmatch(cursor):
@@ -152,57 +152,59 @@ class Service:
         items, next_cursor = await self.store.shipments.list(
             status=status, carrier=carrier, search=search, active=active, cursor=cursor, limit=limit
         )
-        return {"shipments": items, "next_cursor": next_cursor}
+        return to_answer({"shipments": items, "next_cursor": next_cursor}, wire.ShipmentPage)
 
-    async def get_shipment(self, shipment_id: str) -> dict[str, Any]:
+    async def get_shipment(self, shipment_id: str) -> wire.ShipmentDetail:
         shipment = await self.store.shipments.get(shipment_id)
         if shipment is None:
             raise NotFoundError(f"no shipment {shipment_id!r}")
         shipment["events"] = await self.store.shipments.events(shipment_id)
-        return shipment
+        return to_answer(shipment, wire.ShipmentDetail)
 
-    async def remove_shipment(self, shipment_id: str) -> dict[str, Any]:
+    async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
         if not await self.store.shipments.remove(shipment_id):
             raise NotFoundError(f"no shipment {shipment_id!r}")
         self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
-        return {"removed": shipment_id}
+        return wire.ShipmentRemoved(removed=shipment_id)
 
-    async def retrack(self, shipment_id: str) -> dict[str, Any]:
+    async def retrack(self, shipment_id: str) -> wire.Why:
         if not await self.store.shipments.retrack(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
         return await self.why(shipment_id)
 
-    async def why(self, shipment_id: str) -> dict[str, Any]:
+    async def why(self, shipment_id: str) -> wire.Why:
         shipment = await self.store.shipments.get(shipment_id)
         if shipment is None:
             raise NotFoundError(f"no shipment {shipment_id!r}")
-        return cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until)
+        return to_answer(cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until), wire.Why)
 
     # --- sync -----------------------------------------------------------------------
 
-    async def sync(self, *, force: bool, dry_run: bool, shipments: Sequence[str] | None) -> dict[str, Any]:
+    async def sync(
+        self, *, force: bool, dry_run: bool, shipments: Sequence[str] | None
+    ) -> wire.SyncPlan | wire.SyncStarted:
         if shipments is not None and not shipments:
             raise InvalidRequestError("shipments must name at least one id")
         if shipments is not None and len(shipments) > MAX_TARGETED:
             raise InvalidRequestError(f"shipments may name at most {MAX_TARGETED} ids per sync; send several")
         trigger = "targeted" if shipments else "force" if force else "manual"
         if dry_run:
-            return {"dry_run": True, **await self.engine.plan(trigger, shipments)}
+            return to_answer({"dry_run": True, **await self.engine.plan(trigger, shipments)}, wire.SyncPlan)
         run_id, joined = await self.engine.start(self.task_group, trigger, shipments)
-        return {"run_id": run_id, "joined": joined, "trigger": trigger}
+        return wire.SyncStarted(run_id=run_id, joined=joined, trigger=trigger)
 
-    async def runs(self, limit: int) -> list[dict[str, Any]]:
-        return await self.store.runs.recent(min(max(limit, 1), MAX_LIST_LIMIT))
+    async def runs(self, limit: int) -> list[wire.Run]:
+        return to_answer(await self.store.runs.recent(min(max(limit, 1), MAX_LIST_LIMIT)), list[wire.Run])
 
-    async def run(self, run_id: int) -> dict[str, Any]:
+    async def run(self, run_id: int) -> wire.RunDetail:
         run = await self.store.runs.get(run_id) if 0 < run_id <= MAX_ROW_ID else None
         if run is None:
             raise NotFoundError(f"no sync run {run_id}")
         if self.engine.current and self.engine.current.run_id == run_id:
             run["progress"] = self.engine.current.snapshot()
-        return run
+        return to_answer(run, wire.RunDetail)
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> wire.Stats:
         """Everything `shiptrackctl stats` shows: the store's mix, the last day's runs, the API's figures."""
         now = self.clock.now()
         day_ago = now - timedelta(hours=24)
@@ -211,7 +213,7 @@ class Service:
         overdue_after = now - timedelta(seconds=(self.config.sync.schedule.interval_s or 3600) * 2)
         limit = self.config.provider.rate_limit
         forecast = cadence.calls_per_hour(self.config.sync.cadence, active_by_status)
-        return {
+        doc = {
             "shipments": {
                 **await self.store.shipments.counts(),
                 "by_status": by_status,
@@ -229,19 +231,16 @@ class Service:
                 "utilisation": round(forecast / (limit.per_second * 3600), 3) if limit else None,
             },
         }
+        return to_answer(doc, wire.Stats)
 
-    async def reload(self) -> dict[str, Any]:
-        return await self.reload_config()
+    async def reload(self) -> wire.Reloaded:
+        return to_answer(await self.reload_config(), wire.Reloaded)
 
     # --- backup ---------------------------------------------------------------------
 
-    async def backup(self, path: str, *, force: bool) -> dict[str, Any]:
+    async def backup(self, path: str, *, force: bool) -> wire.BackupWritten:
         """A consistent copy of the store at *path* (absolute, written by the daemon), checked before it is named."""
         if not path or "\x00" in path:
             raise InvalidRequestError("field 'path' must name the backup file (an absolute path)")
         result = await self.store.backup(Path(path), force=force)
-        return asdict(result)
-
-
-def _iso(at: Any) -> str | None:
-    return format_rfc3339(at) if at is not None else None
+        return to_answer(asdict(result), wire.BackupWritten)

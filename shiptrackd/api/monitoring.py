@@ -8,7 +8,7 @@ them over TCP on `metrics_listen`. They read one in-memory state and never touch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..metrics import Exporter
+from ..wire.answers import HealthReport
 from ..wire.names import CRITICAL, OK, UNKNOWN, WARNING
-from .requests import query_bool
+from .requests import answer, query_bool
 
 # The daemon's state (Service.state) as a probe status: "running" is the only ready one.
 PROBE_STATUS = {"running": "ok", "starting": "starting", "stopping": "stopping"}
@@ -50,8 +51,8 @@ def monitoring_routes(exporter: Exporter, state: Callable[[], str]) -> list[Rout
     ]
 
 
-def with_level_status(request: Request, report: Mapping[str, Any]) -> Any:
+def with_level_status(request: Request, report: HealthReport) -> Any:
     """*report* as it is, or, with `?http_status=1`, as JSON with the status its level maps to."""
     if not query_bool(request, "http_status"):
         return report
-    return JSONResponse(dict(report), status_code=LEVEL_HTTP_STATUS.get(str(report.get("level")), 503))
+    return answer(report, LEVEL_HTTP_STATUS.get(report.level, 503))

@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -184,6 +185,11 @@ def field(body: Any, name: str, kind: type, default: Any) -> Any:
     return value
 
 
+def answer(value: object, status: int = 200) -> Response:
+    """*value* (a wire type, or plain JSON data) as a JSON answer; datetimes as RFC 3339 with Z."""
+    return Response(msgspec.json.encode(value), status_code=status, media_type="application/json")
+
+
 def json_endpoint(handler: Handler) -> Handler:
     """Wrap a handler: its return value becomes JSON, a ShiptrackError becomes the error shape."""
 
@@ -192,7 +198,7 @@ def json_endpoint(handler: Handler) -> Handler:
             result = await handler(request)
         except ShiptrackError as exc:
             return error_response(exc.http_status, exc.code, exc.message)
-        return result if isinstance(result, Response) else JSONResponse(result)
+        return result if isinstance(result, Response) else answer(result)
 
     endpoint.__doc__ = handler.__doc__
     endpoint.__name__ = handler.__name__

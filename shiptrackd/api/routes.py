@@ -1,5 +1,6 @@
 """
-The /v1 control routes onto Service: each parses its request, calls one Service method and serialises.
+The /v1 control routes onto Service: each parses its request, calls one Service method and answers
+with its wire type. Each route carries its Doc, from which api/openapi.py builds the document.
 """
 
 from __future__ import annotations
@@ -8,17 +9,23 @@ import math
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import InvalidRequestError
 from ..events import EventBus
-from ..service import Service
+from ..service import MAX_LIST_LIMIT, Service
+from ..wire import answers as wire
+from ..wire.events import AnyEvent
+from ..wire.names import LOOP_ACTIONS, NO_STATUS, STATUS_CODES
+from ..wire.requests import BackupBody, NewShipmentBody, NewShipmentsBody, SyncBody
 from .audit import audit
-from .requests import field, json_endpoint, query_bool, query_int, read_json
+from .contract import NDJSON, Doc, path, query, route
+from .requests import answer, field, query_bool, query_int, read_json
 from .streaming import EventStream
 
 HEARTBEAT_S = 10.0
+SHIPMENT_ID = path("id", "a shipment id (ship_…)")
 
 
 def control_routes(service: Service, bus: EventBus) -> list[Route]:
@@ -33,7 +40,8 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
     async def loop_action(request: Request) -> Any:
         name, action = request.path_params["name"], request.path_params["action"]
         result = await service.loop_action(name, action)
-        audit(request.scope, f"loop {action}", loop=name, **({"joined": True} if result.get("joined") else {}))
+        joined = isinstance(result, wire.LoopTriggered) and result.joined
+        audit(request.scope, f"loop {action}", loop=name, **({"joined": True} if joined else {}))
         return result
 
     async def list_shipments(request: Request) -> Any:
@@ -59,26 +67,27 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         audit(
             request.scope,
             "shipments added",
-            added=len(result["added"]),
-            duplicates=len(result["duplicates"]),
-            invalid=len(result["invalid"]),
+            added=len(result.added),
+            duplicates=len(result.duplicates),
+            invalid=len(result.invalid),
         )
-        if single and result["invalid"]:
-            raise InvalidRequestError(result["invalid"][0]["error"])
-        if single and result["duplicates"]:
-            dup = result["duplicates"][0]
-            return JSONResponse(
-                {"error": {"code": "duplicate", "message": f"already tracked as {dup['id']}"}, **result},
-                status_code=409,
+        if single and result.invalid:
+            raise InvalidRequestError(result.invalid[0].error)
+        if single and result.duplicates:
+            dup = result.duplicates[0]
+            error = wire.ErrorBody(code="duplicate", message=f"already tracked as {dup.id}")
+            conflict = wire.DuplicateShipment(
+                error=error, added=result.added, duplicates=result.duplicates, invalid=result.invalid
             )
-        return JSONResponse(result, status_code=201 if result["added"] else 200)
+            return answer(conflict, 409)
+        return answer(result, 201 if result.added else 200)
 
     async def get_shipment(request: Request) -> Any:
         return await service.get_shipment(request.path_params["id"])
 
     async def remove_shipment(request: Request) -> Any:
         result = await service.remove_shipment(request.path_params["id"])
-        audit(request.scope, "shipment removed", id=result["removed"])
+        audit(request.scope, "shipment removed", id=result.removed)
         return result
 
     async def retrack(request: Request) -> Any:
@@ -101,15 +110,10 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             dry_run=bool(field(body, "dry_run", bool, False)),
             shipments=shipments,
         )
-        if not result.get("dry_run"):
-            audit(
-                request.scope,
-                "sync started",
-                run_id=result["run_id"],
-                trigger=result["trigger"],
-                joined=result["joined"],
-            )
-        return JSONResponse(result, status_code=200 if result.get("dry_run") else 202)
+        if isinstance(result, wire.SyncPlan):
+            return result
+        audit(request.scope, "sync started", run_id=result.run_id, trigger=result.trigger, joined=result.joined)
+        return answer(result, 202)
 
     async def runs(request: Request) -> Any:
         return await service.runs(query_int(request, "limit", 20))
@@ -131,8 +135,8 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         if not path:
             raise InvalidRequestError("field 'path' is required: the absolute path the daemon writes the backup to")
         result = await service.backup(path, force=bool(field(body, "force", bool, False)))
-        audit(request.scope, "backup written", path=result["path"], size_bytes=result["size_bytes"])
-        return JSONResponse(result, status_code=201)
+        audit(request.scope, "backup written", path=result.path, size_bytes=result.size_bytes)
+        return answer(result, 201)
 
     async def events(request: Request) -> Response:
         since = query_int(request, "since", -1)
@@ -143,29 +147,155 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             heartbeat = float("nan")
         if not math.isfinite(heartbeat):
             raise InvalidRequestError(f"query parameter 'heartbeat' must be a number of seconds, not {raw!r}")
-        return ndjson_events(bus, None if since < 0 else since, max(heartbeat, 0.05))
+        return EventStream(bus, None if since < 0 else since, max(heartbeat, 0.05))
 
-    routes = [
-        Route("/v1/status", json_endpoint(status), methods=["GET"]),
-        Route("/v1/loops", json_endpoint(loops), methods=["GET"]),
-        Route("/v1/loops/{name}/{action}", json_endpoint(loop_action), methods=["POST"]),
-        Route("/v1/shipments", json_endpoint(list_shipments), methods=["GET"]),
-        Route("/v1/shipments", json_endpoint(add_shipments), methods=["POST"]),
-        Route("/v1/shipments/{id}", json_endpoint(get_shipment), methods=["GET"]),
-        Route("/v1/shipments/{id}", json_endpoint(remove_shipment), methods=["DELETE"]),
-        Route("/v1/shipments/{id}/retrack", json_endpoint(retrack), methods=["POST"]),
-        Route("/v1/shipments/{id}/why", json_endpoint(why), methods=["GET"]),
-        Route("/v1/sync", json_endpoint(sync), methods=["POST"]),
-        Route("/v1/runs", json_endpoint(runs), methods=["GET"]),
-        Route("/v1/runs/{id:int}", json_endpoint(run), methods=["GET"]),
-        Route("/v1/stats", json_endpoint(stats), methods=["GET"]),
-        Route("/v1/reload", json_endpoint(reload), methods=["POST"]),
-        Route("/v1/backup", json_endpoint(backup), methods=["POST"]),
-        Route("/v1/events", json_endpoint(events), methods=["GET"]),
+    no_shipment = {404: "no shipment with this id"}
+    return [
+        route(
+            "/v1/status",
+            "GET",
+            status,
+            Doc("the daemon, its loops, the running sync and the store", {200: wire.Status}),
+        ),
+        route("/v1/loops", "GET", loops, Doc("every loop's schedule and state", {200: list[wire.LoopInfo]})),
+        route(
+            "/v1/loops/{name}/{action}",
+            "POST",
+            loop_action,
+            Doc(
+                "pause, resume or trigger a loop",
+                {200: (wire.LoopInfo, wire.LoopTriggered)},
+                params=(
+                    path("name", "the loop's name (GET /v1/loops)"),
+                    path("action", "what to do", enum=list(LOOP_ACTIONS)),
+                ),
+                errors={400: "an unknown action", 404: "no loop with this name"},
+            ),
+        ),
+        route(
+            "/v1/shipments",
+            "GET",
+            list_shipments,
+            Doc(
+                "a page of shipments in creation order",
+                {200: wire.ShipmentPage},
+                params=(
+                    query("status", "only this status code, or none (never synced)", enum=[*STATUS_CODES, NO_STATUS]),
+                    query("carrier", "only this carrier code"),
+                    query("q", "an id, or the start of a tracking number or reference"),
+                    query("active", "only active (true) or inactive (false) shipments", "boolean"),
+                    query("cursor", "the next_cursor of the previous page"),
+                    query("limit", "shipments per page", "integer", minimum=1, maximum=MAX_LIST_LIMIT, default=100),
+                ),
+            ),
+        ),
+        route(
+            "/v1/shipments",
+            "POST",
+            add_shipments,
+            Doc(
+                "track new shipments: one, a list, or {shipments: [...]}",
+                # 409: the one shipment sent is already tracked; the error, and the report naming its id
+                {201: wire.ShipmentsAdded, 200: wire.ShipmentsAdded, 409: wire.DuplicateShipment},
+                body=(NewShipmentBody, NewShipmentsBody, list[NewShipmentBody]),
+                body_required=True,
+            ),
+        ),
+        route(
+            "/v1/shipments/{id}",
+            "GET",
+            get_shipment,
+            Doc(
+                "one shipment with its tracking events", {200: wire.ShipmentDetail}, (SHIPMENT_ID,), errors=no_shipment
+            ),
+        ),
+        route(
+            "/v1/shipments/{id}",
+            "DELETE",
+            remove_shipment,
+            Doc("stop tracking a shipment", {200: wire.ShipmentRemoved}, (SHIPMENT_ID,), errors=no_shipment),
+        ),
+        route(
+            "/v1/shipments/{id}/retrack",
+            "POST",
+            retrack,
+            Doc("put a shipment back into the schedule, due now", {200: wire.Why}, (SHIPMENT_ID,), errors=no_shipment),
+        ),
+        route(
+            "/v1/shipments/{id}/why",
+            "GET",
+            why,
+            Doc("when a shipment is checked next, and why", {200: wire.Why}, (SHIPMENT_ID,), errors=no_shipment),
+        ),
+        route(
+            "/v1/sync",
+            "POST",
+            sync,
+            Doc(
+                "start a sync run (202), or with dry_run say what it would sync (200)",
+                {202: wire.SyncStarted, 200: wire.SyncPlan},
+                body=SyncBody,
+                errors={409: "a different kind of run is going on"},
+            ),
+        ),
+        route(
+            "/v1/runs",
+            "GET",
+            runs,
+            Doc(
+                "recent sync runs, newest first",
+                {200: list[wire.Run]},
+                params=(query("limit", "how many", "integer", default=20),),
+            ),
+        ),
+        route(
+            "/v1/runs/{id:int}",
+            "GET",
+            run,
+            Doc(
+                "one sync run, with its progress while it runs",
+                {200: wire.RunDetail},
+                (path("id", "the run id", "integer"),),
+                errors={404: "no run with this id"},
+            ),
+        ),
+        route(
+            "/v1/stats", "GET", stats, Doc("the store's mix, the last day's runs, the API figures", {200: wire.Stats})
+        ),
+        route(
+            "/v1/reload",
+            "POST",
+            reload,
+            Doc(
+                "reload the configuration; a bad one is refused and the old one kept",
+                {200: wire.Reloaded},
+                errors={400: "the new configuration is invalid (the old one stays)"},
+            ),
+        ),
+        route(
+            "/v1/backup",
+            "POST",
+            backup,
+            Doc(
+                "write a checked copy of the store to a path on the daemon's host",
+                {201: wire.BackupWritten},
+                body=BackupBody,
+                body_required=True,
+                errors={409: "the file exists and force is false"},
+            ),
+        ),
+        route(
+            "/v1/events",
+            "GET",
+            events,
+            Doc(
+                "the event stream: one JSON object per line, a heartbeat line when idle",
+                {200: AnyEvent},
+                params=(
+                    query("since", "replay the events after this seq first", "integer"),
+                    query("heartbeat", "seconds between heartbeat lines", "number", default=HEARTBEAT_S),
+                ),
+                media_type=NDJSON,
+            ),
+        ),
     ]
-    return routes
-
-
-def ndjson_events(bus: EventBus, since: int | None, heartbeat_s: float) -> Response:
-    """Events as JSON lines; a heartbeat line whenever nothing happened for `heartbeat_s` (api/streaming.py)."""
-    return EventStream(bus, since, heartbeat_s)

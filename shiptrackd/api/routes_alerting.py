@@ -5,15 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..alerts.state import DELIVERY_WAIT_S, Alerting
 from ..errors import InvalidRequestError
 from ..health.monitor import HealthMonitor
+from ..wire import alerting as wire
+from ..wire.answers import HealthReport, to_answer
+from ..wire.names import CHECKS
+from ..wire.requests import SilenceBody
 from .audit import audit
-from .monitoring import with_level_status
-from .requests import field, json_endpoint, query_bool, query_int, read_json
+from .contract import Doc, path, query, route
+from .monitoring import LEVEL_HTTP_STATUS, with_level_status
+from .requests import answer, field, query_bool, query_int, read_json
+
+MAX_WAIT_S = 300
 
 
 def health_routes(monitor: HealthMonitor) -> list[Route]:
@@ -33,9 +39,21 @@ def health_routes(monitor: HealthMonitor) -> list[Route]:
             check_stale=bool(query_bool(request, "check_stale")),
             stale_limit=stale_limit,
         )
-        return with_level_status(request, report)  # ?http_status=1: the level as the status code
+        return with_level_status(request, to_answer(report, HealthReport))  # ?http_status=1: level as status
 
-    return [Route("/v1/health", json_endpoint(health), methods=["GET"])]
+    as_status = sorted({s for s in LEVEL_HTTP_STATUS.values() if s != 200})
+    doc = Doc(
+        "the last health report, or a fresh one",
+        {200: HealthReport, **{s: HealthReport for s in as_status}},
+        params=(
+            query("fresh", "run the checks now", "boolean"),
+            query("alert_threshold", "judge stale_shipments against this count instead", "integer", minimum=0),
+            query("check_stale", "list the stale shipments too", "boolean"),
+            query("stale_limit", "how many stale shipments to list", "integer", minimum=1, maximum=1000, default=50),
+            query("http_status", "answer warning 429, critical or unknown 503 (for HTTP monitors)", "boolean"),
+        ),
+    )
+    return [route("/v1/health", "GET", health, doc)]
 
 
 def alert_routes(alerting: Alerting) -> list[Route]:
@@ -43,23 +61,23 @@ def alert_routes(alerting: Alerting) -> list[Route]:
 
     def wait_s(request: Request) -> float:
         wait = query_int(request, "wait", int(DELIVERY_WAIT_S))
-        if not 0 <= wait <= 300:
-            raise InvalidRequestError("wait must be between 0 and 300 seconds")
+        if not 0 <= wait <= MAX_WAIT_S:
+            raise InvalidRequestError(f"wait must be between 0 and {MAX_WAIT_S} seconds")
         return float(wait)
 
     async def evaluate(request: Request) -> Any:
         audit(request.scope, "alerts evaluated")
-        return await alerting.alert_now(wait_s(request))
+        return to_answer(await alerting.alert_now(wait_s(request)), wire.Evaluated)
 
     async def test(request: Request) -> Any:
         audit(request.scope, "test alert sent")
-        return await alerting.send_test(wait_s(request))
+        return to_answer(await alerting.send_test(wait_s(request)), wire.TestSent)
 
     async def recent(request: Request) -> Any:
-        return await alerting.recent(query_int(request, "limit", 20))
+        return to_answer(await alerting.recent(query_int(request, "limit", 20)), wire.Alerts)
 
     async def list_silences(request: Request) -> Any:
-        return await alerting.silences(include_expired=bool(query_bool(request, "all")))
+        return to_answer(await alerting.silences(include_expired=bool(query_bool(request, "all"))), list[wire.Silence])
 
     async def add_silence(request: Request) -> Any:
         body = await read_json(request)
@@ -78,18 +96,67 @@ def alert_routes(alerting: Alerting) -> list[Route]:
             comment=field(body, "comment", str, "") or "",
         )
         audit(request.scope, "silence added", id=silence.get("id"), check=check, until=silence.get("until_at"))
-        return JSONResponse(silence, status_code=201)
+        return answer(to_answer(silence, wire.Silence), 201)
 
     async def remove_silence(request: Request) -> Any:
         result = await alerting.remove_silence(request.path_params["id"])
         audit(request.scope, "silence removed", id=request.path_params["id"])
-        return result
+        return to_answer(result, wire.SilenceRemoved)
 
+    wait = query("wait", "seconds to wait for the deliveries", "integer", minimum=0, maximum=MAX_WAIT_S)
     return [
-        Route("/v1/alerts", json_endpoint(recent), methods=["GET"]),
-        Route("/v1/alerts/evaluate", json_endpoint(evaluate), methods=["POST"]),
-        Route("/v1/alerts/test", json_endpoint(test), methods=["POST"]),
-        Route("/v1/silences", json_endpoint(list_silences), methods=["GET"]),
-        Route("/v1/silences", json_endpoint(add_silence), methods=["POST"]),
-        Route("/v1/silences/{id:int}", json_endpoint(remove_silence), methods=["DELETE"]),
+        route(
+            "/v1/alerts",
+            "GET",
+            recent,
+            Doc(
+                "recent notifications, each check's alert state, the channels",
+                {200: wire.Alerts},
+                params=(query("limit", "how many notifications", "integer", minimum=1, maximum=500, default=20),),
+            ),
+        ),
+        route(
+            "/v1/alerts/evaluate",
+            "POST",
+            evaluate,
+            Doc("run the checks and the alert rules now; wait for the deliveries", {200: wire.Evaluated}, (wait,)),
+        ),
+        route(
+            "/v1/alerts/test",
+            "POST",
+            test,
+            Doc("send a test notice to every channel; wait for the deliveries", {200: wire.TestSent}, (wait,)),
+        ),
+        route(
+            "/v1/silences",
+            "GET",
+            list_silences,
+            Doc(
+                "the active silences (all: the last 200, expired and removed too)",
+                {200: list[wire.Silence]},
+                params=(query("all", "include expired and removed silences", "boolean"),),
+            ),
+        ),
+        route(
+            "/v1/silences",
+            "POST",
+            add_silence,
+            Doc(
+                f"mute a check ({', '.join(CHECKS)}) or * until a time",
+                {201: wire.Silence},
+                body=SilenceBody,
+                body_required=True,
+            ),
+        ),
+        route(
+            "/v1/silences/{id:int}",
+            "DELETE",
+            remove_silence,
+            Doc(
+                "lift a silence",
+                {200: wire.SilenceRemoved},
+                (path("id", "the silence id", "integer"),),
+                errors={404: "no active silence with this id"},
+            ),
+        ),
     ]

@@ -28,8 +28,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ShiptrackError
+from .contract import Doc, route
 from .openapi import openapi_spec
-from .requests import DaemonStoppingError, error_response, json_endpoint
+from .requests import DaemonStoppingError, error_response
 
 if TYPE_CHECKING:
     from hypercorn.config import Config as HypercornConfig
@@ -44,10 +45,15 @@ PROTOCOL_ERRORS = {
 def build_app(routes: list[Route]) -> Starlette:
     """The ASGI app over *routes*, plus /v1/openapi.json describing the /v1 ones."""
 
-    async def openapi(request: Request) -> Any:
-        return openapi_spec([r for r in routes if r.path.startswith("/v1/")])
+    document: dict[str, Any] = {}
 
-    all_routes = [*routes, Route("/v1/openapi.json", json_endpoint(openapi), methods=["GET"])]
+    async def openapi(request: Request) -> Any:
+        if not document:  # built once: the routes do not change while the app lives
+            document.update(openapi_spec([r for r in all_routes if r.path.startswith("/v1/")]))
+        return document
+
+    doc = Doc("this document: OpenAPI 3.1, generated from the routes and the wire types", {200: dict[str, Any]})
+    all_routes = [*routes, route("/v1/openapi.json", "GET", openapi, doc)]
     app = Starlette(routes=all_routes, exception_handlers={HTTPException: _http_error})
     app.add_middleware(_RejectBrowsers)
     app.add_middleware(InternalErrors)  # outermost of ours: Starlette's own would log a second traceback

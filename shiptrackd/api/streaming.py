@@ -13,10 +13,12 @@ import json
 from typing import Any
 
 import anyio
+import msgspec
 from loguru import logger
 from starlette.responses import Response
 
 from ..events import EventBus
+from ..wire.events import EVENT_TYPES, to_event
 from ..wire.names import EVENT_HEARTBEAT
 from .requests import DaemonStoppingError
 
@@ -92,7 +94,28 @@ class EventStream(Response):
                         line = await events.receive()
                     except anyio.EndOfStream:
                         return
-                body = json.dumps(line, default=str).encode() + b"\n"
+                body = encode_line(line)
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if line["type"] != EVENT_HEARTBEAT:
                     self.last_seq = line["seq"]
+
+
+_untyped: set[str] = set()  # event types already reported as not fitting their wire type
+
+
+def encode_line(event: dict[str, Any]) -> bytes:
+    """One NDJSON line: the event as its wire type (wire/events.py), timestamps in RFC 3339 with Z.
+
+    An event that does not fit its type (a bug) still goes out as it is, and is logged once per type;
+    a type the union does not know yet goes out as it is, quietly.
+    """
+    if event.get("type") not in EVENT_TYPES:
+        return json.dumps(event, default=str).encode() + b"\n"
+    try:
+        return msgspec.json.encode(to_event(event)) + b"\n"
+    except msgspec.ValidationError as exc:
+        kind = str(event.get("type"))
+        if kind not in _untyped:
+            _untyped.add(kind)
+            logger.error("event {} does not fit its wire type: {}", kind, exc)
+        return json.dumps(event, default=str).encode() + b"\n"

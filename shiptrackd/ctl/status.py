@@ -78,7 +78,7 @@ async def status(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def render_status(out: Output, doc: dict[str, Any]) -> None:
-    """The human `status` view: a header, the store, the loops table, the running sync, notes."""
+    """The human `status` view: a header, the store, the loops table, the running sync."""
     state = doc.get("state", "?")
     version = doc.get("version", "?")
     head = f"shiptrackd {version}" + (f" (shiptrackctl {__version__})" if version != __version__ else "")
@@ -123,8 +123,6 @@ def render_status(out: Output, doc: dict[str, Any]) -> None:
     if sync:
         out.line()
         out.line(f"{out.paint('sync running', 'cyan')}: {describe_progress(sync)}")
-    for note in doc.get("notes") or []:
-        out.line(out.paint(f"note: {note}", "dim"))
 
 
 def describe_heartbeat(heartbeat: dict[str, Any]) -> str:

@@ -23,6 +23,9 @@ STATUS_NAMES = {
 }
 NO_STATUS = "none"  # the ?status= filter for shipments never synced yet
 
+# --- loops ---------------------------------------------------------------------------------
+LOOP_ACTIONS = ("pause", "resume", "trigger")  # POST /v1/loops/{name}/{action}
+
 # --- health -------------------------------------------------------------------------------
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 LEVELS = (OK, WARNING, CRITICAL, UNKNOWN)

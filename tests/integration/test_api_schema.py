@@ -9,7 +9,9 @@ same requests; raise it by hand for a deeper search (FUZZ_EXAMPLES=500 uv run py
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
+import openapi_spec_validator
 import pytest
 import schemathesis
 from conftest import quiet_daemon_env
@@ -165,3 +169,174 @@ def test_generated_requests_over_the_socket_get_no_5xx_and_match_the_document(
     assert len(fuzzed) >= 10, (fuzzed, unusable)  # the document lists the routes; most must be fuzzable
     log = daemon_subprocess.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-5000:]
+
+
+# --- conformance: every route's real answers, success and error, against the served document ----------
+
+
+RFC3339_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+
+
+class Conformance:
+    """Checks answers against the document and remembers which (operation, status) pairs it saw."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def check(self, method: str, template: str, response: httpx.Response, body: Any = None) -> Any:
+        """The answer is a documented status, in a documented media type, and fits that schema."""
+        operation = self.document["paths"][template][method.lower()]
+        status = str(response.status_code)
+        assert status in operation["responses"], f"{method} {template} answered an undocumented {status}"
+        media = response.headers["content-type"].split(";")[0]
+        content = operation["responses"][status]["content"]
+        assert media in content, f"{method} {template} {status} answered {media}, documented {list(content)}"
+        value = response.json() if body is None else body
+        self.validate(content[media]["schema"], value, f"{method} {template} {status}")
+        self.seen.add((method.upper(), template, response.status_code))
+        return value
+
+    def validate(self, schema: dict[str, Any], value: Any, where: str) -> None:
+        validator = jsonschema.Draft202012Validator(
+            {**schema, "components": self.document["components"]}, format_checker=jsonschema.FormatChecker()
+        )
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message[:300]}" for e in validator.iter_errors(value)]
+        assert errors == [], f"{where}: {errors}"
+        stamps = [v for k, v in walk(value) if isinstance(v, str) and (k.endswith("_at") or k == "at")]
+        assert all(RFC3339_Z.fullmatch(v) for v in stamps), f"{where}: timestamps {stamps}"
+
+
+def walk(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair of every object inside *value*."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key, item
+            yield from walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from walk(item)
+
+
+def test_the_document_passes_openapi_spec_validator(daemon_subprocess: DaemonUnderTest) -> None:
+    """/v1/openapi.json is a valid OpenAPI 3.1 document, with a schema for every answer and every route documented."""
+    document = daemon_subprocess.http.get("/v1/openapi.json").json()
+    openapi_spec_validator.validate(document)
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if op.get("x-undocumented")
+    ]
+    assert undocumented == []
+    assert document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"].keys() == {"application/x-ndjson"}
+
+
+def test_every_route_answers_as_documented_on_success_and_error(
+    daemon_subprocess: DaemonUnderTest, tmp_path: Path
+) -> None:
+    """A real daemon's answers, success and error, of every operation in the document fit it."""
+    http = daemon_subprocess.http
+    doc = http.get("/v1/openapi.json").json()
+    c = Conformance(doc)
+    c.check("GET", "/v1/openapi.json", http.get("/v1/openapi.json"))
+    c.check("GET", "/v1/status", http.get("/v1/status"))
+    c.check("GET", "/v1/status", http.get("/v1/status", headers={"Origin": "http://evil.example"}))
+    c.check("GET", "/v1/loops", http.get("/v1/loops"))
+    for action in ("pause", "resume", "trigger"):
+        c.check("POST", "/v1/loops/{name}/{action}", http.post(f"/v1/loops/health/{action}"))
+    c.check("POST", "/v1/loops/{name}/{action}", http.post("/v1/loops/health/explode"))
+    c.check("POST", "/v1/loops/{name}/{action}", http.post("/v1/loops/nope/pause"))
+
+    one = {"carrier_code": "ups", "tracking_number": "1ZCONFORM0001", "reference": "A-1"}
+    added = c.check("POST", "/v1/shipments", http.post("/v1/shipments", json=one))
+    shipment_id = added["added"][0]["id"]
+    c.check("POST", "/v1/shipments", http.post("/v1/shipments", json=one))  # 409 duplicate
+    c.check("POST", "/v1/shipments", http.post("/v1/shipments", json=[one, {"carrier_code": "x"}]))  # 200
+    c.check("POST", "/v1/shipments", http.post("/v1/shipments", content=b"{", headers=JSON))
+    c.check("POST", "/v1/shipments", http.post("/v1/shipments", content=b"a=b", headers=FORM))
+    too_big = b"[" + b" " * (8 * 1024 * 1024) + b"]"  # over MAX_BODY_BYTES: 413
+    c.check("POST", "/v1/shipments", http.post("/v1/shipments", content=too_big, headers=JSON))
+    c.check("GET", "/v1/shipments", http.get("/v1/shipments", params={"limit": 1}))
+    c.check("GET", "/v1/shipments", http.get("/v1/shipments", params={"cursor": "page-2"}))
+    c.check("GET", "/v1/shipments/{id}", http.get(f"/v1/shipments/{shipment_id}"))
+    c.check("GET", "/v1/shipments/{id}", http.get("/v1/shipments/ship_nope"))
+    c.check("GET", "/v1/shipments/{id}/why", http.get(f"/v1/shipments/{shipment_id}/why"))
+    c.check("GET", "/v1/shipments/{id}/why", http.get("/v1/shipments/ship_nope/why"))
+    c.check("POST", "/v1/shipments/{id}/retrack", http.post(f"/v1/shipments/{shipment_id}/retrack"))
+    c.check("POST", "/v1/shipments/{id}/retrack", http.post("/v1/shipments/ship_nope/retrack"))
+
+    c.check("POST", "/v1/sync", http.post("/v1/sync", json={"dry_run": True}))
+    started = c.check("POST", "/v1/sync", http.post("/v1/sync", json={}))
+    c.check("POST", "/v1/sync", http.post("/v1/sync", json={"shipments": [1]}))
+    c.check("GET", "/v1/runs", http.get("/v1/runs"))
+    c.check("GET", "/v1/runs", http.get("/v1/runs", params={"limit": "x"}))
+    c.check("GET", "/v1/runs/{id}", http.get(f"/v1/runs/{started['run_id']}"))
+    c.check("GET", "/v1/runs/{id}", http.get("/v1/runs/999999"))
+    c.check("GET", "/v1/stats", http.get("/v1/stats"))
+    c.check("POST", "/v1/reload", http.post("/v1/reload"))
+
+    target = tmp_path / "backup.db"
+    c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": str(target)}))
+    c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": str(target)}))  # 409: exists
+    c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": "relative.db"}))
+
+    c.check("GET", "/v1/health", http.get("/v1/health"))
+    c.check("GET", "/v1/health", http.get("/v1/health", params={"fresh": 1, "check_stale": 1, "http_status": 1}))
+    c.check("GET", "/v1/health", http.get("/v1/health", params={"stale_limit": 0}))
+    c.check("POST", "/v1/alerts/evaluate", http.post("/v1/alerts/evaluate", params={"wait": 0}))
+    c.check("POST", "/v1/alerts/evaluate", http.post("/v1/alerts/evaluate", params={"wait": -1}))
+    c.check("POST", "/v1/alerts/test", http.post("/v1/alerts/test", params={"wait": 0}))
+    c.check("POST", "/v1/alerts/test", http.post("/v1/alerts/test", params={"wait": 301}))
+    c.check("GET", "/v1/alerts", http.get("/v1/alerts"))
+    c.check("GET", "/v1/alerts", http.get("/v1/alerts", params={"limit": 0}))
+    silence = c.check("POST", "/v1/silences", http.post("/v1/silences", json={"check": "store", "duration": "1h"}))
+    c.check("POST", "/v1/silences", http.post("/v1/silences", json={"check": "nope", "duration": "1h"}))
+    c.check("GET", "/v1/silences", http.get("/v1/silences", params={"all": 1}))
+    c.check("GET", "/v1/silences", http.get("/v1/silences", params={"all": "perhaps"}))
+    c.check("DELETE", "/v1/silences/{id}", http.delete(f"/v1/silences/{silence['id']}"))
+    c.check("DELETE", "/v1/silences/{id}", http.delete(f"/v1/silences/{silence['id']}"))
+    c.check("DELETE", "/v1/shipments/{id}", http.delete(f"/v1/shipments/{shipment_id}"))
+    c.check("DELETE", "/v1/shipments/{id}", http.delete(f"/v1/shipments/{shipment_id}"))
+
+    c.check("GET", "/v1/events", http.get("/v1/events", params={"since": "soon"}))
+    kinds = check_event_lines(c, http)
+    assert {"loop.changed", "shipments.added", "sync.started", "silence.added", "heartbeat"} <= kinds
+
+    operations = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    succeeded = {(m, p) for m, p, status in c.seen if status < 300}
+    failed = {(m, p) for m, p, status in c.seen if status >= 400}
+    assert operations - succeeded == set(), "operations never seen succeeding"
+    only_common_errors = {
+        ("GET", "/v1/openapi.json"),
+        ("GET", "/v1/stats"),
+        ("GET", "/v1/loops"),
+        ("POST", "/v1/reload"),
+    }
+    assert operations - failed - only_common_errors == set(), "operations never seen failing"
+    log = daemon_subprocess.log.read_text(errors="replace")
+    assert "does not fit its wire type" not in log and "Traceback" not in log, log[-3000:]
+
+
+def check_event_lines(c: Conformance, http: httpx.Client) -> set[str]:
+    """Replay the event stream from the start until its first heartbeat; every line fits the document."""
+    kinds: set[str] = set()
+    with http.stream("GET", "/v1/events", params={"since": 0, "heartbeat": 0.2}) as response:
+        template = ("GET", "/v1/events")
+        operation = c.document["paths"][template[1]]["get"]
+        assert str(response.status_code) in operation["responses"]
+        content = operation["responses"][str(response.status_code)]["content"]
+        assert response.headers["content-type"] in content
+        schema = content[response.headers["content-type"]]["schema"]
+        for line in response.iter_lines():
+            event = json.loads(line)
+            c.validate(schema, event, f"event {event.get('type')}")
+            kinds.add(event["type"])
+            if event["type"] == "heartbeat":
+                break
+    c.seen.add(("GET", "/v1/events", 200))
+    return kinds
+
+
+JSON = {"content-type": "application/json"}
+FORM = {"content-type": "application/x-www-form-urlencoded"}

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("httpx", "anyio", "aiosqlite", "apprise", "textual", "hypercorn", "loguru", "rich", "starlette")
+HEAVY = ("httpx", "anyio", "aiosqlite", "apprise", "textual", "hypercorn", "loguru", "rich", "starlette", "msgspec")
 
 
 def _loaded_after(statement: str) -> list[str]:

@@ -1,0 +1,377 @@
+"""
+The shape of every /v1 answer about the daemon, its loops, shipments, sync runs, the store and health.
+
+msgspec Structs: the daemon converts what it built into these before it answers (so an answer
+that drifts from its type is a test failure, not a surprise for a client), the client decodes
+into them, and api/openapi.py derives the OpenAPI schemas from them. Timestamps are aware UTC
+datetimes, written as RFC 3339 with `Z`. Alert answers are in alerting.py, events in events.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+
+class Answer(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every answer: a field the type does not name is an error, in the daemon as in the client."""
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class ErrorBody(Answer):
+    code: str
+    message: str
+
+
+class ErrorAnswer(Answer):
+    """Every failure: `{"error": {"code", "message"}}` with a fitting HTTP status."""
+
+    error: ErrorBody
+
+
+# --- the daemon and its loops ---------------------------------------------------------------
+
+
+class LoopInfo(Answer):
+    name: str
+    schedule: str
+    paused: bool
+    running: bool
+    last_run_at: datetime | None
+    last_outcome: str
+    last_error: str
+    next_run_at: datetime | None
+    failures_in_a_row: int
+    failures_total: int
+    runs: int
+
+
+class LoopTriggered(LoopInfo):
+    """POST /v1/loops/{name}/trigger: the loop, and whether this started a run or joined one going."""
+
+    triggered: bool
+    joined: bool
+
+
+class ProviderInfo(Answer):
+    name: str
+    base_url: str
+
+
+class SyncProgress(Answer):
+    """The run going on now (status, GET /v1/runs/{id}, the sync.progress event)."""
+
+    run_id: int
+    trigger: str
+    started_at: datetime
+    planned: int
+    done: int
+    selected: int
+    updated: int
+    unchanged: int
+    failed: int
+    skipped: int
+    api_calls: int
+    retries: int
+    rate_limited: int
+    unknown_ids: list[str]
+    stop_reason: str
+
+
+class TableFigures(Answer):
+    rows: int
+    bytes: int
+
+
+class StoreInfo(Answer):
+    """The store; `tables` and the figures after it come from the retention loop's last measure (None before)."""
+
+    path: str
+    size_bytes: int
+    shipments: int
+    active: int
+    due_now: int
+    tables: dict[str, TableFigures] | None
+    free_bytes: int | None = None
+    auto_vacuum: str | None = None
+    measured_at: datetime | None = None
+
+
+class PingInfo(Answer):
+    at: datetime
+    kind: str
+    level: str
+    ok: bool
+    status: int | None
+    error: str
+    elapsed_s: float
+
+
+class HeartbeatInfo(Answer):
+    """The dead man's switch; URLs masked."""
+
+    url: str
+    fail_url: str
+    interval_s: float
+    last: PingInfo | None
+    last_ok_at: datetime | None
+
+
+class Status(Answer):
+    version: str
+    pid: int
+    state: str
+    uptime_s: float
+    config_file: str | None
+    provider: ProviderInfo
+    loops: list[LoopInfo]
+    sync: SyncProgress | None
+    store: StoreInfo
+    rate_limit_paused_until: datetime | None
+    heartbeat: HeartbeatInfo | None
+    event_seq: int  # subscribe to /v1/events?since= this to miss nothing after this answer
+
+
+class Reloaded(Answer):
+    reloaded: bool
+    changed: list[str]
+    needs_restart: list[str]
+
+
+class BackupWritten(Answer):
+    path: str
+    size_bytes: int
+    quick_check: str
+    rows: dict[str, int]
+    duration_s: float
+
+
+# --- shipments ------------------------------------------------------------------------------
+
+
+class Shipment(Answer):
+    id: str
+    carrier_code: str
+    tracking_number: str
+    reference: str
+    status_code: str | None  # None until the first sync; else one of names.STATUS_CODES
+    status_detail_code: str | None
+    status_description: str | None
+    exception_description: str | None
+    estimated_delivery_at: datetime | None
+    actual_delivery_at: datetime | None
+    last_synced_at: datetime | None
+    status_changed_at: datetime | None
+    next_sync_at: datetime | None
+    schedule_reason: str
+    consecutive_failures: int
+    last_error: str
+    last_error_kind: str
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TrackingEvent(Answer):
+    occurred_at: datetime
+    status_code: str
+    description: str
+    event_code: str
+    location: str
+
+
+class ShipmentDetail(Shipment):
+    events: list[TrackingEvent]  # newest first
+
+
+class ShipmentPage(Answer):
+    shipments: list[Shipment]
+    next_cursor: str | None  # pass as ?cursor= for the next page; None on the last
+
+
+class AddedShipment(Answer):
+    index: int  # the record's position in the request
+    id: str
+    carrier_code: str
+    tracking_number: str
+    reference: str
+
+
+class InvalidRecord(Answer):
+    index: int
+    error: str
+
+
+class ShipmentsAdded(Answer):
+    added: list[AddedShipment]
+    duplicates: list[AddedShipment]  # already tracked, under the id given
+    invalid: list[InvalidRecord]
+
+
+class DuplicateShipment(ShipmentsAdded):
+    """409 to a single shipment already tracked: the error, and the same report as a 200/201."""
+
+    error: ErrorBody
+
+
+class ShipmentRemoved(Answer):
+    removed: str
+
+
+class Why(Answer):
+    """When a shipment will next be checked, and why."""
+
+    id: str
+    state: str  # due, scheduled, terminal or expired
+    next_sync_at: datetime | None
+    reason: str
+    explanation: list[str]
+
+
+# --- sync runs ------------------------------------------------------------------------------
+
+
+class SyncStarted(Answer):
+    run_id: int
+    joined: bool  # a run was already going: this request joined it
+    trigger: str
+
+
+class PlannedShipment(Answer):
+    id: str
+    carrier_code: str
+    tracking_number: str
+    status_code: str | None
+    next_sync_at: datetime | None
+    why: str
+
+
+class SyncPlan(Answer):
+    """POST /v1/sync with dry_run: what a run would sync, without a request or a write."""
+
+    dry_run: bool
+    trigger: str
+    would_sync: int
+    shipments: list[PlannedShipment]
+    unknown_ids: list[str]
+
+
+class Run(Answer):
+    id: int
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    selected: int
+    updated: int
+    unchanged: int
+    failed: int
+    skipped: int
+    api_calls: int
+    retries: int
+    rate_limited: int
+    outcome: str
+    stop_reason: str
+
+
+class RunDetail(Run):
+    progress: SyncProgress | None = None  # while the run is going on
+
+
+class RunTotals(Answer):
+    runs: int
+    selected: int
+    updated: int
+    unchanged: int
+    failed: int
+    api_calls: int
+    retries: int
+    rate_limited: int
+
+
+class ShipmentFigures(Answer):
+    total: int
+    active: int
+    by_status: dict[str, int]
+    by_carrier: dict[str, int]
+    due_now: int
+    overdue: int
+
+
+class ApiFigures(Answer):
+    requests: int
+    retries: int
+    rate_limited: int
+    by_status: dict[str, int]
+    by_error: dict[str, int]
+    p50_s: float | None
+    p95_s: float | None
+
+
+class Forecast(Answer):
+    calls_per_hour: float
+    rate_limit_per_hour: int | None
+    utilisation: float | None
+
+
+class Stats(Answer):
+    shipments: ShipmentFigures
+    runs_24h: RunTotals
+    errors_24h: dict[str, int]
+    last_successful_run: Run | None
+    api: ApiFigures
+    forecast: Forecast
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+class Perf(Answer):
+    """A monitoring-plugin performance datum: 'label'=value[unit];warn;crit;min;max."""
+
+    label: str
+    value: float
+    unit: str
+    warn: str
+    crit: str
+    min: float | None
+    max: float | None
+
+
+class Check(Answer):
+    name: str  # one of names.CHECKS
+    level: str  # one of names.LEVELS
+    message: str
+    value: float | None
+    unit: str
+    warning: float | None
+    critical: float | None
+    lower_is_worse: bool
+    perf: list[Perf]
+    details: dict[str, Any]
+    threshold: str
+    value_text: str
+
+
+class HealthReport(Answer):
+    at: datetime
+    level: str
+    exit_code: int  # names.LEVEL_EXIT_CODES[level]
+    summary: str
+    host: str
+    version: str
+    trigger: str
+    checks: list[Check]
+    id: int | None = None  # the stored report's id
+    age_s: float | None = None
+    stale_shipments: list[Shipment] | None = None  # with ?check_stale=1
+
+
+def to_answer(value: object, kind: type[T]) -> T:
+    """*value* (dicts as the daemon builds them) as the wire type *kind*; raises if it does not fit."""
+    return msgspec.convert(value, kind)
