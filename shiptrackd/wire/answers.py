@@ -92,8 +92,9 @@ class TableFigures(Answer):
 class StoreInfo(Answer):
     """The store; `tables` and the figures after it come from the retention loop's last measure (None before)."""
 
-    path: str
-    size_bytes: int
+    path: str  # the SQLite file, or the PostgreSQL server (password masked)
+    backend: str  # sqlite or postgresql
+    size_bytes: int  # the file and its WAL; 0 on PostgreSQL (the server's disk)
     shipments: int
     active: int
     due_now: int

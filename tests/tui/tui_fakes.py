@@ -326,7 +326,6 @@ class FakeClient(ApiClient):
             "rate_limit_paused_until": None,
             "heartbeat": None,
             "event_seq": 100,
-            "notes": [],
         }
 
     async def loops(self) -> list[dict[str, Any]]:
