@@ -29,8 +29,10 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from shiptrackd.api.client import ApiClient
 from shiptrackd.errors import DaemonUnavailableError, ShiptrackError
 from shiptrackd.paths import default_socket
+from shiptrackd.wire import events as ev
 
 from . import daemon
+from .events import ConsoleEvent
 from .format import number
 from .messages import (
     AddShipmentRequested,
@@ -48,7 +50,7 @@ from .screens.dashboard import DashboardScreen
 from .screens.events import EventsScreen
 from .screens.modals import AddShipmentModal, ConfirmModal, HelpModal, LoopPickerModal
 from .screens.shipments import ShipmentsScreen
-from .state import ALERTS, CONNECTION, HEALTH, LOOPS, ConsoleState, notifications_of
+from .state import ALERTS, CONNECTION, HEALTH, LOOPS, ConsoleState
 from .themes import DARK, LIGHT
 
 ClientFactory = Callable[[], ApiClient]
@@ -111,9 +113,9 @@ class ShiptrackApp(App[int]):
         self.client: ApiClient | None = None
         self.state = ConsoleState()
         self.state_changed: Signal[set[str]] = Signal(self, "state-changed")
-        self.event_arrived: Signal[list[dict[str, Any]]] = Signal(self, "event-arrived")
+        self.event_arrived: Signal[list[ConsoleEvent]] = Signal(self, "event-arrived")
         self._pending_topics: set[str] = set()
-        self._pending_events: list[dict[str, Any]] = []
+        self._pending_events: list[ConsoleEvent] = []
         self._publish_timer: Timer | None = None
         self._refresh_timer: Timer | None = None
         self._alerts_timer: Timer | None = None
@@ -180,9 +182,9 @@ class ShiptrackApp(App[int]):
             await asyncio.sleep(wait)
             delay = min(delay * 2, self.backoff_s[1])
 
-    async def _events(self) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self) -> AsyncIterator[ConsoleEvent]:
         """The daemon's events from `last_seq` on; a silence longer than three heartbeats counts as a drop."""
-        stream = self.api.events(since=self.state.last_seq, heartbeat_s=self.heartbeat_s)
+        stream = daemon.events(self.api, since=self.state.last_seq, heartbeat_s=self.heartbeat_s)
         try:
             while True:
                 try:
@@ -196,8 +198,7 @@ class ShiptrackApp(App[int]):
                     raise DaemonUnavailableError(
                         f"shiptrackd at {self.socket_label} stopped answering (no heartbeat)"
                     ) from None
-                if isinstance(event, dict):
-                    yield event
+                yield event
         finally:
             await stream.aclose()
 
@@ -215,19 +216,19 @@ class ShiptrackApp(App[int]):
     def on_event_received(self, message: EventReceived) -> None:
         event = message.event
         topics = self.state.apply_event(event, self.clock())
-        kind = event.get("type")
-        if kind == "gap":
-            self._refresh_now()
-        elif kind == "config.reloaded":
-            self.notify(f"configuration reloaded; changed: {', '.join(event.get('changed') or []) or 'nothing'}")
-        elif isinstance(kind, str) and kind.startswith(("alert.", "silence.")):
-            self._refresh_alerts_soon()
-        elif kind == "provider.auth_failed":
-            self.notify(str(event.get("message") or "the API rejected the key"), severity="error", timeout=10)
+        match event:
+            case ev.Gap():
+                self._refresh_now()
+            case ev.ConfigReloaded():
+                self.notify(f"configuration reloaded; changed: {', '.join(event.changed) or 'nothing'}")
+            case ev.AlertQueued() | ev.AlertDelivered() | ev.SilenceAdded() | ev.SilenceRemovedEvent():
+                self._refresh_alerts_soon()
+            case ev.ProviderAuthFailed():
+                self.notify(event.message or "the API rejected the key", severity="error", timeout=10)
         # A busy sync streams hundreds of events a second: fold each in at once, but redraw at
         # most every UPDATE_S (screens get the topics and the new events in one batch).
         self._pending_topics |= topics
-        if kind != "heartbeat":
+        if not isinstance(event, ev.Heartbeat):
             self._pending_events.append(event)
         if self._publish_timer is None and (self._pending_topics or self._pending_events):
             self._publish_timer = self.set_timer(self.update_s, self._publish_pending)
@@ -292,10 +293,9 @@ class ShiptrackApp(App[int]):
     @work(exclusive=True, group="alerts", exit_on_error=False, name="alerts")
     async def refresh_alerts(self) -> None:
         try:
-            recent = await self.api.alerts(daemon.RECENT_ALERTS)
+            self.state.alerts = await daemon.alerts(self.api)
         except ShiptrackError:
             return
-        self.state.alerts = notifications_of(recent)
         self._publish({ALERTS})
 
     # --- actions: one short worker each --------------------------------------------------
@@ -340,9 +340,8 @@ class ShiptrackApp(App[int]):
 
     async def _plan_and_confirm(self, force: bool, ids: list[str] | None) -> None:
         """Ask the daemon what the sync would do (a dry run: no API call), then confirm with the count."""
-        plan = await self.api.sync(force=force, dry_run=True, shipments=ids)
-        count = int(plan.get("would_sync") or 0)
-        unknown = plan.get("unknown_ids") or []
+        plan = await daemon.plan_sync(self.api, force, ids)
+        count, unknown = plan.would_sync, plan.unknown_ids
         if ids:
             title = f"Sync {number(count)} selected shipment(s)?"
         elif force:
@@ -361,11 +360,11 @@ class ShiptrackApp(App[int]):
         self.confirm(title, body, go, confirm="Sync")
 
     async def _sync(self, force: bool, ids: list[str] | None) -> None:
-        result = await self.api.sync(force=force, shipments=ids)
-        if result.get("joined"):
-            self.notify(f"a sync is already running: joined run #{result.get('run_id')}")
+        result = await daemon.start_sync(self.api, force, ids)
+        if result.joined:
+            self.notify(f"a sync is already running: joined run #{result.run_id}")
         else:
-            self.notify(f"sync run #{result.get('run_id')} started ({result.get('trigger')})", title="Sync")
+            self.notify(f"sync run #{result.run_id} started ({result.trigger})", title="Sync")
 
     # health and alerts ---------------------------------------------------------------------
 
@@ -377,7 +376,7 @@ class ShiptrackApp(App[int]):
         self.start_action("Health check", self._health_check)
 
     async def _health_check(self) -> None:
-        self.state.health = await self.api.health(fresh=True)
+        self.state.health = await daemon.health_now(self.api)
         self._publish({HEALTH})
         level = self.state.health_level()
         severity = {"ok": "information", "warning": "warning", "critical": "error"}.get(level, "information")
@@ -396,9 +395,9 @@ class ShiptrackApp(App[int]):
         )
 
     async def _test_alert(self) -> None:
-        result = await self.api.alert_test()
+        result = await daemon.send_test_alert(self.api)
         summary = daemon.alert_test_summary(result)
-        failed = result.get("delivered") is False and bool(result.get("deliveries"))
+        failed = not result.delivered and bool(result.deliveries)
         self.notify(summary, title="Test alert", severity="warning" if failed else "information")
         self.refresh_alerts()
 
@@ -421,8 +420,8 @@ class ShiptrackApp(App[int]):
         self.start_action(f"{action.capitalize()} {name}", lambda: self._loop_action(name, action))
 
     async def _loop_action(self, name: str, action: str) -> None:
-        loop = await self.api.loop_action(name, action)
-        self.state.loops[str(loop["name"])] = loop
+        loop = await daemon.loop_action(self.api, name, action)
+        self.state.loops[loop.name] = loop
         self._publish({LOOPS})
         self.notify(f"loop {name} {'paused' if action == 'pause' else 'resumed'}", title="Loops")
 
@@ -441,14 +440,14 @@ class ShiptrackApp(App[int]):
         self.start_action("Add shipment", lambda: self._add(record))
 
     async def _add(self, record: dict[str, str]) -> None:
-        result = await self.api.add_shipments([record])
-        if result.get("added"):
-            added = result["added"][0]
-            self.notify(f"now tracking {added['carrier_code']} {added['tracking_number']} as {added['id']}")
-        elif result.get("duplicates"):
-            self.notify(f"already tracked as {result['duplicates'][0]['id']}", severity="warning")
-        elif result.get("invalid"):
-            self.notify(str(result["invalid"][0].get("error")), title="Add shipment failed", severity="error")
+        result = await daemon.add_shipment(self.api, record)
+        if result.added:
+            added = result.added[0]
+            self.notify(f"now tracking {added.carrier_code} {added.tracking_number} as {added.id}")
+        elif result.duplicates:
+            self.notify(f"already tracked as {result.duplicates[0].id}", severity="warning")
+        elif result.invalid:
+            self.notify(result.invalid[0].error, title="Add shipment failed", severity="error")
 
     # screens and themes --------------------------------------------------------------------------
 
@@ -468,7 +467,7 @@ class ShiptrackApp(App[int]):
         yield SystemCommand("Send test alert", "Notify every alert channel (asks first)", self.action_test_alert)
         yield SystemCommand("Add shipment", "Start tracking a shipment", self.action_add_shipment)
         for name, loop in self.state.loops.items():
-            verb = "resume" if loop.get("paused") else "pause"
+            verb = "resume" if loop.paused else "pause"
             yield SystemCommand(
                 f"{verb.capitalize()} loop {name}",
                 f"{verb} the {name} loop",

@@ -13,7 +13,10 @@ from typing import Any
 from textual.content import Content
 
 from shiptrackd.units import format_duration, parse_rfc3339
+from shiptrackd.wire import events as ev
 from shiptrackd.wire.names import STATUS_NAMES
+
+from .events import ConsoleEvent, RawEvent
 
 # Levels map onto theme variables, so dark and light themes both read well; the glyph and
 # the word carry the meaning on their own under NO_COLOR.
@@ -159,43 +162,45 @@ def status_content(code: Any, width: int) -> Content:
     return Content.styled(label, STATUS_STYLE.get(str(code), "")) if code in STATUS_STYLE else Content(label)
 
 
-def describe_event(event: dict[str, Any]) -> str:
-    """One line saying what an event means, for the event log; never raises on odd input."""
-    kind = str(event.get("type", "?"))
-    try:
-        if kind == "sync.started":
-            return f"run #{event.get('run_id')} started ({event.get('trigger')})"
-        if kind == "sync.progress":
+def describe_event(event: ConsoleEvent) -> str:
+    """One line saying what an event means, for the event log."""
+    match event:
+        case ev.SyncStartedEvent():
+            return f"run #{event.run_id} started ({event.trigger})"
+        case ev.SyncProgressEvent():
             return (
-                f"run #{event.get('run_id')}: {event.get('done')}/{event.get('selected')} done,"
-                f" {event.get('updated')} updated, {event.get('failed')} failed"
+                f"run #{event.run_id}: {event.done}/{event.selected} done,"
+                f" {event.updated} updated, {event.failed} failed"
             )
-        if kind == "sync.finished":
-            run = event.get("run") or {}
-            text = (
-                f"run #{run.get('id')} {run.get('outcome')}: {run.get('selected')} selected,"
-                f" {run.get('updated')} updated, {run.get('failed')} failed"
-            )
-            return f"{text} ({run['stop_reason']})" if run.get("stop_reason") else text
-        if kind == "shipment.status_changed":
-            return f"{event.get('id')}: {event.get('old') or 'new'} → {event.get('new')}"
-        if kind == "loop.changed":
-            loop = event.get("loop") or {}
-            state = "paused" if loop.get("paused") else "running" if loop.get("running") else "idle"
-            return f"loop {loop.get('name')} {state}; {loop.get('last_outcome') or ''}".rstrip("; ")
-        if kind == "shipments.added":
-            return f"{event.get('count')} shipment(s) added"
-        if kind == "shipments.removed":
-            return f"{event.get('id')} removed"
-        if kind == "config.reloaded":
-            return f"configuration reloaded; changed: {', '.join(event.get('changed') or []) or 'nothing'}"
-        if kind == "health.report":
-            return f"health {level_of(event['report']['level'])}"
-        if kind == "gap":
-            return f"missed events after #{event.get('seq')}; state reloaded"
-        if kind == "provider.auth_failed":
-            return f"the API rejected the key: {event.get('message')}"
-    except (AttributeError, TypeError, KeyError):
-        pass
-    extra = {k: v for k, v in event.items() if k not in ("seq", "type", "at")}
-    return ", ".join(f"{k}={v}" for k, v in extra.items())[:200]
+        case ev.SyncFinished():
+            run = event.run
+            text = f"run #{run.id} {run.outcome}"
+            if run.trigger is not None:
+                text += f": {run.selected} selected, {run.updated} updated, {run.failed} failed"
+            return f"{text} ({run.stop_reason})" if run.stop_reason else text
+        case ev.ShipmentStatusChanged():
+            return f"{event.id}: {event.old or 'new'} → {event.new}"
+        case ev.LoopChanged():
+            loop = event.loop
+            state = "paused" if loop.paused else "running" if loop.running else "idle"
+            return f"loop {loop.name} {state}; {loop.last_outcome}".rstrip("; ")
+        case ev.ShipmentsAddedEvent():
+            return f"{event.count} shipment(s) added"
+        case ev.ShipmentsRemoved():
+            return f"{event.id} removed"
+        case ev.ConfigReloaded():
+            return f"configuration reloaded; changed: {', '.join(event.changed) or 'nothing'}"
+        case ev.HealthReported():
+            return f"health {level_of(event.report.level)}"
+        case ev.Gap():
+            return f"missed events after #{event.seq}; state reloaded"
+        case ev.ProviderAuthFailed():
+            return f"the API rejected the key: {event.message}"
+        case ev.AlertQueued():
+            checks = ",".join(c.check for c in event.checks) or "test"
+            return f"notification #{event.notification_id}: {event.severity} {event.kind} {checks}"
+        case ev.AlertDelivered():
+            return f"notification #{event.notification_id} {event.status} via {event.channel}"
+        case RawEvent():
+            return ", ".join(f"{k}={v}" for k, v in event.data.items())[:200]
+    return ""

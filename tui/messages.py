@@ -5,9 +5,10 @@ that widgets post instead of calling the client themselves (STYLE.md §2, §6).
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.message import Message
+
+from .events import ConsoleEvent
+from .state import Snapshot
 
 # --- facts: what the event worker learned ---------------------------------------------
 
@@ -15,15 +16,15 @@ from textual.message import Message
 class SnapshotLoaded(Message):
     """A fresh picture of the daemon (status, runs, stats, health, alerts) arrived."""
 
-    def __init__(self, snapshot: dict[str, Any]) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
 
 
 class EventReceived(Message):
-    """One event from the daemon's stream (`seq`, `type`, `at`, data)."""
+    """One event from the daemon's stream, decoded (a RawEvent if this console cannot read it)."""
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: ConsoleEvent) -> None:
         super().__init__()
         self.event = event
 

@@ -3,8 +3,9 @@ What the console knows about the daemon: the last snapshot, folded with every
 event since. Plain Python (no widgets): apply a snapshot or an event, get back the
 topics that changed, and the screens redraw only those.
 
-Nothing here trusts the daemon's messages: an event of an unknown type is kept for
-the log and changes nothing else; a malformed one is dropped with a note.
+Everything here is a wire type (shiptrackd.wire), decoded once where it arrives
+(tui/daemon.py); an event the console cannot decode arrives as a RawEvent (events.py),
+is kept for the log and changes nothing else.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from .format import level_of, parse_at
+from shiptrackd.wire import events as ev
+from shiptrackd.wire.alerting import Notification
+from shiptrackd.wire.answers import HealthReport, LoopInfo, Run, Stats, Status, SyncProgress
+
+from .events import ConsoleEvent
+from .format import level_of
 
 MAX_RUNS = 20
 MAX_ALERTS = 20
@@ -36,11 +41,14 @@ DAEMON, LOOPS, SYNC, RUNS, HEALTH, ALERTS, API, SHIPMENTS, EVENTS, CONNECTION = 
 
 
 @dataclass
-class HealthCheck:
-    name: str
-    level: str
-    message: str
-    value: Any = None
+class Snapshot:
+    """One fresh picture of the daemon; health and alerts are None when their call failed."""
+
+    status: Status
+    runs: list[Run]
+    stats: Stats
+    health: HealthReport | None
+    alerts: list[Notification] | None
 
 
 @dataclass
@@ -49,120 +57,94 @@ class ConsoleState:
     ever_connected: bool = False
     disconnect_reason: str = ""
     retry_at: datetime | None = None
-    status: dict[str, Any] = field(default_factory=dict)
+    status: Status | None = None
     status_at: datetime | None = None  # console clock when `status` was fetched (uptime ticks from it)
-    loops: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sync: dict[str, Any] | None = None  # the running sync's progress
+    loops: dict[str, LoopInfo] = field(default_factory=dict)
+    sync: SyncProgress | None = None  # the running sync's progress
     sync_rate: float | None = None  # shipments per second in the running sync
-    runs: list[dict[str, Any]] = field(default_factory=list)  # newest first
-    stats: dict[str, Any] = field(default_factory=dict)
-    health: dict[str, Any] | None = None  # the last report (GET /v1/health), None before the first
-    alerts: list[dict[str, Any]] | None = None  # the alert log's notifications, newest first
-    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    runs: list[Run] = field(default_factory=list)  # newest first
+    stats: Stats | None = None
+    health: HealthReport | None = None  # the last report, None before the first
+    alerts: list[Notification] | None = None  # the alert log, newest first
+    added_since_status: int = 0  # shipments.added counts since `status` was fetched
+    events: deque[ConsoleEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     last_seq: int | None = None
     events_seen: int = 0
 
     # --- the snapshot --------------------------------------------------------------
 
-    def apply_snapshot(self, snap: dict[str, Any], now: datetime) -> set[str]:
-        """Replace what a snapshot covers; keys it lacks keep their last value."""
-        changed: set[str] = set()
-        if isinstance(snap.get("status"), dict):
-            self.status = snap["status"]
-            self.status_at = now
-            loops = self.status.get("loops")
-            if isinstance(loops, list):
-                self.loops = {str(lp.get("name")): lp for lp in loops if isinstance(lp, dict)}
-            sync = self.status.get("sync")
-            if isinstance(sync, dict):
-                self._set_sync(sync, now)
-            else:
-                self.sync, self.sync_rate = None, None
-            changed |= {DAEMON, LOOPS, SYNC}
-        if isinstance(snap.get("runs"), list):
-            self.runs = [r for r in snap["runs"] if isinstance(r, dict)][:MAX_RUNS]
-            changed.add(RUNS)
-        if isinstance(snap.get("stats"), dict):
-            self.stats = snap["stats"]
-            changed |= {API, SHIPMENTS}
-        if isinstance(snap.get("health"), dict):
-            self.health = snap["health"]
+    def apply_snapshot(self, snap: Snapshot, now: datetime) -> set[str]:
+        """Replace what a snapshot covers; a failed health or alerts call keeps the last one."""
+        self.status, self.status_at, self.added_since_status = snap.status, now, 0
+        self.loops = {loop.name: loop for loop in snap.status.loops}
+        self._set_sync(snap.status.sync, now)
+        self.runs = snap.runs[:MAX_RUNS]
+        self.stats = snap.stats
+        changed = {DAEMON, LOOPS, SYNC, RUNS, API, SHIPMENTS}
+        if snap.health is not None:
+            self.health = snap.health
             changed.add(HEALTH)
-        if isinstance(snap.get("alerts"), dict):
-            self.alerts = notifications_of(snap["alerts"])
+        if snap.alerts is not None:
+            self.alerts = snap.alerts[:MAX_ALERTS]
             changed.add(ALERTS)
         return changed
 
     # --- events ----------------------------------------------------------------------
 
-    def apply_event(self, event: dict[str, Any], now: datetime) -> set[str]:
-        """Fold one event in; returns the topics to redraw. Never raises on odd input."""
-        if not isinstance(event, dict):
-            return set()
-        seq = event.get("seq")
-        if isinstance(seq, int):
-            self.last_seq = seq
-        kind = event.get("type")
-        if kind == "heartbeat":
+    def apply_event(self, event: ConsoleEvent, now: datetime) -> set[str]:
+        """Fold one event in; returns the topics to redraw."""
+        if event.seq is not None:
+            self.last_seq = event.seq
+        if isinstance(event, ev.Heartbeat):
             return set()
         self.events.append(event)
         self.events_seen += 1
-        try:
-            return {EVENTS} | self._fold(str(kind), event, now)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return {EVENTS}
+        return {EVENTS} | self._fold(event, now)
 
-    def _fold(self, kind: str, event: dict[str, Any], now: datetime) -> set[str]:
-        if kind == "sync.started":
-            self.sync = {
-                "run_id": event["run_id"],
-                "trigger": event.get("trigger", ""),
-                "started_at": event.get("at"),
-                "done": 0,
-                "selected": 0,
-                "planned": event.get("planned", 0),
-            }
-            self.sync_rate = None
-            return {SYNC}
-        if kind == "sync.progress":
-            self._set_sync({k: v for k, v in event.items() if k not in ("seq", "type")}, parse_at(event.get("at")))
-            return {SYNC}
-        if kind == "sync.finished":
-            run = event.get("run") or {}
-            self.sync, self.sync_rate = None, None
-            if isinstance(run, dict) and "id" in run:
-                self.runs = [run, *[r for r in self.runs if r.get("id") != run["id"]]][:MAX_RUNS]
-            return {SYNC, RUNS}
-        if kind == "loop.changed":
-            loop = event["loop"]
-            self.loops[str(loop["name"])] = loop
-            return {LOOPS}
-        if kind == "shipments.added":
-            store = self.status.setdefault("store", {})
-            for key in ("shipments", "active", "due_now"):
-                if isinstance(store.get(key), int):
-                    store[key] += int(event.get("count", 0))
-            return {DAEMON, SHIPMENTS}
-        if kind == "shipments.removed":
-            return {SHIPMENTS}
-        if kind == "shipment.status_changed":
-            return {SHIPMENTS}
-        if kind == "health.report":
-            report = event["report"]
-            if isinstance(report, dict):
-                self.health = report
-            return {HEALTH}
-        if kind.startswith("alert."):  # says that the log changed, not how: the app re-reads it
-            return {ALERTS}
+    def _fold(self, event: ConsoleEvent, now: datetime) -> set[str]:
+        match event:
+            case ev.SyncStartedEvent():
+                started = SyncProgress(
+                    run_id=event.run_id,
+                    trigger=event.trigger,
+                    started_at=event.at,
+                    planned=event.planned or 0,
+                    **dict.fromkeys(COUNTERS, 0),
+                    unknown_ids=[],
+                    stop_reason="",
+                )
+                self._set_sync(started, event.at)
+                return {SYNC}
+            case ev.SyncProgressEvent():
+                fields = {name: getattr(event, name) for name in SyncProgress.__struct_fields__}
+                self._set_sync(SyncProgress(**fields), event.at)
+                return {SYNC}
+            case ev.SyncFinished():
+                self._set_sync(None, event.at)
+                run = finished_run(event.run)
+                if run is not None:
+                    self.runs = [run, *[r for r in self.runs if r.id != run.id]][:MAX_RUNS]
+                return {SYNC, RUNS}
+            case ev.LoopChanged():
+                self.loops[event.loop.name] = event.loop
+                return {LOOPS}
+            case ev.ShipmentsAddedEvent():
+                self.added_since_status += event.count
+                return {DAEMON, SHIPMENTS}
+            case ev.ShipmentsRemoved() | ev.ShipmentStatusChanged():
+                return {SHIPMENTS}
+            case ev.HealthReported():
+                self.health = event.report
+                return {HEALTH}
+            case ev.AlertQueued() | ev.AlertDelivered():  # say that the log changed, not how: the app re-reads it
+                return {ALERTS}
         return set()
 
-    def _set_sync(self, progress: dict[str, Any], at: datetime | None) -> None:
-        self.sync = progress
-        started = parse_at(progress.get("started_at"))
-        done = progress.get("done")
-        if started is not None and at is not None and isinstance(done, int):
-            elapsed = (at - started).total_seconds()
-            self.sync_rate = done / elapsed if elapsed > 0.5 else None
+    def _set_sync(self, progress: SyncProgress | None, at: datetime) -> None:
+        self.sync, self.sync_rate = progress, None
+        if progress is not None:
+            elapsed = (at - progress.started_at).total_seconds()
+            self.sync_rate = progress.done / elapsed if elapsed > 0.5 else None
 
     # --- connection -----------------------------------------------------------------
 
@@ -180,29 +162,37 @@ class ConsoleState:
     # --- derived views -----------------------------------------------------------
 
     def uptime_s(self, now: datetime) -> float | None:
-        base = self.status.get("uptime_s")
-        if not isinstance(base, int | float) or self.status_at is None:
+        if self.status is None or self.status_at is None:
             return None
         if not self.connected:
-            return float(base)
-        return float(base) + max(0.0, (now - self.status_at).total_seconds())
+            return self.status.uptime_s
+        return self.status.uptime_s + max(0.0, (now - self.status_at).total_seconds())
 
-    def health_checks(self) -> list[HealthCheck]:
-        return health_checks(self.health) if self.health is not None else []
+    def store_counts(self) -> tuple[int, int, int] | None:
+        """Shipments, active, due now: the status's figures plus what shipments.added events said since."""
+        if self.status is None:
+            return None
+        store, added = self.status.store, self.added_since_status
+        return store.shipments + added, store.active + added, store.due_now + added
 
     def health_level(self) -> str:
-        return level_of(self.health.get("level")) if self.health is not None else "unknown"
+        return level_of(self.health.level) if self.health is not None else "unknown"
 
 
-def health_checks(report: dict[str, Any]) -> list[HealthCheck]:
-    """The checks of a health report (GET /v1/health, event health.report), in the daemon's order."""
-    return [
-        HealthCheck(str(c.get("name")), level_of(c.get("level")), str(c.get("message") or ""), c.get("value"))
-        for c in report.get("checks") or []
-        if isinstance(c, dict)
-    ]
+COUNTERS = ("done", "selected", "updated", "unchanged", "failed", "skipped", "api_calls", "retries", "rate_limited")
 
 
-def notifications_of(answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """The notifications of GET /v1/alerts ({"notifications": [...], "states": ..., "channels": ...}), newest first."""
-    return [n for n in answer.get("notifications") or [] if isinstance(n, dict)][:MAX_ALERTS]
+def finished_run(run: ev.FinishedRun) -> Run | None:
+    """The run record a sync.finished event carries, or None when it has only the outcome (it could not be stored)."""
+    if run.trigger is None or run.started_at is None:
+        return None
+    counts = {name: getattr(run, name) or 0 for name in COUNTERS if name in Run.__struct_fields__}
+    return Run(
+        id=run.id,
+        trigger=run.trigger,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        outcome=run.outcome,
+        stop_reason=run.stop_reason,
+        **counts,
+    )

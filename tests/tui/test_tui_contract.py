@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 import pytest
 from conftest import daemon_config
-from tui_fakes import EVENTS, FakeClient
+from tui_fake_data import EVENTS
+from tui_fakes import FakeClient
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon

@@ -17,6 +17,7 @@ from textual.widgets import RichLog
 
 from shiptrackd.api.client import ApiClient
 from tui.app import ShiptrackApp
+from tui.events import event_type
 from tui.messages import DaemonDisconnected, DaemonReconnected, EventReceived, SnapshotLoaded
 from tui.screens.detail import ShipmentDetailScreen
 from tui.screens.modals import AddShipmentModal, ConfirmModal, LoopPickerModal
@@ -82,8 +83,8 @@ async def test_sync_key_runs_a_sync_in_the_daemon(running: Running) -> None:
         await until_daemon(finished)
         run = (await running.client.runs())[0]
         assert run["trigger"] == "manual" and run["selected"] == 3
-        await until(pilot, lambda: bool(app.state.runs) and app.state.runs[0]["id"] == run["id"])
-        kinds = {m.event.get("type") for m in messages if isinstance(m, EventReceived)}
+        await until(pilot, lambda: bool(app.state.runs) and app.state.runs[0].id == run["id"])
+        kinds = {event_type(m.event) for m in messages if isinstance(m, EventReceived)}
         assert {"sync.started", "sync.finished"} <= kinds
         await pilot.press("3")  # the event log tails what arrived
         await pilot.pause()
@@ -135,7 +136,7 @@ async def test_pause_and_resume_a_loop(running: Running) -> None:
         await until(pilot, lambda: isinstance(app.screen, LoopPickerModal))
         await pilot.press("enter")  # the first loop: sync
         await until_daemon(lambda: sync_paused(True))
-        await until(pilot, lambda: app.state.loops["sync"]["paused"] is True)
+        await until(pilot, lambda: app.state.loops["sync"].paused is True)
         await pilot.press("p")
         await until(pilot, lambda: isinstance(app.screen, LoopPickerModal))
         await pilot.press("enter")
@@ -222,7 +223,7 @@ async def test_shipments_page_end_select_and_sync(running: Running) -> None:
         detail = app.screen
         assert isinstance(detail, ShipmentDetailScreen)
         await until(pilot, lambda: detail.shipment is not None)
-        assert detail.shipment is not None and detail.shipment["id"] == ids[0]
+        assert detail.shipment is not None and detail.shipment.id == ids[0]
 
 
 async def test_search_filters_through_the_api(running: Running) -> None:
@@ -273,5 +274,5 @@ async def test_disconnect_banner_and_reconnect(short_tmp: Path, sandbox: Any) ->
             assert any(isinstance(m, DaemonReconnected) for m in messages)
             async with ApiClient(config.daemon.socket) as client:  # the stream is live again
                 await client.loop_action("health", "pause")
-            await until(pilot, lambda: app.state.loops["health"]["paused"] is True)
+            await until(pilot, lambda: app.state.loops["health"].paused is True)
             second.stop()

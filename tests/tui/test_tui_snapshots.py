@@ -24,10 +24,7 @@ async def settle(pilot: Any, ready: Callable[[], bool], timeout_s: float = 5.0) 
 def connected(app: Any) -> bool:
     """Snapshot loaded, the fake's few events folded in and drawn (they are batched every update_s)."""
     return (
-        app.state.connected
-        and isinstance(app.state.health, dict)
-        and app.state.events_seen == 3
-        and not app.redraw_pending
+        app.state.connected and app.state.health is not None and app.state.events_seen == 3 and not app.redraw_pending
     )
 
 

@@ -7,18 +7,44 @@ from typing import Any
 
 import pytest
 
+from shiptrackd.wire.answers import Shipment
+from tui.daemon import decode_event, notifications
+from tui.events import RawEvent
 from tui.format import countdown, describe_event, duration, fit, level_of
-from tui.state import ConsoleState, health_checks, notifications_of
+from tui.state import ConsoleState
 from tui.widgets.pages import PagedRows
 from tui.widgets.shipment_list import layout_columns
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 
 
-def page(start: int, n: int) -> list[dict[str, Any]]:
-    return [
-        {"id": f"ship_{i:08d}", "carrier_code": "ups", "tracking_number": f"1Z{i}"} for i in range(start, start + n)
-    ]
+def shipment(i: int) -> Shipment:
+    return Shipment(
+        id=f"ship_{i:08d}",
+        carrier_code="ups",
+        tracking_number=f"1Z{i}",
+        reference="",
+        status_code=None,
+        status_detail_code=None,
+        status_description=None,
+        exception_description=None,
+        estimated_delivery_at=None,
+        actual_delivery_at=None,
+        last_synced_at=None,
+        status_changed_at=None,
+        next_sync_at=NOW,
+        schedule_reason="new",
+        consecutive_failures=0,
+        last_error="",
+        last_error_kind="",
+        active=True,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def page(start: int, n: int) -> list[Shipment]:
+    return [shipment(i) for i in range(start, start + n)]
 
 
 def test_pages_walk_by_cursor_and_keep_only_a_window() -> None:
@@ -79,53 +105,52 @@ def test_columns_fit_the_width(width: int) -> None:
         "not even a dict",
     ],
 )
-def test_odd_events_never_raise(event: Any) -> None:
-    """An unexpected or malformed event is logged, never fatal."""
+def test_odd_events_are_kept_raw_and_change_nothing(event: Any) -> None:
+    """An unexpected or malformed event decodes as a RawEvent: logged, never folded, never fatal."""
     state = ConsoleState()
-    state.apply_snapshot({"status": {"store": {"shipments": 1}}, "runs": [], "stats": {}}, NOW)
-    state.apply_event(event, NOW)
+    decoded = decode_event(event)
+    assert isinstance(decoded, RawEvent)
+    assert state.apply_event(decoded, NOW) == {"events"}
+    assert list(state.events) == [decoded] and state.loops == {} and state.health is None
+    assert isinstance(describe_event(decoded), str)
 
 
 def test_sync_events_fold_into_progress_and_runs() -> None:
     """sync.started/progress/finished move the running sync and prepend the finished run."""
     state = ConsoleState()
-    at = NOW.isoformat()
-    later = (NOW + timedelta(seconds=10)).isoformat()
-    state.apply_event({"seq": 1, "type": "sync.started", "run_id": 7, "trigger": "manual", "at": at}, NOW)
-    topics = state.apply_event(
-        {"seq": 2, "type": "sync.progress", "run_id": 7, "started_at": at, "done": 50, "selected": 100, "at": later},
-        NOW,
-    )
-    assert (
-        "sync" in topics
-        and state.sync is not None
-        and state.sync["done"] == 50
-        and state.sync_rate == pytest.approx(5.0)
-    )
-    state.apply_event({"seq": 3, "type": "sync.finished", "run": {"id": 7, "outcome": "ok"}, "at": later}, NOW)
-    assert state.sync is None and state.runs[0]["id"] == 7 and state.last_seq == 3
+    at = "2025-03-14T12:00:00Z"
+    later = "2025-03-14T12:00:10Z"
+    counts = dict.fromkeys(("updated", "unchanged", "failed", "skipped", "api_calls", "retries", "rate_limited"), 0)
+    started = {"seq": 1, "type": "sync.started", "run_id": 7, "trigger": "manual", "planned": 100, "at": at}
+    progress = {
+        **{"seq": 2, "type": "sync.progress", "run_id": 7, "trigger": "manual", "started_at": at, "at": later},
+        **{"planned": 100, "done": 50, "selected": 100, **counts, "unknown_ids": [], "stop_reason": ""},
+    }
+    run = {"id": 7, "trigger": "manual", "started_at": at, "finished_at": later, "selected": 100, "done": 100}
+    run = {**run, **counts, "outcome": "ok", "stop_reason": "", "unknown_ids": []}
+    run.pop("done")
+    assert state.apply_event(decode_event(started), NOW) == {"events", "sync"}
+    topics = state.apply_event(decode_event(progress), NOW)
+    assert "sync" in topics and state.sync is not None
+    assert state.sync.done == 50 and state.sync_rate == pytest.approx(5.0)
+    state.apply_event(decode_event({"seq": 3, "type": "sync.finished", "run": run, "at": later}), NOW)
+    assert state.sync is None and state.runs[0].id == 7 and state.runs[0].outcome == "ok" and state.last_seq == 3
 
 
 def test_heartbeats_advance_the_sequence_only() -> None:
     """Heartbeats carry the resume point but are not kept as events."""
     state = ConsoleState()
-    assert state.apply_event({"seq": 9, "type": "heartbeat"}, NOW) == set()
+    assert state.apply_event(decode_event({"seq": 9, "type": "heartbeat"}), NOW) == set()
     assert state.last_seq == 9 and not state.events
 
 
-def test_health_reports_as_the_daemon_sends_them() -> None:
-    """A report's checks come as a list of objects; the report's own level is the overall one."""
-    report = {"at": NOW.isoformat(), "level": "warning", "checks": [{"name": "api_connectivity", "level": "ok"}]}
-    checks = health_checks(report)
-    assert [(c.name, c.level) for c in checks] == [("api_connectivity", "ok")]
-    assert ConsoleState(health=report).health_level() == "warning"
-    assert ConsoleState().health_level() == "unknown"
-
-
 def test_alerts_are_the_logs_notifications() -> None:
-    """GET /v1/alerts answers {"notifications": [...], "states": [...], "channels": [...]}."""
-    assert notifications_of({"notifications": [{"id": 1}, "junk"], "states": [], "channels": []}) == [{"id": 1}]
-    assert notifications_of({}) == []
+    """GET /v1/alerts answers {"notifications": [...], "states": [...], "channels": [...]}: objects, not names."""
+    notice = {"id": 1, "created_at": "2025-03-14T12:00:00Z", "kind": "firing", "severity": "critical"}
+    notice |= {"checks": [{"check": "store", "kind": "firing", "level": "critical"}], "title": "t", "body": ""}
+    notice |= {"deliveries": []}
+    got = notifications({"notifications": [notice], "states": [], "channels": []})
+    assert [c.check for n in got for c in n.checks] == ["store"]
 
 
 @pytest.mark.parametrize(
@@ -147,5 +172,6 @@ def test_countdown_and_fit() -> None:
 
 def test_describe_event_covers_unknown_types() -> None:
     """Every event gets a one-line description, known or not."""
-    assert "→ DE" in describe_event({"type": "shipment.status_changed", "id": "s", "old": "IT", "new": "DE"})
-    assert describe_event({"type": "x.y", "seq": 1, "foo": "bar"}) == "foo=bar"
+    changed = {"seq": 1, "type": "shipment.status_changed", "at": "2025-03-14T12:00:00Z", "id": "s", "run_id": 1}
+    assert "→ DE" in describe_event(decode_event({**changed, "old": "IT", "new": "DE"}))
+    assert describe_event(decode_event({"type": "x.y", "seq": 1, "foo": "bar"})) == "foo=bar"

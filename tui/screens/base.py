@@ -5,7 +5,7 @@ footer of key bindings below, and a subscription to the console's state topics.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker
 
+from ..events import ConsoleEvent
 from ..state import CONNECTION
 from ..widgets.banner import ConnectionBanner
 
@@ -47,12 +48,12 @@ class ConsoleScreen(Screen[None]):
     def on_state(self, topics: set[str]) -> None:
         """Redraw what *topics* cover; subclasses override."""
 
-    def _on_events(self, events: list[dict[str, Any]]) -> None:
+    def _on_events(self, events: list[ConsoleEvent]) -> None:
         for event in events:
             self.on_daemon_event(event)
 
-    def on_daemon_event(self, event: dict[str, Any]) -> None:
-        """One raw event from the stream (after the state folded it in); subclasses override."""
+    def on_daemon_event(self, event: ConsoleEvent) -> None:
+        """One event from the stream (after the state folded it in); subclasses override."""
 
     @on(Worker.StateChanged)
     def _worker_changed(self, event: Worker.StateChanged) -> None:

@@ -5,7 +5,6 @@ event timeline, newest first.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -15,6 +14,11 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import DataTable, Static
 
+from shiptrackd.wire import events as ev
+from shiptrackd.wire.answers import ShipmentDetail, Why
+
+from .. import daemon
+from ..events import ConsoleEvent
 from ..format import ago, clock_time, countdown, date_time, fit, status_content, status_label
 from ..messages import SyncRequested
 from .base import ConsoleScreen
@@ -31,8 +35,8 @@ class ShipmentDetailScreen(ConsoleScreen):
     def __init__(self, shipment_id: str) -> None:
         super().__init__()
         self.shipment_id = shipment_id
-        self.shipment: dict[str, Any] | None = None
-        self.why: dict[str, Any] | None = None
+        self.shipment: ShipmentDetail | None = None
+        self.why: Why | None = None
 
     def compose_body(self) -> ComposeResult:
         yield Static(Content.styled(f" {self.shipment_id} · loading…", "bold"), id="detail-title")
@@ -53,55 +57,49 @@ class ShipmentDetailScreen(ConsoleScreen):
         self.run_worker(self._load(), group="detail", exclusive=True, name="Load shipment", exit_on_error=False)
 
     async def _load(self) -> None:
-        client = self.console.api
-        self.shipment, self.why = await asyncio.gather(client.shipment(self.shipment_id), client.why(self.shipment_id))
+        self.shipment, self.why = await daemon.shipment(self.console.api, self.shipment_id)
         self.show()
 
     def show(self) -> None:
-        s = self.shipment or {}
+        s, why = self.shipment, self.why
+        if s is None or why is None:
+            return
         now = self.console.clock()
         title = self.query_one("#detail-title", Static)
         title.update(
             Content.assemble(
-                (f" {s.get('id', self.shipment_id)}", "bold"),
-                f" · {s.get('carrier_code', '?')} {s.get('tracking_number', '?')}",
-                f" · ref {s['reference']}" if s.get("reference") else "",
+                (f" {s.id}", "bold"),
+                f" · {s.carrier_code} {s.tracking_number}",
+                f" · ref {s.reference}" if s.reference else "",
                 "  ",
-                status_content(s.get("status_code"), 30),
+                status_content(s.status_code, 30),
             )
         )
         rows = [
-            (
-                "status",
-                f"{s.get('status_code') or '—'} {s.get('status_description') or status_label(s.get('status_code'))}",
-            ),
-            ("exception", s.get("exception_description") or "—"),
-            ("estimated", date_time(s.get("estimated_delivery_at"))),
-            ("delivered", date_time(s.get("actual_delivery_at"))),
-            ("status since", date_time(s.get("status_changed_at"))),
-            ("last synced", f"{date_time(s.get('last_synced_at'))}, {ago(s.get('last_synced_at'), now)}"),
-            ("added", date_time(s.get("created_at"))),
-            ("active", "yes" if s.get("active") else "no (terminal or expired)"),
+            ("status", f"{s.status_code or '—'} {s.status_description or status_label(s.status_code)}"),
+            ("exception", s.exception_description or "—"),
+            ("estimated", date_time(s.estimated_delivery_at)),
+            ("delivered", date_time(s.actual_delivery_at)),
+            ("status since", date_time(s.status_changed_at)),
+            ("last synced", f"{date_time(s.last_synced_at)}, {ago(s.last_synced_at, now)}"),
+            ("added", date_time(s.created_at)),
+            ("active", "yes" if s.active else "no (terminal or expired)"),
         ]
-        if s.get("consecutive_failures"):
-            rows.append(("failures", f"{s['consecutive_failures']} in a row: {s.get('last_error_kind')}"))
-            rows.append(("last error", s.get("last_error") or "—"))
-        facts = Content("\n").join(
-            Content.assemble((fit(label, 13), "$text-muted"), str(value)) for label, value in rows
-        )
+        if s.consecutive_failures:
+            rows.append(("failures", f"{s.consecutive_failures} in a row: {s.last_error_kind}"))
+            rows.append(("last error", s.last_error or "—"))
+        facts = Content("\n").join(Content.assemble((fit(label, 13), "$text-muted"), value) for label, value in rows)
         self.query_one("#detail-facts", Static).update(facts)
-        why = self.why or {}
-        nxt = why.get("next_sync_at")
-        explanation = [str(line) for line in why.get("explanation") or []]
+        nxt = why.next_sync_at
+        explanation = why.explanation
         if explanation and explanation[0].startswith(("due now", "next check at")):
             explanation = explanation[1:]  # the lines above already say it
         lines = [
             Content.assemble(
-                ("next   ", "$text-muted"),
-                f"{countdown(nxt, now)} ({clock_time(nxt)})" if nxt else str(why.get("state") or "—"),
+                ("next   ", "$text-muted"), f"{countdown(nxt, now)} ({clock_time(nxt)})" if nxt else why.state or "—"
             ),
-            Content.assemble(("state  ", "$text-muted"), str(why.get("state") or "—")),
-            Content.assemble(("why    ", "$text-muted"), str(why.get("reason") or "—")),
+            Content.assemble(("state  ", "$text-muted"), why.state or "—"),
+            Content.assemble(("why    ", "$text-muted"), why.reason or "—"),
             *(Content(f"• {line}") for line in explanation),
         ]
         self.query_one("#detail-why", Static).update(Content("\n").join(lines))
@@ -114,19 +112,19 @@ class ShipmentDetailScreen(ConsoleScreen):
             table.add_column("EVENT", key="event", width=spare * 3 // 5)
             table.add_column("LOCATION", key="location", width=spare - spare * 3 // 5)
         table.clear()
-        for i, event in enumerate(s.get("events") or []):
+        for i, event in enumerate(s.events):
             table.add_row(
-                Text(date_time(event.get("occurred_at")).replace(" UTC", "")),
-                Text(str(event.get("status_code") or "")),
-                Text(str(event.get("description") or "")),  # carrier text: never parsed as markup
-                Text(str(event.get("location") or "")),
+                Text(date_time(event.occurred_at).replace(" UTC", "")),
+                Text(event.status_code),
+                Text(event.description),  # carrier text: never parsed as markup
+                Text(event.location),
                 key=str(i),
             )
-        if not s.get("events"):
+        if not s.events:
             table.add_row("—", "", "no tracking events yet", "", key="none")
 
-    def on_daemon_event(self, event: dict[str, Any]) -> None:
-        if event.get("type") == "shipment.status_changed" and event.get("id") == self.shipment_id:
+    def on_daemon_event(self, event: ConsoleEvent) -> None:
+        if isinstance(event, ev.ShipmentStatusChanged) and event.id == self.shipment_id:
             self.reload()
 
     def action_reload(self) -> None:

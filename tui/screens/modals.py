@@ -5,7 +5,7 @@ Their CSS lives with them (STYLE.md §6: DEFAULT_CSS for self-contained widgets)
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -15,6 +15,8 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
+
+from shiptrackd.wire.answers import LoopInfo
 
 MODAL_CSS = """
 {name} {{ align: center middle; }}
@@ -118,14 +120,14 @@ class LoopPickerModal(ModalScreen[tuple[str, str] | None]):
     DEFAULT_CSS = MODAL_CSS.format(name="LoopPickerModal") + "LoopPickerModal OptionList { height: auto; }"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, loops: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, loops: dict[str, LoopInfo]) -> None:
         super().__init__()
         self.loops = loops
 
     def compose(self) -> ComposeResult:
         options = []
         for name, loop in self.loops.items():
-            paused = bool(loop.get("paused"))
+            paused = loop.paused
             verb = "resume" if paused else "pause"
             prompt = Content.assemble(
                 (f"{verb:<7}", "bold"), f"{name:<8}", (f"({'paused' if paused else 'running'})", "$text-muted")

@@ -16,8 +16,11 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Select
 
+from shiptrackd.wire import events as ev
 from shiptrackd.wire.names import NO_STATUS, STATUS_NAMES
 
+from .. import daemon
+from ..events import ConsoleEvent
 from ..format import number
 from ..messages import SyncRequested
 from ..state import SHIPMENTS
@@ -86,17 +89,16 @@ class ShipmentsScreen(ConsoleScreen):
     def estimate(self, filters: dict[str, Any]) -> int | None:
         """A row count the daemon already told us, when one fits the filters (None: unknown until walked)."""
         state = self.console.state
-        shipments = (state.stats or {}).get("shipments") or {}
-        if filters["search"]:
+        if filters["search"] or (filters["status"] and filters["carrier"]):
             return None
-        if filters["status"] and filters["carrier"]:
-            return None
-        if filters["status"]:
-            return (shipments.get("by_status") or {}).get(filters["status"], 0) if shipments else None
-        if filters["carrier"]:
-            return (shipments.get("by_carrier") or {}).get(filters["carrier"], 0) if shipments else None
-        total = (state.status.get("store") or {}).get("shipments")
-        return total if isinstance(total, int) else None
+        if filters["status"] or filters["carrier"]:
+            if state.stats is None:
+                return None
+            figures = state.stats.shipments
+            by = figures.by_status if filters["status"] else figures.by_carrier
+            return by.get(filters["status"] or filters["carrier"], 0)
+        counts = state.store_counts()
+        return None if counts is None else counts[0]
 
     def reload(self) -> None:
         self.workers.cancel_group(self, "pages")
@@ -121,7 +123,8 @@ class ShipmentsScreen(ConsoleScreen):
         self.reload()
 
     def _update_carriers(self) -> None:
-        by_carrier = ((self.console.state.stats or {}).get("shipments") or {}).get("by_carrier") or {}
+        stats = self.console.state.stats
+        by_carrier = stats.shipments.by_carrier if stats is not None else {}
         carriers = sorted(c for c in by_carrier if c and c != "none")
         if carriers != self._carriers:
             select = self.query_one("#carrier-filter", Select)
@@ -146,11 +149,11 @@ class ShipmentsScreen(ConsoleScreen):
     async def _fetch_page(self, generation: int, index: int, cursor: str | None, limit: int) -> None:
         listing = self.query_one(ShipmentList)
         try:
-            page = await self.console.api.shipments(**self.filters(), cursor=cursor, limit=limit)
+            page = await daemon.shipments(self.console.api, **self.filters(), cursor=cursor, limit=limit)
         except Exception:
             listing.page_failed(generation)
             raise
-        listing.page_loaded(generation, index, list(page.get("shipments") or []), page.get("next_cursor"))
+        listing.page_loaded(generation, index, page.shipments, page.next_cursor)
 
     @on(ShipmentList.Changed)
     def _list_changed(self) -> None:
@@ -187,12 +190,11 @@ class ShipmentsScreen(ConsoleScreen):
         if TICK in topics:
             self.query_one(ShipmentList).refresh()
 
-    def on_daemon_event(self, event: dict[str, Any]) -> None:
+    def on_daemon_event(self, event: ConsoleEvent) -> None:
         listing = self.query_one(ShipmentList)
-        kind = event.get("type")
-        if kind == "shipment.status_changed" and isinstance(event.get("id"), str):
-            listing.update_status(event["id"], event.get("new"))
-        elif kind == "shipments.added":
+        if isinstance(event, ev.ShipmentStatusChanged):
+            listing.update_status(event.id, event.new)
+        elif isinstance(event, ev.ShipmentsAddedEvent):
             listing.more_may_exist()
 
     # --- actions -------------------------------------------------------------------

@@ -13,9 +13,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from ..format import parse_at
+from shiptrackd.wire.answers import Shipment
 
 
 @dataclass
@@ -32,18 +31,18 @@ class Row:
     failures: int
 
     @classmethod
-    def from_api(cls, item: dict[str, Any]) -> Row:
+    def from_api(cls, item: Shipment) -> Row:
         return cls(
-            id=str(item.get("id", "")),
-            carrier=str(item.get("carrier_code") or ""),
-            tracking=str(item.get("tracking_number") or ""),
-            reference=str(item.get("reference") or ""),
-            status=item.get("status_code") or None,
-            status_description=str(item.get("status_description") or ""),
-            last_synced_at=parse_at(item.get("last_synced_at")),
-            next_sync_at=parse_at(item.get("next_sync_at")),
-            active=bool(item.get("active", True)),
-            failures=int(item.get("consecutive_failures") or 0),
+            id=item.id,
+            carrier=item.carrier_code,
+            tracking=item.tracking_number,
+            reference=item.reference,
+            status=item.status_code or None,
+            status_description=item.status_description or "",
+            last_synced_at=item.last_synced_at,
+            next_sync_at=item.next_sync_at,
+            active=item.active,
+            failures=item.consecutive_failures,
         )
 
 
@@ -110,8 +109,8 @@ class PagedRows:
                 return walk, self.cursors[walk]
         return None
 
-    def add_page(self, index: int, items: list[dict[str, Any]], next_cursor: str | None) -> None:
-        rows = [Row.from_api(item) for item in items if isinstance(item, dict)]
+    def add_page(self, index: int, items: list[Shipment], next_cursor: str | None) -> None:
+        rows = [Row.from_api(item) for item in items]
         self.pages[index] = rows
         self.pages.move_to_end(index)
         for i, row in enumerate(rows):

@@ -18,10 +18,15 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
+from shiptrackd.wire.alerting import DeliveryBrief, Notification
+
+from ..events import event_at, event_type
 from ..format import (
     LEVEL_GLYPH,
     ago,
+    clock_time,
     countdown,
+    describe_event,
     duration,
     fit,
     level_badge,
@@ -29,7 +34,6 @@ from ..format import (
     ms,
     number,
     outcome_word,
-    parse_at,
     styled,
 )
 from ..state import ConsoleState
@@ -78,31 +82,27 @@ class DaemonBar(Panel):
     """One line: state, version, uptime, store size."""
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
-        s = state.status
-        if not s:
+        s, counts = state.status, state.store_counts()
+        if s is None or counts is None:
             return _muted(f" connecting to shiptrackd at {self.console.socket_label} …")
-        daemon_state = str(s.get("state", "?"))
+        daemon_state = s.state
         if state.connected:
             dot = styled("● ", "ok" if daemon_state == "running" else "warning")
             head = styled(daemon_state, "ok" if daemon_state == "running" else "warning")
         else:
             dot = styled("○ ", "critical")
             head = styled(f"disconnected (last seen {daemon_state})", "critical")
-        store = s.get("store") or {}
+        shipments, active, due = counts
         parts = [
-            f"v{s.get('version', '?')}",
+            f"v{s.version}",
             f"up {duration(state.uptime_s(now))}",
-            f"{number(store.get('shipments'))} shipments",
-            f"{number(store.get('active'))} active",
-            f"{number(store.get('due_now'))} due",
+            f"{number(shipments)} shipments",
+            f"{number(active)} active",
+            f"{number(due)} due",
         ]
-        paused = s.get("rate_limit_paused_until")
-        if paused:
-            parts.append(f"429 pause until {str(paused)[11:19]}")
-        optional = [f"pid {s.get('pid', '?')}"]
-        provider = s.get("provider") or {}
-        if provider.get("name"):
-            optional.append(f"provider {provider['name']}")
+        if s.rate_limit_paused_until is not None:
+            parts.append(f"429 pause until {clock_time(s.rate_limit_paused_until)}")
+        optional = [f"pid {s.pid}", f"provider {s.provider.name}"]
         sep = " │ " if width < 100 else "  │  "
         line = Content.assemble(" ", dot, head, sep, sep.join(parts))
         for extra in optional:
@@ -123,29 +123,29 @@ class LoopsPanel(Panel):
         cols.append(("OUTCOME", max(width - used, 8)))
         lines = [Content.styled(" ".join(fit(t, w) for t, w in cols), "bold")]
         for name, loop in state.loops.items():
-            if loop.get("paused"):
+            if loop.paused:
                 st, key = "paused", "warning"
-            elif loop.get("running"):
+            elif loop.running:
                 st, key = "running", "running"
             else:
                 st, key = "idle", ""
-            nxt = "paused" if loop.get("paused") else "running" if loop.get("running") else ""
-            nxt = nxt or (countdown(loop.get("next_run_at"), now) if state.connected else "—")
-            outcome = str(loop.get("last_outcome") or "—")
-            if loop.get("failures_in_a_row"):
-                outcome = f"{loop['failures_in_a_row']}× failed: {loop.get('last_error') or outcome}"
-            okey = "failed" if loop.get("failures_in_a_row") else outcome_word(outcome)
+            nxt = "paused" if loop.paused else "running" if loop.running else ""
+            nxt = nxt or (countdown(loop.next_run_at, now) if state.connected else "—")
+            outcome = loop.last_outcome or "—"
+            if loop.failures_in_a_row:
+                outcome = f"{loop.failures_in_a_row}× failed: {loop.last_error or outcome}"
+            okey = "failed" if loop.failures_in_a_row else outcome_word(outcome)
             lines.append(
                 Content.assemble(
                     fit(name, cols[0][1]),
                     " ",
-                    fit(loop.get("schedule"), cols[1][1]),
+                    fit(loop.schedule, cols[1][1]),
                     " ",
                     styled(fit(st, cols[2][1]), key),
                     " ",
                     fit(nxt, cols[3][1]),
                     " ",
-                    fit(ago(loop.get("last_run_at"), now), cols[4][1]),
+                    fit(ago(loop.last_run_at, now), cols[4][1]),
                     " ",
                     styled(fit(outcome, cols[5][1]), okey if okey in ("failed",) else None),
                 )
@@ -172,28 +172,27 @@ class SyncPanel(Vertical):
         bar = self.query_one("#sync-bar", ProgressBar)
         detail = self.query_one("#sync-detail", Static)
         sync = state.sync
-        if sync:
-            done = int(sync.get("done") or 0)
+        if sync is not None:
+            done = sync.done
             # planned is known at the start; selected only grows batch by batch (bar would step back)
-            selected = max(int(sync.get("planned") or 0), int(sync.get("selected") or 0), done)
+            selected = max(sync.planned, sync.selected, done)
             rate = f"{state.sync_rate:.1f}/s" if state.sync_rate else "—/s"
             head.update(
                 Content.assemble(
                     styled("▶ running", "running"),
-                    f"  run #{sync.get('run_id')} · {sync.get('trigger') or '?'} · started"
-                    f" {ago(sync.get('started_at'), now)}",
+                    f"  run #{sync.run_id} · {sync.trigger or '?'} · started {ago(sync.started_at, now)}",
                 )
             )
             bar.update(total=max(selected, 1), progress=done)
-            failed = int(sync.get("failed") or 0)
+            failed = sync.failed
             if not selected:
                 detail.update(_muted("selecting the shipments to sync…"))
                 return
             detail.update(
                 Content.assemble(
-                    f"{number(done)}/{number(selected)} done · {rate} · {number(sync.get('updated') or 0)} updated · ",
+                    f"{number(done)}/{number(selected)} done · {rate} · {number(sync.updated)} updated · ",
                     styled(f"{number(failed)} failed", "failed" if failed else None),
-                    f" · {number(sync.get('retries') or 0)} retries · {number(sync.get('rate_limited') or 0)} × 429",
+                    f" · {number(sync.retries)} retries · {number(sync.rate_limited)} × 429",
                 )
             )
             return
@@ -203,30 +202,26 @@ class SyncPanel(Vertical):
             bar.update(total=1, progress=0)
             detail.update(_muted("press r to sync the due shipments, f to force a full sync"))
             return
-        outcome = str(last.get("outcome") or "?")
+        outcome = last.outcome or "?"
         head.update(
             Content.assemble(
                 "idle · last run ",
-                f"#{last.get('id')} {last.get('trigger', '')} ",
+                f"#{last.id} {last.trigger} ",
                 styled(outcome, outcome),
-                f" {ago(last.get('finished_at') or last.get('started_at'), now)}",
+                f" {ago(last.finished_at or last.started_at, now)}",
             )
         )
-        selected = int(last.get("selected") or 0)
+        selected = last.selected
         # An idle bar shows how far the last run got (full when it had nothing to do).
-        bar.update(total=max(selected, 1), progress=selected - int(last.get("skipped") or 0) if selected else 1)
-        failed = int(last.get("failed") or 0)
+        bar.update(total=max(selected, 1), progress=selected - last.skipped if selected else 1)
+        failed = last.failed
         detail.update(
             Content.assemble(
-                f"{number(selected)} selected · {number(last.get('updated'))} updated · ",
-                f"{number(last.get('unchanged'))} unchanged · ",
+                f"{number(selected)} selected · {number(last.updated)} updated · ",
+                f"{number(last.unchanged)} unchanged · ",
                 styled(f"{number(failed)} failed", "failed" if failed else None),
-                f" · {number(last.get('api_calls'))} calls",
-                *(
-                    [" · ", styled(str(last["stop_reason"]), "warning")]
-                    if last.get("stop_reason")
-                    else list[Content | str]()
-                ),
+                f" · {number(last.api_calls)} calls",
+                *([" · ", styled(last.stop_reason, "warning")] if last.stop_reason else list[Content | str]()),
             )
         )
 
@@ -238,23 +233,17 @@ class HealthPanel(Panel):
         report = state.health
         if report is None:
             return _muted("no health report yet · press h to run the checks")
-        at = report.get("at")
         overall = state.health_level()
-        lines = [
-            Content.assemble("overall ", level_badge(overall, 11), _muted(f" checked {ago(at, now)}" if at else ""))
-        ]
-        checks = state.health_checks()
+        lines = [Content.assemble("overall ", level_badge(overall, 11), _muted(f" checked {ago(report.at, now)}"))]
+        checks = report.checks
         compact = width < 56  # glyph only: ✔ ▲ ✖ still say it without colour
         badge_w = 2 if compact else 11
         name_w = min(max((len(c.name) for c in checks), default=8), 14 if compact else 18)
         msg_w = max(width - badge_w - name_w - 2, 8)
         for check in checks:
-            badge = (
-                styled(f"{LEVEL_GLYPH.get(check.level, '?')} ", check.level)
-                if compact
-                else level_badge(check.level, 11)
-            )
-            lines.append(Content.assemble(badge, fit(check.name, name_w), "  ", fit(check.message or "", msg_w)))
+            level = level_of(check.level)
+            badge = styled(f"{LEVEL_GLYPH.get(level, '?')} ", level) if compact else level_badge(level, 11)
+            lines.append(Content.assemble(badge, fit(check.name, name_w), "  ", fit(check.message, msg_w)))
         if len(lines) == 1:
             lines.append(_muted("the report has no checks"))
         return _rows(lines)
@@ -281,15 +270,14 @@ class RunsPanel(Panel):
         head = "SEL/UPD/FAIL" if counts_w >= 12 else "S/U/F"
         lines = [Content.styled(" ".join([*(fit(t, w) for t, w in cols), fit(head, counts_w)]), "bold")]
         for run in state.runs[: self.limit]:
-            outcome = str(run.get("outcome") or "?")
-            start, end = run.get("started_at"), run.get("finished_at")
-            s_at, e_at = parse_at(start), parse_at(end)
-            took = duration((e_at - s_at).total_seconds()) if s_at and e_at else "—"
-            when = ago(start, now) if wide else duration((now - s_at).total_seconds()) if s_at else "—"
-            counts = f"{run.get('selected', 0)}/{run.get('updated', 0)}/{run.get('failed', 0)}"
-            trigger = str(run.get("trigger") or "")
+            outcome = run.outcome or "?"
+            start, end = run.started_at, run.finished_at
+            took = duration((end - start).total_seconds()) if end is not None else "—"
+            when = ago(start, now) if wide else duration((now - start).total_seconds())
+            counts = f"{run.selected}/{run.updated}/{run.failed}"
+            trigger = run.trigger
             cells: list[Content | str] = [
-                fit(f"#{run.get('id')}", cols[0][1]),
+                fit(f"#{run.id}", cols[0][1]),
                 " ",
                 fit(trigger if wide else TRIGGER_SHORT.get(trigger, trigger), cols[1][1]),
                 " ",
@@ -320,9 +308,9 @@ class AlertsPanel(Panel):
         when_w = 10 if width >= 44 else 0
         check_w = max(min(width - badge_w - 10 - 11 - when_w - 3, 20), 8)
         for alert in state.alerts[: self.limit]:
-            level = level_of(alert.get("severity"))
-            kind = str(alert.get("kind") or "")
-            delivery = delivery_summary(alert.get("deliveries") or [])
+            level = level_of(alert.severity)
+            kind = alert.kind
+            delivery = delivery_summary(alert.deliveries)
             badge = styled(f"{LEVEL_GLYPH.get(level, '?')} ", level) if compact else level_badge(level, 11)
             cells: list[Content | str] = [
                 badge,
@@ -333,24 +321,24 @@ class AlertsPanel(Panel):
                 styled(fit(delivery, 10), delivery.split(" ")[0]),  # 'failed 1/2'
             ]
             if when_w:
-                cells += [" ", fit(ago(alert.get("created_at"), now), when_w)]
+                cells += [" ", fit(ago(alert.created_at, now), when_w)]
             lines.append(Content.assemble(*cells))
         return _rows(lines)
 
 
-def checks_of(alert: dict[str, Any]) -> str:
+def checks_of(alert: Notification) -> str:
     """The names of the checks a notification is about ("test" for a test notice)."""
-    names = [str(c.get("check")) for c in alert.get("checks") or [] if isinstance(c, dict)]
+    names = [c.check for c in alert.checks]
     if names:
         return ",".join(names)
-    return "test" if alert.get("kind") == "test" else str(alert.get("title") or "?")
+    return "test" if alert.kind == "test" else alert.title or "?"
 
 
-def delivery_summary(deliveries: list[dict[str, Any]]) -> str:
+def delivery_summary(deliveries: list[DeliveryBrief]) -> str:
     """'sent 2/2', 'failed 1/2' or 'pending 1/2' from a notification's per-channel deliveries."""
     if not deliveries:
         return "—"
-    states = [str(d.get("status") or "") for d in deliveries]
+    states = [d.status for d in deliveries]
     sent = states.count("sent")
     for word in ("failed", "sending", "pending"):
         if word in states:
@@ -363,39 +351,31 @@ class ApiPanel(Panel):
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         stats = state.stats
-        api = stats.get("api") if isinstance(stats, dict) else None
-        if not isinstance(api, dict):
+        if stats is None:
             return _muted("no API figures yet")
-        by_status = api.get("by_status") or {}
-        status_text = " ".join(f"{k}:{v}" for k, v in sorted(by_status.items())) or "—"
-        limited = api.get("rate_limited") or 0
+        api, runs, forecast = stats.api, stats.runs_24h, stats.forecast
+        status_text = " ".join(f"{k}:{v}" for k, v in sorted(api.by_status.items())) or "—"
         lines = [
             Content.assemble(
-                f"requests {number(api.get('requests'))} · retries {number(api.get('retries'))} · ",
-                styled(f"429s {number(limited)}", "warning" if limited else None),
+                f"requests {number(api.requests)} · retries {number(api.retries)} · ",
+                styled(f"429s {number(api.rate_limited)}", "warning" if api.rate_limited else None),
             ),
-            Content(f"latency p50 {ms(api.get('p50_s'))} · p95 {ms(api.get('p95_s'))}"),
+            Content(f"latency p50 {ms(api.p50_s)} · p95 {ms(api.p95_s)}"),
             Content(fit(f"by status {status_text}", width)),
-        ]
-        runs = stats.get("runs_24h") or {}
-        if runs:
-            lines.append(
-                Content(
-                    fit(
-                        f"24h: {number(runs.get('runs'))} runs · {number(runs.get('api_calls'))} calls"
-                        f" · {number(runs.get('failed'))} failed",
-                        width,
-                    )
+            Content(
+                fit(
+                    f"24h: {number(runs.runs)} runs · {number(runs.api_calls)} calls · {number(runs.failed)} failed",
+                    width,
                 )
+            ),
+        ]
+        text = f"forecast {number(forecast.calls_per_hour)}/h"
+        if forecast.rate_limit_per_hour:
+            used = forecast.utilisation
+            text += f" of {number(forecast.rate_limit_per_hour)}/h" + (
+                f" ({used * 100:.0f}%)" if used is not None else ""
             )
-        forecast = stats.get("forecast") or {}
-        if forecast.get("calls_per_hour") is not None:
-            limit = forecast.get("rate_limit_per_hour")
-            used = forecast.get("utilisation")
-            text = f"forecast {number(forecast['calls_per_hour'])}/h"
-            if limit:
-                text += f" of {number(limit)}/h" + (f" ({used * 100:.0f}%)" if isinstance(used, int | float) else "")
-            lines.append(Content(fit(text, width)))
+        lines.append(Content(fit(text, width)))
         return _rows(lines)
 
 
@@ -403,19 +383,16 @@ class RecentEventsPanel(Panel):
     """The latest events, as many as fit; the full log is on the events screen (3)."""
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
-        from ..format import clock_time, describe_event
-
         room = max(self.content_size.height, 1)
         events = list(state.events)[-room:]
         if not events:
             return _muted("no events yet: they appear here as the daemon publishes them")
         lines = []
         for event in events:
-            kind = str(event.get("type", "?"))
             lines.append(
                 Content.assemble(
-                    (f"{clock_time(event.get('at'))} ", "$text-muted"),
-                    (fit(kind, 24), "bold"),
+                    (f"{clock_time(event_at(event))} ", "$text-muted"),
+                    (fit(event_type(event), 24), "bold"),
                     " ",
                     describe_event(event),
                 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
@@ -23,6 +23,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from shiptrackd.wire.answers import Shipment
 
 from ..format import countdown, fit, status_label
 from .pages import PagedRows, Row
@@ -148,7 +150,7 @@ class ShipmentList(ScrollView, can_focus=True):
         self.refresh()
         self.want_pages()
 
-    def page_loaded(self, generation: int, index: int, items: list[dict[str, Any]], next_cursor: str | None) -> None:
+    def page_loaded(self, generation: int, index: int, items: list[Shipment], next_cursor: str | None) -> None:
         if generation != self.generation:
             return  # an answer for filters no longer shown
         self.pending = None

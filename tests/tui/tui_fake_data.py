@@ -1,0 +1,286 @@
+"""
+The fake daemon's fixed data, typed as the wire types (an unknown or missing field fails at import):
+loops, runs, a health report, the alert log and a few events, all around a fixed NOW.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shiptrackd.wire.alerting import Alerts, AlertStateInfo, ChannelInfo, Notification
+from shiptrackd.wire.answers import HealthReport, LoopInfo, Run, Shipment, to_answer
+
+SOCKET = "/run/shiptrackd/control.sock"
+NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
+CARRIERS = ("ups", "fedex", "usps", "dhl_express")
+STATUSES = ("IT", "DE", "NY", "AC", "EX", "AT", "SP", "DE", "IT", "DE")
+DESCRIPTIONS = {
+    "IT": "In Transit",
+    "DE": "Delivered",
+    "NY": "Not Yet In System",
+    "AC": "Accepted",
+    "EX": "Exception",
+    "AT": "Delivery Attempt",
+    "SP": "Delivered To Service Point",
+}
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+def fake_shipment(i: int) -> Shipment:
+    """Shipment number *i*, the same every time."""
+    return to_answer(shipment_data(i), Shipment)
+
+
+def shipment_data(i: int) -> dict[str, Any]:
+    status = STATUSES[i % len(STATUSES)]
+    carrier = CARRIERS[i % len(CARRIERS)]
+    created = NOW - timedelta(days=3, seconds=i)
+    active = status != "DE" or i % 3 == 0
+    return {
+        "id": f"ship_{i:011x}{(i * 2654435761) % 2**32:08x}",
+        "carrier_code": carrier,
+        "tracking_number": f"1Z{i:016d}" if carrier == "ups" else f"94{i:018d}",
+        "reference": f"ORDER-{10000 + i}",
+        "status_code": status,
+        "status_detail_code": "",
+        "status_description": DESCRIPTIONS[status],
+        "exception_description": "Address unknown" if status == "EX" else "",
+        "estimated_delivery_at": iso(NOW + timedelta(days=1)) if status in ("IT", "AC") else None,
+        "actual_delivery_at": iso(NOW - timedelta(hours=5)) if status == "DE" else None,
+        "last_synced_at": iso(NOW - timedelta(minutes=(i % 50) + 1)),
+        "status_changed_at": iso(NOW - timedelta(hours=6)),
+        "next_sync_at": iso(NOW + timedelta(minutes=(i % 120) + 1)) if active else None,
+        "schedule_reason": "in transit: every 2h",
+        "consecutive_failures": 2 if status == "EX" else 0,
+        "last_error": "carrier timeout" if status == "EX" else "",
+        "last_error_kind": "transient" if status == "EX" else "",
+        "active": active,
+        "created_at": iso(created),
+        "updated_at": iso(created),
+    }
+
+
+def index_of(shipment_id: str) -> int:
+    return int(shipment_id[5:16], 16)
+
+
+LOOPS: list[LoopInfo] = to_answer(
+    [
+        {
+            "name": "sync",
+            "schedule": "every 5m",
+            "paused": False,
+            "running": True,
+            "last_run_at": iso(NOW - timedelta(minutes=5)),
+            "last_outcome": "run 41 ok: 12 updated, 0 failed of 12",
+            "last_error": "",
+            "next_run_at": None,
+            "failures_in_a_row": 0,
+            "failures_total": 0,
+            "runs": 41,
+        },
+        {
+            "name": "force",
+            "schedule": "0 2 * * *",
+            "paused": False,
+            "running": False,
+            "last_run_at": iso(NOW - timedelta(hours=10)),
+            "last_outcome": "run 30 ok: 81,020 updated, 3 failed of 81,234",
+            "last_error": "",
+            "next_run_at": iso(NOW + timedelta(hours=14)),
+            "failures_in_a_row": 0,
+            "failures_total": 0,
+            "runs": 12,
+        },
+        {
+            "name": "health",
+            "schedule": "every 1m",
+            "paused": False,
+            "running": False,
+            "last_run_at": iso(NOW - timedelta(seconds=20)),
+            "last_outcome": "warning",
+            "last_error": "",
+            "next_run_at": iso(NOW + timedelta(seconds=40)),
+            "failures_in_a_row": 0,
+            "failures_total": 0,
+            "runs": 900,
+        },
+        {
+            "name": "alerts",
+            "schedule": "every 1m",
+            "paused": True,
+            "running": False,
+            "last_run_at": iso(NOW - timedelta(minutes=30)),
+            "last_outcome": "1 sent",
+            "last_error": "",
+            "next_run_at": None,
+            "failures_in_a_row": 0,
+            "failures_total": 0,
+            "runs": 870,
+        },
+    ],
+    list[LoopInfo],
+)
+
+RUNS: list[Run] = to_answer(
+    [
+        {
+            "id": 41 - k,
+            "trigger": ("schedule", "manual", "schedule", "force", "schedule", "targeted")[k],
+            "started_at": iso(NOW - timedelta(minutes=5 * (k + 1))),
+            "finished_at": iso(NOW - timedelta(minutes=5 * (k + 1)) + timedelta(seconds=3 + 7 * k)),
+            "selected": (12, 40, 7, 81234, 3, 2)[k],
+            "updated": (12, 31, 7, 81020, 3, 1)[k],
+            "unchanged": (0, 7, 0, 211, 0, 0)[k],
+            "failed": (0, 2, 0, 3, 0, 1)[k],
+            "skipped": 0,
+            "api_calls": (12, 44, 7, 81300, 3, 2)[k],
+            "retries": (0, 4, 0, 66, 0, 0)[k],
+            "rate_limited": (0, 0, 0, 12, 0, 0)[k],
+            "outcome": ("ok", "partial", "ok", "partial", "ok", "partial")[k],
+            "stop_reason": "",
+        }
+        for k in range(6)
+    ],
+    list[Run],
+)
+
+
+def check(name: str, level: str, message: str, value: float | None, unit: str = "", **details: Any) -> dict[str, Any]:
+    """One check of a health report, as the daemon's health rules build it."""
+    return {
+        "name": name,
+        "level": level,
+        "message": message,
+        "value": value,
+        "unit": unit,
+        "warning": None,
+        "critical": None,
+        "lower_is_worse": False,
+        "perf": [{"label": name, "value": value, "unit": unit, "warn": "", "crit": "", "min": 0, "max": None}],
+        "details": details,
+        "threshold": "",
+        "value_text": "" if value is None else str(value),
+    }
+
+
+HEALTH: HealthReport = to_answer(
+    {
+        "id": 900,
+        "at": iso(NOW - timedelta(seconds=20)),
+        "age_s": 20.0,
+        "level": "critical",
+        "exit_code": 2,
+        "summary": "loops: loop alerts paused for 30m",
+        "host": "ops-1",
+        "version": "0.1.0",
+        "trigger": "schedule",
+        "checks": [
+            check("api_connectivity", "ok", "reachable, 84 ms", 0.084, "s"),
+            check("recent_sync", "ok", "last good run 5m ago", 300, "s"),
+            check("stale_shipments", "warning", "312 active not updated in 24h", 312, active=81234),
+            check("error_rate", "ok", "0.4% failed in the last hour", 0.4, "%", failed=4, attempted=1000),
+            check("loops", "critical", "loop alerts paused for 30m", 1, paused=["alerts"]),
+            check("store", "ok", "writable (3ms), 41.2 GiB free (44%)", 44236888064, "B", quick_check="ok"),
+        ],
+    },
+    HealthReport,
+)
+
+
+def delivery(channel: str, status: str, minutes_ago: float, error: str = "") -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "status": status,
+        "attempts": 1 if status == "sent" else 3,
+        "error": error,
+        "finished_at": iso(NOW - timedelta(minutes=minutes_ago)),
+    }
+
+
+def notification(
+    n: int, kind: str, severity: str, checks: list[str], minutes_ago: float, deliveries: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One entry of the alert log (GET /v1/alerts' `notifications`): the checks are objects, not names."""
+    names = ", ".join(checks) or "test notification"
+    return {
+        "id": n,
+        "created_at": iso(NOW - timedelta(minutes=minutes_ago)),
+        "kind": kind,
+        "severity": severity,
+        "checks": [{"check": c, "kind": kind, "level": severity} for c in checks],
+        "title": f"[{'TEST' if kind == 'test' else severity.upper()}] shiptrackd on ops-1: {names}",
+        "body": f"shiptrackd on ops-1\n\n{severity.upper()} {names}\n",
+        "deliveries": deliveries,
+    }
+
+
+CHANNELS = ["console", "mailto://ops@example.com"]
+NOTIFICATIONS_DATA = [
+    notification(7, "firing", "warning", ["stale_shipments"], 18, [delivery(c, "sent", 18) for c in CHANNELS]),
+    notification(
+        6,
+        "resolved",
+        "critical",
+        ["api_connectivity"],
+        120,
+        [delivery("console", "sent", 120), delivery(CHANNELS[1], "failed", 119, "SMTP 451 try later")],
+    ),
+    notification(
+        5, "firing", "critical", ["api_connectivity", "error_rate"], 180, [delivery(c, "sent", 180) for c in CHANNELS]
+    ),
+]
+ALERT_STATES_DATA = [
+    {
+        "check": name,
+        "level": level,
+        "firing": level != "ok",
+        "notified_level": None if level == "ok" else level,
+        "failing_streak": 0 if level == "ok" else 3,
+        "passing_streak": 3 if level == "ok" else 0,
+        "fired_at": None if level == "ok" else iso(NOW - timedelta(minutes=18)),
+        "last_notified_at": None if level == "ok" else iso(NOW - timedelta(minutes=18)),
+        "message": message,
+    }
+    for name, level, message in [(c.name, c.level, c.message) for c in HEALTH.checks]
+]
+
+NOTIFICATIONS: list[Notification] = to_answer(NOTIFICATIONS_DATA, list[Notification])
+ALERTS = Alerts(
+    notifications=NOTIFICATIONS,
+    states=to_answer(ALERT_STATES_DATA, list[AlertStateInfo]),
+    channels=[ChannelInfo(channel=c, tags=["all"], usable=True) for c in CHANNELS],
+)
+
+
+EVENTS: list[dict[str, Any]] = [
+    {
+        "seq": 101,
+        "type": "shipment.status_changed",
+        "at": iso(NOW - timedelta(seconds=9)),
+        "id": "ship_00000000001" + "9e3779b1",
+        "old": "AC",
+        "new": "IT",
+        "run_id": 42,
+    },
+    {
+        "seq": 102,
+        "type": "shipment.status_changed",
+        "at": iso(NOW - timedelta(seconds=6)),
+        "id": "ship_0000000000b" + "1a4f8c3d",
+        "old": "IT",
+        "new": "DE",
+        "run_id": 42,
+    },
+    {"seq": 103, "type": "heartbeat"},
+    {
+        "seq": 104,
+        "type": "something.new",
+        "at": iso(NOW - timedelta(seconds=3)),
+        "detail": "an event type this console does not know",
+    },
+]
