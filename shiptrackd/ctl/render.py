@@ -261,6 +261,11 @@ class Output:
         """One line of human output on stdout (never call it in JSON mode)."""
         print(text, file=self.stdout)
 
+    def say(self, text: str) -> None:
+        """A line for a person on stdout; nothing under --json, whose stdout is the one JSON document."""
+        if not self.json:
+            self.line(text)
+
     def note(self, text: str, style: str | None = None) -> None:
         """A message for the operator on stderr: keeps stdout clean for pipes and --json."""
         self.stdout.flush()  # so a note lands after the output it follows when both reach one terminal

@@ -237,9 +237,9 @@ async def list_(client: ApiClient, args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         items, cursor = page.get("shipments") or [], page.get("next_cursor")
-        if out.json:
+        if out.json:  # one document at the end; a person sees each page as it comes (--all: memory stays flat)
             collected.extend(items)
-        elif items:  # stream page by page, columns sized by the first
+        elif items:  # columns sized by the first page
             out.line(table.render([_row(s) for s in items], paint=out.paint, header=shown == 0))
         shown += len(items)
         if not (args.all and cursor):

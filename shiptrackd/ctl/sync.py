@@ -74,8 +74,8 @@ async def sync(client: ApiClient, args: argparse.Namespace) -> int:
         if args.no_wait:
             out.show(started, render_started)
             return EXIT_OK
-        if started.get("joined") and not out.json:
-            out.line(f"joined run {started['run_id']} already in progress")
+        if started.get("joined"):
+            out.say(f"joined run {started['run_id']} already in progress")
         progress = ProgressLine(out)
         try:
             run = await follow_run(client, started["run_id"], on_progress=lambda e: _draw(progress, e))
