@@ -282,6 +282,8 @@ class Output:
         """The one JSON document of a --json command, on stdout."""
         import json
 
+        if "msgspec" in sys.modules:  # a wire type from the client: as the JSON the daemon sent
+            doc = sys.modules["msgspec"].to_builtins(doc)
         json.dump(doc, self.stdout, indent=2, ensure_ascii=False, default=str)
         self.stdout.write("\n")
 

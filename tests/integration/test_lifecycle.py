@@ -23,7 +23,8 @@ import pytest
 from anyio.abc import Process
 from conftest import NEVER, SANDBOX_KEY, quiet_daemon_env
 
-from shiptrackd.api.client import ApiClient, DaemonUnavailableError
+from shiptrackd.api.client import DaemonUnavailableError
+from shiptrackd.api.plain import PlainClient as ApiClient
 
 pytestmark = pytest.mark.anyio
 
