@@ -193,6 +193,7 @@ class Conformance:
         content = operation["responses"][status]["content"]
         assert media in content, f"{method} {template} {status} answered {media}, documented {list(content)}"
         value = response.json() if body is None else body
+        assert isinstance(value, dict), f"{method} {template} {status} answered a top-level {type(value).__name__}"
         self.validate(content[media]["schema"], value, f"{method} {template} {status}")
         self.seen.add((method.upper(), template, response.status_code))
         return value
@@ -205,6 +206,17 @@ class Conformance:
         assert errors == [], f"{where}: {errors}"
         stamps = [v for k, v in walk(value) if isinstance(v, str) and (k.endswith("_at") or k == "at")]
         assert all(RFC3339_Z.fullmatch(v) for v in stamps), f"{where}: timestamps {stamps}"
+
+
+def answer_kinds(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The JSON types an answer *schema* allows at its top level (following $ref, anyOf and oneOf)."""
+    if "$ref" in schema:
+        return answer_kinds(document, document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]])
+    members = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+    if members:
+        return set().union(*(answer_kinds(document, m) for m in members))
+    kind = schema.get("type", "any")
+    return set(kind) if isinstance(kind, list) else {kind}
 
 
 def walk(value: Any) -> Iterator[tuple[str, Any]]:
@@ -229,6 +241,15 @@ def test_the_document_passes_openapi_spec_validator(daemon_subprocess: DaemonUnd
         if op.get("x-undocumented")
     ]
     assert undocumented == []
+    not_objects = {
+        f"{method.upper()} {path} {status}: {kinds}"
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        for status, answer in op["responses"].items()
+        for media in answer.get("content", {}).values()
+        if (kinds := answer_kinds(document, media["schema"])) != {"object"}
+    }
+    assert not_objects == set(), "every answer is a JSON object, never a top-level array"
     assert document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"].keys() == {"application/x-ndjson"}
 
 

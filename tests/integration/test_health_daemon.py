@@ -290,14 +290,14 @@ async def test_silences_from_the_command_line(live: Live) -> None:
     added = await ctl(live.socket, "silence", "add", "stale_shipments", "--for", "2h", "--comment", "carrier outage")
     assert added.code == 0 and added.out.startswith("silence 1: stale_shipments muted until")
     listed = json.loads((await ctl(live.socket, "silence", "list", "--json")).out)
-    assert [(s["id"], s["check_name"], s["comment"], s["active"]) for s in listed] == [
+    assert [(s["id"], s["check_name"], s["comment"], s["active"]) for s in listed["silences"]] == [
         (1, "stale_shipments", "carrier outage", True)
     ]
     bad = await ctl(live.socket, "silence", "add", "nosuch", "--for", "1h")
     assert bad.code == 1 and "unknown check 'nosuch'" in bad.err
     assert (await ctl(live.socket, "silence", "remove", "1")).code == 0
     assert (await ctl(live.socket, "silence", "remove", "1")).code == 1
-    assert json.loads((await ctl(live.socket, "silence", "list", "--json")).out) == []
+    assert json.loads((await ctl(live.socket, "silence", "list", "--json")).out) == {"silences": []}
 
 
 async def test_reload_replaces_the_alert_channels(short_tmp: Path, sandbox: Any) -> None:
