@@ -139,3 +139,19 @@ class PermanentProviderError(ProviderError):
     """Any other 4xx (a validation or carrier error): retrying will not help."""
 
     kind = "rejected"
+
+
+class QuotaExhaustedError(PermanentProviderError):
+    """The account's quota (17TRACK's registrations) is spent: no new registrations until it refills.
+
+    Numbers registered before keep being polled; the health check goes critical naming the provider.
+    """
+
+    kind = "quota_exhausted"
+
+
+class PushRejectedError(ShiptrackError):
+    """A webhook push that fails its signature or shape check: answered 4xx, never stored."""
+
+    code = "push_rejected"
+    http_status = 401

@@ -54,6 +54,10 @@ class TrackingInfo:
     estimated_delivery_at: datetime | None = None
     actual_delivery_at: datetime | None = None
     events: tuple[TrackingEvent, ...] = field(default_factory=tuple)  # oldest first
+    # The provider's own words, kept beside our code (17TRACK "InTransit"/"InTransit_PickedUp",
+    # AfterShip tag/subtag): an unknown status maps to "UN" and these still say what it was.
+    provider_status: str = ""
+    provider_sub_status: str = ""
 
 
 ECHO_MAX = 64  # input echoed back in an error is cut to this many characters

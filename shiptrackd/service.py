@@ -162,8 +162,12 @@ class Service:
         return to_answer(shipment, wire.ShipmentDetail)
 
     async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
-        if not await self.store.shipments.remove(shipment_id):
+        shipment = await self.store.shipments.get(shipment_id)
+        if shipment is None or not await self.store.shipments.remove(shipment_id):
             raise NotFoundError(f"no shipment {shipment_id!r}")
+        # The provider stops tracking it too (17TRACK `stoptrack`), in the background: a slow or
+        # unreachable provider must not hold up the removal, which has already happened here.
+        self.task_group.start_soon(self.engine.unregister, shipment)
         self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
         return wire.ShipmentRemoved(removed=shipment_id)
 

@@ -6,6 +6,8 @@ Only the daemon imports this package (it pulls in httpx); the CLI never does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shiptrackd.config import ProviderConfig
 from shiptrackd.errors import ConfigError
 from shiptrackd.providers.base import Provider, RequestObserver, null_observer
@@ -13,7 +15,8 @@ from shiptrackd.providers.shipengine import ShipEngineProvider
 
 __all__ = ["PROVIDERS", "Provider", "RequestObserver", "ShipEngineProvider", "make_provider", "null_observer"]
 
-PROVIDERS: dict[str, type[ShipEngineProvider]] = {"shipengine": ShipEngineProvider}
+# kind -> factory(config, observer=...): one line per provider module.
+PROVIDERS: dict[str, Callable[..., Provider]] = {"shipengine": ShipEngineProvider}
 
 
 def make_provider(config: ProviderConfig, *, observer: RequestObserver | None = None) -> Provider:

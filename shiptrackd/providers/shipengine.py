@@ -34,9 +34,19 @@ from shiptrackd.errors import (
     TransientProviderError,
 )
 from shiptrackd.models import TrackingInfo
-from shiptrackd.providers.base import Quota, RequestObserver, null_observer, quota_from_headers
+from shiptrackd.providers.base import (
+    Limits,
+    ProviderBase,
+    Quota,
+    RequestObserver,
+    StatusMap,
+    null_observer,
+    quota_from_headers,
+)
 from shiptrackd.providers.shipengine_parse import parse_tracking
 from shiptrackd.providers.transport import AiohttpTransport
+from shiptrackd.units import RateLimit
+from shiptrackd.wire.names import STATUS_CODES
 
 USER_AGENT = f"shiptrackd/{__version__} (+https://github.com/shiptrackd)"
 DEFAULT_RETRY_AFTER_S = 5.0  # what ShipEngine's .NET SDK assumes when the header is missing
@@ -44,11 +54,16 @@ DEFAULT_RETRY_AFTER_S = 5.0  # what ShipEngine's .NET SDK assumes when the heade
 NOT_FOUND_ERROR_CODES = frozenset({"tracking_not_supported", "invalid_identifier"})
 
 
-class ShipEngineProvider:
+# ShipEngine's codes are ours (wire.names.STATUS_CODES was taken from them): the map is the identity.
+STATUS_MAP = {code: (code, "") for code in STATUS_CODES}
+
+
+class ShipEngineProvider(ProviderBase):
     """Tracks one shipment per request against ShipEngine (or the sandbox, via `base_url`)."""
 
-    name = "shipengine"
-    batches = False
+    kind = "shipengine"
+    # 200 requests a minute on production keys (reference/tracking-apis.md §1.10); one number a request.
+    limits = Limits(rate=RateLimit(200, 60.0), batch_size=1)
 
     def __init__(
         self,
@@ -58,6 +73,8 @@ class ShipEngineProvider:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self._config = config
+        self.name = config.name
+        self.status_map = StatusMap(STATUS_MAP)
         self._observer = observer or null_observer
         # Set by the throttle: ShipEngine documents no X-RateLimit-* headers, but if they come, they are used.
         self.quota_observer: Callable[[Quota], None] | None = None

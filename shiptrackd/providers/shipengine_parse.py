@@ -53,6 +53,8 @@ def parse_tracking(content: bytes, *, carrier_code: str, tracking_number: str) -
         estimated_delivery_at=_datetime(data, "estimated_delivery_date"),
         actual_delivery_at=_datetime(data, "actual_delivery_date"),
         events=tuple(events),
+        provider_status=status_code,
+        provider_sub_status=_text(data, "status_detail_code"),
     )
 
 

@@ -204,6 +204,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX shipments_terminal ON shipments (updated_at, id) WHERE active = 0;
         """,
     ),
+    (
+        5,
+        "shipments keep their provider, its id for them, and its own status words",
+        """
+        -- provider: the [[providers]] entry that tracks the shipment ('' = routed by carrier at
+        -- the next sync, then kept). provider_ref: that provider's id for it once registered
+        -- ('' = not registered yet; 17TRACK and the tracker APIs need a registration first).
+        -- provider_status / provider_sub_status: the provider's own status words, kept beside
+        -- our status_code so an unknown or renamed status still says what it was.
+        ALTER TABLE shipments ADD COLUMN provider TEXT NOT NULL DEFAULT '';
+        ALTER TABLE shipments ADD COLUMN provider_ref TEXT NOT NULL DEFAULT '';
+        ALTER TABLE shipments ADD COLUMN provider_status TEXT NOT NULL DEFAULT '';
+        ALTER TABLE shipments ADD COLUMN provider_sub_status TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -21,7 +21,7 @@ SHIPMENT_COLUMNS = (
     "id, carrier_code, tracking_number, reference, status_code, status_detail_code, status_description,"
     " exception_description, estimated_delivery_at, actual_delivery_at, last_synced_at, status_changed_at,"
     " next_sync_at, schedule_reason, consecutive_failures, last_error, last_error_kind, active,"
-    " created_at, updated_at"
+    " created_at, updated_at, provider, provider_ref, provider_status, provider_sub_status"
 )
 
 
@@ -43,6 +43,7 @@ class FetchSuccess:
     info: TrackingInfo
     next_sync_at: datetime | None
     reason: str
+    provider: str = ""  # the provider account that answered ("": leave the shipment's as it is)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,17 @@ class ShipmentStore:
             return result
 
         return await self.db.write(fn)
+
+    async def set_provider(self, rows: Sequence[tuple[str, str, str]], now: datetime) -> None:
+        """Record (id, provider, ref) after routing or registration: the shipment keeps its provider."""
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE shipments SET provider = ?, provider_ref = ?, updated_at = ? WHERE id = ?",
+                [(provider, ref, to_db(now), sid) for sid, provider, ref in rows],
+            )
+
+        await self.db.write(fn)
 
     async def remove(self, shipment_id: str) -> bool:
         def fn(conn: Conn) -> bool:
@@ -340,7 +352,8 @@ _UPDATE_SUCCESS_SQL = (
     " exception_description = ?, estimated_delivery_at = ?, actual_delivery_at = ?, last_synced_at = ?,"
     " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
     " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
-    " active = ?, updated_at = ? WHERE id = ?"
+    " active = ?, updated_at = ?, provider_status = ?, provider_sub_status = ?,"
+    " provider = coalesce(nullif(?, ''), provider) WHERE id = ?"
 )
 _INSERT_EVENT_SQL = (
     "INSERT INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
@@ -366,6 +379,9 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tupl
         result.reason,
         int(result.next_sync_at is not None),
         stamp,
+        info.provider_status,
+        info.provider_sub_status,
+        result.provider,
         result.shipment_id,
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -32,10 +32,13 @@ from ..errors import (
     ProviderAuthError,
     ProviderError,
     ProviderUnreachableError,
+    QuotaExhaustedError,
     RateLimitedError,
     StoreError,
 )
 from ..events import EventBus
+from ..models import TrackingInfo
+from ..providers.base import Parcel, Registration
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
 from ..store.db import from_db
 from ..wire.names import (
@@ -51,6 +54,18 @@ from .throttle import ProviderThrottle
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
 
 Result = FetchSuccess | FetchFailure
+
+
+@dataclass
+class Job:
+    """Shipments for one provider account, as many as one of its requests carries."""
+
+    lane: ProviderThrottle
+    shipments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def parcel(shipment: dict[str, Any]) -> Parcel:
+    return Parcel(shipment["carrier_code"], shipment["tracking_number"], shipment.get("provider_ref") or "")
 
 
 @dataclass
@@ -318,7 +333,7 @@ class SyncEngine:
 
     async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[dict[str, Any]], None]) -> None:
         concurrency = self.config.provider.concurrency
-        work_send, work_recv = anyio.create_memory_object_stream[dict[str, Any]](concurrency)
+        work_send, work_recv = anyio.create_memory_object_stream[Job](concurrency)
         result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._feed, progress, batches, work_send)
@@ -327,13 +342,23 @@ class SyncEngine:
                     tg.start_soon(self._fetch_worker, progress, work_recv.clone(), result_send.clone())
             tg.start_soon(self._write_results, progress, result_recv)
 
+    def lane_for(self, shipment: dict[str, Any]) -> ProviderThrottle:
+        """The provider account (its throttle) that tracks this shipment."""
+        return self.throttle
+
     async def _feed(
         self,
         progress: RunProgress,
         batches: AsyncGenerator[list[dict[str, Any]], None],
-        work: MemoryObjectSendStream[dict[str, Any]],
+        work: MemoryObjectSendStream[Job],
     ) -> None:
+        """Hand the workers jobs: per provider, as many shipments as one of its requests carries.
+
+        A batching provider's shipments wait here until a whole batch (40 for 17TRACK) is
+        gathered, across the store's batches, so every request but the last is full.
+        """
         deadline = time.monotonic() + self.config.sync.max_runtime_s
+        pending: dict[int, Job] = {}
         async with work, aclosing(batches):
             async for batch in batches:
                 if time.monotonic() > deadline:
@@ -341,71 +366,105 @@ class SyncEngine:
                     progress.stop_reason = progress.stop_reason or (
                         f"ran past [sync] max_runtime ({self.config.sync.max_runtime_s:.0f}s): no new batches taken"
                     )
-                    return
+                    break
                 progress.counts.selected += len(batch)
                 for shipment in batch:
                     if progress.stopping:
                         return
-                    await work.send(shipment)
+                    lane = self.lane_for(shipment)
+                    job = pending.setdefault(id(lane), Job(lane))
+                    if any(s["tracking_number"] == shipment["tracking_number"] for s in job.shipments):
+                        await work.send(pending.pop(id(lane)))  # one number twice in a request would be ambiguous
+                        job = pending.setdefault(id(lane), Job(lane))
+                    job.shipments.append(shipment)
+                    if len(job.shipments) >= lane.batch_size:
+                        await work.send(pending.pop(id(lane)))
+            for job in pending.values():  # the last, partial request of each provider
+                if progress.stopping:
+                    return
+                await work.send(job)
 
     async def _fetch_worker(
         self,
         progress: RunProgress,
-        work: MemoryObjectReceiveStream[dict[str, Any]],
+        work: MemoryObjectReceiveStream[Job],
         results: MemoryObjectSendStream[Result],
     ) -> None:
         async with work, results:
-            async for shipment in work:
+            async for job in work:
                 if progress.stopping:
                     continue  # counted as skipped
-                result = await self._fetch_one(progress, shipment)
-                if result is not None:
+                for result in await self._fetch_job(progress, job):
                     await results.send(result)
 
-    async def _fetch_one(self, progress: RunProgress, shipment: dict[str, Any]) -> Result | None:
-        """Fetch one shipment and decide its next check; None when the run must stop (bad key) or defers it."""
-        cad = self.config.sync.cadence
-        created_at = from_db(shipment["created_at"]) or self.clock.now()
+    async def _fetch_job(self, progress: RunProgress, job: Job) -> list[Result]:
+        """One job's shipments fetched (registered first where the provider needs it): a result each."""
+        lane, shipments = job.lane, job.shipments
+        results: list[Result] = []
+        if lane.provider.needs_registration:
+            shipments = await self._register(progress, lane, shipments, results)
+        if not shipments or progress.stopping:
+            return results
+        if lane.batch_size == 1 and len(shipments) == 1:
+            shipment = shipments[0]
+            try:
+                info = await lane.fetch(shipment["carrier_code"], shipment["tracking_number"])
+            except Exception as exc:
+                failed = await self._failed(progress, lane, shipment, exc)
+                return [*results, failed] if failed else results
+            return [*results, self._succeeded(lane, shipment, info)]
         try:
-            info = await self.throttle.fetch(shipment["carrier_code"], shipment["tracking_number"])
-        except ProviderAuthError as exc:
-            if not progress.auth_failed:
-                progress.auth_failed = True
-                progress.stop_reason = f"the API rejected the key ({exc.status}): check [provider] api_key"
-                self.auth_failed_at = self.clock.now()
-                await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
-                self.bus.publish(EVENT_PROVIDER_AUTH_FAILED, run_id=progress.run_id, message=str(exc))
-            return None
-        except RateLimitedError:
-            # The account's limit, not this shipment's fault: it stays due, untouched, for the next run.
-            progress.deferred += 1
-            return None
-        except Exception as exc:  # a bug or an odd answer for one shipment never stops the others
-            error = exc if isinstance(exc, ProviderError) else None
-            kind = error.kind if error else "internal"
-            if isinstance(exc, ProviderUnreachableError) and (
-                self.throttle.unreachable_in_a_row >= self.config.provider.circuit_breaker and not progress.circuit_open
-            ):
-                progress.circuit_open = True
-                progress.stop_reason = (
-                    f"API unreachable {self.throttle.unreachable_in_a_row} calls in a row: circuit open,"
-                    " stopped early, cached statuses kept"
-                )
-            if error is None:
-                logger.opt(exception=True).error("unexpected error syncing {}", shipment["id"])
-            failures = shipment["consecutive_failures"] + 1
-            nxt = cadence.after_failure(cad, kind, failures, created_at, self.clock.now())
-            return FetchFailure(
-                shipment["id"],
-                kind,
-                str(exc) or type(exc).__name__,
-                error.status if error else None,
-                nxt.at,
-                nxt.reason,
-            )
+            answers: Mapping[str, TrackingInfo | ProviderError] = await lane.fetch_many([parcel(s) for s in shipments])
+        except Exception as exc:  # the whole request failed: each shipment takes the same error
+            for shipment in shipments:
+                if (failed := await self._failed(progress, lane, shipment, exc)) is not None:
+                    results.append(failed)
+            return results
+        for shipment in shipments:
+            got = answers[shipment["tracking_number"]]
+            if isinstance(got, ProviderError):
+                if (failed := await self._failed(progress, lane, shipment, got)) is not None:
+                    results.append(failed)
+            else:
+                results.append(self._succeeded(lane, shipment, got))
+        return results
+
+    async def _register(
+        self, progress: RunProgress, lane: ProviderThrottle, shipments: list[dict[str, Any]], results: list[Result]
+    ) -> list[dict[str, Any]]:
+        """Register the job's new shipments with one request; those registered (and the old ones) go on."""
+        new = [s for s in shipments if not s["provider_ref"]]
+        if not new:
+            return shipments
+        answers: Mapping[str, Registration | ProviderError]
+        try:
+            answers = await lane.register([parcel(s) for s in new])
+        except Exception as exc:
+            for shipment in new:
+                if (failed := await self._failed(progress, lane, shipment, exc)) is not None:
+                    results.append(failed)
+            return [s for s in shipments if s["provider_ref"]]
+        ready = [s for s in shipments if s["provider_ref"]]
+        rows: list[tuple[str, str, str]] = []
+        for shipment in new:
+            got = answers[shipment["tracking_number"]]
+            if isinstance(got, ProviderError):
+                if (failed := await self._failed(progress, lane, shipment, got)) is not None:
+                    results.append(failed)
+                continue
+            rows.append((shipment["id"], lane.provider.name, got.ref))
+            ready.append({**shipment, "provider": lane.provider.name, "provider_ref": got.ref})
+        if rows:
+            lane.quota_exhausted = ""
+            await self.store.shipments.set_provider(rows, self.clock.now())
+        return ready
+
+    def _succeeded(self, lane: ProviderThrottle, shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
+        """A fetched shipment's result and its next check."""
         self.auth_failed_at = None
+        created_at = from_db(shipment["created_at"]) or self.clock.now()
         nxt = cadence.after_success(
-            cad,
+            self.config.sync.cadence,
             info.status_code,
             shipment["status_code"],
             shipment["schedule_reason"],
@@ -413,7 +472,49 @@ class SyncEngine:
             self.clock.now(),
             info.status_detail_code,
         )
-        return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason)
+        return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, provider=lane.provider.name)
+
+    async def _failed(
+        self, progress: RunProgress, lane: ProviderThrottle, shipment: dict[str, Any], exc: Exception
+    ) -> Result | None:
+        """A shipment's failure and its next check; None when the run must stop (bad key) or defers it."""
+        if isinstance(exc, ProviderAuthError):
+            if not progress.auth_failed:
+                progress.auth_failed = True
+                progress.stop_reason = f"the API rejected the key ({exc.status}): check [provider] api_key"
+                self.auth_failed_at = self.clock.now()
+                await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
+                self.bus.publish(EVENT_PROVIDER_AUTH_FAILED, run_id=progress.run_id, message=str(exc))
+            return None
+        if isinstance(exc, RateLimitedError):
+            # The account's limit, not this shipment's fault: it stays due, untouched, for the next run.
+            progress.deferred += 1
+            return None
+        error = exc if isinstance(exc, ProviderError) else None  # a bug or an odd answer never stops the others
+        kind = error.kind if error else "internal"
+        if isinstance(exc, QuotaExhaustedError):
+            lane.quota_exhausted = str(exc)
+        if isinstance(exc, ProviderUnreachableError) and (
+            lane.unreachable_in_a_row >= lane.config.circuit_breaker and not progress.circuit_open
+        ):
+            progress.circuit_open = True
+            progress.stop_reason = (
+                f"API unreachable {lane.unreachable_in_a_row} calls in a row: circuit open,"
+                " stopped early, cached statuses kept"
+            )
+        if error is None:
+            logger.opt(exception=exc).error("unexpected error syncing {}", shipment["id"])
+        created_at = from_db(shipment["created_at"]) or self.clock.now()
+        failures = shipment["consecutive_failures"] + 1
+        nxt = cadence.after_failure(self.config.sync.cadence, kind, failures, created_at, self.clock.now())
+        return FetchFailure(
+            shipment["id"],
+            kind,
+            str(exc) or type(exc).__name__,
+            error.status if error else None,
+            nxt.at,
+            nxt.reason,
+        )
 
     async def _write_results(self, progress: RunProgress, results: MemoryObjectReceiveStream[Result]) -> None:
         """Apply results in batches: when batch_size have arrived or FLUSH_AFTER_S has passed."""
@@ -477,6 +578,18 @@ class SyncEngine:
                 example.message[:120],
             )
         self.bus.publish(EVENT_SYNC_PROGRESS, **progress.snapshot())
+
+    async def unregister(self, shipment: dict[str, Any]) -> None:
+        """Tell the shipment's provider to stop tracking it (after its removal); failures only logged."""
+        lane = self.lane_for(shipment)
+        if not (lane.provider.needs_registration and shipment.get("provider_ref")):
+            return
+        try:
+            await lane.unregister([parcel(shipment)])
+        except Exception as exc:
+            logger.warning("{}: could not stop tracking {}: {}", lane.provider.name, shipment["tracking_number"], exc)
+        else:
+            logger.info("{}: stopped tracking {}", lane.provider.name, shipment["tracking_number"])
 
     # --- dry run -------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import anyio
 import stamina
@@ -20,13 +22,21 @@ from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from ..clock import utcnow
 from ..config import ProviderConfig, RateLimit
-from ..errors import ProviderError, ProviderUnreachableError, RateLimitedError, TransientProviderError
+from ..errors import (
+    InvalidResponseError,
+    ProviderError,
+    ProviderUnreachableError,
+    RateLimitedError,
+    TransientProviderError,
+)
 from ..models import TrackingInfo
-from ..providers.base import Provider, Quota, QuotaReporting
+from ..providers.base import Parcel, Provider, Quota, QuotaReporting, Registration
 from .rate_control import RateController
 
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
 MAX_RATE_LIMITED_ROUNDS = 5
+
+_T = TypeVar("_T")
 
 
 def _log_retry(details: RetryDetails) -> None:
@@ -54,6 +64,8 @@ class ApiStats:
         self.by_error: Counter[str] = Counter()
         self.retries = 0
         self.rate_limited = 0
+        self.strays = 0  # numbers a batch answer carried that we did not ask for (ignored)
+        self.omitted = 0  # numbers we asked for that a batch answer left out (failed alone)
         self._latencies: deque[float] = deque(maxlen=window)
 
     def observe(self, status: int | None, elapsed_s: float, error_kind: str | None) -> None:
@@ -77,6 +89,8 @@ class ApiStats:
             "requests": self.requests,
             "retries": self.retries,
             "rate_limited": self.rate_limited,
+            "strays": self.strays,
+            "omitted": self.omitted,
             "by_status": dict(self.by_status),
             "by_error": dict(self.by_error),
             **self.latency_percentiles(),
@@ -143,8 +157,14 @@ class ProviderThrottle:
         self._pacer = Pacer(self.controller.interval_s(), limit)
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
+        self.quota_exhausted = ""  # the provider's words when a registration found its quota spent
         if isinstance(provider, QuotaReporting):
             provider.quota_observer = self._observe_quota
+
+    @property
+    def batch_size(self) -> int:
+        """How many shipments one request carries (the provider's declared batch size)."""
+        return max(1, self.provider.limits.batch_size)
 
     @property
     def paused_until(self) -> datetime | None:
@@ -167,16 +187,56 @@ class ProviderThrottle:
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
         """One shipment's tracking, retried on transient errors, waiting out 429s without spending retries."""
+        return await self.call(lambda: self.provider.fetch(carrier_code, tracking_number))
+
+    async def fetch_many(self, parcels: Sequence[Parcel]) -> dict[str, TrackingInfo | ProviderError]:
+        """Up to a batch of parcels with one request (one rate-limit slot), an answer for each.
+
+        A number the provider left out of its answer fails alone (InvalidResponseError); one it
+        answered without being asked is ignored and counted in `stats.strays`.
+        """
+        answer = await self.call(lambda: self.provider.fetch_many(parcels))
+        return self._complete(parcels, answer, "tracking")
+
+    async def register(self, parcels: Sequence[Parcel]) -> dict[str, Registration | ProviderError]:
+        """Register up to a batch of parcels with one request; each gets a Registration or its error."""
+        answer = await self.call(lambda: self.provider.register(parcels))
+        return self._complete(parcels, answer, "registration")
+
+    async def unregister(self, parcels: Sequence[Parcel]) -> None:
+        """Stop tracking up to a batch of parcels with one request."""
+        await self.call(lambda: self.provider.unregister(parcels))
+
+    def _complete(
+        self, parcels: Sequence[Parcel], answer: Mapping[str, _T | ProviderError], what: str
+    ) -> dict[str, _T | ProviderError]:
+        asked = {p.tracking_number for p in parcels}
+        self.stats.strays += sum(1 for number in answer if number not in asked)
+        out: dict[str, _T | ProviderError] = {}
+        for number in asked:
+            got = answer.get(number)
+            if got is None:
+                self.stats.omitted += 1
+                got = InvalidResponseError(f"{self.provider.name}: the batch answer has no {what} for {number}")
+            out[number] = got
+        return out
+
+    async def call(self, request: Callable[[], Awaitable[_T]]) -> _T:
+        """One provider request under the limit: retried on transient errors, 429s waited out.
+
+        A 429 is not a failure: the call waits out the pause and takes the next slot, up to
+        MAX_RATE_LIMITED_ROUNDS times, then raises RateLimitedError (the engine defers).
+        """
         for _ in range(MAX_RATE_LIMITED_ROUNDS):
             try:
-                return await self._fetch_with_retries(carrier_code, tracking_number)
+                return await self._with_retries(request)
             except RateLimitedError as exc:
                 self.stats.rate_limited += 1
                 self.pause(exc.retry_after_s)
                 last = exc
         raise last
 
-    async def _fetch_with_retries(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
+    async def _with_retries(self, request: Callable[[], Awaitable[_T]]) -> _T:
         async for attempt in stamina.retry_context(
             on=_is_retryable, attempts=self.config.retries + 1, wait_initial=0.5, wait_max=10.0, timeout=None
         ):
@@ -185,7 +245,7 @@ class ProviderThrottle:
                     self.stats.retries += 1
                 sent_at = await self._wait_turn()
                 try:
-                    info = await self.provider.fetch(carrier_code, tracking_number)
+                    result = await request()
                 except ProviderUnreachableError:
                     self.unreachable_in_a_row += 1
                     raise
@@ -204,7 +264,7 @@ class ProviderThrottle:
                     raise
                 self.unreachable_in_a_row = 0
                 self._answered()
-                return info
+                return result
         raise AssertionError("unreachable: stamina re-raises the last error")
 
     async def take_slot(self) -> None:

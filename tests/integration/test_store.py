@@ -305,6 +305,15 @@ async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path
     with monkeypatch.context() as old_code:  # the shiptrackd before migration 3
         old_code.setattr("shiptrackd.store.db.MIGRATIONS", MIGRATIONS[:2])
         old_code.setattr("shiptrackd.store.db.LATEST_VERSION", 2)
+        # ...whose success UPDATE had no provider columns yet (migration 5 added them).
+        import shiptrackd.store.shipments as shipments_module
+
+        new_sql, new_row = shipments_module._UPDATE_SUCCESS_SQL, shipments_module._success_row
+        old_sql = new_sql.replace(", provider_status = ?, provider_sub_status = ?,", "").replace(
+            " provider = coalesce(nullif(?, ''), provider)", ""
+        )
+        old_code.setattr(shipments_module, "_UPDATE_SUCCESS_SQL", old_sql)
+        old_code.setattr(shipments_module, "_success_row", lambda *a: (*new_row(*a)[:-4], new_row(*a)[-1]))
         old = await Store.open(path)
         added = await old.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(40)], NOW)
         ids = [a["id"] for a in added.added]

@@ -137,7 +137,7 @@ async def test_registry_builds_shipengine_and_rejects_unknown_names() -> None:
     assert set(PROVIDERS) == {"shipengine"}
     provider = make_provider(ProviderConfig(api_key=Secret("k")))
     assert isinstance(provider, ShipEngineProvider) and isinstance(provider, Provider)
-    assert provider.name == "shipengine" and provider.batches is False
+    assert provider.name == "shipengine" and provider.limits.batch_size == 1
     await provider.aclose()
     with pytest.raises(ConfigError, match=r"unknown provider 'shipengin'.*shipengine"):
         make_provider(ProviderConfig(name="shipengin"))
