@@ -405,7 +405,7 @@ class SyncEngine:
             shipments = await self._register(progress, lane, shipments, results)
         if not shipments or progress.stopping:
             return results
-        if lane.batch_size == 1 and len(shipments) == 1:
+        if lane.batch_size == 1 and len(shipments) == 1 and not lane.provider.needs_registration:
             shipment = shipments[0]
             try:
                 info = await lane.fetch(shipment["carrier_code"], shipment["tracking_number"])
