@@ -36,7 +36,7 @@ def ranged(default: Any, low: float | None, high: float) -> Any:
 
 # The providers `[provider] name` may name. providers/ (which imports httpx) registers exactly these;
 # a test keeps the two in step, so the config can reject an unknown name without importing it.
-PROVIDER_NAMES = ("shipengine",)
+PROVIDER_NAMES = ("shipengine", "17track")
 
 # Ceilings shared by many keys: a duration beyond ten years, or a count beyond a billion, is a typo.
 MAX_DURATION_S = 10 * 365 * 86400.0

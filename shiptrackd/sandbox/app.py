@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+import httpx
 from anyio.abc import TaskStatus
 
 from shiptrackd.config import RateLimit, format_rate_limit
-from shiptrackd.sandbox import aftership, easypost, faults, lifecycle
+from shiptrackd.sandbox import aftership, easypost, faults, lifecycle, seventeen
 from shiptrackd.sandbox.pushes import Pusher
 from shiptrackd.sandbox.samples import sample_shipments
 from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
@@ -71,6 +72,8 @@ class Sandbox:
         self.pusher = Pusher(random.Random(seed))
         self.easypost = easypost.EasyPostDialect(lambda: self.clock, self.stats, self.pusher, self._draw_fault)
         self.aftership = aftership.AfterShipDialect(lambda: self.clock, self.stats, self.pusher, self._draw_fault)
+        # 17TRACK's dialect under /track/v2.2 (sandbox/seventeen.py): same clock and counters, its own knobs.
+        self.seventeen = seventeen.SeventeenTrack(self.stats, self.clock)
         self.configure(
             api_key=api_key,
             rate_limit=rate_limit,
@@ -118,6 +121,7 @@ class Sandbox:
             self.seed, self._rng = seed, random.Random(seed)
         if "time_scale" in knobs:
             self.clock.time_scale = float(time_scale)
+        # seventeen shares self.clock: a new time_scale applies to both dialects.
 
     def config(self) -> dict[str, Any]:
         """The knobs as JSON-ready values (the key itself is not echoed)."""
@@ -172,6 +176,7 @@ class Sandbox:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a sandbox story ({exc})") from None
         self.clock = SimClock(now, self.clock.time_scale)
+        self.seventeen.clock = self.clock
         self._first_seen = seen
 
     # --- serving -----------------------------------------------------------------------
@@ -220,8 +225,12 @@ class Sandbox:
 
     async def handle(self, request: Request) -> Reply | Drop:
         request_id = str(uuid.uuid4())
+        if request.path.startswith("/_sandbox/17track/"):
+            return await self._control_17track(request)
         if request.path.startswith("/_sandbox/"):
             return self._control(request, request_id)
+        if request.path.startswith(seventeen.PREFIX + "/"):
+            return await self._seventeen(request)
         dialect = self._dialect(request.path)
         self.stats.begin(time.monotonic())
         self.stats.user_agents[request.headers.get("user-agent", "")] += 1
@@ -253,6 +262,42 @@ class Sandbox:
     def _draw_fault(self) -> str | None:
         """A random fault kind for a dialect's request, from the same seeded rates as `/v1`."""
         return faults.random_fault(self._rng, self.faults)
+
+    async def _seventeen(self, request: Request) -> Reply | Drop:
+        """A 17TRACK request: counted like any other, delayed by latency_s, answered by its dialect."""
+        self.stats.begin(time.monotonic())
+        self.stats.user_agents[request.headers.get("user-agent", "")] += 1
+        try:
+            if self.latency_s:
+                await anyio.sleep(self.latency_s)
+            outcome = self.seventeen.handle(request)
+        except BaseException:
+            self.stats.end()
+            raise
+        if isinstance(outcome, Reply):
+            self.stats.by_status[outcome.status] += 1
+        outcome.on_done = self.stats.end
+        return outcome
+
+    async def _control_17track(self, request: Request) -> Reply:
+        """`GET|POST /_sandbox/17track/config` (its knobs) and `POST /_sandbox/17track/push[?all=1]`."""
+        route = (request.method, request.path)
+        try:
+            if route == ("GET", "/_sandbox/17track/config"):
+                return Reply(200, _json(self.seventeen.config()))
+            if route == ("POST", "/_sandbox/17track/config"):
+                knobs = json.loads(request.body or b"{}")
+                if not isinstance(knobs, dict):
+                    raise ValueError("expected a JSON object of knobs")
+                self.seventeen.configure(**knobs)
+                return Reply(200, _json(self.seventeen.config()))
+            if route == ("POST", "/_sandbox/17track/push"):
+                every = request.query.get("all", ["0"])[-1] not in ("0", "false", "")
+                sent = await self.seventeen.push(only_changed=not every)
+                return Reply(200, _json({"sent": sent}))
+        except (ValueError, TypeError, httpx.HTTPError) as exc:
+            return Reply(400, _json({"error": {"code": "invalid_request", "message": str(exc)}}))
+        return Reply(404, _json({"error": {"code": "not_found", "message": f"no route {request.path}"}}))
 
     async def _api(self, request: Request, request_id: str) -> Reply | Drop:
         decided = self._decide(request, request_id)
