@@ -14,19 +14,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from anyio.abc import TaskGroup
 
 from . import __version__
 from .clock import Clock
 from .config import Config
-from .errors import InvalidRequestError, NotFoundError
+from .errors import InvalidRequestError, NotFoundError, ProviderError
 from .events import EventBus
 from .models import MAX_ROW_ID, NewShipment
 from .schedule import Loop
 from .store import Store
-from .sync import cadence
+from .sync import cadence, quota
 from .sync.engine import SyncEngine
-from .sync.throttle import ApiStats
+from .sync.throttle import ApiStats, ProviderThrottle
 from .wire import answers as wire
 from .wire.answers import to_answer
 from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMENTS_REMOVED, NO_STATUS, STATUS_CODES
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
 
 MAX_LIST_LIMIT = 1000
+QUOTA_READ_TIMEOUT_S = 5.0  # `stats` waits this long for a provider's quota (behind a busy sync's slots)
 MAX_TARGETED = 10_000  # ids in one targeted sync: 40,000 unknown ones held the run (and every joiner) for 7 s
 # A page cursor is the last shipment id of the previous page (store/shipments.py new_shipment_id).
 CURSOR_RE = re.compile(r"ship_[0-9a-f]{27,40}")
@@ -234,8 +236,43 @@ class Service:
                 "rate_limit_per_hour": round(limit.per_second * 3600) if limit else None,
                 "utilisation": round(forecast / (limit.per_second * 3600), 3) if limit else None,
             },
+            "providers": [await self._provider_stats(lane) for lane in self.engine.lanes()],
         }
         return to_answer(doc, wire.Stats)
+
+    async def _provider_stats(self, lane: ProviderThrottle) -> dict[str, Any]:
+        """One provider account's figures; its quota read live (one request) where it has one."""
+        provider = lane.provider
+        out: dict[str, Any] = {
+            "name": provider.name,
+            "kind": provider.kind,
+            "batch_size": lane.batch_size,
+            "strays": lane.stats.strays,
+            "omitted": lane.stats.omitted,
+            "unknown_statuses": dict(provider.status_map.unknown),
+            "quota_exhausted": lane.quota_exhausted or None,
+            "quota": None,
+        }
+        if provider.limits.quota:
+            try:
+                with anyio.fail_after(QUOTA_READ_TIMEOUT_S):
+                    reading = await lane.read_quota()
+            except (ProviderError, TimeoutError) as exc:
+                out["quota"] = {"error": str(exc) or "no answer in time"}
+                return out
+            if reading is not None:
+                fc = quota.forecast(list(lane.quota_readings))
+                out["quota"] = {
+                    "counts": provider.limits.quota,
+                    "total": reading.total,
+                    "used": reading.used,
+                    "remaining": reading.remaining,
+                    "today_used": reading.today_used,
+                    "read_at": reading.read_at,
+                    "per_day": fc.per_day if fc else None,
+                    "runs_out_at": fc.runs_out_at if fc else None,
+                }
+        return out
 
     async def reload(self) -> wire.Reloaded:
         return to_answer(await self.reload_config(), wire.Reloaded)

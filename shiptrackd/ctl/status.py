@@ -167,6 +167,29 @@ async def stats(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def provider_lines(providers: list[wire.ProviderFigures]) -> list[tuple[str, str]]:
+    """A `quota (name)` line per provider account that has a quota: what is left and when it runs out."""
+    lines: list[tuple[str, str]] = []
+    for p in providers:
+        q = p.quota
+        if q is None:
+            continue
+        if q.error is not None:
+            lines.append((f"quota ({p.name})", f"not read: {q.error}"))
+            continue
+        text = f"{q.remaining} of {q.total} {q.counts or ''} left".replace("  ", " ")
+        if p.quota_exhausted or not q.remaining:
+            text += ": EXHAUSTED, new shipments are not registered"
+        elif q.runs_out_at is not None:
+            text += f"; at {q.per_day}/day it runs out {rel_time(q.runs_out_at)}"
+        elif q.per_day == 0:
+            text += "; none spent lately"
+        else:
+            text += "; pace not measured yet"
+        lines.append((f"quota ({p.name})", text))
+    return lines
+
+
 def render_stats(out: Output, doc: wire.Stats) -> None:
     """The human `stats` view: one labelled line per figure."""
     s, runs, api, fc = doc.shipments, doc.runs_24h, doc.api, doc.forecast
@@ -192,6 +215,7 @@ def render_stats(out: Output, doc: wire.Stats) -> None:
                 f"over {api.requests} requests since start",
             ),
             ("forecast", forecast),
+            *provider_lines(doc.providers),
             ("last good run", f"#{last.id} {last.outcome} {rel_time(last.finished_at)}" if last else "none yet"),
         ]
     )

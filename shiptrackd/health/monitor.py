@@ -163,6 +163,7 @@ class HealthMonitor:
             auth_failed_at=self.engine.auth_failed_at,
             auth_window_s=cfg.error_rate_window_s,
             latency_warning_s=cfg.api_latency_warning_s,
+            quota_exhausted=self.engine.quota_exhausted(),
         )
 
     async def _probe(self) -> ApiProbe:

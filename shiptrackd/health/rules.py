@@ -117,11 +117,19 @@ def judge_api(
     auth_failed_at: datetime | None,
     auth_window_s: float,
     latency_warning_s: float,
+    quota_exhausted: str = "",
 ) -> CheckResult:
-    """Unauthorized or unreachable is critical, so is a 401 in a recent sync; an error answer or a slow one warns."""
+    """Unauthorized or unreachable is critical, so is a 401 in a recent sync or a spent quota; an error
+    answer or a slow one warns. `quota_exhausted` is "provider: what it said" while registrations fail."""
     name = "api_connectivity"
     latency = probe.latency_s
     perf = (Perf("api_latency", round(latency, 4), "s", f"{latency_warning_s:g}"),) if latency is not None else ()
+    if quota_exhausted and probe.error_kind not in ("unauthorized", "unreachable"):
+        msg = (
+            f"{quota_exhausted.split(':')[0]}: quota exhausted, new shipments cannot be registered"
+            " (registered ones are still polled)"
+        )
+        return CheckResult(name, CRITICAL, msg, perf=perf, details={"error": quota_exhausted})
     if probe.error_kind == "unauthorized":
         msg = f"the API rejected the key (HTTP {probe.status}): check [provider] api_key"
         return CheckResult(name, CRITICAL, msg, details={"error": probe.error, "status": probe.status})

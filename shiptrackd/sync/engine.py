@@ -346,6 +346,17 @@ class SyncEngine:
         """The provider account (its throttle) that tracks this shipment."""
         return self.throttle
 
+    def lanes(self) -> list[ProviderThrottle]:
+        """Every provider account's throttle (stats, health)."""
+        return [self.throttle]
+
+    def quota_exhausted(self) -> str:
+        """ "name: what it said" for the first provider whose quota stopped registrations, else ""."""
+        for lane in self.lanes():
+            if lane.quota_exhausted:
+                return f"{lane.provider.name}: {lane.quota_exhausted}"
+        return ""
+
     async def _feed(
         self,
         progress: RunProgress,
@@ -493,6 +504,8 @@ class SyncEngine:
         error = exc if isinstance(exc, ProviderError) else None  # a bug or an odd answer never stops the others
         kind = error.kind if error else "internal"
         if isinstance(exc, QuotaExhaustedError):
+            if not lane.quota_exhausted:
+                logger.error("{}: quota exhausted, registrations stop: {}", lane.provider.name, exc)
             lane.quota_exhausted = str(exc)
         if isinstance(exc, ProviderUnreachableError) and (
             lane.unreachable_in_a_row >= lane.config.circuit_breaker and not progress.circuit_open

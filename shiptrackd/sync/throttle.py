@@ -30,7 +30,7 @@ from ..errors import (
     TransientProviderError,
 )
 from ..models import TrackingInfo
-from ..providers.base import Parcel, Provider, Quota, QuotaReporting, Registration
+from ..providers.base import Parcel, Provider, Quota, QuotaReporting, QuotaStatus, Registration
 from .rate_control import RateController
 
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
@@ -158,6 +158,7 @@ class ProviderThrottle:
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
         self.quota_exhausted = ""  # the provider's words when a registration found its quota spent
+        self.quota_readings: deque[QuotaStatus] = deque(maxlen=500)  # getquota answers, oldest first
         if isinstance(provider, QuotaReporting):
             provider.quota_observer = self._observe_quota
 
@@ -220,6 +221,15 @@ class ProviderThrottle:
                 got = InvalidResponseError(f"{self.provider.name}: the batch answer has no {what} for {number}")
             out[number] = got
         return out
+
+    async def read_quota(self) -> QuotaStatus | None:
+        """The account's quota now (one request under the limit), kept for the run-out forecast."""
+        quota = await self.call(self.provider.quota)
+        if quota is not None:
+            self.quota_readings.append(quota)
+            if quota.remaining > 0:
+                self.quota_exhausted = ""
+        return quota
 
     async def call(self, request: Callable[[], Awaitable[_T]]) -> _T:
         """One provider request under the limit: retried on transient errors, 429s waited out.

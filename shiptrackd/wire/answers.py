@@ -177,6 +177,10 @@ class Shipment(Answer):
     active: bool
     created_at: datetime
     updated_at: datetime
+    provider: str  # the provider account that tracks it ("" until routed at its first sync)
+    provider_ref: str  # that provider's id for it once registered (17TRACK: its carrier id), else ""
+    provider_status: str  # the provider's own status word ("InTransit"; ShipEngine: its code)
+    provider_sub_status: str  # ... and sub-status ("InTransit_PickedUp"; ShipEngine: status_detail_code)
 
 
 class TrackingEvent(Answer):
@@ -310,6 +314,8 @@ class ApiFigures(Answer):
     rate_limited: int
     by_status: dict[str, int]
     by_error: dict[str, int]
+    strays: int  # numbers a batch answer carried that were not asked for (ignored)
+    omitted: int  # numbers asked for that a batch answer left out (failed alone)
     p50_s: float | None
     p95_s: float | None
 
@@ -320,6 +326,31 @@ class Forecast(Answer):
     utilisation: float | None
 
 
+class QuotaFigures(Answer):
+    """A provider account's quota as its API reported it (17TRACK getquota), or why it could not be read."""
+
+    error: str | None = None
+    counts: str | None = None  # what one unit of quota is ("registrations ...")
+    total: int | None = None
+    used: int | None = None
+    remaining: int | None = None
+    today_used: int | None = None
+    read_at: datetime | None = None
+    per_day: float | None = None  # the pace it is spent at (None: not measured yet)
+    runs_out_at: datetime | None = None  # at that pace (None: not at this pace, or not measured)
+
+
+class ProviderFigures(Answer):
+    name: str  # the account ([[providers]] name; the single [provider]: its kind)
+    kind: str
+    batch_size: int  # numbers per request
+    strays: int
+    omitted: int
+    unknown_statuses: dict[str, int]  # the provider's status words we could not map, as seen
+    quota_exhausted: str | None  # what the provider said when registrations stopped for quota
+    quota: QuotaFigures | None  # None for providers without a quota
+
+
 class Stats(Answer):
     shipments: ShipmentFigures
     runs_24h: RunTotals
@@ -327,6 +358,7 @@ class Stats(Answer):
     last_successful_run: Run | None
     api: ApiFigures
     forecast: Forecast
+    providers: list[ProviderFigures]  # every provider account, the default first
 
 
 # --- health ---------------------------------------------------------------------------------

@@ -207,6 +207,27 @@ async def test_removal_stops_tracking_at_17track(short_tmp, sandbox):
             with anyio.fail_after(10):
                 while not sandbox.seventeen.registered["9400REMOVE01"].stopped:  # noqa: ASYNC110  (background stoptrack)
                     await anyio.sleep(0.02)
+
+            # stats: the quota read live, with the provider's figures.
+            (figures,) = (await client.stats())["providers"]
+            assert (figures["name"], figures["kind"], figures["batch_size"]) == ("17track", "17track", 40)
+            quota = figures["quota"]
+            assert (quota["total"], quota["used"], quota["remaining"]) == (100_000, 1, 99_999)
+            assert "registrations" in quota["counts"] and quota["read_at"]
+
+            # quota spent: a new shipment cannot be registered, the health check is critical and names 17track.
+            sandbox.seventeen.configure(quota_total=1)
+            await client.add_shipments([{"carrier_code": "usps", "tracking_number": "9400NOQUOTA1"}])
+            await client.sync()
+            await daemon.engine.wait_idle()
+            with anyio.fail_after(10):
+                while daemon.engine.quota_exhausted() == "":  # noqa: ASYNC110  (the run is in the background)
+                    await anyio.sleep(0.02)
+            health = await client.health(fresh=True)
+            api = next(c for c in health["checks"] if c["name"] == "api_connectivity")
+            assert api["level"] == "critical" and api["message"].startswith("17track: quota exhausted"), api
+            (figures,) = (await client.stats())["providers"]
+            assert figures["quota"]["remaining"] == 0 and figures["quota_exhausted"]
         daemon.stop()
     assert sandbox.seventeen.by_endpoint["/stoptrack"] == 1
 
