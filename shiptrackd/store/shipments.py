@@ -135,7 +135,7 @@ class ShipmentStore:
     async def set_provider(self, rows: Sequence[tuple[str, str, str]], now: datetime) -> None:
         """Record (id, provider, ref) after routing or registration: the shipment keeps its provider."""
 
-        def fn(conn: sqlite3.Connection) -> None:
+        def fn(conn: Conn) -> None:
             conn.executemany(
                 "UPDATE shipments SET provider = ?, provider_ref = ?, updated_at = ? WHERE id = ?",
                 [(provider, ref, to_db(now), sid) for sid, provider, ref in rows],
