@@ -30,7 +30,7 @@ from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
-from .config import Config, Schedule, format_duration
+from .config import Config, ProviderConfig, Schedule, accounts, format_duration, routes
 from .errors import ConfigError
 from .events import EventBus
 from .health.monitor import HealthMonitor
@@ -101,7 +101,8 @@ class Daemon:
         channels = await ChannelSet.build(cfg.alerts.urls, config_file=cfg.alerts.config)
         for url in channels.secrets():
             register_secret(url)
-        provider = self._provider or make_provider(cfg.provider, observer=self._observe_request)
+        entries = accounts(cfg)  # the default account first
+        provider = self._provider or make_provider(entries[0], observer=self._observe_request)
         try:
             target = configured_target(cfg.store.url, cfg.daemon.state_dir, STORE_FILE)
             if isinstance(target, Path):
@@ -117,8 +118,9 @@ class Daemon:
             orphans = await store.runs.interrupt_orphans(self.clock.now())
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
-            throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
+            throttle = ProviderThrottle(provider, entries[0], self.api_stats)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            engine.set_accounts(self._other_accounts(entries[1:]), routes(cfg))
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
@@ -218,6 +220,9 @@ class Daemon:
         finally:
             with anyio.move_on_after(5, shield=True):
                 await provider.aclose()
+                if self.engine is not None:
+                    for lane in self.engine.others.values():
+                        await lane.provider.aclose()
                 await store.close()
             logger.info("shiptrackd stopped")
 
@@ -384,13 +389,24 @@ class Daemon:
         self.api_stats.observe(status, elapsed_s, error_kind)
         self.request_timer.observe(status, elapsed_s, error_kind)
 
+    def _other_accounts(self, entries: tuple[ProviderConfig, ...]) -> dict[str, ProviderThrottle]:
+        """The [[providers]] beyond the default: a provider and a throttle each (their own pace and pause)."""
+        return {
+            e.name: ProviderThrottle(make_provider(e, observer=self._observe_request), e, self.api_stats)
+            for e in entries
+        }
+
     async def _swap_provider(self, new: Config) -> None:
-        """A new key or URL takes effect for the next request; the old client closes once idle."""
+        """A new key or URL takes effect for the next request; the old client closes once idle.
+
+        Only the default account is swapped; a change to the other [[providers]] needs a restart.
+        """
         engine = self.engine
         assert engine is not None and self._tg is not None
         old_provider = engine.throttle.provider
-        provider = self._provider or make_provider(new.provider, observer=self._observe_request)
-        throttle = ProviderThrottle(provider, new.provider, self.api_stats)
+        entry = accounts(new)[0]
+        provider = self._provider or make_provider(entry, observer=self._observe_request)
+        throttle = ProviderThrottle(provider, entry, self.api_stats)
         throttle.carry_over(engine.throttle)  # the Retry-After pause, and the learned pace if the account is the same
         engine.throttle = throttle
         if old_provider is not provider:
@@ -426,4 +442,7 @@ def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
     ]
     if bool(old.alerts.heartbeat_url) != bool(new.alerts.heartbeat_url):
         needs_restart.append("alerts.heartbeat_url")  # the heartbeat loop exists or not from the start
+    if old.providers != new.providers:
+        changed.append("providers")
+        needs_restart.append("providers")  # only the default account is swapped in place
     return changed, needs_restart

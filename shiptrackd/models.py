@@ -73,6 +73,7 @@ def echo(value: str) -> str:
 
 _CARRIER_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
+_PROVIDER_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class NewShipment:
     carrier_code: str
     tracking_number: str
     reference: str = ""
+    provider: str = ""  # a [[providers]] entry's name: tracked by that account, whatever the carrier
 
     @classmethod
     def parse(cls, data: object) -> NewShipment:
@@ -104,4 +106,7 @@ class NewShipment:
             )
         if not isinstance(reference, str) or len(reference) > 200 or not reference.isprintable():
             raise ValueError("reference must be printable text of at most 200 characters")
-        return cls(carrier, number, reference)
+        provider = data.get("provider") or ""
+        if not isinstance(provider, str) or (provider and not _PROVIDER_RE.fullmatch(provider)):
+            raise ValueError(f"provider {echo(str(provider))} must name a configured provider account")
+        return cls(carrier, number, reference, provider)

@@ -120,9 +120,13 @@ class Service:
         valid: list[NewShipment] = []
         positions: list[int] = []
         invalid: list[dict[str, Any]] = []
+        known = self.engine.account_names()
         for index, record in enumerate(records):
             try:
-                valid.append(NewShipment.parse(record))
+                new = NewShipment.parse(record)
+                if new.provider and new.provider not in known:
+                    raise ValueError(f"provider {new.provider!r} is not configured (known: {', '.join(known)})")
+                valid.append(new)
                 positions.append(index)
             except ValueError as exc:
                 invalid.append({"index": index, "error": str(exc)})

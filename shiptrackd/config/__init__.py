@@ -40,6 +40,7 @@ from shiptrackd.units import (
     parse_rate_limit,
 )
 
+from .accounts import accounts, routes
 from .loader import (
     DEMO_SETTINGS,
     DEMO_STATE_DIR,
@@ -84,6 +85,8 @@ from .values import (
 SYSTEM_CONFIG_PATH = Path("/etc/shiptrackd/shiptrackd.toml")
 
 __all__ = [
+    "accounts",
+    "routes",
     "ALERT_TAGS",
     "CREDENTIAL_API_KEY",
     "CREDENTIAL_APPRISE_URLS",

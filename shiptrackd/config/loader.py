@@ -20,6 +20,7 @@ from shiptrackd.errors import ConfigError
 from shiptrackd.paths import absolute, default_state_dir, user_socket
 from shiptrackd.units import format_duration, format_rate_limit
 
+from .accounts import with_entries
 from .files import FileRefusedError, read_regular_file
 from .relations import check_relations
 from .schema import KeySpec, key_specs, show_value
@@ -131,6 +132,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
     if source is not None:
         source = Path(os.path.abspath(source.expanduser()))
         table = _read_toml(source, how)
+        accounts_table = {"providers": table.pop("providers")} if "providers" in table else {}
         merge_layers(values, walk_table(Config, table, "", f"in {source}", source.parent))
     if not demo:
         creds, cred_urls = credentials_layer(env)
@@ -155,6 +157,8 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
         merged = [*base, *(Secret(u) for u in extra_urls)]
         values["alerts"]["urls"] = tuple(dict.fromkeys(merged))  # drop repeats, keep order
     config: Config = build_config(Config, values)
+    if source is not None:
+        config = with_entries(config, accounts_table, f"in {source}", source.parent)
     check_relations(config)
     return dataclasses.replace(config, source=source)
 
@@ -205,9 +209,9 @@ def _toml_value(value: Any, spec: KeySpec, dotted: str) -> str:
     return _toml_str(str(value))
 
 
-def _render_table(obj: Any, dotted: str, lines: list[str]) -> None:
+def _render_table(obj: Any, dotted: str, lines: list[str], header: str = "") -> None:
     specs = key_specs(type(obj))
-    lines.append(f"[{dotted}]")
+    lines.append(header or f"[{dotted}]")
     for key, spec in specs.items():
         if spec.table is None:
             lines.append(f"{key} = {_toml_value(getattr(obj, spec.name), spec, f'{dotted}.{key}')}")
@@ -227,4 +231,7 @@ def render(config: Config) -> str:
         lines.append("")
         if spec.table is not None:
             _render_table(getattr(config, spec.name), key, lines)
+    for entry in config.providers:
+        lines.append("")
+        _render_table(entry, "providers", lines, header="[[providers]]")
     return "\n".join(lines) + "\n"

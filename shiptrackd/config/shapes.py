@@ -34,8 +34,9 @@ def ranged(default: Any, low: float | None, high: float) -> Any:
     return field(default=default, metadata={"min": low, "max": high})
 
 
-# The providers `[provider] name` may name. providers/ (which imports httpx) registers exactly these;
-# a test keeps the two in step, so the config can reject an unknown name without importing it.
+# The providers `[provider] name` (or a [[providers]] entry's `kind`) may name. providers/ (which
+# imports httpx) registers exactly these; a test keeps the two in step, so the config can reject
+# an unknown name without importing it.
 PROVIDER_NAMES = ("shipengine", "17track")
 
 # Ceilings shared by many keys: a duration beyond ten years, or a count beyond a billion, is a typo.
@@ -96,7 +97,12 @@ class DaemonConfig:
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    name: str = "shipengine"  # one of PROVIDER_NAMES
+    """[provider] (one account, `name` its kind) or one [[providers]] entry (`name` the account, `kind` its API)."""
+
+    name: str = "shipengine"  # [provider]: one of PROVIDER_NAMES; [[providers]]: the account's name
+    kind: str = ""  # one of PROVIDER_NAMES; "" = `name` (the single [provider] table)
+    carriers: tuple[str, ...] = ()  # carrier codes routed to this account ([[providers]])
+    default: bool = False  # takes every carrier no entry names ([[providers]]: at most one)
     api_key: Secret = field(default_factory=lambda: Secret(""))
     base_url: str = "https://api.shipengine.com"
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
@@ -217,4 +223,6 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    # [[providers]] entries (config/accounts.py reads and checks them); () = the single [provider].
+    providers: tuple[ProviderConfig, ...] = field(default=(), metadata={"key": False})
     source: Path | None = field(default=None, metadata={"key": False})  # the file it was read from

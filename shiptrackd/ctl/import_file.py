@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-FIELDS = ("carrier_code", "tracking_number", "reference")
+FIELDS = ("carrier_code", "tracking_number", "reference", "provider")
 REQUIRED = ("carrier_code", "tracking_number")
 CSV_EXTENSIONS = (".csv", ".tsv")
 JSON_EXTENSIONS = (".jsonl", ".ndjson", ".json")

@@ -54,6 +54,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     sp.add_argument("carrier", metavar="CARRIER", help="carrier code, e.g. ups, fedex, usps")
     sp.add_argument("tracking", metavar="TRACKING", help="tracking number")
     sp.add_argument("--reference", default="", help="your own reference (order number, ...)")
+    sp.add_argument("--provider", default="", help="the [[providers]] account to track it with (default: by carrier)")
     sp.set_defaults(handler=command(add))
 
     sp = ship.add_parser(
@@ -98,6 +99,8 @@ async def add(client: ApiClient, args: argparse.Namespace) -> int:
     record = {"carrier_code": args.carrier, "tracking_number": args.tracking}
     if args.reference:
         record["reference"] = args.reference
+    if args.provider:
+        record["provider"] = args.provider
     try:
         # A single object (not a list): the API answers 400 with the reason or 409 with the existing id.
         doc = await client.request("POST", "/v1/shipments", json_body=record)

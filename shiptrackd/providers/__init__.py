@@ -21,10 +21,11 @@ PROVIDERS: dict[str, Callable[..., Provider]] = {"shipengine": ShipEngineProvide
 
 
 def make_provider(config: ProviderConfig, *, observer: RequestObserver | None = None) -> Provider:
-    """Build the provider `config.name` names; an unknown name is a config error listing the known ones."""
+    """Build the provider of `config.kind` (the single [provider]: `config.name`); an unknown one is a config error."""
+    kind = config.kind or config.name
     try:
-        factory = PROVIDERS[config.name]
+        factory = PROVIDERS[kind]
     except KeyError:
         known = ", ".join(sorted(PROVIDERS))
-        raise ConfigError(f"provider.name: unknown provider {config.name!r} (known: {known})") from None
+        raise ConfigError(f"provider {config.name!r}: unknown kind {kind!r} (known: {known})") from None
     return factory(config, observer=observer)

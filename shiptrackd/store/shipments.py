@@ -104,12 +104,14 @@ class ShipmentStore:
             for start in range(0, len(fresh), _ADD_CHUNK):
                 chunk = fresh[start : start + _ADD_CHUNK]
                 sql = (
-                    "INSERT INTO shipments (id, carrier_code, tracking_number, reference, next_sync_at,"
+                    "INSERT INTO shipments (id, carrier_code, tracking_number, reference, provider, next_sync_at,"
                     " schedule_reason, created_at, updated_at) VALUES "
-                    + ",".join("(?, ?, ?, ?, ?, 'new', ?, ?)" for _ in chunk)
+                    + ",".join("(?, ?, ?, ?, ?, ?, 'new', ?, ?)" for _ in chunk)
                     + " ON CONFLICT (carrier_code, tracking_number) DO NOTHING RETURNING id"
                 )
-                params = [v for _, sid, i in chunk for v in (sid, *_pair(i), i.reference, stamp, stamp, stamp)]
+                params = [
+                    v for _, sid, i in chunk for v in (sid, *_pair(i), i.reference, i.provider, stamp, stamp, stamp)
+                ]
                 inserted = {r[0] for r in conn.execute(sql, params).fetchall()}
                 for index, sid, item in chunk:
                     if sid in inserted:

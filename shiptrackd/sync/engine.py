@@ -49,7 +49,7 @@ from ..wire.names import (
     EVENT_SYNC_STARTED,
 )
 from . import cadence
-from .throttle import ProviderThrottle
+from .throttle import ApiStats, ProviderThrottle
 
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
 
@@ -110,6 +110,8 @@ class SyncEngine:
         self.clock = clock
         self.bus = bus
         self.config = config
+        self.others: dict[str, ProviderThrottle] = {}  # [[providers]] beyond the default, by name
+        self.routes: dict[str, str] = {}  # carrier code -> account name
         self.current: RunProgress | None = None
         self.auth_failed_at: datetime | None = None  # the last 401/403; cleared by the next good fetch
         self._busy = anyio.Semaphore(1)  # not a Lock: a run may be started by one task and run by another
@@ -227,8 +229,8 @@ class SyncEngine:
     # --- the run -------------------------------------------------------------------------
 
     async def _run(self, progress: RunProgress, shipment_ids: Sequence[str] | None) -> dict[str, Any]:
-        stats = self.throttle.stats
-        before = (stats.requests, stats.retries, stats.rate_limited)
+        every = list({id(lane.stats): lane.stats for lane in self.lanes()}.values())  # lanes may share one
+        before = _totals(every)
         started = time.monotonic()
         outcome = "interrupted"  # what a cancellation (shutdown) leaves
         try:
@@ -244,11 +246,8 @@ class SyncEngine:
         finally:
             self._closing = True
             c = progress.counts
-            c.api_calls, c.retries, c.rate_limited = (
-                stats.requests - before[0],
-                stats.retries - before[1],
-                stats.rate_limited - before[2],
-            )
+            after = _totals(every)
+            c.api_calls, c.retries, c.rate_limited = (after[0] - before[0], after[1] - before[1], after[2] - before[2])
             c.skipped = c.selected - progress.done
             if progress.deferred:
                 deferred = f"{progress.deferred} deferred by the provider's rate limit (still due, not failed)"
@@ -332,7 +331,7 @@ class SyncEngine:
                 key = (batch[-1]["next_sync_at"], batch[-1]["id"])
 
     async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[dict[str, Any]], None]) -> None:
-        concurrency = self.config.provider.concurrency
+        concurrency = sum(lane.config.concurrency for lane in self.lanes())  # each lane caps its own share
         work_send, work_recv = anyio.create_memory_object_stream[Job](concurrency)
         result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
         async with anyio.create_task_group() as tg:
@@ -342,13 +341,26 @@ class SyncEngine:
                     tg.start_soon(self._fetch_worker, progress, work_recv.clone(), result_send.clone())
             tg.start_soon(self._write_results, progress, result_recv)
 
+    def set_accounts(self, others: Mapping[str, ProviderThrottle], routes: Mapping[str, str]) -> None:
+        """The accounts beside the default one (`throttle`), by name, and carrier code -> account name."""
+        self.others = dict(others)
+        self.routes = dict(routes)
+
     def lane_for(self, shipment: dict[str, Any]) -> ProviderThrottle:
-        """The provider account (its throttle) that tracks this shipment."""
-        return self.throttle
+        """The account that tracks this shipment: the one it keeps, else its carrier's route, else the default."""
+        if not self.others:
+            return self.throttle
+        name = shipment.get("provider") or self.routes.get(shipment["carrier_code"], "")
+        if name == self.throttle.provider.name:
+            return self.throttle
+        return self.others.get(name, self.throttle)
 
     def lanes(self) -> list[ProviderThrottle]:
-        """Every provider account's throttle (stats, health)."""
-        return [self.throttle]
+        """Every provider account's throttle, the default first (stats, health)."""
+        return [self.throttle, *self.others.values()]
+
+    def account_names(self) -> list[str]:
+        return [lane.provider.name for lane in self.lanes()]
 
     def quota_exhausted(self) -> str:
         """ "name: what it said" for the first provider whose quota stopped registrations, else ""."""
@@ -405,7 +417,9 @@ class SyncEngine:
             async for job in work:
                 if progress.stopping:
                     continue  # counted as skipped
-                for result in await self._fetch_job(progress, job):
+                async with job.lane.in_flight:
+                    done = await self._fetch_job(progress, job)
+                for result in done:
                     await results.send(result)
 
     async def _fetch_job(self, progress: RunProgress, job: Job) -> list[Result]:
@@ -444,9 +458,11 @@ class SyncEngine:
         self, progress: RunProgress, lane: ProviderThrottle, shipments: list[dict[str, Any]], results: list[Result]
     ) -> list[dict[str, Any]]:
         """Register the job's new shipments with one request; those registered (and the old ones) go on."""
-        new = [s for s in shipments if not s["provider_ref"]]
+        mine = lane.provider.name
+        new = [s for s in shipments if not (s["provider_ref"] and s["provider"] == mine)]
         if not new:
             return shipments
+        new_ids = {s["id"] for s in new}
         answers: Mapping[str, Registration | ProviderError]
         try:
             answers = await lane.register([parcel(s) for s in new])
@@ -454,8 +470,8 @@ class SyncEngine:
             for shipment in new:
                 if (failed := await self._failed(progress, lane, shipment, exc)) is not None:
                     results.append(failed)
-            return [s for s in shipments if s["provider_ref"]]
-        ready = [s for s in shipments if s["provider_ref"]]
+            return [s for s in shipments if s["id"] not in new_ids]
+        ready = [s for s in shipments if s["id"] not in new_ids]
         rows: list[tuple[str, str, str]] = []
         for shipment in new:
             got = answers[shipment["tracking_number"]]
@@ -492,7 +508,11 @@ class SyncEngine:
         if isinstance(exc, ProviderAuthError):
             if not progress.auth_failed:
                 progress.auth_failed = True
-                progress.stop_reason = f"the API rejected the key ({exc.status}): check [provider] api_key"
+                progress.stop_reason = (
+                    f"{lane.provider.name}: the API rejected the key ({exc.status}): check its api_key"
+                    if self.others
+                    else f"the API rejected the key ({exc.status}): check [provider] api_key"
+                )
                 self.auth_failed_at = self.clock.now()
                 await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
                 self.bus.publish(EVENT_PROVIDER_AUTH_FAILED, run_id=progress.run_id, message=str(exc))
@@ -512,8 +532,8 @@ class SyncEngine:
         ):
             progress.circuit_open = True
             progress.stop_reason = (
-                f"API unreachable {lane.unreachable_in_a_row} calls in a row: circuit open,"
-                " stopped early, cached statuses kept"
+                f"{lane.provider.name + ': ' if self.others else ''}API unreachable {lane.unreachable_in_a_row}"
+                " calls in a row: circuit open, stopped early, cached statuses kept"
             )
         if error is None:
             logger.opt(exception=exc).error("unexpected error syncing {}", shipment["id"])
@@ -627,6 +647,14 @@ class SyncEngine:
                             }
                         )
         return {"trigger": trigger, "would_sync": total, "shipments": listed, "unknown_ids": progress.unknown_ids}
+
+
+def _totals(stats: list[ApiStats]) -> tuple[int, int, int]:
+    return (
+        sum(s.requests for s in stats),
+        sum(s.retries for s in stats),
+        sum(s.rate_limited for s in stats),
+    )
 
 
 def tally(counts: Counter[str]) -> str:

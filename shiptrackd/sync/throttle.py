@@ -157,6 +157,7 @@ class ProviderThrottle:
         self._pacer = Pacer(self.controller.interval_s(), limit)
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
+        self.in_flight = anyio.CapacityLimiter(config.concurrency)  # the engine's jobs for this account
         self.quota_exhausted = ""  # the provider's words when a registration found its quota spent
         self.quota_readings: deque[QuotaStatus] = deque(maxlen=500)  # getquota answers, oldest first
         if isinstance(provider, QuotaReporting):
