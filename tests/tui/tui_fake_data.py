@@ -61,6 +61,10 @@ def shipment_data(i: int) -> dict[str, Any]:
         "active": active,
         "created_at": iso(created),
         "updated_at": iso(created),
+        "provider": "shipengine",
+        "provider_ref": "",
+        "provider_status": status,
+        "provider_sub_status": "",
     }
 
 

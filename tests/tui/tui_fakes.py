@@ -37,6 +37,7 @@ from shiptrackd.wire.answers import (
     Forecast,
     LoopInfo,
     PlannedShipment,
+    ProviderFigures,
     ProviderInfo,
     Run,
     RunTotals,
@@ -153,10 +154,24 @@ class FakeClient(ApiClient):
                     rate_limited=12,
                     by_status={"200": 47000, "404": 900, "429": 12, "503": 301},
                     by_error={"transient": 301},
+                    strays=0,
+                    omitted=0,
                     p50_s=0.084,
                     p95_s=0.412,
                 ),
                 forecast=Forecast(calls_per_hour=12500.0, rate_limit_per_hour=36000, utilisation=0.347),
+                providers=[
+                    ProviderFigures(
+                        name="shipengine",
+                        kind="shipengine",
+                        batch_size=1,
+                        strays=0,
+                        omitted=0,
+                        unknown_statuses={},
+                        quota_exhausted=None,
+                        quota=None,
+                    )
+                ],
             )
         )
 
