@@ -40,6 +40,10 @@ def shipment(i: int) -> Shipment:
         active=True,
         created_at=NOW,
         updated_at=NOW,
+        provider="",
+        provider_ref="",
+        provider_status="",
+        provider_sub_status="",
     )
 
 
