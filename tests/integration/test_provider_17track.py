@@ -197,7 +197,7 @@ async def test_removal_stops_tracking_at_17track(short_tmp, sandbox):
         daemon = await tg.start(Daemon(config, handle_signals=False).run)
         async with ApiClient(config.daemon.socket) as client:
             added = await client.add_shipments([{"carrier_code": "usps", "tracking_number": "9400REMOVE01"}])
-            shipment_id = added["added"][0]["id"]
+            shipment_id = added.added[0].id
             await client.sync()
             with anyio.fail_after(10):
                 while "9400REMOVE01" not in sandbox.seventeen.registered:  # noqa: ASYNC110  (no event to wait on)
@@ -209,11 +209,11 @@ async def test_removal_stops_tracking_at_17track(short_tmp, sandbox):
                     await anyio.sleep(0.02)
 
             # stats: the quota read live, with the provider's figures.
-            (figures,) = (await client.stats())["providers"]
-            assert (figures["name"], figures["kind"], figures["batch_size"]) == ("17track", "17track", 40)
-            quota = figures["quota"]
-            assert (quota["total"], quota["used"], quota["remaining"]) == (100_000, 1, 99_999)
-            assert "registrations" in quota["counts"] and quota["read_at"]
+            (figures,) = (await client.stats()).providers
+            assert (figures.name, figures.kind, figures.batch_size) == ("17track", "17track", 40)
+            quota = figures.quota
+            assert quota is not None and (quota.total, quota.used, quota.remaining) == (100_000, 1, 99_999)
+            assert "registrations" in (quota.counts or "") and quota.read_at is not None
 
             # quota spent: a new shipment cannot be registered, the health check is critical and names 17track.
             sandbox.seventeen.configure(quota_total=1)
@@ -224,10 +224,10 @@ async def test_removal_stops_tracking_at_17track(short_tmp, sandbox):
                 while daemon.engine.quota_exhausted() == "":  # noqa: ASYNC110  (the run is in the background)
                     await anyio.sleep(0.02)
             health = await client.health(fresh=True)
-            api = next(c for c in health["checks"] if c["name"] == "api_connectivity")
-            assert api["level"] == "critical" and api["message"].startswith("17track: quota exhausted"), api
-            (figures,) = (await client.stats())["providers"]
-            assert figures["quota"]["remaining"] == 0 and figures["quota_exhausted"]
+            api = next(c for c in health.checks if c.name == "api_connectivity")
+            assert api.level == "critical" and api.message.startswith("17track: quota exhausted"), api
+            (figures,) = (await client.stats()).providers
+            assert figures.quota is not None and figures.quota.remaining == 0 and figures.quota_exhausted
         daemon.stop()
     assert sandbox.seventeen.by_endpoint["/stoptrack"] == 1
 

@@ -60,32 +60,32 @@ carriers = ["usps"]
                     {"carrier_code": "ups", "tracking_number": "1ZNOWHERE7004", "provider": "nowhere"},
                 ]
             )
-            assert [a["tracking_number"] for a in added["added"]] == [
+            assert [a.tracking_number for a in added.added] == [
                 "1ZINTRANSIT7001",
                 "9400INTRANSIT7002",
                 "1ZDELIVERED7003",
             ]
-            (invalid,) = added["invalid"]
-            assert invalid["index"] == 3 and "'nowhere' is not configured" in invalid["error"]
-            ids = {a["tracking_number"]: a["id"] for a in added["added"]}
+            (invalid,) = added.invalid
+            assert invalid.index == 3 and "'nowhere' is not configured" in invalid.error
+            ids = {a.tracking_number: a.id for a in added.added}
             await client.sync()
             await daemon.engine.wait_idle()
             with anyio.fail_after(10):
-                while (await client.shipment(ids["1ZDELIVERED7003"]))["status_code"] is None:  # noqa: ASYNC110
+                while (await client.shipment(ids["1ZDELIVERED7003"])).status_code is None:  # noqa: ASYNC110
                     await anyio.sleep(0.02)
             await daemon.engine.wait_idle()
             shipments = {n: await client.shipment(i) for n, i in ids.items()}
             stats = await client.stats()
         daemon.stop()
-    assert shipments["1ZINTRANSIT7001"]["provider"] == "domestic"
-    assert shipments["9400INTRANSIT7002"]["provider"] == "intl"
-    assert shipments["1ZDELIVERED7003"]["provider"] == "intl"  # named on add, whatever its carrier
-    assert shipments["1ZDELIVERED7003"]["status_code"] == "DE"
-    assert shipments["1ZDELIVERED7003"]["provider_status"] == "Delivered"
-    assert shipments["1ZINTRANSIT7001"]["provider_status"] == "IT"  # ShipEngine's own code, kept as is
+    assert shipments["1ZINTRANSIT7001"].provider == "domestic"
+    assert shipments["9400INTRANSIT7002"].provider == "intl"
+    assert shipments["1ZDELIVERED7003"].provider == "intl"  # named on add, whatever its carrier
+    assert shipments["1ZDELIVERED7003"].status_code == "DE"
+    assert shipments["1ZDELIVERED7003"].provider_status == "Delivered"
+    assert shipments["1ZINTRANSIT7001"].provider_status == "IT"  # ShipEngine's own code, kept as is
     # Each account in its own dialect: one ShipEngine GET, one 17TRACK register + one gettrackinfo for two.
     assert sandbox.stats.requests_for("1ZINTRANSIT7001") == 1
     assert sandbox.seventeen.by_endpoint == {"/register": 1, "/gettrackinfo": 1, "/getquota": 1}  # quota: stats
     assert set(sandbox.seventeen.registered) == {"9400INTRANSIT7002", "1ZDELIVERED7003"}
-    assert [p["name"] for p in stats["providers"]] == ["domestic", "intl"]
-    assert [p["batch_size"] for p in stats["providers"]] == [1, 40]
+    assert [p.name for p in stats.providers] == ["domestic", "intl"]
+    assert [p.batch_size for p in stats.providers] == [1, 40]
