@@ -47,7 +47,6 @@ from shiptrackd.providers.base import (
     Parcel,
     ProviderBase,
     PushUpdate,
-    Quota,
     Registration,
     RequestObserver,
     StatusMap,
@@ -105,19 +104,13 @@ class AfterShipProvider(ProviderBase):
             observer=observer or null_observer,
             error_text=error_message,
         )
+        # X-RateLimit-* here are per endpoint: they move these windows, not the account-wide pace
+        # (no `quota_observer`): a read window at 1 of 5 left is normal at full speed, not pressure.
         self.windows = limits or EndpointLimits(ENDPOINT_LIMITS)
         self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> tracking id, for fetch()
 
     def __repr__(self) -> str:
         return f"AfterShipProvider(name={self.name!r}, base_url={self._calls.base_url!r})"
-
-    @property
-    def quota_observer(self) -> Callable[[Quota], None] | None:
-        return self._calls.quota_observer
-
-    @quota_observer.setter
-    def quota_observer(self, observer: Callable[[Quota], None] | None) -> None:
-        self._calls.quota_observer = observer
 
     async def register(self, parcels: Sequence[Parcel]) -> Mapping[str, Registration | ProviderError]:
         """Create each parcel's tracking (or find the existing one); the tracking id is the ref."""

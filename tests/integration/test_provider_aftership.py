@@ -155,3 +155,10 @@ async def test_pushes_verify_and_parse(provider: AfterShipProvider, sandbox: San
         (update,) = provider.parse_push(push.body)
         assert update.info is not None and update.tracking_number == "1ZLCNORMAL0006"
         assert update.event == "tracking_update" and len(update.event_id) == 36  # a UUID
+
+
+def test_per_endpoint_headers_do_not_steer_the_account_pace(provider: AfterShipProvider) -> None:
+    """AfterShip's X-RateLimit-* describe one endpoint each, so the provider offers no account-wide quota observer."""
+    from shiptrackd.providers.base import QuotaReporting
+
+    assert not isinstance(provider, QuotaReporting)
