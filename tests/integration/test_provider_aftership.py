@@ -157,7 +157,8 @@ async def test_pushes_verify_and_parse(provider: AfterShipProvider, sandbox: San
         assert update.event == "tracking_update" and len(update.event_id) == 36  # a UUID
 
 
-def test_per_endpoint_headers_do_not_steer_the_account_pace(provider: AfterShipProvider) -> None:
+@pytest.mark.anyio
+async def test_per_endpoint_headers_do_not_steer_the_account_pace(provider: AfterShipProvider) -> None:
     """AfterShip's X-RateLimit-* describe one endpoint each, so the provider offers no account-wide quota observer."""
     from shiptrackd.providers.base import QuotaReporting
 
