@@ -10,7 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import SANDBOX_KEY, Running, daemon_config
+from conftest import SANDBOX_KEY, Running, daemon_config, quiet_daemon_env
 
 pytestmark = pytest.mark.anyio
 
@@ -81,3 +81,57 @@ async def test_aftership_lifecycle_through_the_engine(aftership: Running) -> Non
     assert shipment["status_code"] == "DE"
     assert len(shipment["events"]) == 8  # the same checkpoints fetched twice are stored once (by hash)
     assert sandbox.stats.by_status[201] == 1 and len(sandbox.aftership.trackings) == 1
+
+
+async def test_easypost_and_aftership_accounts_side_by_side(short_tmp: Path, sandbox: Any) -> None:
+    """[[providers]]: USPS parcels go to an EasyPost account, the rest to AfterShip, each spoken to in its dialect."""
+    from shiptrackd.api.client import ApiClient
+    from shiptrackd.config import load
+    from shiptrackd.daemon import Daemon
+
+    sandbox.easypost.configure({"api_key": "EZTK_side"})
+    sandbox.aftership.configure({"api_key": "asat_side"})
+    path = short_tmp / "shiptrackd.toml"
+    path.write_text(
+        f"""
+[[providers]]
+name = "ez"
+kind = "easypost"
+api_key = "EZTK_side"
+base_url = "{sandbox.base_url}/v2"
+rate_limit = "none"
+carriers = ["usps"]
+
+[[providers]]
+name = "as"
+kind = "aftership"
+api_key = "asat_side"
+base_url = "{sandbox.base_url}/tracking/2026-07"
+rate_limit = "5/s"
+default = true
+""",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in quiet_daemon_env(short_tmp, sandbox.base_url).items() if "PROVIDER__" not in k}
+    config = load(path, env)
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(config, handle_signals=False).run)
+        async with ApiClient(config.daemon.socket) as client:
+            added = await client.add_shipments(
+                [
+                    {"carrier_code": "usps", "tracking_number": "EZ4000000004"},
+                    {"carrier_code": "ups", "tracking_number": "1ZDELIVERED0042"},
+                ]
+            )
+            ids = {a["tracking_number"]: a["id"] for a in added["added"]}
+            run = await wait_for_run(client, (await client.sync())["run_id"])
+            assert run["failed"] == 0
+            await daemon.engine.wait_idle()
+            shipments = {n: await client.shipment(i) for n, i in ids.items()}
+        daemon.stop()
+    assert (shipments["EZ4000000004"]["provider"], shipments["EZ4000000004"]["status_code"]) == ("ez", "DE")
+    assert shipments["EZ4000000004"]["provider_status"] == "delivered"
+    assert (shipments["1ZDELIVERED0042"]["provider"], shipments["1ZDELIVERED0042"]["status_code"]) == ("as", "DE")
+    assert shipments["1ZDELIVERED0042"]["provider_status"] == "Delivered"
+    assert list(sandbox.easypost.trackers.values())[0].code == "EZ4000000004"
+    assert [t.number for t in sandbox.aftership.trackings.values()] == ["1ZDELIVERED0042"]
