@@ -191,6 +191,8 @@ class AfterShipDialect:
             body = json.loads(request.body or b"{}")
         except (ValueError, UnicodeDecodeError):
             return _reply(400, 4001, "BadRequest", "Invalid JSON data.")
+        if isinstance(body, dict) and isinstance(body.get("tracking"), dict) and "tracking_number" not in body:
+            body = body["tracking"]  # the 2024-04 SDKs' wrapped body; 2026-07 documents the flat one
         number = body.get("tracking_number") if isinstance(body, dict) else None
         if not isinstance(number, str) or not number.strip():
             return _reply(400, 4005, "BadRequest", "The value of `tracking_number` is invalid.")
