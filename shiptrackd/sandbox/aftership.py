@@ -224,9 +224,13 @@ class AfterShipDialect:
         records = [
             r for r in self.trackings.values() if (not wanted or r.number in wanted) and (not slugs or r.slug in slugs)
         ]
+        try:
+            limit = max(1, min(200, int(request.query.get("limit", ["100"])[-1])))
+        except ValueError:
+            return _reply(400, 4001, "BadRequest", "The value of `limit` is invalid.")
         data = {
-            "trackings": [self.tracking(r) for r in records],
-            "pagination": {"total": len(records), "next_cursor": None, "has_next_page": False},
+            "trackings": [self.tracking(r) for r in records[:limit]],
+            "pagination": {"total": len(records), "next_cursor": None, "has_next_page": len(records) > limit},
         }
         return _reply(200, 200, "OK", "The request was successful.", data)
 
