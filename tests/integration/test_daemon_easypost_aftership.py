@@ -15,11 +15,11 @@ from conftest import SANDBOX_KEY, Running, daemon_config, quiet_daemon_env
 pytestmark = pytest.mark.anyio
 
 
-async def wait_for_run(client: Any, run_id: int, timeout_s: float = 10.0) -> dict[str, Any]:
+async def wait_for_run(client: Any, run_id: int, timeout_s: float = 10.0) -> Any:
     with anyio.fail_after(timeout_s):
         while True:
-            run: dict[str, Any] = await client.run(run_id)
-            if run["outcome"] != "running":
+            run = await client.run(run_id)
+            if run.outcome != "running":
                 return run
             await anyio.sleep(0.02)  # the run record is polled under a deadline
 
@@ -55,14 +55,14 @@ async def test_easypost_test_codes_sync_through_the_engine(easypost: Running) ->
     client, sandbox = easypost.client, easypost.sandbox
     codes = {"EZ2000000002": "IT", "EZ4000000004": "DE", "EZ6000000006": "EX", "EZ7000000007": "UN"}
     added = await client.add_shipments([{"carrier_code": "usps", "tracking_number": c} for c in codes])
-    ids = {s["tracking_number"]: s["id"] for s in added["added"]}
-    run = await wait_for_run(client, (await client.sync())["run_id"])
-    assert (run["outcome"], run["failed"]) == ("ok", 0)
-    again = await wait_for_run(client, (await client.sync(force=True))["run_id"])
-    assert again["failed"] == 0
+    ids = {s.tracking_number: s.id for s in added.added}
+    run = await wait_for_run(client, (await client.sync()).run_id)
+    assert (run.outcome, run.failed) == ("ok", 0)
+    again = await wait_for_run(client, (await client.sync(force=True)).run_id)
+    assert again.failed == 0
     for code, status in codes.items():
         shipment = await client.shipment(ids[code])
-        assert shipment["status_code"] == status, code
+        assert shipment.status_code == status, code
     assert len(sandbox.easypost.trackers) == 4
     assert all(sandbox.stats.by_number[code] == 1 for code in codes)  # created once, read by id after
 
@@ -71,15 +71,15 @@ async def test_aftership_lifecycle_through_the_engine(aftership: Running) -> Non
     """A number is created at AfterShip once, then read by id as it moves to delivered; checkpoints stored once."""
     client, sandbox = aftership.client, aftership.sandbox
     added = await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZLCNORMAL0042"}])
-    sid = added["added"][0]["id"]
-    await wait_for_run(client, (await client.sync())["run_id"])
+    sid = added.added[0].id
+    await wait_for_run(client, (await client.sync()).run_id)
     sandbox.advance(days=5)
     for _ in range(2):
-        run = await wait_for_run(client, (await client.sync(force=True))["run_id"])
-        assert run["failed"] == 0
+        run = await wait_for_run(client, (await client.sync(force=True)).run_id)
+        assert run.failed == 0
     shipment = await client.shipment(sid)
-    assert shipment["status_code"] == "DE"
-    assert len(shipment["events"]) == 8  # the same checkpoints fetched twice are stored once (by hash)
+    assert shipment.status_code == "DE"
+    assert len(shipment.events) == 8  # the same checkpoints fetched twice are stored once (by hash)
     assert sandbox.stats.by_status[201] == 1 and len(sandbox.aftership.trackings) == 1
 
 
@@ -123,15 +123,15 @@ default = true
                     {"carrier_code": "ups", "tracking_number": "1ZDELIVERED0042"},
                 ]
             )
-            ids = {a["tracking_number"]: a["id"] for a in added["added"]}
-            run = await wait_for_run(client, (await client.sync())["run_id"])
-            assert run["failed"] == 0
+            ids = {a.tracking_number: a.id for a in added.added}
+            run = await wait_for_run(client, (await client.sync()).run_id)
+            assert run.failed == 0
             await daemon.engine.wait_idle()
             shipments = {n: await client.shipment(i) for n, i in ids.items()}
         daemon.stop()
-    assert (shipments["EZ4000000004"]["provider"], shipments["EZ4000000004"]["status_code"]) == ("ez", "DE")
-    assert shipments["EZ4000000004"]["provider_status"] == "delivered"
-    assert (shipments["1ZDELIVERED0042"]["provider"], shipments["1ZDELIVERED0042"]["status_code"]) == ("as", "DE")
-    assert shipments["1ZDELIVERED0042"]["provider_status"] == "Delivered"
+    assert (shipments["EZ4000000004"].provider, shipments["EZ4000000004"].status_code) == ("ez", "DE")
+    assert shipments["EZ4000000004"].provider_status == "delivered"
+    assert (shipments["1ZDELIVERED0042"].provider, shipments["1ZDELIVERED0042"].status_code) == ("as", "DE")
+    assert shipments["1ZDELIVERED0042"].provider_status == "Delivered"
     assert list(sandbox.easypost.trackers.values())[0].code == "EZ4000000004"
     assert [t.number for t in sandbox.aftership.trackings.values()] == ["1ZDELIVERED0042"]
