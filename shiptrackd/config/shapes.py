@@ -37,7 +37,7 @@ def ranged(default: Any, low: float | None, high: float) -> Any:
 # The providers `[provider] name` (or a [[providers]] entry's `kind`) may name. providers/ (which
 # imports httpx) registers exactly these; a test keeps the two in step, so the config can reject
 # an unknown name without importing it.
-PROVIDER_NAMES = ("shipengine", "17track")
+PROVIDER_NAMES = ("shipengine", "17track", "easypost", "aftership")
 
 # Ceilings shared by many keys: a duration beyond ten years, or a count beyond a billion, is a typo.
 MAX_DURATION_S = 10 * 365 * 86400.0
@@ -104,7 +104,7 @@ class ProviderConfig:
     carriers: tuple[str, ...] = ()  # carrier codes routed to this account ([[providers]])
     default: bool = False  # takes every carrier no entry names ([[providers]]: at most one)
     api_key: Secret = field(default_factory=lambda: Secret(""))
-    base_url: str = "https://api.shipengine.com"
+    base_url: str = "https://api.shipengine.com"  # another provider left at this uses its own default
     webhook_secret: Secret = field(default_factory=lambda: Secret(""))
     timeout_s: float = ranged(15.0, None, 600)
     rate_limit: RateLimit | None = RateLimit(200, 60.0)  # None = unlimited

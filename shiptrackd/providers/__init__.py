@@ -10,14 +10,30 @@ from collections.abc import Callable
 
 from shiptrackd.config import ProviderConfig
 from shiptrackd.errors import ConfigError
+from shiptrackd.providers.aftership import AfterShipProvider
 from shiptrackd.providers.base import Provider, RequestObserver, null_observer
+from shiptrackd.providers.easypost import EasyPostProvider
 from shiptrackd.providers.seventeentrack import SeventeenTrackProvider
 from shiptrackd.providers.shipengine import ShipEngineProvider
 
-__all__ = ["PROVIDERS", "Provider", "RequestObserver", "ShipEngineProvider", "make_provider", "null_observer"]
+__all__ = [
+    "PROVIDERS",
+    "AfterShipProvider",
+    "EasyPostProvider",
+    "Provider",
+    "RequestObserver",
+    "ShipEngineProvider",
+    "make_provider",
+    "null_observer",
+]
 
 # kind -> factory(config, observer=...): one line per provider module.
-PROVIDERS: dict[str, Callable[..., Provider]] = {"shipengine": ShipEngineProvider, "17track": SeventeenTrackProvider}
+PROVIDERS: dict[str, Callable[..., Provider]] = {
+    "shipengine": ShipEngineProvider,
+    "17track": SeventeenTrackProvider,
+    "easypost": EasyPostProvider,
+    "aftership": AfterShipProvider,
+}
 
 
 def make_provider(config: ProviderConfig, *, observer: RequestObserver | None = None) -> Provider:

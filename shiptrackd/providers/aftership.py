@@ -17,21 +17,44 @@ AfterShip's Tracking API (version 2026-07) as a Provider: create a tracking once
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
 from shiptrackd.config import ProviderConfig
-from shiptrackd.errors import InvalidResponseError, ShipmentNotFoundError
+from shiptrackd.errors import (
+    InvalidResponseError,
+    PermanentProviderError,
+    ProviderError,
+    PushRejectedError,
+    ShipmentNotFoundError,
+)
 from shiptrackd.models import TrackingInfo
 from shiptrackd.providers import aftership_push
 from shiptrackd.providers import json_fields as jf
-from shiptrackd.providers.aftership_parse import Tracking, error_details, parse_tracking, slug_for, unwrap
-from shiptrackd.providers.base import Quota, RequestObserver, null_observer
+from shiptrackd.providers.aftership_parse import (
+    SUBTAG_MAP,
+    TAG_MAP,
+    Tracking,
+    error_details,
+    parse_tracking,
+    slug_for,
+    unwrap,
+)
+from shiptrackd.providers.base import (
+    Limits,
+    Parcel,
+    ProviderBase,
+    PushUpdate,
+    Registration,
+    RequestObserver,
+    StatusMap,
+    null_observer,
+)
 from shiptrackd.providers.endpoint_limits import EndpointLimits
-from shiptrackd.providers.http_headers import Headers
-from shiptrackd.providers.rest_calls import RestCalls, make_client
+from shiptrackd.providers.rest_calls import RestCalls, base_url_for, make_client
+from shiptrackd.units import RateLimit
 
 DEFAULT_BASE_URL = "https://api.aftership.com/tracking/2026-07"
 # Documented per-endpoint limits from 2024-07 on (reference §3 "Rate limits"); answers refine them.
@@ -45,11 +68,17 @@ ALREADY_EXISTS = 4003
 T = TypeVar("T")
 
 
-class AfterShipProvider:
+class AfterShipProvider(ProviderBase):
     """One AfterShip account (or the sandbox's `/tracking/2026-07`, via `base_url`)."""
 
-    name = "aftership"
-    batches = False
+    kind = "aftership"
+    needs_registration = True
+    # Reads by id (5/s) are what polling spends; creates have 20/s of their own.
+    limits = Limits(
+        rate=RateLimit(ENDPOINT_LIMITS["GET /trackings/:id"], 1.0),
+        batch_size=1,
+        endpoints={name: RateLimit(count, 1.0) for name, count in ENDPOINT_LIMITS.items()},
+    )
 
     def __init__(
         self,
@@ -59,13 +88,15 @@ class AfterShipProvider:
         client: httpx.AsyncClient | None = None,
         limits: EndpointLimits | None = None,
     ) -> None:
+        self.name = config.name
+        self.status_map = StatusMap(TAG_MAP, SUBTAG_MAP)
         key = config.api_key.get()
         self._webhook_secret = config.webhook_secret.get()
         self._owns_client = client is None
         self._calls = RestCalls(
-            self.name,
+            self.kind,
             client or make_client(config.concurrency, config.timeout_s),
-            base_url=config.base_url,
+            base_url=base_url_for(config, DEFAULT_BASE_URL),
             headers={"as-api-key": key, "Content-Type": "application/json"},
             secret=key,
             timeout_s=config.timeout_s,
@@ -73,36 +104,40 @@ class AfterShipProvider:
             observer=observer or null_observer,
             error_text=error_message,
         )
-        self.limits = limits or EndpointLimits(ENDPOINT_LIMITS)
-        self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> tracking id
-        self.unknown_statuses = 0  # answers whose tag was not in the map (stored as UN)
+        # X-RateLimit-* here are per endpoint: they move these windows, not the account-wide pace
+        # (no `quota_observer`): a read window at 1 of 5 left is normal at full speed, not pressure.
+        self.windows = limits or EndpointLimits(ENDPOINT_LIMITS)
+        self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> tracking id, for fetch()
 
     def __repr__(self) -> str:
-        return f"AfterShipProvider(base_url={self._calls.base_url!r})"
+        return f"AfterShipProvider(name={self.name!r}, base_url={self._calls.base_url!r})"
 
-    @property
-    def quota_observer(self) -> Callable[[Quota], None] | None:
-        return self._calls.quota_observer
+    async def register(self, parcels: Sequence[Parcel]) -> Mapping[str, Registration | ProviderError]:
+        """Create each parcel's tracking (or find the existing one); the tracking id is the ref."""
+        out: dict[str, Registration | ProviderError] = {}
+        for parcel in parcels:  # batch_size is 1: one request per call
+            try:
+                tracking = await self._create(parcel.carrier_code, parcel.tracking_number)
+            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
+                out[parcel.tracking_number] = exc
+                continue
+            out[parcel.tracking_number] = Registration(ref=tracking.id, carrier_code=tracking.info.carrier_code)
+        return out
 
-    @quota_observer.setter
-    def quota_observer(self, observer: Callable[[Quota], None] | None) -> None:
-        self._calls.quota_observer = observer
-
-    async def register(self, carrier_code: str, tracking_number: str) -> str:
-        """Create the tracking (or find the existing one) and return its id."""
-        return (await self._create(carrier_code, tracking_number)).id
+    async def fetch_many(self, parcels: Sequence[Parcel]) -> Mapping[str, TrackingInfo | ProviderError]:
+        """Read each parcel's tracking by its ref (`GET /trackings/{id}`); without one, create it."""
+        out: dict[str, TrackingInfo | ProviderError] = {}
+        for parcel in parcels:
+            try:
+                out[parcel.tracking_number] = await self._fetch(parcel)
+            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
+                out[parcel.tracking_number] = exc
+        return out
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
-        """The shipment's tracking, by id when known, else by creating (or finding) it."""
-        tracking_id = self._ids.get((carrier_code, tracking_number))
-        if tracking_id is not None:
-            try:
-                tracking = await self._get(tracking_id, tracking_number)
-            except ShipmentNotFoundError:
-                del self._ids[(carrier_code, tracking_number)]
-            else:
-                return self._counted(tracking).info
-        return self._counted(await self._create(carrier_code, tracking_number)).info
+        """Ad-hoc fetch (tools, tests): by the id this object learnt, else by creating (or finding) it."""
+        ref = self._ids.get((carrier_code, tracking_number), "")
+        return await self._fetch(Parcel(carrier_code, tracking_number, ref))
 
     async def find(self, tracking_number: str, carrier_code: str = "") -> list[Tracking]:
         """The account's trackings for this number (and courier, if given)."""
@@ -113,46 +148,58 @@ class AfterShipProvider:
         response = await self._send("GET /trackings", "GET", "/trackings", what, params=params)
 
         def parse() -> list[Tracking]:
-            data = unwrap(response.content)
-            return [
-                parse_tracking(item, where=f"data.trackings[{i}]") for i, item in enumerate(jf.items(data, "trackings"))
-            ]
+            items = jf.items(unwrap(response.content), "trackings")
+            return [parse_tracking(item, where=f"data.trackings[{i}]") for i, item in enumerate(items)]
 
-        return self._parsed(parse, what)
+        return [self._counted(tracking) for tracking in self._parsed(parse, what)]
 
-    async def unregister(self, carrier_code: str, tracking_number: str) -> None:
-        """Delete the tracking if we know it; one already gone is fine."""
-        tracking_id = self._ids.pop((carrier_code, tracking_number), None)
-        if tracking_id is None:
-            return
+    async def unregister(self, parcels: Sequence[Parcel]) -> None:
+        """Delete each parcel's tracking (by ref); one already gone is fine."""
+        for parcel in parcels:
+            ref = parcel.ref or self._ids.get((parcel.carrier_code, parcel.tracking_number), "")
+            self._ids.pop((parcel.carrier_code, parcel.tracking_number), None)
+            if not ref:
+                continue
+            try:
+                await self._send(
+                    "DELETE /trackings/:id", "DELETE", f"/trackings/{ref}", f"delete {parcel.tracking_number}"
+                )
+            except ShipmentNotFoundError:
+                pass
+
+    async def verify_push(self, headers: Mapping[str, str], body: bytes) -> None:
+        """`aftership-hmac-sha256` must prove the body came from AfterShip with our webhook secret."""
+        if not aftership_push.verify(headers, body, self._webhook_secret):
+            raise PushRejectedError(f"{self.name}: aftership-hmac-sha256 missing or wrong")
+
+    def parse_push(self, body: bytes) -> list[PushUpdate]:
+        """A verified webhook: one update for a tracking event (`event_id` is the dedupe key), none for others."""
         try:
-            await self._send(
-                "DELETE /trackings/:id", "DELETE", f"/trackings/{tracking_id}", f"delete {tracking_number}"
-            )
-        except ShipmentNotFoundError:
-            pass
-
-    def verify_push(self, headers: Headers, body: bytes) -> bool:
-        """True if `aftership-hmac-sha256` proves the body came from AfterShip with our webhook secret."""
-        return aftership_push.verify(headers, body, self._webhook_secret)
-
-    def parse_push(self, body: bytes) -> aftership_push.AfterShipEvent:
-        """A verified webhook; its tracking id is remembered so the next fetch reads it directly."""
-        event = aftership_push.parse_event(body)
-        if event.tracking is not None:
-            info = event.tracking.info
-            self._ids.setdefault((info.carrier_code, info.tracking_number), event.tracking.id)
-            self._counted(event.tracking)
-        return event
+            event = aftership_push.parse_event(body)
+        except InvalidResponseError as exc:
+            raise PushRejectedError(f"{self.name}: {exc.message}") from None
+        if event.tracking is None:
+            return []
+        info = self._counted(event.tracking).info
+        self._ids.setdefault((info.carrier_code, info.tracking_number), event.tracking.id)
+        return [PushUpdate(info.tracking_number, info.carrier_code, info, event.event, event.id)]
 
     async def check_connectivity(self) -> float:
         """One cheap authenticated request (a list of one) and its latency in seconds."""
-        await self.limits.acquire("GET /trackings")
+        await self.windows.acquire("GET /trackings")
         return await self._calls.check("GET", "/trackings", params={"limit": "1"})
 
     async def aclose(self) -> None:
         if self._owns_client:
             await self._calls.aclose()
+
+    async def _fetch(self, parcel: Parcel) -> TrackingInfo:
+        if parcel.ref:
+            try:
+                return self._counted(await self._get(parcel.ref, parcel.tracking_number)).info
+            except ShipmentNotFoundError:
+                pass  # deleted or expired at AfterShip: creating it again is the one way back
+        return self._counted(await self._create(parcel.carrier_code, parcel.tracking_number)).info
 
     async def _create(self, carrier_code: str, tracking_number: str) -> Tracking:
         body: dict[str, str] = {"tracking_number": tracking_number}
@@ -184,10 +231,10 @@ class AfterShipProvider:
 
     async def _send(self, endpoint: str, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request inside the endpoint's window; the answer's X-RateLimit-* moves the window."""
-        await self.limits.acquire(endpoint)
+        await self.windows.acquire(endpoint)
 
         def observe(answer: httpx.Response) -> None:
-            self.limits.observe(endpoint, answer.headers)
+            self.windows.observe(endpoint, answer.headers)
 
         return await self._calls.send(method, path, what, on_answer=observe, **kwargs)
 
@@ -198,8 +245,9 @@ class AfterShipProvider:
             raise InvalidResponseError(f"aftership invalid response ({what}): {exc.message}", status=200) from None
 
     def _counted(self, tracking: Tracking) -> Tracking:
+        """Count an unknown tag in the status map (its raw text is already kept)."""
         if not tracking.known_status:
-            self.unknown_statuses += 1
+            self.status_map.map(tracking.info.provider_status, tracking.info.provider_sub_status)
         return tracking
 
 

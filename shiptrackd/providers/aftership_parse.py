@@ -185,6 +185,8 @@ def parse_tracking(data: dict[str, Any], *, where: str = "") -> Tracking:
         estimated_delivery_at=estimated_at,
         actual_delivery_at=delivered_at if mapped.status_code == "DE" else None,
         events=tuple(events),
+        provider_status=tag,
+        provider_sub_status=subtag,
     )
     return Tracking(id=tracking_id, slug=slug, info=info, known_status=mapped.known)
 

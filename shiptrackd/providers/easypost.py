@@ -15,17 +15,34 @@ EasyPost's trackers API as a Provider: a tracker is created once, then read by i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 import httpx
 
 from shiptrackd.config import ProviderConfig
-from shiptrackd.errors import InvalidResponseError, ShipmentNotFoundError
+from shiptrackd.errors import (
+    InvalidResponseError,
+    PermanentProviderError,
+    ProviderError,
+    PushRejectedError,
+    ShipmentNotFoundError,
+)
 from shiptrackd.models import TrackingInfo
 from shiptrackd.providers import easypost_push
-from shiptrackd.providers.base import Quota, RequestObserver, null_observer
+from shiptrackd.providers.base import (
+    Limits,
+    Parcel,
+    ProviderBase,
+    PushUpdate,
+    Quota,
+    Registration,
+    RequestObserver,
+    StatusMap,
+    null_observer,
+)
 from shiptrackd.providers.easypost_parse import (
+    STATUS_MAP,
     Tracker,
     easypost_carrier,
     error_details,
@@ -33,19 +50,21 @@ from shiptrackd.providers.easypost_parse import (
     parse_tracker_list,
 )
 from shiptrackd.providers.endpoint_limits import SlidingWindow
-from shiptrackd.providers.http_headers import Headers
-from shiptrackd.providers.rest_calls import RestCalls, make_client
+from shiptrackd.providers.rest_calls import RestCalls, base_url_for, make_client
+from shiptrackd.units import RateLimit
 
 DEFAULT_BASE_URL = "https://api.easypost.com/v2"
 LIST_LIMIT_PER_S = 5  # documented fixed limit on index endpoints (reference §2 "Rate limits")
 T = TypeVar("T")
 
 
-class EasyPostProvider:
+class EasyPostProvider(ProviderBase):
     """One EasyPost account (or the sandbox's `/v2`, via `base_url`)."""
 
-    name = "easypost"
-    batches = False
+    kind = "easypost"
+    needs_registration = True
+    # EasyPost's limiter is load-based (no documented account rate); index endpoints are 5/s.
+    limits = Limits(rate=None, batch_size=1, endpoints={"GET /trackers": RateLimit(LIST_LIMIT_PER_S, 1.0)})
 
     def __init__(
         self,
@@ -54,13 +73,15 @@ class EasyPostProvider:
         observer: RequestObserver | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
+        self.name = config.name
+        self.status_map = StatusMap(STATUS_MAP)
         key = config.api_key.get()
         self._webhook_secret = config.webhook_secret.get()
         self._owns_client = client is None
         self._calls = RestCalls(
-            self.name,
+            self.kind,
             client or make_client(config.concurrency, config.timeout_s),
-            base_url=config.base_url,
+            base_url=base_url_for(config, DEFAULT_BASE_URL),
             headers={"Authorization": f"Bearer {key}"},
             secret=key,
             timeout_s=config.timeout_s,
@@ -69,11 +90,10 @@ class EasyPostProvider:
             error_text=error_message,
         )
         self._list_window = SlidingWindow(LIST_LIMIT_PER_S, 1.0)
-        self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> trk_… id
-        self.unknown_statuses = 0  # answers whose status was not in the map (stored as UN)
+        self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> trk_… id, for fetch()
 
     def __repr__(self) -> str:
-        return f"EasyPostProvider(base_url={self._calls.base_url!r})"
+        return f"EasyPostProvider(name={self.name!r}, base_url={self._calls.base_url!r})"
 
     @property
     def quota_observer(self) -> Callable[[Quota], None] | None:
@@ -83,21 +103,32 @@ class EasyPostProvider:
     def quota_observer(self, observer: Callable[[Quota], None] | None) -> None:
         self._calls.quota_observer = observer
 
-    async def register(self, carrier_code: str, tracking_number: str) -> str:
-        """Create (or find again) the tracker for this shipment and return its id."""
-        return (await self._create(carrier_code, tracking_number)).id
+    async def register(self, parcels: Sequence[Parcel]) -> Mapping[str, Registration | ProviderError]:
+        """Create (or find again: creation is idempotent) the tracker for each parcel; its `trk_…` id is the ref."""
+        out: dict[str, Registration | ProviderError] = {}
+        for parcel in parcels:  # batch_size is 1: one request per call
+            try:
+                tracker = await self._create(parcel.carrier_code, parcel.tracking_number)
+            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
+                out[parcel.tracking_number] = exc  # this number's problem; 401/429/5xx are the request's
+                continue
+            out[parcel.tracking_number] = Registration(ref=tracker.id, carrier_code=tracker.info.carrier_code)
+        return out
+
+    async def fetch_many(self, parcels: Sequence[Parcel]) -> Mapping[str, TrackingInfo | ProviderError]:
+        """Read each parcel's tracker by its ref (`GET /trackers/{id}`); without one, create it."""
+        out: dict[str, TrackingInfo | ProviderError] = {}
+        for parcel in parcels:
+            try:
+                out[parcel.tracking_number] = await self._fetch(parcel)
+            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
+                out[parcel.tracking_number] = exc
+        return out
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
-        """The shipment's tracking, by its tracker id when known, else by creating the tracker."""
-        tracker_id = self._ids.get((carrier_code, tracking_number))
-        if tracker_id is not None:
-            try:
-                tracker = await self._read(f"/trackers/{tracker_id}", f"{tracking_number} {tracker_id}")
-            except ShipmentNotFoundError:
-                del self._ids[(carrier_code, tracking_number)]
-            else:
-                return self._counted(tracker).info
-        return self._counted(await self._create(carrier_code, tracking_number)).info
+        """Ad-hoc fetch (tools, tests): by the tracker id this object learnt, else by creating the tracker."""
+        ref = self._ids.get((carrier_code, tracking_number), "")
+        return await self._fetch(Parcel(carrier_code, tracking_number, ref))
 
     async def find(self, tracking_number: str, carrier_code: str = "") -> list[Tracker]:
         """The account's trackers for this tracking code (and carrier, if given), newest first."""
@@ -107,17 +138,21 @@ class EasyPostProvider:
         await self._list_window.acquire()
         response = await self._calls.send("GET", "/trackers", f"list {tracking_number}", params=params)
         trackers, _ = self._parsed(lambda: parse_tracker_list(response.content), f"list {tracking_number}")
+        for tracker in trackers:
+            self._counted(tracker)
         return trackers
 
-    async def unregister(self, carrier_code: str, tracking_number: str) -> None:
-        """Delete the tracker, if we know it; an already gone tracker is fine."""
-        tracker_id = self._ids.pop((carrier_code, tracking_number), None)
-        if tracker_id is None:
-            return
-        try:
-            await self._calls.send("DELETE", f"/trackers/{tracker_id}", f"delete {tracking_number}")
-        except ShipmentNotFoundError:
-            pass
+    async def unregister(self, parcels: Sequence[Parcel]) -> None:
+        """Delete each parcel's tracker (by ref); one already gone is fine."""
+        for parcel in parcels:
+            ref = parcel.ref or self._ids.get((parcel.carrier_code, parcel.tracking_number), "")
+            self._ids.pop((parcel.carrier_code, parcel.tracking_number), None)
+            if not ref:
+                continue
+            try:
+                await self._calls.send("DELETE", f"/trackers/{ref}", f"delete {parcel.tracking_number}")
+            except ShipmentNotFoundError:
+                pass
 
     async def subscribe(self, url: str) -> str:
         """Register a webhook for `url` signed with our webhook secret; returns its `hook_…` id."""
@@ -131,18 +166,22 @@ class EasyPostProvider:
             raise InvalidResponseError("easypost invalid response (create webhook): id: not a string")
         return hook_id
 
-    def verify_push(self, headers: Headers, body: bytes) -> bool:
-        """True if `X-Hmac-Signature` proves the body came from EasyPost with our webhook secret."""
-        return easypost_push.verify(headers, body, self._webhook_secret)
+    async def verify_push(self, headers: Mapping[str, str], body: bytes) -> None:
+        """`X-Hmac-Signature` must prove the body came from EasyPost with our webhook secret."""
+        if not easypost_push.verify(headers, body, self._webhook_secret):
+            raise PushRejectedError(f"{self.name}: X-Hmac-Signature missing or wrong")
 
-    def parse_push(self, body: bytes) -> easypost_push.EasyPostEvent:
-        """A verified Event; its tracker (if any) is remembered so the next fetch reads it by id."""
-        event = easypost_push.parse_event(body)
-        if event.tracker is not None:
-            info = event.tracker.info
-            self._ids.setdefault((info.carrier_code, info.tracking_number), event.tracker.id)
-            self._counted(event.tracker)
-        return event
+    def parse_push(self, body: bytes) -> list[PushUpdate]:
+        """A verified Event: one update for a tracker event (its id is the dedupe key), none for others."""
+        try:
+            event = easypost_push.parse_event(body)
+        except InvalidResponseError as exc:
+            raise PushRejectedError(f"{self.name}: {exc.message}") from None
+        if event.tracker is None:
+            return []
+        info = self._counted(event.tracker).info
+        self._ids.setdefault((info.carrier_code, info.tracking_number), event.tracker.id)
+        return [PushUpdate(info.tracking_number, info.carrier_code, info, event.description, event.id)]
 
     async def check_connectivity(self) -> float:
         """One cheap authenticated request (a one-item tracker list) and its latency in seconds."""
@@ -152,6 +191,17 @@ class EasyPostProvider:
     async def aclose(self) -> None:
         if self._owns_client:
             await self._calls.aclose()
+
+    async def _fetch(self, parcel: Parcel) -> TrackingInfo:
+        if parcel.ref:
+            what = f"{parcel.tracking_number} {parcel.ref}"
+            try:
+                response = await self._calls.send("GET", f"/trackers/{parcel.ref}", what)
+            except ShipmentNotFoundError:
+                pass  # the tracker is gone (deleted, expired): creating it again is the one way back
+            else:
+                return self._counted(self._parsed(lambda: parse_tracker_body(response.content), what)).info
+        return self._counted(await self._create(parcel.carrier_code, parcel.tracking_number)).info
 
     async def _create(self, carrier_code: str, tracking_number: str) -> Tracker:
         tracker: dict[str, str] = {"tracking_code": tracking_number}
@@ -163,10 +213,6 @@ class EasyPostProvider:
         self._ids[(carrier_code, tracking_number)] = created.id
         return created
 
-    async def _read(self, path: str, what: str) -> Tracker:
-        response = await self._calls.send("GET", path, what)
-        return self._parsed(lambda: parse_tracker_body(response.content), what)
-
     def _parsed(self, parse: Callable[[], T], what: str) -> T:
         try:
             return parse()
@@ -174,8 +220,9 @@ class EasyPostProvider:
             raise InvalidResponseError(f"easypost invalid response ({what}): {exc.message}", status=200) from None
 
     def _counted(self, tracker: Tracker) -> Tracker:
+        """Count an unknown status in the status map (its raw text is already kept)."""
         if not tracker.known_status:
-            self.unknown_statuses += 1
+            self.status_map.map(tracker.info.provider_status, tracker.info.provider_sub_status)
         return tracker
 
 

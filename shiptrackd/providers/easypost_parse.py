@@ -156,6 +156,8 @@ def parse_tracker(data: dict[str, Any], *, where: str = "") -> Tracker:
         estimated_delivery_at=jf.when(data, "est_delivery_date", where=where),
         actual_delivery_at=delivered[-1] if delivered and mapped.status_code == "DE" else None,
         events=tuple(kept),
+        provider_status=raw_status,
+        provider_sub_status=raw_detail,
     )
     return Tracker(id=tracker_id, mode=jf.text(data, "mode", where=where), info=info, known_status=mapped.known)
 

@@ -19,7 +19,7 @@ def load_object(content: bytes, *, status: int = 200) -> dict[str, Any]:
     """The body as a JSON object, or InvalidResponseError saying what it was instead."""
     try:
         data = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…" nested past the stack
         raise InvalidResponseError("body: not valid JSON", status=status) from None
     if not isinstance(data, dict):
         raise InvalidResponseError(f"body: expected a JSON object, got {type_name(data)}", status=status)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from shiptrackd import __version__
+from shiptrackd.config import ProviderConfig
 from shiptrackd.errors import (
     InvalidResponseError,
     PermanentProviderError,
@@ -35,6 +36,13 @@ from shiptrackd.providers.transport import AiohttpTransport
 
 USER_AGENT = f"shiptrackd/{__version__} (+https://github.com/shiptrackd)"
 DEFAULT_RETRY_AFTER_S = 1.0  # neither EasyPost nor AfterShip documents Retry-After; their windows are a second
+
+
+def base_url_for(config: ProviderConfig, default: str) -> str:
+    """The configured base URL, or the provider's own default when the config kept ShipEngine's."""
+    if not config.base_url or config.base_url == ProviderConfig.base_url:
+        return default
+    return config.base_url
 
 
 def make_client(concurrency: int, timeout_s: float) -> httpx.AsyncClient:

@@ -191,6 +191,8 @@ class AfterShipDialect:
             body = json.loads(request.body or b"{}")
         except (ValueError, UnicodeDecodeError):
             return _reply(400, 4001, "BadRequest", "Invalid JSON data.")
+        if isinstance(body, dict) and isinstance(body.get("tracking"), dict) and "tracking_number" not in body:
+            body = body["tracking"]  # the 2024-04 SDKs' wrapped body; 2026-07 documents the flat one
         number = body.get("tracking_number") if isinstance(body, dict) else None
         if not isinstance(number, str) or not number.strip():
             return _reply(400, 4005, "BadRequest", "The value of `tracking_number` is invalid.")
@@ -222,9 +224,13 @@ class AfterShipDialect:
         records = [
             r for r in self.trackings.values() if (not wanted or r.number in wanted) and (not slugs or r.slug in slugs)
         ]
+        try:
+            limit = max(1, min(200, int(request.query.get("limit", ["100"])[-1])))
+        except ValueError:
+            return _reply(400, 4001, "BadRequest", "The value of `limit` is invalid.")
         data = {
-            "trackings": [self.tracking(r) for r in records],
-            "pagination": {"total": len(records), "next_cursor": None, "has_next_page": False},
+            "trackings": [self.tracking(r) for r in records[:limit]],
+            "pagination": {"total": len(records), "next_cursor": None, "has_next_page": len(records) > limit},
         }
         return _reply(200, 200, "OK", "The request was successful.", data)
 

@@ -218,7 +218,15 @@ class EasyPostDialect:
     def _list(self, request: Request) -> Reply:
         if self._list_bucket.take(time.monotonic()):
             return _error(429, "RATE_LIMITED", "You have exceeded the rate limit for this endpoint.")
-        codes = set(request.query.get("tracking_codes[]", []) + request.query.get("tracking_codes", []))
+        # `tracking_codes[]=A`, `tracking_codes[0]=A`, `tracking_codes=A,B`: clients spell arrays differently.
+        codes = {
+            code
+            for name, values in request.query.items()
+            if name.startswith("tracking_codes") or name == "tracking_code"
+            for value in values
+            for code in value.split(",")
+            if code
+        }
         carrier = request.query.get("carrier", [""])[-1]
         try:
             page_size = max(1, min(100, int(request.query.get("page_size", ["20"])[-1])))

@@ -14,8 +14,15 @@ import pytest
 from push_receiver import receiver
 
 from shiptrackd.config import ProviderConfig, Secret
-from shiptrackd.errors import ProviderAuthError, RateLimitedError, ShipmentNotFoundError, TransientProviderError
+from shiptrackd.errors import (
+    ProviderAuthError,
+    PushRejectedError,
+    RateLimitedError,
+    ShipmentNotFoundError,
+    TransientProviderError,
+)
 from shiptrackd.providers.aftership import AfterShipProvider
+from shiptrackd.providers.base import Parcel, Registration
 from shiptrackd.sandbox import Sandbox
 
 KEY = "asat_provider_test"
@@ -80,11 +87,11 @@ async def test_an_existing_tracking_is_found_after_4003(sandbox: Sandbox, duplic
 async def test_per_endpoint_limit_is_honoured_from_headers(provider: AfterShipProvider, sandbox: Sandbox) -> None:
     """With reads limited to 2 a second (told only by X-RateLimit-*), six reads wait for the window: no 429."""
     sandbox.aftership.configure({"rate_limits": {"GET /trackings/:id": 2}})
-    await provider.register("ups", "1ZLCNORMAL0003")
+    await provider.register([Parcel("ups", "1ZLCNORMAL0003")])
     for _ in range(6):
         await provider.fetch("ups", "1ZLCNORMAL0003")
     assert sandbox.stats.by_status[429] == 0
-    assert provider.limits.windows["GET /trackings/:id"].limit == 2 and provider.limits.waits >= 1
+    assert provider.windows.windows["GET /trackings/:id"].limit == 2 and provider.windows.waits >= 1
 
 
 @pytest.mark.anyio
@@ -110,10 +117,25 @@ async def test_errors_map_to_what_the_engine_does(sandbox: Sandbox, provider: Af
 
 @pytest.mark.anyio
 async def test_unregister_deletes_the_tracking(provider: AfterShipProvider, sandbox: Sandbox) -> None:
-    """Unregister deletes the tracking it created."""
-    await provider.register("usps", "LCNORMAL0005")
-    await provider.unregister("usps", "LCNORMAL0005")
+    """Register answers the tracking id as ref; unregister by that ref deletes the tracking."""
+    registration = (await provider.register([Parcel("usps", "LCNORMAL0005")]))["LCNORMAL0005"]
+    assert isinstance(registration, Registration) and registration.carrier_code == "usps"
+    await provider.unregister([Parcel("usps", "LCNORMAL0005", registration.ref)])
     assert sandbox.aftership.trackings == {}
+
+
+@pytest.mark.anyio
+async def test_fetch_many_reads_by_ref_and_recreates_a_vanished_one(
+    provider: AfterShipProvider, sandbox: Sandbox
+) -> None:
+    """fetch_many reads by the stored ref; a tracking deleted at AfterShip is created again, not failed."""
+    registration = (await provider.register([Parcel("ups", "1ZLCNORMAL0007")]))["1ZLCNORMAL0007"]
+    assert isinstance(registration, Registration)
+    info = (await provider.fetch_many([Parcel("ups", "1ZLCNORMAL0007", registration.ref)]))["1ZLCNORMAL0007"]
+    assert not isinstance(info, Exception) and info.provider_status == "InfoReceived"
+    sandbox.aftership.trackings.clear()
+    again = (await provider.fetch_many([Parcel("ups", "1ZLCNORMAL0007", registration.ref)]))["1ZLCNORMAL0007"]
+    assert not isinstance(again, Exception) and again.tracking_number == "1ZLCNORMAL0007"
 
 
 @pytest.mark.anyio
@@ -121,13 +143,23 @@ async def test_pushes_verify_and_parse(provider: AfterShipProvider, sandbox: San
     """Webhooks verify under our secret (and the documented algorithm, computed here) and parse to a tracking."""
     async with receiver() as inbox:
         sandbox.aftership.configure({"webhook_url": inbox.url("/hooks/aftership"), "webhook_secret": SECRET})
-        await provider.register("ups", "1ZLCNORMAL0006")
+        await provider.register([Parcel("ups", "1ZLCNORMAL0006")])
         sandbox.advance(hours=10)
         (push,) = await inbox.wait_for(1)
         expected = base64.b64encode(hmac.new(SECRET.encode(), push.body, hashlib.sha256).digest()).decode()
         assert push.header("aftership-hmac-sha256") == expected
-        assert provider.verify_push(push.headers, push.body)
-        assert not provider.verify_push([("aftership-hmac-sha256", expected)], push.body.replace(b"ups", b"UPS"))
-        event = provider.parse_push(push.body)
-        assert event.tracking is not None and event.tracking.info.tracking_number == "1ZLCNORMAL0006"
-        assert len(event.id) == 36  # a UUID
+        headers = {k.lower(): v for k, v in push.headers}
+        await provider.verify_push(headers, push.body)
+        with pytest.raises(PushRejectedError):
+            await provider.verify_push({"aftership-hmac-sha256": expected}, push.body.replace(b"ups", b"UPS"))
+        (update,) = provider.parse_push(push.body)
+        assert update.info is not None and update.tracking_number == "1ZLCNORMAL0006"
+        assert update.event == "tracking_update" and len(update.event_id) == 36  # a UUID
+
+
+@pytest.mark.anyio
+async def test_per_endpoint_headers_do_not_steer_the_account_pace(provider: AfterShipProvider) -> None:
+    """AfterShip's X-RateLimit-* describe one endpoint each, so the provider offers no account-wide quota observer."""
+    from shiptrackd.providers.base import QuotaReporting
+
+    assert not isinstance(provider, QuotaReporting)

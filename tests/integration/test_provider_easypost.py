@@ -12,7 +12,8 @@ import pytest
 from push_receiver import receiver
 
 from shiptrackd.config import ProviderConfig, Secret
-from shiptrackd.errors import ProviderAuthError, RateLimitedError, TransientProviderError
+from shiptrackd.errors import ProviderAuthError, PushRejectedError, RateLimitedError, TransientProviderError
+from shiptrackd.providers.base import Parcel, Registration
 from shiptrackd.providers.easypost import EasyPostProvider
 from shiptrackd.sandbox import Sandbox
 
@@ -100,7 +101,7 @@ async def test_errors_map_to_what_the_engine_does(sandbox: Sandbox, provider: Ea
 @pytest.mark.anyio
 async def test_find_keeps_the_list_limit(provider: EasyPostProvider, sandbox: Sandbox) -> None:
     """Listing by code stays under 5 requests a second: eight lists in a row earn no 429."""
-    await provider.register("usps", "EZ3000000003")
+    await provider.register([Parcel("usps", "EZ3000000003")])
     for _ in range(8):
         (found,) = await provider.find("EZ3000000003", "usps")
         assert found.info.status_code == "IT" and found.info.status_detail_code == "OUT_FOR_DELIVERY"
@@ -109,10 +110,29 @@ async def test_find_keeps_the_list_limit(provider: EasyPostProvider, sandbox: Sa
 
 @pytest.mark.anyio
 async def test_unregister_deletes_the_tracker(provider: EasyPostProvider, sandbox: Sandbox) -> None:
-    """Unregister deletes the tracker it created."""
-    await provider.register("usps", "EZ1000000001")
-    await provider.unregister("usps", "EZ1000000001")
+    """Register answers the tracker id as ref and the carrier; unregister by that ref deletes the tracker."""
+    answer = await provider.register([Parcel("", "EZ1000000001")])
+    registration = answer["EZ1000000001"]
+    assert isinstance(registration, Registration) and registration.ref.startswith("trk_")
+    assert registration.carrier_code == "usps"  # detected: none was given
+    await provider.unregister([Parcel("usps", "EZ1000000001", registration.ref)])
     assert sandbox.easypost.trackers == {}
+
+
+@pytest.mark.anyio
+async def test_fetch_many_reads_by_ref(provider: EasyPostProvider, sandbox: Sandbox) -> None:
+    """The engine's path: register once, then fetch_many with the ref reads the tracker (no create)."""
+    registration = (await provider.register([Parcel("usps", "EZ2000000002")]))["EZ2000000002"]
+    assert isinstance(registration, Registration)
+    fresh = EasyPostProvider(config_for(sandbox))  # a restarted daemon: only the stored ref is known
+    try:
+        answer = await fresh.fetch_many([Parcel("usps", "EZ2000000002", registration.ref)])
+    finally:
+        await fresh.aclose()
+    info = answer["EZ2000000002"]
+    assert not isinstance(info, Exception) and info.status_code == "IT"
+    assert (info.provider_status, info.provider_sub_status) == ("in_transit", "arrived_at_facility")
+    assert sandbox.stats.by_number["EZ2000000002"] == 1  # one create in all
 
 
 @pytest.mark.anyio
@@ -121,13 +141,16 @@ async def test_subscribed_pushes_verify_and_parse(provider: EasyPostProvider, sa
     async with receiver() as inbox:
         hook_id = await provider.subscribe(inbox.url("/hooks/easypost"))
         assert hook_id.startswith("hook_")
-        await provider.register("ups", "1ZLCNORMAL0010")
+        await provider.register([Parcel("ups", "1ZLCNORMAL0010")])
         sandbox.advance(hours=30)
         (push,) = await inbox.wait_for(1)
         key = unicodedata.normalize("NFKD", SECRET).encode()
         assert push.header("x-hmac-signature") == "hmac-sha256-hex=" + hmac.new(key, push.body, "sha256").hexdigest()
-        assert provider.verify_push(push.headers, push.body)
-        assert not provider.verify_push(push.headers, push.body + b" ")
-        event = provider.parse_push(push.body)
-        assert event.id.startswith("evt_") and event.tracker is not None
-        assert event.tracker.info.tracking_number == "1ZLCNORMAL0010"
+        headers = {k.lower(): v for k, v in push.headers}
+        await provider.verify_push(headers, push.body)
+        with pytest.raises(PushRejectedError):
+            await provider.verify_push(headers, push.body + b" ")
+        (update,) = provider.parse_push(push.body)
+        assert update.event_id.startswith("evt_") and update.event == "tracker.updated"
+        assert update.tracking_number == "1ZLCNORMAL0010" and update.carrier_code == "ups"
+        assert update.info is not None and update.info.status_code == "IT"

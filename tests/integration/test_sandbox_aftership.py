@@ -155,3 +155,12 @@ async def test_duplicate_push_fault_repeats_the_event_id(sandbox: Sandbox, clien
         one, two = await inbox.wait_for(2)
         assert one.body == two.body and json.loads(one.body)["event_id"] == json.loads(two.body)["event_id"]
     assert sandbox.pusher.stats.faults["duplicate"] == 1
+
+
+@pytest.mark.anyio
+async def test_the_older_wrapped_create_body_is_understood(client: httpx.AsyncClient) -> None:
+    """A 2024-04 client's `{"tracking": {...}}` body creates the same tracking as 2026-07's flat one."""
+    created = await client.post(
+        "/trackings", json={"tracking": {"tracking_number": "LCNORMAL0077", "slug": "ups"}}, headers=AUTH
+    )
+    assert created.status_code == 201 and created.json()["data"]["tracking_number"] == "LCNORMAL0077"

@@ -210,3 +210,17 @@ async def test_failed_push_is_retried(sandbox: Sandbox, client: httpx.AsyncClien
                 await anyio.sleep(0.01)
         assert sandbox.pusher.stats.by_status[500] == 1 and sandbox.pusher.stats.delivered == 1
         assert sandbox.pusher.stats.delivered_ids == [json.loads(push.body)["id"]]
+
+
+@pytest.mark.anyio
+async def test_list_accepts_every_array_spelling(client: httpx.AsyncClient) -> None:
+    """`tracking_codes[]`, `tracking_codes[0]` and a comma list all filter the same way."""
+    wanted = (await create(client, "EZ5000000005")).json()["id"]
+    await create(client, "EZ6000000006")
+    for params in (
+        {"tracking_codes[]": "EZ5000000005"},
+        {"tracking_codes[0]": "EZ5000000005"},
+        {"tracking_codes": "EZ5000000005"},
+    ):
+        answer = await client.get("/v2/trackers", params=params, headers=BEARER)
+        assert [t["id"] for t in answer.json()["trackers"]] == [wanted], params
