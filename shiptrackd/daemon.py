@@ -38,6 +38,8 @@ from .log import register_secret, setup_logging
 from .metrics import Exporter, RequestTimer, SyncRecorder
 from .providers import make_provider
 from .providers.base import Provider
+from .push.receiver import receiver_app
+from .push.service import Push
 from .schedule import Loop
 from .service import Service
 from .statedir import StateDirLock, create_private, prepare_paths
@@ -48,6 +50,7 @@ from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 from .wire.names import EVENT_CONFIG_RELOADED, EVENT_LOOP_CHANGED
 
 STORE_FILE = "shiptrackd.db"
+PUSH_SCHEDULE = Schedule("1m", interval_s=60)  # the push loop: subscriptions and the silence watch
 
 
 class Daemon:
@@ -75,6 +78,7 @@ class Daemon:
         self.service: Service | None = None
         self.store: Store | None = None
         self.engine: SyncEngine | None = None
+        self.push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
         self._stop = anyio.Event()
         self._tg: TaskGroup | None = None
 
@@ -119,6 +123,13 @@ class Daemon:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            push = None
+            if cfg.webhooks.listen:
+                push = self.push = Push(
+                    config=cfg, store=store, clock=self.clock, bus=self.bus, throttle=lambda: engine.throttle
+                )
+                await push.load()
+                engine.push = push.state
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
@@ -132,6 +143,7 @@ class Daemon:
                     config=cfg,
                     started_at=self.clock.now(),
                     on_report=self._evaluate_alerts_now,
+                    push=push.state if push is not None else None,
                 )
                 alerting = self.alerting = Alerting(
                     store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels
@@ -153,6 +165,7 @@ class Daemon:
                     monitor=health,
                     alerting=alerting,
                     heartbeat=self.heartbeat,
+                    push=push.state if push is not None else None,
                 )
                 service = self.service = Service(
                     config=cfg,
@@ -166,6 +179,7 @@ class Daemon:
                     reload_config=self.reload,
                     started_monotonic=time.monotonic(),
                     heartbeat=self.heartbeat,
+                    push=push,
                 )
                 app = build_app(
                     [
@@ -187,6 +201,10 @@ class Daemon:
                 await tg.start(serve_api)
                 await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
                 await tg.start(syncs.follow, self.bus)
+                if push is not None:
+                    push.subscriptions.on_silence = self.loops["sync"].trigger
+                    push.address = await tg.start(serve_tcp, receiver_app(push.receiver), cfg.webhooks.listen, api_stop)
+                    logger.info("webhooks on http://{}/hooks/<provider> (providers: shipengine)", push.address)
                 if cfg.daemon.metrics_listen:
                     metrics_app = build_app(monitoring_routes(exporter, lambda: service.state))
                     await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
@@ -218,6 +236,8 @@ class Daemon:
         finally:
             with anyio.move_on_after(5, shield=True):
                 await provider.aclose()
+                if self.push is not None:
+                    await self.push.aclose()
                 await store.close()
             logger.info("shiptrackd stopped")
 
@@ -268,6 +288,8 @@ class Daemon:
         }
         if cfg.alerts.heartbeat_url:  # its own loop: a slow ping service never delays another loop
             specs["heartbeat"] = (heartbeat_schedule(cfg), heartbeat_body)
+        if self.push is not None:  # subscribe new shipments, stop finished ones, notice a silent channel
+            specs["push"] = (PUSH_SCHEDULE, self.push.subscriptions.run_once)
         return {
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
@@ -364,6 +386,8 @@ class Daemon:
                 await self._swap_provider(new)
         if self.service is not None:
             self.service.config = new
+        if self.push is not None:
+            self.push.reconfigure(new)
         if self.health is not None:
             self.health.config = new
         if self.alerting is not None:
@@ -418,11 +442,16 @@ def _run_outcome(run: dict[str, Any]) -> str:
 
 def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
     """Which sections changed, and which changed keys need a restart to apply."""
-    changed = [s for s in ("daemon", "provider", "sync", "health", "alerts") if getattr(old, s) != getattr(new, s)]
+    changed = [
+        s for s in ("daemon", "provider", "sync", "health", "alerts", "webhooks") if getattr(old, s) != getattr(new, s)
+    ]
     needs_restart = [
         f"daemon.{key}"
         for key in ("state_dir", "socket", "socket_mode", "metrics_listen")
         if getattr(old.daemon, key) != getattr(new.daemon, key)
+    ]
+    needs_restart += [
+        f"webhooks.{key}" for key in ("listen", "jwks_url") if getattr(old.webhooks, key) != getattr(new.webhooks, key)
     ]
     if bool(old.alerts.heartbeat_url) != bool(new.alerts.heartbeat_url):
         needs_restart.append("alerts.heartbeat_url")  # the heartbeat loop exists or not from the start

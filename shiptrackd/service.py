@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 from . import __version__
 from .clock import Clock
 from .config import Config
-from .errors import InvalidRequestError, NotFoundError
+from .errors import ConflictError, InvalidRequestError, NotFoundError
 from .events import EventBus
 from .models import MAX_ROW_ID, NewShipment
 from .schedule import Loop
@@ -28,11 +28,13 @@ from .sync import cadence
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats
 from .wire import answers as wire
+from .wire import push as wire_push
 from .wire.answers import to_answer
 from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMENTS_REMOVED, NO_STATUS, STATUS_CODES
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
+    from .push.service import Push
 
 MAX_LIST_LIMIT = 1000
 MAX_TARGETED = 10_000  # ids in one targeted sync: 40,000 unknown ones held the run (and every joiner) for 7 s
@@ -54,6 +56,7 @@ class Service:
     state: str = "starting"
     started_monotonic: float = 0.0
     heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
+    push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
 
     # --- status ---------------------------------------------------------------------
 
@@ -129,6 +132,8 @@ class Service:
             item["index"] = positions[item["index"]]
         if result.added:
             self.bus.publish(EVENT_SHIPMENTS_ADDED, count=len(result.added))
+            if "push" in self.loops:  # subscribe them now, not at the loop's next minute
+                self.loops["push"].trigger()
         doc = {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
         return to_answer(doc, wire.ShipmentsAdded)
 
@@ -162,6 +167,9 @@ class Service:
         return to_answer(shipment, wire.ShipmentDetail)
 
     async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
+        shipment = await self.store.shipments.get(shipment_id) if self.push is not None else None
+        if shipment is not None and self.push is not None:
+            await self.push.forget(shipment)
         if not await self.store.shipments.remove(shipment_id):
             raise NotFoundError(f"no shipment {shipment_id!r}")
         self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
@@ -176,7 +184,15 @@ class Service:
         shipment = await self.store.shipments.get(shipment_id)
         if shipment is None:
             raise NotFoundError(f"no shipment {shipment_id!r}")
-        return to_answer(cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until), wire.Why)
+        answer = cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until)
+        answer["push"] = {
+            "regime": cadence.regime(shipment, self.push is not None),
+            "subscribed_at": shipment.get("subscribed_at"),
+            "last_push_at": shipment.get("last_push_at"),
+            "push_count": shipment.get("push_count", 0),
+        }
+        answer["explanation"] += cadence.push_lines(shipment, self.push is not None)
+        return to_answer(answer, wire.Why)
 
     # --- sync -----------------------------------------------------------------------
 
@@ -235,6 +251,24 @@ class Service:
 
     async def reload(self) -> wire.Reloaded:
         return to_answer(await self.reload_config(), wire.Reloaded)
+
+    # --- push -----------------------------------------------------------------------
+
+    async def webhooks_status(self) -> wire_push.WebhooksStatus:
+        """What `shiptrackctl webhooks status` shows: registration, subscriptions, pushes by outcome, silence."""
+        from .push.service import disabled_status
+
+        doc = self.push.status() if self.push is not None else disabled_status()
+        return to_answer(doc, wire_push.WebhooksStatus)
+
+    async def webhooks_setup(self) -> wire_push.WebhookSetup:
+        """Register or update the provider's `track` webhook, then subscribe what is not subscribed yet."""
+        if self.push is None:
+            raise ConflictError("webhooks are off: set [webhooks] listen and public_url, then restart")
+        result = await self.push.setup()
+        if "push" in self.loops:
+            self.loops["push"].trigger()
+        return to_answer(result, wire_push.WebhookSetup)
 
     # --- backup ---------------------------------------------------------------------
 

@@ -160,6 +160,14 @@ class ApiClient:
     async def reload(self) -> dict[str, Any]:
         return await self._object("POST", "/v1/reload")
 
+    async def webhooks(self) -> dict[str, Any]:
+        """Push health: registration, subscriptions, pushes in the last hour by outcome, silence."""
+        return await self._object("GET", "/v1/webhooks")
+
+    async def webhooks_setup(self) -> dict[str, Any]:
+        """Register or update the provider's track webhook at <public_url>/hooks/<provider>."""
+        return await self._object("POST", "/v1/webhooks/setup")
+
     async def backup(self, path: str, *, force: bool = False) -> dict[str, Any]:
         """Have the daemon write a checked copy of its store to *path* (absolute, as the daemon sees it)."""
         return await self._object("POST", "/v1/backup", json_body={"path": path, "force": force})

@@ -64,6 +64,7 @@ from .shapes import (
     Secret,
     StoreConfig,
     SyncConfig,
+    WebhooksConfig,
     duration_field,
 )
 from .sources import CREDENTIAL_API_KEY, CREDENTIAL_APPRISE_URLS, CREDENTIAL_STORE_PASSWORD, SEED_ALIASES
@@ -111,6 +112,7 @@ __all__ = [
     "Secret",
     "StoreConfig",
     "SyncConfig",
+    "WebhooksConfig",
     "default_config_path",
     "default_state_dir",
     "duration_field",

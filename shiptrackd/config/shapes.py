@@ -127,6 +127,12 @@ class CadenceConfig:
     delivered_confirm: float = duration_field(24 * 3600)  # DE: checked once more after this, then terminal
     failure_backoff: float = duration_field(15 * 60)  # after a failed fetch, doubling per failure
     failure_backoff_max: float = duration_field(12 * 3600)
+    # With [webhooks] on: a subscribed shipment whose pushes arrive is polled only this often, as a safety
+    # net (bench/bench_cadence.py, push strategies); when no push at all came for silence_after while
+    # subscribed shipments exist, everyone falls back to the intervals above until pushes return.
+    push_safety: float = duration_field(48 * 3600)
+    silence_after: float = duration_field(6 * 3600)
+    silence_critical_after: float = duration_field(24 * 3600)
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,17 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """The push receiver: a TCP listener of its own, separate from the control socket; off while listen is ""."""
+
+    listen: str = ""  # "127.0.0.1:8789"; operators put it behind their reverse proxy or tunnel
+    public_url: str = ""  # where the proxy exposes the listener; providers are told <public_url>/hooks/<provider>
+    jwks_url: str = "https://api.shipengine.com/jwks"  # ShipEngine's signing keys (EU: api.eu.shipengine.com)
+    tolerance_s: float = ranged(300.0, 1, 86400)  # a push whose signed timestamp is further off is refused (400)
+    max_body: str = "1MiB"  # a larger push body is refused (413) before it is read whole
+
+
+@dataclass(frozen=True)
 class Config:
     daemon: DaemonConfig
     provider: ProviderConfig = field(default_factory=ProviderConfig)
@@ -217,4 +234,5 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     source: Path | None = field(default=None, metadata={"key": False})  # the file it was read from

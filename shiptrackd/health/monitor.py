@@ -22,7 +22,7 @@ from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.db import from_db
 from ..units import format_rfc3339
-from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, UNKNOWN
+from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, OPTIONAL_CHECKS, UNKNOWN
 from .rules import (
     TOP_STALE,
     ApiProbe,
@@ -35,6 +35,7 @@ from .rules import (
     judge_recent_sync,
     judge_stale,
     judge_store,
+    judge_webhooks,
     rejudge_stale,
     span,
 )
@@ -42,6 +43,7 @@ from .rules import (
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..events import EventBus
+    from ..push.state import PushState
     from ..schedule import Loop
     from ..store import Store
     from ..sync.engine import SyncEngine
@@ -64,6 +66,7 @@ class HealthMonitor:
         config: Config,
         started_at: datetime,
         on_report: Callable[[], None] | None = None,
+        push: PushState | None = None,
     ) -> None:
         """*on_report* runs after each stored report that the alert rules should see: health triggers alerts."""
         self.store = store
@@ -74,6 +77,7 @@ class HealthMonitor:
         self.config = config
         self.started_at = started_at
         self.on_report = on_report
+        self.push = push  # the push channel's figures, when [webhooks] is on (adds the `webhooks` check)
         self._quick_check: tuple[datetime, str] | None = None  # (when, result)
         self.reports = 0
 
@@ -139,6 +143,8 @@ class HealthMonitor:
             "loops": self._loops,
             "store": self._store,
         }
+        if self.push is not None:
+            measures["webhooks"] = self._webhooks
         results: dict[str, CheckResult] = {}
 
         async def run(name: str, fn: Callable[[], Awaitable[CheckResult]]) -> None:
@@ -154,7 +160,7 @@ class HealthMonitor:
         async with anyio.create_task_group() as tg:
             for name, fn in measures.items():
                 tg.start_soon(run, name, fn)
-        checks = [results[name] for name in CHECKS]
+        checks = [results[name] for name in (*CHECKS, *OPTIONAL_CHECKS) if name in results]
         return build_report(checks, at=self.clock.now(), host=self.host, trigger=trigger)
 
     async def _api(self) -> CheckResult:
@@ -241,6 +247,20 @@ class HealthMonitor:
             failures_critical=cfg.loop_failures_critical,
             overdue_after_s=cfg.loop_overdue_after_s,
             max_runtime_s=self.config.sync.max_runtime_s,
+        )
+
+    async def _webhooks(self) -> CheckResult:
+        push = self.push
+        assert push is not None
+        now = self.clock.now()
+        return judge_webhooks(
+            subscribed=push.subscribed,
+            last_push_at=push.last_push_at,
+            listening_since=push.started_at,
+            now=now,
+            warning_s=push.warning_s,
+            critical_s=push.critical_s,
+            last_hour=push.last_hour(now),
         )
 
     async def _store(self) -> CheckResult:

@@ -11,6 +11,7 @@ from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
 from .db import Database, from_db, to_db
 from .health import HealthStore
+from .push import PushStore, PushWrite
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
@@ -52,6 +53,7 @@ class Store:
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)
         self.retention = RetentionStore(self.db)
+        self.push = PushStore(self.db)
 
     @classmethod
     async def open(cls, target: Path | str, *, password: str = "") -> Store:
@@ -91,6 +93,7 @@ __all__ = [
     "FetchFailure",
     "FetchSuccess",
     "NewNotification",
+    "PushWrite",
     "RunCounts",
     "Store",
     "backend_for",

@@ -204,6 +204,27 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX shipments_terminal ON shipments (updated_at, id) WHERE active = 0;
         """,
     ),
+    (
+        5,
+        "push subscriptions: subscribed_at, last push, push count per shipment",
+        """
+        -- Tracking pushes (issue 10): a shipment is subscribed with its provider (ShipEngine's
+        -- tracking/start) once, then hears of changes by push; polling stays as the safety net.
+        -- push_missed: a poll found a change no push reported, so the shipment is polled at its
+        -- normal cadence until its next push arrives (sync/cadence.py push regimes).
+        ALTER TABLE shipments ADD COLUMN subscribed_at TEXT;
+        ALTER TABLE shipments ADD COLUMN last_push_at TEXT;
+        ALTER TABLE shipments ADD COLUMN push_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE shipments ADD COLUMN push_missed INTEGER NOT NULL DEFAULT 0;
+        -- A push names its parcel by tracking number (its carrier code may differ: stamps_com vs usps).
+        CREATE INDEX shipments_number ON shipments (tracking_number);
+        -- The subscription loop's two queues, without a scan.
+        CREATE INDEX shipments_to_subscribe ON shipments (id) WHERE active = 1 AND subscribed_at IS NULL;
+        CREATE INDEX shipments_to_unsubscribe ON shipments (id) WHERE active = 0 AND subscribed_at IS NOT NULL;
+        CREATE INDEX shipments_subscribed ON shipments (id) WHERE active = 1 AND subscribed_at IS NOT NULL;
+        CREATE INDEX shipments_last_push ON shipments (last_push_at) WHERE last_push_at IS NOT NULL;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

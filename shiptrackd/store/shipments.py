@@ -21,7 +21,7 @@ SHIPMENT_COLUMNS = (
     "id, carrier_code, tracking_number, reference, status_code, status_detail_code, status_description,"
     " exception_description, estimated_delivery_at, actual_delivery_at, last_synced_at, status_changed_at,"
     " next_sync_at, schedule_reason, consecutive_failures, last_error, last_error_kind, active,"
-    " created_at, updated_at"
+    " created_at, updated_at, subscribed_at, last_push_at, push_count, push_missed"
 )
 
 
@@ -43,6 +43,7 @@ class FetchSuccess:
     info: TrackingInfo
     next_sync_at: datetime | None
     reason: str
+    push_missed: bool | None = None  # a poll found a change no push reported (None: leave the flag as it is)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ApplyResult:
     unchanged: int = 0
     failed: int = 0
     write_errors: list[tuple[str, str]] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # answers older than the stored history: status kept
 
 
 @dataclass
@@ -184,7 +186,7 @@ class ShipmentStore:
                 conn.execute("SAVEPOINT shipment")
                 try:
                     if isinstance(result, FetchSuccess):
-                        _apply_success(conn, result, stamp, out)
+                        apply_success(conn, result, stamp, out)
                     else:
                         _apply_failure(conn, run_id, result, stamp)
                         out.failed += 1
@@ -340,7 +342,16 @@ _UPDATE_SUCCESS_SQL = (
     " exception_description = ?, estimated_delivery_at = ?, actual_delivery_at = ?, last_synced_at = ?,"
     " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
     " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
-    " active = ?, updated_at = ? WHERE id = ?"
+    " active = ?, updated_at = ?, push_missed = coalesce(?, push_missed) WHERE id = ?"
+)
+# An answer whose newest event is older than the stored history (a late push, a poll that raced a
+# push): its events are merged, its status is not, so a status never moves backwards.
+_UPDATE_STALE_SQL = (
+    "UPDATE shipments SET last_synced_at = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
+    " updated_at = ? WHERE id = ?"
+)
+_NEWEST_EVENT_SQL = (
+    "SELECT shipment_id, max(occurred_at) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
 )
 _INSERT_EVENT_SQL = (
     "INSERT INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
@@ -366,8 +377,17 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tupl
         result.reason,
         int(result.next_sync_at is not None),
         stamp,
+        None if result.push_missed is None else int(result.push_missed),
         result.shipment_id,
     )
+
+
+def is_stale(info: TrackingInfo, stored_newest: str | None) -> bool:
+    """True when *info*'s newest event is older than the newest stored one: an answer from the past."""
+    if not info.events or stored_newest is None:
+        return False
+    newest = to_db(info.events[-1].occurred_at)
+    return newest is not None and newest < stored_newest
 
 
 def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
@@ -404,6 +424,9 @@ def _apply_batch(
     old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})", ids)
     if len(old) != len(ids):  # one was removed while its fetch was in flight: the slow path isolates it
         raise sqlite3.IntegrityError("a shipment of the batch no longer exists")
+    newest = _by_id(conn, _NEWEST_EVENT_SQL, ids)
+    if any(is_stale(r.info, newest.get(r.shipment_id)) for r in successes):  # rare: the slow path keeps its status
+        raise sqlite3.IntegrityError("an answer of the batch is older than the stored history")
     count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
     events_before = _by_id(conn, count_sql, ids)
     conn.executemany(
@@ -427,14 +450,28 @@ def _apply_batch(
     return out
 
 
-def _apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+def apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+    """
+    Write one provider answer, polled or pushed: the one path from a TrackingInfo to the store.
+
+    Events are merged (deduplicated by key); the status is taken unless the answer is older than
+    the stored history, so duplicates and late, reordered answers change nothing.
+    """
     info = result.info
     row = conn.execute("SELECT status_code FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
     if row is None:  # removed while its fetch was in flight
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
     old_status = row[0]
-    changed = old_status != info.status_code
-    conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
+    newest = conn.execute(
+        "SELECT max(occurred_at) FROM tracking_events WHERE shipment_id = ?", (result.shipment_id,)
+    ).fetchone()[0]
+    stale = is_stale(info, newest)
+    changed = old_status != info.status_code and not stale
+    if stale:
+        out.stale.append(result.shipment_id)
+        conn.execute(_UPDATE_STALE_SQL, (stamp, stamp, result.shipment_id))
+    else:
+        conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
     new_events = conn.executemany(_INSERT_EVENT_SQL, _event_rows(result)).rowcount
     if changed:
         out.changed.append((result.shipment_id, old_status, info.status_code))
@@ -470,7 +507,9 @@ def _apply_failure(conn: Conn, run_id: int | None, result: FetchFailure, stamp: 
 def shipment_dict(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["active"] = bool(d["active"])
+    if "push_missed" in d:
+        d["push_missed"] = bool(d["push_missed"])
     return d
 
 
-__all__ = ["AddResult", "ApplyResult", "FetchFailure", "FetchSuccess", "ShipmentStore", "from_db"]
+__all__ = ["AddResult", "ApplyResult", "FetchFailure", "FetchSuccess", "ShipmentStore", "apply_success", "from_db"]

@@ -36,6 +36,7 @@ from ..errors import (
     StoreError,
 )
 from ..events import EventBus
+from ..push.state import PushState
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
 from ..store.db import from_db
 from ..wire.names import (
@@ -97,6 +98,7 @@ class SyncEngine:
         self.config = config
         self.current: RunProgress | None = None
         self.auth_failed_at: datetime | None = None  # the last 401/403; cleared by the next good fetch
+        self.push: PushState | None = None  # set by the daemon when [webhooks] is on: cadence by push regime
         self._busy = anyio.Semaphore(1)  # not a Lock: a run may be started by one task and run by another
         self._opened = anyio.Event()  # set once the run holding _busy has its run id
         self._idle = anyio.Event()
@@ -404,13 +406,27 @@ class SyncEngine:
                 nxt.reason,
             )
         self.auth_failed_at = None
+        now = self.clock.now()
+        if self.push is not None:  # webhooks on: the shipment's push regime decides (sync/cadence.py)
+            nxt, missed = cadence.after_poll(
+                cad,
+                info.status_code,
+                shipment["status_code"],
+                shipment["schedule_reason"],
+                created_at,
+                now,
+                info.status_detail_code,
+                subscribed=bool(shipment.get("subscribed_at")),
+                channel_silent=self.push.silence(now) != "ok",
+            )
+            return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, push_missed=missed)
         nxt = cadence.after_success(
             cad,
             info.status_code,
             shipment["status_code"],
             shipment["schedule_reason"],
             created_at,
-            self.clock.now(),
+            now,
             info.status_detail_code,
         )
         return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason)

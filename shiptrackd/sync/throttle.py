@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import anyio
 import stamina
@@ -24,6 +26,8 @@ from ..errors import ProviderError, ProviderUnreachableError, RateLimitedError, 
 from ..models import TrackingInfo
 from ..providers.base import Provider, Quota, QuotaReporting
 from .rate_control import RateController
+
+T = TypeVar("T")
 
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
 MAX_RATE_LIMITED_ROUNDS = 5
@@ -206,6 +210,18 @@ class ProviderThrottle:
                 self._answered()
                 return info
         raise AssertionError("unreachable: stamina re-raises the last error")
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """A provider call besides fetch (a push subscription): the same pace and Retry-After pause as polls."""
+        await self._wait_turn()
+        try:
+            result = await fn()
+        except RateLimitedError as exc:
+            self.stats.rate_limited += 1
+            self.pause(exc.retry_after_s)
+            raise
+        self._answered()
+        return result
 
     async def take_slot(self) -> None:
         """Take one request's place under the rate limit (for calls made outside fetch, like the health probe)."""

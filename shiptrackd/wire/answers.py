@@ -177,6 +177,12 @@ class Shipment(Answer):
     active: bool
     created_at: datetime
     updated_at: datetime
+    # Push (issue 10): subscribed with the provider since; the last verified push; pushes received;
+    # a poll found a change no push reported (polled at its normal cadence until the next push).
+    subscribed_at: datetime | None = None
+    last_push_at: datetime | None = None
+    push_count: int = 0
+    push_missed: bool = False
 
 
 class TrackingEvent(Answer):
@@ -188,7 +194,7 @@ class TrackingEvent(Answer):
 
 
 class ShipmentDetail(Shipment):
-    events: list[TrackingEvent]  # newest first
+    events: list[TrackingEvent] = msgspec.field(default_factory=list)  # newest first
 
 
 class ShipmentPage(Answer):
@@ -225,6 +231,15 @@ class ShipmentRemoved(Answer):
     removed: str
 
 
+class WhyPush(Answer):
+    """Which regime a shipment is in: poll only, push (safety polls), push overdue, or polling while silent."""
+
+    regime: str
+    subscribed_at: datetime | None
+    last_push_at: datetime | None
+    push_count: int
+
+
 class Why(Answer):
     """When a shipment will next be checked, and why."""
 
@@ -233,6 +248,7 @@ class Why(Answer):
     next_sync_at: datetime | None
     reason: str
     explanation: list[str]
+    push: WhyPush | None = None
 
 
 # --- sync runs ------------------------------------------------------------------------------
@@ -320,6 +336,17 @@ class Forecast(Answer):
     utilisation: float | None
 
 
+class PushStats(Answer):
+    """What pushes save: the polls subscribed shipments would need at their cadence, against the safety polls."""
+
+    subscribed: int
+    pushes: dict[str, int]  # since start, by outcome
+    changes_by_push: int
+    calls_per_hour_polling: float
+    calls_per_hour_with_push: float
+    calls_per_hour_saved: float
+
+
 class Stats(Answer):
     shipments: ShipmentFigures
     runs_24h: RunTotals
@@ -327,6 +354,7 @@ class Stats(Answer):
     last_successful_run: Run | None
     api: ApiFigures
     forecast: Forecast
+    push: PushStats | None = None  # absent while [webhooks] is off
 
 
 # --- health ---------------------------------------------------------------------------------
