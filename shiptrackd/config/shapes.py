@@ -130,7 +130,7 @@ class CadenceConfig:
     # With [webhooks] on: a subscribed shipment whose pushes arrive is polled only this often, as a safety
     # net (bench/bench_cadence.py, push strategies); when no push at all came for silence_after while
     # subscribed shipments exist, everyone falls back to the intervals above until pushes return.
-    push_safety: float = duration_field(48 * 3600)
+    push_safety: float = duration_field(24 * 3600)
     silence_after: float = duration_field(6 * 3600)
     silence_critical_after: float = duration_field(24 * 3600)
 

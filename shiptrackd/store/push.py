@@ -75,10 +75,14 @@ class PushStore:
     # --- subscriptions ---------------------------------------------------------------
 
     async def to_subscribe(self, limit: int) -> builtins.list[dict[str, Any]]:
-        """Active shipments not subscribed yet, oldest first; not those whose status ends the pushes."""
+        """
+        Active shipments not subscribed yet, oldest first; not delivered ones (nothing more to push).
+
+        An exception is subscribed again: ShipEngine stops pushing after one, and exceptions recover.
+        """
         rows = await self.db.fetchall(
             f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND subscribed_at IS NULL"
-            " AND coalesce(status_code, '') NOT IN ('DE', 'EX') ORDER BY id LIMIT ?",
+            " AND coalesce(status_code, '') != 'DE' ORDER BY id LIMIT ?",
             (limit,),
         )
         return [shipment_dict(r) for r in rows]
@@ -110,12 +114,15 @@ class PushStore:
         return await self.db.write(fn)
 
     async def forget_auto_stopped(self) -> int:
-        """DE and EX end ShipEngine's pushes by itself: those subscriptions are over without a stop call."""
+        """
+        DE and EX end ShipEngine's pushes by itself: a subscription older than that status is over
+        without a stop call (one made since, after an exception, stands).
+        """
 
         def fn(conn: Conn) -> int:
             return conn.execute(
-                "UPDATE shipments SET subscribed_at = NULL"
-                " WHERE subscribed_at IS NOT NULL AND status_code IN ('DE', 'EX')"
+                "UPDATE shipments SET subscribed_at = NULL WHERE subscribed_at IS NOT NULL"
+                " AND status_code IN ('DE', 'EX') AND subscribed_at < coalesce(status_changed_at, '')"
             ).rowcount
 
         return await self.db.write(fn)

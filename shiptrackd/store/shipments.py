@@ -281,10 +281,18 @@ class ShipmentStore:
             params = [to_db(now), after[0], after[1], limit]
         return [shipment_dict(r) for r in await self.db.fetchall(sql, params)]
 
-    async def active_after(self, after_id: str, limit: int) -> builtins.list[dict[str, Any]]:
-        """Every active shipment in id order, for a force sync that walks the whole store in batches."""
+    async def active_after(
+        self, after_id: str, limit: int, *, skip_pushed: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """
+        Every active shipment in id order, for a force sync that walks the whole store in batches.
+
+        `skip_pushed` leaves out shipments whose pushes arrive (their safety poll is their net): with
+        push on, a daily force sync would cost every parcel a call a day (bench/bench_cadence.py).
+        """
+        pushed = " AND NOT (subscribed_at IS NOT NULL AND schedule_reason LIKE 'push:%')" if skip_pushed else ""
         rows = await self.db.fetchall(
-            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND id > ? ORDER BY id LIMIT ?",
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND id > ?{pushed} ORDER BY id LIMIT ?",
             (after_id, limit),
         )
         return [shipment_dict(r) for r in rows]

@@ -105,12 +105,17 @@ def after_push(
     detail: str = "",
 ) -> Next:
     """
-    Schedule after a verified push: the push is the news, so only a safety poll is due.
+    Schedule after a verified push, or a poll of a subscribed shipment: pushes carry the news, so
+    only a safety poll is due, `push_safety` from now.
 
-    A delivery keeps the poll's one confirming check, an exception (after which ShipEngine stops
-    pushing) its normal interval; anything else waits `push_safety`.
+    A delivery keeps the poll's one confirming check; a shipment still not in the carrier's system
+    still expires after `expire_after`. An exception waits like the rest: ShipEngine stops pushing
+    after one, and the push loop subscribes the shipment again (bench/bench_cadence.py: 19 calls
+    per delivered parcel polling exceptions and waiting parcels at their normal cadence, 4 this way).
     """
-    if status in ("DE", "EX") or status not in TIERS:
+    if status == "DE":
+        return after_success(cadence, status, previous_status, previous_reason, created_at, now, detail)
+    if status not in TIERS and (now - created_at).total_seconds() >= cadence.expire_after:
         return after_success(cadence, status, previous_status, previous_reason, created_at, now, detail)
     return Next(now + timedelta(seconds=cadence.push_safety), f"{PUSH_REASON} {_fmt(cadence.push_safety)}")
 
@@ -137,7 +142,7 @@ def after_poll(
     4. Subscribed, nothing new: pushes carry the news, the next poll is only the safety net.
     """
     normal = after_success(cadence, status, previous_status, previous_reason, created_at, now, detail)
-    if not subscribed or normal.at is None or status in ("DE", "EX"):
+    if not subscribed or normal.at is None or status == "DE":
         return normal, None
     if channel_silent:
         return Next(normal.at, f"{SILENT_REASON}: {normal.reason}"), None

@@ -309,7 +309,8 @@ class SyncEngine:
                     yield [found[i] for i in chunk if i in found]
         elif progress.trigger == "force":
             after_id = ""
-            while batch := await self.store.shipments.active_after(after_id, size):
+            skip_pushed = self.push is not None
+            while batch := await self.store.shipments.active_after(after_id, size, skip_pushed=skip_pushed):
                 yield batch
                 after_id = batch[-1]["id"]
         else:

@@ -111,13 +111,14 @@ CREATED = NOW - timedelta(hours=10)
     ("status", "previous", "reason", "subscribed", "silent", "expected_reason", "missed"),
     [
         ("IT", "IT", "in transit: every 4h", False, False, "in transit: every 4h", None),
-        ("IT", "IT", "push: safety poll every 2d", True, False, "push: safety poll every 2d", False),
-        ("IT", "AC", "push: safety poll every 2d", True, False, "push overdue: in transit: every 4h", True),
+        ("IT", "IT", "push: safety poll every 1d", True, False, "push: safety poll every 1d", False),
+        ("IT", "AC", "push: safety poll every 1d", True, False, "push overdue: in transit: every 4h", True),
         ("IT", "IT", "push overdue: in transit: every 4h", True, False, "push overdue: in transit: every 4h", True),
-        ("IT", "IT", "push: safety poll every 2d", True, True, "push channel silent: in transit: every 4h", None),
-        ("IT", None, "new", True, False, "push: safety poll every 2d", False),  # the first poll is no miss
-        ("DE", "IT", "push: safety poll every 2d", True, False, "delivered: one confirming check", None),
-        ("NY", None, "new", True, False, "not yet in the carrier's system: backing off, every 90m", False),
+        ("IT", "IT", "push: safety poll every 1d", True, True, "push channel silent: in transit: every 4h", None),
+        ("IT", None, "new", True, False, "push: safety poll every 1d", False),  # the first poll is no miss
+        ("DE", "IT", "push: safety poll every 1d", True, False, "delivered: one confirming check", None),
+        ("NY", None, "new", True, False, "push: safety poll every 1d", False),  # the push says when it is scanned
+        ("EX", "IT", "push: safety poll every 1d", True, False, "push overdue: exception: every 4h", True),
     ],
 )
 def test_after_poll_by_push_regime(
@@ -136,11 +137,14 @@ def test_after_poll_by_push_regime(
     assert (nxt.reason, flag) == (expected_reason, missed)
 
 
-def test_after_push_waits_push_safety_except_for_the_end_states() -> None:
-    """A push is the news: in transit waits push_safety; DE keeps its confirming check, EX its interval."""
-    assert cadence.after_push(CAD, "IT", "AC", "new", CREATED, NOW).at == NOW + timedelta(seconds=CAD.push_safety)
+def test_after_push_waits_push_safety_except_for_delivery_and_expiry() -> None:
+    """A push is the news: anything but DE waits push_safety (EX too: it is subscribed again); DE keeps its
+    confirming check; a parcel never scanned still expires."""
+    for status in ("IT", "AC", "EX", "NY", "SP"):
+        assert cadence.after_push(CAD, status, "AC", "new", CREATED, NOW).at == NOW + timedelta(seconds=CAD.push_safety)
     assert cadence.after_push(CAD, "DE", "IT", "", CREATED, NOW).reason == cadence.CONFIRM_REASON
-    assert cadence.after_push(CAD, "EX", "IT", "", CREATED, NOW).reason == "exception: every 4h"
+    old = NOW - timedelta(seconds=CAD.expire_after)
+    assert cadence.after_push(CAD, "NY", "NY", "", old, NOW).at is None
 
 
 @pytest.mark.parametrize(
@@ -148,7 +152,7 @@ def test_after_push_waits_push_safety_except_for_the_end_states() -> None:
     [
         ({"active": True, "schedule_reason": "in transit: every 4h"}, False, "poll only"),
         ({"active": True, "schedule_reason": "new"}, True, "poll (not subscribed"),
-        ({"active": True, "subscribed_at": "x", "schedule_reason": "push: safety poll every 2d"}, True, "push:"),
+        ({"active": True, "subscribed_at": "x", "schedule_reason": "push: safety poll every 1d"}, True, "push:"),
         ({"active": True, "subscribed_at": "x", "push_missed": True, "schedule_reason": "x"}, True, "push overdue"),
         ({"active": True, "subscribed_at": "x", "schedule_reason": "push channel silent: x"}, True, "poll: the push"),
     ],
