@@ -246,11 +246,30 @@ class Service:
                 "rate_limit_per_hour": round(limit.per_second * 3600) if limit else None,
                 "utilisation": round(forecast / (limit.per_second * 3600), 3) if limit else None,
             },
+            "push": await self.push_stats(),
         }
         return to_answer(doc, wire.Stats)
 
     async def reload(self) -> wire.Reloaded:
         return to_answer(await self.reload_config(), wire.Reloaded)
+
+    async def push_stats(self) -> dict[str, Any] | None:
+        """What pushes save: the polls subscribed shipments would need at their normal cadence, less safety polls."""
+        if self.push is None:
+            return None
+        cad = self.config.sync.cadence
+        mix = await self.store.push.count_subscribed_by_status()
+        polling = cadence.calls_per_hour(cad, mix)
+        safety = sum(mix.values()) * 3600.0 / cad.push_safety
+        state = self.push.state
+        return {
+            "subscribed": sum(mix.values()),
+            "pushes": dict(sorted(state.totals.items())),
+            "changes_by_push": state.changes,
+            "calls_per_hour_polling": round(polling, 1),
+            "calls_per_hour_with_push": round(safety, 1),
+            "calls_per_hour_saved": round(max(0.0, polling - safety), 1),
+        }
 
     # --- push -----------------------------------------------------------------------
 

@@ -210,11 +210,22 @@ def render_stats(out: Output, doc: dict[str, Any]) -> None:
                 f"over {api.get('requests', 0)} requests since start",
             ),
             ("forecast", forecast),
+            *([("push", push_line(doc["push"]))] if doc.get("push") else []),
             (
                 "last good run",
                 f"#{last['id']} {last.get('outcome')} {rel_time(last.get('finished_at'))}" if last else "none yet",
             ),
         ]
+    )
+
+
+def push_line(push: dict[str, Any]) -> str:
+    """Pushes received, changes they carried, and the polls they save an hour."""
+    pushes = sum((push.get("pushes") or {}).values())
+    return (
+        f"{push.get('subscribed', 0)} subscribed, {pushes} pushes, {push.get('changes_by_push', 0)} changes by push;"
+        f" saves {push.get('calls_per_hour_saved', 0)} calls/hour ({push.get('calls_per_hour_polling', 0)} polling"
+        f" vs {push.get('calls_per_hour_with_push', 0)} safety polls)"
     )
 
 

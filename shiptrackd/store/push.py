@@ -132,6 +132,12 @@ class PushStore:
             await self.db.scalar("SELECT count(*) FROM shipments WHERE active = 1 AND subscribed_at IS NOT NULL")
         )
 
+    async def count_subscribed_by_status(self) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT status_code, count(*) FROM shipments WHERE active = 1 AND subscribed_at IS NOT NULL GROUP BY 1"
+        )
+        return {(r[0] or "none"): r[1] for r in rows}
+
     async def last_push_at(self) -> datetime | None:
         return from_db(await self.db.scalar("SELECT max(last_push_at) FROM shipments WHERE last_push_at IS NOT NULL"))
 
