@@ -310,6 +310,16 @@ def row(o: Outcome, delivered_truth: int, parcels: int) -> list[object]:
     ]
 
 
+def _delay(seconds: float) -> str:
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else f"{seconds / 60:.0f} min"
+        if seconds < 7200
+        else f"{seconds / 3600:.1f} h"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="200 shipments instead of 500")
@@ -371,6 +381,12 @@ def main() -> None:
     print(table(headers, [row(o, delivered_truth, n) for o in outcomes.values()]))
     print("\n## push first, polling as the safety net ([sync.cadence] push_safety), by share of pushes lost")
     print(table(headers, [row(o, delivered_truth, n) for o in push_outcomes.values()]))
+    print("\n## the frontier: API calls per delivered parcel against the p90 delay in noticing a change")
+    frontier = [
+        [o.name, round(o.calls / delivered_truth, 1), _delay(percentile(o.delays_s, 0.9)), o.missed]
+        for o in (*outcomes.values(), *push_outcomes.values())
+    ]
+    print(table(["strategy", "calls/delivered", "p90 delay", "missed"], sorted(frontier, key=lambda r: -r[1])))
     print(f"(simulated in {time.perf_counter() - started:.1f} s; truth checked against lifecycle.tracking_body)")
 
     fixed30 = outcomes["fixed 30 min poll"]

@@ -112,9 +112,10 @@ async def run(args: argparse.Namespace) -> None:
     numbers_b = tracking_numbers("PB", args.shipments)
     polled = tracking_numbers("PL", args.poll_shipments)
     sandbox = Sandbox(api_key=SANDBOX_KEY, latency_s=0.02, time_scale=0)
-    # The pushed parcels were first seen at `start`, so the force sync's polls of them agree with the pushes.
+    # The pushed parcels were first seen at `start` and the sandbox's time stands at their first scan, so
+    # the force sync's polls of them answer an older history than the pushes carry (no push is stale).
     sandbox.resume_story(
-        {"now": iso_now(datetime.now(UTC)), "first_seen": {f"ups\0{n}": iso_now(start) for n in numbers_a + numbers_b}}
+        {"now": iso_now(start + STEP / 2), "first_seen": {f"ups\0{n}": iso_now(start) for n in numbers_a + numbers_b}}
     )
     async with sandbox.serve():
         port = free_port()
