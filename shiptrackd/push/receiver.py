@@ -25,6 +25,7 @@ from ..clock import Clock
 from ..config import Config
 from ..errors import StoreError
 from ..events import EventBus
+from ..models import TrackingInfo
 from ..store import FetchSuccess, Store
 from ..store.db import from_db
 from ..sync import cadence
@@ -97,13 +98,9 @@ class PushReceiver:
     async def _write(self, provider_name: str, updates: list[PushedUpdate]) -> tuple[str, int]:
         now = self.clock.now()
         cad = self.config.sync.cadence
-        results: list[FetchSuccess] = []
-        numbers: dict[str, str] = {}
-        for update in updates:
-            shipment = _match(await self.store.push.find(update.tracking_number), update.carrier_code)
-            if shipment is None:
-                continue
-            info = update.info
+
+        def decide(shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
+            """The push's schedule for its shipment (pure: runs on the store's writer thread)."""
             created_at = from_db(shipment["created_at"]) or now
             nxt = cadence.after_push(
                 cad,
@@ -114,12 +111,11 @@ class PushReceiver:
                 now,
                 info.status_detail_code,
             )
-            results.append(FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, push_missed=False))
-            numbers[shipment["id"]] = update.tracking_number
-        if not results:
-            return "unknown_shipment", 0
+            return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, push_missed=False)
+
+        pushed = [(u.carrier_code, u.tracking_number, u.info) for u in updates]
         try:
-            written = await self.store.push.apply(results, now)
+            written = await self.store.push.match_and_apply(pushed, now, decide)
         except StoreError as exc:
             raise PushRejectedError(
                 503,
@@ -127,6 +123,9 @@ class PushReceiver:
                 f"the store cannot take the push now: retry ({exc.code})",
                 outcome="store_error",
             ) from exc
+        if not written.shipment_ids:
+            return "unknown_shipment", 0
+        numbers = written.numbers
         applied = written.applied
         for shipment_id, old, new in applied.changed:
             self.state.changes += 1
@@ -154,14 +153,6 @@ class PushReceiver:
             exc.message,
             more,
         )
-
-
-def _match(shipments: list[dict[str, Any]], carrier_code: str) -> dict[str, Any] | None:
-    """The shipment a push is about: the same carrier, else the only one with that number."""
-    for shipment in shipments:
-        if shipment["carrier_code"] == carrier_code:
-            return shipment
-    return shipments[0] if len(shipments) == 1 else None
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

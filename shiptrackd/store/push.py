@@ -9,14 +9,16 @@ path to the store, and the push counts only if its answer landed.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .db import from_db, to_db
 from .shipments import SHIPMENT_COLUMNS, ApplyResult, FetchSuccess, apply_success, shipment_dict
 from .sql import Backend, Conn
+
+T = TypeVar("T")
 
 # Statuses after which ShipEngine stops pushing by itself (reference/tracking-apis.md §1.6, §1.11).
 AUTO_STOPPED = ("DE", "EX")
@@ -28,6 +30,16 @@ class PushWrite:
 
     applied: ApplyResult = field(default_factory=ApplyResult)
     shipment_ids: list[str] = field(default_factory=list)
+    numbers: dict[str, str] = field(default_factory=dict)  # shipment id -> the pushed tracking number
+    unmatched: list[str] = field(default_factory=list)  # pushed numbers no shipment has
+
+
+def match_shipment(shipments: list[dict[str, Any]], carrier_code: str) -> dict[str, Any] | None:
+    """The shipment a push is about: the same carrier, else the only one with that number (stamps_com vs usps)."""
+    for shipment in shipments:
+        if shipment["carrier_code"] == carrier_code:
+            return shipment
+    return shipments[0] if len(shipments) == 1 else None
 
 
 class PushStore:
@@ -44,12 +56,41 @@ class PushStore:
 
     async def apply(self, results: Sequence[FetchSuccess], now: datetime) -> PushWrite:
         """Write pushed answers and count the push per shipment, all in one transaction."""
+        return await self.match_and_apply([], now, lambda _shipment, _info: None, results)
+
+    async def match_and_apply(
+        self,
+        pushed: Sequence[tuple[str, str, T]],
+        now: datetime,
+        decide: Callable[[dict[str, Any], T], FetchSuccess | None],
+        results: Sequence[FetchSuccess] = (),
+    ) -> PushWrite:
+        """
+        Match each pushed (carrier, tracking number, answer) to its shipment and write it, in one
+        transaction: one trip to the writer per push, none to the reader (bench/bench_push.py).
+
+        *decide* (pure: it runs on the writer thread) turns a matched shipment and its answer into
+        the FetchSuccess to write (the push's cadence); numbers no shipment has are reported unmatched.
+        """
         errors, store_wide = self.db.errors, self.db.store_wide
 
         def fn(conn: Conn) -> PushWrite:
             stamp = to_db(now)
             out = PushWrite()
-            for result in results:
+            todo = list(results)
+            for carrier, number, answer in pushed:
+                rows = conn.execute(
+                    f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE tracking_number = ? ORDER BY id LIMIT 10",
+                    (number,),
+                ).fetchall()
+                shipment = match_shipment([shipment_dict(r) for r in rows], carrier)
+                result = decide(shipment, answer) if shipment is not None else None
+                if result is None:
+                    out.unmatched.append(number)
+                else:
+                    todo.append(result)
+                    out.numbers[result.shipment_id] = number
+            for result in todo:
                 conn.execute("SAVEPOINT pushed")
                 try:
                     apply_success(conn, result, stamp, out.applied)
