@@ -179,10 +179,10 @@ class Shipment(Answer):
     updated_at: datetime
     # Push (issue 10): subscribed with the provider since; the last verified push; pushes received;
     # a poll found a change no push reported (polled at its normal cadence until the next push).
-    subscribed_at: datetime | None = None
-    last_push_at: datetime | None = None
-    push_count: int = 0
-    push_missed: bool = False
+    subscribed_at: datetime | None
+    last_push_at: datetime | None
+    push_count: int
+    push_missed: bool
 
 
 class TrackingEvent(Answer):
@@ -194,7 +194,7 @@ class TrackingEvent(Answer):
 
 
 class ShipmentDetail(Shipment):
-    events: list[TrackingEvent] = msgspec.field(default_factory=list)  # newest first
+    events: list[TrackingEvent]  # newest first
 
 
 class ShipmentPage(Answer):
@@ -248,7 +248,7 @@ class Why(Answer):
     next_sync_at: datetime | None
     reason: str
     explanation: list[str]
-    push: WhyPush | None = None
+    push: WhyPush
 
 
 # --- sync runs ------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ class Stats(Answer):
     last_successful_run: Run | None
     api: ApiFigures
     forecast: Forecast
-    push: PushStats | None = None  # absent while [webhooks] is off
+    push: PushStats | None  # None while [webhooks] is off
 
 
 # --- health ---------------------------------------------------------------------------------

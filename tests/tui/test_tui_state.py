@@ -40,6 +40,10 @@ def shipment(i: int) -> Shipment:
         active=True,
         created_at=NOW,
         updated_at=NOW,
+        subscribed_at=None,
+        last_push_at=None,
+        push_count=0,
+        push_missed=False,
     )
 
 

@@ -61,6 +61,10 @@ def shipment_data(i: int) -> dict[str, Any]:
         "active": active,
         "created_at": iso(created),
         "updated_at": iso(created),
+        "subscribed_at": None,  # push (issue 10): not subscribed, never pushed
+        "last_push_at": None,
+        "push_count": 0,
+        "push_missed": False,
     }
 
 

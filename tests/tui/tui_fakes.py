@@ -52,6 +52,7 @@ from shiptrackd.wire.answers import (
     SyncStarted,
     TrackingEvent,
     Why,
+    WhyPush,
 )
 from tui.app import ShiptrackApp
 
@@ -156,6 +157,7 @@ class FakeClient(ApiClient):
                     p95_s=0.412,
                 ),
                 forecast=Forecast(calls_per_hour=12500.0, rate_limit_per_hour=36000, utilisation=0.347),
+                push=None,  # webhooks off
             )
         )
 
@@ -236,6 +238,9 @@ class FakeClient(ApiClient):
                 next_sync_at=s.next_sync_at,
                 reason="in transit: every 2h",
                 explanation=[f"next check at {at} (in transit: every 2h)"],
+                push=WhyPush(
+                    regime="poll only (webhooks are off)", subscribed_at=None, last_push_at=None, push_count=0
+                ),
             )
         )
 
