@@ -78,11 +78,11 @@ async def status_latency(sock: Path, requests: int, *, during_sync: bool) -> dic
     async with ApiClient(sock) as client:
         for name in ("sync", "force"):  # no scheduled run may start (or stop) in the middle
             await client.loop_action(name, "pause")
-        current = (await client.status())["sync"]
+        current = (await client.status()).sync
         if current is not None:
             with anyio.fail_after(60):
-                await follow_run(client, current["run_id"])  # let a scheduled run finish first
-        run_id = (await client.sync(force=True))["run_id"] if during_sync else None
+                await follow_run(client, current.run_id)  # let a scheduled run finish first
+        run_id = (await client.sync(force=True)).run_id if during_sync else None
         for _ in range(20):
             await client.status()  # warm the connection
         times = []
@@ -90,7 +90,7 @@ async def status_latency(sock: Path, requests: int, *, during_sync: bool) -> dic
             started = time.perf_counter()
             await client.status()
             times.append(time.perf_counter() - started)
-        still_running = run_id is not None and (await client.run(run_id))["outcome"] == "running"
+        still_running = run_id is not None and (await client.run(run_id)).outcome == "running"
         for name in ("sync", "force"):
             await client.loop_action(name, "resume")
     return {"times": times, "overlapped": still_running}

@@ -225,7 +225,7 @@ async def walk(
     concurrency: int = 8,
     rate_limit: str = "none",
 ) -> dict[str, Any]:
-    from shiptrackd.api.client import ApiClient
+    from shiptrackd.api.plain import PlainClient as ApiClient
     from shiptrackd.daemon import Daemon
 
     cfg = bench_config(

@@ -158,7 +158,7 @@ async def running_any(request: pytest.FixtureRequest, short_tmp: Path, sandbox: 
 
 
 async def run_daemon(short_tmp: Path, sandbox: Any, **env: str) -> AsyncIterator[Running]:
-    from shiptrackd.api.client import ApiClient
+    from shiptrackd.api.plain import PlainClient as ApiClient
     from shiptrackd.daemon import Daemon
 
     config = daemon_config(short_tmp, sandbox.base_url, **env)

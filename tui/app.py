@@ -26,7 +26,7 @@ from textual.signal import Signal
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.errors import DaemonUnavailableError, ShiptrackError
 from shiptrackd.paths import default_socket
 from shiptrackd.wire import events as ev

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.api.client import ApiError
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.wire import events as ev
 from shiptrackd.wire.alerting import Alerts, Notification, TestSent
 from shiptrackd.wire.answers import (

@@ -168,7 +168,7 @@ class Alerting:
         deliveries: list[dict[str, Any]] = []
         if mine and mine["notification_id"]:
             self.dispatcher.wake()
-            wait = self._wait_s() if wait_s is None else wait_s
+            wait = DELIVERY_WAIT_S if wait_s is None else wait_s
             deliveries = await self.dispatcher.wait_for(mine["notification_id"], wait)
         return {
             "report": {k: report[k] for k in ("id", "at", "level", "summary")},
@@ -198,15 +198,12 @@ class Alerting:
         )
         notification_id = await self.store.alerts.queue(notification, now)
         self.dispatcher.wake()
-        deliveries = await self.dispatcher.wait_for(notification_id, self._wait_s() if wait_s is None else wait_s)
+        deliveries = await self.dispatcher.wait_for(notification_id, DELIVERY_WAIT_S if wait_s is None else wait_s)
         return {
             "notification_id": notification_id,
             "deliveries": deliveries,
             "delivered": all(d["status"] == "sent" for d in deliveries),
         }
-
-    def _wait_s(self) -> float:
-        return DELIVERY_WAIT_S
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -1,22 +1,29 @@
 """
 ApiClient: the one way shiptrackctl and shiptrack-tui talk to the daemon.
 
-Imports only httpx (no daemon modules), so the CLI starts fast. A daemon that
+Imports only httpx, msgspec and the wire types (no daemon modules), so the CLI starts fast; each
+call returns its route's wire type (shiptrackd/wire/), decoded and checked. A daemon that
 does not answer raises DaemonUnavailableError with a message an operator can act on.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
 from ..errors import DaemonUnavailableError, ShiptrackError
 from ..paths import default_socket
+from ..wire import alerting as walert
+from ..wire import answers as wire
+from ..wire import push as wire_push
+from ..wire.events import AnyEvent
+
+T = TypeVar("T")
 
 
 class ApiError(ShiptrackError):
@@ -82,28 +89,35 @@ class ApiClient:
             raise self._unavailable(exc) from None
         return _decode(response)
 
-    # The daemon's JSON is not checked against a schema: these only say what each endpoint returns.
+    async def _get(
+        self,
+        kind: type[T],
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> T:
+        """The answer decoded into its wire type: a field the type does not name, or a wrong one, raises."""
+        body = await self.request(method, path, json_body=json_body, params=params)
+        try:
+            return msgspec.convert(body, kind)
+        except msgspec.ValidationError as exc:
+            raise ApiError(200, "unexpected_answer", f"{method} {path}: {exc}", body) from None
 
-    async def _object(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        return cast(dict[str, Any], await self.request(method, path, json_body=json_body, params=params))
+    # --- typed calls: each returns the route's wire type (shiptrackd/wire/) --------------------
 
-    async def _array(
-        self, method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        return cast(list[dict[str, Any]], await self.request(method, path, json_body=json_body, params=params))
+    async def status(self) -> wire.Status:
+        return await self._get(wire.Status, "GET", "/v1/status")
 
-    # --- typed calls ------------------------------------------------------------------
+    async def loops(self) -> list[wire.LoopInfo]:
+        return await self._get(list[wire.LoopInfo], "GET", "/v1/loops")
 
-    async def status(self) -> dict[str, Any]:
-        return await self._object("GET", "/v1/status")
-
-    async def loops(self) -> list[dict[str, Any]]:
-        return await self._array("GET", "/v1/loops")
-
-    async def loop_action(self, name: str, action: str) -> dict[str, Any]:
-        return await self._object("POST", f"/v1/loops/{name}/{action}")
+    async def loop_action(self, name: str, action: str) -> wire.LoopInfo:
+        """The loop after the action; a trigger answers a LoopTriggered (did it start a run or join one)."""
+        body = await self.request("POST", f"/v1/loops/{name}/{action}")
+        kind = wire.LoopTriggered if isinstance(body, dict) and "triggered" in body else wire.LoopInfo
+        return msgspec.convert(body, kind)
 
     async def shipments(
         self,
@@ -114,68 +128,73 @@ class ApiClient:
         active: bool | None = None,
         cursor: str | None = None,
         limit: int = 100,
-    ) -> dict[str, Any]:
+    ) -> wire.ShipmentPage:
         params = {"status": status, "carrier": carrier, "q": search, "cursor": cursor, "limit": limit}
         if active is not None:
             params["active"] = "true" if active else "false"
-        return await self._object("GET", "/v1/shipments", params=params)
+        return await self._get(wire.ShipmentPage, "GET", "/v1/shipments", params=params)
 
-    async def shipment(self, shipment_id: str) -> dict[str, Any]:
-        return await self._object("GET", f"/v1/shipments/{shipment_id}")
+    async def shipment(self, shipment_id: str) -> wire.ShipmentDetail:
+        return await self._get(wire.ShipmentDetail, "GET", f"/v1/shipments/{shipment_id}")
 
-    async def add_shipments(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    async def add_shipments(self, records: list[dict[str, Any]]) -> wire.ShipmentsAdded:
         try:
-            return await self._object("POST", "/v1/shipments", json_body={"shipments": records})
+            return await self._get(wire.ShipmentsAdded, "POST", "/v1/shipments", json_body={"shipments": records})
         except ApiError as exc:
             if exc.http_status == 409 and isinstance(exc.body, dict):
-                return exc.body
+                return msgspec.convert({k: v for k, v in exc.body.items() if k != "error"}, wire.ShipmentsAdded)
             raise
 
-    async def remove_shipment(self, shipment_id: str) -> dict[str, Any]:
-        return await self._object("DELETE", f"/v1/shipments/{shipment_id}")
+    async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
+        return await self._get(wire.ShipmentRemoved, "DELETE", f"/v1/shipments/{shipment_id}")
 
-    async def retrack(self, shipment_id: str) -> dict[str, Any]:
-        return await self._object("POST", f"/v1/shipments/{shipment_id}/retrack")
+    async def retrack(self, shipment_id: str) -> wire.Why:
+        return await self._get(wire.Why, "POST", f"/v1/shipments/{shipment_id}/retrack")
 
-    async def why(self, shipment_id: str) -> dict[str, Any]:
-        return await self._object("GET", f"/v1/shipments/{shipment_id}/why")
+    async def why(self, shipment_id: str) -> wire.Why:
+        return await self._get(wire.Why, "GET", f"/v1/shipments/{shipment_id}/why")
 
-    async def sync(
-        self, *, force: bool = False, dry_run: bool = False, shipments: list[str] | None = None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {"force": force, "dry_run": dry_run}
-        if shipments is not None:
-            body["shipments"] = shipments
-        return await self._object("POST", "/v1/sync", json_body=body)
+    async def sync(self, *, force: bool = False, shipments: list[str] | None = None) -> wire.SyncStarted:
+        """Start a run (or join the one going); follow it with events() or run()."""
+        return await self._get(wire.SyncStarted, "POST", "/v1/sync", json_body=_sync_body(force, False, shipments))
 
-    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return await self._array("GET", "/v1/runs", params={"limit": limit})
+    async def sync_plan(self, *, force: bool = False, shipments: list[str] | None = None) -> wire.SyncPlan:
+        """What a run would sync, and why; nothing is synced."""
+        return await self._get(wire.SyncPlan, "POST", "/v1/sync", json_body=_sync_body(force, True, shipments))
 
-    async def run(self, run_id: int) -> dict[str, Any]:
-        return await self._object("GET", f"/v1/runs/{run_id}")
+    async def runs(self, limit: int = 20) -> list[wire.Run]:
+        return await self._get(list[wire.Run], "GET", "/v1/runs", params={"limit": limit})
 
-    async def stats(self) -> dict[str, Any]:
-        return await self._object("GET", "/v1/stats")
+    async def run(self, run_id: int) -> wire.RunDetail:
+        return await self._get(wire.RunDetail, "GET", f"/v1/runs/{run_id}")
 
-    async def reload(self) -> dict[str, Any]:
-        return await self._object("POST", "/v1/reload")
+    async def stats(self) -> wire.Stats:
+        return await self._get(wire.Stats, "GET", "/v1/stats")
 
-    async def webhooks(self) -> dict[str, Any]:
+    async def reload(self) -> wire.Reloaded:
+        return await self._get(wire.Reloaded, "POST", "/v1/reload")
+
+    async def webhooks(self) -> wire_push.WebhooksStatus:
         """Push health: registration, subscriptions, pushes in the last hour by outcome, silence."""
-        return await self._object("GET", "/v1/webhooks")
+        return await self._get(wire_push.WebhooksStatus, "GET", "/v1/webhooks")
 
-    async def webhooks_setup(self) -> dict[str, Any]:
+    async def webhooks_setup(self) -> wire_push.WebhookSetup:
         """Register or update the provider's track webhook at <public_url>/hooks/<provider>."""
-        return await self._object("POST", "/v1/webhooks/setup")
+        return await self._get(wire_push.WebhookSetup, "POST", "/v1/webhooks/setup")
 
-    async def backup(self, path: str, *, force: bool = False) -> dict[str, Any]:
+    async def backup(self, path: str, *, force: bool = False) -> wire.BackupWritten:
         """Have the daemon write a checked copy of its store to *path* (absolute, as the daemon sees it)."""
-        return await self._object("POST", "/v1/backup", json_body={"path": path, "force": force})
+        return await self._get(wire.BackupWritten, "POST", "/v1/backup", json_body={"path": path, "force": force})
 
     async def events(
         self, since: int | None = None, heartbeat_s: float | None = None
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        """Follow the daemon's event stream (NDJSON); ends when the daemon goes away."""
+    ) -> AsyncGenerator[AnyEvent, None]:
+        """Follow the daemon's event stream (NDJSON), each line as its wire type; ends when the daemon goes away."""
+        async for line in self.raw_events(since, heartbeat_s):
+            yield msgspec.json.decode(line, type=AnyEvent)
+
+    async def raw_events(self, since: int | None = None, heartbeat_s: float | None = None) -> AsyncGenerator[str, None]:
+        """The event stream's lines as the daemon sends them (JSON text)."""
         params: dict[str, Any] = {}
         if since is not None:
             params["since"] = since
@@ -188,7 +207,7 @@ class ApiClient:
                     _decode(resp)
                 async for line in resp.aiter_lines():
                     if line.strip():
-                        yield json.loads(line)
+                        yield line
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise self._unavailable(exc) from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -203,7 +222,7 @@ class ApiClient:
         alert_threshold: int | None = None,
         check_stale: bool = False,
         stale_limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> wire.HealthReport:
         """The last health report (`fresh`: run the checks now); `check_stale` adds the stale shipments."""
         params = {
             "fresh": 1 if fresh else None,
@@ -211,31 +230,40 @@ class ApiClient:
             "check_stale": 1 if check_stale else None,
             "stale_limit": stale_limit,
         }
-        return await self._object("GET", "/v1/health", params=params)
+        return await self._get(wire.HealthReport, "GET", "/v1/health", params=params)
 
-    async def alert_evaluate(self, wait_s: int | None = None) -> dict[str, Any]:
+    async def alert_evaluate(self, wait_s: int | None = None) -> walert.Evaluated:
         """Run the checks and apply the alert rules now; waits (up to `wait_s`) for the deliveries."""
-        return await self._object("POST", "/v1/alerts/evaluate", params={"wait": wait_s})
+        return await self._get(walert.Evaluated, "POST", "/v1/alerts/evaluate", params={"wait": wait_s})
 
-    async def alert_test(self, wait_s: int | None = None) -> dict[str, Any]:
+    async def alert_test(self, wait_s: int | None = None) -> walert.TestSent:
         """A test notice to every channel; per channel, whether it was delivered."""
-        return await self._object("POST", "/v1/alerts/test", params={"wait": wait_s})
+        return await self._get(walert.TestSent, "POST", "/v1/alerts/test", params={"wait": wait_s})
 
-    async def alerts(self, limit: int = 20) -> dict[str, Any]:
+    async def alerts(self, limit: int = 20) -> walert.Alerts:
         """Recent notifications with their deliveries, each check's alert state, and the channels."""
-        return await self._object("GET", "/v1/alerts", params={"limit": limit})
+        return await self._get(walert.Alerts, "GET", "/v1/alerts", params={"limit": limit})
 
-    async def silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
-        return await self._array("GET", "/v1/silences", params={"all": 1 if include_expired else None})
+    async def silences(self, include_expired: bool = False) -> list[walert.Silence]:
+        params = {"all": 1 if include_expired else None}
+        return await self._get(list[walert.Silence], "GET", "/v1/silences", params=params)
 
     async def add_silence(
         self, check: str, *, duration: str | float | None = None, until: str | None = None, comment: str = ""
-    ) -> dict[str, Any]:
+    ) -> walert.Silence:
         body = {"check": check, "duration": duration, "until": until, "comment": comment}
-        return await self._object("POST", "/v1/silences", json_body={k: v for k, v in body.items() if v is not None})
+        clean = {k: v for k, v in body.items() if v is not None}
+        return await self._get(walert.Silence, "POST", "/v1/silences", json_body=clean)
 
-    async def remove_silence(self, silence_id: int) -> dict[str, Any]:
-        return await self._object("DELETE", f"/v1/silences/{silence_id}")
+    async def remove_silence(self, silence_id: int) -> walert.SilenceRemoved:
+        return await self._get(walert.SilenceRemoved, "DELETE", f"/v1/silences/{silence_id}")
+
+
+def _sync_body(force: bool, dry_run: bool, shipments: list[str] | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"force": force, "dry_run": dry_run}
+    if shipments is not None:
+        body["shipments"] = shipments
+    return body
 
 
 def _root_os_error(exc: BaseException) -> BaseException:

@@ -15,10 +15,10 @@ from .runner import command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-    from typing import Any
+    from collections.abc import Sequence
 
     from ..api.client import ApiClient
+    from ..wire import alerting as walert
     from .render import Output
     from .runner import Subparsers
 
@@ -62,54 +62,54 @@ async def alert(client: ApiClient, args: argparse.Namespace) -> int:
     if args.test:
         result = await client.alert_test()
         out.show(result, render_test)
-        return EXIT_OK if result["delivered"] else EXIT_FAILURE
-    result = await client.alert_evaluate()
-    out.show(result, render_evaluation)
-    failed = [d for d in result["deliveries"] if d["status"] != "sent"]
+        return EXIT_OK if result.delivered else EXIT_FAILURE
+    evaluated = await client.alert_evaluate()
+    out.show(evaluated, render_evaluation)
+    failed = [d for d in evaluated.deliveries if d.status != "sent"]
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def render_test(out: Output, result: Mapping[str, Any]) -> None:
+def render_test(out: Output, result: walert.TestSent) -> None:
     """`alert --test`: the notice's number and how each channel took it."""
-    out.line(f"test notice #{result['notification_id']} to {len(result['deliveries'])} channel(s):")
-    _deliveries(out, result["deliveries"])
+    out.line(f"test notice #{result.notification_id} to {len(result.deliveries)} channel(s):")
+    _deliveries(out, result.deliveries)
 
 
-def render_evaluation(out: Output, result: Mapping[str, Any]) -> None:
+def render_evaluation(out: Output, result: walert.Evaluated) -> None:
     """`alert`: the report's level, what was held back or sent, and each check's alert state."""
-    report = result["report"]
-    out.line(f"health {report['level']}: {report['summary']}")
-    for held in result["held"]:
-        out.line(f"held back: {held['check']} {held['kind']} ({held['held']})")
-    if result["notification_id"]:
-        checks = ", ".join(f"{s['check']} {s['kind']}" for s in result["sent"])
-        out.line(f"notification #{result['notification_id']}: {checks}")
-        _deliveries(out, result["deliveries"])
+    report = result.report
+    out.line(f"health {report.level}: {report.summary}")
+    for held in result.held:
+        out.line(f"held back: {held.check} {held.kind} ({held.held})")
+    if result.notification_id:
+        checks = ", ".join(f"{s.check} {s.kind}" for s in result.sent)
+        out.line(f"notification #{result.notification_id}: {checks}")
+        _deliveries(out, result.deliveries)
     else:
         out.line("nothing to notify")
-    _states(out, result["states"])
+    _states(out, result.states)
 
 
-def _deliveries(out: Output, deliveries: Sequence[Mapping[str, Any]]) -> None:
+def _deliveries(out: Output, deliveries: Sequence[walert.Delivery]) -> None:
     out.table(
         [Column("CHANNEL", max_width=60), Column("STATUS", style=word_style), Column("ATTEMPTS"), Column("ERROR")],
-        [[d["channel"], d["status"], d["attempts"], d.get("error") or ""] for d in deliveries],
+        [[d.channel, d.status, d.attempts, d.error] for d in deliveries],
     )
 
 
-def _states(out: Output, states: Sequence[Mapping[str, Any]]) -> None:
+def _states(out: Output, states: Sequence[walert.AlertStateInfo]) -> None:
     if not states:
         return
     out.line()
     rows = []
     for s in states:
-        if s["firing"]:
-            alert = f"firing {s['notified_level']} since {short_time(s['fired_at'])}"
-        elif s["failing_streak"]:
-            alert = f"pending ({s['failing_streak']} failing in a row)"
+        if s.firing:
+            alert = f"firing {s.notified_level} since {short_time(s.fired_at)}"
+        elif s.failing_streak:
+            alert = f"pending ({s.failing_streak} failing in a row)"
         else:
             alert = "-"
-        rows.append([s["check"], s["level"], alert])
+        rows.append([s.check, s.level, alert])
     out.table([Column("CHECK"), Column("LEVEL", style=word_style), Column("ALERT", style=word_style)], rows)
 
 
@@ -119,15 +119,15 @@ async def alerts(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_alerts(out: Output, doc: Mapping[str, Any]) -> None:
+def render_alerts(out: Output, doc: walert.Alerts) -> None:
     """Recent notifications (with --verbose their text), each check's alert state, the channels."""
     rows = []
-    for n in doc["notifications"]:
-        sent = sum(1 for d in n["deliveries"] if d["status"] == "sent")
-        failed = [d["channel"] for d in n["deliveries"] if d["status"] == "failed"]
-        delivered = f"{sent}/{len(n['deliveries'])}" + (f" (failed: {', '.join(failed)})" if failed else "")
-        checks = ", ".join(c["check"] for c in n["checks"]) or "-"
-        rows.append([n["id"], short_time(n["created_at"]), n["kind"], n["severity"], checks, delivered])
+    for n in doc.notifications:
+        sent = sum(1 for d in n.deliveries if d.status == "sent")
+        failed = [d.channel for d in n.deliveries if d.status == "failed"]
+        delivered = f"{sent}/{len(n.deliveries)}" + (f" (failed: {', '.join(failed)})" if failed else "")
+        checks = ", ".join(c.check for c in n.checks) or "-"
+        rows.append([n.id, short_time(n.created_at), n.kind, n.severity, checks, delivered])
     if rows:
         columns = [
             Column("ID", align=">"),
@@ -141,15 +141,13 @@ def render_alerts(out: Output, doc: Mapping[str, Any]) -> None:
     else:
         out.line("no notifications yet")
     if out.verbose:
-        for n in doc["notifications"]:
+        for n in doc.notifications:
             out.line()
-            out.line(f"#{n['id']} {n['title']}")
-            out.line(n["body"].rstrip())
-    _states(out, doc["states"])
+            out.line(f"#{n.id} {n.title}")
+            out.line(n.body.rstrip())
+    _states(out, doc.states)
     out.line()
-    out.line(
-        "channels: " + ", ".join(f"{c['channel']}" + ("" if c["usable"] else " (unusable)") for c in doc["channels"])
-    )
+    out.line("channels: " + ", ".join(c.channel + ("" if c.usable else " (unusable)") for c in doc.channels))
 
 
 # --- silences -----------------------------------------------------------------------------------
@@ -162,10 +160,10 @@ async def silence_add(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_silence_added(out: Output, silence: Mapping[str, Any]) -> None:
+def render_silence_added(out: Output, silence: walert.Silence) -> None:
     out.line(
-        f"silence {silence['id']}: {silence['check_name']} muted until {silence['until_at']}"
-        f" ({rel_time(silence['until_at'])})"
+        f"silence {silence.id}: {silence.check_name} muted until {silence.until_at.isoformat().replace('+00:00', 'Z')}"
+        f" ({rel_time(silence.until_at)})"
     )
 
 
@@ -173,7 +171,7 @@ async def silence_list(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     include_expired = bool(args.all)
 
-    def render(out: Output, silences: Sequence[Mapping[str, Any]]) -> None:
+    def render(out: Output, silences: Sequence[walert.Silence]) -> None:
         if silences:
             render_silences(out, silences)
         else:
@@ -183,12 +181,12 @@ async def silence_list(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_silences(out: Output, silences: Sequence[Mapping[str, Any]]) -> None:
+def render_silences(out: Output, silences: Sequence[walert.Silence]) -> None:
     """The silences table: check, state, until when."""
     rows = []
     for s in silences:
-        state = "active" if s["active"] else ("removed" if s["removed_at"] else "expired")
-        rows.append([s["id"], s["check_name"], state, short_time(s["until_at"]), rel_time(s["until_at"]), s["comment"]])
+        state = "active" if s.active else ("removed" if s.removed_at else "expired")
+        rows.append([s.id, s.check_name, state, short_time(s.until_at), rel_time(s.until_at), s.comment])
     columns = [
         Column("ID", align=">"),
         Column("CHECK"),

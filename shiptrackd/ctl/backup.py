@@ -16,9 +16,8 @@ from .runner import command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ..api.client import ApiClient
+    from ..wire import answers as wire
     from .render import Output
     from .runner import Subparsers
 
@@ -43,11 +42,10 @@ async def backup(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_backup(out: Output, doc: dict[str, Any]) -> None:
+def render_backup(out: Output, doc: wire.BackupWritten) -> None:
     """The human `backup` line: where, how big, quick_check's verdict and the rows copied."""
     from .render import human_bytes
 
-    rows = doc.get("rows") or {}
-    counts = ", ".join(f"{rows.get(t, 0)} {t.replace('_', ' ')}" for t in ("shipments", "tracking_events", "sync_runs"))
-    size = human_bytes(doc.get("size_bytes", 0))
-    out.line(f"backup written to {doc['path']} ({size}, quick_check {doc['quick_check']}; {counts})")
+    tables = ("shipments", "tracking_events", "sync_runs")
+    counts = ", ".join(f"{doc.rows.get(t, 0)} {t.replace('_', ' ')}" for t in tables)
+    out.line(f"backup written to {doc.path} ({human_bytes(doc.size_bytes)}, quick_check {doc.quick_check}; {counts})")

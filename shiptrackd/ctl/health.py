@@ -25,10 +25,11 @@ from .runner import command, output, plugin_usage
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from datetime import datetime
     from typing import Any
 
     from ..api.client import ApiClient
+    from ..wire import answers as wire
     from .runner import Subparsers
 
 EXIT_UNKNOWN = LEVEL_EXIT_CODES[UNKNOWN]
@@ -103,7 +104,7 @@ async def health(client: ApiClient, args: argparse.Namespace) -> int:
         )
         if fmt == "json":
             out.emit(report)
-            return LEVEL_EXIT_CODES.get(report.get("level", "unknown"), EXIT_UNKNOWN)
+            return LEVEL_EXIT_CODES.get(report.level, EXIT_UNKNOWN)
         lines = nagios_lines(report) if fmt == "nagios" else None  # built first: a bad report fails before output
     except DaemonUnavailableError as exc:
         if exc.code == "permission_denied":
@@ -128,7 +129,7 @@ async def health(client: ApiClient, args: argparse.Namespace) -> int:
             out.line(line)
     else:
         render_health(out, report)
-    return LEVEL_EXIT_CODES.get(report.get("level", "unknown"), EXIT_UNKNOWN)
+    return LEVEL_EXIT_CODES.get(report.level, EXIT_UNKNOWN)
 
 
 def status_line(level: str, text: str) -> str:
@@ -169,45 +170,48 @@ def _number(value: Any) -> str:
     return f"{number:.4f}".rstrip("0").rstrip(".")
 
 
-def perf_item(perf: Mapping[str, Any]) -> str:
+def perf_item(perf: wire.Perf) -> str:
     """'label'=value[unit];warn;crit;min;max with trailing empty fields dropped (monitoring-plugin perfdata)."""
-    label = str(perf["label"]).replace("'", "''")
+    label = perf.label.replace("'", "''")
     fields = [
-        f"{_number(perf['value'])}{perf.get('unit') or ''}",
-        perf.get("warn") or "",
-        perf.get("crit") or "",
-        "" if perf.get("min") is None else _number(perf["min"]),
-        "" if perf.get("max") is None else _number(perf["max"]),
+        f"{_number(perf.value)}{perf.unit}",
+        perf.warn,
+        perf.crit,
+        "" if perf.min is None else _number(perf.min),
+        "" if perf.max is None else _number(perf.max),
     ]
     return f"'{label}'=" + ";".join(fields).rstrip(";")
 
 
-def nagios_lines(report: Mapping[str, Any]) -> list[str]:
+def _stamp(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")  # as the daemon wrote it
+
+
+def nagios_lines(report: wire.HealthReport) -> list[str]:
     """The plugin line (`SHIPTRACKD LEVEL: summary | perfdata`), then the stale shipments if listed."""
-    perf = " ".join(perf_item(p) for check in report.get("checks", []) for p in check.get("perf") or [])
-    first = f"SHIPTRACKD {str(report.get('level', 'unknown')).upper()}: {_one_line(report.get('summary', ''))}"
+    perf = " ".join(perf_item(p) for check in report.checks for p in check.perf)
+    first = f"SHIPTRACKD {report.level.upper()}: {_one_line(report.summary)}"
     lines = [first + (f" | {perf}" if perf else "")]
-    for s in report.get("stale_shipments") or []:
-        last = s.get("last_synced_at") or f"never (added {s.get('created_at')})"
-        lines.append(_one_line(f"stale {s['id']} {s['carrier_code']} {s['tracking_number']} last updated {last}"))
+    for s in report.stale_shipments or []:
+        last = _stamp(s.last_synced_at) if s.last_synced_at else f"never (added {_stamp(s.created_at)})"
+        lines.append(_one_line(f"stale {s.id} {s.carrier_code} {s.tracking_number} last updated {last}"))
     return lines
 
 
-def render_health(out: Output, report: Mapping[str, Any]) -> None:
-    level = str(report.get("level", "unknown"))
+def render_health(out: Output, report: wire.HealthReport) -> None:
+    level = report.level
     head = f"shiptrackd health: {out.paint(level.upper(), word_style(level) or 'bold')}"
     # The daemon says how old its report is: its clock, not this machine's, is the one that counts.
-    age = f"{human_duration(report['age_s'])} ago" if report.get("age_s") is not None else rel_time(report.get("at"))
-    out.line(f"{head}  (host {report.get('host')}, report {age}, {report.get('trigger')})")
+    age = f"{human_duration(report.age_s)} ago" if report.age_s is not None else rel_time(report.at)
+    out.line(f"{head}  (host {report.host}, report {age}, {report.trigger})")
     rows = []
-    for check in report.get("checks", []):
-        detail = check.get("message", "")
-        threshold = check.get("threshold")
-        if threshold and (check.get("level") != "ok" or out.verbose):
-            detail += f" ({threshold})"
-        rows.append([check["name"], check["level"], detail])
+    for check in report.checks:
+        detail = check.message
+        if check.threshold and (check.level != "ok" or out.verbose):
+            detail += f" ({check.threshold})"
+        rows.append([check.name, check.level, detail])
     out.table([Column("CHECK"), Column("STATE", style=word_style), Column("DETAIL", max_width=100)], rows)
-    stale = report.get("stale_shipments")
+    stale = report.stale_shipments
     if stale is not None:
         out.line()
         if not stale:
@@ -225,12 +229,12 @@ def render_health(out: Output, report: Mapping[str, Any]) -> None:
             ],
             [
                 [
-                    s["id"],
-                    s["carrier_code"],
-                    s["tracking_number"],
-                    s.get("status_code") or "-",
-                    short_time(s.get("last_synced_at")) if s.get("last_synced_at") else "never",
-                    s.get("last_error") or "",
+                    s.id,
+                    s.carrier_code,
+                    s.tracking_number,
+                    s.status_code or "-",
+                    short_time(s.last_synced_at) if s.last_synced_at else "never",
+                    s.last_error,
                 ]
                 for s in stale
             ],

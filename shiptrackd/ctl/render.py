@@ -261,6 +261,11 @@ class Output:
         """One line of human output on stdout (never call it in JSON mode)."""
         print(text, file=self.stdout)
 
+    def say(self, text: str) -> None:
+        """A line for a person on stdout; nothing under --json, whose stdout is the one JSON document."""
+        if not self.json:
+            self.line(text)
+
     def note(self, text: str, style: str | None = None) -> None:
         """A message for the operator on stderr: keeps stdout clean for pipes and --json."""
         self.stdout.flush()  # so a note lands after the output it follows when both reach one terminal
@@ -277,6 +282,8 @@ class Output:
         """The one JSON document of a --json command, on stdout."""
         import json
 
+        if "msgspec" in sys.modules:  # a wire type from the client: as the JSON the daemon sent
+            doc = sys.modules["msgspec"].to_builtins(doc)
         json.dump(doc, self.stdout, indent=2, ensure_ascii=False, default=str)
         self.stdout.write("\n")
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
     from ..api.client import ApiClient
+    from ..wire import answers as wire
     from .import_file import Line
     from .runner import Subparsers
 
@@ -174,11 +175,12 @@ def _records(format_name: str, source: TextIO, name: str) -> Iterator[Line]:
 async def _send(client: ApiClient, chunk: list[Line], result: dict[str, list[dict[str, Any]]]) -> None:
     """Add one chunk; the API reports by index within the chunk, mapped back to file lines."""
     answer = await client.add_shipments([line.record for line in chunk])
-    for key in ("added", "duplicates"):
-        for item in answer.get(key) or []:
-            result[key].append({"line": chunk[item["index"]].line, **{k: v for k, v in item.items() if k != "index"}})
-    for item in answer.get("invalid") or []:
-        result["invalid"].append({"line": chunk[item["index"]].line, "error": item["error"]})
+    for key, items in (("added", answer.added), ("duplicates", answer.duplicates)):
+        for item in items:
+            fields = {"id": item.id, "carrier_code": item.carrier_code, "tracking_number": item.tracking_number}
+            result[key].append({"line": chunk[item.index].line, **fields, "reference": item.reference})
+    for bad in answer.invalid:
+        result["invalid"].append({"line": chunk[bad.index].line, "error": bad.error})
 
 
 def render_import(out: Output, result: dict[str, Any]) -> None:
@@ -209,23 +211,23 @@ LIST_COLUMNS = [
 ]
 
 
-def _row(s: dict[str, Any]) -> list[str]:
-    nxt = rel_next(s.get("next_sync_at")) if s.get("active") else "never (inactive)"
+def _row(s: wire.Shipment) -> list[str]:
+    nxt = rel_next(s.next_sync_at) if s.active else "never (inactive)"
     return [
-        s["id"],
-        s["carrier_code"],
-        s["tracking_number"],
-        status_text(s.get("status_code")),
-        rel_time(s.get("last_synced_at")),
+        s.id,
+        s.carrier_code,
+        s.tracking_number,
+        status_text(s.status_code),
+        rel_time(s.last_synced_at),
         nxt,
-        s.get("reference") or "",
+        s.reference,
     ]
 
 
 async def list_(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     table = Table(LIST_COLUMNS, wide=out.wide)
-    collected: list[dict[str, Any]] = []
+    collected: list[wire.Shipment] = []
     cursor, shown = args.cursor, 0
     while True:
         page = await client.shipments(
@@ -236,10 +238,10 @@ async def list_(client: ApiClient, args: argparse.Namespace) -> int:
             cursor=cursor,
             limit=args.limit,
         )
-        items, cursor = page.get("shipments") or [], page.get("next_cursor")
-        if out.json:
+        items, cursor = page.shipments, page.next_cursor
+        if out.json:  # one document at the end; a person sees each page as it comes (--all: memory stays flat)
             collected.extend(items)
-        elif items:  # stream page by page, columns sized by the first
+        elif items:  # columns sized by the first page
             out.line(table.render([_row(s) for s in items], paint=out.paint, header=shown == 0))
         shown += len(items)
         if not (args.all and cursor):
@@ -261,38 +263,33 @@ async def show(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_shipment(out: Output, s: dict[str, Any]) -> None:
+def render_shipment(out: Output, s: wire.ShipmentDetail) -> None:
     """One shipment: its fields, its schedule, and its tracking events."""
-    ref = f"  ({s['reference']})" if s.get("reference") else ""
-    out.line(f"{out.paint(s['id'], 'bold')}  {s['carrier_code']} {s['tracking_number']}{ref}")
-    status = status_text(s.get("status_code"))
-    detail = f" - {s['status_description']}" if s.get("status_description") else ""
+    ref = f"  ({s.reference})" if s.reference else ""
+    out.line(f"{out.paint(s.id, 'bold')}  {s.carrier_code} {s.tracking_number}{ref}")
+    status = status_text(s.status_code)
+    detail = f" - {s.status_description}" if s.status_description else ""
     pairs: list[tuple[str, str]] = [
         ("status", f"{out.paint(status, status_style(status))}{detail}"),
     ]
-    if s.get("status_changed_at"):
-        pairs.append(("changed", f"{short_time(s['status_changed_at'])} ({rel_time(s['status_changed_at'])})"))
-    if s.get("exception_description"):
-        pairs.append(("exception", s["exception_description"]))
-    for label, key in (("estimated", "estimated_delivery_at"), ("delivered", "actual_delivery_at")):
-        if s.get(key):
-            pairs.append((label, f"{short_time(s[key])} ({rel_time(s[key])})"))
-    pairs.append(("last sync", rel_time(s.get("last_synced_at"))))
-    if s.get("active"):
-        pairs.append(("next check", f"{rel_next(s.get('next_sync_at'))} ({s.get('schedule_reason') or 'new'})"))
+    if s.status_changed_at:
+        pairs.append(("changed", f"{short_time(s.status_changed_at)} ({rel_time(s.status_changed_at)})"))
+    if s.exception_description:
+        pairs.append(("exception", s.exception_description))
+    for label, at in (("estimated", s.estimated_delivery_at), ("delivered", s.actual_delivery_at)):
+        if at:
+            pairs.append((label, f"{short_time(at)} ({rel_time(at)})"))
+    pairs.append(("last sync", rel_time(s.last_synced_at)))
+    if s.active:
+        pairs.append(("next check", f"{rel_next(s.next_sync_at)} ({s.schedule_reason or 'new'})"))
     else:
-        pairs.append(("next check", f"never: {s.get('schedule_reason') or 'inactive'}"))
-    if s.get("consecutive_failures"):
-        pairs.append(
-            (
-                "failures",
-                f"{s['consecutive_failures']} in a row; last {s.get('last_error_kind')}: "
-                + truncate(s.get("last_error") or "", 100),
-            )
-        )
-    pairs.append(("created", f"{short_time(s.get('created_at'))} ({rel_time(s.get('created_at'))})"))
+        pairs.append(("next check", f"never: {s.schedule_reason or 'inactive'}"))
+    if s.consecutive_failures:
+        last = f"{s.consecutive_failures} in a row; last {s.last_error_kind}: "
+        pairs.append(("failures", last + truncate(s.last_error, 100)))
+    pairs.append(("created", f"{short_time(s.created_at)} ({rel_time(s.created_at)})"))
     out.kv(pairs)
-    events = s.get("events") or []
+    events = s.events
     out.line()
     if not events:
         out.line(out.paint("no tracking events yet", "dim"))
@@ -303,17 +300,14 @@ def render_shipment(out: Output, s: dict[str, Any]) -> None:
         Column("DESCRIPTION", 60),
         Column("LOCATION", 40),
     ]
-    rows = [
-        [short_time(e.get("occurred_at")), e.get("status_code") or "-", e.get("description"), e.get("location")]
-        for e in events
-    ]
+    rows = [[short_time(e.occurred_at), e.status_code or "-", e.description, e.location] for e in events]
     out.table(columns, rows)
 
 
 async def remove(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     doc = await client.remove_shipment(args.id)
-    out.show(doc, lambda out, doc: out.line(f"removed {doc.get('removed', args.id)}"))
+    out.show(doc, lambda out, doc: out.line(f"removed {doc.removed}"))
     return EXIT_OK
 
 
@@ -321,7 +315,7 @@ async def retrack(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     doc = await client.retrack(args.id)
 
-    def render(out: Output, doc: dict[str, Any]) -> None:
+    def render(out: Output, doc: wire.Why) -> None:
         out.line(f"{args.id} is back in the schedule")
         render_why(out, doc)
 

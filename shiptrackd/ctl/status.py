@@ -19,7 +19,6 @@ from .render import (
     human_duration,
     inline_counts,
     outcome_style,
-    parse_time,
     rel_next,
     rel_time,
     short_time,
@@ -29,9 +28,8 @@ from .runner import CtlError, command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ..api.client import ApiClient
+    from ..wire import answers as wire
     from .runner import Subparsers
 
 
@@ -77,35 +75,31 @@ async def status(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_status(out: Output, doc: dict[str, Any]) -> None:
+def render_status(out: Output, doc: wire.Status) -> None:
     """The human `status` view: a header, the store, the loops table, the running sync."""
-    state = doc.get("state", "?")
-    version = doc.get("version", "?")
+    version = doc.version
     head = f"shiptrackd {version}" + (f" (shiptrackctl {__version__})" if version != __version__ else "")
     out.line(
-        f"{out.paint(head, 'bold')}  {out.paint(state, word_style(state))}"
-        f"  pid {doc.get('pid')}  up {human_duration(float(doc.get('uptime_s') or 0))}"
+        f"{out.paint(head, 'bold')}  {out.paint(doc.state, word_style(doc.state))}"
+        f"  pid {doc.pid}  up {human_duration(doc.uptime_s)}"
     )
-    store = doc.get("store") or {}
-    provider = doc.get("provider") or {}
+    store, provider = doc.store, doc.provider
     pairs = [
-        ("config", doc.get("config_file") or "(defaults and environment)"),
-        ("provider", f"{provider.get('name', '?')}  {provider.get('base_url', '')}".rstrip()),
+        ("config", doc.config_file or "(defaults and environment)"),
+        ("provider", f"{provider.name}  {provider.base_url}".rstrip()),
         (
             "store",
-            f"{store.get('path', '?')}  {human_bytes(store.get('size_bytes'))}  "
-            f"{store.get('shipments', 0)} shipments, {store.get('active', 0)} active,"
-            f" {store.get('due_now', 0)} due now",
+            f"{store.path}  {human_bytes(store.size_bytes)}  "
+            f"{store.shipments} shipments, {store.active} active, {store.due_now} due now",
         ),
     ]
-    tables = store.get("tables")
-    if tables:  # measured by the retention loop; absent until its first pass
+    if store.tables:  # measured by the retention loop; absent until its first pass
         history = ", ".join(
-            f"{t['rows']} {name.replace('_', ' ')} ({human_bytes(t['bytes'])})" for name, t in tables.items()
+            f"{t.rows} {name.replace('_', ' ')} ({human_bytes(t.bytes)})" for name, t in store.tables.items()
         )
-        free, measured = human_bytes(store.get("free_bytes")), rel_time(store.get("measured_at"))
+        free, measured = human_bytes(store.free_bytes), rel_time(store.measured_at)
         pairs.append(("history", f"{history}; {free} free in the file (measured {measured})"))
-    paused_until = doc.get("rate_limit_paused_until")
+    paused_until = doc.rate_limit_paused_until
     if paused_until:
         pairs.append(
             (
@@ -113,48 +107,45 @@ def render_status(out: Output, doc: dict[str, Any]) -> None:
                 f"paused by the API's Retry-After until {short_time(paused_until)} ({rel_time(paused_until)})",
             )
         )
-    heartbeat = doc.get("heartbeat")
-    if heartbeat:  # the dead man's switch; its URLs arrive masked
-        pairs.append(("heartbeat", describe_heartbeat(heartbeat)))
+    if doc.heartbeat:  # the dead man's switch; its URLs arrive masked
+        pairs.append(("heartbeat", describe_heartbeat(doc.heartbeat)))
     out.kv(pairs)
     out.line()
-    render_loops(out, doc.get("loops") or [])
-    sync = doc.get("sync")
-    if sync:
+    render_loops(out, doc.loops)
+    if doc.sync:
         out.line()
-        out.line(f"{out.paint('sync running', 'cyan')}: {describe_progress(sync)}")
+        out.line(f"{out.paint('sync running', 'cyan')}: {describe_progress(doc.sync)}")
 
 
-def describe_heartbeat(heartbeat: dict[str, Any]) -> str:
+def describe_heartbeat(heartbeat: wire.HeartbeatInfo) -> str:
     """ "https://hc-ping.com/0...d every 1m; last: success ping ok (HTTP 200) 12s ago" """
-    every = human_duration(float(heartbeat.get("interval_s") or 0))
-    head = f"{heartbeat.get('url', '?')} every {every}"
-    last = heartbeat.get("last")
+    head = f"{heartbeat.url} every {human_duration(heartbeat.interval_s)}"
+    last = heartbeat.last
     if not last:
         return f"{head}; no ping yet"
-    how = f"ok (HTTP {last.get('status')})" if last.get("ok") else f"failed: {last.get('error')}"
-    return f"{head}; last: {last.get('kind')} ping {how} {rel_time(last.get('at'))} (health {last.get('level')})"
+    how = f"ok (HTTP {last.status})" if last.ok else f"failed: {last.error}"
+    return f"{head}; last: {last.kind} ping {how} {rel_time(last.at)} (health {last.level})"
 
 
-def describe_progress(sync: dict[str, Any]) -> str:
+def describe_progress(sync: wire.SyncProgress) -> str:
     return (
-        f"run {sync.get('run_id')} ({sync.get('trigger')}) started {rel_time(sync.get('started_at'))}: "
-        f"{sync.get('done', 0)} of {sync.get('selected', 0)} done, {sync.get('updated', 0)} updated, "
-        f"{sync.get('unchanged', 0)} unchanged, {sync.get('failed', 0)} failed"
+        f"run {sync.run_id} ({sync.trigger}) started {rel_time(sync.started_at)}: "
+        f"{sync.done} of {sync.selected} done, {sync.updated} updated, "
+        f"{sync.unchanged} unchanged, {sync.failed} failed"
     )
 
 
-def loop_state(loop: dict[str, Any]) -> str:
-    if loop.get("running"):
-        return "running, paused" if loop.get("paused") else "running"
-    if loop.get("paused"):
+def loop_state(loop: wire.LoopInfo) -> str:
+    if loop.running:
+        return "running, paused" if loop.paused else "running"
+    if loop.paused:
         return "paused"
-    if loop.get("failures_in_a_row"):
-        return f"failing ({loop['failures_in_a_row']}x)"
+    if loop.failures_in_a_row:
+        return f"failing ({loop.failures_in_a_row}x)"
     return "scheduled"
 
 
-def render_loops(out: Output, loops: list[dict[str, Any]]) -> None:
+def render_loops(out: Output, loops: list[wire.LoopInfo]) -> None:
     columns = [
         Column("LOOP"),
         Column("SCHEDULE", 16),
@@ -165,10 +156,9 @@ def render_loops(out: Output, loops: list[dict[str, Any]]) -> None:
     ]
     rows = []
     for loop in loops:
-        state = loop_state(loop)
-        nxt = "-" if loop.get("paused") or loop.get("running") else rel_next(loop.get("next_run_at"))
-        outcome = loop.get("last_error") or loop.get("last_outcome") or "-"
-        rows.append([loop.get("name"), loop.get("schedule"), state, rel_time(loop.get("last_run_at")), nxt, outcome])
+        nxt = "-" if loop.paused or loop.running else rel_next(loop.next_run_at)
+        outcome = loop.last_error or loop.last_outcome or "-"
+        rows.append([loop.name, loop.schedule, loop_state(loop), rel_time(loop.last_run_at), nxt, outcome])
     out.table(columns, rows)
 
 
@@ -177,55 +167,43 @@ async def stats(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_stats(out: Output, doc: dict[str, Any]) -> None:
+def render_stats(out: Output, doc: wire.Stats) -> None:
     """The human `stats` view: one labelled line per figure."""
-    s, runs, api, fc = doc.get("shipments", {}), doc.get("runs_24h", {}), doc.get("api", {}), doc.get("forecast", {})
-    last = doc.get("last_successful_run")
-    limit = fc.get("rate_limit_per_hour")
-    forecast = f"{fc.get('calls_per_hour', 0)} API calls/hour at steady state"
-    forecast += f" vs a limit of {limit}/hour ({fc.get('utilisation', 0) * 100:.1f}%)" if limit else " (no rate limit)"
+    s, runs, api, fc = doc.shipments, doc.runs_24h, doc.api, doc.forecast
+    last = doc.last_successful_run
+    limit = fc.rate_limit_per_hour
+    forecast = f"{fc.calls_per_hour} API calls/hour at steady state"
+    forecast += f" vs a limit of {limit}/hour ({(fc.utilisation or 0) * 100:.1f}%)" if limit else " (no rate limit)"
     out.kv(
         [
-            (
-                "shipments",
-                f"{s.get('total', 0)} total, {s.get('active', 0)} active, {s.get('due_now', 0)} due now, "
-                f"{s.get('overdue', 0)} overdue",
-            ),
-            ("by status", inline_counts(s.get("by_status") or {}, STATUS_NAMES)),
-            ("by carrier", inline_counts(s.get("by_carrier") or {})),
+            ("shipments", f"{s.total} total, {s.active} active, {s.due_now} due now, {s.overdue} overdue"),
+            ("by status", inline_counts(s.by_status, STATUS_NAMES)),
+            ("by carrier", inline_counts(s.by_carrier)),
             (
                 "runs (24h)",
-                f"{runs.get('runs', 0)} runs: {runs.get('selected', 0)} selected, {runs.get('updated', 0)} updated, "
-                f"{runs.get('unchanged', 0)} unchanged, {runs.get('failed', 0)} failed",
+                f"{runs.runs} runs: {runs.selected} selected, {runs.updated} updated, "
+                f"{runs.unchanged} unchanged, {runs.failed} failed",
             ),
-            (
-                "api (24h)",
-                f"{runs.get('api_calls', 0)} calls, {runs.get('retries', 0)} retries, "
-                f"{runs.get('rate_limited', 0)} rate-limited (429)",
-            ),
-            ("errors (24h)", inline_counts(doc.get("errors_24h") or {})),
+            ("api (24h)", f"{runs.api_calls} calls, {runs.retries} retries, {runs.rate_limited} rate-limited (429)"),
+            ("errors (24h)", inline_counts(doc.errors_24h)),
             (
                 "api latency",
-                f"p50 {human_duration(api.get('p50_s'))}, p95 {human_duration(api.get('p95_s'))} "
-                f"over {api.get('requests', 0)} requests since start",
+                f"p50 {human_duration(api.p50_s)}, p95 {human_duration(api.p95_s)} "
+                f"over {api.requests} requests since start",
             ),
             ("forecast", forecast),
-            *([("push", push_line(doc["push"]))] if doc.get("push") else []),
-            (
-                "last good run",
-                f"#{last['id']} {last.get('outcome')} {rel_time(last.get('finished_at'))}" if last else "none yet",
-            ),
+            *([("push", push_line(doc.push))] if doc.push is not None else []),
+            ("last good run", f"#{last.id} {last.outcome} {rel_time(last.finished_at)}" if last else "none yet"),
         ]
     )
 
 
-def push_line(push: dict[str, Any]) -> str:
+def push_line(push: wire.PushStats) -> str:
     """Pushes received, changes they carried, and the polls they save an hour."""
-    pushes = sum((push.get("pushes") or {}).values())
     return (
-        f"{push.get('subscribed', 0)} subscribed, {pushes} pushes, {push.get('changes_by_push', 0)} changes by push;"
-        f" saves {push.get('calls_per_hour_saved', 0)} calls/hour ({push.get('calls_per_hour_polling', 0)} polling"
-        f" vs {push.get('calls_per_hour_with_push', 0)} safety polls)"
+        f"{push.subscribed} subscribed, {sum(push.pushes.values())} pushes, {push.changes_by_push} changes by push;"
+        f" saves {push.calls_per_hour_saved} calls/hour ({push.calls_per_hour_polling} polling"
+        f" vs {push.calls_per_hour_with_push} safety polls)"
     )
 
 
@@ -234,7 +212,7 @@ async def runs(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_runs(out: Output, items: list[dict[str, Any]]) -> None:
+def render_runs(out: Output, items: list[wire.Run]) -> None:
     """The human `runs` table, newest first as the daemon sends them."""
     if not items:
         out.note("no sync runs yet")
@@ -244,12 +222,9 @@ def render_runs(out: Output, items: list[dict[str, Any]]) -> None:
     columns += [Column("OUTCOME", style=outcome_style), *n, Column("STOP REASON", 50)]
     rows = []
     for r in items:
-        started, finished = parse_time(r.get("started_at")), parse_time(r.get("finished_at"))
-        took = human_duration((finished - started).total_seconds()) if started and finished else "-"
-        counts = [r.get(k, 0) for k in ("selected", "updated", "unchanged", "failed", "skipped", "api_calls")]
-        rows.append(
-            [r["id"], r.get("trigger"), rel_time(started), took, r.get("outcome"), *counts, r.get("stop_reason") or ""]
-        )
+        took = human_duration((r.finished_at - r.started_at).total_seconds()) if r.finished_at else "-"
+        counts = [r.selected, r.updated, r.unchanged, r.failed, r.skipped, r.api_calls]
+        rows.append([r.id, r.trigger, rel_time(r.started_at), took, r.outcome, *counts, r.stop_reason])
     out.table(columns, rows)
 
 
@@ -259,11 +234,10 @@ async def why(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_why(out: Output, doc: dict[str, Any]) -> None:
-    state = doc.get("state", "?")
-    when = f" ({rel_time(doc['next_sync_at'])})" if doc.get("next_sync_at") and state == "scheduled" else ""
-    out.line(f"{doc.get('id')}: {out.paint(state, word_style(state))}{when}")
-    for line in doc.get("explanation") or []:
+def render_why(out: Output, doc: wire.Why) -> None:
+    when = f" ({rel_time(doc.next_sync_at)})" if doc.next_sync_at and doc.state == "scheduled" else ""
+    out.line(f"{doc.id}: {out.paint(doc.state, word_style(doc.state))}{when}")
+    for line in doc.explanation:
         out.line(f"  {line}")
 
 
@@ -274,8 +248,8 @@ async def loops(client: ApiClient, args: argparse.Namespace) -> int:
         out.show(await client.loops(), render_loops)
         return EXIT_OK
 
-    def render(out: Output, doc: dict[str, Any]) -> None:
-        if action == "trigger" and doc.get("joined"):
+    def render(out: Output, doc: wire.LoopInfo) -> None:
+        if action == "trigger" and getattr(doc, "joined", False):  # a LoopTriggered
             out.line(f"loop {name} is already running; the trigger joins that run")
         else:
             done = {"pause": "paused", "resume": "resumed", "trigger": "triggered"}[action]
@@ -301,9 +275,8 @@ async def reload(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_reload(out: Output, doc: dict[str, Any]) -> None:
+def render_reload(out: Output, doc: wire.Reloaded) -> None:
     """What a reload changed, and what waits for a restart."""
-    changed = ", ".join(doc.get("changed") or []) or "nothing"
-    out.line(f"configuration reloaded; changed: {changed}")
-    if doc.get("needs_restart"):
-        out.note(f"these take effect only after a restart: {', '.join(doc['needs_restart'])}", "yellow")
+    out.line(f"configuration reloaded; changed: {', '.join(doc.changed) or 'nothing'}")
+    if doc.needs_restart:
+        out.note(f"these take effect only after a restart: {', '.join(doc.needs_restart)}", "yellow")

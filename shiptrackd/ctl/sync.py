@@ -13,24 +13,22 @@ import argparse
 from contextlib import aclosing
 
 from ..wire.names import (
-    EVENT_GAP,
-    EVENT_HEARTBEAT,
-    EVENT_SYNC_FINISHED,
-    EVENT_SYNC_PROGRESS,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_TEMPFAIL,
 )
 from .argtypes import id_list, parse_duration
-from .render import Column, Output, ProgressLine, human_duration, outcome_style, parse_time
+from .render import Column, Output, ProgressLine, human_duration, outcome_style
 from .runner import CtlError, command, output
 from .status import stats
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
 
     from ..api.client import ApiClient
+    from ..wire import answers as wire
+    from ..wire.events import FinishedRun, SyncProgressEvent
     from .runner import Subparsers
 
 # The event stream sends a heartbeat line this often when idle. The first line of each
@@ -61,28 +59,29 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 async def sync(client: ApiClient, args: argparse.Namespace) -> int:
     import anyio
+    import msgspec
 
     if args.stats:
         return await stats(client, args)
     out = output(args)
     if args.dry_run:
         return await dry_run(client, args)
-    started: dict[str, Any] | None = None
-    run: dict[str, Any] | None = None
+    started: wire.SyncStarted | None = None
+    run: wire.RunDetail | FinishedRun | None = None
     with anyio.move_on_after(args.timeout) as scope:
         started = await _start(client, args, out)
         if args.no_wait:
             out.show(started, render_started)
             return EXIT_OK
-        if started.get("joined") and not out.json:
-            out.line(f"joined run {started['run_id']} already in progress")
+        if started.joined:
+            out.say(f"joined run {started.run_id} already in progress")
         progress = ProgressLine(out)
         try:
-            run = await follow_run(client, started["run_id"], on_progress=lambda e: _draw(progress, e))
+            run = await follow_run(client, started.run_id, on_progress=lambda e: _draw(progress, e))
         finally:
             progress.clear()
     if scope.cancelled_caught or run is None:
-        what = f"run {started['run_id']}" if started else "the sync request"
+        what = f"run {started.run_id}" if started else "the sync request"
         raise CtlError(
             f"stopped waiting after {human_duration(args.timeout)}; {what} goes on in the daemon"
             f" (follow it with `shiptrackctl status` or `shiptrackctl runs`)",
@@ -90,11 +89,12 @@ async def sync(client: ApiClient, args: argparse.Namespace) -> int:
             exit_code=EXIT_TEMPFAIL,
         )
     assert started is not None
-    out.show({**started, "run": run}, lambda out, doc: render_run(out, doc["run"]))
+    finished = run
+    out.show({**msgspec.structs.asdict(started), "run": finished}, lambda out, doc: render_run(out, finished))
     return exit_code(run, requested=args.shipments, strict=args.strict)
 
 
-async def _start(client: ApiClient, args: argparse.Namespace, out: Output) -> dict[str, Any]:
+async def _start(client: ApiClient, args: argparse.Namespace, out: Output) -> wire.SyncStarted:
     """POST /v1/sync; on a 409 (a run in progress that does not cover ours), wait for it and retry once."""
     from ..api.client import ApiError
 
@@ -103,14 +103,16 @@ async def _start(client: ApiClient, args: argparse.Namespace, out: Output) -> di
     except ApiError as exc:
         if exc.http_status != 409:
             raise
-    current = ((await client.status()).get("sync") or {}).get("run_id")
+    current = (await client.status()).sync
     if current:
-        out.note(f"run {current} is in progress; waiting for it to finish before starting this sync")
-        await follow_run(client, int(current))
+        out.note(f"run {current.run_id} is in progress; waiting for it to finish before starting this sync")
+        await follow_run(client, current.run_id)
     return await client.sync(force=args.force, shipments=args.shipments)  # a second 409 is reported as is
 
 
-async def follow_run(client: ApiClient, run_id: int, *, on_progress: Any = None) -> dict[str, Any]:
+async def follow_run(
+    client: ApiClient, run_id: int, *, on_progress: Callable[[SyncProgressEvent], None] | None = None
+) -> wire.RunDetail | FinishedRun:
     """
     Wait for run *run_id* to finish and return its record.
 
@@ -120,94 +122,98 @@ async def follow_run(client: ApiClient, run_id: int, *, on_progress: Any = None)
     3. Pass this run's `sync.progress` events to *on_progress*; return on its `sync.finished`.
     4. If the stream ends (the daemon cut off a slow reader), check the run and resubscribe.
     """
+    from ..wire.events import Gap, Stamped, SyncFinished, SyncProgressEvent
+
     since: int | None = None
     while True:
         checked = False
         stream = client.events(since=since, heartbeat_s=FOLLOW_HEARTBEAT_S)
         async with aclosing(stream) as events:
             async for event in events:
-                kind = event.get("type")
-                if kind not in (EVENT_HEARTBEAT, EVENT_GAP) and isinstance(event.get("seq"), int):
-                    since = event["seq"]
-                if kind == EVENT_SYNC_FINISHED and (event.get("run") or {}).get("id") == run_id:
-                    return dict(event["run"])
-                if kind == EVENT_SYNC_PROGRESS and event.get("run_id") == run_id and on_progress is not None:
+                if isinstance(event, Stamped) and not isinstance(event, Gap):  # a heartbeat only repeats a seq
+                    since = event.seq
+                if isinstance(event, SyncFinished) and event.run.id == run_id:
+                    return event.run
+                if isinstance(event, SyncProgressEvent) and event.run_id == run_id and on_progress is not None:
                     on_progress(event)
                 if not checked:
                     checked = True
                     run = await client.run(run_id)
-                    if run.get("outcome") != "running":
+                    if run.outcome != "running":
                         return run
         run = await client.run(run_id)
-        if run.get("outcome") != "running":
+        if run.outcome != "running":
             return run
 
 
-def exit_code(run: dict[str, Any], *, requested: list[str] | None, strict: bool) -> int:
+def exit_code(run: wire.RunDetail | FinishedRun, *, requested: list[str] | None, strict: bool) -> int:
     """0 for ok (and partial unless --strict), 1 for failed/aborted/interrupted or when no named id exists."""
-    outcome = run.get("outcome")
-    if outcome in FAILED_OUTCOMES:
+    if run.outcome in FAILED_OUTCOMES:
         return EXIT_FAILURE
-    unknown = len(requested) - int(run.get("selected") or 0) if requested else 0
+    unknown = len(requested) - (run.selected or 0) if requested else 0
     if requested and unknown >= len(requested):
         return EXIT_FAILURE  # none of the named shipments exists: nothing was synced
-    if strict and (outcome == "partial" or unknown > 0):
+    if strict and (run.outcome == "partial" or unknown > 0):
         return EXIT_FAILURE
     return EXIT_OK
 
 
-def render_run(out: Output, run: dict[str, Any]) -> None:
-    outcome = str(run.get("outcome"))
-    started, finished = parse_time(run.get("started_at")), parse_time(run.get("finished_at"))
-    took = f" in {human_duration((finished - started).total_seconds())}" if started and finished else ""
-    out.line(f"run {run.get('id')} ({run.get('trigger')}) {out.paint(outcome, outcome_style(outcome))}{took}")
-    counts = ("selected", "updated", "unchanged", "failed", "skipped")
-    out.line("  " + "  ".join(f"{name} {run.get(name, 0)}" for name in counts))
-    calls = (("api calls", "api_calls"), ("retries", "retries"), ("rate-limited", "rate_limited"))
-    out.line("  " + "  ".join(f"{label} {run.get(key, 0)}" for label, key in calls))
-    if run.get("stop_reason"):
-        out.line(f"  {run['stop_reason']}")
-    if run.get("failed"):
-        out.note(f"{run['failed']} shipment(s) failed; `shiptrackctl stats` shows errors by kind", "yellow")
+def render_run(out: Output, run: wire.RunDetail | FinishedRun) -> None:
+    outcome = run.outcome
+    took = ""
+    if run.started_at and run.finished_at:
+        took = f" in {human_duration((run.finished_at - run.started_at).total_seconds())}"
+    out.line(f"run {run.id} ({run.trigger}) {out.paint(outcome, outcome_style(outcome))}{took}")
+    counts = {
+        "selected": run.selected,
+        "updated": run.updated,
+        "unchanged": run.unchanged,
+        "failed": run.failed,
+        "skipped": run.skipped,
+    }
+    out.line("  " + "  ".join(f"{name} {n or 0}" for name, n in counts.items()))
+    calls = {"api calls": run.api_calls, "retries": run.retries, "rate-limited": run.rate_limited}
+    out.line("  " + "  ".join(f"{label} {n or 0}" for label, n in calls.items()))
+    if run.stop_reason:
+        out.line(f"  {run.stop_reason}")
+    if run.failed:
+        out.note(f"{run.failed} shipment(s) failed; `shiptrackctl stats` shows errors by kind", "yellow")
 
 
-def render_started(out: Output, started: dict[str, Any]) -> None:
+def render_started(out: Output, started: wire.SyncStarted) -> None:
     """`sync --no-wait`: the run id, started or joined."""
-    if started.get("joined"):
-        out.line(f"joined run {started['run_id']} already in progress")
+    if started.joined:
+        out.line(f"joined run {started.run_id} already in progress")
     else:
-        out.line(f"started run {started['run_id']} ({started.get('trigger')})")
+        out.line(f"started run {started.run_id} ({started.trigger})")
 
 
-def _draw(progress: ProgressLine, event: dict[str, Any]) -> None:
+def _draw(progress: ProgressLine, event: SyncProgressEvent) -> None:
     progress.draw(
-        int(event.get("done") or 0),
-        max(int(event.get("planned") or 0), int(event.get("selected") or 0)),
-        f"run {event.get('run_id')}: {event.get('updated', 0)} updated, {event.get('failed', 0)} failed",
+        event.done,
+        max(event.planned, event.selected),
+        f"run {event.run_id}: {event.updated} updated, {event.failed} failed",
     )
 
 
 async def dry_run(client: ApiClient, args: argparse.Namespace) -> int:
     """`sync --dry-run`: what a sync would select, changing nothing."""
-    plan = await client.sync(force=args.force, dry_run=True, shipments=args.shipments)
+    plan = await client.sync_plan(force=args.force, shipments=args.shipments)
     output(args).show(plan, render_plan)
     return EXIT_OK
 
 
-def render_plan(out: Output, plan: dict[str, Any]) -> None:
+def render_plan(out: Output, plan: wire.SyncPlan) -> None:
     """The dry run's count, and with --verbose each shipment and why."""
-    listed = plan.get("shipments") or []
-    total = int(plan.get("would_sync") or 0)
-    out.line(f"would sync {total} shipment(s) ({plan.get('trigger')}); dry run: nothing was changed")
+    listed, total = plan.shipments, plan.would_sync
+    out.line(f"would sync {total} shipment(s) ({plan.trigger}); dry run: nothing was changed")
     if out.verbose and listed:
         columns = [Column("ID"), Column("CARRIER"), Column("TRACKING", 28), Column("STATUS"), Column("WHY", 70)]
-        rows = [
-            [s["id"], s["carrier_code"], s["tracking_number"], s.get("status_code") or "-", s["why"]] for s in listed
-        ]
+        rows = [[s.id, s.carrier_code, s.tracking_number, s.status_code or "-", s.why] for s in listed]
         out.table(columns, rows)
         if total > len(listed):
             out.note(f"(the first {len(listed)} of {total} shown)")
     elif listed and not out.verbose:
         out.note("--verbose lists each shipment and why")
-    if plan.get("unknown_ids"):
-        out.note(f"unknown ids: {', '.join(plan['unknown_ids'])}", "yellow")
+    if plan.unknown_ids:
+        out.note(f"unknown ids: {', '.join(plan.unknown_ids)}", "yellow")

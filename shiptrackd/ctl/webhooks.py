@@ -15,9 +15,8 @@ from .runner import command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ..api.client import ApiClient
+    from ..wire.push import WebhookSetup, WebhooksStatus
     from .render import Output
     from .runner import Subparsers
 
@@ -43,32 +42,31 @@ async def setup(client: ApiClient, args: argparse.Namespace) -> int:
 async def status(client: ApiClient, args: argparse.Namespace) -> int:
     doc = await client.webhooks()
     output(args).show(doc, render_status)
-    return EXIT_OK if doc.get("enabled") else EXIT_FAILURE
+    return EXIT_OK if doc.enabled else EXIT_FAILURE
 
 
-def render_setup(out: Output, doc: dict[str, Any]) -> None:
+def render_setup(out: Output, doc: WebhookSetup) -> None:
     """One line: what was done to which webhook."""
-    action = doc.get("action", "?")
-    previous = f" (was {doc['previous_url']})" if doc.get("previous_url") else ""
-    out.line(f"{doc.get('provider', '?')} track webhook {action}: {doc.get('url')}{previous} [{doc.get('webhook_id')}]")
+    previous = f" (was {doc.previous_url})" if doc.previous_url else ""
+    out.line(f"{doc.provider} track webhook {doc.action}: {doc.url}{previous} [{doc.webhook_id}]")
 
 
-def render_status(out: Output, doc: dict[str, Any]) -> None:
+def render_status(out: Output, doc: WebhooksStatus) -> None:
     """The push channel at a glance; 'off' with the reason when webhooks are not configured."""
     from .render import inline_counts, rel_time
 
-    if not doc.get("enabled"):
-        out.line(str(doc.get("message") or "webhooks are off"))
+    if not doc.enabled:
+        out.line(doc.message or "webhooks are off")
         return
-    last_hour = doc.get("last_hour") or {}
+    last_hour = doc.last_hour or {}
     out.kv(
         [
-            ("listening on", doc.get("listen") or "-"),
-            ("registered url", doc.get("registered_url") or "not set up here (shiptrackctl webhooks setup)"),
-            ("subscribed", doc.get("subscribed", 0)),
+            ("listening on", doc.listen or "-"),
+            ("registered url", doc.registered_url or "not set up here (shiptrackctl webhooks setup)"),
+            ("subscribed", doc.subscribed or 0),
             ("pushes last hour", inline_counts(last_hour) if last_hour else "none"),
-            ("last push", rel_time(doc.get("last_push_at")) if doc.get("last_push_at") else "never"),
-            ("changes by push", doc.get("changes_by_push", 0)),
-            ("silence", doc.get("silence", "?")),
+            ("last push", rel_time(doc.last_push_at) if doc.last_push_at else "never"),
+            ("changes by push", doc.changes_by_push or 0),
+            ("silence", doc.silence or "?"),
         ]
     )

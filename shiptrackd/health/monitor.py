@@ -79,7 +79,6 @@ class HealthMonitor:
         self.on_report = on_report
         self.push = push  # the push channel's figures, when [webhooks] is on (adds the `webhooks` check)
         self._quick_check: tuple[datetime, str] | None = None  # (when, result)
-        self.reports = 0
 
     @property
     def host(self) -> str:
@@ -96,7 +95,6 @@ class HealthMonitor:
         """
         report = await self.measure(trigger=trigger)
         report["id"] = await self.store.health.save_report(report, trigger, evaluated=not evaluate)
-        self.reports += 1
         self.bus.publish(EVENT_HEALTH_REPORT, report=report)
         if evaluate and hand_off and self.on_report is not None:
             self.on_report()

@@ -17,7 +17,7 @@ from conftest import daemon_config
 
 from shiptrackd.__main__ import EXIT_CONFIG, EXIT_OK, main
 from shiptrackd.alerts.delivery import ChannelSet, load_apprise_config
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.daemon import Daemon
 from shiptrackd.errors import ConfigError
 

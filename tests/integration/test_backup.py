@@ -17,7 +17,8 @@ import anyio
 import pytest
 from conftest import Running, daemon_config
 
-from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.api.client import ApiError
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.daemon import Daemon
 
 pytestmark = pytest.mark.anyio

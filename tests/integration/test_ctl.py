@@ -21,7 +21,8 @@ from typing import Any
 import anyio
 import pytest
 
-from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.api.client import ApiError
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.units import format_size
 
 pytestmark = pytest.mark.anyio

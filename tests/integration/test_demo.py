@@ -20,7 +20,8 @@ import anyio
 import httpx
 import pytest
 
-from shiptrackd.api.client import ApiClient, DaemonUnavailableError
+from shiptrackd.api.client import DaemonUnavailableError
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.config import load
 from shiptrackd.demo import DEMO_KEY, STORY_FILE, demo_environment
 from shiptrackd.sandbox import Sandbox

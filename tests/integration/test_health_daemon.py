@@ -26,7 +26,7 @@ from alert_receivers import closed_port, smtp, webhook
 from conftest import SANDBOX_KEY, daemon_config
 
 from shiptrackd.alerts.delivery import ChannelSet
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.daemon import Daemon
 

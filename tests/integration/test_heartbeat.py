@@ -24,12 +24,13 @@ from conftest import daemon_config
 from prometheus_client.parser import text_string_to_metric_families
 
 from shiptrackd.alerts.heartbeat import fail_url
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.ctl.render import Output
 from shiptrackd.ctl.status import render_status
 from shiptrackd.daemon import Daemon
 from shiptrackd.schedule import Loop
+from shiptrackd.wire.answers import Status, to_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +148,7 @@ async def test_pings_every_interval_and_the_service_notices_when_they_stop(short
         assert TOKEN not in str(heartbeat) and heartbeat["url"].startswith(f"http://127.0.0.1:{service.port}/ping/")
         assert sample(fams, "shiptrackd_heartbeat_pings", kind="success", outcome="ok") == 3
         shown = io.StringIO()
-        render_status(Output(stdout=shown, stderr=io.StringIO(), env={}), status)
+        render_status(Output(stdout=shown, stderr=io.StringIO(), env={}), to_answer(status, Status))
         line = next(line for line in shown.getvalue().splitlines() if "heartbeat" in line)
         assert "every 1m; last: success ping ok (HTTP 200)" in line and TOKEN not in line
         assert sample(fams, "shiptrackd_heartbeat_last_ping_ok") == 1

@@ -23,7 +23,8 @@ import pytest
 from anyio.abc import Process
 from conftest import NEVER, SANDBOX_KEY, quiet_daemon_env
 
-from shiptrackd.api.client import ApiClient, DaemonUnavailableError
+from shiptrackd.api.client import DaemonUnavailableError
+from shiptrackd.api.plain import PlainClient as ApiClient
 
 pytestmark = pytest.mark.anyio
 
@@ -260,7 +261,7 @@ async def test_reload_over_the_api_refuses_a_bad_file_with_400_and_keeps_running
         await daemon.wait_ready()
         write_config(config, short_tmp, sync_schedule="every tuesday")
         async with ApiClient(daemon.socket) as client:
-            response = await client._http.post("/v1/reload")
+            response = await client.typed._http.post("/v1/reload")
             assert response.status_code == 400
             error = response.json()["error"]
             assert error["code"] == "config_invalid" and "sync.schedule" in error["message"]
@@ -335,10 +336,10 @@ async def test_the_api_key_never_appears_in_status_logs_or_the_store(short_tmp, 
             leaked = await client.shipment(added["added"][0]["id"])
             assert leaked["last_error_kind"] == "rejected" and "***" in leaked["last_error"]
             answers = [
-                await client._http.get(path)
+                await client.typed._http.get(path)
                 for path in ("/v1/status", "/v1/stats", "/v1/runs", "/v1/shipments", f"/v1/runs/{run_id}")
             ]
-            answers.append(await client._http.get(f"/v1/shipments/{leaked['id']}"))
+            answers.append(await client.typed._http.get(f"/v1/shipments/{leaked['id']}"))
         assert await daemon.stop() == 0
     for response in answers:
         assert response.status_code == 200

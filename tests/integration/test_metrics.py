@@ -13,7 +13,7 @@ from alert_receivers import closed_port
 from conftest import daemon_config
 from prometheus_client.parser import text_string_to_metric_families
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.daemon import Daemon
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,7 @@ import anyio
 import pytest
 from conftest import Running, daemon_config
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.daemon import Daemon
 from shiptrackd.events import EventBus

@@ -64,7 +64,7 @@ async def test_readyz_is_503_while_starting_or_stopping_and_livez_stays_200(both
 
 async def test_readyz_turns_503_during_a_real_shutdown(short_tmp: Path, sandbox: Any) -> None:
     """While a real shutdown waits for an in-flight tracking call, /readyz over TCP answers 503 "stopping"."""
-    from shiptrackd.api.client import ApiClient
+    from shiptrackd.api.plain import PlainClient as ApiClient
 
     port = closed_port()
     sandbox.configure(latency_s=2.0)

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from conftest import daemon_config
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.clock import utcnow
 from shiptrackd.daemon import Daemon
 

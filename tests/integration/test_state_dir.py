@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_lifecycle import daemon_env, daemon_process
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.errors import ConfigError
 from shiptrackd.statedir import LOCK_FILE, StateDirLock, StateDirLockedError, create_private, prepare_paths
 

@@ -16,7 +16,7 @@ import anyio.lowlevel
 import pytest
 from test_lifecycle import DaemonProcess, daemon_env, daemon_process, integrity, poll
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 
 pytestmark = pytest.mark.anyio
 

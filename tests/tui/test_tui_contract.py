@@ -19,7 +19,7 @@ from conftest import daemon_config
 from tui_fake_data import EVENTS
 from tui_fakes import FakeClient
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.daemon import Daemon
 from tui.app import ShiptrackApp
 from tui.widgets.panels import AlertsPanel

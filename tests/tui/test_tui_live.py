@@ -15,7 +15,7 @@ import pytest
 from conftest import Running, daemon_config
 from textual.widgets import RichLog
 
-from shiptrackd.api.client import ApiClient
+from shiptrackd.api.plain import PlainClient as ApiClient
 from tui.app import ShiptrackApp
 from tui.events import event_type
 from tui.messages import DaemonDisconnected, DaemonReconnected, EventReceived, SnapshotLoaded

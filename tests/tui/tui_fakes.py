@@ -28,7 +28,8 @@ from tui_fake_data import (
     index_of,
 )
 
-from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.api.client import ApiError
+from shiptrackd.api.plain import PlainClient as ApiClient
 from shiptrackd.wire.alerting import Delivery, TestSent
 from shiptrackd.wire.answers import (
     AddedShipment,

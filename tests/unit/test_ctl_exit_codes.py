@@ -8,6 +8,7 @@ import pytest
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.ctl.sync import exit_code
+from shiptrackd.wire.events import FinishedRun
 
 
 @pytest.mark.parametrize(
@@ -26,7 +27,7 @@ from shiptrackd.ctl.sync import exit_code
 )
 def test_run_outcome_exit_codes(outcome, selected, requested, strict, expected):
     """ok and partial exit 0 (partial 1 under --strict); failed/aborted/interrupted and all-unknown ids exit 1."""
-    run = {"outcome": outcome, "selected": selected}
+    run = FinishedRun(id=1, outcome=outcome, stop_reason="", unknown_ids=[], selected=selected)
     assert exit_code(run, requested=requested, strict=strict) == expected
 
 

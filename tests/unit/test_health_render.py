@@ -9,6 +9,7 @@ import pytest
 
 from shiptrackd.ctl.health import nagios_lines, perf_item, reason_of
 from shiptrackd.health.rules import build_report, judge_recent_sync, judge_stale, judge_store
+from shiptrackd.wire.answers import Check, HealthReport, Perf, to_answer
 
 PLUGIN_LINE = re.compile(r"^SHIPTRACKD (OK|WARNING|CRITICAL|UNKNOWN): .+ \| ('[^']+'|\S+)=\S+( ('[^']+'|\S+)=\S+)*$")
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -30,7 +31,13 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 )
 def test_perfdata_items(perf: dict, text: str | None) -> None:
     """'label'=value[unit];warn;crit;min;max, trailing empty fields dropped, quotes doubled, no exponents."""
-    assert perf_item(perf) == (text or "'last_sync_age'=412s;900;3600;0")
+    assert perf_item(perf_of(perf)) == (text or "'last_sync_age'=412s;900;3600;0")
+
+
+def perf_of(d: dict) -> Perf:
+    """A perf datum as the wire sends it, the fields a table row leaves out at their empty values."""
+    fields = {"unit": "", "warn": "", "crit": "", "min": None, "max": None, **d}
+    return Perf(**fields)
 
 
 def test_plugin_line_matches_the_operations_regex() -> None:
@@ -42,7 +49,7 @@ def test_plugin_line_matches_the_operations_regex() -> None:
         judge_store(write_error="", write_s=0.002, quick_check="ok", quick_check_age_s=5, free_bytes=80 * 10**9,
                     total_bytes=250 * 10**9, size_bytes=10**7, free_warning="10%", free_critical="5%"),
     ]  # fmt: skip
-    [line] = nagios_lines(build_report(checks, at=NOW, host="vm", trigger="schedule"))
+    [line] = nagios_lines(to_answer(build_report(checks, at=NOW, host="vm", trigger="schedule"), HealthReport))
     assert PLUGIN_LINE.match(line), line
     assert line.startswith(
         "SHIPTRACKD WARNING: stale_shipments: 37 of 1204 active shipments not updated for over 1d12h | "
@@ -53,11 +60,30 @@ def test_plugin_line_matches_the_operations_regex() -> None:
 
 def test_summary_with_a_pipe_or_newline_stays_one_line() -> None:
     """A '|' in a message would end the text early for Nagios: it becomes '/', newlines become spaces."""
-    report = {
-        "level": "critical",
-        "summary": "api: 502 | bad\ngateway",
-        "checks": [{"perf": [{"label": "x", "value": 1}]}],
-    }
+    check = Check(
+        name="api_connectivity",
+        level="critical",
+        message="502",
+        value=None,
+        unit="",
+        warning=None,
+        critical=None,
+        lower_is_worse=False,
+        perf=[perf_of({"label": "x", "value": 1})],
+        details={},
+        threshold="",
+        value_text="",
+    )
+    report = HealthReport(
+        at=NOW,
+        level="critical",
+        exit_code=2,
+        summary="api: 502 | bad\ngateway",
+        host="vm",
+        version="0",
+        trigger="schedule",
+        checks=[check],
+    )
     assert nagios_lines(report) == ["SHIPTRACKD CRITICAL: api: 502 / bad gateway | 'x'=1"]
 
 
