@@ -162,7 +162,7 @@ class Service:
         return to_answer(shipment, wire.ShipmentDetail)
 
     async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
-        if not await self.store.shipments.remove(shipment_id):
+        if not await self.store.shipments.remove(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
         self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
         return wire.ShipmentRemoved(removed=shipment_id)
