@@ -26,16 +26,35 @@ ORDER = {"shipment.added": 0, "shipment.status_changed": 1, "shipment.delivered"
 
 @pytest.mark.timeout(180)  # two daemon starts; slow only on a loaded box
 async def test_kill_9_mid_dispatch_loses_nothing(short_tmp: Path, sandbox: Any) -> None:
-    answered = 0
+    held = True  # until the kill, the receiver takes only the first half and answers 500 to the rest
 
     def answer(r: Received) -> tuple[int, dict[str, str]]:
-        nonlocal answered
-        answered += 1
-        return (200, {})
+        taken = sum(1 for x in rx.requests if 200 <= x.status < 300)
+        return (500, {}) if held and taken >= SHIPMENTS // 2 else (200, {})
 
     async with Receiver(answer=answer).serve() as rx:
         config = short_tmp / "shiptrackd.toml"
-        config.write_text(outbound_toml("shop", rx.url, retry_schedule=["0s", "50ms", "100ms", "200ms", "400ms"]))
+        config.write_text(
+            outbound_toml(
+                "shop",
+                rx.url,
+                retry_schedule=[
+                    "0s",
+                    "50ms",
+                    "100ms",
+                    "200ms",
+                    "400ms",
+                    "800ms",
+                    "1s",
+                    "1s",
+                    "1s",
+                    "1s",
+                    "1s",
+                    "1s",
+                    "1s",
+                ],
+            )
+        )
         env = daemon_env(short_tmp, sandbox.base_url)
         first_log, second_log = short_tmp / "first.log", short_tmp / "second.log"
         async with daemon_process(env, first_log, "--config", str(config)) as first:
@@ -50,6 +69,7 @@ async def test_kill_9_mid_dispatch_loses_nothing(short_tmp: Path, sandbox: Any) 
             assert await first.wait() == -signal.SIGKILL
         before = len(rx.delivered())
         assert before < 3 * SHIPMENTS, "the kill came too late to prove anything"
+        held = False
         async with daemon_process(env, second_log, "--config", str(config)) as second:
             await second.wait_ready(timeout_s=40)
             expected = 3 * SHIPMENTS
