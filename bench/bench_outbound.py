@@ -281,7 +281,7 @@ async def _loss(changes: int, kills: int) -> dict[str, Any]:
             while True:
                 try:
                     async with ApiClient(tmp / "c.sock") as c:
-                        if (await c.status())["state"] == "running":
+                        if (await c.status()).state == "running":
                             return
                 except DaemonUnavailableError:
                     pass
@@ -297,7 +297,7 @@ async def _loss(changes: int, kills: int) -> dict[str, Any]:
                 {"carrier_code": "ups", "tracking_number": f"1ZLOSS{i:08}"}
                 for i in range(first, min(changes // 2, first + 1000))
             ]
-            ids += [a["id"] for a in (await client.add_shipments(batch))["added"]]
+            ids += [a.id for a in (await client.add_shipments(batch)).added]
         for sid in ids:
             await client.remove_shipment(sid)
     expected = 2 * len(ids)

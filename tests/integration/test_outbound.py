@@ -37,8 +37,8 @@ async def run_sync(client: ApiClient) -> dict[str, Any]:
     started = await client.sync(force=True)
     with anyio.fail_after(10):
         while True:
-            run = await client.run(started["run_id"])
-            if run["outcome"] != "running":
+            run = await client.run(started.run_id)
+            if run.outcome != "running":
                 return run
             await anyio.sleep(0.02)
 
@@ -62,7 +62,7 @@ async def test_changes_arrive_signed_in_the_documented_shape(short_tmp: Path, sa
             added = await client.add_shipments(
                 [{"carrier_code": "ups", "tracking_number": "1ZDELIVERED0001", "reference": "order-7"}]
             )
-            sid = added["added"][0]["id"]
+            sid = added.added[0].id
             [first] = await rx.wait_for(1)
             assert first.payload["type"] == "shipment.added"
             assert first.payload["data"]["shipment_id"] == sid and first.payload["data"]["status"] is None
@@ -139,8 +139,8 @@ async def test_gone_disables_the_endpoint_and_the_health_check_says_so(short_tmp
                     await anyio.sleep(0.02)
             report = await client.health(fresh=True)
         daemon.stop()
-    [check] = [c for c in report["checks"] if c["name"] == "deliveries"]
-    assert check["level"] == "critical" and "shop disabled" in check["message"] and "410" in check["message"]
+    [check] = [c for c in report.checks if c.name == "deliveries"]
+    assert check.level == "critical" and "shop disabled" in check.message and "410" in check.message
     assert len(rx.requests) <= 3  # at most what was already in flight, then silence
 
 
@@ -170,5 +170,5 @@ async def test_a_dead_receiver_ends_dead_and_critical(short_tmp: Path, sandbox: 
             report = await client.health(fresh=True)
         daemon.stop()
     assert dead["attempts"] == 2 and dead["last_error"]
-    [check] = [c for c in report["checks"] if c["name"] == "deliveries"]
-    assert check["level"] == "critical" and "went dead" in check["message"]
+    [check] = [c for c in report.checks if c.name == "deliveries"]
+    assert check.level == "critical" and "went dead" in check.message

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from test_lifecycle import daemon_env, daemon_process, wait_for_run
+from test_lifecycle import daemon_env, daemon_process
 from webhook_receivers import Received, Receiver, outbound_toml
 
 from shiptrackd.api.client import ApiClient
@@ -63,7 +63,12 @@ async def test_kill_9_mid_dispatch_loses_nothing(short_tmp: Path, sandbox: Any) 
                 numbers = [{"carrier_code": "ups", "tracking_number": f"1ZDELIVERED{i:04}"} for i in range(SHIPMENTS)]
                 await client.add_shipments(numbers)
                 sandbox.advance(days=10)
-                await wait_for_run(client, (await client.sync(force=True))["run_id"])
+                run_id = (await client.sync(force=True)).run_id
+                with anyio.fail_after(30):
+                    while True:
+                        if (await client.run(run_id)).outcome != "running":
+                            break
+                        await anyio.sleep(0.05)
             await rx.wait_for(SHIPMENTS // 2, timeout_s=60)  # mid-dispatch: some delivered, many still to go
             first.process.send_signal(signal.SIGKILL)
             assert await first.wait() == -signal.SIGKILL

@@ -104,7 +104,7 @@ async def test_tokens_and_scopes_guard_the_door(short_tmp: Path, sandbox: Any, l
             for _ in range(20):  # a scanner: answered every time, logged once a minute
                 await call("GET", "/v1/status", "forged-token-0123456789abcdef")
         async with ApiClient(config.daemon.socket) as client:  # the socket: no token, as before
-            assert (await client.status())["state"] == "running"
+            assert (await client.status()).state == "running"
         daemon.stop()
     assert all(r.status_code < 500 for r in answers)
     assert all(r.headers["content-type"].startswith("application/json") for r in answers)
