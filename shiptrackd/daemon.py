@@ -25,9 +25,11 @@ from .alerts.delivery import ChannelSet
 from .alerts.heartbeat import Heartbeat
 from .alerts.state import Alerting
 from .api.audit import audit
+from .api.door import BearerAuth
 from .api.monitoring import monitoring_routes
 from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
+from .api.routes_outbound import outbound_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
 from .config import Config, Schedule, format_duration
@@ -36,6 +38,8 @@ from .events import EventBus
 from .health.monitor import HealthMonitor
 from .log import register_secret, setup_logging
 from .metrics import Exporter, RequestTimer, SyncRecorder
+from .outbound.dispatcher import Dispatcher
+from .outbound.metrics import OutboundMetrics
 from .providers import make_provider
 from .providers.base import Provider
 from .push.receiver import receiver_app
@@ -78,6 +82,7 @@ class Daemon:
         self.service: Service | None = None
         self.store: Store | None = None
         self.engine: SyncEngine | None = None
+        self.dispatcher: Dispatcher | None = None
         self.push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
         self._stop = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -123,6 +128,8 @@ class Daemon:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            # Routes are set before any loop can commit a change: no change goes unannounced.
+            dispatcher = self.dispatcher = Dispatcher(store, self.clock, cfg, on_disable=self._endpoint_disabled)
             push = None
             if cfg.webhooks.listen:
                 push = self.push = Push(
@@ -165,6 +172,7 @@ class Daemon:
                     monitor=health,
                     alerting=alerting,
                     heartbeat=self.heartbeat,
+                    outbound=OutboundMetrics(dispatcher),
                     push=push.state if push is not None else None,
                 )
                 service = self.service = Service(
@@ -181,14 +189,14 @@ class Daemon:
                     heartbeat=self.heartbeat,
                     push=push,
                 )
-                app = build_app(
-                    [
-                        *control_routes(service, self.bus),
-                        *health_routes(health),
-                        *alert_routes(alerting),
-                        *monitoring_routes(exporter, lambda: service.state),
-                    ]
-                )
+                routes = [
+                    *control_routes(service, self.bus),
+                    *health_routes(health),
+                    *alert_routes(alerting),
+                    *outbound_routes(store, dispatcher, self.clock, lambda: self.config),
+                    *monitoring_routes(exporter, lambda: service.state),
+                ]
+                app = build_app(routes)
                 api_stop = anyio.Event()
                 api_done = anyio.Event()
 
@@ -200,6 +208,7 @@ class Daemon:
 
                 await tg.start(serve_api)
                 await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
+                await tg.start(self._supervise_outbound, dispatcher)
                 await tg.start(syncs.follow, self.bus)
                 if push is not None:
                     push.subscriptions.on_silence = self.loops["sync"].trigger
@@ -209,6 +218,10 @@ class Daemon:
                     metrics_app = build_app(monitoring_routes(exporter, lambda: service.state))
                     await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
                     logger.info("metrics on http://{}/metrics", cfg.daemon.metrics_listen)
+                if cfg.api.listen:  # the application's door: the same routes, behind bearer tokens
+                    door = BearerAuth(build_app(routes), lambda: self.config.api.tokens)
+                    await tg.start(serve_tcp, door, cfg.api.listen, api_stop)
+                    logger.info("API door on http://{}/v1 ({} token(s))", cfg.api.listen, len(cfg.api.tokens))
                 for loop in self.loops.values():
                     await tg.start(loop.run)
                 if self._handle_signals:
@@ -294,6 +307,24 @@ class Daemon:
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
         }
+
+    async def _supervise_outbound(self, dispatcher: Dispatcher, *, task_status: TaskStatus[None]) -> None:
+        """Run the webhook dispatcher; if it raises, log, wait (backoff) and start it again."""
+        backoff = 1.0
+        task_status.started()
+        while True:
+            try:
+                await dispatcher.run()
+            except Exception:
+                logger.opt(exception=True).error("outbound dispatcher failed; restarting in {}s", backoff)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+    def _endpoint_disabled(self, endpoint: str, reason: str) -> None:
+        """An endpoint was disabled: measure health now, so the `deliveries` check alerts without waiting."""
+        health = self.loops.get("health")
+        if health is not None and not health.paused:
+            health.trigger()
 
     def _evaluate_alerts_now(self) -> None:
         """A new health report: evaluate it now, not at the alerts loop's next slot (unless paused)."""
@@ -386,6 +417,8 @@ class Daemon:
                 await self._swap_provider(new)
         if self.service is not None:
             self.service.config = new
+        if self.dispatcher is not None:
+            self.dispatcher.configure(new)
         if self.push is not None:
             self.push.reconfigure(new)
         if self.health is not None:
@@ -442,14 +475,17 @@ def _run_outcome(run: dict[str, Any]) -> str:
 
 def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
     """Which sections changed, and which changed keys need a restart to apply."""
-    changed = [
-        s for s in ("daemon", "provider", "sync", "health", "alerts", "webhooks") if getattr(old, s) != getattr(new, s)
-    ]
+    sections = ("daemon", "provider", "sync", "health", "alerts", "api", "outbound_dispatch", "outbound", "webhooks")
+    changed = [s for s in sections if getattr(old, s) != getattr(new, s)]
     needs_restart = [
         f"daemon.{key}"
         for key in ("state_dir", "socket", "socket_mode", "metrics_listen")
         if getattr(old.daemon, key) != getattr(new.daemon, key)
     ]
+    if old.api.listen != new.api.listen:
+        needs_restart.append("api.listen")
+    if old.outbound_dispatch.concurrency != new.outbound_dispatch.concurrency:
+        needs_restart.append("outbound_dispatch.concurrency")  # the pool is sized at start
     needs_restart += [
         f"webhooks.{key}" for key in ("listen", "jwks_url") if getattr(old.webhooks, key) != getattr(new.webhooks, key)
     ]

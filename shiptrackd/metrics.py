@@ -166,6 +166,7 @@ class Exporter:
         alerting: Alerting,
         heartbeat: Heartbeat | None = None,
         started_at: float | None = None,
+        outbound: Any = None,
         push: PushState | None = None,
     ) -> None:
         self.store = store
@@ -181,6 +182,9 @@ class Exporter:
         self.started_at = started_at or time.time()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+        self.outbound = outbound  # outbound/metrics.py: refresh() before a scrape, then its own collect()
+        if outbound is not None:
+            self.registry.register(outbound)
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, _resident_memory_bytes, _open_fds...
         self._cache: dict[str, Any] = {}
         self._cached_at = float("-inf")
@@ -204,6 +208,8 @@ class Exporter:
                 "alert_states": await self.store.alerts.states(),
                 "due": await self.store.shipments.count_due(self.monitor.clock.now()),
             }
+            if self.outbound is not None:
+                await self.outbound.refresh()
             self._cached_at = time.monotonic()
 
     def collect(self) -> Iterator[Metric]:

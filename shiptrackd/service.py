@@ -170,7 +170,7 @@ class Service:
         shipment = await self.store.shipments.get(shipment_id) if self.push is not None else None
         if shipment is not None and self.push is not None:
             await self.push.forget(shipment)
-        if not await self.store.shipments.remove(shipment_id):
+        if not await self.store.shipments.remove(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
         self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
         return wire.ShipmentRemoved(removed=shipment_id)

@@ -21,7 +21,7 @@ from shiptrackd.wire.alerting import Alerts, Notification, TestSent
 from shiptrackd.wire.answers import (
     HealthReport,
     LoopInfo,
-    Run,
+    RunList,
     ShipmentDetail,
     ShipmentPage,
     ShipmentsAdded,
@@ -54,7 +54,7 @@ async def load_snapshot(client: ApiClient) -> Snapshot:
     )
     return Snapshot(
         status=to_answer(status, Status),
-        runs=to_answer(runs, list[Run]),
+        runs=to_answer(runs, RunList).runs,
         stats=to_answer(stats, Stats),
         health=None if report is None else to_answer(report, HealthReport),
         alerts=None if alerts is None else notifications(alerts),

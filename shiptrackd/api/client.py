@@ -110,8 +110,8 @@ class ApiClient:
     async def status(self) -> wire.Status:
         return await self._get(wire.Status, "GET", "/v1/status")
 
-    async def loops(self) -> list[wire.LoopInfo]:
-        return await self._get(list[wire.LoopInfo], "GET", "/v1/loops")
+    async def loops(self) -> wire.LoopList:
+        return await self._get(wire.LoopList, "GET", "/v1/loops")
 
     async def loop_action(self, name: str, action: str) -> wire.LoopInfo:
         """The loop after the action; a trigger answers a LoopTriggered (did it start a run or join one)."""
@@ -162,8 +162,8 @@ class ApiClient:
         """What a run would sync, and why; nothing is synced."""
         return await self._get(wire.SyncPlan, "POST", "/v1/sync", json_body=_sync_body(force, True, shipments))
 
-    async def runs(self, limit: int = 20) -> list[wire.Run]:
-        return await self._get(list[wire.Run], "GET", "/v1/runs", params={"limit": limit})
+    async def runs(self, limit: int = 20) -> wire.RunList:
+        return await self._get(wire.RunList, "GET", "/v1/runs", params={"limit": limit})
 
     async def run(self, run_id: int) -> wire.RunDetail:
         return await self._get(wire.RunDetail, "GET", f"/v1/runs/{run_id}")
@@ -244,9 +244,9 @@ class ApiClient:
         """Recent notifications with their deliveries, each check's alert state, and the channels."""
         return await self._get(walert.Alerts, "GET", "/v1/alerts", params={"limit": limit})
 
-    async def silences(self, include_expired: bool = False) -> list[walert.Silence]:
+    async def silences(self, include_expired: bool = False) -> walert.SilenceList:
         params = {"all": 1 if include_expired else None}
-        return await self._get(list[walert.Silence], "GET", "/v1/silences", params=params)
+        return await self._get(walert.SilenceList, "GET", "/v1/silences", params=params)
 
     async def add_silence(
         self, check: str, *, duration: str | float | None = None, until: str | None = None, comment: str = ""

@@ -6,7 +6,7 @@ next to the handler, so the OpenAPI document (api/openapi.py) is generated, neve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_origin
 
 from starlette.routing import Route
 
@@ -52,7 +52,8 @@ class Doc:
     """
     One operation: `answers` maps each success status to its wire type (a tuple: any of them),
     `body` is the request body's type (a tuple: any of them); `errors` maps each error status to
-    when it happens. An error answer has the ErrorAnswer shape.
+    when it happens. An error answer has the ErrorAnswer shape. Every answer is a JSON object,
+    never a bare array (a list goes under a key, as in `{"runs": [...]}`), so it can grow fields.
     """
 
     summary: str
@@ -82,4 +83,9 @@ def route(path: str, method: str, handler: Handler, doc: Doc) -> ApiRoute:
     if method in ("POST", "DELETE"):
         errors.update(WRITE_ERRORS)
     errors.update(doc.errors)
+    for kinds in doc.answers.values():
+        for kind in kinds if isinstance(kinds, tuple) else (kinds,):
+            origin: Any = get_origin(kind)
+            if origin is list:
+                raise TypeError(f"{method} {path}: answer {kind} is a bare array; wrap it in an object")
     return ApiRoute(path, handler, method, Doc(**{**doc.__dict__, "errors": errors}))

@@ -44,7 +44,7 @@ class PlainClient:
     async def status(self) -> dict[str, Any]:
         return plain(await self.typed.status())  # type: ignore[no-any-return]
 
-    async def loops(self) -> list[dict[str, Any]]:
+    async def loops(self) -> dict[str, Any]:
         return plain(await self.typed.loops())  # type: ignore[no-any-return]
 
     async def loop_action(self, name: str, action: str) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class PlainClient:
             return plain(await self.typed.sync_plan(force=force, shipments=shipments))  # type: ignore[no-any-return]
         return plain(await self.typed.sync(force=force, shipments=shipments))  # type: ignore[no-any-return]
 
-    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def runs(self, limit: int = 20) -> dict[str, Any]:
         return plain(await self.typed.runs(limit))  # type: ignore[no-any-return]
 
     async def run(self, run_id: int) -> dict[str, Any]:
@@ -130,7 +130,7 @@ class PlainClient:
     async def alerts(self, limit: int = 20) -> dict[str, Any]:
         return plain(await self.typed.alerts(limit))  # type: ignore[no-any-return]
 
-    async def silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
+    async def silences(self, include_expired: bool = False) -> dict[str, Any]:
         return plain(await self.typed.silences(include_expired))  # type: ignore[no-any-return]
 
     async def add_silence(

@@ -36,7 +36,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         return await service.status()
 
     async def loops(request: Request) -> Any:
-        return await service.loops_list()
+        return wire.LoopList(loops=await service.loops_list())
 
     async def loop_action(request: Request) -> Any:
         name, action = request.path_params["name"], request.path_params["action"]
@@ -117,7 +117,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         return answer(result, 202)
 
     async def runs(request: Request) -> Any:
-        return await service.runs(query_int(request, "limit", 20))
+        return wire.RunList(runs=await service.runs(query_int(request, "limit", 20)))
 
     async def run(request: Request) -> Any:
         return await service.run(request.path_params["id"])
@@ -168,7 +168,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             status,
             Doc("the daemon, its loops, the running sync and the store", {200: wire.Status}),
         ),
-        route("/v1/loops", "GET", loops, Doc("every loop's schedule and state", {200: list[wire.LoopInfo]})),
+        route("/v1/loops", "GET", loops, Doc("every loop's schedule and state", {200: wire.LoopList})),
         route(
             "/v1/loops/{name}/{action}",
             "POST",
@@ -255,7 +255,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             runs,
             Doc(
                 "recent sync runs, newest first",
-                {200: list[wire.Run]},
+                {200: wire.RunList},
                 params=(query("limit", "how many", "integer", default=20),),
             ),
         ),

@@ -77,7 +77,8 @@ def alert_routes(alerting: Alerting) -> list[Route]:
         return to_answer(await alerting.recent(query_int(request, "limit", 20)), wire.Alerts)
 
     async def list_silences(request: Request) -> Any:
-        return to_answer(await alerting.silences(include_expired=bool(query_bool(request, "all"))), list[wire.Silence])
+        silences = await alerting.silences(include_expired=bool(query_bool(request, "all")))
+        return to_answer({"silences": silences}, wire.SilenceList)
 
     async def add_silence(request: Request) -> Any:
         body = await read_json(request)
@@ -133,7 +134,7 @@ def alert_routes(alerting: Alerting) -> list[Route]:
             list_silences,
             Doc(
                 "the active silences (all: the last 200, expired and removed too)",
-                {200: list[wire.Silence]},
+                {200: wire.SilenceList},
                 params=(query("all", "include expired and removed silences", "boolean"),),
             ),
         ),

@@ -203,7 +203,7 @@ async def serve(
 
 
 async def serve_tcp(
-    app: Starlette,
+    app: Any,
     listen: str,
     stop: anyio.Event,
     *,
@@ -296,7 +296,7 @@ def answer_protocol_errors_in_json() -> None:
     H11Protocol.shiptrack_json_errors = True  # type: ignore[attr-defined]
 
 
-async def _run_hypercorn(app: Starlette, cfg: HypercornConfig, stop: anyio.Event, sockets: Any = None) -> None:
+async def _run_hypercorn(app: Any, cfg: HypercornConfig, stop: anyio.Event, sockets: Any = None) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
 
     wrapped = EndOnStop(CloseUnreadBodies(app), stop, grace_s=cfg.graceful_timeout / 2)

@@ -20,6 +20,7 @@ from shiptrackd.errors import ConfigError
 from shiptrackd.paths import absolute, default_state_dir, user_socket
 from shiptrackd.units import format_duration, format_rate_limit
 
+from .endpoints import check_leaving
 from .files import FileRefusedError, read_regular_file
 from .relations import check_relations
 from .schema import KeySpec, key_specs, show_value
@@ -159,6 +160,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
         values["alerts"]["urls"] = tuple(dict.fromkeys(merged))  # drop repeats, keep order
     config: Config = build_config(Config, values)
     check_relations(config)
+    check_leaving(config)
     return dataclasses.replace(config, source=source)
 
 
@@ -208,16 +210,26 @@ def _toml_value(value: Any, spec: KeySpec, dotted: str) -> str:
     return _toml_str(str(value))
 
 
-def _render_table(obj: Any, dotted: str, lines: list[str]) -> None:
+def _render_table(obj: Any, dotted: str, lines: list[str], header: str = "") -> None:
     specs = key_specs(type(obj))
-    lines.append(f"[{dotted}]")
+    lines.append(header or f"[{dotted}]")
     for key, spec in specs.items():
-        if spec.table is None:
+        if spec.table is None and spec.array is None:
             lines.append(f"{key} = {_toml_value(getattr(obj, spec.name), spec, f'{dotted}.{key}')}")
     for key, spec in specs.items():
         if spec.table is not None:
             lines.append("")
             _render_table(getattr(obj, spec.name), f"{dotted}.{key}", lines)
+    for key, spec in specs.items():
+        if spec.array is not None:
+            _render_array(getattr(obj, spec.name), f"{dotted}.{key}", lines)
+
+
+def _render_array(items: Any, dotted: str, lines: list[str]) -> None:
+    """An array of tables as `[[dotted]]` blocks, secrets masked like any other."""
+    for item in items:
+        lines.append("")
+        _render_table(item, dotted, lines, header=f"[[{dotted}]]")
 
 
 def render(config: Config) -> str:
@@ -230,4 +242,7 @@ def render(config: Config) -> str:
         lines.append("")
         if spec.table is not None:
             _render_table(getattr(config, spec.name), key, lines)
+    for key, spec in key_specs(Config).items():
+        if spec.array is not None:
+            _render_array(getattr(config, spec.name), key, lines)
     return "\n".join(lines) + "\n"

@@ -66,6 +66,14 @@ class KeySpec:
         return h if is_table else None
 
     @property
+    def array(self) -> type | None:
+        """The dataclass of an array of tables (`[[outbound]]`: a `tuple[Endpoint, ...]` field), else None."""
+        args = typing.get_args(self.hint)
+        if typing.get_origin(self.hint) is tuple and args and isinstance(args[0], type):
+            return args[0] if dataclasses.is_dataclass(args[0]) else None
+        return None
+
+    @property
     def secret(self) -> bool:
         return self.hint is Secret or self.hint == tuple[Secret, ...]
 
@@ -91,9 +99,15 @@ def key_specs(cls: type) -> dict[str, KeySpec]:
 
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, KeySpec]]:
-    """Every leaf key under *cls*, dotted (`sync.cadence.in_transit`), with its spec."""
+    """Every leaf key under *cls*, dotted (`sync.cadence.in_transit`), with its spec.
+
+    Arrays of tables (`[[outbound]]`) are not leaf keys: they have no SHIPTRACK_* name and are
+    documented as commented examples.
+    """
     out = []
     for key, spec in key_specs(cls).items():
+        if spec.array is not None:
+            continue
         if spec.table is not None:
             out.extend(all_keys(spec.table, f"{prefix}{key}."))
         else:
@@ -328,6 +342,7 @@ _SPECIAL: dict[str, Callable[[Any, Where], Any]] = {
     "daemon.socket_mode": _parse_mode,
     "daemon.log_level": _parse_level,
     "daemon.metrics_listen": _parse_listen,
+    "api.listen": _parse_listen,
     "webhooks.listen": _parse_push_listen,
     "webhooks.public_url": _parse_optional_url,
     "webhooks.max_body": _parse_body_size,

@@ -171,9 +171,9 @@ async def silence_list(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     include_expired = bool(args.all)
 
-    def render(out: Output, silences: Sequence[walert.Silence]) -> None:
-        if silences:
-            render_silences(out, silences)
+    def render(out: Output, doc: walert.SilenceList) -> None:
+        if doc.silences:
+            render_silences(out, doc.silences)
         else:
             out.line("no silences" if include_expired else "no active silences")
 

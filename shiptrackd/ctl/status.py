@@ -212,8 +212,9 @@ async def runs(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def render_runs(out: Output, items: list[wire.Run]) -> None:
+def render_runs(out: Output, doc: wire.RunList) -> None:
     """The human `runs` table, newest first as the daemon sends them."""
+    items = doc.runs
     if not items:
         out.note("no sync runs yet")
         return
@@ -245,7 +246,7 @@ async def loops(client: ApiClient, args: argparse.Namespace) -> int:
     out = output(args)
     action, name = args.loop_action, getattr(args, "name", "")
     if action == "list":
-        out.show(await client.loops(), render_loops)
+        out.show(await client.loops(), lambda out, doc: render_loops(out, doc.loops))
         return EXIT_OK
 
     def render(out: Output, doc: wire.LoopInfo) -> None:

@@ -23,6 +23,7 @@ from ..errors import ProviderError, StoreError
 from ..store.db import from_db
 from ..units import format_rfc3339
 from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, OPTIONAL_CHECKS, UNKNOWN
+from .deliveries import judge_deliveries
 from .rules import (
     TOP_STALE,
     ApiProbe,
@@ -140,6 +141,7 @@ class HealthMonitor:
             "error_rate": self._error_rate,
             "loops": self._loops,
             "store": self._store,
+            "deliveries": self._deliveries,
         }
         if self.push is not None:
             measures["webhooks"] = self._webhooks
@@ -245,6 +247,25 @@ class HealthMonitor:
             failures_critical=cfg.loop_failures_critical,
             overdue_after_s=cfg.loop_overdue_after_s,
             max_runtime_s=self.config.sync.max_runtime_s,
+        )
+
+    async def _deliveries(self) -> CheckResult:
+        cfg = self.config.health
+        now = self.clock.now()
+        names = [ep.name for ep in self.config.outbound if ep.enabled]
+        since = now - timedelta(seconds=cfg.deliveries_dead_window_s)
+        figures = {n: row for n, row in (await self.store.outbox.figures(since)).items() if n in names}
+        for row in figures.values():
+            row["oldest_undelivered_at"] = from_db(row.get("oldest_undelivered_at"))
+        states = await self.store.outbox.endpoint_states()
+        disabled = {n: s["disabled_reason"] for n, s in states.items() if s["disabled_at"] and n in names}
+        return judge_deliveries(
+            figures,
+            disabled,
+            names,
+            now=now,
+            age_warning_s=cfg.deliveries_age_warning_s,
+            dead_window_s=cfg.deliveries_dead_window_s,
         )
 
     async def _webhooks(self) -> CheckResult:

@@ -11,6 +11,7 @@ from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
 from .db import Database, from_db, to_db
 from .health import HealthStore
+from .outbox import Change, Outbox, Route, Settlement
 from .push import PushStore, PushWrite
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
@@ -48,7 +49,8 @@ class Store:
     def __init__(self, target: Path | str, *, password: str = "") -> None:
         self.db: Backend = backend_for(target, password)
         self.path = self.db.path  # the SQLite file; None on PostgreSQL
-        self.shipments = ShipmentStore(self.db)
+        self.outbox = Outbox(self.db)
+        self.shipments = ShipmentStore(self.db, self.outbox)
         self.runs = RunStore(self.db)
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)
@@ -90,9 +92,13 @@ __all__ = [
     "Backend",
     "ApplyResult",
     "BackupResult",
+    "Change",
     "FetchFailure",
     "FetchSuccess",
     "NewNotification",
+    "Outbox",
+    "Route",
+    "Settlement",
     "PushWrite",
     "RunCounts",
     "Store",

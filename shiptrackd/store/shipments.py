@@ -10,11 +10,12 @@ import secrets
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..models import NewShipment, TrackingInfo
 from .db import from_db, to_db
+from .outbox import Change, Outbox
 from .sql import Backend, Conn
 
 SHIPMENT_COLUMNS = (
@@ -76,9 +77,30 @@ class AddResult:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _changes(results: Sequence[FetchSuccess | FetchFailure], out: ApplyResult) -> list[Change]:
+    """The outbox's view of a batch: status changes (and what they reached), expiries, in order."""
+    changed = {sid: old for sid, old, _new in out.changed}
+    changes = []
+    for result in results:
+        events: list[str] = []
+        sid = result.shipment_id
+        if isinstance(result, FetchSuccess) and sid in changed:
+            events.append("shipment.status_changed")
+            if result.info.status_code == "DE":
+                events.append("shipment.delivered")
+            elif result.info.status_code == "EX":
+                events.append("shipment.exception")
+        if result.next_sync_at is None and result.reason.startswith("expired"):
+            events.append("shipment.expired")
+        if events:
+            changes.append(Change(sid, tuple(events), previous_status=changed.get(sid)))
+    return changes
+
+
 class ShipmentStore:
-    def __init__(self, db: Backend) -> None:
+    def __init__(self, db: Backend, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox or Outbox(db)
 
     # --- writes ------------------------------------------------------------------
 
@@ -129,15 +151,29 @@ class ShipmentStore:
                     result.duplicates.append(entry)
                 else:
                     result.added.append(entry)
+            self.outbox.enqueue(conn, [Change(a["id"], ("shipment.added",)) for a in result.added], now)
             return result
 
-        return await self.db.write(fn)
+        added = await self.db.write(fn)
+        self.outbox.poke()
+        return added
 
-    async def remove(self, shipment_id: str) -> bool:
+    async def remove(self, shipment_id: str, now: datetime | None = None) -> bool:
+        """Delete a shipment (its events cascade); a shipment.removed outbox row carries its last state."""
+        now = now or datetime.now(UTC)
+
         def fn(conn: Conn) -> bool:
+            if self.outbox.routes:
+                row = conn.execute(f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE id = ?", (shipment_id,)).fetchone()
+                if row is not None:
+                    snapshot = shipment_dict(row)
+                    change = Change(shipment_id, ("shipment.removed",), snapshot["status_code"], snapshot)
+                    self.outbox.enqueue(conn, [change], now)
             return conn.execute("DELETE FROM shipments WHERE id = ?", (shipment_id,)).rowcount > 0
 
-        return await self.db.write(fn)
+        removed = await self.db.write(fn)
+        self.outbox.poke()
+        return removed
 
     async def retrack(self, shipment_id: str, now: datetime) -> bool:
         """Put an expired or terminal shipment back into the schedule, due now."""
@@ -180,6 +216,7 @@ class ShipmentStore:
                         raise  # a full disk or a held lock fails every shipment alike: fail the batch
                 else:
                     conn.execute("RELEASE batch")
+                    self.outbox.enqueue(conn, _changes(results, out), now)
                     return out
             out = ApplyResult()
             for result in results:
@@ -197,9 +234,13 @@ class ShipmentStore:
                     if store_wide(exc):
                         raise
                     out.write_errors.append((result.shipment_id, str(exc)))
+            failed = {sid for sid, _ in out.write_errors}
+            self.outbox.enqueue(conn, _changes([r for r in results if r.shipment_id not in failed], out), now)
             return out
 
-        return await self.db.write(fn)
+        applied = await self.db.write(fn)
+        self.outbox.poke()
+        return applied
 
     # --- reads -------------------------------------------------------------------
 

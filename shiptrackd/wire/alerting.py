@@ -113,5 +113,11 @@ class Silence(Answer):
     active: bool | None = None  # in GET /v1/silences: not removed and not expired
 
 
+class SilenceList(Answer):
+    """GET /v1/silences: the active silences, or with ?all=1 the last 200."""
+
+    silences: list[Silence]
+
+
 class SilenceRemoved(Answer):
     removed: int

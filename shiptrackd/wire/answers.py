@@ -59,6 +59,12 @@ class LoopTriggered(LoopInfo):
     joined: bool
 
 
+class LoopList(Answer):
+    """GET /v1/loops: every loop (an object, not a bare array, like every answer)."""
+
+    loops: list[LoopInfo]
+
+
 class ProviderInfo(Answer):
     name: str
     base_url: str
@@ -294,6 +300,12 @@ class Run(Answer):
     rate_limited: int
     outcome: str
     stop_reason: str
+
+
+class RunList(Answer):
+    """GET /v1/runs: recent runs, newest first."""
+
+    runs: list[Run]
 
 
 class RunDetail(Run):

@@ -52,7 +52,7 @@ async def wait_for_run(client, run_id: int) -> dict:
 
 
 async def health_loop(client) -> dict:
-    return next(lp for lp in await client.loops() if lp["name"] == "health")
+    return next(lp for lp in (await client.loops())["loops"] if lp["name"] == "health")
 
 
 async def add(client, *numbers: str) -> list[str]:
@@ -139,7 +139,7 @@ async def test_runs_stats_why_and_retrack_after_a_sync(running):
     run = await wait_for_run(client, (await client.sync())["run_id"])
     await wait_for_run(client, (await client.sync(shipments=[delivered]))["run_id"])
 
-    runs = await client.runs()
+    runs = (await client.runs())["runs"]
     assert [r["id"] for r in runs][-1] == run["id"] and all(r["outcome"] == "ok" for r in runs)
     stats = await client.stats()
     assert stats["api"]["requests"] == 3 and stats["runs_24h"]["runs"] == 2

@@ -63,7 +63,13 @@ class DaemonUnderTest:
 def daemon_subprocess(tmp_path: Path) -> Iterator[DaemonUnderTest]:
     """`python -m shiptrackd` with quiet loops and an unreachable provider, on a socket in a short /tmp dir."""
     state = Path(tempfile.mkdtemp(prefix="st-fuzz-", dir="/tmp"))
-    env = {**os.environ, **quiet_daemon_env(state, "http://127.0.0.1:9")}
+    # One [[outbound]] endpoint nobody listens at: the endpoints and deliveries routes have something to show.
+    config = state / "shiptrackd.toml"
+    config.write_text(
+        '[[outbound]]\nname = "fuzz"\nurl = "http://127.0.0.1:9/hooks"\n'
+        'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\nretry_schedule = ["0s"]\n'
+    )
+    env = {**os.environ, **quiet_daemon_env(state, "http://127.0.0.1:9"), "SHIPTRACK_CONFIG": str(config)}
     log = tmp_path / "daemon.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "shiptrackd"], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -193,6 +199,7 @@ class Conformance:
         content = operation["responses"][status]["content"]
         assert media in content, f"{method} {template} {status} answered {media}, documented {list(content)}"
         value = response.json() if body is None else body
+        assert isinstance(value, dict), f"{method} {template} {status} answered a top-level {type(value).__name__}"
         self.validate(content[media]["schema"], value, f"{method} {template} {status}")
         self.seen.add((method.upper(), template, response.status_code))
         return value
@@ -205,6 +212,17 @@ class Conformance:
         assert errors == [], f"{where}: {errors}"
         stamps = [v for k, v in walk(value) if isinstance(v, str) and (k.endswith("_at") or k == "at")]
         assert all(RFC3339_Z.fullmatch(v) for v in stamps), f"{where}: timestamps {stamps}"
+
+
+def answer_kinds(document: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The JSON types an answer *schema* allows at its top level (following $ref, anyOf and oneOf)."""
+    if "$ref" in schema:
+        return answer_kinds(document, document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]])
+    members = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+    if members:
+        return set().union(*(answer_kinds(document, m) for m in members))
+    kind = schema.get("type", "any")
+    return set(kind) if isinstance(kind, list) else {kind}
 
 
 def walk(value: Any) -> Iterator[tuple[str, Any]]:
@@ -229,6 +247,15 @@ def test_the_document_passes_openapi_spec_validator(daemon_subprocess: DaemonUnd
         if op.get("x-undocumented")
     ]
     assert undocumented == []
+    not_objects = {
+        f"{method.upper()} {path} {status}: {kinds}"
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        for status, answer in op["responses"].items()
+        for media in answer.get("content", {}).values()
+        if (kinds := answer_kinds(document, media["schema"])) != {"object"}
+    }
+    assert not_objects == set(), "every answer is a JSON object, never a top-level array"
     assert document["paths"]["/v1/events"]["get"]["responses"]["200"]["content"].keys() == {"application/x-ndjson"}
 
 
@@ -281,6 +308,28 @@ def test_every_route_answers_as_documented_on_success_and_error(
     c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": str(target)}))  # 409: exists
     c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": "relative.db"}))
 
+    # Outbound webhooks (issue 11): the one shipment added above left a delivery that went dead.
+    c.check("GET", "/v1/endpoints", http.get("/v1/endpoints"))
+    c.check("POST", "/v1/endpoints/{name}/test", http.post("/v1/endpoints/fuzz/test"))  # 200, ok false
+    c.check("POST", "/v1/endpoints/{name}/test", http.post("/v1/endpoints/nope/test"))
+    c.check("POST", "/v1/endpoints/{name}/enable", http.post("/v1/endpoints/fuzz/enable"))
+    c.check("POST", "/v1/endpoints/{name}/enable", http.post("/v1/endpoints/nope/enable"))
+    deadline = time.monotonic() + 15
+    while not (dead := http.get("/v1/deliveries", params={"state": "dead"}).json()["deliveries"]):
+        assert time.monotonic() < deadline, "no dead delivery in 15 s"
+        time.sleep(0.05)
+    c.check("GET", "/v1/deliveries", http.get("/v1/deliveries"))
+    c.check("GET", "/v1/deliveries", http.get("/v1/deliveries", params={"state": "lost"}))
+    c.check("GET", "/v1/deliveries/{id}", http.get(f"/v1/deliveries/{dead[0]['id']}"))
+    c.check("GET", "/v1/deliveries/{id}", http.get("/v1/deliveries/999999"))
+    c.check("POST", "/v1/deliveries/{id}/retry", http.post(f"/v1/deliveries/{dead[0]['id']}/retry"))
+    c.check("POST", "/v1/deliveries/{id}/retry", http.post("/v1/deliveries/999999/retry"))
+    c.check("POST", "/v1/deliveries/retry", http.post("/v1/deliveries/retry", json={"dead": True}))
+    c.check("POST", "/v1/deliveries/retry", http.post("/v1/deliveries/retry", json={}))
+    replay = {"endpoint": "fuzz", "since": "1h"}
+    c.check("POST", "/v1/deliveries/replay", http.post("/v1/deliveries/replay", json=replay))
+    c.check("POST", "/v1/deliveries/replay", http.post("/v1/deliveries/replay", json={**replay, "endpoint": "x"}))
+
     c.check("GET", "/v1/health", http.get("/v1/health"))
     c.check("GET", "/v1/health", http.get("/v1/health", params={"fresh": 1, "check_stale": 1, "http_status": 1}))
     c.check("GET", "/v1/health", http.get("/v1/health", params={"stale_limit": 0}))
@@ -316,6 +365,7 @@ def test_every_route_answers_as_documented_on_success_and_error(
         ("GET", "/v1/stats"),
         ("GET", "/v1/loops"),
         ("POST", "/v1/reload"),
+        ("GET", "/v1/endpoints"),
         ("GET", "/v1/webhooks"),
     }
     assert operations - failed - only_common_errors == set(), "operations never seen failing"

@@ -182,7 +182,7 @@ async def test_dry_run_verbose_lists_and_changes_nothing(running):
     assert "would sync 3 shipment(s)" in done.out
     assert all(i in done.out for i in ids) and done.out.count("due since") == 3
     assert running.sandbox.stats.total == 0
-    assert await running.client.runs() == []
+    assert (await running.client.runs())["runs"] == []
 
 
 async def test_force_syncs_shipments_that_are_not_due(running):
@@ -382,7 +382,7 @@ async def test_loops_pause_resume_trigger_steer_the_daemon(running):
     sock, client = sock_of(running), running.client
 
     async def loop(name: str) -> dict[str, Any]:
-        return next(entry for entry in await client.loops() if entry["name"] == name)
+        return next(entry for entry in (await client.loops())["loops"] if entry["name"] == name)
 
     assert (await ctl(sock, "loops", "pause", "sync")).code == 0
     assert (await loop("sync"))["paused"] is True

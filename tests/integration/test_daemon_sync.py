@@ -69,7 +69,7 @@ async def test_dry_run_changes_nothing(running):
     plan = await client.sync(dry_run=True)
     assert plan["would_sync"] == 3 and all(s["why"].startswith("due since") for s in plan["shipments"])
     assert sandbox.stats.total == 0
-    assert await client.runs() == []
+    assert (await client.runs())["runs"] == []
 
 
 async def test_bad_key_stops_the_run(running):

@@ -142,7 +142,7 @@ async def _enough_moved(client: ApiClient) -> bool:
 
 
 async def _finished_run(client: ApiClient, since: int = 0) -> int | None:
-    for run in await client.runs(limit=5):
+    for run in (await client.runs(limit=5))["runs"]:
         if run["id"] > since and run["outcome"] != "running":
             return int(run["id"])
     return None

@@ -113,12 +113,13 @@ async def test_healthy_daemon_in_every_format_exits_0(live: Live) -> None:
         "error_rate",
         "loops",
         "store",
+        "deliveries",
     ]
     text = await ctl(live.socket, "health")
     assert text.code == 0 and text.out.startswith("shiptrackd health: OK") and "api_connectivity  ok" in text.out
     plugin = await ctl(live.socket, "health", "--format=nagios")
     assert plugin.code == 0 and PLUGIN_LINE.match(plugin.out.strip()), plugin.out
-    assert plugin.out.startswith("SHIPTRACKD OK: all 6 checks ok; last successful sync 0s ago |")
+    assert plugin.out.startswith("SHIPTRACKD OK: all 7 checks ok; last successful sync 0s ago |")
     assert "'stale_shipments'=0;10;100;0" in plugin.out and "'active_shipments'=3;;;0" in plugin.out
     doc = await ctl(live.socket, "health", "--json")
     assert doc.code == 0 and json.loads(doc.out)["level"] == "ok"
@@ -290,14 +291,14 @@ async def test_silences_from_the_command_line(live: Live) -> None:
     added = await ctl(live.socket, "silence", "add", "stale_shipments", "--for", "2h", "--comment", "carrier outage")
     assert added.code == 0 and added.out.startswith("silence 1: stale_shipments muted until")
     listed = json.loads((await ctl(live.socket, "silence", "list", "--json")).out)
-    assert [(s["id"], s["check_name"], s["comment"], s["active"]) for s in listed] == [
+    assert [(s["id"], s["check_name"], s["comment"], s["active"]) for s in listed["silences"]] == [
         (1, "stale_shipments", "carrier outage", True)
     ]
     bad = await ctl(live.socket, "silence", "add", "nosuch", "--for", "1h")
     assert bad.code == 1 and "unknown check 'nosuch'" in bad.err
     assert (await ctl(live.socket, "silence", "remove", "1")).code == 0
     assert (await ctl(live.socket, "silence", "remove", "1")).code == 1
-    assert json.loads((await ctl(live.socket, "silence", "list", "--json")).out) == []
+    assert json.loads((await ctl(live.socket, "silence", "list", "--json")).out) == {"silences": []}
 
 
 async def test_reload_replaces_the_alert_channels(short_tmp: Path, sandbox: Any) -> None:

@@ -236,7 +236,7 @@ async def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_appl
         assert any("rejected" in f for f in rejected if f.startswith("STATUS="))
         async with ApiClient(daemon.socket) as client:
             assert daemon.running
-            loops = {lp["name"]: lp for lp in await client.loops()}
+            loops = {lp["name"]: lp for lp in (await client.loops())["loops"]}
             assert loops["sync"]["schedule"] == "1h"
 
             write_config(config, short_tmp, sync_schedule="30m")
@@ -244,7 +244,7 @@ async def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_appl
             await notify.until(lambda f: "RELOADING=1" in f)
             accepted = await notify.until(is_ready)
             assert not any("rejected" in f for f in accepted)
-            loops = {lp["name"]: lp for lp in await client.loops()}
+            loops = {lp["name"]: lp for lp in (await client.loops())["loops"]}
             assert loops["sync"]["schedule"] == "30m"
 
         assert await daemon.stop() == 0

@@ -28,7 +28,7 @@ async def wait_for_run(client, run_id: int) -> dict:
 
 
 async def sync_loop(client) -> dict:
-    return next(lp for lp in await client.loops() if lp["name"] == "sync")
+    return next(lp for lp in (await client.loops())["loops"] if lp["name"] == "sync")
 
 
 async def add(client, *numbers: str) -> dict[str, str]:
@@ -119,7 +119,7 @@ async def test_triggers_during_a_run_join_it_and_a_targeted_one_is_refused(runni
 
     run = await wait_for_run(client, first["run_id"])
     assert run["outcome"] == "ok" and run["selected"] == 16 and run["api_calls"] == 16
-    assert [r["id"] for r in await client.runs()] == [first["run_id"]]
+    assert [r["id"] for r in (await client.runs())["runs"]] == [first["run_id"]]
     assert sandbox.stats.total == 16
 
 

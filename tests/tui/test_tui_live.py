@@ -73,15 +73,15 @@ async def test_sync_key_runs_a_sync_in_the_daemon(running: Running) -> None:
         assert any(isinstance(m, SnapshotLoaded) for m in messages)
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        assert await running.client.runs() == []  # nothing happens before the operator says yes
+        assert (await running.client.runs())["runs"] == []  # nothing happens before the operator says yes
         await pilot.press("y")
 
         async def finished() -> bool:
-            runs = await running.client.runs()
+            runs = (await running.client.runs())["runs"]
             return bool(runs) and runs[0]["outcome"] != "running"
 
         await until_daemon(finished)
-        run = (await running.client.runs())[0]
+        run = (await running.client.runs())["runs"][0]
         assert run["trigger"] == "manual" and run["selected"] == 3
         await until(pilot, lambda: bool(app.state.runs) and app.state.runs[0].id == run["id"])
         kinds = {event_type(m.event) for m in messages if isinstance(m, EventReceived)}
@@ -104,7 +104,7 @@ async def test_force_key_forces_a_sync(running: Running) -> None:
         await pilot.press("y")
 
         async def forced() -> bool:
-            return any(r["trigger"] == "force" for r in await running.client.runs())
+            return any(r["trigger"] == "force" for r in (await running.client.runs())["runs"])
 
         await until_daemon(forced)
         await until(pilot, lambda: any("started" in n for n in notes(app)))
@@ -120,7 +120,7 @@ async def test_declining_the_confirmation_costs_nothing(running: Running) -> Non
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("n")
         await pilot.pause(0.2)
-        assert await running.client.runs() == []
+        assert (await running.client.runs())["runs"] == []
 
 
 async def test_pause_and_resume_a_loop(running: Running) -> None:
@@ -130,7 +130,7 @@ async def test_pause_and_resume_a_loop(running: Running) -> None:
         await until(pilot, lambda: app.state.connected)
 
         async def sync_paused(want: bool) -> bool:
-            return next(lp for lp in await running.client.loops() if lp["name"] == "sync")["paused"] is want
+            return next(lp for lp in (await running.client.loops())["loops"] if lp["name"] == "sync")["paused"] is want
 
         await pilot.press("p")
         await until(pilot, lambda: isinstance(app.screen, LoopPickerModal))
@@ -213,11 +213,11 @@ async def test_shipments_page_end_select_and_sync(running: Running) -> None:
         await pilot.press("y")
 
         async def targeted() -> bool:
-            runs = await running.client.runs()
+            runs = (await running.client.runs())["runs"]
             return bool(runs) and runs[0]["trigger"] == "targeted" and runs[0]["outcome"] != "running"
 
         await until_daemon(targeted)
-        assert (await running.client.runs())[0]["selected"] == 1
+        assert (await running.client.runs())["runs"][0]["selected"] == 1
         await pilot.press("home", "enter")
         await until(pilot, lambda: isinstance(app.screen, ShipmentDetailScreen))
         detail = app.screen

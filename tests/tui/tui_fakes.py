@@ -35,10 +35,10 @@ from shiptrackd.wire.answers import (
     AddedShipment,
     ApiFigures,
     Forecast,
-    LoopInfo,
+    LoopList,
     PlannedShipment,
     ProviderInfo,
-    Run,
+    RunList,
     RunTotals,
     Shipment,
     ShipmentDetail,
@@ -119,11 +119,11 @@ class FakeClient(ApiClient):
             event_seq=100,
         )
 
-    async def loops(self) -> list[dict[str, Any]]:
-        return wire_list(LOOPS)
+    async def loops(self) -> dict[str, Any]:
+        return wire(LoopList(loops=LOOPS))
 
-    async def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        return wire_list(RUNS[:limit])
+    async def runs(self, limit: int = 20) -> dict[str, Any]:
+        return wire(RunList(runs=RUNS[:limit]))
 
     async def stats(self) -> dict[str, Any]:
         return wire(
@@ -285,11 +285,6 @@ class FakeClient(ApiClient):
 def wire(value: msgspec.Struct) -> dict[str, Any]:
     """A wire type as the JSON the (still dict-returning) ApiClient hands the console."""
     out: dict[str, Any] = msgspec.to_builtins(value)
-    return out
-
-
-def wire_list(values: list[LoopInfo] | list[Run]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = msgspec.to_builtins(values)
     return out
 
 
