@@ -25,19 +25,26 @@ from .alerts.delivery import ChannelSet
 from .alerts.heartbeat import Heartbeat
 from .alerts.state import Alerting
 from .api.audit import audit
+from .api.door import BearerAuth
 from .api.monitoring import monitoring_routes
 from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
+from .api.routes_outbound import outbound_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
-from .config import Config, ProviderConfig, Schedule, accounts, format_duration, routes
+from .config import Config, ProviderConfig, Schedule, accounts, format_duration
+from .config import routes as carrier_routes
 from .errors import ConfigError
 from .events import EventBus
 from .health.monitor import HealthMonitor
 from .log import register_secret, setup_logging
 from .metrics import Exporter, RequestTimer, SyncRecorder
+from .outbound.dispatcher import Dispatcher
+from .outbound.metrics import OutboundMetrics
 from .providers import make_provider
 from .providers.base import Provider
+from .push.receiver import receiver_app
+from .push.service import Push
 from .schedule import Loop
 from .service import Service
 from .statedir import StateDirLock, create_private, prepare_paths
@@ -48,6 +55,7 @@ from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 from .wire.names import EVENT_CONFIG_RELOADED, EVENT_LOOP_CHANGED
 
 STORE_FILE = "shiptrackd.db"
+PUSH_SCHEDULE = Schedule("1m", interval_s=60)  # the push loop: subscriptions and the silence watch
 
 
 class Daemon:
@@ -75,6 +83,8 @@ class Daemon:
         self.service: Service | None = None
         self.store: Store | None = None
         self.engine: SyncEngine | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
         self._stop = anyio.Event()
         self._tg: TaskGroup | None = None
 
@@ -120,7 +130,16 @@ class Daemon:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, entries[0], self.api_stats)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
-            engine.set_accounts(self._other_accounts(entries[1:]), routes(cfg))
+            engine.set_accounts(self._other_accounts(entries[1:]), carrier_routes(cfg))
+            # Routes are set before any loop can commit a change: no change goes unannounced.
+            dispatcher = self.dispatcher = Dispatcher(store, self.clock, cfg, on_disable=self._endpoint_disabled)
+            push = None
+            if cfg.webhooks.listen:
+                push = self.push = Push(
+                    config=cfg, store=store, clock=self.clock, bus=self.bus, throttle=lambda: engine.throttle
+                )
+                await push.load()
+                engine.push = push.state
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
@@ -134,6 +153,7 @@ class Daemon:
                     config=cfg,
                     started_at=self.clock.now(),
                     on_report=self._evaluate_alerts_now,
+                    push=push.state if push is not None else None,
                 )
                 alerting = self.alerting = Alerting(
                     store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels
@@ -155,6 +175,8 @@ class Daemon:
                     monitor=health,
                     alerting=alerting,
                     heartbeat=self.heartbeat,
+                    outbound=OutboundMetrics(dispatcher),
+                    push=push.state if push is not None else None,
                 )
                 service = self.service = Service(
                     config=cfg,
@@ -168,15 +190,16 @@ class Daemon:
                     reload_config=self.reload,
                     started_monotonic=time.monotonic(),
                     heartbeat=self.heartbeat,
+                    push=push,
                 )
-                app = build_app(
-                    [
-                        *control_routes(service, self.bus),
-                        *health_routes(health),
-                        *alert_routes(alerting),
-                        *monitoring_routes(exporter, lambda: service.state),
-                    ]
-                )
+                routes = [
+                    *control_routes(service, self.bus),
+                    *health_routes(health),
+                    *alert_routes(alerting),
+                    *outbound_routes(store, dispatcher, self.clock, lambda: self.config),
+                    *monitoring_routes(exporter, lambda: service.state),
+                ]
+                app = build_app(routes)
                 api_stop = anyio.Event()
                 api_done = anyio.Event()
 
@@ -188,11 +211,20 @@ class Daemon:
 
                 await tg.start(serve_api)
                 await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
+                await tg.start(self._supervise_outbound, dispatcher)
                 await tg.start(syncs.follow, self.bus)
+                if push is not None:
+                    push.subscriptions.on_silence = self.loops["sync"].trigger
+                    push.address = await tg.start(serve_tcp, receiver_app(push.receiver), cfg.webhooks.listen, api_stop)
+                    logger.info("webhooks on http://{}/hooks/<provider> (providers: shipengine)", push.address)
                 if cfg.daemon.metrics_listen:
                     metrics_app = build_app(monitoring_routes(exporter, lambda: service.state))
                     await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
                     logger.info("metrics on http://{}/metrics", cfg.daemon.metrics_listen)
+                if cfg.api.listen:  # the application's door: the same routes, behind bearer tokens
+                    door = BearerAuth(build_app(routes), lambda: self.config.api.tokens)
+                    await tg.start(serve_tcp, door, cfg.api.listen, api_stop)
+                    logger.info("API door on http://{}/v1 ({} token(s))", cfg.api.listen, len(cfg.api.tokens))
                 for loop in self.loops.values():
                     await tg.start(loop.run)
                 if self._handle_signals:
@@ -223,6 +255,8 @@ class Daemon:
                 if self.engine is not None:
                     for lane in self.engine.others.values():
                         await lane.provider.aclose()
+                if self.push is not None:
+                    await self.push.aclose()
                 await store.close()
             logger.info("shiptrackd stopped")
 
@@ -273,10 +307,30 @@ class Daemon:
         }
         if cfg.alerts.heartbeat_url:  # its own loop: a slow ping service never delays another loop
             specs["heartbeat"] = (heartbeat_schedule(cfg), heartbeat_body)
+        if self.push is not None:  # subscribe new shipments, stop finished ones, notice a silent channel
+            specs["push"] = (PUSH_SCHEDULE, self.push.subscriptions.run_once)
         return {
             name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
         }
+
+    async def _supervise_outbound(self, dispatcher: Dispatcher, *, task_status: TaskStatus[None]) -> None:
+        """Run the webhook dispatcher; if it raises, log, wait (backoff) and start it again."""
+        backoff = 1.0
+        task_status.started()
+        while True:
+            try:
+                await dispatcher.run()
+            except Exception:
+                logger.opt(exception=True).error("outbound dispatcher failed; restarting in {}s", backoff)
+            await anyio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+    def _endpoint_disabled(self, endpoint: str, reason: str) -> None:
+        """An endpoint was disabled: measure health now, so the `deliveries` check alerts without waiting."""
+        health = self.loops.get("health")
+        if health is not None and not health.paused:
+            health.trigger()
 
     def _evaluate_alerts_now(self) -> None:
         """A new health report: evaluate it now, not at the alerts loop's next slot (unless paused)."""
@@ -369,6 +423,10 @@ class Daemon:
                 await self._swap_provider(new)
         if self.service is not None:
             self.service.config = new
+        if self.dispatcher is not None:
+            self.dispatcher.configure(new)
+        if self.push is not None:
+            self.push.reconfigure(new)
         if self.health is not None:
             self.health.config = new
         if self.alerting is not None:
@@ -434,11 +492,19 @@ def _run_outcome(run: dict[str, Any]) -> str:
 
 def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
     """Which sections changed, and which changed keys need a restart to apply."""
-    changed = [s for s in ("daemon", "provider", "sync", "health", "alerts") if getattr(old, s) != getattr(new, s)]
+    sections = ("daemon", "provider", "sync", "health", "alerts", "api", "outbound_dispatch", "outbound", "webhooks")
+    changed = [s for s in sections if getattr(old, s) != getattr(new, s)]
     needs_restart = [
         f"daemon.{key}"
         for key in ("state_dir", "socket", "socket_mode", "metrics_listen")
         if getattr(old.daemon, key) != getattr(new.daemon, key)
+    ]
+    if old.api.listen != new.api.listen:
+        needs_restart.append("api.listen")
+    if old.outbound_dispatch.concurrency != new.outbound_dispatch.concurrency:
+        needs_restart.append("outbound_dispatch.concurrency")  # the pool is sized at start
+    needs_restart += [
+        f"webhooks.{key}" for key in ("listen", "jwks_url") if getattr(old.webhooks, key) != getattr(new.webhooks, key)
     ]
     if bool(old.alerts.heartbeat_url) != bool(new.alerts.heartbeat_url):
         needs_restart.append("alerts.heartbeat_url")  # the heartbeat loop exists or not from the start

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,13 +32,28 @@ STORY_FILE = "sandbox-story.json"  # beside the store in the demo's state dir
 STORY_SAVE_INTERVAL_S = 2.0
 
 
-def pointed_at(config: Config, base_url: str) -> Config:
-    """The configuration with the provider aimed at the sandbox."""
+def pointed_at(config: Config, base_url: str, hook_port: int = 0) -> Config:
+    """The configuration with the provider aimed at the sandbox, and its pushes at our listener on *hook_port*."""
     # 10/s against the sandbox's 20/s: fast enough to watch, and the daemon never causes a 429 itself.
     provider = dataclasses.replace(
         config.provider, base_url=base_url, api_key=Secret(DEMO_KEY), rate_limit=RateLimit(10, 1.0), timeout_s=5.0
     )
-    return dataclasses.replace(config, provider=provider)
+    if not hook_port:
+        return dataclasses.replace(config, provider=provider)
+    webhooks = dataclasses.replace(
+        config.webhooks,
+        listen=f"127.0.0.1:{hook_port}",
+        public_url=f"http://127.0.0.1:{hook_port}",
+        jwks_url=f"{base_url}/jwks",
+    )
+    return dataclasses.replace(config, provider=provider, webhooks=webhooks)
+
+
+def free_port() -> int:
+    """A free loopback port for the demo's push listener (the sandbox must know it before the daemon binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def load_story(sandbox: Sandbox, path: Path) -> str:
@@ -86,10 +102,19 @@ async def demo_environment(config: Config) -> AsyncIterator[tuple[Config, Callab
     error: BaseException | None = None
     async with sandbox.serve() as sb:
         await _seed(config, sb.base_url, story_note)
+        # Push first: the sandbox pushes to our listener, as ShipEngine would after `shiptrackctl
+        # webhooks setup` (done here once, sandbox side, since the demo knows both ends).
+        hook_port = free_port()
+        hook = f"http://127.0.0.1:{hook_port}/hooks/shipengine"
+        sandbox.push.register_webhook({"event": "track", "url": hook})
+        logger.info("demo: the sandbox pushes tracking changes to {} (watch for `push ship_...` lines)", hook)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_keep_story, sandbox, story_path)
             try:
-                yield pointed_at(config, sb.base_url), lambda reloaded: pointed_at(reloaded, sb.base_url)
+                yield (
+                    pointed_at(config, sb.base_url, hook_port),
+                    lambda reloaded: pointed_at(reloaded, sb.base_url, hook_port),
+                )
             except BaseException as exc:
                 error = exc
             finally:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .alerts.state import Alerting
     from .events import EventBus
     from .health.monitor import HealthMonitor
+    from .push.state import PushState
     from .schedule import Loop
     from .store import Store
     from .sync.engine import SyncEngine
@@ -165,6 +166,8 @@ class Exporter:
         alerting: Alerting,
         heartbeat: Heartbeat | None = None,
         started_at: float | None = None,
+        outbound: Any = None,
+        push: PushState | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -175,9 +178,13 @@ class Exporter:
         self.monitor = monitor
         self.alerting = alerting
         self.heartbeat = heartbeat
+        self.push = push
         self.started_at = started_at or time.time()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+        self.outbound = outbound  # outbound/metrics.py: refresh() before a scrape, then its own collect()
+        if outbound is not None:
+            self.registry.register(outbound)
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, _resident_memory_bytes, _open_fds...
         self._cache: dict[str, Any] = {}
         self._cached_at = float("-inf")
@@ -201,6 +208,8 @@ class Exporter:
                 "alert_states": await self.store.alerts.states(),
                 "due": await self.store.shipments.count_due(self.monitor.clock.now()),
             }
+            if self.outbound is not None:
+                await self.outbound.refresh()
             self._cached_at = time.monotonic()
 
     def collect(self) -> Iterator[Metric]:
@@ -211,6 +220,30 @@ class Exporter:
         yield from self._health()
         yield from self._alerts()
         yield from self._heartbeat()
+        yield from self._push()
+
+    def _push(self) -> Iterator[Metric]:
+        """Pushes by outcome and the subscriptions (issue 10); absent while [webhooks] is off."""
+        push = self.push
+        if push is None:
+            return
+        pushes = CounterMetricFamily(
+            "shiptrackd_webhooks", "Pushes received since start, by outcome", labels=["outcome"]
+        )
+        for outcome, n in sorted(push.totals.items()):
+            pushes.add_metric([outcome], n)
+        yield pushes
+        yield CounterMetricFamily(
+            "shiptrackd_webhook_status_changes", "Status changes learned by push since start", value=push.changes
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_webhook_subscriptions", "Active shipments subscribed to pushes", value=push.subscribed
+        )
+        yield GaugeMetricFamily(
+            "shiptrackd_webhook_last_push_timestamp_seconds",
+            "When the last verified push arrived (Unix time; 0: none yet)",
+            value=push.last_push_at.timestamp() if push.last_push_at else 0,
+        )
 
     def _daemon(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("shiptrackd_build_info", "shiptrackd version (value 1)", labels=["version", "python"])
@@ -326,7 +359,7 @@ class Exporter:
             "shiptrackd_health_check_state", "1 for each check's current state", labels=["check", "state"]
         )
         levels = {c["name"]: c["level"] for c in report.get("checks", [])}
-        for name in CHECKS:
+        for name in (*CHECKS, *(n for n in levels if n not in CHECKS)):  # optional checks (webhooks) when run
             for level in LEVELS:
                 state.add_metric([name, level], int(levels.get(name, UNKNOWN) == level))
         yield state

@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 from . import __version__
 from .clock import Clock
 from .config import Config
-from .errors import InvalidRequestError, NotFoundError, ProviderError
+from .errors import ConflictError, InvalidRequestError, NotFoundError, ProviderError
 from .events import EventBus
 from .models import MAX_ROW_ID, NewShipment
 from .schedule import Loop
@@ -29,11 +29,13 @@ from .sync import cadence, quota
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats, ProviderThrottle
 from .wire import answers as wire
+from .wire import push as wire_push
 from .wire.answers import to_answer
 from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMENTS_REMOVED, NO_STATUS, STATUS_CODES
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
+    from .push.service import Push
 
 MAX_LIST_LIMIT = 1000
 QUOTA_READ_TIMEOUT_S = 5.0  # `stats` waits this long for a provider's quota (behind a busy sync's slots)
@@ -56,6 +58,7 @@ class Service:
     state: str = "starting"
     started_monotonic: float = 0.0
     heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
+    push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
 
     # --- status ---------------------------------------------------------------------
 
@@ -135,6 +138,8 @@ class Service:
             item["index"] = positions[item["index"]]
         if result.added:
             self.bus.publish(EVENT_SHIPMENTS_ADDED, count=len(result.added))
+            if "push" in self.loops:  # subscribe them now, not at the loop's next minute
+                self.loops["push"].trigger()
         doc = {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
         return to_answer(doc, wire.ShipmentsAdded)
 
@@ -169,7 +174,9 @@ class Service:
 
     async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
         shipment = await self.store.shipments.get(shipment_id)
-        if shipment is None or not await self.store.shipments.remove(shipment_id):
+        if shipment is not None and self.push is not None:
+            await self.push.forget(shipment)
+        if shipment is None or not await self.store.shipments.remove(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
         # The provider stops tracking it too (17TRACK `stoptrack`), in the background: a slow or
         # unreachable provider must not hold up the removal, which has already happened here.
@@ -186,7 +193,15 @@ class Service:
         shipment = await self.store.shipments.get(shipment_id)
         if shipment is None:
             raise NotFoundError(f"no shipment {shipment_id!r}")
-        return to_answer(cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until), wire.Why)
+        answer = cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until)
+        answer["push"] = {
+            "regime": cadence.regime(shipment, self.push is not None),
+            "subscribed_at": shipment.get("subscribed_at"),
+            "last_push_at": shipment.get("last_push_at"),
+            "push_count": shipment.get("push_count", 0),
+        }
+        answer["explanation"] += cadence.push_lines(shipment, self.push is not None)
+        return to_answer(answer, wire.Why)
 
     # --- sync -----------------------------------------------------------------------
 
@@ -241,6 +256,7 @@ class Service:
                 "utilisation": round(forecast / (limit.per_second * 3600), 3) if limit else None,
             },
             "providers": [await self._provider_stats(lane) for lane in self.engine.lanes()],
+            "push": await self.push_stats(),
         }
         return to_answer(doc, wire.Stats)
 
@@ -280,6 +296,42 @@ class Service:
 
     async def reload(self) -> wire.Reloaded:
         return to_answer(await self.reload_config(), wire.Reloaded)
+
+    async def push_stats(self) -> dict[str, Any] | None:
+        """What pushes save: the polls subscribed shipments would need at their normal cadence, less safety polls."""
+        if self.push is None:
+            return None
+        cad = self.config.sync.cadence
+        mix = await self.store.push.count_subscribed_by_status()
+        polling = cadence.calls_per_hour(cad, mix)
+        safety = sum(mix.values()) * 3600.0 / cad.push_safety
+        state = self.push.state
+        return {
+            "subscribed": sum(mix.values()),
+            "pushes": dict(sorted(state.totals.items())),
+            "changes_by_push": state.changes,
+            "calls_per_hour_polling": round(polling, 1),
+            "calls_per_hour_with_push": round(safety, 1),
+            "calls_per_hour_saved": round(max(0.0, polling - safety), 1),
+        }
+
+    # --- push -----------------------------------------------------------------------
+
+    async def webhooks_status(self) -> wire_push.WebhooksStatus:
+        """What `shiptrackctl webhooks status` shows: registration, subscriptions, pushes by outcome, silence."""
+        from .push.service import disabled_status
+
+        doc = self.push.status() if self.push is not None else disabled_status()
+        return to_answer(doc, wire_push.WebhooksStatus)
+
+    async def webhooks_setup(self) -> wire_push.WebhookSetup:
+        """Register or update the provider's `track` webhook, then subscribe what is not subscribed yet."""
+        if self.push is None:
+            raise ConflictError("webhooks are off: set [webhooks] listen and public_url, then restart")
+        result = await self.push.setup()
+        if "push" in self.loops:
+            self.loops["push"].trigger()
+        return to_answer(result, wire_push.WebhookSetup)
 
     # --- backup ---------------------------------------------------------------------
 

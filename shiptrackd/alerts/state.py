@@ -32,7 +32,7 @@ from ..health.rules import check_from_dict
 from ..models import MAX_ROW_ID
 from ..store import NewNotification, Store
 from ..units import parse_rfc3339
-from ..wire.names import CHECKS, EVENT_ALERT_QUEUED, EVENT_SILENCE_ADDED, EVENT_SILENCE_REMOVED
+from ..wire.names import EVENT_ALERT_QUEUED, EVENT_SILENCE_ADDED, EVENT_SILENCE_REMOVED, KNOWN_CHECKS
 from .delivery import ChannelSet, Dispatcher
 from .rules import AlertState, Policy, after_notice, compose, group_severity, headline, plan
 
@@ -242,8 +242,8 @@ class Alerting:
         self, check: str, *, duration: str | float | None, until: str | None, comment: str
     ) -> dict[str, Any]:
         """Mute *check* (or "*" for all) until a time; it expires on its own, a passing check does not lift it."""
-        if check != "*" and check not in CHECKS:
-            raise InvalidRequestError(f"unknown check {check!r}; checks: {', '.join(CHECKS)}, or * for all")
+        if check != "*" and check not in KNOWN_CHECKS:
+            raise InvalidRequestError(f"unknown check {check!r}; checks: {', '.join(KNOWN_CHECKS)}, or * for all")
         now = self.clock.now()
         if until:
             try:

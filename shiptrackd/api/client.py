@@ -20,6 +20,7 @@ from ..errors import DaemonUnavailableError, ShiptrackError
 from ..paths import default_socket
 from ..wire import alerting as walert
 from ..wire import answers as wire
+from ..wire import push as wire_push
 from ..wire.events import AnyEvent
 
 T = TypeVar("T")
@@ -172,6 +173,14 @@ class ApiClient:
 
     async def reload(self) -> wire.Reloaded:
         return await self._get(wire.Reloaded, "POST", "/v1/reload")
+
+    async def webhooks(self) -> wire_push.WebhooksStatus:
+        """Push health: registration, subscriptions, pushes in the last hour by outcome, silence."""
+        return await self._get(wire_push.WebhooksStatus, "GET", "/v1/webhooks")
+
+    async def webhooks_setup(self) -> wire_push.WebhookSetup:
+        """Register or update the provider's track webhook at <public_url>/hooks/<provider>."""
+        return await self._get(wire_push.WebhookSetup, "POST", "/v1/webhooks/setup")
 
     async def backup(self, path: str, *, force: bool = False) -> wire.BackupWritten:
         """Have the daemon write a checked copy of its store to *path* (absolute, as the daemon sees it)."""

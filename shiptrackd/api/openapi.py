@@ -13,6 +13,7 @@ import msgspec
 from starlette.routing import Route
 
 from .. import __version__
+from ..outbound.schema import webhooks_section
 from ..wire.answers import ErrorAnswer
 from .contract import ApiRoute, Doc
 
@@ -48,6 +49,7 @@ def openapi_spec(routes: list[Route]) -> dict[str, Any]:
             '{"error": {"code", "message"}}; timestamps are RFC 3339 in UTC with Z.',
         },
         "paths": paths,
+        "webhooks": webhooks_section(),  # what shiptrackd POSTs to [[outbound]] endpoints (issue 11)
         "components": {"schemas": components},
     }
 

@@ -16,6 +16,7 @@ from ..errors import InvalidRequestError
 from ..events import EventBus
 from ..service import MAX_LIST_LIMIT, Service
 from ..wire import answers as wire
+from ..wire import push as wire_push
 from ..wire.events import AnyEvent
 from ..wire.names import LOOP_ACTIONS, NO_STATUS, STATUS_CODES
 from ..wire.requests import BackupBody, NewShipmentBody, NewShipmentsBody, SyncBody
@@ -148,6 +149,16 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
         if not math.isfinite(heartbeat):
             raise InvalidRequestError(f"query parameter 'heartbeat' must be a number of seconds, not {raw!r}")
         return EventStream(bus, None if since < 0 else since, max(heartbeat, 0.05))
+
+    async def webhooks_status(request: Request) -> Any:
+        """Push health: the registered URL, subscriptions, pushes in the last hour by outcome, silence."""
+        return await service.webhooks_status()
+
+    async def webhooks_setup(request: Request) -> Any:
+        """Register or update the provider's track webhook at <public_url>/hooks/<provider>."""
+        result = await service.webhooks_setup()
+        audit(request.scope, "webhook setup", outcome=result.action)
+        return result
 
     no_shipment = {404: "no shipment with this id"}
     return [
@@ -282,6 +293,25 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
                 body=BackupBody,
                 body_required=True,
                 errors={409: "the file exists and force is false"},
+            ),
+        ),
+        route(
+            "/v1/webhooks",
+            "GET",
+            webhooks_status,
+            Doc(
+                "the push channel: registered URL, subscriptions, pushes by outcome, silence",
+                {200: wire_push.WebhooksStatus},
+            ),
+        ),
+        route(
+            "/v1/webhooks/setup",
+            "POST",
+            webhooks_setup,
+            Doc(
+                "register or update the provider's track webhook at <[webhooks] public_url>/hooks/<provider>",
+                {200: wire_push.WebhookSetup},
+                errors={409: "webhooks are off, or public_url is unset", 502: "the provider refused"},
             ),
         ),
         route(

@@ -42,18 +42,18 @@ PROTOCOL_ERRORS = {
 }
 
 
-def build_app(routes: list[Route]) -> Starlette:
-    """The ASGI app over *routes*, plus /v1/openapi.json describing the /v1 ones."""
+def build_app(routes: list[Route], *, openapi: bool = True) -> Starlette:
+    """The ASGI app over *routes*, plus /v1/openapi.json describing the /v1 ones (unless *openapi* is False)."""
 
     document: dict[str, Any] = {}
 
-    async def openapi(request: Request) -> Any:
+    async def spec(request: Request) -> Any:
         if not document:  # built once: the routes do not change while the app lives
             document.update(openapi_spec([r for r in all_routes if r.path.startswith("/v1/")]))
         return document
 
     doc = Doc("this document: OpenAPI 3.1, generated from the routes and the wire types", {200: dict[str, Any]})
-    all_routes = [*routes, route("/v1/openapi.json", "GET", openapi, doc)]
+    all_routes = [*routes, route("/v1/openapi.json", "GET", spec, doc)] if openapi else routes
     app = Starlette(routes=all_routes, exception_handlers={HTTPException: _http_error})
     app.add_middleware(_RejectBrowsers)
     app.add_middleware(InternalErrors)  # outermost of ours: Starlette's own would log a second traceback
@@ -203,23 +203,29 @@ async def serve(
 
 
 async def serve_tcp(
-    app: Starlette,
+    app: Any,
     listen: str,
     stop: anyio.Event,
     *,
     grace_s: float = 1.0,
-    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve *app* on TCP HOST:PORT until *stop* is set; started() once it accepts connections."""
+    """
+    Serve *app* on TCP HOST:PORT until *stop* is set; started() with the bound HOST:PORT once it accepts.
+
+    Port 0 picks a free port (tests, the demo): the sockets are bound here, so the real port is known.
+    """
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
     if host in ("0.0.0.0", "::", ""):
         logger.warning("{} listens on every interface", listen)
     cfg = _hypercorn_config(listen, grace_s)
+    sockets = cfg.create_sockets()
+    bound_port = sockets.insecure_sockets[0].getsockname()[1]
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_run_hypercorn, app, cfg, stop)
-        await _wait_listening(lambda: anyio.connect_tcp(host, int(port)))
-        task_status.started()
+        tg.start_soon(_run_hypercorn, app, cfg, stop, sockets)
+        await _wait_listening(lambda: anyio.connect_tcp(host, bound_port))
+        task_status.started(f"{host if ':' not in host else f'[{host}]'}:{bound_port}")
 
 
 def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
@@ -290,11 +296,20 @@ def answer_protocol_errors_in_json() -> None:
     H11Protocol.shiptrack_json_errors = True  # type: ignore[attr-defined]
 
 
-async def _run_hypercorn(app: Starlette, cfg: HypercornConfig, stop: anyio.Event) -> None:
+async def _run_hypercorn(app: Any, cfg: HypercornConfig, stop: anyio.Event, sockets: Any = None) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
 
     wrapped = EndOnStop(CloseUnreadBodies(app), stop, grace_s=cfg.graceful_timeout / 2)
-    await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
+    if sockets is None:
+        await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
+        return
+    # Pre-bound sockets (serve_tcp, for port 0) go through the function hypercorn's serve() wraps.
+    from hypercorn.asyncio.run import worker_serve
+    from hypercorn.utils import wrap_app
+
+    await worker_serve(
+        wrap_app(wrapped, cfg.wsgi_max_body_size, "asgi"), cfg, sockets=sockets, shutdown_trigger=stop.wait
+    )
 
 
 class CloseUnreadBodies:

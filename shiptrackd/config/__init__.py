@@ -41,6 +41,7 @@ from shiptrackd.units import (
 )
 
 from .accounts import accounts, routes
+from .endpoints import decode_whsec
 from .loader import (
     DEMO_SETTINGS,
     DEMO_STATE_DIR,
@@ -54,17 +55,25 @@ from .schema import all_keys as all_keys  # test_config.py walks the keys
 from .schema import key_specs as key_specs  # test_config.py builds a stand-in schema
 from .shapes import (
     LOG_LEVELS,
+    OUTBOUND_EVENTS,
+    TOKEN_SCOPES,
     AlertsConfig,
+    ApiConfig,
+    ApiToken,
     CadenceConfig,
     Config,
     DaemonConfig,
     HealthConfig,
+    Notice,
+    OutboundConfig,
+    OutboundEndpoint,
     ProviderConfig,
     RateLimit,
     Schedule,
     Secret,
     StoreConfig,
     SyncConfig,
+    WebhooksConfig,
     duration_field,
 )
 from .sources import CREDENTIAL_API_KEY, CREDENTIAL_APPRISE_URLS, CREDENTIAL_STORE_PASSWORD, SEED_ALIASES
@@ -96,6 +105,8 @@ __all__ = [
     "DURATION_HINT",
     "ENV_PREFIX",
     "LOG_LEVELS",
+    "OUTBOUND_EVENTS",
+    "TOKEN_SCOPES",
     "NON_CONFIG_ENV",
     "RATE_HINT",
     "SCHEDULE_HINT",
@@ -103,18 +114,25 @@ __all__ = [
     "SPACE_HINT",
     "SYSTEM_CONFIG_PATH",
     "AlertsConfig",
+    "ApiConfig",
+    "ApiToken",
     "CadenceConfig",
     "Config",
     "ConfigError",
     "DaemonConfig",
     "HealthConfig",
+    "Notice",
+    "OutboundConfig",
+    "OutboundEndpoint",
     "ProviderConfig",
     "RateLimit",
     "Schedule",
     "Secret",
     "StoreConfig",
     "SyncConfig",
+    "WebhooksConfig",
     "default_config_path",
+    "decode_whsec",
     "default_state_dir",
     "duration_field",
     "format_duration",

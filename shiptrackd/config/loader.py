@@ -21,6 +21,7 @@ from shiptrackd.paths import absolute, default_state_dir, user_socket
 from shiptrackd.units import format_duration, format_rate_limit
 
 from .accounts import with_entries
+from .endpoints import check_leaving
 from .files import FileRefusedError, read_regular_file
 from .relations import check_relations
 from .schema import KeySpec, key_specs, show_value
@@ -85,6 +86,9 @@ DEMO_SETTINGS: dict[str, Any] = {
             "delivered_confirm": "1m",
             "failure_backoff": "10s",
             "failure_backoff_max": "2m",
+            "push_safety": "2m",
+            "silence_after": "1m",
+            "silence_critical_after": "5m",
         },
     },
     "health": {"schedule": "15s"},
@@ -160,6 +164,7 @@ def load(path: Path | None = None, env: Mapping[str, str] | None = None, *, demo
     if source is not None:
         config = with_entries(config, accounts_table, f"in {source}", source.parent)
     check_relations(config)
+    check_leaving(config)
     return dataclasses.replace(config, source=source)
 
 
@@ -213,12 +218,22 @@ def _render_table(obj: Any, dotted: str, lines: list[str], header: str = "") -> 
     specs = key_specs(type(obj))
     lines.append(header or f"[{dotted}]")
     for key, spec in specs.items():
-        if spec.table is None:
+        if spec.table is None and spec.array is None:
             lines.append(f"{key} = {_toml_value(getattr(obj, spec.name), spec, f'{dotted}.{key}')}")
     for key, spec in specs.items():
         if spec.table is not None:
             lines.append("")
             _render_table(getattr(obj, spec.name), f"{dotted}.{key}", lines)
+    for key, spec in specs.items():
+        if spec.array is not None:
+            _render_array(getattr(obj, spec.name), f"{dotted}.{key}", lines)
+
+
+def _render_array(items: Any, dotted: str, lines: list[str]) -> None:
+    """An array of tables as `[[dotted]]` blocks, secrets masked like any other."""
+    for item in items:
+        lines.append("")
+        _render_table(item, dotted, lines, header=f"[[{dotted}]]")
 
 
 def render(config: Config) -> str:
@@ -234,4 +249,7 @@ def render(config: Config) -> str:
     for entry in config.providers:
         lines.append("")
         _render_table(entry, "providers", lines, header="[[providers]]")
+    for key, spec in key_specs(Config).items():
+        if spec.array is not None:
+            _render_array(getattr(config, spec.name), key, lines)
     return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from shiptrackd.errors import ConfigError
-from shiptrackd.units import RATE_HINT, format_duration, parse_duration, parse_rate_limit
+from shiptrackd.units import RATE_HINT, format_duration, parse_duration, parse_rate_limit, parse_size
 
 from .shapes import (
     LOG_LEVELS,
@@ -66,6 +66,14 @@ class KeySpec:
         return h if is_table else None
 
     @property
+    def array(self) -> type | None:
+        """The dataclass of an array of tables (`[[outbound]]`: a `tuple[Endpoint, ...]` field), else None."""
+        args = typing.get_args(self.hint)
+        if typing.get_origin(self.hint) is tuple and args and isinstance(args[0], type):
+            return args[0] if dataclasses.is_dataclass(args[0]) else None
+        return None
+
+    @property
     def secret(self) -> bool:
         return self.hint is Secret or self.hint == tuple[Secret, ...]
 
@@ -91,9 +99,15 @@ def key_specs(cls: type) -> dict[str, KeySpec]:
 
 
 def all_keys(cls: type = Config, prefix: str = "") -> list[tuple[str, KeySpec]]:
-    """Every leaf key under *cls*, dotted (`sync.cadence.in_transit`), with its spec."""
+    """Every leaf key under *cls*, dotted (`sync.cadence.in_transit`), with its spec.
+
+    Arrays of tables (`[[outbound]]`) are not leaf keys: they have no SHIPTRACK_* name and are
+    documented as commented examples.
+    """
     out = []
     for key, spec in key_specs(cls).items():
+        if spec.array is not None:
+            continue
         if spec.table is not None:
             out.extend(all_keys(spec.table, f"{prefix}{key}."))
         else:
@@ -293,11 +307,45 @@ def _parse_listen(value: Any, where: Where) -> str:
     return value.strip()
 
 
+MAX_PUSH_BODY = 64 * 1024 * 1024
+
+
+def _parse_push_listen(value: Any, where: Where) -> str:
+    """HOST:PORT for the push receiver; port 0 picks a free one (tests, the demo), logged at start."""
+    if isinstance(value, str) and value.strip().endswith(":0") and value.strip()[:-2]:
+        return value.strip()
+    return _parse_listen(value, where)
+
+
+def _parse_body_size(value: Any, where: Where) -> str:
+    """A size like "1MiB" from 1 KiB to 64 MiB, kept as written (push/receiver.py reads it with units.parse_size)."""
+    expected = 'a size like "1MiB" or "512KiB", from 1KiB to 64MiB'
+    try:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError
+        size = parse_size(value)
+    except ValueError:
+        fail_value(where, value, expected)
+    if not 1024 <= size <= MAX_PUSH_BODY:
+        fail_value(where, value, expected)
+    return str(value).strip()
+
+
+def _parse_optional_url(value: Any, where: Where) -> str:
+    if not isinstance(value, str) or (value.strip() and not re.match(r"^https?://[^/\s]+", value.strip())):
+        fail_value(where, value, 'an http:// or https:// URL, or "" for none')
+    return value.strip().rstrip("/")
+
+
 # Keys whose value needs more than its type says.
 _SPECIAL: dict[str, Callable[[Any, Where], Any]] = {
     "daemon.socket_mode": _parse_mode,
     "daemon.log_level": _parse_level,
     "daemon.metrics_listen": _parse_listen,
+    "api.listen": _parse_listen,
+    "webhooks.listen": _parse_push_listen,
+    "webhooks.public_url": _parse_optional_url,
+    "webhooks.max_body": _parse_body_size,
     "provider.name": _parse_provider_name,
     "health.free_disk_warning": _parse_space_key,
     "health.free_disk_critical": _parse_space_key,

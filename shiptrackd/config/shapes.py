@@ -133,6 +133,12 @@ class CadenceConfig:
     delivered_confirm: float = duration_field(24 * 3600)  # DE: checked once more after this, then terminal
     failure_backoff: float = duration_field(15 * 60)  # after a failed fetch, doubling per failure
     failure_backoff_max: float = duration_field(12 * 3600)
+    # With [webhooks] on: a subscribed shipment whose pushes arrive is polled only this often, as a safety
+    # net (bench/bench_cadence.py, push strategies); when no push at all came for silence_after while
+    # subscribed shipments exist, everyone falls back to the intervals above until pushes return.
+    push_safety: float = duration_field(24 * 3600)
+    silence_after: float = duration_field(6 * 3600)
+    silence_critical_after: float = duration_field(24 * 3600)
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,8 @@ class HealthConfig:
     free_disk_warning: str = "10%"  # free space in state_dir below this: bytes ("2GB") or percent ("10%")
     free_disk_critical: str = "5%"
     quick_check_interval_s: float = 3600.0  # PRAGMA quick_check at most this often (it reads the whole file)
+    deliveries_age_warning_s: float = ranged(15 * 60.0, None, 30 * 86400)  # an undelivered webhook this old warns
+    deliveries_dead_window_s: float = ranged(86400.0, None, 30 * 86400)  # a webhook gone dead this recently is critical
     keep_reports_s: float = 7 * 86400  # deprecated: read as [store] keep_health when that is not set
 
 
@@ -212,7 +220,109 @@ class StoreConfig:
     keep_errors: float = retention_field(30)  # sync_errors (never longer than their run: at most keep_runs)
     keep_health: float = retention_field(7)  # health_reports (the newest is always kept)
     keep_alerts: float = retention_field(30)  # the alert log: sent and failed deliveries
+    keep_deliveries: float = retention_field(30)  # delivered and dead webhooks (and their attempts); replay reads these
     keep_terminal: float = retention_field(90)  # tracking events of shipments terminal (inactive) this long
+
+
+# --- leaving the box: outbound webhooks, the application's door, notices (issue 11) -------------
+
+OUTBOUND_EVENTS = (
+    "shipment.status_changed",
+    "shipment.delivered",
+    "shipment.exception",
+    "shipment.added",
+    "shipment.expired",
+    "shipment.removed",
+)
+# The Standard Webhooks example schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h.
+DEFAULT_RETRY_SCHEDULE = (0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
+
+
+@dataclass(frozen=True)
+class OutboundEndpoint:
+    """One `[[outbound]]` table: where the application hears about changes, and which ones."""
+
+    name: str
+    url: str
+    secret: Secret = field(default_factory=lambda: Secret(""))  # "whsec_" + base64 of 24-64 random bytes
+    events: tuple[str, ...] = OUTBOUND_EVENTS  # any of OUTBOUND_EVENTS
+    statuses: tuple[str, ...] = ()  # only changes *to* these two-letter codes; () = every status
+    carriers: tuple[str, ...] = ()  # only these carrier codes; () = every carrier
+    timeout_s: float = ranged(15.0, None, 300)
+    retry_schedule: tuple[float, ...] = field(
+        default=DEFAULT_RETRY_SCHEDULE, metadata={"duration": True, "min": 0, "max": 7 * 86400.0}
+    )
+    enabled: bool = True
+    disable_after: float = field(default=5 * 86400.0, metadata={"duration": True, "min": 60, "max": 365 * 86400.0})
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """The dispatcher's own settings (`[outbound_dispatch]`), shared by every endpoint."""
+
+    concurrency: int = ranged(32, 1, 1024)  # deliveries in flight at once, over every endpoint
+    poll_s: float = ranged(1.0, 0.01, 60)  # how often due retries are looked for (a new change wakes it at once)
+    max_retry_after_s: float = ranged(86400.0, None, 7 * 86400.0)  # a longer Retry-After is clamped to this
+
+
+NOTICE_FIELDS = (
+    "shipment_id",
+    "carrier_code",
+    "tracking_number",
+    "reference",
+    "status",
+    "status_name",
+    "previous_status",
+    "status_detail",
+    "estimated_delivery_at",
+    "latest_event",
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One `[[notices]]` table: tell people (Apprise) when a shipment reaches one of `on`."""
+
+    name: str
+    on: tuple[str, ...]  # two-letter status codes ("EX", "AT") or detail codes ("OUT_FOR_DELIVERY")
+    to: tuple[Secret, ...]  # Apprise URLs
+    title: str = "{tracking_number} ({carrier_code}): {status_name}"
+    body: str = "{reference} {tracking_number} is now {status_name} {status_detail}. Latest scan: {latest_event}"
+    quiet_hours: str = ""  # "22:00-07:00" (UTC): held until the end of the window; "" = none
+    digest_after: int = ranged(0, 0, 10_000)  # more than this within digest_window: one digest; 0 = never
+    digest_window_s: float = ranged(600.0, 1, 86400)
+
+
+TOKEN_SCOPES = ("read", "write", "admin")
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """One `[[api.tokens]]` table: a bearer token for the TCP door and what it may do."""
+
+    name: str
+    scope: Literal["read", "write", "admin"] = "read"
+    token: Secret = field(default_factory=lambda: Secret(""))  # or token_file; or token_sha256
+    token_sha256: str = ""  # hex SHA-256 of the token, for operators who keep only a hash
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """`[api]`: the optional TCP listener for the application (the Unix socket is always there)."""
+
+    listen: str = ""  # "127.0.0.1:8790"; "" = no TCP listener
+    tokens: tuple[ApiToken, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """The push receiver: a TCP listener of its own, separate from the control socket; off while listen is ""."""
+
+    listen: str = ""  # "127.0.0.1:8789"; operators put it behind their reverse proxy or tunnel
+    public_url: str = ""  # where the proxy exposes the listener; providers are told <public_url>/hooks/<provider>
+    jwks_url: str = "https://api.shipengine.com/jwks"  # ShipEngine's signing keys (EU: api.eu.shipengine.com)
+    tolerance_s: float = ranged(300.0, 1, 86400)  # a push whose signed timestamp is further off is refused (400)
+    max_body: str = "1MiB"  # a larger push body is refused (413) before it is read whole
 
 
 @dataclass(frozen=True)
@@ -225,4 +335,9 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     # [[providers]] entries (config/accounts.py reads and checks them); () = the single [provider].
     providers: tuple[ProviderConfig, ...] = field(default=(), metadata={"key": False})
+    api: ApiConfig = field(default_factory=ApiConfig)
+    outbound_dispatch: OutboundConfig = field(default_factory=OutboundConfig)
+    outbound: tuple[OutboundEndpoint, ...] = ()  # [[outbound]] tables
+    notices: tuple[Notice, ...] = ()  # [[notices]] tables
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     source: Path | None = field(default=None, metadata={"key": False})  # the file it was read from

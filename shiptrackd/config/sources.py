@@ -125,9 +125,26 @@ def walk_table(cls: type, table: Mapping[str, Any], prefix: str, origin: str, ba
             if not isinstance(value, dict):
                 raise ConfigError(f"{dotted} = {show_value(value)} {origin}: expected a table [{dotted}]")
             out[spec.name] = walk_table(spec.table, value, f"{dotted}.", origin, base_dir)
+        elif spec.array is not None:
+            out[spec.name] = _walk_array(spec.array, value, dotted, origin, base_dir)
         else:
             out[spec.name] = convert_value(spec.hint, value, Where(dotted, origin, False, base_dir, spec.secret), spec)
     return out
+
+
+def _walk_array(cls: type, value: Any, dotted: str, origin: str, base_dir: Path | None) -> tuple[Any, ...]:
+    """An array of tables (`[[outbound]]`): each item walked against *cls* and built, required keys checked."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(f"{dotted} = {show_value(value)} {origin}: expected an array of tables [[{dotted}]]")
+    items = []
+    for i, table in enumerate(value):
+        prefix = f"{dotted}[{i}]."
+        walked = walk_table(cls, table, prefix, origin, base_dir)
+        for spec in key_specs(cls).values():
+            if not spec.has_default and spec.name not in walked:
+                raise ConfigError(f"{prefix}{spec.key} is missing {origin}: expected every [[{dotted}]] to set it")
+        items.append(build_config(cls, walked))
+    return tuple(items)
 
 
 def set_dotted(values: dict[str, Any], path: list[str], value: Any) -> None:

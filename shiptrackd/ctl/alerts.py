@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..wire.names import CHECKS, EXIT_FAILURE, EXIT_OK
+from ..wire.names import EXIT_FAILURE, EXIT_OK, KNOWN_CHECKS
 from .argtypes import count, parse_duration
 from .render import Column, rel_time, short_time, word_style
 from .runner import command, output
@@ -40,7 +40,7 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("silence", parents=[common], help="mute a check's alerts until a time: add, list, remove")
     silence = p.add_subparsers(dest="silence_action", metavar="ACTION", required=True, parser_class=type(p))
     sp = silence.add_parser("add", parents=[common], help="mute CHECK (or * for every check)")
-    sp.add_argument("check", metavar="CHECK", help=f"one of {', '.join(CHECKS)}, or *")
+    sp.add_argument("check", metavar="CHECK", help=f"one of {', '.join(KNOWN_CHECKS)}, or *")
     when = sp.add_mutually_exclusive_group(required=True)
     when.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION", help="e.g. 30m, 2h, 1d")
     when.add_argument("--until", metavar="TIME", help="an ISO 8601 time with a zone, e.g. 2026-01-05T18:00Z")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import alerts, backup, completion, health, shipments, status, store, sync
+from . import alerts, backup, completion, health, outbound, shipments, status, store, sync, webhooks
 from .runner import PROG, CtlParser, UsageError
 
 # The order of `shiptrackctl --help`'s command list.
-GROUPS = (status, sync, shipments, health, alerts, backup, store, completion)
+GROUPS = (status, sync, shipments, health, alerts, webhooks, outbound, backup, store, completion)
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

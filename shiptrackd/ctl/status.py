@@ -216,8 +216,18 @@ def render_stats(out: Output, doc: wire.Stats) -> None:
             ),
             ("forecast", forecast),
             *provider_lines(doc.providers),
+            *([("push", push_line(doc.push))] if doc.push is not None else []),
             ("last good run", f"#{last.id} {last.outcome} {rel_time(last.finished_at)}" if last else "none yet"),
         ]
+    )
+
+
+def push_line(push: wire.PushStats) -> str:
+    """Pushes received, changes they carried, and the polls they save an hour."""
+    return (
+        f"{push.subscribed} subscribed, {sum(push.pushes.values())} pushes, {push.changes_by_push} changes by push;"
+        f" saves {push.calls_per_hour_saved} calls/hour ({push.calls_per_hour_polling} polling"
+        f" vs {push.calls_per_hour_with_push} safety polls)"
     )
 
 

@@ -22,7 +22,8 @@ from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.db import from_db
 from ..units import format_rfc3339
-from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, UNKNOWN
+from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, OPTIONAL_CHECKS, UNKNOWN
+from .deliveries import judge_deliveries
 from .rules import (
     TOP_STALE,
     ApiProbe,
@@ -35,6 +36,7 @@ from .rules import (
     judge_recent_sync,
     judge_stale,
     judge_store,
+    judge_webhooks,
     rejudge_stale,
     span,
 )
@@ -42,6 +44,7 @@ from .rules import (
 if TYPE_CHECKING:
     from ..clock import Clock
     from ..events import EventBus
+    from ..push.state import PushState
     from ..schedule import Loop
     from ..store import Store
     from ..sync.engine import SyncEngine
@@ -64,6 +67,7 @@ class HealthMonitor:
         config: Config,
         started_at: datetime,
         on_report: Callable[[], None] | None = None,
+        push: PushState | None = None,
     ) -> None:
         """*on_report* runs after each stored report that the alert rules should see: health triggers alerts."""
         self.store = store
@@ -74,6 +78,7 @@ class HealthMonitor:
         self.config = config
         self.started_at = started_at
         self.on_report = on_report
+        self.push = push  # the push channel's figures, when [webhooks] is on (adds the `webhooks` check)
         self._quick_check: tuple[datetime, str] | None = None  # (when, result)
 
     @property
@@ -136,7 +141,10 @@ class HealthMonitor:
             "error_rate": self._error_rate,
             "loops": self._loops,
             "store": self._store,
+            "deliveries": self._deliveries,
         }
+        if self.push is not None:
+            measures["webhooks"] = self._webhooks
         results: dict[str, CheckResult] = {}
 
         async def run(name: str, fn: Callable[[], Awaitable[CheckResult]]) -> None:
@@ -152,7 +160,7 @@ class HealthMonitor:
         async with anyio.create_task_group() as tg:
             for name, fn in measures.items():
                 tg.start_soon(run, name, fn)
-        checks = [results[name] for name in CHECKS]
+        checks = [results[name] for name in (*CHECKS, *OPTIONAL_CHECKS) if name in results]
         return build_report(checks, at=self.clock.now(), host=self.host, trigger=trigger)
 
     async def _api(self) -> CheckResult:
@@ -240,6 +248,39 @@ class HealthMonitor:
             failures_critical=cfg.loop_failures_critical,
             overdue_after_s=cfg.loop_overdue_after_s,
             max_runtime_s=self.config.sync.max_runtime_s,
+        )
+
+    async def _deliveries(self) -> CheckResult:
+        cfg = self.config.health
+        now = self.clock.now()
+        names = [ep.name for ep in self.config.outbound if ep.enabled]
+        since = now - timedelta(seconds=cfg.deliveries_dead_window_s)
+        figures = {n: row for n, row in (await self.store.outbox.figures(since)).items() if n in names}
+        for row in figures.values():
+            row["oldest_undelivered_at"] = from_db(row.get("oldest_undelivered_at"))
+        states = await self.store.outbox.endpoint_states()
+        disabled = {n: s["disabled_reason"] for n, s in states.items() if s["disabled_at"] and n in names}
+        return judge_deliveries(
+            figures,
+            disabled,
+            names,
+            now=now,
+            age_warning_s=cfg.deliveries_age_warning_s,
+            dead_window_s=cfg.deliveries_dead_window_s,
+        )
+
+    async def _webhooks(self) -> CheckResult:
+        push = self.push
+        assert push is not None
+        now = self.clock.now()
+        return judge_webhooks(
+            subscribed=push.subscribed,
+            last_push_at=push.last_push_at,
+            listening_since=push.started_at,
+            now=now,
+            warning_s=push.warning_s,
+            critical_s=push.critical_s,
+            last_hour=push.last_hour(now),
         )
 
     async def _store(self) -> CheckResult:

@@ -150,6 +150,37 @@ def judge_api(
     return CheckResult(name, level, msg, round(probe.latency_s, 4), "s", latency_warning_s, perf=perf)
 
 
+def judge_webhooks(
+    *,
+    subscribed: int,
+    last_push_at: datetime | None,
+    listening_since: datetime,
+    now: datetime,
+    warning_s: float,
+    critical_s: float,
+    last_hour: dict[str, int],
+) -> CheckResult:
+    """No push for silence_after while shipments are subscribed warns; longer is critical (polling takes over)."""
+    name = "webhooks"
+    accepted = sum(n for outcome, n in last_hour.items() if outcome in ("accepted", "duplicate", "stale"))
+    rejected = sum(last_hour.values()) - accepted
+    details = {"subscribed": subscribed, "last_hour": last_hour}
+    tail = f"; {rejected} refused in the last hour" if rejected else ""
+    if subscribed <= 0:
+        return CheckResult(name, OK, f"no subscribed shipments: no pushes expected{tail}", details=details)
+    since = max(last_push_at or listening_since, listening_since)
+    quiet = max(0.0, (now - since).total_seconds())
+    level = _above(quiet, warning_s - 1e-9, critical_s - 1e-9)
+    perf = (Perf("push_silence", round(quiet), "s", f"{warning_s:g}", f"{critical_s:g}"),)
+    if level == OK:
+        what = f"last push {span(quiet)} ago" if last_push_at else f"no push yet (listening {span(quiet)})"
+        msg = f"{what}, {subscribed} subscribed{tail}"
+    else:
+        what = f"no push for {span(quiet)}" if last_push_at else f"no push since the listener started {span(quiet)} ago"
+        msg = f"{what} with {subscribed} subscribed shipments: polling has taken over{tail}"
+    return CheckResult(name, level, msg, round(quiet), "s", warning_s, critical_s, perf=perf, details=details)
+
+
 def judge_recent_sync(
     last_success_at: datetime | None,
     *,

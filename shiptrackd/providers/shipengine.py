@@ -144,6 +144,83 @@ class ShipEngineProvider(ProviderBase):
         if self._owns_client:
             await self._client.aclose()
 
+    # --- push: subscriptions and the webhook (reference/tracking-apis.md §1.11) ----------
+
+    async def subscribe(self, carrier_code: str, tracking_number: str) -> None:
+        """Subscribe one parcel to pushes: `POST /v1/tracking/start` (204)."""
+        await self._tracking_call("start", carrier_code, tracking_number)
+
+    async def unsubscribe(self, carrier_code: str, tracking_number: str) -> None:
+        """End one parcel's pushes: `POST /v1/tracking/stop` (204); an unknown parcel is not an error."""
+        try:
+            await self._tracking_call("stop", carrier_code, tracking_number)
+        except ShipmentNotFoundError:
+            pass
+
+    async def _tracking_call(self, action: str, carrier_code: str, tracking_number: str) -> None:
+        params = {"carrier_code": carrier_code, "tracking_number": tracking_number}
+        what = f"tracking/{action} {carrier_code} {tracking_number}"
+        await self._call("POST", f"/v1/tracking/{action}", params, None, what)
+
+    async def webhooks(self) -> list[dict[str, Any]]:
+        """`GET /v1/environment/webhooks`: the account's webhooks (a bare JSON array)."""
+        response = await self._call("GET", "/v1/environment/webhooks", None, None, "webhook list")
+        data = _json_body(response)
+        return [w for w in data if isinstance(w, dict)] if isinstance(data, list) else []
+
+    async def ensure_webhook(self, url: str) -> dict[str, Any]:
+        """
+        Point the account's `track` webhook at *url*: create it, or on 409 (one URL per event) find it and update it.
+
+        Returns {"webhook_id", "url", "action": "created" | "updated" | "unchanged"}.
+        """
+        body = {"event": "track", "url": url, "name": "shiptrackd"}
+        try:
+            response = await self._call("POST", "/v1/environment/webhooks", None, body, "webhook create")
+        except PermanentProviderError as exc:
+            if exc.status != 409:
+                raise
+        else:
+            created = _json_body(response)
+            webhook_id = created.get("webhook_id") if isinstance(created, dict) else None
+            return {"webhook_id": webhook_id, "url": url, "action": "created"}
+        existing = next((w for w in await self.webhooks() if w.get("event") == "track"), None)
+        if existing is None:
+            raise PermanentProviderError("shipengine answered 409 for the track webhook but lists none", status=409)
+        webhook_id = str(existing.get("webhook_id") or "")
+        if existing.get("url") == url:
+            return {"webhook_id": webhook_id, "url": url, "action": "unchanged"}
+        path = f"/v1/environment/webhooks/{quote(webhook_id, safe='')}"
+        await self._call("PUT", path, None, {"url": url}, "webhook update")
+        return {"webhook_id": webhook_id, "url": url, "action": "updated", "previous_url": existing.get("url")}
+
+    async def _call(
+        self, method: str, path: str, params: dict[str, str] | None, body: Any, what: str
+    ) -> httpx.Response:
+        """One request besides tracking: observed, mapped to ProviderError, the key scrubbed."""
+        url = f"{self._base_url}{path}?{urlencode(params, quote_via=quote)}" if params else self._base_url + path
+        started = time.perf_counter()
+        status: int | None = None
+        headers = {**self._headers, "Content-Type": "application/json"} if body is not None else self._headers
+        try:
+            try:
+                response = await self._client.request(
+                    method, url, headers=headers, content=json.dumps(body).encode() if body is not None else None
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                raise ProviderUnreachableError(f"shipengine unreachable ({what}): {_describe(exc)}") from exc
+            except httpx.HTTPError as exc:
+                raise TransientProviderError(f"shipengine connection failed ({what}): {_describe(exc)}") from exc
+            status = response.status_code
+            if not 200 <= status < 300:
+                raise self._error_for(response, what)
+        except ProviderError as exc:
+            self._observer(status, time.perf_counter() - started, exc.kind)
+            self._scrub(exc)
+            raise
+        self._observer(status, time.perf_counter() - started, None)
+        return response
+
     async def _get(self, path: str, params: dict[str, str] | None, what: str) -> httpx.Response:
         """One GET, transport failures translated; the body is read before returning."""
         # The query string built here, not by httpx: its URL merging is a third of its cost per request.
@@ -235,6 +312,13 @@ def _error_details(response: httpx.Response) -> tuple[str, str]:
         error_code if isinstance(error_code, str) else "",
         " ".join(message.split())[:300] if isinstance(message, str) and message.strip() else fallback,
     )
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _describe(exc: BaseException) -> str:

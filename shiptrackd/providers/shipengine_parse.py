@@ -26,6 +26,11 @@ def parse_tracking(content: bytes, *, carrier_code: str, tracking_number: str) -
         data = json.loads(content)
     except (ValueError, UnicodeDecodeError):
         raise InvalidResponseError("body: not valid JSON", status=200) from None
+    return parse_tracking_data(data, carrier_code=carrier_code, tracking_number=tracking_number)
+
+
+def parse_tracking_data(data: Any, *, carrier_code: str, tracking_number: str) -> TrackingInfo:
+    """A decoded `tracking_information` object (a poll's body, or a push's `data`) as a TrackingInfo."""
     if not isinstance(data, dict):
         raise InvalidResponseError(f"body: expected a JSON object, got {_type_name(data)}", status=200)
 

@@ -26,6 +26,7 @@ from anyio.abc import TaskStatus
 
 from shiptrackd.config import RateLimit, format_rate_limit
 from shiptrackd.sandbox import aftership, easypost, faults, lifecycle, seventeen
+from shiptrackd.sandbox.push import PushSide
 from shiptrackd.sandbox.pushes import Pusher
 from shiptrackd.sandbox.samples import sample_shipments
 from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
@@ -33,6 +34,7 @@ from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_
 from shiptrackd.units import format_rfc3339, parse_rfc3339
 
 KNOBS = ("api_key", "rate_limit", "burst", "quota_headers", "latency_s", "faults", "seed", "time_scale")
+PUSH_KNOBS = ("push_faults", "push_retries", "push_retry_s", "jwks_down")
 
 
 class Sandbox:
@@ -74,6 +76,7 @@ class Sandbox:
         self.aftership = aftership.AfterShipDialect(lambda: self.clock, self.stats, self.pusher, self._draw_fault)
         # 17TRACK's dialect under /track/v2.2 (sandbox/seventeen.py): same clock and counters, its own knobs.
         self.seventeen = seventeen.SeventeenTrack(self.stats, self.clock)
+        self.push = PushSide(now=lambda: self.clock.now(), first_seen=self._see, seed=seed)
         self.configure(
             api_key=api_key,
             rate_limit=rate_limit,
@@ -86,8 +89,8 @@ class Sandbox:
     # --- knobs -------------------------------------------------------------------------
 
     def configure(self, **knobs: Any) -> None:
-        """Change knobs at runtime (names in KNOBS); validates everything before changing anything."""
-        unknown = set(knobs) - set(KNOBS)
+        """Change knobs at runtime (names in KNOBS and PUSH_KNOBS); validates everything before changing anything."""
+        unknown = set(knobs) - set(KNOBS) - set(PUSH_KNOBS)
         if unknown:
             raise ValueError(f"unknown knob(s): {', '.join(sorted(unknown))} (known: {', '.join(KNOBS)})")
         rate_limit = parse_rate_limit(knobs["rate_limit"]) if "rate_limit" in knobs else self.rate_limit
@@ -108,6 +111,11 @@ class Sandbox:
         quota_headers = knobs.get("quota_headers", self.quota_headers)
         if not isinstance(quota_headers, bool):
             raise ValueError(f"quota_headers: expected true or false, got {quota_headers!r}")
+        jwks_down = knobs.get("jwks_down", self.push.jwks_down)
+        if not isinstance(jwks_down, bool):
+            raise ValueError(f"jwks_down: expected true or false, got {jwks_down!r}")
+        self.push.configure(knobs.get("push_faults"), knobs.get("push_retries"), knobs.get("push_retry_s"))
+        self.push.jwks_down = jwks_down
 
         self.api_key, self.latency_s, self.faults, self.quota_headers = api_key, latency_s, rates, quota_headers
         if "rate_limit" in knobs or "burst" in knobs:
@@ -136,6 +144,7 @@ class Sandbox:
             "seed": self.seed,
             "time_scale": self.clock.time_scale,
             "now": format_rfc3339(self.clock.now()),
+            "push": self.push.snapshot(),
         }
 
     # --- simulated time ----------------------------------------------------------------
@@ -150,7 +159,12 @@ class Sandbox:
             raise ValueError("simulated time only moves forward")
         now = self.clock.advance(delta)
         self.pusher.wake()  # parcels moved: push what changed
+        self.push.wake()  # ShipEngine's pushes (sandbox/push.py)
         return now
+
+    def _see(self, carrier_code: str, tracking_number: str) -> datetime:
+        """When the sandbox first saw this parcel (now, if this is the first time): its lifecycle starts there."""
+        return self._first_seen.setdefault(f"{carrier_code}\0{tracking_number}", self.clock.now())
 
     def first_seen_at(self, carrier_code: str, tracking_number: str) -> datetime | None:
         return self._first_seen.get(f"{carrier_code}\0{tracking_number}")
@@ -216,6 +230,7 @@ class Sandbox:
                 # Already listening, so clients that connect before serve() runs just queue.
                 tg.start_soon(functools.partial(serve, self.handle, sock, on_connect=self.stats.connected))
                 await tg.start(self.pusher.run)
+                tg.start_soon(self.push.run, self._base_url)
                 task_status.started(self._base_url)
         finally:
             sock.close()  # serve() closes it too; closing twice is harmless
@@ -231,6 +246,9 @@ class Sandbox:
             return self._control(request, request_id)
         if request.path.startswith(seventeen.PREFIX + "/"):
             return await self._seventeen(request)
+        if request.path == "/jwks" and request.method == "GET":  # public, like ShipEngine's: no key, not counted
+            status, body = self.push.jwks()
+            return Reply(status, body)
         dialect = self._dialect(request.path)
         self.stats.begin(time.monotonic())
         self.stats.user_agents[request.headers.get("user-agent", "")] += 1
@@ -331,6 +349,8 @@ class Sandbox:
             if wait_s:
                 retry_after = str(max(1, math.ceil(wait_s)))
                 return Reply(429, faults.rate_limited_body(request_id), [("retry-after", retry_after)])
+        if request.path.startswith(("/v1/environment/webhooks", "/v1/tracking/")):
+            return self._push_route(request, request_id)
         if request.method != "GET":
             return _not_found(request, request_id)
         if request.path == "/v1/carriers":
@@ -365,6 +385,37 @@ class Sandbox:
             headers = [("retry-after", str(faults.FORCED_RETRY_AFTER_S))] if error[0] == 429 else []
             return Reply(error[0], error[1], headers)
         return kind
+
+    def _push_route(self, request: Request, request_id: str) -> Reply:
+        """Webhook registration and tracking/start|stop (reference/tracking-apis.md §1.11)."""
+        route, path = request.method, request.path
+        result: tuple[int, Any]
+        if path == "/v1/environment/webhooks" and route == "GET":
+            return Reply(200, _json(list(self.push.webhooks.values())))
+        if path == "/v1/environment/webhooks" and route == "POST":
+            result = self.push.register_webhook(_body(request))
+        elif path.startswith("/v1/environment/webhooks/") and route == "PUT":
+            result = self.push.update_webhook(path.rsplit("/", 1)[1], _body(request))
+        elif path.startswith("/v1/environment/webhooks/") and route == "DELETE":
+            found = self.push.webhooks.pop(path.rsplit("/", 1)[1], None)
+            result = (204, None) if found else (404, ("invalid_identifier", "Webhook not found."))
+        elif path in ("/v1/tracking/start", "/v1/tracking/stop") and route == "POST":
+            carrier = request.query.get("carrier_code", [""])[-1].strip()
+            number = request.query.get("tracking_number", [""])[-1].strip()
+            if not carrier or not number:
+                name = "carrier_code" if not carrier else "tracking_number"
+                message = f"{name} is required."
+                return Reply(400, faults.error_body(request_id, "field_value_required", message, field_name=name))
+            result = self.push.start(carrier, number) if path.endswith("start") else self.push.stop(carrier, number)
+        else:
+            return _not_found(request, request_id)
+        status, data = result
+        if status == 204:
+            return Reply(204, b"")
+        if status >= 400:
+            code, message = data if isinstance(data, tuple) else ("unspecified", "error")
+            return Reply(status, faults.error_body(request_id, code, message))
+        return Reply(status, _json(data))
 
     def _tracking(self, request: Request, request_id: str, kind: str) -> Reply:
         """The lifecycle body (first sight starts the clock), corrupted if `kind` says so."""
@@ -437,6 +488,13 @@ def _not_found(request: Request, request_id: str) -> Reply:
         request_id, "not_found", "The requested resource was not found.", method=request.method, path=request.path
     )
     return Reply(404, body)
+
+
+def _body(request: Request) -> Any:
+    try:
+        return json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _json(data: object) -> bytes:

@@ -11,6 +11,8 @@ from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
 from .db import Database, from_db, to_db
 from .health import HealthStore
+from .outbox import Change, Outbox, Route, Settlement
+from .push import PushStore, PushWrite
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
@@ -47,11 +49,13 @@ class Store:
     def __init__(self, target: Path | str, *, password: str = "") -> None:
         self.db: Backend = backend_for(target, password)
         self.path = self.db.path  # the SQLite file; None on PostgreSQL
-        self.shipments = ShipmentStore(self.db)
+        self.outbox = Outbox(self.db)
+        self.shipments = ShipmentStore(self.db, self.outbox)
         self.runs = RunStore(self.db)
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)
         self.retention = RetentionStore(self.db)
+        self.push = PushStore(self.db)
 
     @classmethod
     async def open(cls, target: Path | str, *, password: str = "") -> Store:
@@ -88,9 +92,14 @@ __all__ = [
     "Backend",
     "ApplyResult",
     "BackupResult",
+    "Change",
     "FetchFailure",
     "FetchSuccess",
     "NewNotification",
+    "Outbox",
+    "Route",
+    "Settlement",
+    "PushWrite",
     "RunCounts",
     "Store",
     "backend_for",

@@ -30,7 +30,7 @@ from .sql import Backend, Conn
 
 BATCH_ROWS = 1000  # rows deleted per transaction
 TERMINAL_BATCH = 100  # terminal shipments whose events go per transaction (some ten events each)
-TABLES = ("shipments", "tracking_events", "sync_runs", "sync_errors", "health_reports", "alerts")
+TABLES = ("shipments", "tracking_events", "sync_runs", "sync_errors", "health_reports", "alerts", "outbox")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Cutoffs:
     health_before: datetime
     alerts_before: datetime
     terminal_before: datetime
+    deliveries_before: datetime | None = None  # None: keep every finished webhook
 
 
 def cutoffs(now: datetime, config: StoreConfig) -> Cutoffs:
@@ -53,6 +54,7 @@ def cutoffs(now: datetime, config: StoreConfig) -> Cutoffs:
         health_before=now - timedelta(seconds=config.keep_health),
         alerts_before=now - timedelta(seconds=config.keep_alerts),
         terminal_before=now - timedelta(seconds=config.keep_terminal),
+        deliveries_before=now - timedelta(seconds=config.keep_deliveries),
     )
 
 
@@ -82,6 +84,9 @@ _DELETES = {
     " WHERE at < ? AND evaluated = 1 AND id != (SELECT max(id) FROM health_reports) ORDER BY at LIMIT ?)",
     "alerts": "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts WHERE created_at < ?"
     " AND status IN ('sent', 'failed') ORDER BY created_at LIMIT ?)",
+    # Finished webhooks only (their attempts cascade); undelivered ones are never deleted.
+    "outbox": "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE finished_at < ?"
+    " AND state IN ('delivered', 'dead') ORDER BY finished_at LIMIT ?)",
 }
 # A bounded range scan of the shipments_terminal index (migration 4), whether or not events remain.
 _TERMINAL_SQL = (
@@ -109,8 +114,11 @@ class RetentionStore:
             "sync_runs": cut.runs_before,
             "health_reports": cut.health_before,
             "alerts": cut.alerts_before,
+            "outbox": cut.deliveries_before,
         }
         for kind, sql in _DELETES.items():
+            if when[kind] is None:
+                continue
             result.deleted[kind] = 0
             params = (to_db(when[kind]), batch_rows)
 

@@ -206,6 +206,79 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         5,
+        "outbox: outbound webhook deliveries, their attempts, and endpoint state",
+        """
+        -- The transactional outbox (issue 11): the writer that commits a shipment change inserts a
+        -- row per matching [[outbound]] endpoint in the same transaction. The body is fixed at that
+        -- moment (the change as it was), the message id too: both are the same on every retry.
+        CREATE TABLE outbox (
+            id               INTEGER PRIMARY KEY,
+            message_id       TEXT NOT NULL UNIQUE,  -- webhook-id: msg_...
+            endpoint         TEXT NOT NULL,         -- [[outbound]] name
+            shipment_id      TEXT NOT NULL,         -- no foreign key: a shipment.removed row outlives it
+            event_type       TEXT NOT NULL,
+            body             TEXT NOT NULL,         -- the JSON payload, exactly as signed and sent
+            created_at       TEXT NOT NULL,
+            state            TEXT NOT NULL DEFAULT 'pending',  -- pending, sending, delivered, dead
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at  TEXT NOT NULL,
+            last_status      INTEGER,
+            last_error       TEXT NOT NULL DEFAULT '',
+            finished_at      TEXT
+        ) STRICT;
+        -- Due work is a range scan over undelivered rows; per (endpoint, shipment) order is by id.
+        CREATE INDEX outbox_due ON outbox (next_attempt_at, id) WHERE state = 'pending';
+        CREATE INDEX outbox_chain ON outbox (endpoint, shipment_id, id) WHERE state IN ('pending', 'sending');
+        CREATE INDEX outbox_endpoint ON outbox (endpoint, created_at);
+        CREATE INDEX outbox_finished ON outbox (finished_at) WHERE finished_at IS NOT NULL;
+
+        CREATE TABLE outbox_attempts (
+            id           INTEGER PRIMARY KEY,
+            outbox_id    INTEGER NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+            attempt      INTEGER NOT NULL,
+            at           TEXT NOT NULL,
+            outcome      TEXT NOT NULL,  -- delivered, failed, gone, throttled
+            http_status  INTEGER,
+            latency_ms   REAL NOT NULL,
+            error        TEXT NOT NULL DEFAULT ''
+        ) STRICT;
+        CREATE INDEX outbox_attempts_row ON outbox_attempts (outbox_id);
+
+        -- What the dispatcher learned about each endpoint; survives restarts (a 410 stays disabled).
+        CREATE TABLE outbound_endpoints (
+            name             TEXT PRIMARY KEY,
+            disabled_at      TEXT,
+            disabled_reason  TEXT NOT NULL DEFAULT '',
+            failing_since    TEXT,
+            last_success_at  TEXT,
+            last_attempt_at  TEXT,
+            last_error       TEXT NOT NULL DEFAULT ''
+        ) STRICT;
+        """,
+    ),
+    (
+        6,
+        "push subscriptions: subscribed_at, last push, push count per shipment",
+        """
+        -- Tracking pushes (issue 10): a shipment is subscribed with its provider (ShipEngine's
+        -- tracking/start) once, then hears of changes by push; polling stays as the safety net.
+        -- push_missed: a poll found a change no push reported, so the shipment is polled at its
+        -- normal cadence until its next push arrives (sync/cadence.py push regimes).
+        ALTER TABLE shipments ADD COLUMN subscribed_at TEXT;
+        ALTER TABLE shipments ADD COLUMN last_push_at TEXT;
+        ALTER TABLE shipments ADD COLUMN push_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE shipments ADD COLUMN push_missed INTEGER NOT NULL DEFAULT 0;
+        -- A push names its parcel by tracking number (its carrier code may differ: stamps_com vs usps).
+        CREATE INDEX shipments_number ON shipments (tracking_number);
+        -- The subscription loop's two queues, without a scan.
+        CREATE INDEX shipments_to_subscribe ON shipments (id) WHERE active = 1 AND subscribed_at IS NULL;
+        CREATE INDEX shipments_to_unsubscribe ON shipments (id) WHERE active = 0 AND subscribed_at IS NOT NULL;
+        CREATE INDEX shipments_subscribed ON shipments (id) WHERE active = 1 AND subscribed_at IS NOT NULL;
+        CREATE INDEX shipments_last_push ON shipments (last_push_at) WHERE last_push_at IS NOT NULL;
+        """,
+    ),
+    (
+        7,
         "shipments keep their provider, its id for them, and its own status words",
         """
         -- provider: the [[providers]] entry that tracks the shipment ('' = routed by carrier at

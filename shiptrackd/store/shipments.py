@@ -10,18 +10,20 @@ import secrets
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..models import NewShipment, TrackingInfo
 from .db import from_db, to_db
+from .outbox import Change, Outbox
 from .sql import Backend, Conn
 
 SHIPMENT_COLUMNS = (
     "id, carrier_code, tracking_number, reference, status_code, status_detail_code, status_description,"
     " exception_description, estimated_delivery_at, actual_delivery_at, last_synced_at, status_changed_at,"
     " next_sync_at, schedule_reason, consecutive_failures, last_error, last_error_kind, active,"
-    " created_at, updated_at, provider, provider_ref, provider_status, provider_sub_status"
+    " created_at, updated_at, provider, provider_ref, provider_status, provider_sub_status,"
+    " subscribed_at, last_push_at, push_count, push_missed"
 )
 
 
@@ -44,6 +46,7 @@ class FetchSuccess:
     next_sync_at: datetime | None
     reason: str
     provider: str = ""  # the provider account that answered ("": leave the shipment's as it is)
+    push_missed: bool | None = None  # a poll found a change no push reported (None: leave the flag as it is)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class ApplyResult:
     unchanged: int = 0
     failed: int = 0
     write_errors: list[tuple[str, str]] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)  # answers older than the stored history: status kept
 
 
 @dataclass
@@ -75,9 +79,30 @@ class AddResult:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _changes(results: Sequence[FetchSuccess | FetchFailure], out: ApplyResult) -> list[Change]:
+    """The outbox's view of a batch: status changes (and what they reached), expiries, in order."""
+    changed = {sid: old for sid, old, _new in out.changed}
+    changes = []
+    for result in results:
+        events: list[str] = []
+        sid = result.shipment_id
+        if isinstance(result, FetchSuccess) and sid in changed:
+            events.append("shipment.status_changed")
+            if result.info.status_code == "DE":
+                events.append("shipment.delivered")
+            elif result.info.status_code == "EX":
+                events.append("shipment.exception")
+        if result.next_sync_at is None and result.reason.startswith("expired"):
+            events.append("shipment.expired")
+        if events:
+            changes.append(Change(sid, tuple(events), previous_status=changed.get(sid)))
+    return changes
+
+
 class ShipmentStore:
-    def __init__(self, db: Backend) -> None:
+    def __init__(self, db: Backend, outbox: Outbox | None = None) -> None:
         self.db = db
+        self.outbox = outbox or Outbox(db)
 
     # --- writes ------------------------------------------------------------------
 
@@ -130,9 +155,12 @@ class ShipmentStore:
                     result.duplicates.append(entry)
                 else:
                     result.added.append(entry)
+            self.outbox.enqueue(conn, [Change(a["id"], ("shipment.added",)) for a in result.added], now)
             return result
 
-        return await self.db.write(fn)
+        added = await self.db.write(fn)
+        self.outbox.poke()
+        return added
 
     async def set_provider(self, rows: Sequence[tuple[str, str, str]], now: datetime) -> None:
         """Record (id, provider, ref) after routing or registration: the shipment keeps its provider."""
@@ -145,11 +173,22 @@ class ShipmentStore:
 
         await self.db.write(fn)
 
-    async def remove(self, shipment_id: str) -> bool:
+    async def remove(self, shipment_id: str, now: datetime | None = None) -> bool:
+        """Delete a shipment (its events cascade); a shipment.removed outbox row carries its last state."""
+        now = now or datetime.now(UTC)
+
         def fn(conn: Conn) -> bool:
+            if self.outbox.routes:
+                row = conn.execute(f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE id = ?", (shipment_id,)).fetchone()
+                if row is not None:
+                    snapshot = shipment_dict(row)
+                    change = Change(shipment_id, ("shipment.removed",), snapshot["status_code"], snapshot)
+                    self.outbox.enqueue(conn, [change], now)
             return conn.execute("DELETE FROM shipments WHERE id = ?", (shipment_id,)).rowcount > 0
 
-        return await self.db.write(fn)
+        removed = await self.db.write(fn)
+        self.outbox.poke()
+        return removed
 
     async def retrack(self, shipment_id: str, now: datetime) -> bool:
         """Put an expired or terminal shipment back into the schedule, due now."""
@@ -192,13 +231,14 @@ class ShipmentStore:
                         raise  # a full disk or a held lock fails every shipment alike: fail the batch
                 else:
                     conn.execute("RELEASE batch")
+                    self.outbox.enqueue(conn, _changes(results, out), now)
                     return out
             out = ApplyResult()
             for result in results:
                 conn.execute("SAVEPOINT shipment")
                 try:
                     if isinstance(result, FetchSuccess):
-                        _apply_success(conn, result, stamp, out)
+                        apply_success(conn, result, stamp, out)
                     else:
                         _apply_failure(conn, run_id, result, stamp)
                         out.failed += 1
@@ -209,9 +249,13 @@ class ShipmentStore:
                     if store_wide(exc):
                         raise
                     out.write_errors.append((result.shipment_id, str(exc)))
+            failed = {sid for sid, _ in out.write_errors}
+            self.outbox.enqueue(conn, _changes([r for r in results if r.shipment_id not in failed], out), now)
             return out
 
-        return await self.db.write(fn)
+        applied = await self.db.write(fn)
+        self.outbox.poke()
+        return applied
 
     # --- reads -------------------------------------------------------------------
 
@@ -293,10 +337,18 @@ class ShipmentStore:
             params = [to_db(now), after[0], after[1], limit]
         return [shipment_dict(r) for r in await self.db.fetchall(sql, params)]
 
-    async def active_after(self, after_id: str, limit: int) -> builtins.list[dict[str, Any]]:
-        """Every active shipment in id order, for a force sync that walks the whole store in batches."""
+    async def active_after(
+        self, after_id: str, limit: int, *, skip_pushed: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """
+        Every active shipment in id order, for a force sync that walks the whole store in batches.
+
+        `skip_pushed` leaves out shipments whose pushes arrive (their safety poll is their net): with
+        push on, a daily force sync would cost every parcel a call a day (bench/bench_cadence.py).
+        """
+        pushed = " AND NOT (subscribed_at IS NOT NULL AND schedule_reason LIKE 'push:%')" if skip_pushed else ""
         rows = await self.db.fetchall(
-            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND id > ? ORDER BY id LIMIT ?",
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND id > ?{pushed} ORDER BY id LIMIT ?",
             (after_id, limit),
         )
         return [shipment_dict(r) for r in rows]
@@ -355,7 +407,16 @@ _UPDATE_SUCCESS_SQL = (
     " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
     " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
     " active = ?, updated_at = ?, provider_status = ?, provider_sub_status = ?,"
-    " provider = coalesce(nullif(?, ''), provider) WHERE id = ?"
+    " provider = coalesce(nullif(?, ''), provider), push_missed = coalesce(?, push_missed) WHERE id = ?"
+)
+# An answer whose newest event is older than the stored history (a late push, a poll that raced a
+# push): its events are merged, its status is not, so a status never moves backwards.
+_UPDATE_STALE_SQL = (
+    "UPDATE shipments SET last_synced_at = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
+    " updated_at = ? WHERE id = ?"
+)
+_NEWEST_EVENT_SQL = (
+    "SELECT shipment_id, max(occurred_at) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
 )
 _INSERT_EVENT_SQL = (
     "INSERT INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
@@ -384,8 +445,17 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tupl
         info.provider_status,
         info.provider_sub_status,
         result.provider,
+        None if result.push_missed is None else int(result.push_missed),
         result.shipment_id,
     )
+
+
+def is_stale(info: TrackingInfo, stored_newest: str | None) -> bool:
+    """True when *info*'s newest event is older than the newest stored one: an answer from the past."""
+    if not info.events or stored_newest is None:
+        return False
+    newest = to_db(info.events[-1].occurred_at)
+    return newest is not None and newest < stored_newest
 
 
 def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
@@ -422,6 +492,9 @@ def _apply_batch(
     old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})", ids)
     if len(old) != len(ids):  # one was removed while its fetch was in flight: the slow path isolates it
         raise sqlite3.IntegrityError("a shipment of the batch no longer exists")
+    newest = _by_id(conn, _NEWEST_EVENT_SQL, ids)
+    if any(is_stale(r.info, newest.get(r.shipment_id)) for r in successes):  # rare: the slow path keeps its status
+        raise sqlite3.IntegrityError("an answer of the batch is older than the stored history")
     count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
     events_before = _by_id(conn, count_sql, ids)
     conn.executemany(
@@ -445,14 +518,28 @@ def _apply_batch(
     return out
 
 
-def _apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+def apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+    """
+    Write one provider answer, polled or pushed: the one path from a TrackingInfo to the store.
+
+    Events are merged (deduplicated by key); the status is taken unless the answer is older than
+    the stored history, so duplicates and late, reordered answers change nothing.
+    """
     info = result.info
     row = conn.execute("SELECT status_code FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
     if row is None:  # removed while its fetch was in flight
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
     old_status = row[0]
-    changed = old_status != info.status_code
-    conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
+    newest = conn.execute(
+        "SELECT max(occurred_at) FROM tracking_events WHERE shipment_id = ?", (result.shipment_id,)
+    ).fetchone()[0]
+    stale = is_stale(info, newest)
+    changed = old_status != info.status_code and not stale
+    if stale:
+        out.stale.append(result.shipment_id)
+        conn.execute(_UPDATE_STALE_SQL, (stamp, stamp, result.shipment_id))
+    else:
+        conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
     new_events = conn.executemany(_INSERT_EVENT_SQL, _event_rows(result)).rowcount
     if changed:
         out.changed.append((result.shipment_id, old_status, info.status_code))
@@ -488,7 +575,9 @@ def _apply_failure(conn: Conn, run_id: int | None, result: FetchFailure, stamp: 
 def shipment_dict(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["active"] = bool(d["active"])
+    if "push_missed" in d:
+        d["push_missed"] = bool(d["push_missed"])
     return d
 
 
-__all__ = ["AddResult", "ApplyResult", "FetchFailure", "FetchSuccess", "ShipmentStore", "from_db"]
+__all__ = ["AddResult", "ApplyResult", "FetchFailure", "FetchSuccess", "ShipmentStore", "apply_success", "from_db"]

@@ -90,6 +90,85 @@ def after_success(
     )
 
 
+PUSH_REASON = "push: safety poll every"
+MISSED_REASON = "push overdue"
+SILENT_REASON = "push channel silent"
+
+
+def after_push(
+    cadence: CadenceConfig,
+    status: str,
+    previous_status: str | None,
+    previous_reason: str,
+    created_at: datetime,
+    now: datetime,
+    detail: str = "",
+) -> Next:
+    """
+    Schedule after a verified push, or a poll of a subscribed shipment: pushes carry the news, so
+    only a safety poll is due, `push_safety` from now.
+
+    A delivery keeps the poll's one confirming check; a shipment still not in the carrier's system
+    still expires after `expire_after`. An exception waits like the rest: ShipEngine stops pushing
+    after one, and the push loop subscribes the shipment again (bench/bench_cadence.py: 19 calls
+    per delivered parcel polling exceptions and waiting parcels at their normal cadence, 4 this way).
+    """
+    if status == "DE":
+        return after_success(cadence, status, previous_status, previous_reason, created_at, now, detail)
+    if status not in TIERS and (now - created_at).total_seconds() >= cadence.expire_after:
+        return after_success(cadence, status, previous_status, previous_reason, created_at, now, detail)
+    return Next(now + timedelta(seconds=cadence.push_safety), f"{PUSH_REASON} {_fmt(cadence.push_safety)}")
+
+
+def after_poll(
+    cadence: CadenceConfig,
+    status: str,
+    previous_status: str | None,
+    previous_reason: str,
+    created_at: datetime,
+    now: datetime,
+    detail: str = "",
+    *,
+    subscribed: bool,
+    channel_silent: bool,
+) -> tuple[Next, bool | None]:
+    """
+    Schedule after a poll, by push regime; returns the decision and the new `push_missed` flag (None: unchanged).
+
+    1. Not subscribed: the normal cadence (`after_success`).
+    2. Subscribed, but no push at all arrives lately (the channel is silent): the normal cadence.
+    3. Subscribed, and this poll found a change no push reported: the push is overdue, so the
+       normal cadence until the next push arrives (the flag is set).
+    4. Subscribed, nothing new: pushes carry the news, the next poll is only the safety net.
+    """
+    normal = after_success(cadence, status, previous_status, previous_reason, created_at, now, detail)
+    if not subscribed or normal.at is None or status == "DE":
+        return normal, None
+    if channel_silent:
+        return Next(normal.at, f"{SILENT_REASON}: {normal.reason}"), None
+    missed = previous_status is not None and previous_status != status
+    if missed or previous_reason.startswith(MISSED_REASON):
+        return Next(normal.at, f"{MISSED_REASON}: {normal.reason}"), True
+    pushed = after_push(cadence, status, previous_status, previous_reason, created_at, now, detail)
+    return pushed, False
+
+
+def regime(shipment: dict[str, Any], push_enabled: bool) -> str:
+    """Which regime a shipment is in, in words: the first line of `why` for push."""
+    reason = shipment.get("schedule_reason") or ""
+    if not push_enabled:
+        return "poll only (webhooks are off)"
+    if not shipment.get("subscribed_at"):
+        return "poll (not subscribed to pushes)" if shipment.get("active") else "none (not tracked)"
+    if reason.startswith(SILENT_REASON):
+        return "poll: the push channel is silent, polled at its normal cadence until pushes return"
+    if shipment.get("push_missed") or reason.startswith(MISSED_REASON):
+        return "push overdue: a poll found a change no push reported; normal cadence until the next push"
+    if reason.startswith(PUSH_REASON):
+        return "push: pushes carry the news, polled only as a safety net"
+    return "subscribed, polled at its normal cadence for now (new, not yet in the system, or about to end)"
+
+
 def after_failure(cadence: CadenceConfig, kind: str, failures: int, created_at: datetime, now: datetime) -> Next:
     """Schedule after a failed fetch; *failures* counts this one."""
     if kind == "not_found":
@@ -140,3 +219,13 @@ def explain(shipment: dict[str, Any], now: datetime, paused_until: datetime | No
     if paused_until is not None and paused_until > now:
         lines.append(f"the provider asked us to wait (Retry-After) until {paused_until.isoformat()}")
     return {"id": shipment["id"], "state": state, "next_sync_at": next_at, "reason": reason, "explanation": lines}
+
+
+def push_lines(shipment: dict[str, Any], push_enabled: bool) -> list[str]:
+    """The push part of `why`: regime, subscription, last push and count."""
+    lines = [f"regime: {regime(shipment, push_enabled)}"]
+    if shipment.get("subscribed_at"):
+        lines.append(f"subscribed to pushes since {shipment['subscribed_at']}")
+    if shipment.get("push_count"):
+        lines.append(f"{shipment['push_count']} push(es) received, the last at {shipment.get('last_push_at')}")
+    return lines

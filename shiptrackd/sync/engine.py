@@ -39,6 +39,7 @@ from ..errors import (
 from ..events import EventBus
 from ..models import TrackingInfo
 from ..providers.base import Parcel, Registration
+from ..push.state import PushState
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
 from ..store.db import from_db
 from ..wire.names import (
@@ -114,6 +115,7 @@ class SyncEngine:
         self.routes: dict[str, str] = {}  # carrier code -> account name
         self.current: RunProgress | None = None
         self.auth_failed_at: datetime | None = None  # the last 401/403; cleared by the next good fetch
+        self.push: PushState | None = None  # set by the daemon when [webhooks] is on: cadence by push regime
         self._busy = anyio.Semaphore(1)  # not a Lock: a run may be started by one task and run by another
         self._opened = anyio.Event()  # set once the run holding _busy has its run id
         self._idle = anyio.Event()
@@ -321,7 +323,8 @@ class SyncEngine:
                     yield [found[i] for i in chunk if i in found]
         elif progress.trigger == "force":
             after_id = ""
-            while batch := await self.store.shipments.active_after(after_id, size):
+            skip_pushed = self.push is not None
+            while batch := await self.store.shipments.active_after(after_id, size, skip_pushed=skip_pushed):
                 yield batch
                 after_id = batch[-1]["id"]
         else:
@@ -489,14 +492,31 @@ class SyncEngine:
     def _succeeded(self, lane: ProviderThrottle, shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
         """A fetched shipment's result and its next check."""
         self.auth_failed_at = None
+        cad = self.config.sync.cadence
         created_at = from_db(shipment["created_at"]) or self.clock.now()
+        now = self.clock.now()
+        if self.push is not None:  # webhooks on: the shipment's push regime decides (sync/cadence.py)
+            nxt, missed = cadence.after_poll(
+                cad,
+                info.status_code,
+                shipment["status_code"],
+                shipment["schedule_reason"],
+                created_at,
+                now,
+                info.status_detail_code,
+                subscribed=bool(shipment.get("subscribed_at")),
+                channel_silent=self.push.silence(now) != "ok",
+            )
+            return FetchSuccess(
+                shipment["id"], info, nxt.at, nxt.reason, push_missed=missed, provider=lane.provider.name
+            )
         nxt = cadence.after_success(
             self.config.sync.cadence,
             info.status_code,
             shipment["status_code"],
             shipment["schedule_reason"],
             created_at,
-            self.clock.now(),
+            now,
             info.status_detail_code,
         )
         return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, provider=lane.provider.name)

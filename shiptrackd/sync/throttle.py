@@ -33,6 +33,8 @@ from ..models import TrackingInfo
 from ..providers.base import Parcel, Provider, Quota, QuotaReporting, QuotaStatus, Registration
 from .rate_control import RateController
 
+T = TypeVar("T")
+
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
 MAX_RATE_LIMITED_ROUNDS = 5
 

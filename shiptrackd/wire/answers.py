@@ -187,6 +187,12 @@ class Shipment(Answer):
     provider_ref: str  # that provider's id for it once registered (17TRACK: its carrier id), else ""
     provider_status: str  # the provider's own status word ("InTransit"; ShipEngine: its code)
     provider_sub_status: str  # ... and sub-status ("InTransit_PickedUp"; ShipEngine: status_detail_code)
+    # Push (issue 10): subscribed with the provider since; the last verified push; pushes received;
+    # a poll found a change no push reported (polled at its normal cadence until the next push).
+    subscribed_at: datetime | None
+    last_push_at: datetime | None
+    push_count: int
+    push_missed: bool
 
 
 class TrackingEvent(Answer):
@@ -235,6 +241,15 @@ class ShipmentRemoved(Answer):
     removed: str
 
 
+class WhyPush(Answer):
+    """Which regime a shipment is in: poll only, push (safety polls), push overdue, or polling while silent."""
+
+    regime: str
+    subscribed_at: datetime | None
+    last_push_at: datetime | None
+    push_count: int
+
+
 class Why(Answer):
     """When a shipment will next be checked, and why."""
 
@@ -243,6 +258,7 @@ class Why(Answer):
     next_sync_at: datetime | None
     reason: str
     explanation: list[str]
+    push: WhyPush
 
 
 # --- sync runs ------------------------------------------------------------------------------
@@ -363,6 +379,17 @@ class ProviderFigures(Answer):
     quota: QuotaFigures | None  # None for providers without a quota
 
 
+class PushStats(Answer):
+    """What pushes save: the polls subscribed shipments would need at their cadence, against the safety polls."""
+
+    subscribed: int
+    pushes: dict[str, int]  # since start, by outcome
+    changes_by_push: int
+    calls_per_hour_polling: float
+    calls_per_hour_with_push: float
+    calls_per_hour_saved: float
+
+
 class Stats(Answer):
     shipments: ShipmentFigures
     runs_24h: RunTotals
@@ -371,6 +398,7 @@ class Stats(Answer):
     api: ApiFigures
     forecast: Forecast
     providers: list[ProviderFigures]  # every provider account, the default first
+    push: PushStats | None  # None while [webhooks] is off
 
 
 # --- health ---------------------------------------------------------------------------------

@@ -63,7 +63,13 @@ class DaemonUnderTest:
 def daemon_subprocess(tmp_path: Path) -> Iterator[DaemonUnderTest]:
     """`python -m shiptrackd` with quiet loops and an unreachable provider, on a socket in a short /tmp dir."""
     state = Path(tempfile.mkdtemp(prefix="st-fuzz-", dir="/tmp"))
-    env = {**os.environ, **quiet_daemon_env(state, "http://127.0.0.1:9")}
+    # One [[outbound]] endpoint nobody listens at: the endpoints and deliveries routes have something to show.
+    config = state / "shiptrackd.toml"
+    config.write_text(
+        '[[outbound]]\nname = "fuzz"\nurl = "http://127.0.0.1:9/hooks"\n'
+        'secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"\nretry_schedule = ["0s"]\n'
+    )
+    env = {**os.environ, **quiet_daemon_env(state, "http://127.0.0.1:9"), "SHIPTRACK_CONFIG": str(config)}
     log = tmp_path / "daemon.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "shiptrackd"], env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -302,6 +308,28 @@ def test_every_route_answers_as_documented_on_success_and_error(
     c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": str(target)}))  # 409: exists
     c.check("POST", "/v1/backup", http.post("/v1/backup", json={"path": "relative.db"}))
 
+    # Outbound webhooks (issue 11): the one shipment added above left a delivery that went dead.
+    c.check("GET", "/v1/endpoints", http.get("/v1/endpoints"))
+    c.check("POST", "/v1/endpoints/{name}/test", http.post("/v1/endpoints/fuzz/test"))  # 200, ok false
+    c.check("POST", "/v1/endpoints/{name}/test", http.post("/v1/endpoints/nope/test"))
+    c.check("POST", "/v1/endpoints/{name}/enable", http.post("/v1/endpoints/fuzz/enable"))
+    c.check("POST", "/v1/endpoints/{name}/enable", http.post("/v1/endpoints/nope/enable"))
+    deadline = time.monotonic() + 15
+    while not (dead := http.get("/v1/deliveries", params={"state": "dead"}).json()["deliveries"]):
+        assert time.monotonic() < deadline, "no dead delivery in 15 s"
+        time.sleep(0.05)
+    c.check("GET", "/v1/deliveries", http.get("/v1/deliveries"))
+    c.check("GET", "/v1/deliveries", http.get("/v1/deliveries", params={"state": "lost"}))
+    c.check("GET", "/v1/deliveries/{id}", http.get(f"/v1/deliveries/{dead[0]['id']}"))
+    c.check("GET", "/v1/deliveries/{id}", http.get("/v1/deliveries/999999"))
+    c.check("POST", "/v1/deliveries/{id}/retry", http.post(f"/v1/deliveries/{dead[0]['id']}/retry"))
+    c.check("POST", "/v1/deliveries/{id}/retry", http.post("/v1/deliveries/999999/retry"))
+    c.check("POST", "/v1/deliveries/retry", http.post("/v1/deliveries/retry", json={"dead": True}))
+    c.check("POST", "/v1/deliveries/retry", http.post("/v1/deliveries/retry", json={}))
+    replay = {"endpoint": "fuzz", "since": "1h"}
+    c.check("POST", "/v1/deliveries/replay", http.post("/v1/deliveries/replay", json=replay))
+    c.check("POST", "/v1/deliveries/replay", http.post("/v1/deliveries/replay", json={**replay, "endpoint": "x"}))
+
     c.check("GET", "/v1/health", http.get("/v1/health"))
     c.check("GET", "/v1/health", http.get("/v1/health", params={"fresh": 1, "check_stale": 1, "http_status": 1}))
     c.check("GET", "/v1/health", http.get("/v1/health", params={"stale_limit": 0}))
@@ -320,6 +348,9 @@ def test_every_route_answers_as_documented_on_success_and_error(
     c.check("DELETE", "/v1/shipments/{id}", http.delete(f"/v1/shipments/{shipment_id}"))
     c.check("DELETE", "/v1/shipments/{id}", http.delete(f"/v1/shipments/{shipment_id}"))
 
+    c.check("GET", "/v1/webhooks", http.get("/v1/webhooks"))  # webhooks off: enabled false
+    c.check("POST", "/v1/webhooks/setup", http.post("/v1/webhooks/setup"))  # 409: off
+
     c.check("GET", "/v1/events", http.get("/v1/events", params={"since": "soon"}))
     kinds = check_event_lines(c, http)
     assert {"loop.changed", "shipments.added", "sync.started", "silence.added", "heartbeat"} <= kinds
@@ -327,12 +358,15 @@ def test_every_route_answers_as_documented_on_success_and_error(
     operations = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     succeeded = {(m, p) for m, p, status in c.seen if status < 300}
     failed = {(m, p) for m, p, status in c.seen if status >= 400}
-    assert operations - succeeded == set(), "operations never seen succeeding"
+    # A successful `webhooks setup` needs [webhooks] on and a provider: test_push_receiver runs it against the sandbox.
+    assert operations - succeeded - {("POST", "/v1/webhooks/setup")} == set(), "operations never seen succeeding"
     only_common_errors = {
         ("GET", "/v1/openapi.json"),
         ("GET", "/v1/stats"),
         ("GET", "/v1/loops"),
         ("POST", "/v1/reload"),
+        ("GET", "/v1/endpoints"),
+        ("GET", "/v1/webhooks"),
     }
     assert operations - failed - only_common_errors == set(), "operations never seen failing"
     log = daemon_subprocess.log.read_text(errors="replace")

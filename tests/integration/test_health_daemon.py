@@ -113,12 +113,13 @@ async def test_healthy_daemon_in_every_format_exits_0(live: Live) -> None:
         "error_rate",
         "loops",
         "store",
+        "deliveries",
     ]
     text = await ctl(live.socket, "health")
     assert text.code == 0 and text.out.startswith("shiptrackd health: OK") and "api_connectivity  ok" in text.out
     plugin = await ctl(live.socket, "health", "--format=nagios")
     assert plugin.code == 0 and PLUGIN_LINE.match(plugin.out.strip()), plugin.out
-    assert plugin.out.startswith("SHIPTRACKD OK: all 6 checks ok; last successful sync 0s ago |")
+    assert plugin.out.startswith("SHIPTRACKD OK: all 7 checks ok; last successful sync 0s ago |")
     assert "'stale_shipments'=0;10;100;0" in plugin.out and "'active_shipments'=3;;;0" in plugin.out
     doc = await ctl(live.socket, "health", "--json")
     assert doc.code == 0 and json.loads(doc.out)["level"] == "ok"

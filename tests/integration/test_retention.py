@@ -82,8 +82,25 @@ async def test_a_pass_deletes_only_what_is_older_than_each_age(store: Store) -> 
         [(0, ago(91), ids["1ZOLDDONE"]), (0, ago(89), ids["1ZNEWDONE"]), (1, ago(200), ids["1ZLIVE"])],
     )
 
+    outbox_sql = (
+        "INSERT INTO outbox (message_id, endpoint, shipment_id, event_type, body, created_at, next_attempt_at,"
+        " state, finished_at) VALUES (?, 'shop', 'ship_x', 'shipment.added', '{}', ?, ?, ?, ?)"
+    )
+    await seed(
+        store,
+        outbox_sql,
+        [
+            ("msg_old_done", ago(40), ago(40), "delivered", ago(31)),
+            ("msg_old_dead", ago(40), ago(40), "dead", ago(31)),
+            ("msg_old_waiting", ago(40), ago(40), "pending", None),
+            ("msg_young_done", ago(2), ago(2), "delivered", ago(29)),
+        ],
+    )
+
     result = await store.retention.run_once(cutoffs(now, StoreConfig()))
 
+    # Finished webhooks older than keep_deliveries go; an undelivered one never does.
+    assert sorted(await column(store, "SELECT message_id FROM outbox")) == ["msg_old_waiting", "msg_young_done"]
     # The newest successful run (95 days old) and a run still marked running are kept.
     assert await column(store, "SELECT outcome FROM sync_runs ORDER BY id") == ["ok", "running", "failed"]
     assert await column(store, "SELECT message FROM sync_errors") == ["young"]
@@ -97,6 +114,7 @@ async def test_a_pass_deletes_only_what_is_older_than_each_age(store: Store) -> 
         "sync_runs": 2,
         "health_reports": 1,
         "alerts": 2,
+        "outbox": 2,
         "terminal_events": 3,
     }
 

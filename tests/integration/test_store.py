@@ -316,16 +316,16 @@ async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path
                 conn.execute(f"ALTER TABLE shipments ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         added = await old.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(40)], NOW)
         ids = [a["id"] for a in added.added]
-        later = NOW + timedelta(hours=2)
-        await old.shipments.apply(
-            None,
-            [
-                *(FetchSuccess(sid, _scan("IT"), later, "in transit") for sid in ids[:20]),
-                *(FetchSuccess(sid, _scan("DE"), None, "delivered") for sid in ids[20:30]),
-                FetchFailure(ids[30], "not_found", "404", 404, None, "gave up"),
-            ],
-            NOW,
-        )
+
+        # Written with SQL of that schema's columns: today's writer knows columns a v2 file lacks (migration 5).
+        def old_writes(conn: sqlite3.Connection) -> None:
+            conn.executemany("UPDATE shipments SET status_code = 'IT' WHERE id = ?", [(i,) for i in ids[:20]])
+            conn.executemany(
+                "UPDATE shipments SET status_code = 'DE', active = 0 WHERE id = ?", [(i,) for i in ids[20:30]]
+            )
+            conn.execute("UPDATE shipments SET active = 0, last_error_kind = 'not_found' WHERE id = ?", (ids[30],))
+
+        await old.db.write(old_writes)
         await old.shipments.remove(ids[39])
         await old.close()
     with sqlite3.connect(path) as conn:

@@ -44,6 +44,10 @@ def shipment(i: int) -> Shipment:
         provider_ref="",
         provider_status="",
         provider_sub_status="",
+        subscribed_at=None,
+        last_push_at=None,
+        push_count=0,
+        push_missed=False,
     )
 
 

@@ -65,6 +65,10 @@ def shipment_data(i: int) -> dict[str, Any]:
         "provider_ref": "",
         "provider_status": status,
         "provider_sub_status": "",
+        "subscribed_at": None,  # push (issue 10): not subscribed, never pushed
+        "last_push_at": None,
+        "push_count": 0,
+        "push_missed": False,
     }
 
 

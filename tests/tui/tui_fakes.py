@@ -54,6 +54,7 @@ from shiptrackd.wire.answers import (
     SyncStarted,
     TrackingEvent,
     Why,
+    WhyPush,
 )
 from tui.app import ShiptrackApp
 
@@ -172,6 +173,7 @@ class FakeClient(ApiClient):
                         quota=None,
                     )
                 ],
+                push=None,  # webhooks off
             )
         )
 
@@ -252,6 +254,9 @@ class FakeClient(ApiClient):
                 next_sync_at=s.next_sync_at,
                 reason="in transit: every 2h",
                 explanation=[f"next check at {at} (in transit: every 2h)"],
+                push=WhyPush(
+                    regime="poll only (webhooks are off)", subscribed_at=None, last_push_at=None, push_count=0
+                ),
             )
         )
 

@@ -1,0 +1,1 @@
+"""Status changes leaving the box: the outbox's payloads, the signing dispatcher, and its policy (issue 11)."""

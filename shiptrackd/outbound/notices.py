@@ -1,0 +1,140 @@
+"""
+Notices on chosen transitions (`[[notices]]`): people hear, through Apprise, when a shipment reaches a status.
+
+Not a second pipeline: a notice is an outbox route (`notice:<name>`, status changes filtered by
+`on`) written in the change's own transaction, claimed by the same dispatcher, and sent through the
+alerts' channel machinery (alerts.delivery.ChannelSet, Apprise). Quiet hours (UTC) hold a notice
+until the window ends; more than `digest_after` within `digest_window` go out as one digest.
+Every send is recorded as an attempt; a failed one is retried on the standard schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..config import Notice
+from ..config.endpoints import parse_quiet_hours
+from ..config.shapes import DEFAULT_RETRY_SCHEDULE
+from ..store import Route, Settlement
+from ..wire.names import STATUS_NAMES
+from .policy import Attempt, settle
+
+PREFIX = "notice:"
+DIGEST_LINES = 50
+
+
+def route_for(notice: Notice) -> Route:
+    return Route(PREFIX + notice.name, frozenset({"shipment.status_changed"}), frozenset(notice.on))
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The template fields of one change (None shown as nothing)."""
+    event = data.get("latest_event") or {}
+    latest = ", ".join(x for x in (event.get("description"), event.get("location")) if x)
+    out = {k: ("" if v is None else v) for k, v in data.items() if k != "latest_event"}
+    out["status_name"] = STATUS_NAMES.get(data.get("status") or "", data.get("status") or "")
+    out["latest_event"] = latest
+    return out
+
+
+def render(template: str, data: Mapping[str, Any]) -> str:
+    return " ".join(template.format_map(_Blank(fields(data))).split())
+
+
+def quiet_until(notice: Notice, now: datetime) -> datetime | None:
+    """The end of the quiet window *now* falls in, or None when notices may go out now."""
+    window = parse_quiet_hours(notice.quiet_hours)
+    if window is None:
+        return None
+    start, end = window
+    minute = now.hour * 60 + now.minute
+    inside = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not inside:
+        return None
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    until = midnight + timedelta(minutes=end)
+    return until if until > now else until + timedelta(days=1)
+
+
+class NoticeSender:
+    """Sends one notice's claimed rows; `channels` are built lazily (loading Apprise takes ~0.5 s)."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, Any] = {}
+        self._sent: dict[str, deque[float]] = {}
+
+    async def _apprise(self, notice: Notice) -> list[Any]:
+        from ..alerts.delivery import ChannelSet  # Apprise: loaded only when a notice is configured
+
+        key = notice.name + "\0" + "\0".join(s.get() for s in notice.to)
+        if key not in self._channels:
+            self._channels[key] = await ChannelSet.build(notice.to)
+        return [c for c in self._channels[key].channels if c.apprise is not None]
+
+    async def send(self, notice: Notice, rows: Sequence[dict[str, Any]], now: datetime) -> list[Settlement]:
+        endpoint = PREFIX + notice.name
+        until = quiet_until(notice, now)
+        if until is not None:  # held, not failed: the attempt count stays
+            return [
+                Settlement(
+                    r["id"],
+                    endpoint,
+                    r["attempts"],
+                    now,
+                    "deferred",
+                    "pending",
+                    until,
+                    None,
+                    0.0,
+                    f"quiet hours until {until:%H:%M} UTC",
+                )
+                for r in rows
+            ]
+        datas = [json.loads(r["body"])["data"] for r in rows]
+        sent = self._sent.setdefault(notice.name, deque())
+        while sent and sent[0] < time.monotonic() - notice.digest_window_s:
+            sent.popleft()
+        if notice.digest_after and len(sent) + len(datas) > notice.digest_after and len(datas) > 1:
+            title = f"{len(datas)} shipments: " + ", ".join(sorted({fields(d)["status_name"] for d in datas}))
+            body = "\n".join(render(notice.title, d) for d in datas[:DIGEST_LINES])
+            if len(datas) > DIGEST_LINES:
+                body += f"\n... and {len(datas) - DIGEST_LINES} more"
+            messages = [(title, body)]
+        else:
+            messages = [(render(notice.title, d), render(notice.body, d)) for d in datas]
+        started = time.perf_counter()
+        error = ""
+        for title, body in messages:
+            error = error or await self._notify(notice, title, body)
+            sent.append(time.monotonic())
+        latency = (time.perf_counter() - started) * 1000
+        out = []
+        for r in rows:
+            attempt = Attempt(r["id"], endpoint, r["attempts"] + 1, now, latency, None if error else 200, error)
+            out.append(settle(attempt, DEFAULT_RETRY_SCHEDULE, max_retry_after_s=0))
+        return out
+
+    async def _notify(self, notice: Notice, title: str, body: str) -> str:
+        """Send to every channel of the notice; "" on success, else why."""
+        import anyio
+        import apprise
+
+        for channel in await self._apprise(notice):
+            try:
+                with anyio.fail_after(30):
+                    result = await channel.apprise.async_notify(body=body, title=title)
+            except Exception as exc:  # a channel's failure is a failed attempt, never a crash
+                return f"{channel.name}: {type(exc).__name__}: {exc}"[:300]
+            if result.status != apprise.AppriseResultStatus.SUCCESS:
+                return f"{channel.name}: not delivered ({result.status.name.lower()})"
+        return ""

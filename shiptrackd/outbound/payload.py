@@ -1,0 +1,70 @@
+"""
+The webhook payload: one versioned JSON shape for every shipment event, built once when the change commits.
+
+Built inside the writer's transaction (store/outbox.py calls it), so the body is the change as it
+was, fixed for every retry and signature. Pure: a shipment row and its latest event in, bytes out.
+Statuses are our two-letter codes; times are RFC 3339 UTC ("...Z").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from ..units import format_rfc3339
+from ..wire.outbound import WebhookPayload
+
+# The shape's version: fields are only ever added within it. It is the OpenAPI document's, not a body key,
+# so the body stays exactly {"type", "timestamp", "data"}.
+PAYLOAD_VERSION = 1
+
+
+def _time(text: str | None) -> str | None:
+    """A store time (fixed-width UTC text) as RFC 3339, or None."""
+    if not text:
+        return None
+    return format_rfc3339(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def shipment_data(
+    shipment: Mapping[str, Any], previous_status: str | None, latest_event: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The `data` object: the shipment as it stands after the change, and where it came from."""
+    event = None
+    if latest_event is not None:
+        event = {
+            "occurred_at": _time(latest_event.get("occurred_at")),
+            "status": latest_event.get("status_code") or None,
+            "description": latest_event.get("description", ""),
+            "event_code": latest_event.get("event_code", ""),
+            "location": latest_event.get("location", ""),
+        }
+    return {
+        "shipment_id": shipment["id"],
+        "carrier_code": shipment["carrier_code"],
+        "tracking_number": shipment["tracking_number"],
+        "reference": shipment.get("reference", ""),
+        "previous_status": previous_status,
+        "status": shipment.get("status_code"),
+        "status_detail": shipment.get("status_detail_code") or None,
+        "estimated_delivery_at": _time(shipment.get("estimated_delivery_at")),
+        "latest_event": event,
+    }
+
+
+def build_body(event_type: str, at: datetime, data: Mapping[str, Any]) -> str:
+    """The exact text that is signed and sent: the wire type WebhookPayload as compact JSON, keys in its order."""
+    payload = {"type": event_type, "timestamp": format_rfc3339(at), "data": dict(data)}
+    return msgspec.json.encode(msgspec.convert(payload, WebhookPayload)).decode()
+
+
+def ping_body(endpoint: str, at: datetime) -> str:
+    """The body `shiptrackctl endpoints test` sends: a `ping` event naming the endpoint."""
+    return json.dumps(
+        {"type": "ping", "timestamp": format_rfc3339(at), "data": {"endpoint": endpoint}},
+        separators=(",", ":"),
+    )

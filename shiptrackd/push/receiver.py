@@ -1,0 +1,196 @@
+"""
+The push receiver: `/hooks/<provider>` on a TCP listener of its own, plus `/healthz`.
+
+Each push goes: body read under the size cap -> the provider's `verify_push` (signature,
+timestamp window) -> the replay cache -> the provider's `parse_push` -> the sync writer, in one
+transaction that also counts the push. Only then the 2xx: a push the store could not take is
+answered 503, so the provider delivers it again. Nothing unverified reaches the store, and every
+outcome is counted (`shiptrackd_webhooks_total{outcome}`); rejections are logged a few lines a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from loguru import logger
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..api.requests import error_response
+from ..api.server import LogLimiter, build_app
+from ..clock import Clock
+from ..config import Config
+from ..errors import StoreError
+from ..events import EventBus
+from ..models import TrackingInfo
+from ..store import FetchSuccess, Store
+from ..store.db import from_db
+from ..sync import cadence
+from ..units import parse_size
+from ..wire.names import EVENT_SHIPMENT_STATUS_CHANGED
+from .state import PushState
+from .verify import PushedUpdate, PushRejectedError, ReplayCache, VerifiedPush
+
+REJECTION_LOG_EVERY_S = 20.0  # per outcome: a flood of forgeries costs a few log lines a minute
+
+
+class PushProvider(Protocol):
+    """A provider's push dialect: verify the raw request, then read the parcels it is about."""
+
+    name: str
+
+    async def verify_push(self, headers: Mapping[str, str], raw_body: bytes) -> VerifiedPush:
+        """Raise PushRejectedError (with the status to answer) unless the request is genuine and fresh."""
+        ...
+
+    def parse_push(self, raw_body: bytes) -> list[PushedUpdate]:
+        """The parcels a verified push reports on; PushRejectedError 400 if it cannot be read."""
+        ...
+
+
+class PushReceiver:
+    """Verifies, deduplicates and writes pushes; `config` follows reloads."""
+
+    def __init__(
+        self,
+        *,
+        providers: Mapping[str, PushProvider],
+        store: Store,
+        clock: Clock,
+        bus: EventBus,
+        config: Config,
+        state: PushState,
+    ) -> None:
+        self.providers = dict(providers)
+        self.store = store
+        self.clock = clock
+        self.bus = bus
+        self.config = config
+        self.state = state
+        self.replays = ReplayCache(config.webhooks.tolerance_s * 2)
+        self._log_limit = LogLimiter(REJECTION_LOG_EVERY_S)
+
+    @property
+    def max_body(self) -> int:
+        return parse_size(self.config.webhooks.max_body)
+
+    async def receive(self, provider_name: str, headers: Mapping[str, str], raw_body: bytes) -> dict[str, Any]:
+        """One push, start to end; raises PushRejectedError with the status to answer."""
+        provider = self.providers.get(provider_name)
+        if provider is None:
+            raise PushRejectedError(
+                404, "not_found", f"no receiver for {provider_name[:40]!r}", outcome="unknown_provider"
+            )
+        verified = await provider.verify_push(headers, raw_body)
+        now = self.clock.now()
+        self.state.verified(now)
+        if verified.replay_key is not None and self.replays.seen(verified.replay_key, now):
+            return {"ok": True, "outcome": "duplicate", "matched": 0}
+        updates = provider.parse_push(raw_body)
+        outcome, matched = await self._write(provider_name, updates)
+        if verified.replay_key is not None:
+            self.replays.add(verified.replay_key, self.clock.now())  # only once it is committed
+        return {"ok": True, "outcome": outcome, "matched": matched}
+
+    async def _write(self, provider_name: str, updates: list[PushedUpdate]) -> tuple[str, int]:
+        now = self.clock.now()
+        cad = self.config.sync.cadence
+
+        def decide(shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
+            """The push's schedule for its shipment (pure: runs on the store's writer thread)."""
+            created_at = from_db(shipment["created_at"]) or now
+            nxt = cadence.after_push(
+                cad,
+                info.status_code,
+                shipment["status_code"],
+                shipment["schedule_reason"],
+                created_at,
+                now,
+                info.status_detail_code,
+            )
+            return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, push_missed=False)
+
+        pushed = [(u.carrier_code, u.tracking_number, u.info) for u in updates]
+        try:
+            written = await self.store.push.match_and_apply(pushed, now, decide)
+        except StoreError as exc:
+            raise PushRejectedError(
+                503,
+                "store_unavailable",
+                f"the store cannot take the push now: retry ({exc.code})",
+                outcome="store_error",
+            ) from exc
+        if not written.shipment_ids:
+            return "unknown_shipment", 0
+        numbers = written.numbers
+        applied = written.applied
+        for shipment_id, old, new in applied.changed:
+            self.state.changes += 1
+            self.bus.publish(EVENT_SHIPMENT_STATUS_CHANGED, id=shipment_id, old=old, new=new, via="push")
+            logger.bind(loop="push", provider=provider_name).info(
+                "push {} ({}) {} -> {}", shipment_id, numbers.get(shipment_id, "?"), old or "new", new
+            )
+        if not applied.changed:
+            outcome = "stale" if applied.stale else "accepted"
+        else:
+            outcome = "accepted"
+        return outcome, len(written.shipment_ids)
+
+    def log_rejection(self, exc: PushRejectedError, provider: str, peer: str) -> None:
+        held = self._log_limit.allow(exc.outcome)
+        if held is None:
+            return
+        more = f" ({held} more since the last report)" if held else ""
+        logger.bind(loop="push", outcome=exc.outcome).warning(
+            "push to /hooks/{} from {} refused {} {}: {}{}",
+            provider[:40],
+            peer,
+            exc.http_status,
+            exc.code,
+            exc.message,
+            more,
+        )
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.strip().isdigit() and int(declared) > limit:
+        raise PushRejectedError(413, "body_too_large", f"body larger than {limit} bytes", outcome="too_large")
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise PushRejectedError(413, "body_too_large", f"body larger than {limit} bytes", outcome="too_large")
+    except ClientDisconnect:
+        raise PushRejectedError(400, "client_disconnected", "the body was cut short", outcome="malformed") from None
+    return bytes(body)
+
+
+def receiver_app(receiver: PushReceiver) -> Starlette:
+    """The listener's app: `/hooks/<provider>` and a liveness route, nothing of the control API."""
+
+    async def hook(request: Request) -> Response:
+        provider = request.path_params["provider"]
+        now = receiver.clock.now()
+        try:
+            raw = await _read_capped(request, receiver.max_body)
+            result = await receiver.receive(provider, request.headers, raw)
+        except PushRejectedError as exc:
+            receiver.state.count(exc.outcome, now)
+            peer = request.client.host if request.client else "?"
+            receiver.log_rejection(exc, provider, peer)
+            return error_response(exc.http_status, exc.code, exc.message)
+        receiver.state.count(result["outcome"], now)
+        return JSONResponse(result)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"ok": True, "providers": sorted(receiver.providers)})
+
+    return build_app(
+        [Route("/hooks/{provider}", hook, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
+        openapi=False,
+    )

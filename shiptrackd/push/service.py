@@ -1,0 +1,129 @@
+"""
+The push feature as the daemon holds it: state, receiver, subscriptions, and what the control API
+asks of it (`webhooks status`, `webhooks setup`, unsubscribing a removed shipment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from loguru import logger
+
+from ..clock import Clock, utcnow
+from ..config import Config
+from ..errors import ConflictError, ProviderError, ShiptrackError
+from ..events import EventBus
+from ..providers.shipengine_push import ShipEnginePush
+from ..store import Store
+from ..sync.throttle import ProviderThrottle
+from .jwks import JwksCache
+from .receiver import PushProvider, PushReceiver
+from .state import PushState
+from .subscriptions import Subscribing, Subscriptions
+
+
+@runtime_checkable
+class WebhookRegistering(Protocol):
+    """A provider whose webhook URL is set through its API (ShipEngine's `/v1/environment/webhooks`)."""
+
+    name: str
+
+    async def ensure_webhook(self, url: str) -> dict[str, Any]: ...
+
+
+class WebhookSetupError(ShiptrackError):
+    code = "webhook_setup_failed"
+    http_status = 502
+
+
+def push_providers(config: Config, now: Callable[[], datetime]) -> tuple[dict[str, PushProvider], JwksCache]:
+    """The push dialects this daemon receives, by the path they are served at (`/hooks/<name>`)."""
+    jwks = JwksCache(config.webhooks.jwks_url)
+    return {"shipengine": ShipEnginePush(jwks, tolerance_s=config.webhooks.tolerance_s, now=now)}, jwks
+
+
+class Push:
+    """Built by the daemon when `[webhooks] listen` is set."""
+
+    def __init__(
+        self, *, config: Config, store: Store, clock: Clock, bus: EventBus, throttle: Callable[[], ProviderThrottle]
+    ) -> None:
+        cad = config.sync.cadence
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.throttle = throttle
+        self.state = PushState(clock.now(), cad.silence_after, cad.silence_critical_after)
+        # The signed timestamp is compared with the wall clock, not the schedule's Clock: like HTTP
+        # timeouts, it is about real seconds on the wire (a test's FakeClock may be days ahead).
+        providers, self.jwks = push_providers(config, utcnow)
+        self.receiver = PushReceiver(
+            providers=providers, store=store, clock=clock, bus=bus, config=config, state=self.state
+        )
+        self.subscriptions = Subscriptions(store=store, throttle=throttle, state=self.state, clock=clock)
+        self.address: str | None = None  # HOST:PORT the listener is bound to
+
+    async def load(self) -> None:
+        """What the store remembers: the last push (so silence survives a restart) and the subscriptions."""
+        self.state.last_push_at = await self.store.push.last_push_at()
+        self.state.subscribed = await self.store.push.count_subscribed()
+
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.receiver.config = config
+        self.state.warning_s = config.sync.cadence.silence_after
+        self.state.critical_s = config.sync.cadence.silence_critical_after
+
+    async def aclose(self) -> None:
+        await self.jwks.aclose()
+
+    def hook_url(self, provider: str) -> str:
+        public = self.config.webhooks.public_url
+        if not public:
+            raise ConflictError("set [webhooks] public_url (where your proxy exposes the listener) first")
+        return f"{public.rstrip('/')}/hooks/{provider}"
+
+    async def setup(self) -> dict[str, Any]:
+        """Register (or update) the provider's `track` webhook to `<public_url>/hooks/<provider>`."""
+        throttle = self.throttle()
+        provider = throttle.provider
+        if not isinstance(provider, WebhookRegistering):
+            raise ConflictError(f"provider {throttle.provider.name} has no webhook registration API")
+        url = self.hook_url(provider.name)
+        try:
+            result = await throttle.call(lambda: provider.ensure_webhook(url))
+        except ProviderError as exc:
+            raise WebhookSetupError(f"registering the webhook failed: {exc}") from exc
+        self.state.registered_url = url
+        logger.bind(loop="push").info("webhook {} at {} ({})", result.get("action"), url, result.get("webhook_id"))
+        return {**result, "provider": provider.name}
+
+    async def forget(self, shipment: dict[str, Any]) -> None:
+        """A removed shipment: stop its pushes first (best effort; a failure is logged, the removal goes on)."""
+        provider = self.throttle().provider
+        if not shipment.get("subscribed_at") or not isinstance(provider, Subscribing):
+            return
+        try:
+            await self.throttle().call(
+                lambda: provider.unsubscribe(shipment["carrier_code"], shipment["tracking_number"])
+            )
+        except ProviderError as exc:
+            logger.bind(loop="push").warning("stopping the pushes of {} failed: {}", shipment["id"], exc)
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "enabled": True,
+            "listen": self.address,
+            "public_url": self.config.webhooks.public_url or None,
+            "hook_urls": {name: f"/hooks/{name}" for name in sorted(self.receiver.providers)},
+            "jwks": {"url": self.jwks.url, "keys": sorted(self.jwks.keys), "last_error": self.jwks.last_error or None},
+            "subscription_failures": self.subscriptions.failures,
+            **self.state.snapshot(now),
+        }
+
+
+def disabled_status() -> dict[str, Any]:
+    return {"enabled": False, "message": "webhooks are off: set [webhooks] listen (and public_url) to receive pushes"}

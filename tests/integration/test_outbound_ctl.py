@@ -1,0 +1,80 @@
+"""`shiptrackctl endpoints` and `deliveries` against a real daemon and a real receiver (issue 11, item 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from conftest import quiet_daemon_env
+from webhook_receivers import Received, Receiver, outbound_toml
+
+from shiptrackd.config import load
+from shiptrackd.ctl.main import main
+from shiptrackd.daemon import Daemon
+from shiptrackd.models import NewShipment
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_endpoints_and_deliveries_commands(
+    short_tmp: Path, sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = 500
+
+    def answer(r: Received) -> tuple[int, dict[str, str]]:
+        return (status, {})
+
+    async with Receiver(answer=answer).serve() as rx, anyio.create_task_group() as tg:
+        path = short_tmp / "shiptrackd.toml"
+        path.write_text(outbound_toml("shop", rx.url, retry_schedule=["0s"], events=["shipment.added"]))
+        config = load(path, quiet_daemon_env(short_tmp, sandbox.base_url))
+        daemon = await tg.start(Daemon(config, handle_signals=False).run)
+        sock = str(config.daemon.socket)
+
+        async def ctl(*argv: str) -> tuple[int, Any]:
+            code = await anyio.to_thread.run_sync(main, ["--socket", sock, "--json", *argv])
+            out = capsys.readouterr().out
+            return code, json.loads(out) if out.strip() else None
+
+        async def deliveries(state: str) -> list[dict[str, Any]]:
+            with anyio.fail_after(10):
+                while True:
+                    code, doc = await ctl("deliveries", "list", "--state", state)
+                    if doc["deliveries"]:
+                        return doc["deliveries"]  # type: ignore[no-any-return]
+                    await anyio.sleep(0.05)
+
+        assert daemon.store is not None
+        await daemon.store.shipments.add_many([NewShipment("ups", "1ZINTRANSIT0001")], daemon.clock.now())
+        [dead] = await deliveries("dead")  # the one-attempt schedule: the 500 killed it
+        assert dead["attempts"] == 1 and dead["last_status"] == 500
+        code, doc = await ctl("endpoints", "list")
+        assert code == 0 and doc["endpoints"][0]["name"] == "shop" and doc["endpoints"][0]["dead"] == 1
+        code, shown = await ctl("deliveries", "show", str(dead["id"]))
+        assert [a["http_status"] for a in shown["attempt_log"]] == [500]
+        code, tested = await ctl("endpoints", "test", "shop")
+        assert code == 1 and tested["status"] == 500  # the receiver still fails: the exit code says so
+        status = 200
+        code, tested = await ctl("endpoints", "test", "shop")
+        assert code == 0 and tested["ok"] and rx.requests[-1].payload["type"] == "ping"
+        code, retried = await ctl("deliveries", "retry", "--dead")
+        assert code == 0 and retried["retried"] == 1
+        [delivered] = await deliveries("delivered")
+        assert delivered["message_id"] == dead["message_id"]  # the same webhook-id as the first try
+        code, replayed = await ctl("deliveries", "replay", "--endpoint", "shop", "--since", "1h")
+        assert code == 0 and replayed["replayed"] == 1
+        got = await rx.wait_for(3)  # the ping, the retried delivery, the replay (a new id, the same body)
+        assert got[-1].body == got[-2].body and got[-1].headers["webhook-id"] != got[-2].headers["webhook-id"]
+        code, _ = await ctl("endpoints", "test", "nope")
+        assert code == 1
+        transport = httpx.AsyncHTTPTransport(uds=sock)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            metrics = (await http.get("/metrics")).text
+        daemon.stop()
+    assert 'shiptrackd_outbound_attempts_total{outcome="failed"} 1.0' in metrics
+    assert 'shiptrackd_outbound_attempts_total{outcome="delivered"}' in metrics
+    assert 'shiptrackd_outbound_dead{endpoint="shop"} 0.0' in metrics

@@ -1,0 +1,67 @@
+"""
+The push store on both backends (SQLite file, PostgreSQL server): a pushed answer goes through the
+poll's writer and is counted in the same transaction; older answers merge events without moving
+the status; subscriptions queue, end on DE/EX and come back after an exception.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
+from shiptrackd.store import FetchSuccess, Store
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def _history(*statuses: str) -> TrackingInfo:
+    """A history of one scan per status, an hour apart; the last one is the shipment's status."""
+    events = tuple(
+        TrackingEvent(NOW + timedelta(hours=i), f"scan {s}", s, event_code=f"E{i}") for i, s in enumerate(statuses)
+    )
+    return TrackingInfo("1ZPUSH", statuses[-1], events=events)
+
+
+async def test_pushes_write_once_and_never_move_a_status_back(any_store: Store) -> None:
+    """The same push twice adds nothing; an older history after a newer one keeps the newer status."""
+    store = any_store
+    (added,) = (await store.shipments.add_many([NewShipment("ups", "1ZPUSH")], NOW)).added
+    sid = added["id"]
+    assert [s["id"] for s in await store.push.find("1ZPUSH")] == [sid]
+    later = NOW + timedelta(hours=5)
+    first = await store.push.apply([FetchSuccess(sid, _history("AC", "IT"), later, "push: safety poll every 1d")], NOW)
+    assert first.applied.changed == [(sid, None, "IT")]
+    again = await store.push.apply([FetchSuccess(sid, _history("AC", "IT"), later, "push")], NOW)
+    assert again.applied.changed == [] and again.applied.unchanged == 1
+    older = await store.push.apply([FetchSuccess(sid, _history("AC"), later, "push")], NOW)
+    assert older.applied.stale == [sid] and older.applied.changed == []
+    shipment = await store.shipments.get(sid)
+    assert shipment is not None
+    assert (shipment["status_code"], shipment["push_count"]) == ("IT", 3)
+    assert shipment["last_push_at"] is not None and shipment["subscribed_at"] is not None
+    assert len(await store.shipments.events(sid)) == 2
+    assert await store.push.count_subscribed() == 1
+    assert await store.push.last_push_at() == NOW
+
+
+async def test_subscriptions_queue_end_on_delivery_and_return_after_an_exception(any_store: Store) -> None:
+    """to_subscribe lists the unsubscribed active ones; DE ends a subscription for good, EX until resubscribed."""
+    store = any_store
+    result = await store.shipments.add_many([NewShipment("ups", f"1ZSUB{i}") for i in range(3)], NOW)
+    ids = sorted(a["id"] for a in result.added)  # one millisecond: ids sort by their random part
+    assert [s["id"] for s in await store.push.to_subscribe(10)] == ids
+    assert await store.push.mark_subscribed(ids, NOW) == 3
+    assert await store.push.to_subscribe(10) == []
+    later = NOW + timedelta(hours=5)
+    await store.push.apply([FetchSuccess(ids[0], _history("IT", "DE"), later, "delivered")], NOW)
+    await store.push.apply([FetchSuccess(ids[1], _history("IT", "EX"), later, "exception")], NOW)
+    # DE and EX end the provider's pushes: both unsubscribed; only the exception is queued again.
+    assert [s["id"] for s in await store.push.to_subscribe(10)] == [ids[1]]
+    await store.push.mark_subscribed([ids[1]], NOW + timedelta(minutes=1))
+    assert await store.push.forget_auto_stopped() == 0  # subscribed after the exception: it stands
+    assert await store.push.count_subscribed_by_status() == {"EX": 1, "none": 1}
+    await store.shipments.remove(ids[2])
+    assert await store.push.count_subscribed() == 1
