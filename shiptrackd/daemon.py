@@ -30,6 +30,7 @@ from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
+from .cluster.membership import Membership
 from .config import Config, Schedule, format_duration
 from .errors import ConfigError
 from .events import EventBus
@@ -43,7 +44,7 @@ from .service import Service
 from .statedir import StateDirLock, create_private, prepare_paths
 from .store import Store, configured_target
 from .store.retention import cutoffs
-from .sync.engine import SyncEngine
+from .sync.engine import SyncEngine, new_owner_id
 from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 from .wire.names import EVENT_CONFIG_RELOADED, EVENT_LOOP_CHANGED
 
@@ -74,6 +75,7 @@ class Daemon:
         self.loops: dict[str, Loop] = {}
         self.service: Service | None = None
         self.store: Store | None = None
+        self.member: Membership | None = None
         self.engine: SyncEngine | None = None
         self._stop = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -114,11 +116,12 @@ class Daemon:
                 await provider.aclose()
             raise
         try:
-            orphans = await store.runs.interrupt_orphans(self.clock.now())
+            member = self.member = Membership(store, self.clock, new_owner_id())
+            orphans = await member.join()
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
-            engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg, owner=member.id)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
@@ -196,6 +199,7 @@ class Daemon:
                 if self._handle_signals:
                     tg.start_soon(self._watch_signals)
                 tg.start_soon(self._watchdog)
+                await tg.start(member.run)
                 service.state = "running"
                 counts = await store.shipments.counts()
                 sdnotify.notify("READY=1", f"STATUS=Running; {counts['active']} active shipments")
@@ -210,6 +214,8 @@ class Daemon:
                 await self._stop.wait()
                 service.state = "stopping"
                 await self._shutdown(engine)
+                with anyio.move_on_after(3, shield=True):
+                    await member.leave()
                 self.bus.close()  # ends open event streams, so the server can stop gracefully
                 api_stop.set()
                 with anyio.move_on_after(3):

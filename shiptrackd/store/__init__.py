@@ -9,8 +9,10 @@ import anyio
 from ..errors import InvalidRequestError
 from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
+from .cluster import ClusterStore, Member
 from .db import Database, from_db, to_db
 from .health import HealthStore
+from .leases import LeaseStore
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
@@ -52,6 +54,8 @@ class Store:
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)
         self.retention = RetentionStore(self.db)
+        self.leases = LeaseStore(self.db)
+        self.cluster = ClusterStore(self.db)
 
     @classmethod
     async def open(cls, target: Path | str, *, password: str = "") -> Store:
@@ -90,6 +94,7 @@ __all__ = [
     "BackupResult",
     "FetchFailure",
     "FetchSuccess",
+    "Member",
     "NewNotification",
     "RunCounts",
     "Store",

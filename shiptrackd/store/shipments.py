@@ -153,9 +153,18 @@ class ShipmentStore:
         return await self.db.write(fn)
 
     async def apply(
-        self, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], now: datetime
+        self,
+        run_id: int | None,
+        results: Sequence[FetchSuccess | FetchFailure],
+        now: datetime,
+        *,
+        owner: str | None = None,
     ) -> ApplyResult:
         """Write a batch in one transaction, each shipment in its own savepoint: all of it lands or none.
+
+        With *owner* (a daemon's lease id, store/leases.py) a shipment is written only while that
+        owner still holds its lease; one whose lease was taken over is a write error ("lease lost"),
+        never a second writer's overwrite. Each write gives its lease back.
 
         Fast path first: the whole batch with a few executemany statements inside one savepoint
         (bench/bench_store.py: ~1.3x the per-shipment rate). If any statement fails, that
@@ -170,7 +179,7 @@ class ShipmentStore:
             if len({r.shipment_id for r in results}) == len(results):
                 conn.execute("SAVEPOINT batch")
                 try:
-                    out = _apply_batch(conn, run_id, results, stamp)
+                    out = _apply_batch(conn, run_id, results, stamp, owner)
                 except errors as exc:
                     conn.execute("ROLLBACK TO batch")
                     conn.execute("RELEASE batch")
@@ -184,9 +193,9 @@ class ShipmentStore:
                 conn.execute("SAVEPOINT shipment")
                 try:
                     if isinstance(result, FetchSuccess):
-                        _apply_success(conn, result, stamp, out)
+                        _apply_success(conn, result, stamp, out, owner)
                     else:
-                        _apply_failure(conn, run_id, result, stamp)
+                        _apply_failure(conn, run_id, result, stamp, owner)
                         out.failed += 1
                     conn.execute("RELEASE shipment")
                 except errors as exc:
@@ -340,8 +349,9 @@ _UPDATE_SUCCESS_SQL = (
     " exception_description = ?, estimated_delivery_at = ?, actual_delivery_at = ?, last_synced_at = ?,"
     " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
     " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
-    " active = ?, updated_at = ? WHERE id = ?"
+    " active = ?, updated_at = ?, lease_owner = '', lease_until = NULL WHERE id = ?"
 )
+_HELD = " AND lease_owner = ?"  # appended, with the owner as the last parameter, while applying under a lease
 _INSERT_EVENT_SQL = (
     "INSERT INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
     " location, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -350,9 +360,9 @@ _IN_CHUNK = 500  # ids per `IN (...)` list, well under SQLite's bound-parameter 
 _ADD_CHUNK = 200  # rows per multi-row INSERT (7 parameters each)
 
 
-def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tuple[Any, ...]:
+def _success_row(result: FetchSuccess, changed: bool, stamp: str | None, owner: str | None = None) -> tuple[Any, ...]:
     info = result.info
-    return (
+    row = (
         info.status_code,
         info.status_detail_code,
         info.status_description,
@@ -368,6 +378,7 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tupl
         stamp,
         result.shipment_id,
     )
+    return row if owner is None else (*row, owner)
 
 
 def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
@@ -385,35 +396,40 @@ def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
     ]
 
 
-def _by_id(conn: Conn, sql: str, ids: Sequence[str]) -> dict[str, Any]:
-    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})`, in chunks of ids."""
+def _by_id(conn: Conn, sql: str, ids: Sequence[str], *extra: Any) -> dict[str, Any]:
+    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})` (then *extra*'s marks), in chunks."""
     out: dict[str, Any] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        out.update(conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
+        out.update(conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*chunk, *extra]).fetchall())
     return out
 
 
 def _apply_batch(
-    conn: Conn, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], stamp: str | None
+    conn: Conn,
+    run_id: int | None,
+    results: Sequence[FetchSuccess | FetchFailure],
+    stamp: str | None,
+    owner: str | None,
 ) -> ApplyResult:
     """The whole batch in a few statements; raises the backend's error (caller rolls back) if any write would fail."""
     out = ApplyResult()
     successes = [r for r in results if isinstance(r, FetchSuccess)]
     ids = [r.shipment_id for r in successes]
-    old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})", ids)
-    if len(old) != len(ids):  # one was removed while its fetch was in flight: the slow path isolates it
-        raise sqlite3.IntegrityError("a shipment of the batch no longer exists")
+    held, extra = (_HELD, (owner,)) if owner is not None else ("", ())
+    old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})" + held, ids, *extra)
+    if len(old) != len(ids):  # removed, or its lease lost, while its fetch was in flight: the slow path isolates it
+        raise sqlite3.IntegrityError("a shipment of the batch no longer exists or its lease was lost")
     count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
     events_before = _by_id(conn, count_sql, ids)
-    conn.executemany(
-        _UPDATE_SUCCESS_SQL, [_success_row(r, old[r.shipment_id] != r.info.status_code, stamp) for r in successes]
-    )
+    rows = [_success_row(r, old[r.shipment_id] != r.info.status_code, stamp, owner) for r in successes]
+    if conn.executemany(_UPDATE_SUCCESS_SQL + held, rows).rowcount != len(rows):
+        raise sqlite3.IntegrityError("a lease of the batch was taken over while it was written")
     conn.executemany(_INSERT_EVENT_SQL, [row for r in successes for row in _event_rows(r)])
     events_after = _by_id(conn, count_sql, ids)
     for result in results:
         if isinstance(result, FetchFailure):
-            _apply_failure(conn, run_id, result, stamp)
+            _apply_failure(conn, run_id, result, stamp, owner)
             out.failed += 1
             continue
         sid, new_status = result.shipment_id, result.info.status_code
@@ -427,14 +443,16 @@ def _apply_batch(
     return out
 
 
-def _apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+def _apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult, owner: str | None) -> None:
     info = result.info
-    row = conn.execute("SELECT status_code FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
+    row = conn.execute("SELECT status_code, lease_owner FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
     if row is None:  # removed while its fetch was in flight
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
     old_status = row[0]
     changed = old_status != info.status_code
-    conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
+    held = _HELD if owner is not None else ""
+    if conn.execute(_UPDATE_SUCCESS_SQL + held, _success_row(result, changed, stamp, owner)).rowcount == 0:
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id}: lease lost (held by {row[1] or 'nobody'})")
     new_events = conn.executemany(_INSERT_EVENT_SQL, _event_rows(result)).rowcount
     if changed:
         out.changed.append((result.shipment_id, old_status, info.status_code))
@@ -444,22 +462,26 @@ def _apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: App
         out.unchanged += 1
 
 
-def _apply_failure(conn: Conn, run_id: int | None, result: FetchFailure, stamp: str | None) -> None:
+def _apply_failure(
+    conn: Conn, run_id: int | None, result: FetchFailure, stamp: str | None, owner: str | None = None
+) -> None:
+    values: tuple[Any, ...] = (
+        result.message[:500],
+        result.kind,
+        to_db(result.next_sync_at),
+        result.reason,
+        int(result.next_sync_at is not None),
+        stamp,
+        result.shipment_id,
+    )
     cursor = conn.execute(
         "UPDATE shipments SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
-        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ? WHERE id = ?",
-        (
-            result.message[:500],
-            result.kind,
-            to_db(result.next_sync_at),
-            result.reason,
-            int(result.next_sync_at is not None),
-            stamp,
-            result.shipment_id,
-        ),
+        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ?,"
+        " lease_owner = '', lease_until = NULL WHERE id = ?" + (_HELD if owner is not None else ""),
+        values if owner is None else (*values, owner),
     )
     if cursor.rowcount == 0:
-        raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists or its lease was lost")
     conn.execute(
         "INSERT INTO sync_errors (run_id, shipment_id, occurred_at, kind, message, http_status)"
         " VALUES (?, ?, ?, ?, ?, ?)",

@@ -308,16 +308,17 @@ async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path
         old = await Store.open(path)
         added = await old.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(40)], NOW)
         ids = [a["id"] for a in added.added]
-        later = NOW + timedelta(hours=2)
-        await old.shipments.apply(
-            None,
-            [
-                *(FetchSuccess(sid, _scan("IT"), later, "in transit") for sid in ids[:20]),
-                *(FetchSuccess(sid, _scan("DE"), None, "delivered") for sid in ids[20:30]),
-                FetchFailure(ids[30], "not_found", "404", 404, None, "gave up"),
-            ],
-            NOW,
-        )
+
+        # What that shiptrackd's writes left (today's apply() writes columns a v2 file lacks):
+        # in transit, delivered (inactive), and one that gave up with no status (inactive).
+        def old_writes(conn) -> None:
+            for sid in ids[:20]:
+                conn.execute("UPDATE shipments SET status_code = 'IT' WHERE id = ?", (sid,))
+            for sid in ids[20:30]:
+                conn.execute("UPDATE shipments SET status_code = 'DE', active = 0 WHERE id = ?", (sid,))
+            conn.execute("UPDATE shipments SET active = 0 WHERE id = ?", (ids[30],))
+
+        await old.db.write(old_writes)
         await old.shipments.remove(ids[39])
         await old.close()
     conn = sqlite3.connect(path)
