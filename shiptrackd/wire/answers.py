@@ -278,6 +278,7 @@ class Run(Answer):
     rate_limited: int
     outcome: str
     stop_reason: str
+    owner: str = ""  # the daemon (cluster member id, host:pid:random) that ran it; "" before migration 5
 
 
 class RunDetail(Run):
