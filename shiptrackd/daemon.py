@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
+from .cluster.leader import Leadership
 from .cluster.membership import Membership
+from .cluster.wiring import SINGLETONS, STANDBY, elect, shared_budget
 from .config import Config, Schedule, format_duration
 from .errors import ConfigError
 from .events import EventBus
@@ -76,6 +78,7 @@ class Daemon:
         self.service: Service | None = None
         self.store: Store | None = None
         self.member: Membership | None = None
+        self.leadership: Leadership | None = None
         self.engine: SyncEngine | None = None
         self._stop = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -121,10 +124,16 @@ class Daemon:
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, cfg.provider, self.api_stats)
+            throttle.shared = shared_budget(store, cfg.provider)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg, owner=member.id)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
+                leadership = self.leadership = elect(store, [n for n in SINGLETONS if n in self.loops])
+                member.roles = set(leadership.held)  # SQLite: this daemon leads every singleton
+                leadership.on_change = lambda held: setattr(member, "roles", held)
+                await tg.start(leadership.run)
+                await member.beat()  # the roles just won, in the members' table at once
                 await self._restore_loops(store)
                 health = self.health = HealthMonitor(
                     store=store,
@@ -169,6 +178,7 @@ class Daemon:
                     reload_config=self.reload,
                     started_monotonic=time.monotonic(),
                     heartbeat=self.heartbeat,
+                    cluster=member,
                 )
                 app = build_app(
                     [
@@ -224,6 +234,8 @@ class Daemon:
         finally:
             with anyio.move_on_after(5, shield=True):
                 await provider.aclose()
+                if self.engine is not None and self.engine.throttle.shared is not None:
+                    await self.engine.throttle.shared.aclose()
                 await store.close()
             logger.info("shiptrackd stopped")
 
@@ -275,9 +287,19 @@ class Daemon:
         if cfg.alerts.heartbeat_url:  # its own loop: a slow ping service never delays another loop
             specs["heartbeat"] = (heartbeat_schedule(cfg), heartbeat_body)
         return {
-            name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
+            name: Loop(name, schedule, self._elected(name, body), self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
         }
+
+    def _elected(self, name: str, body: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str]]:
+        """A singleton loop's body runs only on the daemon that leads it (cluster/leader.py)."""
+
+        async def run() -> str:
+            if self.leadership is not None and not self.leadership.leads(name):
+                return STANDBY
+            return await body()
+
+        return run
 
     def _evaluate_alerts_now(self) -> None:
         """A new health report: evaluate it now, not at the alerts loop's next slot (unless paused)."""
@@ -398,6 +420,8 @@ class Daemon:
         provider = self._provider or make_provider(new.provider, observer=self._observe_request)
         throttle = ProviderThrottle(provider, new.provider, self.api_stats)
         throttle.carry_over(engine.throttle)  # the Retry-After pause, and the learned pace if the account is the same
+        if self.store is not None and engine.throttle.shared is not None:  # a new key may be a new account
+            throttle.shared = shared_budget(self.store, new.provider)
         engine.throttle = throttle
         if old_provider is not provider:
 

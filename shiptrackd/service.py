@@ -33,6 +33,7 @@ from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMEN
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
+    from .cluster.membership import Membership
 
 MAX_LIST_LIMIT = 1000
 MAX_TARGETED = 10_000  # ids in one targeted sync: 40,000 unknown ones held the run (and every joiner) for 7 s
@@ -54,6 +55,7 @@ class Service:
     state: str = "starting"
     started_monotonic: float = 0.0
     heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
+    cluster: Membership | None = None  # this daemon among the store's members (cluster/membership.py)
 
     # --- status ---------------------------------------------------------------------
 
@@ -83,6 +85,7 @@ class Service:
             "rate_limit_paused_until": self.engine.throttle.paused_until,
             "heartbeat": self.heartbeat.snapshot() if self.heartbeat else None,  # URLs masked
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
+            "cluster": await self.cluster.snapshot() if self.cluster else None,
         }
         return to_answer(doc, wire.Status)
 

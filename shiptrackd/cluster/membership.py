@@ -76,6 +76,21 @@ class Membership:
         except StoreError as exc:
             logger.warning("could not leave the cluster cleanly: {}", exc)
 
+    async def snapshot(self) -> dict[str, Any]:
+        """status.cluster: the live members (this one marked), what this one leads, how many are stale."""
+        members = await self.members()
+        live = [
+            {k: v for k, v in m.items() if k not in ("alive", "self")} | {"this": m["self"]}
+            for m in members
+            if m["alive"]
+        ]
+        return {
+            "member": self.id,
+            "leads": sorted(self.roles),
+            "members": live,
+            "stale": sum(1 for m in members if not m["alive"]),
+        }
+
     async def members(self) -> list[dict[str, Any]]:
         """Every member with `alive` (heartbeat within STALE_AFTER_S) and `self` marked."""
         now = self.clock.now()

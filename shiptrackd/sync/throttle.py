@@ -25,6 +25,10 @@ from ..models import TrackingInfo
 from ..providers.base import Provider, Quota, QuotaReporting
 from .rate_control import RateController
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..cluster.budget import SharedBudget
+
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
 MAX_RATE_LIMITED_ROUNDS = 5
 
@@ -143,6 +147,8 @@ class ProviderThrottle:
         self._pacer = Pacer(self.controller.interval_s(), limit)
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
+        # The cluster's token bucket and 429 pause (cluster/budget.py) when daemons share a store.
+        self.shared: SharedBudget | None = None
         if isinstance(provider, QuotaReporting):
             provider.quota_observer = self._observe_quota
 
@@ -173,6 +179,8 @@ class ProviderThrottle:
             except RateLimitedError as exc:
                 self.stats.rate_limited += 1
                 self.pause(exc.retry_after_s)
+                if self.shared is not None:  # the account's pause: every daemon on it waits
+                    await self.shared.pause(exc.retry_after_s)
                 last = exc
         raise last
 
@@ -220,6 +228,8 @@ class ProviderThrottle:
             while (remaining := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(remaining)
             await self._pacer.acquire()
+            if self.shared is not None:  # and a token from the cluster's budget (its pause included)
+                await self.shared.take()
             if self._paused_until <= time.monotonic():
                 break
         now = anyio.current_time()

@@ -108,9 +108,10 @@ async def finished(client: Any, run_id: int) -> dict[str, Any]:
 
 
 async def test_two_daemons_on_one_database_sync_disjoint_batches(
-    pg_url: str, tmp_path: Path, sandbox: Any, short_tmp: Path
+    pg_url: str, tmp_path: Path, sandbox: Any, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two real daemons, one PostgreSQL database, one sandbox: a sync on both fetches each shipment once."""
+    """Two real daemons, one PostgreSQL database, one sandbox: a sync on both fetches each shipment once;
+    status on either shows both members; one leads the singleton loops, and the other takes them when it stops."""
     from conftest import daemon_config
 
     from shiptrackd.api.client import ApiClient
@@ -124,6 +125,7 @@ async def test_two_daemons_on_one_database_sync_disjoint_batches(
         for n in range(2)
     ]
     sandbox.configure(latency_s=0.01)
+    monkeypatch.setattr("shiptrackd.cluster.leader.TRY_EVERY_S", 0.1)  # a standby's next try, for the failover
     async with anyio.create_task_group() as tg:
         daemons = [await tg.start(Daemon(c, handle_signals=False).run) for c in configs]
         async with ApiClient(configs[0].daemon.socket) as first, ApiClient(configs[1].daemon.socket) as second:
@@ -132,8 +134,18 @@ async def test_two_daemons_on_one_database_sync_disjoint_batches(
             runs = [(await first.sync())["run_id"], (await second.sync())["run_id"]]
             records = [await finished(first, runs[0]), await finished(second, runs[1])]
             status = await second.status()
-        for daemon in daemons:
-            daemon.stop()
+            singletons = {"force", "health", "alerts", "retention"}
+            held = [d.leadership.held for d in daemons]
+            assert held[0] | held[1] == singletons and not held[0] & held[1]
+            leader = 0 if held[0] else 1
+            daemons[leader].stop()  # a clean stop closes its lock session; kill -9 drops it the same way
+            with anyio.fail_after(10):
+                while daemons[1 - leader].leadership.held != singletons:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+        daemons[1 - leader].stop()
+    cluster = status["cluster"]
+    assert len(cluster["members"]) == 2 and [m["this"] for m in cluster["members"]].count(True) == 1
+    assert {tuple(m["roles"]) for m in cluster["members"]} == {(), tuple(sorted(singletons))}
     assert [r["outcome"] for r in records] == ["ok", "ok"]
     assert sum(r["updated"] for r in records) == 120 and all(r["updated"] > 0 for r in records)
     assert sorted(sandbox.stats.by_number) == numbers and set(sandbox.stats.by_number.values()) == {1}
