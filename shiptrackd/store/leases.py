@@ -51,10 +51,25 @@ class LeaseStore:
         return sorted(rows, key=lambda s: (s["next_sync_at"], s["id"]))
 
     async def claim_active(
-        self, owner: str, after_id: str, now: datetime, until: datetime, limit: int
+        self,
+        owner: str,
+        after_id: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        *,
+        untouched_since: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """Free active shipments after *after_id* in id order (a force sync's walk), leased to *owner*."""
-        rows = await self._claim("active = 1 AND id > ?", "id", [after_id], owner, now, until, limit)
+        """Free active shipments after *after_id* in id order (a force sync's walk), leased to *owner*.
+
+        With *untouched_since* (the force run's start), one another daemon has written after that
+        is skipped: two force walks at once share the store instead of fetching it twice.
+        """
+        where, params = "active = 1 AND id > ?", [after_id]
+        if untouched_since is not None:
+            # <=: a store written at the very instant the run started (a frozen test clock) is still walked
+            where, params = where + " AND updated_at <= ?", [after_id, to_db(untouched_since) or ""]
+        rows = await self._claim(where, "id", params, owner, now, until, limit)
         return sorted(rows, key=lambda s: s["id"])
 
     async def claim_ids(self, owner: str, ids: Sequence[str], now: datetime, until: datetime) -> list[dict[str, Any]]:

@@ -335,7 +335,10 @@ class SyncEngine:
                     yield claimed
         elif progress.trigger == "force":
             after_id = ""
-            while batch := await leases.claim_active(owner, after_id, *self._lease_window(), size):
+            since = progress.started_at
+            while batch := await leases.claim_active(
+                owner, after_id, *self._lease_window(), size, untouched_since=since
+            ):
                 yield batch
                 after_id = batch[-1]["id"]
         else:
