@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from pg_fixtures import truncate_all
+from pg_fixtures import PgServer
 
 from shiptrackd.cluster.budget import SharedBudget
 from shiptrackd.cluster.leader import Leadership
@@ -30,9 +30,9 @@ def provider_config(rate: str, key: str = "TEST_k") -> Any:
 
 
 @pytest.fixture
-async def pg_store(pg_url: str) -> Any:
-    truncate_all(pg_url)
-    store = await Store.open(pg_url)
+async def pg_store(pg_server: PgServer) -> Any:
+    """A database of its own: advisory locks are per database, and other tests' daemons take them."""
+    store = await Store.open(pg_server.create())
     yield store
     await store.close()
 

@@ -114,7 +114,7 @@ async def test_two_daemons_on_one_database_sync_disjoint_batches(
     status on either shows both members; one leads the singleton loops, and the other takes them when it stops."""
     from conftest import daemon_config
 
-    from shiptrackd.api.client import ApiClient
+    from shiptrackd.api.plain import PlainClient as ApiClient  # answers as JSON-shaped dicts
     from shiptrackd.daemon import Daemon
 
     truncate_all(pg_url)
