@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,9 @@ from .api.routes_alerting import alert_routes, health_routes
 from .api.routes_outbound import outbound_routes
 from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
+from .cluster.leader import Leadership
+from .cluster.membership import Membership
+from .cluster.wiring import SINGLETONS, STANDBY, elect, shared_budget
 from .config import Config, ProviderConfig, Schedule, accounts, format_duration
 from .config import routes as carrier_routes
 from .errors import ConfigError
@@ -50,7 +53,7 @@ from .service import Service
 from .statedir import StateDirLock, create_private, prepare_paths
 from .store import Store, configured_target
 from .store.retention import cutoffs
-from .sync.engine import SyncEngine
+from .sync.engine import SyncEngine, new_owner_id
 from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 from .wire.names import EVENT_CONFIG_RELOADED, EVENT_LOOP_CHANGED
 
@@ -82,6 +85,8 @@ class Daemon:
         self.loops: dict[str, Loop] = {}
         self.service: Service | None = None
         self.store: Store | None = None
+        self.member: Membership | None = None
+        self.leadership: Leadership | None = None
         self.engine: SyncEngine | None = None
         self.dispatcher: Dispatcher | None = None
         self.push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
@@ -125,11 +130,13 @@ class Daemon:
                 await provider.aclose()
             raise
         try:
-            orphans = await store.runs.interrupt_orphans(self.clock.now())
+            member = self.member = Membership(store, self.clock, new_owner_id())
+            orphans = await member.join()
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, entries[0], self.api_stats)
-            engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg)
+            throttle.shared = shared_budget(store, entries[0])
+            engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg, owner=member.id)
             engine.set_accounts(self._other_accounts(entries[1:]), carrier_routes(cfg))
             # Routes are set before any loop can commit a change: no change goes unannounced.
             dispatcher = self.dispatcher = Dispatcher(store, self.clock, cfg, on_disable=self._endpoint_disabled)
@@ -143,6 +150,11 @@ class Daemon:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
                 self.loops = self._build_loops(engine)
+                leadership = self.leadership = elect(store, [n for n in SINGLETONS if n in self.loops])
+                member.roles = set(leadership.held)  # SQLite: this daemon leads every singleton
+                leadership.on_change = lambda held: setattr(member, "roles", held)
+                await tg.start(leadership.run)
+                await member.beat()  # the roles just won, in the members' table at once
                 await self._restore_loops(store)
                 health = self.health = HealthMonitor(
                     store=store,
@@ -191,6 +203,7 @@ class Daemon:
                     started_monotonic=time.monotonic(),
                     heartbeat=self.heartbeat,
                     push=push,
+                    cluster=member,
                 )
                 routes = [
                     *control_routes(service, self.bus),
@@ -230,6 +243,7 @@ class Daemon:
                 if self._handle_signals:
                     tg.start_soon(self._watch_signals)
                 tg.start_soon(self._watchdog)
+                await tg.start(member.run)
                 service.state = "running"
                 counts = await store.shipments.counts()
                 sdnotify.notify("READY=1", f"STATUS=Running; {counts['active']} active shipments")
@@ -244,6 +258,8 @@ class Daemon:
                 await self._stop.wait()
                 service.state = "stopping"
                 await self._shutdown(engine)
+                with anyio.move_on_after(3, shield=True):
+                    await member.leave()
                 self.bus.close()  # ends open event streams, so the server can stop gracefully
                 api_stop.set()
                 with anyio.move_on_after(3):
@@ -257,6 +273,8 @@ class Daemon:
                         await lane.provider.aclose()
                 if self.push is not None:
                     await self.push.aclose()
+                if self.engine is not None and self.engine.throttle.shared is not None:
+                    await self.engine.throttle.shared.aclose()
                 await store.close()
             logger.info("shiptrackd stopped")
 
@@ -310,7 +328,7 @@ class Daemon:
         if self.push is not None:  # subscribe new shipments, stop finished ones, notice a silent channel
             specs["push"] = (PUSH_SCHEDULE, self.push.subscriptions.run_once)
         return {
-            name: Loop(name, schedule, body, self.clock, on_change=self._loop_changed)
+            name: Loop(name, schedule, self._elected(name, body), self.clock, on_change=self._loop_changed)
             for name, (schedule, body) in specs.items()
         }
 
@@ -331,6 +349,15 @@ class Daemon:
         health = self.loops.get("health")
         if health is not None and not health.paused:
             health.trigger()
+    def _elected(self, name: str, body: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str]]:
+        """A singleton loop's body runs only on the daemon that leads it (cluster/leader.py)."""
+
+        async def run() -> str:
+            if self.leadership is not None and not self.leadership.leads(name):
+                return STANDBY
+            return await body()
+
+        return run
 
     def _evaluate_alerts_now(self) -> None:
         """A new health report: evaluate it now, not at the alerts loop's next slot (unless paused)."""
@@ -466,6 +493,8 @@ class Daemon:
         provider = self._provider or make_provider(entry, observer=self._observe_request)
         throttle = ProviderThrottle(provider, entry, self.api_stats)
         throttle.carry_over(engine.throttle)  # the Retry-After pause, and the learned pace if the account is the same
+        if self.store is not None and engine.throttle.shared is not None:  # a new key may be a new account
+            throttle.shared = shared_budget(self.store, new.provider)
         engine.throttle = throttle
         if old_provider is not provider:
 

@@ -36,6 +36,7 @@ from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMEN
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
     from .push.service import Push
+    from .cluster.membership import Membership
 
 MAX_LIST_LIMIT = 1000
 QUOTA_READ_TIMEOUT_S = 5.0  # `stats` waits this long for a provider's quota (behind a busy sync's slots)
@@ -59,6 +60,7 @@ class Service:
     started_monotonic: float = 0.0
     heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
     push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
+    cluster: Membership | None = None  # this daemon among the store's members (cluster/membership.py)
 
     # --- status ---------------------------------------------------------------------
 
@@ -88,6 +90,7 @@ class Service:
             "rate_limit_paused_until": self.engine.throttle.paused_until,
             "heartbeat": self.heartbeat.snapshot() if self.heartbeat else None,  # URLs masked
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
+            "cluster": await self.cluster.snapshot() if self.cluster else None,
         }
         return to_answer(doc, wire.Status)
 

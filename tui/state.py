@@ -194,5 +194,6 @@ def finished_run(run: ev.FinishedRun) -> Run | None:
         finished_at=run.finished_at,
         outcome=run.outcome,
         stop_reason=run.stop_reason,
+        owner=run.owner or "",
         **counts,
     )

@@ -9,10 +9,12 @@ import anyio
 from ..errors import InvalidRequestError
 from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
+from .cluster import ClusterStore, Member
 from .db import Database, from_db, to_db
 from .health import HealthStore
 from .outbox import Change, Outbox, Route, Settlement
 from .push import PushStore, PushWrite
+from .leases import LeaseStore
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore
@@ -56,6 +58,8 @@ class Store:
         self.alerts = AlertStore(self.db)
         self.retention = RetentionStore(self.db)
         self.push = PushStore(self.db)
+        self.leases = LeaseStore(self.db)
+        self.cluster = ClusterStore(self.db)
 
     @classmethod
     async def open(cls, target: Path | str, *, password: str = "") -> Store:
@@ -95,6 +99,7 @@ __all__ = [
     "Change",
     "FetchFailure",
     "FetchSuccess",
+    "Member",
     "NewNotification",
     "Outbox",
     "Route",

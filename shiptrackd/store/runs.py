@@ -28,10 +28,11 @@ class RunStore:
     def __init__(self, db: Backend) -> None:
         self.db = db
 
-    async def start(self, trigger: str, now: datetime) -> int:
+    async def start(self, trigger: str, now: datetime, owner: str = "") -> int:
         def fn(conn: Conn) -> int:
             cur = conn.execute(
-                "INSERT INTO sync_runs (trigger, started_at) VALUES (?, ?) RETURNING id", (trigger, to_db(now))
+                "INSERT INTO sync_runs (trigger, started_at, owner) VALUES (?, ?, ?) RETURNING id",
+                (trigger, to_db(now), owner),
             )
             return int(cur.fetchone()[0])
 
@@ -76,14 +77,20 @@ class RunStore:
 
         await self.db.write(fn)
 
-    async def interrupt_orphans(self, now: datetime) -> int:
-        """Runs left 'running' by a crash or kill -9 are marked interrupted at the next start."""
+    async def interrupt_orphans(self, now: datetime, live_since: datetime | None = None) -> int:
+        """Runs left 'running' by a crash or kill -9 are marked interrupted at the next start.
+
+        With *live_since*, the runs of members whose heartbeat is that recent are left alone: on a
+        shared store they belong to daemons still running.
+        """
+        live = " AND owner NOT IN (SELECT id FROM cluster_members WHERE heartbeat_at >= ?)" if live_since else ""
+        params = (to_db(now),) if live_since is None else (to_db(now), to_db(live_since))
 
         def fn(conn: Conn) -> int:
             return conn.execute(
                 "UPDATE sync_runs SET outcome = 'interrupted', finished_at = ?,"
-                " stop_reason = 'the daemon stopped during the run' WHERE outcome = 'running'",
-                (to_db(now),),
+                " stop_reason = 'the daemon stopped during the run' WHERE outcome = 'running'" + live,
+                params,
             ).rowcount
 
         return await self.db.write(fn)

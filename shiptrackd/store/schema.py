@@ -292,6 +292,41 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE shipments ADD COLUMN provider_sub_status TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        8,
+        "cluster: shipment leases, run owners, members, the shared rate budget",
+        """
+        -- Several daemons on one store (PostgreSQL) claim due shipments in batches: a claim sets
+        -- the owner and an expiry; a result is written only while its owner still holds it, and
+        -- a dead daemon's claims are free again after the expiry. One daemon on SQLite claims too.
+        ALTER TABLE shipments ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';
+        ALTER TABLE shipments ADD COLUMN lease_until TEXT;
+        CREATE INDEX shipments_leased ON shipments (lease_owner) WHERE lease_owner != '';
+        ALTER TABLE sync_runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+
+        -- Every daemon on the store, with a heartbeat: `status` lists them, a start marks the runs
+        -- of members whose heartbeat stopped as interrupted, the cluster check judges them.
+        CREATE TABLE cluster_members (
+            id            TEXT PRIMARY KEY,
+            host          TEXT NOT NULL,
+            pid           INTEGER NOT NULL,
+            version       TEXT NOT NULL,
+            started_at    TEXT NOT NULL,
+            heartbeat_at  TEXT NOT NULL,
+            roles         TEXT NOT NULL DEFAULT '',  -- comma-separated singletons it leads
+            leases        INTEGER NOT NULL DEFAULT 0
+        ) STRICT;
+
+        -- The provider account's rate limit as one token bucket for every daemon (seconds are
+        -- the database server's clock, so daemons' clocks need not agree).
+        CREATE TABLE rate_budget (
+            account       TEXT PRIMARY KEY,
+            tokens        REAL NOT NULL,
+            refilled_at   REAL NOT NULL,
+            paused_until  REAL NOT NULL DEFAULT 0
+        ) STRICT;
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

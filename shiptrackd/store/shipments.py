@@ -206,9 +206,18 @@ class ShipmentStore:
         return await self.db.write(fn)
 
     async def apply(
-        self, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], now: datetime
+        self,
+        run_id: int | None,
+        results: Sequence[FetchSuccess | FetchFailure],
+        now: datetime,
+        *,
+        owner: str | None = None,
     ) -> ApplyResult:
         """Write a batch in one transaction, each shipment in its own savepoint: all of it lands or none.
+
+        With *owner* (a daemon's lease id, store/leases.py) a shipment is written only while that
+        owner still holds its lease; one whose lease was taken over is a write error ("lease lost"),
+        never a second writer's overwrite. Each write gives its lease back.
 
         Fast path first: the whole batch with a few executemany statements inside one savepoint
         (bench/bench_store.py: ~1.3x the per-shipment rate). If any statement fails, that
@@ -223,7 +232,7 @@ class ShipmentStore:
             if len({r.shipment_id for r in results}) == len(results):
                 conn.execute("SAVEPOINT batch")
                 try:
-                    out = _apply_batch(conn, run_id, results, stamp)
+                    out = _apply_batch(conn, run_id, results, stamp, owner)
                 except errors as exc:
                     conn.execute("ROLLBACK TO batch")
                     conn.execute("RELEASE batch")
@@ -238,9 +247,9 @@ class ShipmentStore:
                 conn.execute("SAVEPOINT shipment")
                 try:
                     if isinstance(result, FetchSuccess):
-                        apply_success(conn, result, stamp, out)
+                        apply_success(conn, result, stamp, out, owner)
                     else:
-                        _apply_failure(conn, run_id, result, stamp)
+                        _apply_failure(conn, run_id, result, stamp, owner)
                         out.failed += 1
                     conn.execute("RELEASE shipment")
                 except errors as exc:
@@ -407,7 +416,8 @@ _UPDATE_SUCCESS_SQL = (
     " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
     " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
     " active = ?, updated_at = ?, provider_status = ?, provider_sub_status = ?,"
-    " provider = coalesce(nullif(?, ''), provider), push_missed = coalesce(?, push_missed) WHERE id = ?"
+    " provider = coalesce(nullif(?, ''), provider), push_missed = coalesce(?, push_missed),"
+    " lease_owner = '', lease_until = NULL WHERE id = ?"
 )
 # An answer whose newest event is older than the stored history (a late push, a poll that raced a
 # push): its events are merged, its status is not, so a status never moves backwards.
@@ -418,6 +428,7 @@ _UPDATE_STALE_SQL = (
 _NEWEST_EVENT_SQL = (
     "SELECT shipment_id, max(occurred_at) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
 )
+_HELD = " AND lease_owner = ?"  # appended, with the owner as the last parameter, while applying under a lease
 _INSERT_EVENT_SQL = (
     "INSERT INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
     " location, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -426,9 +437,9 @@ _IN_CHUNK = 500  # ids per `IN (...)` list, well under SQLite's bound-parameter 
 _ADD_CHUNK = 200  # rows per multi-row INSERT (7 parameters each)
 
 
-def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tuple[Any, ...]:
+def _success_row(result: FetchSuccess, changed: bool, stamp: str | None, owner: str | None = None) -> tuple[Any, ...]:
     info = result.info
-    return (
+    row = (
         info.status_code,
         info.status_detail_code,
         info.status_description,
@@ -448,6 +459,7 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None) -> tupl
         None if result.push_missed is None else int(result.push_missed),
         result.shipment_id,
     )
+    return row if owner is None else (*row, owner)
 
 
 def is_stale(info: TrackingInfo, stored_newest: str | None) -> bool:
@@ -473,38 +485,43 @@ def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
     ]
 
 
-def _by_id(conn: Conn, sql: str, ids: Sequence[str]) -> dict[str, Any]:
-    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})`, in chunks of ids."""
+def _by_id(conn: Conn, sql: str, ids: Sequence[str], *extra: Any) -> dict[str, Any]:
+    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})` (then *extra*'s marks), in chunks."""
     out: dict[str, Any] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        out.update(conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall())
+        out.update(conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*chunk, *extra]).fetchall())
     return out
 
 
 def _apply_batch(
-    conn: Conn, run_id: int | None, results: Sequence[FetchSuccess | FetchFailure], stamp: str | None
+    conn: Conn,
+    run_id: int | None,
+    results: Sequence[FetchSuccess | FetchFailure],
+    stamp: str | None,
+    owner: str | None,
 ) -> ApplyResult:
     """The whole batch in a few statements; raises the backend's error (caller rolls back) if any write would fail."""
     out = ApplyResult()
     successes = [r for r in results if isinstance(r, FetchSuccess)]
     ids = [r.shipment_id for r in successes]
-    old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})", ids)
-    if len(old) != len(ids):  # one was removed while its fetch was in flight: the slow path isolates it
-        raise sqlite3.IntegrityError("a shipment of the batch no longer exists")
+    held, extra = (_HELD, (owner,)) if owner is not None else ("", ())
+    old = _by_id(conn, "SELECT id, status_code FROM shipments WHERE id IN ({marks})" + held, ids, *extra)
+    if len(old) != len(ids):  # removed, or its lease lost, while its fetch was in flight: the slow path isolates it
+        raise sqlite3.IntegrityError("a shipment of the batch no longer exists or its lease was lost")
     newest = _by_id(conn, _NEWEST_EVENT_SQL, ids)
     if any(is_stale(r.info, newest.get(r.shipment_id)) for r in successes):  # rare: the slow path keeps its status
         raise sqlite3.IntegrityError("an answer of the batch is older than the stored history")
     count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
     events_before = _by_id(conn, count_sql, ids)
-    conn.executemany(
-        _UPDATE_SUCCESS_SQL, [_success_row(r, old[r.shipment_id] != r.info.status_code, stamp) for r in successes]
-    )
+    rows = [_success_row(r, old[r.shipment_id] != r.info.status_code, stamp, owner) for r in successes]
+    if conn.executemany(_UPDATE_SUCCESS_SQL + held, rows).rowcount != len(rows):
+        raise sqlite3.IntegrityError("a lease of the batch was taken over while it was written")
     conn.executemany(_INSERT_EVENT_SQL, [row for r in successes for row in _event_rows(r)])
     events_after = _by_id(conn, count_sql, ids)
     for result in results:
         if isinstance(result, FetchFailure):
-            _apply_failure(conn, run_id, result, stamp)
+            _apply_failure(conn, run_id, result, stamp, owner)
             out.failed += 1
             continue
         sid, new_status = result.shipment_id, result.info.status_code
@@ -518,15 +535,18 @@ def _apply_batch(
     return out
 
 
-def apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult) -> None:
+def apply_success(
+    conn: Conn, result: FetchSuccess, stamp: str | None, out: ApplyResult, owner: str | None = None
+) -> None:
     """
     Write one provider answer, polled or pushed: the one path from a TrackingInfo to the store.
 
     Events are merged (deduplicated by key); the status is taken unless the answer is older than
-    the stored history, so duplicates and late, reordered answers change nothing.
+    the stored history, so duplicates and late, reordered answers change nothing. Under a lease
+    (owner set) it is written only while that owner still holds the shipment.
     """
     info = result.info
-    row = conn.execute("SELECT status_code FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
+    row = conn.execute("SELECT status_code, lease_owner FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
     if row is None:  # removed while its fetch was in flight
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
     old_status = row[0]
@@ -535,11 +555,12 @@ def apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: Appl
     ).fetchone()[0]
     stale = is_stale(info, newest)
     changed = old_status != info.status_code and not stale
+    held = _HELD if owner is not None else ""
     if stale:
         out.stale.append(result.shipment_id)
         conn.execute(_UPDATE_STALE_SQL, (stamp, stamp, result.shipment_id))
-    else:
-        conn.execute(_UPDATE_SUCCESS_SQL, _success_row(result, changed, stamp))
+    elif conn.execute(_UPDATE_SUCCESS_SQL + held, _success_row(result, changed, stamp, owner)).rowcount == 0:
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id}: lease lost (held by {row[1] or 'nobody'})")
     new_events = conn.executemany(_INSERT_EVENT_SQL, _event_rows(result)).rowcount
     if changed:
         out.changed.append((result.shipment_id, old_status, info.status_code))
@@ -549,22 +570,26 @@ def apply_success(conn: Conn, result: FetchSuccess, stamp: str | None, out: Appl
         out.unchanged += 1
 
 
-def _apply_failure(conn: Conn, run_id: int | None, result: FetchFailure, stamp: str | None) -> None:
+def _apply_failure(
+    conn: Conn, run_id: int | None, result: FetchFailure, stamp: str | None, owner: str | None = None
+) -> None:
+    values: tuple[Any, ...] = (
+        result.message[:500],
+        result.kind,
+        to_db(result.next_sync_at),
+        result.reason,
+        int(result.next_sync_at is not None),
+        stamp,
+        result.shipment_id,
+    )
     cursor = conn.execute(
         "UPDATE shipments SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
-        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ? WHERE id = ?",
-        (
-            result.message[:500],
-            result.kind,
-            to_db(result.next_sync_at),
-            result.reason,
-            int(result.next_sync_at is not None),
-            stamp,
-            result.shipment_id,
-        ),
+        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ?,"
+        " lease_owner = '', lease_until = NULL WHERE id = ?" + (_HELD if owner is not None else ""),
+        values if owner is None else (*values, owner),
     )
     if cursor.rowcount == 0:
-        raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists")
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists or its lease was lost")
     conn.execute(
         "INSERT INTO sync_errors (run_id, shipment_id, occurred_at, kind, message, http_status)"
         " VALUES (?, ?, ?, ?, ?, ?)",

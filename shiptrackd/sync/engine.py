@@ -12,12 +12,15 @@ One run at a time: a scheduled or forced trigger during a run joins it.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -105,8 +108,19 @@ class RunProgress:
 
 
 class SyncEngine:
-    def __init__(self, store: Store, throttle: ProviderThrottle, clock: Clock, bus: EventBus, config: Config) -> None:
+    def __init__(
+        self,
+        store: Store,
+        throttle: ProviderThrottle,
+        clock: Clock,
+        bus: EventBus,
+        config: Config,
+        *,
+        owner: str = "",
+    ) -> None:
         self.store = store
+        # This daemon's lease id (its cluster member id): the shipments it syncs are claimed under it.
+        self.owner = owner or new_owner_id()
         self.throttle = throttle
         self.clock = clock
         self.bus = bus
@@ -222,7 +236,7 @@ class SyncEngine:
             planned = await self.store.shipments.count_active()
         else:
             planned = await self.store.shipments.count_due(now)
-        run_id = await self.store.runs.start(trigger, now)
+        run_id = await self.store.runs.start(trigger, now, self.owner)
         self.current = RunProgress(run_id, trigger, now, planned=planned, stop_requested=self._stopping)
         self._opened.set()
         self.bus.publish(EVENT_SYNC_STARTED, run_id=run_id, trigger=trigger, planned=planned)
@@ -261,6 +275,7 @@ class SyncEngine:
                 progress.stop_reason = "cancelled"
             with anyio.CancelScope(shield=True):
                 try:
+                    await self.store.leases.release(self.owner)  # deferred, skipped or unwritten: free for others
                     await self.store.runs.finish(progress.run_id, c, outcome, progress.stop_reason, self.clock.now())
                     record = await self.store.runs.get(progress.run_id) or {"id": progress.run_id}
                 except StoreError as exc:  # the store that broke the run may refuse its record too
@@ -309,10 +324,47 @@ class SyncEngine:
         return "partial" if c.failed else "ok"
 
     async def _select(
-        self, progress: RunProgress, shipment_ids: Sequence[str] | None
+        self, progress: RunProgress, shipment_ids: Sequence[str] | None, *, claim: bool = True
     ) -> AsyncGenerator[list[dict[str, Any]], None]:
-        """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones."""
+        """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones.
+
+        Each batch is claimed (store/leases.py): leased to this daemon, so other daemons on the
+        store skip it; one another daemon holds is left to it (a targeted one is counted skipped).
+        Without *claim* (a dry run) the same selection is only read.
+        """
         size = self.config.sync.batch_size
+        if not claim:
+            async for batch in self._peek(progress, shipment_ids, size):
+                yield batch
+            return
+        leases, owner = self.store.leases, self.owner
+        if shipment_ids:
+            wanted = list(dict.fromkeys(shipment_ids))
+            for start in range(0, len(wanted), size):
+                chunk = wanted[start : start + size]
+                found = {s["id"] for s in await self.store.shipments.get_many(chunk)}
+                progress.unknown_ids += [i for i in chunk if i not in found]
+                now = self.clock.now()
+                claimed = await leases.claim_ids(owner, [i for i in chunk if i in found], now, self._lease_end(now))
+                progress.counts.selected += len(found) - len(claimed)  # held elsewhere: skipped
+                if claimed:
+                    yield claimed
+        elif progress.trigger == "force":
+            after_id = ""
+            since = progress.started_at
+            while batch := await leases.claim_active(
+                owner, after_id, *self._lease_window(), size, untouched_since=since
+            ):
+                yield batch
+                after_id = batch[-1]["id"]
+        else:
+            while batch := await leases.claim_due(owner, progress.started_at, *self._lease_window(), size):
+                yield batch
+
+    async def _peek(
+        self, progress: RunProgress, shipment_ids: Sequence[str] | None, size: int
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+        """What _select would claim, read without claiming (leases held elsewhere included)."""
         if shipment_ids:
             wanted = list(dict.fromkeys(shipment_ids))
             for start in range(0, len(wanted), size):
@@ -332,6 +384,13 @@ class SyncEngine:
             while batch := await self.store.shipments.due(progress.started_at, size, after=key):
                 yield batch
                 key = (batch[-1]["next_sync_at"], batch[-1]["id"])
+
+    def _lease_end(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.config.sync.lease_s)
+
+    def _lease_window(self) -> tuple[datetime, datetime]:
+        now = self.clock.now()
+        return now, self._lease_end(now)
 
     async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[dict[str, Any]], None]) -> None:
         concurrency = sum(lane.config.concurrency for lane in self.lanes())  # each lane caps its own share
@@ -597,7 +656,7 @@ class SyncEngine:
             return
         batch = buffer[:]
         buffer.clear()
-        applied = await self.store.shipments.apply(progress.run_id, batch, self.clock.now())
+        applied = await self.store.shipments.apply(progress.run_id, batch, self.clock.now(), owner=self.owner)
         c = progress.counts
         c.updated += applied.updated
         c.unchanged += applied.unchanged
@@ -651,7 +710,7 @@ class SyncEngine:
         progress = RunProgress(0, trigger, self.clock.now())
         listed: list[dict[str, Any]] = []
         total = 0
-        async with aclosing(self._select(progress, shipment_ids)) as batches:
+        async with aclosing(self._select(progress, shipment_ids, claim=False)) as batches:
             async for batch in batches:
                 total += len(batch)
                 for s in batch:
@@ -675,6 +734,9 @@ def _totals(stats: list[ApiStats]) -> tuple[int, int, int]:
         sum(s.retries for s in stats),
         sum(s.rate_limited for s in stats),
     )
+def new_owner_id() -> str:
+    """host:pid:random, unique per daemon start: its lease owner and cluster member id."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def tally(counts: Counter[str]) -> str:

@@ -34,6 +34,9 @@ from ..providers.base import Parcel, Provider, Quota, QuotaReporting, QuotaStatu
 from .rate_control import RateController
 
 T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..cluster.budget import SharedBudget
 
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
 MAX_RATE_LIMITED_ROUNDS = 5
@@ -162,6 +165,8 @@ class ProviderThrottle:
         self.in_flight = anyio.CapacityLimiter(config.concurrency)  # the engine's jobs for this account
         self.quota_exhausted = ""  # the provider's words when a registration found its quota spent
         self.quota_readings: deque[QuotaStatus] = deque(maxlen=500)  # getquota answers, oldest first
+        # The cluster's token bucket and 429 pause (cluster/budget.py) when daemons share a store.
+        self.shared: SharedBudget | None = None
         if isinstance(provider, QuotaReporting):
             provider.quota_observer = self._observe_quota
 
@@ -246,6 +251,8 @@ class ProviderThrottle:
             except RateLimitedError as exc:
                 self.stats.rate_limited += 1
                 self.pause(exc.retry_after_s)
+                if self.shared is not None:  # the account's pause: every daemon on it waits
+                    await self.shared.pause(exc.retry_after_s)
                 last = exc
         raise last
 
@@ -293,6 +300,8 @@ class ProviderThrottle:
             while (remaining := self._paused_until - time.monotonic()) > 0:  # noqa: ASYNC110
                 await anyio.sleep(remaining)
             await self._pacer.acquire()
+            if self.shared is not None:  # and a token from the cluster's budget (its pause included)
+                await self.shared.take()
             if self._paused_until <= time.monotonic():
                 break
         now = anyio.current_time()

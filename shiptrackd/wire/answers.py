@@ -130,6 +130,28 @@ class HeartbeatInfo(Answer):
     last_ok_at: datetime | None
 
 
+class ClusterMember(Answer):
+    id: str  # host:pid:random, also its lease owner and its runs' owner
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_s: float
+    roles: list[str]  # the singleton loops it leads
+    leases: int  # shipments it holds claimed (as of its last heartbeat)
+    this: bool  # the daemon that answered
+
+
+class ClusterInfo(Answer):
+    """Every live member of the store's cluster (one daemon on SQLite) and what this one leads."""
+
+    member: str
+    leads: list[str]
+    members: list[ClusterMember]
+    stale: int  # members whose heartbeat stopped (dead, or cut off), kept a day
+
+
 class Status(Answer):
     version: str
     pid: int
@@ -143,6 +165,7 @@ class Status(Answer):
     rate_limit_paused_until: datetime | None
     heartbeat: HeartbeatInfo | None
     event_seq: int  # subscribe to /v1/events?since= this to miss nothing after this answer
+    cluster: ClusterInfo | None = None
 
 
 class Reloaded(Answer):
@@ -304,6 +327,7 @@ class Run(Answer):
     rate_limited: int
     outcome: str
     stop_reason: str
+    owner: str = ""  # the daemon (cluster member id, host:pid:random) that ran it; "" before migration 5
 
 
 class RunList(Answer):

@@ -93,6 +93,7 @@ class FinishedRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit
     unchanged: int | None = None
     failed: int | None = None
     skipped: int | None = None
+    owner: str | None = None  # the cluster member that ran it
     api_calls: int | None = None
     retries: int | None = None
     rate_limited: int | None = None

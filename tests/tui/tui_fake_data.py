@@ -151,6 +151,7 @@ RUNS: list[Run] = to_answer(
             "rate_limited": (0, 0, 0, 12, 0, 0)[k],
             "outcome": ("ok", "partial", "ok", "partial", "ok", "partial")[k],
             "stop_reason": "",
+            "owner": "vm1:4242:a1b2c3",  # the daemon (cluster member) that ran it
         }
         for k in range(6)
     ],

@@ -34,6 +34,8 @@ from shiptrackd.wire.alerting import Delivery, TestSent
 from shiptrackd.wire.answers import (
     AddedShipment,
     ApiFigures,
+    ClusterInfo,
+    ClusterMember,
     Forecast,
     LoopList,
     PlannedShipment,
@@ -118,6 +120,25 @@ class FakeClient(ApiClient):
             rate_limit_paused_until=None,
             heartbeat=None,
             event_seq=100,
+            cluster=ClusterInfo(
+                member="vm1:4242:a1b2c3",
+                leads=["alerts", "force", "health", "retention"],
+                members=[
+                    ClusterMember(
+                        id="vm1:4242:a1b2c3",
+                        host="vm1",
+                        pid=4242,
+                        version="0.1.0",
+                        started_at=NOW - timedelta(days=2),
+                        heartbeat_at=NOW,
+                        heartbeat_age_s=1.2,
+                        roles=["alerts", "force", "health", "retention"],
+                        leases=0,
+                        this=True,
+                    )
+                ],
+                stale=0,
+            ),
         )
 
     async def loops(self) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""
+This daemon as a member of the store's cluster: registered at start, a heartbeat every few seconds
+(with the singletons it leads and the leases it holds), gone at a clean stop.
+
+A member whose heartbeat is older than STALE_AFTER_S is dead to the others: its sync runs are
+marked interrupted by the next daemon to start, and its leases free themselves at their expiry.
+On SQLite the one daemon is the one member, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from loguru import logger
+
+from .. import __version__
+from ..clock import Clock
+from ..errors import StoreError
+from ..store import Member, Store
+
+HEARTBEAT_S = 5.0
+STALE_AFTER_S = 30.0  # three missed beats and then some: a paused VM, not a dead daemon, survives 15 s
+FORGET_AFTER_S = 24 * 3600.0  # a dead member's row goes after a day (status shows it stale until then)
+
+
+class Membership:
+    def __init__(self, store: Store, clock: Clock, member_id: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.id = member_id
+        self.roles: set[str] = set()  # the singletons this daemon leads now (cluster/leader.py)
+
+    async def join(self) -> int:
+        """Register; mark the sync runs of members no longer beating as interrupted (how many)."""
+        now = self.clock.now()
+        host = socket.gethostname()
+        await self.store.cluster.register(Member(self.id, host, os.getpid(), __version__, now), now)
+        return await self._interrupt_orphans()
+
+    async def _interrupt_orphans(self) -> int:
+        """Runs left running by a dead daemon: on SQLite every one (one daemon per file), else dead members' only."""
+        now = self.clock.now()
+        shared = self.store.backend != "sqlite"
+        return await self.store.runs.interrupt_orphans(
+            now, live_since=now - timedelta(seconds=STALE_AFTER_S) if shared else None
+        )
+
+    async def beat(self) -> None:
+        now = self.clock.now()
+        await self.store.cluster.heartbeat(self.id, now, sorted(self.roles), now - timedelta(seconds=FORGET_AFTER_S))
+        if self.store.backend != "sqlite" and (orphans := await self._interrupt_orphans()):
+            logger.warning("marked {} sync run(s) of a member whose heartbeat stopped as interrupted", orphans)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Beat every HEARTBEAT_S until cancelled; a failed beat is logged and retried at the next.
+
+        The period is real time, not the clock seam's: a heartbeat says the process is alive, and a
+        test stepping a fake clock through a day must not step through 17,280 beats.
+        """
+        task_status.started()
+        while True:
+            await anyio.sleep(HEARTBEAT_S)
+            try:
+                await self.beat()
+            except StoreError as exc:
+                logger.warning("cluster heartbeat not written: {}", exc)
+
+    async def leave(self) -> None:
+        try:
+            await self.store.cluster.leave(self.id)
+        except StoreError as exc:
+            logger.warning("could not leave the cluster cleanly: {}", exc)
+
+    async def snapshot(self) -> dict[str, Any]:
+        """status.cluster: the live members (this one marked), what this one leads, how many are stale."""
+        members = await self.members()
+        live = [
+            {k: v for k, v in m.items() if k not in ("alive", "self")} | {"this": m["self"]}
+            for m in members
+            if m["alive"]
+        ]
+        return {
+            "member": self.id,
+            "leads": sorted(self.roles),
+            "members": live,
+            "stale": sum(1 for m in members if not m["alive"]),
+        }
+
+    async def members(self) -> list[dict[str, Any]]:
+        """Every member with `alive` (heartbeat within STALE_AFTER_S) and `self` marked."""
+        now = self.clock.now()
+        out = []
+        for m in await self.store.cluster.members():
+            age = (now - m["heartbeat_at"]).total_seconds()
+            out.append(
+                {**m, "alive": age <= STALE_AFTER_S, "heartbeat_age_s": round(age, 3), "self": m["id"] == self.id}
+            )
+        return out

@@ -1,0 +1,79 @@
+"""
+Cluster members: every daemon on the store registers with a heartbeat (store/schema.py migration 5).
+
+`status` lists them with the leases each holds; a daemon starting marks as interrupted only the
+runs of members whose heartbeat has stopped (on a shared store another daemon's run is live);
+the `cluster` health check judges the heartbeats. On SQLite the one daemon is the one member.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .db import from_db, to_db
+from .sql import Backend, Conn
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+
+
+class ClusterStore:
+    def __init__(self, db: Backend) -> None:
+        self.db = db
+
+    async def register(self, member: Member, now: datetime) -> None:
+        def fn(conn: Conn) -> None:
+            conn.execute(
+                "INSERT INTO cluster_members (id, host, pid, version, started_at, heartbeat_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (member.id, member.host, member.pid, member.version, to_db(member.started_at), to_db(now)),
+            )
+
+        await self.db.write(fn)
+
+    async def heartbeat(self, member_id: str, now: datetime, roles: list[str], forget_before: datetime) -> None:
+        """Mark *member_id* alive with its roles and leases; forget members silent since *forget_before*."""
+
+        def fn(conn: Conn) -> None:
+            conn.execute(
+                "UPDATE cluster_members SET heartbeat_at = ?, roles = ?,"
+                " leases = (SELECT count(*) FROM shipments WHERE lease_owner = ?) WHERE id = ?",
+                (to_db(now), ",".join(sorted(roles)), member_id, member_id),
+            )
+            conn.execute(
+                "DELETE FROM cluster_members WHERE heartbeat_at < ? AND id != ?", (to_db(forget_before), member_id)
+            )
+
+        await self.db.write(fn)
+
+    async def leave(self, member_id: str) -> None:
+        """A clean stop: the member is gone at once (a killed one ages out)."""
+
+        def fn(conn: Conn) -> None:
+            conn.execute("DELETE FROM cluster_members WHERE id = ?", (member_id,))
+
+        await self.db.write(fn)
+
+    async def members(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetchall(
+            "SELECT id, host, pid, version, started_at, heartbeat_at, roles, leases FROM cluster_members"
+            " ORDER BY started_at, id"
+        )
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["started_at"], d["heartbeat_at"] = from_db(d["started_at"]), from_db(d["heartbeat_at"])
+            d["roles"] = [x for x in d["roles"].split(",") if x]
+            out.append(d)
+        return out
+
+
+__all__ = ["ClusterStore", "Member"]

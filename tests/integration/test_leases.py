@@ -1,0 +1,152 @@
+"""
+Work shared by leases (issue 13 item 2): claims are disjoint, a held claim is skipped until its
+expiry and then taken over, and a writer that lost its lease writes nothing. On both backends;
+then two real daemons on one PostgreSQL database against one sandbox.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from pg_fixtures import truncate_all
+
+from shiptrackd.models import NewShipment, TrackingInfo
+from shiptrackd.store import FetchFailure, FetchSuccess, Store
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+
+
+async def test_claims_are_disjoint_held_until_expiry_then_taken_over(any_store: Store) -> None:
+    """A and B claim disjoint batches; A's claims come free only after the expiry; A's late write is refused."""
+    store = any_store
+    await store.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(10)], NOW)
+    a = await store.leases.claim_due("A", NOW, NOW, NOW + LEASE, 6)
+    b = await store.leases.claim_due("B", NOW, NOW, NOW + LEASE, 6)
+    assert len(a) == 6 and len(b) == 4 and not {s["id"] for s in a} & {s["id"] for s in b}
+    assert [s["next_sync_at"] for s in a] == sorted(s["next_sync_at"] for s in a)
+    assert await store.leases.claim_due("C", NOW, NOW + LEASE - timedelta(seconds=1), NOW + 2 * LEASE, 10) == []
+    assert await store.leases.held() == {"A": 6, "B": 4}
+
+    # A dies; after the expiry C takes A's claims over (B has written and released its own meanwhile).
+    later = NOW + timedelta(hours=4)
+    info = TrackingInfo("x", "IT")
+    written = await store.shipments.apply(None, [FetchSuccess(s["id"], info, later, "r") for s in b], NOW, owner="B")
+    assert written.write_errors == [] and written.updated == 4
+    taken = await store.leases.claim_due("C", NOW, NOW + LEASE, NOW + 2 * LEASE, 10)
+    assert sorted(s["id"] for s in taken) == sorted(s["id"] for s in a)
+
+    # A comes back with results: neither its successes nor its failures land; C's do.
+    late = await store.shipments.apply(
+        None,
+        [
+            *(FetchSuccess(s["id"], TrackingInfo("x", "DE"), None, "late") for s in a[:3]),
+            *(FetchFailure(s["id"], "transient", "503", 503, later, "late") for s in a[3:]),
+        ],
+        NOW,
+        owner="A",
+    )
+    assert len(late.write_errors) == 6 and late.updated == late.failed == 0
+    assert [r["status_code"] for r in await store.shipments.get_many([s["id"] for s in a])] == [None] * 6
+    mine = await store.shipments.apply(None, [FetchSuccess(s["id"], info, later, "r") for s in taken], NOW, owner="C")
+    assert mine.updated == 6 and await store.leases.held() == {}
+    assert await store.shipments.count_due(NOW + timedelta(hours=1)) == 0
+
+
+async def test_force_and_targeted_claims_skip_what_another_holds(any_store: Store) -> None:
+    """A force walk and a targeted claim leave another owner's shipments to it; release frees them."""
+    store = any_store
+    ids = [
+        a["id"] for a in (await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(5)], NOW)).added
+    ]
+    held = await store.leases.claim_ids("A", ids[:2], NOW, NOW + LEASE)
+    assert [s["id"] for s in held] == ids[:2]
+    walk = await store.leases.claim_active("B", "", NOW, NOW + LEASE, 100)
+    assert [s["id"] for s in walk] == sorted(ids[2:])  # in id order
+    assert await store.leases.claim_ids("C", [ids[1], ids[0]], NOW, NOW + LEASE) == []
+    assert await store.leases.release("A") == 2
+    assert [s["id"] for s in await store.leases.claim_ids("C", [ids[1], ids[0]], NOW, NOW + LEASE)] == [ids[1], ids[0]]
+
+
+async def test_concurrent_claimers_on_postgresql_never_share_a_shipment(pg_url: str) -> None:
+    """Four stores (four daemons' connections) claiming at once in small batches: a partition of the due set."""
+    truncate_all(pg_url)
+    stores = [await Store.open(pg_url) for _ in range(4)]
+    try:
+        await stores[0].shipments.add_many([NewShipment("ups", f"1Z{i:04}") for i in range(400)], NOW)
+        claimed: dict[str, list[str]] = {}
+
+        async def claimer(n: int, store: Store) -> None:
+            owner = f"d{n}"
+            claimed[owner] = []
+            while batch := await store.leases.claim_due(owner, NOW, NOW, NOW + LEASE, 7):
+                claimed[owner] += [s["id"] for s in batch]
+
+        async with anyio.create_task_group() as tg:
+            for n, store in enumerate(stores):
+                tg.start_soon(claimer, n, store)
+        every = [sid for ids in claimed.values() for sid in ids]
+        assert len(every) == len(set(every)) == 400
+        assert sum(1 for ids in claimed.values() if ids) >= 2  # the work was shared, not taken by one
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def finished(client: Any, run_id: int) -> dict[str, Any]:
+    with anyio.fail_after(30):
+        while True:
+            run: dict[str, Any] = await client.run(run_id)
+            if run["outcome"] != "running":
+                return run
+            await anyio.sleep(0.05)
+
+
+async def test_two_daemons_on_one_database_sync_disjoint_batches(
+    pg_url: str, tmp_path: Path, sandbox: Any, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real daemons, one PostgreSQL database, one sandbox: a sync on both fetches each shipment once;
+    status on either shows both members; one leads the singleton loops, and the other takes them when it stops."""
+    from conftest import daemon_config
+
+    from shiptrackd.api.plain import PlainClient as ApiClient  # answers as JSON-shaped dicts
+    from shiptrackd.daemon import Daemon
+
+    truncate_all(pg_url)
+    configs = [
+        daemon_config(
+            short_tmp / f"d{n}", sandbox.base_url, SHIPTRACK_STORE__URL=pg_url, SHIPTRACK_SYNC__BATCH_SIZE="10"
+        )
+        for n in range(2)
+    ]
+    sandbox.configure(latency_s=0.01)
+    monkeypatch.setattr("shiptrackd.cluster.leader.TRY_EVERY_S", 0.1)  # a standby's next try, for the failover
+    async with anyio.create_task_group() as tg:
+        daemons = [await tg.start(Daemon(c, handle_signals=False).run) for c in configs]
+        async with ApiClient(configs[0].daemon.socket) as first, ApiClient(configs[1].daemon.socket) as second:
+            numbers = [f"1ZINTRANSIT{i:04}" for i in range(120)]
+            await first.add_shipments([{"carrier_code": "ups", "tracking_number": n} for n in numbers])
+            runs = [(await first.sync())["run_id"], (await second.sync())["run_id"]]
+            records = [await finished(first, runs[0]), await finished(second, runs[1])]
+            status = await second.status()
+            singletons = {"force", "health", "alerts", "retention"}
+            held = [d.leadership.held for d in daemons]
+            assert held[0] | held[1] == singletons and not held[0] & held[1]
+            leader = 0 if held[0] else 1
+            daemons[leader].stop()  # a clean stop closes its lock session; kill -9 drops it the same way
+            with anyio.fail_after(10):
+                while daemons[1 - leader].leadership.held != singletons:  # noqa: ASYNC110
+                    await anyio.sleep(0.05)
+        daemons[1 - leader].stop()
+    cluster = status["cluster"]
+    assert len(cluster["members"]) == 2 and [m["this"] for m in cluster["members"]].count(True) == 1
+    assert {tuple(m["roles"]) for m in cluster["members"]} == {(), tuple(sorted(singletons))}
+    assert [r["outcome"] for r in records] == ["ok", "ok"]
+    assert sum(r["updated"] for r in records) == 120 and all(r["updated"] > 0 for r in records)
+    assert sorted(sandbox.stats.by_number) == numbers and set(sandbox.stats.by_number.values()) == {1}
+    assert status["store"]["backend"] == "postgresql" and status["store"]["shipments"] == 120
