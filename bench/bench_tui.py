@@ -74,8 +74,7 @@ def start_daemon(state_dir: Path, base_url: str) -> subprocess.Popen[bytes]:
 
 
 async def wait_for_socket(path: Path, timeout_s: float = 60.0) -> None:
-    from shiptrackd.api.client import DaemonUnavailableError
-    from shiptrackd.api.plain import PlainClient as ApiClient
+    from shiptrackd.api.client import ApiClient, DaemonUnavailableError
 
     deadline = time.monotonic() + timeout_s
     async with ApiClient(path) as client:
@@ -104,7 +103,7 @@ async def until(pilot: Any, ready: Any, timeout_s: float = 120.0) -> None:
 
 
 async def measure(socket: Path, count: int, stream_s: float, size: tuple[int, int]) -> list[tuple[str, Any]]:
-    from shiptrackd.api.plain import PlainClient as ApiClient
+    from shiptrackd.api.client import ApiClient
     from tui.app import ShiptrackApp
     from tui.widgets.shipment_list import ShipmentList
 

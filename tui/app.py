@@ -26,7 +26,7 @@ from textual.signal import Signal
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.errors import DaemonUnavailableError, ShiptrackError
 from shiptrackd.paths import default_socket
 from shiptrackd.wire import events as ev
@@ -293,7 +293,7 @@ class ShiptrackApp(App[int]):
     @work(exclusive=True, group="alerts", exit_on_error=False, name="alerts")
     async def refresh_alerts(self) -> None:
         try:
-            self.state.alerts = await daemon.alerts(self.api)
+            self.state.alerts = (await self.api.alerts(daemon.RECENT_ALERTS)).notifications
         except ShiptrackError:
             return
         self._publish({ALERTS})
@@ -340,7 +340,7 @@ class ShiptrackApp(App[int]):
 
     async def _plan_and_confirm(self, force: bool, ids: list[str] | None) -> None:
         """Ask the daemon what the sync would do (a dry run: no API call), then confirm with the count."""
-        plan = await daemon.plan_sync(self.api, force, ids)
+        plan = await self.api.sync_plan(force=force, shipments=ids)
         count, unknown = plan.would_sync, plan.unknown_ids
         if ids:
             title = f"Sync {number(count)} selected shipment(s)?"
@@ -360,7 +360,7 @@ class ShiptrackApp(App[int]):
         self.confirm(title, body, go, confirm="Sync")
 
     async def _sync(self, force: bool, ids: list[str] | None) -> None:
-        result = await daemon.start_sync(self.api, force, ids)
+        result = await self.api.sync(force=force, shipments=ids)
         if result.joined:
             self.notify(f"a sync is already running: joined run #{result.run_id}")
         else:
@@ -376,7 +376,7 @@ class ShiptrackApp(App[int]):
         self.start_action("Health check", self._health_check)
 
     async def _health_check(self) -> None:
-        self.state.health = await daemon.health_now(self.api)
+        self.state.health = await self.api.health(fresh=True)
         self._publish({HEALTH})
         level = self.state.health_level()
         severity = {"ok": "information", "warning": "warning", "critical": "error"}.get(level, "information")
@@ -395,7 +395,7 @@ class ShiptrackApp(App[int]):
         )
 
     async def _test_alert(self) -> None:
-        result = await daemon.send_test_alert(self.api)
+        result = await self.api.alert_test()
         summary = daemon.alert_test_summary(result)
         failed = not result.delivered and bool(result.deliveries)
         self.notify(summary, title="Test alert", severity="warning" if failed else "information")
@@ -420,7 +420,7 @@ class ShiptrackApp(App[int]):
         self.start_action(f"{action.capitalize()} {name}", lambda: self._loop_action(name, action))
 
     async def _loop_action(self, name: str, action: str) -> None:
-        loop = await daemon.loop_action(self.api, name, action)
+        loop = await self.api.loop_action(name, action)
         self.state.loops[loop.name] = loop
         self._publish({LOOPS})
         self.notify(f"loop {name} {'paused' if action == 'pause' else 'resumed'}", title="Loops")
@@ -440,7 +440,7 @@ class ShiptrackApp(App[int]):
         self.start_action("Add shipment", lambda: self._add(record))
 
     async def _add(self, record: dict[str, str]) -> None:
-        result = await daemon.add_shipment(self.api, record)
+        result = await self.api.add_shipments([dict(record)])
         if result.added:
             added = result.added[0]
             self.notify(f"now tracking {added.carrier_code} {added.tracking_number} as {added.id}")

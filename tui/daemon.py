@@ -1,6 +1,6 @@
 """
-The console's calls to the daemon, all through shiptrackd.api.client.ApiClient, with
-each answer decoded once into its wire type (shiptrackd.wire), and the one-line
+The console's reads of the daemon through shiptrackd.api.client.ApiClient (each call
+returns its route's wire type), the event stream decoded leniently, and the one-line
 summaries of action answers. Console and daemon ship in one wheel, so every route is
 there; a panel whose call fails just keeps saying what it last knew.
 """
@@ -8,30 +8,15 @@ there; a panel whose call fails just keeps saying what it last knew.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, Awaitable
-from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
 
-from shiptrackd.api.client import ApiError
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient, ApiError
 from shiptrackd.wire import events as ev
-from shiptrackd.wire.alerting import Alerts, Notification, TestSent
-from shiptrackd.wire.answers import (
-    HealthReport,
-    LoopInfo,
-    RunList,
-    ShipmentDetail,
-    ShipmentPage,
-    ShipmentsAdded,
-    Stats,
-    Status,
-    SyncPlan,
-    SyncStarted,
-    Why,
-    to_answer,
-)
+from shiptrackd.wire.alerting import TestSent
 
 from .events import ConsoleEvent, RawEvent
 from .format import parse_at
@@ -52,13 +37,7 @@ async def load_snapshot(client: ApiClient) -> Snapshot:
         _quiet(client.health()),
         _quiet(client.alerts(RECENT_ALERTS)),
     )
-    return Snapshot(
-        status=to_answer(status, Status),
-        runs=to_answer(runs, RunList).runs,
-        stats=to_answer(stats, Stats),
-        health=None if report is None else to_answer(report, HealthReport),
-        alerts=None if alerts is None else notifications(alerts),
-    )
+    return Snapshot(status, runs.runs, stats, report, None if alerts is None else alerts.notifications)
 
 
 async def _quiet(aw: Awaitable[T]) -> T | None:
@@ -69,67 +48,32 @@ async def _quiet(aw: Awaitable[T]) -> T | None:
         return None
 
 
-def notifications(answer: dict[str, Any]) -> list[Notification]:
-    return to_answer(answer, Alerts).notifications
-
-
-async def alerts(client: ApiClient) -> list[Notification]:
-    return notifications(await client.alerts(RECENT_ALERTS))
-
-
-async def health_now(client: ApiClient) -> HealthReport:
-    return to_answer(await client.health(fresh=True), HealthReport)
-
-
-async def send_test_alert(client: ApiClient) -> TestSent:
-    return to_answer(await client.alert_test(), TestSent)
-
-
-async def plan_sync(client: ApiClient, force: bool, ids: list[str] | None) -> SyncPlan:
-    return to_answer(await client.sync(force=force, dry_run=True, shipments=ids), SyncPlan)
-
-
-async def start_sync(client: ApiClient, force: bool, ids: list[str] | None) -> SyncStarted:
-    return to_answer(await client.sync(force=force, shipments=ids), SyncStarted)
-
-
-async def loop_action(client: ApiClient, name: str, action: str) -> LoopInfo:
-    return to_answer(await client.loop_action(name, action), LoopInfo)
-
-
-async def add_shipment(client: ApiClient, record: dict[str, str]) -> ShipmentsAdded:
-    return to_answer(await client.add_shipments([record]), ShipmentsAdded)
-
-
-async def shipments(client: ApiClient, **query: Any) -> ShipmentPage:
-    return to_answer(await client.shipments(**query), ShipmentPage)
-
-
-async def shipment(client: ApiClient, shipment_id: str) -> tuple[ShipmentDetail, Why]:
-    detail, why = await asyncio.gather(client.shipment(shipment_id), client.why(shipment_id))
-    return to_answer(detail, ShipmentDetail), to_answer(why, Why)
-
-
 async def events(client: ApiClient, since: int | None, heartbeat_s: float) -> AsyncGenerator[ConsoleEvent, None]:
-    """The daemon's events from *since* on, each decoded; one this console cannot read comes as a RawEvent."""
-    stream = client.events(since=since, heartbeat_s=heartbeat_s)
+    """The daemon's events from *since* on; a line this console cannot decode comes as a RawEvent, not an error."""
+    stream = client.raw_events(since=since, heartbeat_s=heartbeat_s)
     try:
-        async for raw in stream:
-            yield decode_event(raw)
+        async for line in stream:
+            yield decode_event(line)
     finally:
         await stream.aclose()
 
 
-def decode_event(raw: Any) -> ConsoleEvent:
+def decode_event(line: str | bytes) -> ConsoleEvent:
+    """One line of /v1/events as its wire type, or a RawEvent (a newer daemon's type, a malformed line)."""
     try:
-        decoded: ev.AnyEvent = msgspec.convert(raw, ev.AnyEvent)
+        decoded: ev.AnyEvent = msgspec.json.decode(line, type=ev.AnyEvent)
         return decoded
-    except msgspec.ValidationError:
-        data = raw if isinstance(raw, dict) else {"value": raw}
-        seq = data.get("seq")
-        at: datetime | None = parse_at(data.get("at"))
-        rest = {k: v for k, v in data.items() if k not in ("seq", "type", "at")}
-        return RawEvent(type=str(data.get("type", "?")), seq=seq if isinstance(seq, int) else None, at=at, data=rest)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    try:
+        raw: Any = json.loads(line)
+    except ValueError:
+        raw = {"line": line[:200]}
+    data = raw if isinstance(raw, dict) else {"value": raw}
+    seq = data.get("seq")
+    rest = {k: v for k, v in data.items() if k not in ("seq", "type", "at")}
+    kind, at = str(data.get("type", "?")), parse_at(data.get("at"))
+    return RawEvent(type=kind, seq=seq if isinstance(seq, int) else None, at=at, data=rest)
 
 
 def alert_test_summary(result: TestSent) -> str:

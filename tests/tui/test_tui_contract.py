@@ -7,6 +7,7 @@ daemon would make the console draw. And the Alerts panel is drawn from a real `/
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from conftest import daemon_config
 from tui_fake_data import EVENTS
 from tui_fakes import FakeClient
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon
 from tui.app import ShiptrackApp
 from tui.widgets.panels import AlertsPanel
@@ -115,19 +117,19 @@ async def real(short_tmp: Path, sandbox: Any) -> AsyncIterator[Real]:
             await client.alert_evaluate(wait_s=10)
             await client.alert_test(wait_s=10)
             await client.loop_action("alerts", "pause")
-            yield Real(client, daemon, await replay(client), added["added"][0]["id"])
+            yield Real(client, daemon, await replay(client), added.added[0].id)
         daemon.stop()
 
 
 async def replay(client: ApiClient) -> list[dict[str, Any]]:
     """Every event the daemon has published so far (its ring replays them from seq 0)."""
-    last = (await client.status())["event_seq"]
+    last = (await client.status()).event_seq
     events: list[dict[str, Any]] = []
-    stream = client.events(since=0, heartbeat_s=60)
+    stream = client.raw_events(since=0, heartbeat_s=60)
     with anyio.fail_after(10):
-        async for event in stream:
-            events.append(event)
-            if event["seq"] >= last:
+        async for line in stream:
+            events.append(json.loads(line))
+            if events[-1]["seq"] >= last:
                 break
     await stream.aclose()
     return events
@@ -136,10 +138,10 @@ async def replay(client: ApiClient) -> list[dict[str, Any]]:
 async def test_the_fake_answers_every_route_as_the_daemon_does(real: Real) -> None:
     """status, runs, stats, health, alerts, shipments, one shipment, why, sync, loops, add, test alert: same shapes."""
     fake, client = FakeClient(total=50), real.client
-    fake_id = (await fake.shipments(limit=1))["shipments"][0]["id"]
+    fake_id = (await fake.shipments(limit=1)).shipments[0].id
     progress = next(e for e in real.events if e["type"] == "sync.progress")
     pairs: dict[str, tuple[Any, Any]] = {
-        "status": (await fake.status(), {**await client.status(), "sync": strip(progress)}),
+        "status": (await fake.status(), {**json_of(await client.status()), "sync": strip(progress)}),
         "runs": (await fake.runs(10), await client.runs(10)),
         "stats": (await fake.stats(), await client.stats()),
         "health": (await fake.health(), await client.health()),
@@ -148,7 +150,7 @@ async def test_the_fake_answers_every_route_as_the_daemon_does(real: Real) -> No
         "shipments": (await fake.shipments(limit=5), await client.shipments(limit=5)),
         "shipment": (await fake.shipment(fake_id), await client.shipment(real.shipment_id)),
         "why": (await fake.why(fake_id), await client.why(real.shipment_id)),
-        "sync?dry_run": (await fake.sync(dry_run=True), await client.sync(dry_run=True)),
+        "sync?dry_run": (await fake.sync_plan(), await client.sync_plan()),
         "sync": (await fake.sync(), await client.sync()),
         "loops": (await fake.loops(), await client.loops()),
         "loop_action": (await fake.loop_action("sync", "pause"), await client.loop_action("sync", "pause")),
@@ -158,7 +160,7 @@ async def test_the_fake_answers_every_route_as_the_daemon_does(real: Real) -> No
             await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZNEW"}]),
         ),
     }
-    found = {route: differences(ours, theirs) for route, (ours, theirs) in pairs.items()}
+    found = {route: differences(json_of(ours), json_of(theirs)) for route, (ours, theirs) in pairs.items()}
     wrong = {route: d for route, d in found.items() if d}
     assert not wrong, "\n".join(f"{route}: {d}" for route, ds in wrong.items() for d in ds)
 
@@ -189,6 +191,11 @@ async def test_alerts_panel_draws_a_real_daemons_alerts(real: Real) -> None:
     assert "api_connectivity" in text and "test" in text
     assert "{" not in text and "'check'" not in text
     assert "critical" in text.lower() and "sent 1/1" in text
+
+
+def json_of(answer: Any) -> Any:
+    """An answer (a wire type) as the JSON the daemon sends for it."""
+    return msgspec.to_builtins(answer)
 
 
 def strip(event: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import anyio
 import pytest
 from tui_fakes import FakeClient, make_fake_app
 
+from shiptrackd.wire.answers import ShipmentPage
 from tui.events import RawEvent
 from tui.messages import EventReceived
 from tui.screens.modals import ConfirmModal, HelpModal
@@ -86,10 +87,19 @@ class HeldPages(FakeClient):
         super().__init__(total)
         self.release = asyncio.Event()
 
-    async def shipments(self, **kwargs: Any) -> dict[str, Any]:
-        if kwargs.get("cursor"):
+    async def shipments(
+        self,
+        *,
+        status: str | None = None,
+        carrier: str | None = None,
+        search: str | None = None,
+        active: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> ShipmentPage:
+        if cursor:
             await self.release.wait()
-        return await super().shipments(**kwargs)
+        return await super().shipments(status=status, carrier=carrier, search=search, cursor=cursor, limit=limit)
 
 
 async def test_the_list_scrolls_and_keeps_focus_while_a_page_is_in_flight() -> None:

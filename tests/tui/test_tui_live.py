@@ -6,7 +6,7 @@ survive the daemon going away and come back by itself.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import pytest
 from conftest import Running, daemon_config
 from textual.widgets import RichLog
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from tui.app import ShiptrackApp
 from tui.events import event_type
 from tui.messages import DaemonDisconnected, DaemonReconnected, EventReceived, SnapshotLoaded
@@ -27,6 +27,13 @@ from tui.widgets.shipment_list import ShipmentList
 pytestmark = pytest.mark.anyio
 
 SIZE = (100, 30)
+
+
+@pytest.fixture
+async def api(running: Running) -> AsyncIterator[ApiClient]:
+    """The typed client on the running daemon (conftest's `running.client` answers plain dicts)."""
+    async with ApiClient(running.config.daemon.socket) as client:
+        yield client
 
 
 def console(socket: Path) -> ShiptrackApp:
@@ -59,13 +66,13 @@ async def add(client: ApiClient, count: int, prefix: str = "1ZTUI") -> list[str]
             {"carrier_code": "ups", "tracking_number": f"{prefix}{i:08d}", "reference": f"REF-{i}"}
             for i in range(start, min(start + 1000, count))
         ]
-        ids += [a["id"] for a in (await client.add_shipments(records))["added"]]
+        ids += [a.id for a in (await client.add_shipments(records)).added]
     return ids
 
 
-async def test_sync_key_runs_a_sync_in_the_daemon(running: Running) -> None:
+async def test_sync_key_runs_a_sync_in_the_daemon(running: Running, api: ApiClient) -> None:
     """r, then y in the confirmation, starts a regular sync in the daemon, and its events reach the console."""
-    await add(running.client, 3)
+    await add(api, 3)
     messages: list[Any] = []
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
@@ -73,29 +80,29 @@ async def test_sync_key_runs_a_sync_in_the_daemon(running: Running) -> None:
         assert any(isinstance(m, SnapshotLoaded) for m in messages)
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
-        assert (await running.client.runs())["runs"] == []  # nothing happens before the operator says yes
+        assert (await api.runs()).runs == []  # nothing happens before the operator says yes
         await pilot.press("y")
 
         async def finished() -> bool:
-            runs = (await running.client.runs())["runs"]
-            return bool(runs) and runs[0]["outcome"] != "running"
+            runs = (await api.runs()).runs
+            return bool(runs) and runs[0].outcome != "running"
 
         await until_daemon(finished)
-        run = (await running.client.runs())["runs"][0]
-        assert run["trigger"] == "manual" and run["selected"] == 3
-        await until(pilot, lambda: bool(app.state.runs) and app.state.runs[0].id == run["id"])
+        run = (await api.runs()).runs[0]
+        assert run.trigger == "manual" and run.selected == 3
+        await until(pilot, lambda: bool(app.state.runs) and app.state.runs[0].id == run.id)
         kinds = {event_type(m.event) for m in messages if isinstance(m, EventReceived)}
         assert {"sync.started", "sync.finished"} <= kinds
         await pilot.press("3")  # the event log tails what arrived
         await pilot.pause()
         log = app.screen.query_one("#event-log", RichLog)
         text = "\n".join("".join(seg.text for seg in line) for line in log.lines)
-        assert "sync.finished" in text and f"run #{run['id']}" in text
+        assert "sync.finished" in text and f"run #{run.id}" in text
 
 
-async def test_force_key_forces_a_sync(running: Running) -> None:
+async def test_force_key_forces_a_sync(running: Running, api: ApiClient) -> None:
     """f, then y, runs a force sync of every active shipment."""
-    await add(running.client, 2)
+    await add(api, 2)
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.state.connected)
@@ -104,15 +111,15 @@ async def test_force_key_forces_a_sync(running: Running) -> None:
         await pilot.press("y")
 
         async def forced() -> bool:
-            return any(r["trigger"] == "force" for r in (await running.client.runs())["runs"])
+            return any(r.trigger == "force" for r in (await api.runs()).runs)
 
         await until_daemon(forced)
         await until(pilot, lambda: any("started" in n for n in notes(app)))
 
 
-async def test_declining_the_confirmation_costs_nothing(running: Running) -> None:
+async def test_declining_the_confirmation_costs_nothing(running: Running, api: ApiClient) -> None:
     """n in the confirmation starts no run."""
-    await add(running.client, 1)
+    await add(api, 1)
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.state.connected)
@@ -120,17 +127,17 @@ async def test_declining_the_confirmation_costs_nothing(running: Running) -> Non
         await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
         await pilot.press("n")
         await pilot.pause(0.2)
-        assert (await running.client.runs())["runs"] == []
+        assert (await api.runs()).runs == []
 
 
-async def test_pause_and_resume_a_loop(running: Running) -> None:
+async def test_pause_and_resume_a_loop(running: Running, api: ApiClient) -> None:
     """p opens the loop picker; Enter on a loop pauses it in the daemon, and again resumes it."""
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.state.connected)
 
         async def sync_paused(want: bool) -> bool:
-            return next(lp for lp in (await running.client.loops())["loops"] if lp["name"] == "sync")["paused"] is want
+            return next(lp for lp in (await api.loops()).loops if lp.name == "sync").paused is want
 
         await pilot.press("p")
         await until(pilot, lambda: isinstance(app.screen, LoopPickerModal))
@@ -169,7 +176,7 @@ async def test_health_and_test_alert_report(running: Running) -> None:
         assert app.is_running
 
 
-async def test_add_shipment_form(running: Running) -> None:
+async def test_add_shipment_form(running: Running, api: ApiClient) -> None:
     """a opens the form; carrier and tracking number, then Enter, add the shipment in the daemon."""
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
@@ -179,16 +186,16 @@ async def test_add_shipment_form(running: Running) -> None:
         await pilot.press(*"ups", "tab", *"1ZFORM0001", "enter")
 
         async def added() -> bool:
-            found = await running.client.shipments(search="1ZFORM0001")
-            return len(found["shipments"]) == 1
+            found = await api.shipments(search="1ZFORM0001")
+            return len(found.shipments) == 1
 
         await until_daemon(added)
         await until(pilot, lambda: any("now tracking ups 1ZFORM0001" in n for n in notes(app)))
 
 
-async def test_shipments_page_end_select_and_sync(running: Running) -> None:
+async def test_shipments_page_end_select_and_sync(running: Running, api: ApiClient) -> None:
     """The shipments list pages from the API, End reaches the last row, and y syncs the selected shipment."""
-    ids = sorted(await add(running.client, 2500))  # the list is in id order: creation ms, then randomness
+    ids = sorted(await add(api, 2500))  # the list is in id order: creation ms, then randomness
     app = ShiptrackApp(
         lambda: ApiClient(running.config.daemon.socket), backoff_s=(0.05, 0.2), heartbeat_s=1.0, page_size=500
     )
@@ -213,11 +220,11 @@ async def test_shipments_page_end_select_and_sync(running: Running) -> None:
         await pilot.press("y")
 
         async def targeted() -> bool:
-            runs = (await running.client.runs())["runs"]
-            return bool(runs) and runs[0]["trigger"] == "targeted" and runs[0]["outcome"] != "running"
+            runs = (await api.runs()).runs
+            return bool(runs) and runs[0].trigger == "targeted" and runs[0].outcome != "running"
 
         await until_daemon(targeted)
-        assert (await running.client.runs())["runs"][0]["selected"] == 1
+        assert (await api.runs()).runs[0].selected == 1
         await pilot.press("home", "enter")
         await until(pilot, lambda: isinstance(app.screen, ShipmentDetailScreen))
         detail = app.screen
@@ -226,9 +233,9 @@ async def test_shipments_page_end_select_and_sync(running: Running) -> None:
         assert detail.shipment is not None and detail.shipment.id == ids[0]
 
 
-async def test_search_filters_through_the_api(running: Running) -> None:
+async def test_search_filters_through_the_api(running: Running, api: ApiClient) -> None:
     """Typing in the search box narrows the list to what the daemon finds."""
-    await add(running.client, 30)
+    await add(api, 30)
     app = console(running.config.daemon.socket)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.state.connected)

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shiptrackd.wire.answers import Shipment
-from tui.daemon import decode_event, notifications
-from tui.events import RawEvent
+from tui.daemon import decode_event
+from tui.events import ConsoleEvent, RawEvent
 from tui.format import countdown, describe_event, duration, fit, level_of
 from tui.state import ConsoleState
 from tui.widgets.pages import PagedRows
 from tui.widgets.shipment_list import layout_columns
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
+
+
+def decode(event: Any) -> ConsoleEvent:
+    """An event as the stream carries it: one JSON line."""
+    return decode_event(json.dumps(event))
 
 
 def shipment(i: int) -> Shipment:
@@ -116,11 +122,12 @@ def test_columns_fit_the_width(width: int) -> None:
 def test_odd_events_are_kept_raw_and_change_nothing(event: Any) -> None:
     """An unexpected or malformed event decodes as a RawEvent: logged, never folded, never fatal."""
     state = ConsoleState()
-    decoded = decode_event(event)
+    decoded = decode(event)
     assert isinstance(decoded, RawEvent)
     assert state.apply_event(decoded, NOW) == {"events"}
     assert list(state.events) == [decoded] and state.loops == {} and state.health is None
     assert isinstance(describe_event(decoded), str)
+    assert isinstance(decode_event("{not json"), RawEvent)
 
 
 def test_sync_events_fold_into_progress_and_runs() -> None:
@@ -137,28 +144,19 @@ def test_sync_events_fold_into_progress_and_runs() -> None:
     run = {"id": 7, "trigger": "manual", "started_at": at, "finished_at": later, "selected": 100, "done": 100}
     run = {**run, **counts, "outcome": "ok", "stop_reason": "", "unknown_ids": []}
     run.pop("done")
-    assert state.apply_event(decode_event(started), NOW) == {"events", "sync"}
-    topics = state.apply_event(decode_event(progress), NOW)
+    assert state.apply_event(decode(started), NOW) == {"events", "sync"}
+    topics = state.apply_event(decode(progress), NOW)
     assert "sync" in topics and state.sync is not None
     assert state.sync.done == 50 and state.sync_rate == pytest.approx(5.0)
-    state.apply_event(decode_event({"seq": 3, "type": "sync.finished", "run": run, "at": later}), NOW)
+    state.apply_event(decode({"seq": 3, "type": "sync.finished", "run": run, "at": later}), NOW)
     assert state.sync is None and state.runs[0].id == 7 and state.runs[0].outcome == "ok" and state.last_seq == 3
 
 
 def test_heartbeats_advance_the_sequence_only() -> None:
     """Heartbeats carry the resume point but are not kept as events."""
     state = ConsoleState()
-    assert state.apply_event(decode_event({"seq": 9, "type": "heartbeat"}), NOW) == set()
+    assert state.apply_event(decode({"seq": 9, "type": "heartbeat"}), NOW) == set()
     assert state.last_seq == 9 and not state.events
-
-
-def test_alerts_are_the_logs_notifications() -> None:
-    """GET /v1/alerts answers {"notifications": [...], "states": [...], "channels": [...]}: objects, not names."""
-    notice = {"id": 1, "created_at": "2025-03-14T12:00:00Z", "kind": "firing", "severity": "critical"}
-    notice |= {"checks": [{"check": "store", "kind": "firing", "level": "critical"}], "title": "t", "body": ""}
-    notice |= {"deliveries": []}
-    got = notifications({"notifications": [notice], "states": [], "channels": []})
-    assert [c.check for n in got for c in n.checks] == ["store"]
 
 
 @pytest.mark.parametrize(
@@ -181,5 +179,5 @@ def test_countdown_and_fit() -> None:
 def test_describe_event_covers_unknown_types() -> None:
     """Every event gets a one-line description, known or not."""
     changed = {"seq": 1, "type": "shipment.status_changed", "at": "2025-03-14T12:00:00Z", "id": "s", "run_id": 1}
-    assert "→ DE" in describe_event(decode_event({**changed, "old": "IT", "new": "DE"}))
-    assert describe_event(decode_event({"type": "x.y", "seq": 1, "foo": "bar"})) == "foo=bar"
+    assert "→ DE" in describe_event(decode({**changed, "old": "IT", "new": "DE"}))
+    assert describe_event(decode({"type": "x.y", "seq": 1, "foo": "bar"})) == "foo=bar"

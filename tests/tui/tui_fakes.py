@@ -3,11 +3,13 @@ A deterministic ApiClient for the console's tests: fixed data, a fixed clock, an
 event stream that stays quiet. Its answers have a real daemon's shapes (same keys, same
 kinds of values; test_tui_contract proves it route by route), so the screens cannot
 tell it from a daemon and the snapshots show what a real daemon would make them show.
+Every override has ApiClient's signature and returns the same wire type (mypy checks both).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,15 +30,16 @@ from tui_fake_data import (
     index_of,
 )
 
-from shiptrackd.api.client import ApiError
-from shiptrackd.api.plain import PlainClient as ApiClient
-from shiptrackd.wire.alerting import Delivery, TestSent
+from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.wire.alerting import Alerts, Delivery, TestSent
 from shiptrackd.wire.answers import (
     AddedShipment,
     ApiFigures,
     ClusterInfo,
     ClusterMember,
     Forecast,
+    HealthReport,
+    LoopInfo,
     LoopList,
     PlannedShipment,
     ProviderFigures,
@@ -79,10 +82,7 @@ class FakeClient(ApiClient):
         self.calls.append((f"{method} {path}", params or {}))
         raise ApiError(404, "not_found", f"the fake has no route {method} {path}")
 
-    async def status(self) -> dict[str, Any]:
-        return wire(self.typed_status())
-
-    def typed_status(self) -> Status:
+    async def status(self) -> Status:
         return Status(
             version="0.1.0",
             pid=4242,
@@ -141,61 +141,59 @@ class FakeClient(ApiClient):
             ),
         )
 
-    async def loops(self) -> dict[str, Any]:
-        return wire(LoopList(loops=LOOPS))
+    async def loops(self) -> LoopList:
+        return LoopList(loops=LOOPS)
 
-    async def runs(self, limit: int = 20) -> dict[str, Any]:
-        return wire(RunList(runs=RUNS[:limit]))
+    async def runs(self, limit: int = 20) -> RunList:
+        return RunList(runs=RUNS[:limit])
 
-    async def stats(self) -> dict[str, Any]:
-        return wire(
-            Stats(
-                shipments=ShipmentFigures(
-                    total=self.total,
-                    active=81234,
-                    by_status={"IT": 20000, "DE": 30000, "NY": 10000},
-                    by_carrier={c: self.total // 4 for c in CARRIERS},
-                    due_now=1500,
-                    overdue=12,
-                ),
-                runs_24h=RunTotals(
-                    runs=290,
-                    selected=90000,
-                    updated=85000,
-                    unchanged=4960,
-                    failed=40,
-                    api_calls=91000,
-                    retries=311,
-                    rate_limited=12,
-                ),
-                errors_24h={"transient": 30, "not_found": 10},
-                last_successful_run=RUNS[0],
-                api=ApiFigures(
-                    requests=48213,
-                    retries=311,
-                    rate_limited=12,
-                    by_status={"200": 47000, "404": 900, "429": 12, "503": 301},
-                    by_error={"transient": 301},
+    async def stats(self) -> Stats:
+        return Stats(
+            shipments=ShipmentFigures(
+                total=self.total,
+                active=81234,
+                by_status={"IT": 20000, "DE": 30000, "NY": 10000},
+                by_carrier={c: self.total // 4 for c in CARRIERS},
+                due_now=1500,
+                overdue=12,
+            ),
+            runs_24h=RunTotals(
+                runs=290,
+                selected=90000,
+                updated=85000,
+                unchanged=4960,
+                failed=40,
+                api_calls=91000,
+                retries=311,
+                rate_limited=12,
+            ),
+            errors_24h={"transient": 30, "not_found": 10},
+            last_successful_run=RUNS[0],
+            api=ApiFigures(
+                requests=48213,
+                retries=311,
+                rate_limited=12,
+                by_status={"200": 47000, "404": 900, "429": 12, "503": 301},
+                by_error={"transient": 301},
+                strays=0,
+                omitted=0,
+                p50_s=0.084,
+                p95_s=0.412,
+            ),
+            forecast=Forecast(calls_per_hour=12500.0, rate_limit_per_hour=36000, utilisation=0.347),
+            providers=[
+                ProviderFigures(
+                    name="shipengine",
+                    kind="shipengine",
+                    batch_size=1,
                     strays=0,
                     omitted=0,
-                    p50_s=0.084,
-                    p95_s=0.412,
-                ),
-                forecast=Forecast(calls_per_hour=12500.0, rate_limit_per_hour=36000, utilisation=0.347),
-                providers=[
-                    ProviderFigures(
-                        name="shipengine",
-                        kind="shipengine",
-                        batch_size=1,
-                        strays=0,
-                        omitted=0,
-                        unknown_statuses={},
-                        quota_exhausted=None,
-                        quota=None,
-                    )
-                ],
-                push=None,  # webhooks off
-            )
+                    unknown_statuses={},
+                    quota_exhausted=None,
+                    quota=None,
+                )
+            ],
+            push=None,  # webhooks off
         )
 
     async def health(
@@ -205,21 +203,21 @@ class FakeClient(ApiClient):
         alert_threshold: int | None = None,
         check_stale: bool = False,
         stale_limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> HealthReport:
         self.calls.append(("health", {"fresh": fresh}))
-        return wire(msgspec.structs.replace(HEALTH, trigger="request") if fresh else HEALTH)
+        return msgspec.structs.replace(HEALTH, trigger="request") if fresh else HEALTH
 
-    async def alerts(self, limit: int = 20) -> dict[str, Any]:
+    async def alerts(self, limit: int = 20) -> Alerts:
         self.calls.append(("alerts", {"limit": limit}))
-        return wire(msgspec.structs.replace(ALERTS, notifications=NOTIFICATIONS[:limit]))
+        return msgspec.structs.replace(ALERTS, notifications=NOTIFICATIONS[:limit])
 
-    async def alert_test(self, wait_s: int | None = None) -> dict[str, Any]:
+    async def alert_test(self, wait_s: int | None = None) -> TestSent:
         self.calls.append(("alert_test", {"wait_s": wait_s}))
         deliveries = [
             Delivery(id=20 + k, channel=c, status="sent", attempts=1, error="", claimed_at=NOW, finished_at=NOW)
             for k, c in enumerate(CHANNELS)
         ]
-        return wire(TestSent(notification_id=8, deliveries=deliveries, delivered=True))
+        return TestSent(notification_id=8, deliveries=deliveries, delivered=True)
 
     async def shipments(
         self,
@@ -230,7 +228,7 @@ class FakeClient(ApiClient):
         active: bool | None = None,
         cursor: str | None = None,
         limit: int = 100,
-    ) -> dict[str, Any]:
+    ) -> ShipmentPage:
         self.calls.append(("shipments", {"cursor": cursor, "limit": limit}))
         start = index_of(cursor) + 1 if cursor else 0
         out: list[Shipment] = []
@@ -248,9 +246,9 @@ class FakeClient(ApiClient):
                 continue
             out.append(s)
         page = out[:limit]
-        return wire(ShipmentPage(shipments=page, next_cursor=page[-1].id if len(out) > limit else None))
+        return ShipmentPage(shipments=page, next_cursor=page[-1].id if len(out) > limit else None)
 
-    async def shipment(self, shipment_id: str) -> dict[str, Any]:
+    async def shipment(self, shipment_id: str) -> ShipmentDetail:
         events = [
             TrackingEvent(
                 occurred_at=NOW - timedelta(hours=h), status_code=code, description=text, event_code="", location=place
@@ -263,65 +261,53 @@ class FakeClient(ApiClient):
                 (50, "NY", "Label created", ""),
             ]
         ]
-        return wire(ShipmentDetail(**msgspec.structs.asdict(fake_shipment(index_of(shipment_id))), events=events))
+        return ShipmentDetail(**msgspec.structs.asdict(fake_shipment(index_of(shipment_id))), events=events)
 
-    async def why(self, shipment_id: str) -> dict[str, Any]:
+    async def why(self, shipment_id: str) -> Why:
         s = fake_shipment(index_of(shipment_id))
         at = "—" if s.next_sync_at is None else s.next_sync_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        return wire(
-            Why(
-                id=shipment_id,
-                state="scheduled",
-                next_sync_at=s.next_sync_at,
-                reason="in transit: every 2h",
-                explanation=[f"next check at {at} (in transit: every 2h)"],
-                push=WhyPush(
-                    regime="poll only (webhooks are off)", subscribed_at=None, last_push_at=None, push_count=0
-                ),
-            )
+        return Why(
+            id=shipment_id,
+            state="scheduled",
+            next_sync_at=s.next_sync_at,
+            reason="in transit: every 2h",
+            explanation=[f"next check at {at} (in transit: every 2h)"],
+            push=WhyPush(regime="poll only (webhooks are off)", subscribed_at=None, last_push_at=None, push_count=0),
         )
 
-    async def sync(
-        self, *, force: bool = False, dry_run: bool = False, shipments: list[str] | None = None
-    ) -> dict[str, Any]:
-        self.calls.append(("sync", {"force": force, "dry_run": dry_run, "shipments": shipments}))
-        if dry_run:
-            s = fake_shipment(0)
-            planned = PlannedShipment(
-                id=s.id,
-                carrier_code=s.carrier_code,
-                tracking_number=s.tracking_number,
-                status_code=s.status_code,
-                next_sync_at=s.next_sync_at,
-                why="due now (in transit: every 2h)",
-            )
-            return wire(SyncPlan(dry_run=True, trigger="manual", would_sync=12, shipments=[planned], unknown_ids=[]))
-        return wire(SyncStarted(run_id=43, joined=False, trigger="force" if force else "manual"))
+    async def sync_plan(self, *, force: bool = False, shipments: list[str] | None = None) -> SyncPlan:
+        self.calls.append(("sync", {"force": force, "dry_run": True, "shipments": shipments}))
+        s = fake_shipment(0)
+        planned = PlannedShipment(
+            id=s.id,
+            carrier_code=s.carrier_code,
+            tracking_number=s.tracking_number,
+            status_code=s.status_code,
+            next_sync_at=s.next_sync_at,
+            why="due now (in transit: every 2h)",
+        )
+        return SyncPlan(dry_run=True, trigger="manual", would_sync=12, shipments=[planned], unknown_ids=[])
 
-    async def loop_action(self, name: str, action: str) -> dict[str, Any]:
+    async def sync(self, *, force: bool = False, shipments: list[str] | None = None) -> SyncStarted:
+        self.calls.append(("sync", {"force": force, "dry_run": False, "shipments": shipments}))
+        return SyncStarted(run_id=43, joined=False, trigger="force" if force else "manual")
+
+    async def loop_action(self, name: str, action: str) -> LoopInfo:
         self.calls.append(("loop_action", (name, action)))
         loop = next((lp for lp in LOOPS if lp.name == name), None)
         if loop is None:
             raise ApiError(404, "not_found", f"no loop named {name!r}")
-        return wire(msgspec.structs.replace(loop, paused=action == "pause"))
+        return msgspec.structs.replace(loop, paused=action == "pause")
 
-    async def add_shipments(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+    async def add_shipments(self, records: list[dict[str, Any]]) -> ShipmentsAdded:
         self.calls.append(("add_shipments", records))
         added = AddedShipment(index=0, id="ship_new", reference="", **records[0])
-        return wire(ShipmentsAdded(added=[added], duplicates=[], invalid=[]))
+        return ShipmentsAdded(added=[added], duplicates=[], invalid=[])
 
-    async def events(
-        self, since: int | None = None, heartbeat_s: float | None = None
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    async def raw_events(self, since: int | None = None, heartbeat_s: float | None = None) -> AsyncGenerator[str, None]:
         for event in EVENTS:
-            yield event
+            yield json.dumps(event)
         await asyncio.Event().wait()  # then a quiet daemon: nothing more, ever
-
-
-def wire(value: msgspec.Struct) -> dict[str, Any]:
-    """A wire type as the JSON the (still dict-returning) ApiClient hands the console."""
-    out: dict[str, Any] = msgspec.to_builtins(value)
-    return out
 
 
 def fixed_clock() -> datetime:

@@ -5,6 +5,7 @@ event timeline, newest first.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -17,7 +18,6 @@ from textual.widgets import DataTable, Static
 from shiptrackd.wire import events as ev
 from shiptrackd.wire.answers import ShipmentDetail, Why
 
-from .. import daemon
 from ..events import ConsoleEvent
 from ..format import ago, clock_time, countdown, date_time, fit, status_content, status_label
 from ..messages import SyncRequested
@@ -57,7 +57,8 @@ class ShipmentDetailScreen(ConsoleScreen):
         self.run_worker(self._load(), group="detail", exclusive=True, name="Load shipment", exit_on_error=False)
 
     async def _load(self) -> None:
-        self.shipment, self.why = await daemon.shipment(self.console.api, self.shipment_id)
+        api = self.console.api
+        self.shipment, self.why = await asyncio.gather(api.shipment(self.shipment_id), api.why(self.shipment_id))
         self.show()
 
     def show(self) -> None:

@@ -19,7 +19,6 @@ from textual.widgets import Input, Select
 from shiptrackd.wire import events as ev
 from shiptrackd.wire.names import NO_STATUS, STATUS_NAMES
 
-from .. import daemon
 from ..events import ConsoleEvent
 from ..format import number
 from ..messages import SyncRequested
@@ -149,7 +148,7 @@ class ShipmentsScreen(ConsoleScreen):
     async def _fetch_page(self, generation: int, index: int, cursor: str | None, limit: int) -> None:
         listing = self.query_one(ShipmentList)
         try:
-            page = await daemon.shipments(self.console.api, **self.filters(), cursor=cursor, limit=limit)
+            page = await self.console.api.shipments(**self.filters(), cursor=cursor, limit=limit)
         except Exception:
             listing.page_failed(generation)
             raise
