@@ -349,6 +349,7 @@ class Daemon:
         health = self.loops.get("health")
         if health is not None and not health.paused:
             health.trigger()
+
     def _elected(self, name: str, body: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[str]]:
         """A singleton loop's body runs only on the daemon that leads it (cluster/leader.py)."""
 

@@ -35,8 +35,8 @@ from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMEN
 
 if TYPE_CHECKING:
     from .alerts.heartbeat import Heartbeat
-    from .push.service import Push
     from .cluster.membership import Membership
+    from .push.service import Push
 
 MAX_LIST_LIMIT = 1000
 QUOTA_READ_TIMEOUT_S = 5.0  # `stats` waits this long for a provider's quota (behind a busy sync's slots)

@@ -12,9 +12,9 @@ from .backup import BackupResult, backup
 from .cluster import ClusterStore, Member
 from .db import Database, from_db, to_db
 from .health import HealthStore
+from .leases import LeaseStore
 from .outbox import Change, Outbox, Route, Settlement
 from .push import PushStore, PushWrite
-from .leases import LeaseStore
 from .retention import RetentionStore
 from .runs import RunCounts, RunStore
 from .shipments import AddResult, ApplyResult, FetchFailure, FetchSuccess, ShipmentStore

@@ -734,6 +734,8 @@ def _totals(stats: list[ApiStats]) -> tuple[int, int, int]:
         sum(s.retries for s in stats),
         sum(s.rate_limited for s in stats),
     )
+
+
 def new_owner_id() -> str:
     """host:pid:random, unique per daemon start: its lease owner and cluster member id."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"

@@ -309,9 +309,12 @@ async def test_event_stream_sends_live_events_and_heartbeats_when_idle(running, 
     with anyio.fail_after(5):
         async with http.stream("GET", "/v1/events", params={"heartbeat": 0.2}) as response:
             lines = response.aiter_lines()
-            while (first := json.loads(await anext(lines)))["type"] != "heartbeat":
-                pass  # start-up events (loops planning their first run) may still be arriving
-            assert first["seq"] == running.daemon.bus.seq
+            # Start-up events (loops planning their first run) may still be arriving: wait for a heartbeat
+            # that has seen every event published so far.
+            while True:
+                first = json.loads(await anext(lines))
+                if first["type"] == "heartbeat" and first["seq"] == running.daemon.bus.seq:
+                    break
             await add(client, "1ZINTRANSIT0501")
             live = json.loads(await anext(lines))
             assert live["type"] == "shipments.added" and live["count"] == 1 and live["seq"] > first["seq"]
