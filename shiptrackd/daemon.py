@@ -143,7 +143,12 @@ class Daemon:
             push = None
             if cfg.webhooks.listen:
                 push = self.push = Push(
-                    config=cfg, store=store, clock=self.clock, bus=self.bus, throttle=lambda: engine.throttle
+                    config=cfg,
+                    store=store,
+                    clock=self.clock,
+                    bus=self.bus,
+                    throttle=lambda: engine.throttle,
+                    account=lambda name: engine.account(name).provider,
                 )
                 await push.load()
                 engine.push = push.state

@@ -13,11 +13,14 @@ from loguru import logger
 
 from ..clock import Clock, utcnow
 from ..config import Config
+from ..config.accounts import accounts
 from ..errors import ConflictError, ProviderError, ShiptrackError
 from ..events import EventBus
+from ..providers.base import Provider
 from ..providers.shipengine_push import ShipEnginePush
 from ..store import Store
 from ..sync.throttle import ProviderThrottle
+from .adapter import interface_pushes
 from .jwks import JwksCache
 from .receiver import PushProvider, PushReceiver
 from .state import PushState
@@ -38,17 +41,42 @@ class WebhookSetupError(ShiptrackError):
     http_status = 502
 
 
-def push_providers(config: Config, now: Callable[[], datetime]) -> tuple[dict[str, PushProvider], JwksCache]:
-    """The push dialects this daemon receives, by the path they are served at (`/hooks/<name>`)."""
+def push_providers(
+    config: Config, now: Callable[[], datetime], account: Callable[[str], Provider] | None = None
+) -> tuple[dict[str, PushProvider], JwksCache]:
+    """The push dialects this daemon receives, by the path they are served at (`/hooks/<name>`).
+
+    ShipEngine's is its own (JWKS, RSA); every other account's provider checks and reads its own
+    pushes (providers/base.py) and is served at `/hooks/<account name>`, and at `/hooks/<kind>` when
+    it is the only account of its kind. *account* gives an account's current provider by name.
+    """
     jwks = JwksCache(config.webhooks.jwks_url)
-    return {"shipengine": ShipEnginePush(jwks, tolerance_s=config.webhooks.tolerance_s, now=now)}, jwks
+    providers: dict[str, PushProvider] = {
+        "shipengine": ShipEnginePush(jwks, tolerance_s=config.webhooks.tolerance_s, now=now)
+    }
+    if account is not None:
+        others = {e.name: e.kind for e in accounts(config) if e.kind != "shipengine"}
+
+        def current(name: str) -> Callable[[], Provider]:
+            return lambda: account(name)
+
+        for path, push in interface_pushes({name: current(name) for name in others}, others).items():
+            providers.setdefault(path, push)
+    return providers, jwks
 
 
 class Push:
     """Built by the daemon when `[webhooks] listen` is set."""
 
     def __init__(
-        self, *, config: Config, store: Store, clock: Clock, bus: EventBus, throttle: Callable[[], ProviderThrottle]
+        self,
+        *,
+        config: Config,
+        store: Store,
+        clock: Clock,
+        bus: EventBus,
+        throttle: Callable[[], ProviderThrottle],
+        account: Callable[[str], Provider] | None = None,
     ) -> None:
         cad = config.sync.cadence
         self.config = config
@@ -58,7 +86,7 @@ class Push:
         self.state = PushState(clock.now(), cad.silence_after, cad.silence_critical_after)
         # The signed timestamp is compared with the wall clock, not the schedule's Clock: like HTTP
         # timeouts, it is about real seconds on the wire (a test's FakeClock may be days ahead).
-        providers, self.jwks = push_providers(config, utcnow)
+        providers, self.jwks = push_providers(config, utcnow, account)
         self.receiver = PushReceiver(
             providers=providers, store=store, clock=clock, bus=bus, config=config, state=self.state
         )

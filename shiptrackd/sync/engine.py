@@ -408,6 +408,12 @@ class SyncEngine:
         self.others = dict(others)
         self.routes = dict(routes)
 
+    def account(self, name: str) -> ProviderThrottle:
+        """The account named *name*: the default one, or one of the others (KeyError if none is)."""
+        if name == self.throttle.provider.name:
+            return self.throttle
+        return self.others[name]
+
     def lane_for(self, shipment: dict[str, Any]) -> ProviderThrottle:
         """The account that tracks this shipment: the one it keeps, else its carrier's route, else the default."""
         if not self.others:
