@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 import pytest
 from pg_fixtures import PgServer
 
@@ -71,16 +72,22 @@ async def test_a_singleton_moves_to_a_standby_when_its_leaders_session_dies(pg_s
     second = Leadership(names, pg_store.db.connect_async)  # type: ignore[attr-defined]
     seen: list[set[str]] = []
     second.on_change = seen.append
-    await first.try_once()
-    await second.try_once()
-    assert first.held == {"force", "health"} and second.held == set()
-    assert first.leads("force") and not second.leads("health") and second.leads("sync")  # sync is no singleton
-    assert first._conn is not None
-    await first._conn.close()  # the leader's session dies (kill -9, a lost host: the server drops it)
-    await second.try_once()
-    assert second.held == {"force", "health"} and seen == [{"force", "health"}]
-    await first.try_once()  # back, reconnected: a standby now
-    assert first.held == set()
-    for leadership in (first, second):
-        if leadership._conn is not None:
-            await leadership._conn.close()
+    try:
+        await first.try_once()
+        await second.try_once()
+        assert first.held == {"force", "health"} and second.held == set()
+        assert first.leads("force") and not second.leads("health") and second.leads("sync")  # sync is no singleton
+        assert first._conn is not None
+        await first._conn.close()  # the leader's session dies (kill -9, a lost host: the server drops it)
+        # The server releases the locks when it has noticed the session end: poll, with a deadline.
+        with anyio.fail_after(10):
+            while second.held != {"force", "health"}:
+                await second.try_once()
+                await anyio.sleep(0.02)
+        assert seen[-1] == {"force", "health"}
+        await first.try_once()  # back, reconnected: a standby now
+        assert first.held == set()
+    finally:
+        for leadership in (first, second):
+            if leadership._conn is not None:
+                await leadership._conn.close()
