@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -114,19 +115,8 @@ class RestCalls:
         self, method: str, path: str, what: str, params: Mapping[str, str] | None, body: Any
     ) -> httpx.Response:
         url = self.base_url + path
-        try:
+        with transport_errors(self.name, self._timeout_s, what):
             response = await self._client.request(method, url, params=params, json=body, headers=self._headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ProviderUnreachableError(f"{self.name} unreachable ({what}): {describe(exc)}") from exc
-        except httpx.TimeoutException as exc:
-            message = f"{self.name} timed out after {self._timeout_s:g}s ({what}): {describe(exc)}"
-            raise TransientProviderError(message) from exc
-        except httpx.DecodingError as exc:
-            raise InvalidResponseError(f"body: cannot be decoded ({what}): {describe(exc)}") from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise PermanentProviderError(f"{self.name} base_url is unusable: {describe(exc)}") from exc
-        except httpx.HTTPError as exc:
-            raise TransientProviderError(f"{self.name} connection failed ({what}): {describe(exc)}") from exc
         if self.quota_observer is not None and (quota := quota_from_headers(response.headers, time.time())):
             self.quota_observer(quota)
         return response
@@ -187,6 +177,23 @@ class RestCalls:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+@contextmanager
+def transport_errors(name: str, timeout_s: float, what: str) -> Iterator[None]:
+    """httpx's transport failures as the ProviderErrors the engine acts on: one table for every provider."""
+    try:
+        yield
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise ProviderUnreachableError(f"{name} unreachable ({what}): {describe(exc)}") from exc
+    except httpx.TimeoutException as exc:
+        raise TransientProviderError(f"{name} timed out after {timeout_s:g}s ({what}): {describe(exc)}") from exc
+    except httpx.DecodingError as exc:
+        raise InvalidResponseError(f"body: cannot be decoded ({what}): {describe(exc)}") from exc
+    except httpx.UnsupportedProtocol as exc:
+        raise PermanentProviderError(f"{name} base_url is unusable: {describe(exc)}") from exc
+    except httpx.HTTPError as exc:  # resets, protocol errors, read/write errors
+        raise TransientProviderError(f"{name} connection failed ({what}): {describe(exc)}") from exc
 
 
 def describe(exc: BaseException) -> str:

@@ -27,7 +27,6 @@ from shiptrackd.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
-    ProviderUnreachableError,
     PushRejectedError,
     QuotaExhaustedError,
     RateLimitedError,
@@ -48,6 +47,7 @@ from shiptrackd.providers.base import (
     null_observer,
     quota_from_headers,
 )
+from shiptrackd.providers.rest_calls import transport_errors
 from shiptrackd.providers.seventeentrack_parse import parse_push, parse_track_info
 from shiptrackd.providers.transport import AiohttpTransport
 from shiptrackd.units import RateLimit
@@ -212,19 +212,8 @@ class SeventeenTrackProvider(ProviderBase):
         content = json.dumps(payload if payload is not None else [], separators=(",", ":")).encode()
         if payload is None:
             content = b""
-        try:
+        with transport_errors(self.name, self._config.timeout_s, what):
             response = await self._client.post(self._base_url + path, content=content, headers=self._headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ProviderUnreachableError(f"{self.name} unreachable ({what}): {_describe(exc)}") from exc
-        except httpx.TimeoutException as exc:
-            message = f"{self.name} timed out after {self._config.timeout_s:g}s ({what}): {_describe(exc)}"
-            raise TransientProviderError(message) from exc
-        except httpx.DecodingError as exc:
-            raise InvalidResponseError(f"body: cannot be decoded ({what}): {_describe(exc)}") from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise PermanentProviderError(f"{self.name} base_url is unusable: {_describe(exc)}") from exc
-        except httpx.HTTPError as exc:
-            raise TransientProviderError(f"{self.name} connection failed ({what}): {_describe(exc)}") from exc
         if self.quota_observer is not None and (quota := quota_from_headers(response.headers, time.time())):
             self.quota_observer(quota)
         return response

@@ -43,6 +43,7 @@ from shiptrackd.providers.base import (
     null_observer,
     quota_from_headers,
 )
+from shiptrackd.providers.rest_calls import transport_errors
 from shiptrackd.providers.shipengine_parse import parse_tracking
 from shiptrackd.providers.transport import AiohttpTransport
 from shiptrackd.units import RateLimit
@@ -225,19 +226,8 @@ class ShipEngineProvider(ProviderBase):
         """One GET, transport failures translated; the body is read before returning."""
         # The query string built here, not by httpx: its URL merging is a third of its cost per request.
         url = f"{self._base_url}{path}?{urlencode(params, quote_via=quote)}" if params else self._base_url + path
-        try:
+        with transport_errors("shipengine", self._config.timeout_s, what):
             response = await self._client.get(url, headers=self._headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise ProviderUnreachableError(f"shipengine unreachable ({what}): {_describe(exc)}") from exc
-        except httpx.TimeoutException as exc:
-            message = f"shipengine timed out after {self._config.timeout_s:g}s ({what}): {_describe(exc)}"
-            raise TransientProviderError(message) from exc
-        except httpx.DecodingError as exc:
-            raise InvalidResponseError(f"body: cannot be decoded ({what}): {_describe(exc)}") from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise PermanentProviderError(f"shipengine base_url is unusable: {_describe(exc)}") from exc
-        except httpx.HTTPError as exc:  # resets, protocol errors, read/write errors
-            raise TransientProviderError(f"shipengine connection failed ({what}): {_describe(exc)}") from exc
         if self.quota_observer is not None and (quota := quota_from_headers(response.headers, time.time())):
             self.quota_observer(quota)
         return response
