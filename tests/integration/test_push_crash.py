@@ -16,14 +16,14 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from conftest import SANDBOX_KEY
+from test_lifecycle import daemon_env, daemon_process, poll
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
 from shiptrackd.sandbox import Sandbox, lifecycle
 from shiptrackd.sandbox.push import iso_now, signed_headers
-from tests.conftest import SANDBOX_KEY
-from tests.integration.test_lifecycle import daemon_env, daemon_process, poll
 
 pytestmark = pytest.mark.anyio
 

@@ -15,10 +15,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from conftest import daemon_config
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon
-from tests.conftest import daemon_config
 
 pytestmark = pytest.mark.anyio
 

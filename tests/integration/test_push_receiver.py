@@ -17,13 +17,13 @@ import anyio
 import httpx
 import msgspec
 import pytest
+from conftest import SANDBOX_KEY, daemon_config
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import Clock, FakeClock
 from shiptrackd.daemon import Daemon
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.sandbox.push import iso_now, signed_headers
-from tests.conftest import SANDBOX_KEY, daemon_config
 
 pytestmark = pytest.mark.anyio
 
