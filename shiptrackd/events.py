@@ -6,7 +6,7 @@ fanned out to live subscribers (the TUI, `shiptrackctl sync --wait`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,7 +49,7 @@ class EventBus:
 
     async def subscribe(
         self, since: int | None = None, on_drop: Callable[[], None] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Events after *since* still in the ring, then live ones; a `gap` event says some were lost."""
         send, receive = anyio.create_memory_object_stream[dict[str, Any]](self.buffer)
         self._subscribers[send] = on_drop

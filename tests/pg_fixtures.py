@@ -33,7 +33,7 @@ def with_dbname(url: str, dbname: str) -> str:
     params = conninfo_to_dict(url)
     params["dbname"] = dbname
     host, port, user = params.get("host", "127.0.0.1"), params.get("port", "5432"), params.get("user", "postgres")
-    return f"postgresql://{user}@{host}:{port}/{dbname}" if make_conninfo(**params) else url
+    return f"postgresql://{user}@{host}:{port}/{dbname}" if make_conninfo("", **params) else url
 
 
 def unreachable_reason() -> str | None:

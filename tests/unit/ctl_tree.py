@@ -20,7 +20,7 @@ def command_handlers(
 
 def command_paths(parser: argparse.ArgumentParser) -> list[str]:
     """Every command path, groups and leaves: "status", "shipments", "shipments add", ..."""
-    paths = set()
+    paths: set[str] = set()
     for leaf, _ in command_handlers(parser):
         words = leaf.split()
         paths.update(" ".join(words[: i + 1]) for i in range(len(words)))

@@ -47,7 +47,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_two_accounts_load_with_the_default_first_and_their_routes(tmp_path, env):
+def test_two_accounts_load_with_the_default_first_and_their_routes(tmp_path: Path, env: dict[str, str]) -> None:
     config = load(write(tmp_path, TWO), env)
     first, second = accounts(config)
     assert (first.name, first.kind, first.default, first.concurrency) == ("intl", "17track", True, 2)
@@ -61,7 +61,7 @@ def test_two_accounts_load_with_the_default_first_and_their_routes(tmp_path, env
     assert [a.name for a in accounts(again)] == ["intl", "domestic"]
 
 
-def test_without_entries_the_single_provider_table_is_the_one_account(tmp_path, env):
+def test_without_entries_the_single_provider_table_is_the_one_account(tmp_path: Path, env: dict[str, str]) -> None:
     config = load(write(tmp_path, '[provider]\nname = "17track"\napi_key = "k"\n'), env)
     (only,) = accounts(config)
     assert (only.name, only.kind, only.default) == ("17track", "17track", True)
@@ -71,7 +71,7 @@ def test_without_entries_the_single_provider_table_is_the_one_account(tmp_path, 
     assert (only.kind, only.api_key.get()) == ("shipengine", "abc")
 
 
-def test_no_default_marked_makes_the_first_entry_the_default(tmp_path, env):
+def test_no_default_marked_makes_the_first_entry_the_default(tmp_path: Path, env: dict[str, str]) -> None:
     config = load(write(tmp_path, TWO.replace("default = true\n", "")), env)
     assert [a.name for a in accounts(config)] == ["domestic", "intl"]
 
@@ -110,14 +110,14 @@ BAD: list[tuple[str, str, str]] = [
 
 
 @pytest.mark.parametrize(("text", "pattern"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
-def test_a_bad_entry_is_rejected_naming_it(tmp_path, env, text, pattern):
+def test_a_bad_entry_is_rejected_naming_it(tmp_path: Path, env: dict[str, str], text: str, pattern: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(write(tmp_path, text), env)
     message = str(info.value)
     assert "\n" not in message and re.search(pattern, message), message
 
 
-def test_a_bad_entry_exits_78_at_once(tmp_path):
+def test_a_bad_entry_exits_78_at_once(tmp_path: Path) -> None:
     text = f'[daemon]\nsocket = "{tmp_path}/s.sock"\n' + BAD[0][1]
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
     done = subprocess.run(

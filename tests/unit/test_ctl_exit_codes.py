@@ -25,7 +25,9 @@ from shiptrackd.wire.events import FinishedRun
         ("ok", 0, ["ship_nope"], False, 1),  # none of the named ids exists: nothing was synced
     ],
 )
-def test_run_outcome_exit_codes(outcome, selected, requested, strict, expected):
+def test_run_outcome_exit_codes(
+    outcome: str, selected: int, requested: list[str] | None, strict: bool, expected: int
+) -> None:
     """ok and partial exit 0 (partial 1 under --strict); failed/aborted/interrupted and all-unknown ids exit 1."""
     run = FinishedRun(id=1, outcome=outcome, stop_reason="", unknown_ids=[], selected=selected)
     assert exit_code(run, requested=requested, strict=strict) == expected
@@ -49,7 +51,7 @@ def _httpx_error(root: OSError) -> Exception:
     ],
 )
 @pytest.mark.anyio
-async def test_unavailable_reason_comes_from_the_root_os_error(root, code, phrase):
+async def test_unavailable_reason_comes_from_the_root_os_error(root: OSError, code: str, phrase: str) -> None:
     """A refused connection reads "connection refused", EACCES names the group, a missing file "socket missing"."""
     async with ApiClient("/run/shiptrackd/control.sock") as client:
         error = client._unavailable(_httpx_error(root))

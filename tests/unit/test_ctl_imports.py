@@ -15,17 +15,17 @@ def _loaded_after(statement: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_importing_ctl_loads_nothing_heavy():
+def test_importing_ctl_loads_nothing_heavy() -> None:
     """`import shiptrackd.ctl` loads none of httpx, anyio, aiosqlite, apprise, textual, hypercorn or loguru."""
     assert _loaded_after("import shiptrackd.ctl") == []
 
 
-def test_building_the_command_tree_loads_nothing_heavy():
+def test_building_the_command_tree_loads_nothing_heavy() -> None:
     """Building the whole parser (what --help does), every command group included, stays import-light."""
     assert _loaded_after("import shiptrackd.ctl as c; c.build_parser()") == []
 
 
-def test_help_exits_zero():
+def test_help_exits_zero() -> None:
     """`shiptrackctl --help` prints the command list and exits 0."""
     script = Path(sys.executable).with_name("shiptrackctl")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "shiptrackd.ctl"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def _private_imports(path: Path) -> list[str]:
     ]
 
 
-def test_each_ctl_module_imports_alone():
+def test_each_ctl_module_imports_alone() -> None:
     """Every ctl module can be the first one imported in a fresh interpreter (no order-dependent cycle)."""
     for name in MODULES:
         done = subprocess.run(
@@ -54,7 +55,7 @@ def test_each_ctl_module_imports_alone():
         assert done.returncode == 0, f"import shiptrackd.ctl.{name}: {done.stderr}"
 
 
-def test_no_ctl_module_imports_main_and_the_import_graph_is_acyclic():
+def test_no_ctl_module_imports_main_and_the_import_graph_is_acyclic() -> None:
     """Only the entry points import ctl.main, and the imports between ctl modules form no cycle."""
     graph = {name: _ctl_imports(name) for name in MODULES}
     assert [n for n, deps in graph.items() if "main" in deps and n not in ENTRY_POINTS] == []
@@ -72,20 +73,20 @@ def test_no_ctl_module_imports_main_and_the_import_graph_is_acyclic():
         visit(name, ())
 
 
-def test_runner_imports_no_command_group():
+def test_runner_imports_no_command_group() -> None:
     """The shared plumbing depends on no command group (groups depend on it)."""
     group_names = {g.__name__.rsplit(".", 1)[1] for g in GROUPS}
     assert _ctl_imports("runner") & group_names == set()
 
 
-def test_no_private_name_is_imported_into_ctl_or_its_tests():
+def test_no_private_name_is_imported_into_ctl_or_its_tests() -> None:
     """No `_name` is imported across modules in ctl or from ctl in its tests."""
     tests = Path(__file__).parent
     paths = [*CTL_DIR.glob("*.py"), *tests.glob("test_ctl_*.py"), tests / "test_health_render.py"]
     assert [hit for path in paths for hit in _private_imports(path)] == []
 
 
-def test_every_command_runs_a_public_function_of_its_own_group():
+def test_every_command_runs_a_public_function_of_its_own_group() -> None:
     """Each command's handler is (or wraps) a public function defined in a ctl group module, not a string."""
     parser = build_parser()
     group_modules = {g.__name__ for g in GROUPS}
@@ -93,6 +94,6 @@ def test_every_command_runs_a_public_function_of_its_own_group():
     assert len(leaves) >= 20
     for path, handler in leaves:
         fn = getattr(handler, "__wrapped__", handler)  # command() wraps async ones; completion needs no daemon
-        assert callable(fn), f"{path}: no handler"
+        assert inspect.isfunction(fn), f"{path}: no handler"
         assert fn.__module__ in group_modules, f"{path}: {fn.__module__}"
         assert not fn.__name__.startswith("_"), f"{path}: {fn.__name__}"

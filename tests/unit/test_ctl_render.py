@@ -40,12 +40,12 @@ NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
         (0.4, "now"),
     ],
 )
-def test_relative_times(offset_s, expected):
+def test_relative_times(offset_s: float, expected: str) -> None:
     """Times read as "42s ago" / "in 4m12s", with at most two units."""
     assert rel_time(NOW + timedelta(seconds=offset_s), NOW) == expected
 
 
-def test_relative_time_parses_the_apis_formats():
+def test_relative_time_parses_the_apis_formats() -> None:
     """Both the store's `…Z` text and isoformat's `+00:00` parse; missing times print a dash."""
     assert rel_time("2026-01-05T08:59:18.000000Z", NOW) == "42s ago"
     assert rel_time("2026-01-05T09:04:00+00:00", NOW) == "in 4m"
@@ -53,7 +53,7 @@ def test_relative_time_parses_the_apis_formats():
     assert rel_time("garbage", NOW) == "-"
 
 
-def test_next_times_in_the_past_read_due_now():
+def test_next_times_in_the_past_read_due_now() -> None:
     """A next-run time that has passed says "due now" rather than "3s ago"."""
     assert rel_next(NOW - timedelta(seconds=3), NOW) == "due now"
     assert rel_next(NOW + timedelta(minutes=4), NOW) == "in 4m"
@@ -64,13 +64,13 @@ def test_next_times_in_the_past_read_due_now():
     ("seconds", "expected"),
     [(0.25, "250ms"), (4.25, "4s250ms"), (7, "7s"), (12.4, "12s"), (3600, "1h"), (3661, "1h1m"), (3725, "1h2m")],
 )
-def test_durations(seconds, expected):
+def test_durations(seconds: float, expected: str) -> None:
     """Durations are units.py's grammar cut to two units (milliseconds only under 10 s), reading back as config does."""
     assert human_duration(seconds) == expected
     assert config_parse_duration(expected) == pytest.approx(seconds, abs=60 if seconds > 3600 else 0.5)
 
 
-def test_sizes_and_times_print_as_units_does():
+def test_sizes_and_times_print_as_units_does() -> None:
     """Sizes are IEC with the unit said (not 1024-based "GB"), times RFC 3339 with Z, a naive time is unreadable."""
     assert human_bytes(9.5 * 10**9) == "8.8 GiB" and human_bytes(512) == "512 B" and human_bytes(None) == "-"
     assert short_time("2026-01-05T09:00:12.345678+00:00") == "2026-01-05T09:00:12Z"
@@ -78,14 +78,14 @@ def test_sizes_and_times_print_as_units_does():
     assert short_time("2026-01-05T09:00:12") == "-" and short_time(None) == "-"
 
 
-def test_truncate_marks_cuts_with_an_ellipsis():
+def test_truncate_marks_cuts_with_an_ellipsis() -> None:
     """Text longer than its width ends in … and keeps exactly the width."""
     assert truncate("abcdefgh", 5) == "abcd…"
     assert truncate("abc", 5) == "abc"
     assert truncate("abc", None) == "abc"
 
 
-def test_table_aligns_columns_and_truncates():
+def test_table_aligns_columns_and_truncates() -> None:
     """Columns line up under their headers, numbers align right, long cells are cut to the column's cap."""
     table = Table([Column("ID", align=">"), Column("NAME", 6), Column("NOTE")])
     text = table.render([[1, "short", "x"], [22, "a very long name", "y"]], paint=lambda t, s: t)
@@ -96,7 +96,7 @@ def test_table_aligns_columns_and_truncates():
     ]
 
 
-def test_table_wide_keeps_full_cells_and_pages_reuse_widths():
+def test_table_wide_keeps_full_cells_and_pages_reuse_widths() -> None:
     """--wide never truncates; a second page renders with the first page's widths and no header."""
     wide = Table([Column("NAME", 4)], wide=True)
     assert wide.render([["abcdefgh"]], paint=lambda t, s: t).splitlines()[1] == "abcdefgh"
@@ -116,12 +116,12 @@ def test_table_wide_keeps_full_cells_and_pages_reuse_widths():
         (True, {"TERM": "xterm-256color"}, True),
     ],
 )
-def test_colour_rules(isatty, env, expected):
+def test_colour_rules(isatty: bool, env: dict[str, str], expected: bool) -> None:
     """Colour only on a terminal, with NO_COLOR unset or empty and TERM not dumb."""
     assert want_color(isatty, env) is expected
 
 
-def test_outcome_words_pick_colours():
+def test_outcome_words_pick_colours() -> None:
     """The first outcome word decides: "run 3 ok: 0 failed" is green, a partial run yellow."""
     assert outcome_style("run 3 ok: 2 updated, 0 failed of 2") == "green"
     assert outcome_style("run 4 partial: 1 updated, 1 failed") == "yellow"
@@ -129,7 +129,7 @@ def test_outcome_words_pick_colours():
     assert outcome_style("ran; nothing to do") is None
 
 
-def test_json_errors_go_to_both_streams_and_progress_stays_off_stdout():
+def test_json_errors_go_to_both_streams_and_progress_stays_off_stdout() -> None:
     """Errors under --json: a JSON object on stdout and a line on stderr; progress is drawn only on a terminal."""
     stdout, stderr = io.StringIO(), io.StringIO()
     out = Output(json_mode=True, stdout=stdout, stderr=stderr, env={})
@@ -142,25 +142,25 @@ def test_json_errors_go_to_both_streams_and_progress_stays_off_stdout():
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25), ("2", 2)])
-def test_timeout_durations(text, seconds):
+def test_timeout_durations(text: str, seconds: float) -> None:
     """--timeout reads 90s, 5m, 1h30m, 250ms or bare seconds."""
     assert parse_duration(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("text", ["1w", "90min", "1h 30m", "2d", "1.5h", "30 s", "14d"])
-def test_ctl_reads_every_duration_the_daemon_reads(text):
+def test_ctl_reads_every_duration_the_daemon_reads(text: str) -> None:
     """ctl's duration arguments accept what config accepts (1w, 90min, "1h 30m", ...) with the same value."""
     assert parse_duration(text) == pytest.approx(config_parse_duration(text))
 
 
 @pytest.mark.parametrize("text", ["5x", "", "m", "0", "-3s", "1y", "inf"])
-def test_bad_timeouts_are_usage_errors(text):
+def test_bad_timeouts_are_usage_errors(text: str) -> None:
     """A malformed or non-positive --timeout is an argparse usage error."""
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
 
 
-def test_shipment_id_lists():
+def test_shipment_id_lists() -> None:
     """--shipments splits on commas, drops blanks and repeats, and refuses an empty list."""
     assert id_list(" ship_1, ship_2,,ship_1 ") == ["ship_1", "ship_2"]
     with pytest.raises(argparse.ArgumentTypeError):

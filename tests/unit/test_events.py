@@ -26,7 +26,7 @@ async def take(stream: AsyncIterator[dict[str, Any]], n: int) -> list[dict[str, 
     return out
 
 
-async def test_publish_numbers_events_in_order():
+async def test_publish_numbers_events_in_order() -> None:
     """Every event gets the next sequence number, a type, a time and its data."""
     bus = EventBus()
     first = bus.publish("a", x=1)
@@ -35,7 +35,7 @@ async def test_publish_numbers_events_in_order():
     assert first["type"] == "a" and first["x"] == 1 and first["at"].endswith("+00:00")
 
 
-async def test_a_follower_without_since_sees_only_new_events():
+async def test_a_follower_without_since_sees_only_new_events() -> None:
     """Subscribing without `since` starts at the present: nothing old is replayed."""
     bus = EventBus()
     bus.publish("old")
@@ -52,7 +52,7 @@ async def test_a_follower_without_since_sees_only_new_events():
     assert [e["type"] for e in events] == ["new"]
 
 
-async def test_since_replays_what_was_missed_then_continues_live_without_duplicates():
+async def test_since_replays_what_was_missed_then_continues_live_without_duplicates() -> None:
     """`since=N` yields every event after N from the ring, then live ones, each exactly once."""
     bus = EventBus()
     for i in range(5):
@@ -72,7 +72,7 @@ async def test_since_replays_what_was_missed_then_continues_live_without_duplica
     assert [(e["seq"], e["type"]) for e in live] == [(6, "live")]
 
 
-async def test_since_older_than_the_ring_reports_a_gap_first():
+async def test_since_older_than_the_ring_reports_a_gap_first() -> None:
     """A follower resuming from before the ring's oldest event is told with a `gap` event before the replay."""
     bus = EventBus(history=3)
     for _ in range(10):
@@ -84,7 +84,7 @@ async def test_since_older_than_the_ring_reports_a_gap_first():
     assert [e["seq"] for e in events[1:]] == [8, 9, 10]
 
 
-async def test_since_at_the_present_replays_nothing():
+async def test_since_at_the_present_replays_nothing() -> None:
     """`since` equal to the latest seq means nothing was missed: no gap, no replay."""
     bus = EventBus()
     bus.publish("e")
@@ -101,7 +101,7 @@ async def test_since_at_the_present_replays_nothing():
     assert [(e["seq"], e["type"]) for e in events] == [(2, "next")]
 
 
-async def test_a_follower_that_falls_behind_is_cut_off_and_publish_never_blocks():
+async def test_a_follower_that_falls_behind_is_cut_off_and_publish_never_blocks() -> None:
     """Publishing never waits for a slow follower; one that falls `buffer` events behind is dropped."""
     bus = EventBus(buffer=3)
     stream = bus.subscribe()
@@ -122,7 +122,7 @@ async def test_a_follower_that_falls_behind_is_cut_off_and_publish_never_blocks(
     assert len(leftovers) <= 3  # what was buffered before the cut, then the stream ends
 
 
-async def test_close_ends_every_follower():
+async def test_close_ends_every_follower() -> None:
     """Shutdown closes the bus and every open stream ends cleanly instead of hanging."""
     bus = EventBus()
     ended: list[int] = []
@@ -141,7 +141,7 @@ async def test_close_ends_every_follower():
     assert sorted(ended) == [1, 2]
 
 
-async def test_leaving_during_the_replay_closes_the_subscription():
+async def test_leaving_during_the_replay_closes_the_subscription() -> None:
     """A follower that disconnects half-way through its replay is unsubscribed and leaks no stream."""
     bus = EventBus()
     for _ in range(5):

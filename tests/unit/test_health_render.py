@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -29,12 +30,12 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
         ),
     ],
 )
-def test_perfdata_items(perf: dict, text: str | None) -> None:
+def test_perfdata_items(perf: dict[str, Any], text: str | None) -> None:
     """'label'=value[unit];warn;crit;min;max, trailing empty fields dropped, quotes doubled, no exponents."""
     assert perf_item(perf_of(perf)) == (text or "'last_sync_age'=412s;900;3600;0")
 
 
-def perf_of(d: dict) -> Perf:
+def perf_of(d: dict[str, Any]) -> Perf:
     """A perf datum as the wire sends it, the fields a table row leaves out at their empty values."""
     fields = {"unit": "", "warn": "", "crit": "", "min": None, "max": None, **d}
     return Perf(**fields)

@@ -12,18 +12,18 @@ def _loaded_after(statement: str, modules: tuple[str, ...]) -> list[str]:
     return out.stdout.split()
 
 
-def test_daemon_does_not_import_textual():
+def test_daemon_does_not_import_textual() -> None:
     """`import shiptrackd.daemon` (and the demo) never pulls in Textual."""
     assert _loaded_after("import shiptrackd.daemon, shiptrackd.demo, shiptrackd.__main__", ("textual",)) == []
 
 
-def test_api_client_imports_no_daemon_machinery():
+def test_api_client_imports_no_daemon_machinery() -> None:
     """The shared API client (used by ctl and tui) loads no store, server, scheduler or notifier."""
     heavy = ("aiosqlite", "hypercorn", "starlette", "apprise", "stamina", "textual", "loguru")
     assert _loaded_after("import shiptrackd.api.client", heavy) == []
 
 
-def test_console_talks_to_the_daemon_only_through_the_api_client():
+def test_console_talks_to_the_daemon_only_through_the_api_client() -> None:
     """The TUI loads the API client but none of the daemon's store, sync, server or notifier modules."""
     daemon_side = (
         "shiptrackd.store",

@@ -20,7 +20,7 @@ from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 pytestmark = pytest.mark.anyio
 
 
-def test_a_status_map_maps_sub_status_first_then_status_and_counts_the_unknown():
+def test_a_status_map_maps_sub_status_first_then_status_and_counts_the_unknown() -> None:
     m = StatusMap({"InTransit": ("IT", ""), "Exception": ("EX", "")}, {"Exception_Returned": ("EX", "RETURNED")})
     assert m.map("InTransit") == ("IT", "")
     assert m.map("InTransit", "InTransit_PickedUp") == ("IT", "")
@@ -30,7 +30,7 @@ def test_a_status_map_maps_sub_status_first_then_status_and_counts_the_unknown()
     assert m.unknown == {"Teleported/Teleported_Mars": 2}
 
 
-def test_a_status_map_refuses_a_code_that_is_not_ours():
+def test_a_status_map_refuses_a_code_that_is_not_ours() -> None:
     with pytest.raises(ValueError, match="ZZ"):
         StatusMap({"Gone": ("ZZ", "")})
 
@@ -63,7 +63,7 @@ class BatchProvider(ProviderBase):
         pass
 
 
-async def test_a_batch_is_one_request_under_the_limit_and_the_answer_is_completed():
+async def test_a_batch_is_one_request_under_the_limit_and_the_answer_is_completed() -> None:
     provider = BatchProvider(omit={"B"})
     assert isinstance(provider, Provider)
     stats = ApiStats()
@@ -79,7 +79,7 @@ async def test_a_batch_is_one_request_under_the_limit_and_the_answer_is_complete
     assert throttle.controller.snapshot()["cuts"] == 0
 
 
-async def test_a_provider_without_pushes_rejects_them():
+async def test_a_provider_without_pushes_rejects_them() -> None:
     provider = BatchProvider(omit=set())
     with pytest.raises(PushRejectedError):
         await provider.verify_push({}, b"{}")

@@ -6,6 +6,7 @@ InvalidResponseError (the receiver's 4xx), never a crash that would become a 500
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ shaped = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(fields, children, max_size=8),
     max_leaves=40,
 )
-PARSERS = [
+PARSERS: list[Callable[[bytes], object]] = [
     easypost_push.parse_event,
     aftership_push.parse_event,
     easypost_parse.parse_tracker_body,

@@ -60,7 +60,9 @@ T = Tuning()
     ],
     ids=["young-halves", "halve-bound", "to-accepted", "at-most-0.9", "same-episode", "new-episode", "floor"],
 )
-def test_a_429_cuts_the_rate_once_per_episode(ceiling, script, expected_rate, expected_said):
+def test_a_429_cuts_the_rate_once_per_episode(
+    ceiling: float, script: list[tuple[object, ...]], expected_rate: float, expected_said: list[bool]
+) -> None:
     """A 429 cuts to 0.9 x the accepted rate within [0.5, 0.9] x the current, once an episode, above the floor."""
     controller = RateController(ceiling)
     assert play(controller, script) == expected_said
@@ -87,7 +89,7 @@ def climb(controller: RateController, start: float, seconds: float) -> None:
     ],
     ids=["10s-climb", "60s-climb", "capped"],
 )
-def test_clean_answers_climb_additively_up_to_the_ceiling(ceiling, seconds, expected_rate):
+def test_clean_answers_climb_additively_up_to_the_ceiling(ceiling: float, seconds: int, expected_rate: float) -> None:
     """A second of clean answers at the allowed rate adds `increase` x the post-cut rate, up to the ceiling."""
     controller = RateController(ceiling)
     controller.on_rate_limited(0.0, 0.0)
@@ -96,7 +98,7 @@ def test_clean_answers_climb_additively_up_to_the_ceiling(ceiling, seconds, expe
     assert controller.rate == pytest.approx(expected_rate, rel=0.02)
 
 
-def test_clean_answers_at_the_ceiling_hold_it():
+def test_clean_answers_at_the_ceiling_hold_it() -> None:
     """With nothing cut, clean answers leave the rate at the configured ceiling."""
     controller = RateController(10.0)
     play(controller, steady(10, 0.0, 5))
@@ -127,14 +129,16 @@ def test_clean_answers_at_the_ceiling_hold_it():
     ],
     ids=["plenty", "nearly-spent", "cooldown", "after-cooldown", "no-remaining", "low-holds", "recovered"],
 )
-def test_a_nearly_spent_quota_cuts_mildly_before_any_429(script, expected_rate, expected_said):
+def test_a_nearly_spent_quota_cuts_mildly_before_any_429(
+    script: list[tuple[object, ...]], expected_rate: float, expected_said: list[bool]
+) -> None:
     """X-RateLimit-Remaining near zero cuts the rate by `pressure_cut` at most once per cooldown and stops the climb."""
     controller = RateController(10.0)
     assert play(controller, script) == expected_said
     assert controller.rate == pytest.approx(expected_rate, rel=0.02)
 
 
-def test_unpaced_until_the_first_429_then_half_the_rate_it_was_sending():
+def test_unpaced_until_the_first_429_then_half_the_rate_it_was_sending() -> None:
     """With no configured limit the controller paces nothing until a 429, then half of what was being sent."""
     controller = RateController(None)
     assert controller.interval_s() is None
@@ -142,6 +146,7 @@ def test_unpaced_until_the_first_429_then_half_the_rate_it_was_sending():
     assert controller.rate is None
     play(controller, [("429", 0.5, 0.49)])
     assert controller.rate == pytest.approx(50 / 0.49 / 2, rel=0.05)
+    assert controller.rate is not None
     assert controller.interval_s() == pytest.approx(1 / controller.rate)
 
 
@@ -160,6 +165,6 @@ def test_unpaced_until_the_first_429_then_half_the_rate_it_was_sending():
     ],
     ids=["x-prefixed", "ietf", "epoch-reset", "no-remaining", "text", "negative", "nan", "list-form", "none"],
 )
-def test_quota_headers_parse_leniently(headers, expected):
+def test_quota_headers_parse_leniently(headers: dict[str, str], expected: Quota | None) -> None:
     """X-RateLimit-* and RateLimit-* parse into a Quota; a missing or garbled Remaining gives None."""
     assert quota_from_headers(headers, now_epoch_s=1_700_000_000) == expected

@@ -32,12 +32,12 @@ DAILY_2AM = Schedule("0 2 * * *", cron="0 2 * * *")
         (EVERY_5M, T0, T0, 10, T0 + timedelta(minutes=5)),  # never later than the schedule
     ],
 )
-def test_next_due(schedule, now, last, failures, expected):
+def test_next_due(schedule: Schedule, now: datetime, last: datetime | None, failures: int, expected: datetime) -> None:
     """next_due covers first runs, steady state, catch-up after downtime, and failure backoff."""
     assert next_due(schedule, now, last, failures) == expected
 
 
-def test_jitter_stays_within_bounds():
+def test_jitter_stays_within_bounds() -> None:
     """Jitter is at most 10% of an interval and never more than 30 s."""
     assert jitter_bound_s(EVERY_5M) == 30
     assert jitter_bound_s(Schedule("60s", interval_s=60)) == 6
@@ -55,7 +55,7 @@ async def _noop() -> str:
 
 
 @pytest.mark.anyio
-async def test_a_day_of_schedule_runs_in_a_moment():
+async def test_a_day_of_schedule_runs_in_a_moment() -> None:
     """An hourly loop runs 24 times when the fake clock advances a day."""
     clock = FakeClock(T0)
     runs: list[datetime] = []
@@ -76,7 +76,7 @@ async def test_a_day_of_schedule_runs_in_a_moment():
 
 
 @pytest.mark.anyio
-async def test_crashing_body_is_counted_and_retried_with_backoff():
+async def test_crashing_body_is_counted_and_retried_with_backoff() -> None:
     """A body that raises is logged and counted; the loop keeps running and recovers."""
     clock = FakeClock(T0)
     calls = 0
@@ -99,7 +99,7 @@ async def test_crashing_body_is_counted_and_retried_with_backoff():
 
 
 @pytest.mark.anyio
-async def test_trigger_during_a_run_is_coalesced():
+async def test_trigger_during_a_run_is_coalesced() -> None:
     """A trigger while the body runs joins that run instead of queueing another."""
     clock = FakeClock(T0)
     release = anyio.Event()
@@ -126,7 +126,7 @@ async def test_trigger_during_a_run_is_coalesced():
 
 
 @pytest.mark.anyio
-async def test_paused_loop_does_not_run_until_resumed():
+async def test_paused_loop_does_not_run_until_resumed() -> None:
     """A paused loop skips its schedule; resuming it runs the missed slot."""
     clock = FakeClock(T0)
     calls = 0

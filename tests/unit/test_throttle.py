@@ -24,6 +24,7 @@ from shiptrackd.errors import (
     TransientProviderError,
 )
 from shiptrackd.models import TrackingInfo
+from shiptrackd.providers.base import Limits, ProviderBase, StatusMap
 from shiptrackd.sync import throttle as throttle_mod
 from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
@@ -32,11 +33,13 @@ pytestmark = pytest.mark.anyio
 OK = TrackingInfo(tracking_number="1Z", status_code="IT", carrier_code="ups")
 
 
-class ScriptedProvider:
+class ScriptedProvider(ProviderBase):
     """Answers each call with the next scripted outcome (an exception is raised); records when calls start."""
 
     name = "scripted"
-    batches = False
+    kind = "scripted"
+    limits = Limits()
+    status_map = StatusMap({"IT": ("IT", "")})
 
     def __init__(self, *script: object, default: object = OK) -> None:
         self.script = deque(script)
@@ -49,7 +52,8 @@ class ScriptedProvider:
         if isinstance(outcome, BaseException):
             raise outcome
         await anyio.lowlevel.checkpoint()
-        return outcome  # type: ignore[return-value]
+        assert isinstance(outcome, TrackingInfo)
+        return outcome
 
     async def check_connectivity(self) -> float:
         return 0.0
@@ -58,8 +62,8 @@ class ScriptedProvider:
         pass
 
 
-def make(provider: ScriptedProvider, **overrides: object) -> ProviderThrottle:
-    config = ProviderConfig(**{"rate_limit": None, "retries": 3, **overrides})  # type: ignore[arg-type]
+def make(provider: ScriptedProvider, *, rate_limit: RateLimit | None = None, retries: int = 3) -> ProviderThrottle:
+    config = ProviderConfig(rate_limit=rate_limit, retries=retries)
     return ProviderThrottle(provider, config, ApiStats())
 
 
@@ -75,7 +79,7 @@ def make(provider: ScriptedProvider, **overrides: object) -> ProviderThrottle:
     ],
     ids=["transient", "unreachable", "auth", "not-found", "invalid-response", "permanent"],
 )
-async def test_only_transient_errors_are_retried(error, attempts):
+async def test_only_transient_errors_are_retried(error: Exception, attempts: int) -> None:
     """5xx-like and connection failures are retried up to the attempt cap; permanent answers are tried once."""
     provider = ScriptedProvider(default=error)
     throttle = make(provider)
@@ -85,7 +89,7 @@ async def test_only_transient_errors_are_retried(error, attempts):
     assert throttle.stats.retries == attempts - 1
 
 
-async def test_a_transient_failure_then_success_returns_the_answer_and_counts_retries():
+async def test_a_transient_failure_then_success_returns_the_answer_and_counts_retries() -> None:
     """Two 503s then an answer: the caller gets the answer and the two retries are counted."""
     provider = ScriptedProvider(TransientProviderError("503"), TransientProviderError("503"))
     throttle = make(provider)
@@ -93,7 +97,7 @@ async def test_a_transient_failure_then_success_returns_the_answer_and_counts_re
     assert len(provider.calls) == 3 and throttle.stats.retries == 2
 
 
-async def test_retries_follow_the_configured_count():
+async def test_retries_follow_the_configured_count() -> None:
     """`[provider] retries = 1` means two attempts in all."""
     provider = ScriptedProvider(default=TransientProviderError("503"))
     with pytest.raises(TransientProviderError):
@@ -101,7 +105,7 @@ async def test_retries_follow_the_configured_count():
     assert len(provider.calls) == 2
 
 
-async def test_a_429_pauses_every_caller_for_its_retry_after():
+async def test_a_429_pauses_every_caller_for_its_retry_after() -> None:
     """One caller's 429 holds back every other caller's next request until Retry-After has passed."""
     provider = ScriptedProvider(RateLimitedError("429", retry_after_s=0.3))
     throttle = make(provider)
@@ -123,7 +127,7 @@ async def test_a_429_pauses_every_caller_for_its_retry_after():
     assert throttle.paused_until is None
 
 
-async def test_a_429_cuts_the_pace_and_no_request_waiting_for_its_slot_starts_during_the_pause():
+async def test_a_429_cuts_the_pace_and_no_request_waiting_for_its_slot_starts_during_the_pause() -> None:
     """A 429 halves the pace, and a request already waiting for its slot when it came waits out the pause too."""
     provider = ScriptedProvider(RateLimitedError("429", retry_after_s=0.3))
     throttle = make(provider, rate_limit=RateLimit(10, 1.0))
@@ -138,7 +142,7 @@ async def test_a_429_cuts_the_pace_and_no_request_waiting_for_its_slot_starts_du
     assert all(b - a >= 0.2 - 0.02 for a, b in zip(starts, starts[1:], strict=False))  # paced at 5/s now
 
 
-async def test_clean_answers_never_pace_above_the_configured_rate():
+async def test_clean_answers_never_pace_above_the_configured_rate() -> None:
     """The configured rate is the ceiling: clean answers at it leave the pace there."""
     provider = ScriptedProvider()
     throttle = make(provider, rate_limit=RateLimit(50, 1.0))
@@ -148,7 +152,7 @@ async def test_clean_answers_never_pace_above_the_configured_rate():
     assert throttle.controller.rate == 50.0 and throttle.controller.cuts == 0
 
 
-async def test_a_longer_retry_after_is_never_shortened_by_a_later_shorter_one():
+async def test_a_longer_retry_after_is_never_shortened_by_a_later_shorter_one() -> None:
     """The pause only ever extends: a second, shorter Retry-After does not cut the first one short."""
     throttle = make(ScriptedProvider())
     throttle.pause(0.5)
@@ -158,7 +162,7 @@ async def test_a_longer_retry_after_is_never_shortened_by_a_later_shorter_one():
     assert abs((throttle.paused_until - until).total_seconds()) < 0.05
 
 
-async def test_a_429_that_keeps_coming_gives_up_after_the_rounds(monkeypatch):
+async def test_a_429_that_keeps_coming_gives_up_after_the_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     """A provider that answers 429 every time fails the call after MAX_RATE_LIMITED_ROUNDS pauses."""
     monkeypatch.setattr(throttle_mod, "MAX_RATE_LIMITED_ROUNDS", 3)
     provider = ScriptedProvider(default=RateLimitedError("429", retry_after_s=0.0))
@@ -168,7 +172,7 @@ async def test_a_429_that_keeps_coming_gives_up_after_the_rounds(monkeypatch):
     assert len(provider.calls) == 3 and throttle.stats.rate_limited == 3
 
 
-async def test_unreachable_counter_counts_attempts_in_a_row_and_resets_on_an_answer():
+async def test_unreachable_counter_counts_attempts_in_a_row_and_resets_on_an_answer() -> None:
     """Each refused connection counts towards the circuit; any answer from the API resets the count."""
     provider = ScriptedProvider(*[ProviderUnreachableError("refused")] * 3)
     throttle = make(provider)
@@ -184,7 +188,7 @@ async def test_unreachable_counter_counts_attempts_in_a_row_and_resets_on_an_ans
     assert throttle.unreachable_in_a_row == 0  # a 404 is an answer: the API is reachable
 
 
-async def test_the_rate_limiter_spaces_requests_evenly():
+async def test_the_rate_limiter_spaces_requests_evenly() -> None:
     """At 20/s requests start at least 50 ms apart, with no initial burst."""
     provider = ScriptedProvider()
     throttle = make(provider, rate_limit=RateLimit(20, 1.0))
@@ -199,7 +203,7 @@ async def test_the_rate_limiter_spaces_requests_evenly():
     assert starts[-1] - starts[0] < 4 * 0.05 + 0.15  # paced, not stalled
 
 
-def test_api_stats_snapshot_counts_statuses_errors_and_latency_percentiles():
+def test_api_stats_snapshot_counts_statuses_errors_and_latency_percentiles() -> None:
     """ApiStats counts requests by status and error kind and reports p50/p95 latency."""
     stats = ApiStats()
     assert stats.snapshot()["p50_s"] is None

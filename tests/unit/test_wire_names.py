@@ -17,7 +17,7 @@ def literals(path: Path) -> set[str]:
     return {n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)}
 
 
-def test_no_second_copy_of_status_names_check_names_or_exit_codes():
+def test_no_second_copy_of_status_names_check_names_or_exit_codes() -> None:
     """No module but names.py spells a status name, the check-name tuple or an exit-code table."""
     copies = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -41,7 +41,7 @@ def test_no_second_copy_of_status_names_check_names_or_exit_codes():
     assert copies == []
 
 
-def test_names_import_nothing():
+def test_names_import_nothing() -> None:
     """names.py loads no module of its own, so `shiptrackctl --help` can import it for free."""
     code = (
         "import sys; before = set(sys.modules); import shiptrackd.wire.names;"
@@ -51,6 +51,6 @@ def test_names_import_nothing():
     assert out.strip() == "['shiptrackd', 'shiptrackd.wire', 'shiptrackd.wire.names']"
 
 
-def test_level_exit_codes_follow_the_monitoring_plugin_convention():
+def test_level_exit_codes_follow_the_monitoring_plugin_convention() -> None:
     """ok 0, warning 1, critical 2, unknown 3: what Nagios and kin read."""
     assert [names.LEVEL_EXIT_CODES[level] for level in names.LEVELS] == [0, 1, 2, 3]
