@@ -171,6 +171,7 @@ class Daemon:
                     started_at=self.clock.now(),
                     on_report=self._evaluate_alerts_now,
                     push=push.state if push is not None else None,
+                    cluster=(member, leadership),
                 )
                 alerting = self.alerting = Alerting(
                     store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels

@@ -22,7 +22,7 @@ from anyio.abc import TaskStatus
 from loguru import logger
 
 TRY_EVERY_S = 5.0  # a standby's next try: failover within this (plus keepalive detection)
-_NAMESPACE = 0x5348_5054  # "SHPT": the first key of the two-int advisory lock
+LOCK_NAMESPACE = 0x5348_5054  # "SHPT": the first key of the two-int advisory lock
 
 
 def lock_key(name: str) -> int:
@@ -55,7 +55,9 @@ class Leadership:
             for name in self.names:
                 if name in self.held:
                     continue
-                cursor = await self._conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_NAMESPACE, lock_key(name)))
+                cursor = await self._conn.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, lock_key(name))
+                )
                 row = await cursor.fetchone()
                 if row and row[0]:
                     self.held.add(name)
@@ -89,4 +91,4 @@ class Leadership:
                     await self._conn.close()  # the server releases every lock this session held
 
 
-__all__ = ["Leadership", "TRY_EVERY_S", "lock_key"]
+__all__ = ["LOCK_NAMESPACE", "Leadership", "TRY_EVERY_S", "lock_key"]

@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from loguru import logger
 
+from ..cluster.leader import LOCK_NAMESPACE, lock_key
+from ..cluster.membership import STALE_AFTER_S
 from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.db import from_db
 from ..units import format_rfc3339
 from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, OPTIONAL_CHECKS, UNKNOWN
+from .cluster import judge_cluster
 from .deliveries import judge_deliveries
 from .rules import (
     TOP_STALE,
@@ -43,6 +46,8 @@ from .rules import (
 
 if TYPE_CHECKING:
     from ..clock import Clock
+    from ..cluster.leader import Leadership
+    from ..cluster.membership import Membership
     from ..events import EventBus
     from ..push.state import PushState
     from ..schedule import Loop
@@ -51,6 +56,15 @@ if TYPE_CHECKING:
 
 
 # --- measuring --------------------------------------------------------------------------------
+
+
+async def measure_cluster(store: Store, member: Membership, leadership: Leadership) -> CheckResult:
+    """The `cluster` check: the members' heartbeats (as *member*'s clock sees them) and which of
+    *leadership*'s singletons some session of the server holds the leader lock of now."""
+    members = await member.members()
+    keys = await store.cluster.advisory_locks(LOCK_NAMESPACE) or set()
+    held = {name for name in leadership.names if lock_key(name) in keys}
+    return judge_cluster(members, leadership.names, held, stale_after_s=STALE_AFTER_S)
 
 
 class HealthMonitor:
@@ -68,6 +82,7 @@ class HealthMonitor:
         started_at: datetime,
         on_report: Callable[[], None] | None = None,
         push: PushState | None = None,
+        cluster: tuple[Membership, Leadership] | None = None,
     ) -> None:
         """*on_report* runs after each stored report that the alert rules should see: health triggers alerts."""
         self.store = store
@@ -79,6 +94,7 @@ class HealthMonitor:
         self.started_at = started_at
         self.on_report = on_report
         self.push = push  # the push channel's figures, when [webhooks] is on (adds the `webhooks` check)
+        self.cluster = cluster  # this member and its elections, on a shared store (adds the `cluster` check)
         self._quick_check: tuple[datetime, str] | None = None  # (when, result)
 
     @property
@@ -145,6 +161,8 @@ class HealthMonitor:
         }
         if self.push is not None:
             measures["webhooks"] = self._webhooks
+        if self.cluster is not None and self.store.backend != "sqlite":
+            measures["cluster"] = self._cluster
         results: dict[str, CheckResult] = {}
 
         async def run(name: str, fn: Callable[[], Awaitable[CheckResult]]) -> None:
@@ -282,6 +300,10 @@ class HealthMonitor:
             critical_s=push.critical_s,
             last_hour=push.last_hour(now),
         )
+
+    async def _cluster(self) -> CheckResult:
+        assert self.cluster is not None
+        return await measure_cluster(self.store, *self.cluster)
 
     async def _store(self) -> CheckResult:
         cfg = self.config.health

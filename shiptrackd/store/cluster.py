@@ -62,6 +62,18 @@ class ClusterStore:
 
         await self.db.write(fn)
 
+    async def advisory_locks(self, namespace: int) -> set[int] | None:
+        """The second keys of the two-key advisory locks held in *namespace* on this database, by any
+        session (the leaders' locks, cluster/leader.py); None on SQLite, which has no such locks."""
+        if self.db.backend != "postgresql":
+            return None
+        rows = await self.db.fetchall(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+            " AND classid::bigint = ? AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            (namespace,),
+        )
+        return {int(r[0]) for r in rows}
+
     async def members(self) -> list[dict[str, Any]]:
         rows = await self.db.fetchall(
             "SELECT id, host, pid, version, started_at, heartbeat_at, roles, leases FROM cluster_members"

@@ -32,8 +32,9 @@ LEVELS = (OK, WARNING, CRITICAL, UNKNOWN)
 # `shiptrackctl health` and the metric shiptrackd_health_level: the monitoring-plugin convention.
 LEVEL_EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
 CHECKS = ("api_connectivity", "recent_sync", "stale_shipments", "error_rate", "loops", "store", "deliveries")
-# Checks a daemon runs only while their feature is on: `webhooks` with [webhooks] listen (issue 10).
-OPTIONAL_CHECKS = ("webhooks",)
+# Checks a daemon runs only while their feature is on: `webhooks` with [webhooks] listen (issue 10),
+# `cluster` on a PostgreSQL store, where several daemons share the work (issue 13).
+OPTIONAL_CHECKS = ("webhooks", "cluster")
 KNOWN_CHECKS = CHECKS + OPTIONAL_CHECKS
 
 # --- events on /v1/events -----------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shiptrackd.config import load
+from shiptrackd.health.cluster import judge_cluster
 from shiptrackd.health.rules import (
     ApiProbe,
     CheckResult,
@@ -196,3 +197,30 @@ def test_alert_threshold_rejudges_a_stored_report_without_measuring() -> None:
     assert report["level"] == "warning"
     assert rejudge_stale(report, 50, config)["level"] == "ok"
     assert rejudge_stale(report, 2, config)["checks"][0]["warning"] == 2
+
+
+def _member(host: str, age_s: float, roles: tuple[str, ...] = ()) -> dict[str, object]:
+    return {"id": host, "host": host, "pid": 7, "heartbeat_age_s": age_s, "roles": list(roles)}
+
+
+@pytest.mark.parametrize(
+    ("members", "held", "level", "words"),
+    [
+        ([_member("a", 2, ("force", "health")), _member("b", 4)], {"force", "health"}, "ok", "health led by a:7"),
+        (
+            [_member("a", 2, ("force", "health")), _member("b", 31)],
+            {"force", "health"},
+            "warning",
+            "b:7 silent for 31s",
+        ),
+        ([_member("a", 2, ("force",)), _member("b", 4)], {"force"}, "critical", "no leader holds health"),
+        # The lock is the server's word: a member still claiming a role whose lock is gone leads nothing.
+        ([_member("a", 2, ("force", "health"))], set(), "critical", "no leader holds force, health"),
+        ([_member("a", 40, ("force", "health"))], {"force"}, "critical", "silent for 40s"),
+    ],
+)
+def test_cluster(members: list[dict[str, object]], held: set[str], level: str, words: str) -> None:
+    """A stale heartbeat warns; a singleton whose leader lock nobody holds is critical."""
+    result = judge_cluster(members, ["force", "health"], held, stale_after_s=30)
+    assert result.name == "cluster" and result.level == level and words in result.message, result.message
+    assert {p.label: p.value for p in result.perf}["cluster_unled_singletons"] == 2 - len(held)

@@ -1,0 +1,108 @@
+"""
+The `cluster` health check (issue 13 item 5) in a real daemon on a real PostgreSQL database: ok
+with one leader, warning when another member's heartbeat goes stale (moved by the clock seam),
+critical when the leader's lock session ends, ok again when a standby takes over; shown by
+`shiptrackctl health` and on /metrics. (On SQLite the check is absent: test_health_daemon.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from conftest import daemon_config
+from pg_fixtures import PgServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.clock import FakeClock
+from shiptrackd.cluster.leader import Leadership
+from shiptrackd.cluster.membership import Membership
+from shiptrackd.daemon import Daemon
+from shiptrackd.store import Store
+
+pytestmark = pytest.mark.anyio
+
+_SCRIPT = Path(sys.executable).with_name("shiptrackctl")
+CTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shiptrackd.ctl"]
+SINGLETONS = {"force", "health", "alerts", "retention"}
+
+
+async def cluster_check(client: ApiClient) -> dict[str, Any]:
+    report = await client.health(fresh=True)
+    return next(c for c in report["checks"] if c["name"] == "cluster")
+
+
+async def check_state(sock: Path) -> dict[str, float]:
+    """shiptrackd_health_check_state{check="cluster"} by state, from /metrics."""
+    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(sock))) as http:
+        text = (await http.get("http://shiptrackd/metrics")).text
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    samples = fams["shiptrackd_health_check_state"].samples
+    return {s.labels["state"]: s.value for s in samples if s.labels["check"] == "cluster"}
+
+
+async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
+    pg_server: PgServer, short_tmp: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One daemon and a second member on one database: ok, then warning (stale heartbeat), critical
+    (the leader's lock session closed), and ok-but-stale once a standby leads; ctl and /metrics agree."""
+    url = pg_server.create()
+    # The daemon's own election does not retry during the test: the standby below is what takes over.
+    monkeypatch.setattr("shiptrackd.cluster.leader.TRY_EVERY_S", 3600.0)
+    monkeypatch.setattr("shiptrackd.metrics.CACHE_S", 0.0)  # /metrics reads the store at each scrape
+    clock = FakeClock()
+    config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url)
+    other = await Store.open(url)
+    standby = Leadership(sorted(SINGLETONS), other.db.connect_async)  # type: ignore[attr-defined]
+    try:
+        async with anyio.create_task_group() as tg:
+            daemon = await tg.start(Daemon(config, clock=clock, handle_signals=False).run)
+            async with ApiClient(config.daemon.socket) as client:
+                me = f"{socket.gethostname()}:{os.getpid()}"
+                check = await cluster_check(client)
+                assert check["level"] == "ok", check["message"]
+                assert check["message"].startswith("1 member(s) beating;") and f"led by {me}" in check["message"]
+                assert set(check["details"]["leaders"]) == SINGLETONS
+
+                # A second member joins, then falls silent: 31 s on the clock, only the daemon beats.
+                ghost = Membership(other, clock, "ghost")
+                await ghost.join()
+                await standby.try_once()
+                assert standby.held == set()  # the daemon leads them all
+                await clock.advance(seconds=31)
+                await daemon.member.beat()
+                check = await cluster_check(client)
+                assert check["level"] == "warning" and "silent for 31s" in check["message"], check["message"]
+                assert [m["id"] for m in check["details"]["stale"]] == ["ghost"]
+                with anyio.fail_after(30):
+                    done = await anyio.run_process([*CTL, "--socket", str(config.daemon.socket), "health"], check=False)
+                out = done.stdout.decode()
+                assert done.returncode == 1 and "cluster" in out and "silent for 31s" in out, out
+                assert (await check_state(config.daemon.socket))["warning"] == 1
+
+                # The leader's lock session ends (a kill -9 or a lost host drops it the same way).
+                assert daemon.leadership._conn is not None
+                await daemon.leadership._conn.close()
+                with anyio.fail_after(10):  # the server frees the locks once it has seen the session end
+                    while (check := await cluster_check(client))["level"] != "critical":  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
+                assert "no leader holds" in check["message"] and "retention" in check["message"]
+                assert (await check_state(config.daemon.socket))["critical"] == 1
+
+                # The standby takes the singletons: nothing is unled; the ghost's silence still warns.
+                await standby.try_once()
+                assert standby.held == SINGLETONS
+                check = await cluster_check(client)
+                assert check["level"] == "warning" and check["details"]["unled"] == [], check["message"]
+            daemon.stop()
+    finally:
+        if standby._conn is not None:
+            await standby._conn.close()
+        await other.close()
