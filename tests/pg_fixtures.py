@@ -13,9 +13,12 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from shiptrackd.store import Store
 
 ADMIN_URL = os.environ.get("SHIPTRACKD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRED = os.environ.get("SHIPTRACKD_REQUIRE_PG", "") not in ("", "0")
@@ -111,7 +114,7 @@ def truncate_all(url: str) -> None:
 BACKENDS = ("sqlite", "postgresql")
 
 
-async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     """A fresh Store on the requested backend: a new SQLite file, or the shared PostgreSQL database emptied."""
     from shiptrackd.store import Store
 

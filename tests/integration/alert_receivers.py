@@ -113,7 +113,7 @@ class Smtp(_Inbox):
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.add(Mail(envelope.mail_from, list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
+        self.add(Mail(envelope.mail_from, list(envelope.rcpt_tos), message))
         return "250 Message accepted"
 
 

@@ -71,7 +71,8 @@ class Harness:
         await self.store.alerts.release_claims()
 
     async def notifications(self) -> list[dict[str, Any]]:
-        return (await self.alerting.recent(100))["notifications"]
+        notifications: list[dict[str, Any]] = (await self.alerting.recent(100))["notifications"]
+        return notifications
 
 
 def make_report(clock: FakeClock, **levels: str) -> dict[str, Any]:
@@ -146,8 +147,9 @@ async def h(request: pytest.FixtureRequest, tmp_path: Path, receivers: tuple[Web
     """Alert state and the outbox behave the same on a real SQLite file and a real PostgreSQL database."""
     target: Path | str | None = None
     if request.param == "postgresql":
-        target = request.getfixturevalue("pg_url")
-        truncate_all(target)
+        url: str = request.getfixturevalue("pg_url")
+        truncate_all(url)
+        target = url
     made = await harness(tmp_path, receivers, target=target)
     yield made
     await made.store.close()

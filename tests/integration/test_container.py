@@ -74,7 +74,9 @@ def image_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for keyword, args in stages(DOCKERFILE.read_text())[-1]:
         if keyword == "ENV":
-            env.update(pair.split("=", 1) for pair in shlex.split(args))
+            for pair in shlex.split(args):
+                key, value = pair.split("=", 1)
+                env[key] = value
     return env
 
 

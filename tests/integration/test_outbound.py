@@ -16,6 +16,7 @@ from webhook_receivers import RESET, Received, Receiver, outbound_toml
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
+from shiptrackd.wire.answers import RunDetail
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +34,7 @@ async def start(tg: Any, state_dir: Path, base_url: str, toml: str, **env: str) 
     return await tg.start(Daemon(config, handle_signals=False).run)  # type: ignore[no-any-return]
 
 
-async def run_sync(client: ApiClient) -> dict[str, Any]:
+async def run_sync(client: ApiClient) -> RunDetail:
     started = await client.sync(force=True)
     with anyio.fail_after(10):
         while True:

@@ -35,7 +35,7 @@ def _info(status: str) -> TrackingInfo:
 
 async def _rows(store: Store) -> list[tuple[str, str, str]]:
     rows = await store.db.fetchall("SELECT endpoint, shipment_id, event_type FROM outbox ORDER BY id")
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 async def test_a_change_and_its_rows_commit_together_for_every_matching_endpoint(store: Store) -> None:

@@ -28,6 +28,7 @@ from shiptrackd.providers import make_provider
 from shiptrackd.providers import seventeentrack_wire as wire
 from shiptrackd.providers.base import Parcel, Registration
 from shiptrackd.providers.seventeentrack import SeventeenTrackProvider
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.sandbox.server import Reply, Request, listen, serve
 from shiptrackd.sandbox.seventeen import PREFIX
 from shiptrackd.store import Store
@@ -73,7 +74,7 @@ async def rig(tmp_path: Path, sandbox: Any, **extra: str) -> AsyncIterator[Rig]:
         await store.close()
 
 
-async def test_100_due_shipments_take_3_registrations_and_3_fetches(tmp_path, sandbox):
+async def test_100_due_shipments_take_3_registrations_and_3_fetches(tmp_path: Path, sandbox: Sandbox) -> None:
     """40 numbers a request: 100 new shipments cost 3 register + 3 gettrackinfo requests, one slot each."""
     async with rig(tmp_path, sandbox) as r:
         ids = await r.add(*(f"9400{i:012}" for i in range(100)))
@@ -91,7 +92,7 @@ async def test_100_due_shipments_take_3_registrations_and_3_fetches(tmp_path, sa
         assert run["api_calls"] == 3 and sandbox.seventeen.quota_used == 100
 
 
-async def test_an_omitted_number_fails_alone_and_a_stray_is_counted(tmp_path, sandbox):
+async def test_an_omitted_number_fails_alone_and_a_stray_is_counted(tmp_path: Path, sandbox: Sandbox) -> None:
     async with rig(tmp_path, sandbox) as r:
         ids = await r.add("9400OMIT0001", "9400STRAY0002", "9400000000003", "9400NODETECT4")
         run = await r.engine.run_once("manual")
@@ -106,7 +107,7 @@ async def test_an_omitted_number_fails_alone_and_a_stray_is_counted(tmp_path, sa
         assert sandbox.seventeen.by_endpoint == {"/register": 1, "/gettrackinfo": 1}
 
 
-async def test_quota_exhausted_stops_registrations_and_polling_goes_on(tmp_path, sandbox):
+async def test_quota_exhausted_stops_registrations_and_polling_goes_on(tmp_path: Path, sandbox: Sandbox) -> None:
     async with rig(tmp_path, sandbox) as r:
         first = await r.add("9400000000101", "9400000000102")
         await r.engine.run_once("manual")
@@ -123,7 +124,7 @@ async def test_quota_exhausted_stops_registrations_and_polling_goes_on(tmp_path,
         assert quota is not None and (quota.total, quota.used, quota.remaining) == (2, 2, 0)
 
 
-async def test_provider_calls_on_the_wire(tmp_path, sandbox):
+async def test_provider_calls_on_the_wire(tmp_path: Path, sandbox: Sandbox) -> None:
     """register (a duplicate counts as registered), gettrackinfo, stoptrack, getquota; a bad key is 401."""
     sandbox.seventeen.configure(api_key=KEY, quota_total=50, quota_used=0)
     config = daemon_config(tmp_path, sandbox.base_url + PREFIX, **env())
@@ -160,7 +161,7 @@ async def test_provider_calls_on_the_wire(tmp_path, sandbox):
     assert sandbox.seventeen.by_endpoint["/getquota"] == 2
 
 
-async def test_a_request_carries_the_documented_wire_format(tmp_path):
+async def test_a_request_carries_the_documented_wire_format(tmp_path: Path) -> None:
     """POST, `17token`, a JSON array of {number, carrier}: checked by a receiver of our own."""
     seen: list[Request] = []
 
@@ -186,7 +187,7 @@ async def test_a_request_carries_the_documented_wire_format(tmp_path):
     assert json.loads(request.body) == [{"number": "1Z0001", "carrier": 100002}, {"number": "C00002"}]
 
 
-async def test_removal_stops_tracking_at_17track(short_tmp, sandbox):
+async def test_removal_stops_tracking_at_17track(short_tmp: Path, sandbox: Sandbox) -> None:
     """shiptrackctl shipments remove -> stoptrack for that number, in the background."""
     from shiptrackd.api.client import ApiClient
     from shiptrackd.daemon import Daemon
@@ -251,13 +252,13 @@ STATUS_TABLE = [
 
 
 @pytest.mark.parametrize(("status", "sub_status", "code", "detail"), STATUS_TABLE)
-def test_status_map(status, sub_status, code, detail):
+def test_status_map(status: str, sub_status: str, code: str, detail: str) -> None:
     m = wire.status_map()
     assert m.map(status, sub_status) == (code, detail)
     assert sum(m.unknown.values()) == (0 if status in wire.STATUSES else 1)
 
 
-def test_every_documented_sub_status_is_mapped():
+def test_every_documented_sub_status_is_mapped() -> None:
     documented = (
         "NotFound_Other NotFound_InvalidCode InTransit_PickedUp InTransit_Departure InTransit_Arrival"
         " InTransit_CustomsProcessing InTransit_CustomsReleased InTransit_CustomsRequiringInformation InTransit_Other"
@@ -274,7 +275,7 @@ def known_good_sign(body: bytes, key: str) -> str:
     return hashlib.sha256(body + b"/" + key.encode("utf-8")).hexdigest()
 
 
-async def test_push_signature_vectors(tmp_path):
+async def test_push_signature_vectors(tmp_path: Path) -> None:
     config = daemon_config(tmp_path, "http://127.0.0.1:9/track/v2.2", **env())
     provider = SeventeenTrackProvider(config.provider)
     body = b'{"event":"TRACKING_STOPPED","data":{"number":"RR123456789CN","carrier":3011}}'
@@ -303,7 +304,7 @@ async def test_push_signature_vectors(tmp_path):
         await provider.aclose()
 
 
-async def test_the_sandbox_pushes_signed_updates_we_verify_and_parse(tmp_path, sandbox):
+async def test_the_sandbox_pushes_signed_updates_we_verify_and_parse(tmp_path: Path, sandbox: Sandbox) -> None:
     """The sandbox's push: `sign` over the raw body; a forged one is refused; data parses to our status."""
     received: list[Request] = []
     got = anyio.Event()
@@ -343,5 +344,5 @@ async def test_the_sandbox_pushes_signed_updates_we_verify_and_parse(tmp_path, s
         await provider.verify_push(forged.headers, forged.body)
 
 
-def test_sandbox_key_is_not_17tracks():
+def test_sandbox_key_is_not_17tracks() -> None:
     assert SANDBOX_KEY != KEY

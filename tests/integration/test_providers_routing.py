@@ -6,6 +6,7 @@ its `provider` field, and keeps it; each account is called in its own dialect.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.anyio
 KEY17 = "TEST_17track_routing"
 
 
-async def test_shipments_go_to_their_carriers_account_or_the_one_they_name(short_tmp, sandbox: Any):
+async def test_shipments_go_to_their_carriers_account_or_the_one_they_name(short_tmp: Path, sandbox: Any) -> None:
     sandbox.seventeen.configure(api_key=KEY17)
     path = short_tmp / "shiptrackd.toml"
     path.write_text(

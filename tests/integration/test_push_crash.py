@@ -41,11 +41,12 @@ async def _read(db: Path, number: str) -> tuple[str, int, int] | None:
 def _row(db: Path, number: str) -> tuple[str, int, int] | None:
     """(status, push_count, events) read straight from the file, as a second process sees the commit."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-        return conn.execute(
+        row: tuple[str, int, int] | None = conn.execute(
             "SELECT status_code, push_count, (SELECT count(*) FROM tracking_events e WHERE e.shipment_id = s.id)"
             " FROM shipments s WHERE tracking_number = ?",
             (number,),
         ).fetchone()
+        return row
 
 
 async def test_kill_9_after_the_commit_then_the_redelivery_is_idempotent(short_tmp: Path, tmp_path: Path) -> None:

@@ -222,6 +222,7 @@ def _push_body(p: Pushing, carrier: str, number: str, *, hours: float) -> bytes:
 async def test_jwks_down_answers_503_and_the_retry_is_accepted(pushing: Pushing) -> None:
     """Keys that cannot be fetched are no proof of forgery: 503, and the provider's retry lands once they are back."""
     p = pushing
+    assert p.daemon.push is not None
     p.daemon.push.jwks.keys.clear()  # as if freshly started: nothing cached
     p.daemon.push.jwks.retry_failed_after_s = 0.0
     p.sandbox.configure(jwks_down=True, push_retries=0)
@@ -253,6 +254,7 @@ async def test_webhooks_setup_handles_409_by_updating(pushing: Pushing, short_tm
     config = p.daemon.config
     import dataclasses
 
+    assert p.daemon.push is not None
     p.daemon.push.reconfigure(
         dataclasses.replace(
             config, webhooks=dataclasses.replace(config.webhooks, public_url="https://track.example.com")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,25 +14,26 @@ from shiptrackd.errors import StoreError
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
 from shiptrackd.store import FetchFailure, FetchSuccess, RunCounts, Store
 from shiptrackd.store.schema import LATEST_VERSION
+from shiptrackd.store.sql import Conn
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(any_store: Store):
+async def store(any_store: Store) -> Store:
     """The store contract holds on both backends: a real SQLite file and a real PostgreSQL database."""
     return any_store
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path: Path):
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await Store.open(tmp_path / "st.db")
     yield s
     await s.close()
 
 
-async def test_fresh_file_is_migrated_and_recorded(tmp_path: Path):
+async def test_fresh_file_is_migrated_and_recorded(tmp_path: Path) -> None:
     """A new file gets every migration, recorded by version, in WAL mode with foreign keys."""
     s = await Store.open(tmp_path / "new.db")
     await s.close()
@@ -41,7 +44,7 @@ async def test_fresh_file_is_migrated_and_recorded(tmp_path: Path):
     conn.close()
 
 
-async def test_existing_file_keeps_its_data_across_reopen(tmp_path: Path):
+async def test_existing_file_keeps_its_data_across_reopen(tmp_path: Path) -> None:
     """Reopening an existing store applies nothing twice and loses nothing."""
     s = await Store.open(tmp_path / "x.db")
     await s.shipments.add_many([NewShipment("ups", "1Z1")], NOW)
@@ -51,7 +54,7 @@ async def test_existing_file_keeps_its_data_across_reopen(tmp_path: Path):
     await s.close()
 
 
-async def test_newer_schema_is_refused(tmp_path: Path):
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer shiptrackd is refused with a clear error instead of being damaged."""
     s = await Store.open(tmp_path / "x.db")
     await s.close()
@@ -63,7 +66,7 @@ async def test_newer_schema_is_refused(tmp_path: Path):
         await Store.open(tmp_path / "x.db")
 
 
-async def test_duplicates_are_reported_not_merged(store: Store):
+async def test_duplicates_are_reported_not_merged(store: Store) -> None:
     """Adding a tracked (carrier, number) pair reports the existing id and adds nothing."""
     first = await store.shipments.add_many([NewShipment("ups", "1Z1", "order-1")], NOW)
     again = await store.shipments.add_many([NewShipment("fedex", "1Z1"), NewShipment("ups", "1Z1", "x")], NOW)
@@ -74,7 +77,7 @@ async def test_duplicates_are_reported_not_merged(store: Store):
     assert shipment is not None and shipment["reference"] == "order-1"
 
 
-async def test_batch_apply_is_atomic_per_shipment(store: Store):
+async def test_batch_apply_is_atomic_per_shipment(store: Store) -> None:
     """One shipment whose write fails (removed mid-run) rolls back alone; the rest of the batch lands."""
     added = (await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(3)], NOW)).added
     ids = [a["id"] for a in added]
@@ -102,7 +105,7 @@ async def test_batch_apply_is_atomic_per_shipment(store: Store):
     assert (await store.runs.errors_by_kind(NOW - timedelta(days=1))) == {"transient": 1}
 
 
-async def test_events_are_deduplicated_across_fetches(store: Store):
+async def test_events_are_deduplicated_across_fetches(store: Store) -> None:
     """Fetching the same history twice stores each scan once and counts the second fetch as unchanged."""
     sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0]["id"]
     events = (TrackingEvent(NOW - timedelta(hours=2), "Picked up", "AC"), TrackingEvent(NOW, "Departed", "IT"))
@@ -113,7 +116,7 @@ async def test_events_are_deduplicated_across_fetches(store: Store):
     assert len(await store.shipments.events(sid)) == 2
 
 
-async def test_terminal_result_deactivates(store: Store):
+async def test_terminal_result_deactivates(store: Store) -> None:
     """A result with no next check takes the shipment out of the schedule; retrack puts it back."""
     sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0]["id"]
     await store.shipments.apply(None, [FetchSuccess(sid, TrackingInfo("1Z1", "DE"), None, "delivered")], NOW)
@@ -122,7 +125,7 @@ async def test_terminal_result_deactivates(store: Store):
     assert await store.shipments.count_due(NOW) == 1
 
 
-async def test_due_walks_oldest_first_with_a_keyset(store: Store):
+async def test_due_walks_oldest_first_with_a_keyset(store: Store) -> None:
     """Due selection returns the oldest-due first and pages by (next_sync_at, id) without repeats."""
     await store.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(25)], NOW)
     seen: list[str] = []
@@ -133,7 +136,7 @@ async def test_due_walks_oldest_first_with_a_keyset(store: Store):
     assert len(seen) == len(set(seen)) == 25
 
 
-async def test_due_query_uses_the_partial_index(sqlite_store: Store):
+async def test_due_query_uses_the_partial_index(sqlite_store: Store) -> None:
     store = sqlite_store
     """'What is due now' is an index range scan, not a table scan."""
     plan = await store.db.fetchall(
@@ -145,7 +148,7 @@ async def test_due_query_uses_the_partial_index(sqlite_store: Store):
     assert "shipments_due" in detail and "SCAN shipments" not in detail
 
 
-async def test_orphaned_runs_are_marked_interrupted(store: Store):
+async def test_orphaned_runs_are_marked_interrupted(store: Store) -> None:
     """A run left 'running' by a crash is marked interrupted at the next start."""
     run_id = await store.runs.start("schedule", NOW)
     assert await store.runs.interrupt_orphans(NOW) == 1
@@ -154,12 +157,12 @@ async def test_orphaned_runs_are_marked_interrupted(store: Store):
     await store.runs.finish(run_id, RunCounts(selected=1), "ok", "", NOW)
 
 
-async def test_full_disk_is_a_clear_error_and_loses_nothing(sqlite_store: Store):
+async def test_full_disk_is_a_clear_error_and_loses_nothing(sqlite_store: Store) -> None:
     store = sqlite_store
     """When SQLite reports the disk full, the write fails with StoreError and earlier data stays intact."""
     await store.shipments.add_many([NewShipment("ups", "1Z-KEEP")], NOW)
 
-    def cap(conn: sqlite3.Connection) -> None:
+    def cap(conn: Conn) -> None:
         size = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {size}")
 
@@ -170,7 +173,7 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(sqlite_store: Store)
     assert (await store.shipments.list(search="1Z-KEEP"))[0][0]["tracking_number"] == "1Z-KEEP"
 
 
-async def test_one_large_add_gives_every_shipment_its_own_id(sqlite_store: Store):
+async def test_one_large_add_gives_every_shipment_its_own_id(sqlite_store: Store) -> None:
     store = sqlite_store  # about the ids, not the backend (20k rows cost a loaded PostgreSQL 10 s)
     """A single add of 20,000 shipments (one timestamp for all) yields 20,000 distinct ids."""
     added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:06}") for i in range(20_000)], NOW)
@@ -211,14 +214,16 @@ def _scan(status: str) -> TrackingInfo:
     return TrackingInfo("x", status, events=(TrackingEvent(NOW - timedelta(hours=1), f"scan {status}", status),))
 
 
-async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(store: Store, monkeypatch):
+async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every write path keeps shipment_tally equal to the real counts, a rolled-back fast path included."""
     import shiptrackd.store.shipments as shipments_module
 
     paths: list[str] = []
     batch = shipments_module._apply_batch
 
-    def spy(*args):
+    def spy(*args: Any) -> Any:
         try:
             out = batch(*args)
         except sqlite3.Error:
@@ -300,7 +305,9 @@ async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(store: 
 PROVIDER_COLUMNS = ("provider", "provider_ref", "provider_status", "provider_sub_status")
 
 
-async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path, monkeypatch):
+async def test_migration_3_fills_the_tally_from_an_existing_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A store written at schema 2 (no tally), shipments in every state, gets an exact tally on upgrade."""
     from shiptrackd.store.schema import MIGRATIONS
 
@@ -318,7 +325,7 @@ async def test_migration_3_fills_the_tally_from_an_existing_store(tmp_path: Path
         ids = [a["id"] for a in added.added]
 
         # Written with SQL of that schema's columns: today's writer knows columns a v2 file lacks (migration 5).
-        def old_writes(conn: sqlite3.Connection) -> None:
+        def old_writes(conn: Conn) -> None:
             conn.executemany("UPDATE shipments SET status_code = 'IT' WHERE id = ?", [(i,) for i in ids[:20]])
             conn.executemany(
                 "UPDATE shipments SET status_code = 'DE', active = 0 WHERE id = ?", [(i,) for i in ids[20:30]]

@@ -132,7 +132,11 @@ async def test_postgresql_password_comes_from_a_file_and_is_never_logged(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_shiptrackctl_store_migrate(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`shiptrackctl store migrate` opens the configured store, migrates it and says which version it is at."""
     import json

@@ -9,9 +9,13 @@ bench/bench_adaptive_rate.py, not here.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 from test_sync_faults import make_rig
+
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -20,8 +24,8 @@ DEADLINE_S = 30  # ~9 s here with the cuts; the fixed pace of today needed 28 s 
 
 @pytest.mark.parametrize("quota_headers", [False, True], ids=["retry-after-only", "x-ratelimit-headers"])
 async def test_configured_far_above_the_real_limit_no_shipment_fails_and_429s_stay_few(
-    tmp_path, sandbox, quota_headers
-):
+    tmp_path: Path, sandbox: Sandbox, quota_headers: bool
+) -> None:
     """At 8x the account's limit the pace is cut to it: every shipment synced, none failed or deferred, few 429s."""
     # 50/s with a burst of 5: a pace above it empties the bucket within a few requests, and each
     # Retry-After (1 s) refills only 5, so a pace that does not come down crawls at ~6/s.

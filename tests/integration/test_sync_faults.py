@@ -21,6 +21,7 @@ from shiptrackd.config import Config
 from shiptrackd.events import EventBus
 from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import Store
 from shiptrackd.sync.engine import SyncEngine
 from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
@@ -59,7 +60,7 @@ async def make_rig(state_dir: Path, base_url: str, **env: str) -> AsyncIterator[
     clock = FakeClock()
     engine = SyncEngine(store, ProviderThrottle(provider, config.provider, stats), clock, EventBus(), config)
     try:
-        yield Rig(engine, store, clock, config, store.path)
+        yield Rig(engine, store, clock, config, state_dir / "shiptrackd.db")
     finally:
         await provider.aclose()
         await store.close()
@@ -73,7 +74,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-async def test_each_fault_class_ends_in_its_documented_outcome(tmp_path, sandbox):
+async def test_each_fault_class_ends_in_its_documented_outcome(tmp_path: Path, sandbox: Sandbox) -> None:
     """404, 5xx, flaky, reset, hang, bad JSON and bad schema each mark only their shipment, as documented."""
     async with make_rig(tmp_path, sandbox.base_url, SHIPTRACK_PROVIDER__TIMEOUT="0.3s") as rig:
         ids = await rig.add(
@@ -139,7 +140,7 @@ async def test_each_fault_class_ends_in_its_documented_outcome(tmp_path, sandbox
         assert statuses[ids["1ZRESET0001"]] is None and statuses[ids["1ZBADSCHEMA1"]] == 200
 
 
-async def test_failed_shipments_back_off_and_are_not_due_at_once(tmp_path, sandbox):
+async def test_failed_shipments_back_off_and_are_not_due_at_once(tmp_path: Path, sandbox: Sandbox) -> None:
     """A failed shipment is scheduled later (per-shipment back-off), so the next regular run does not retry it."""
     async with make_rig(tmp_path, sandbox.base_url) as rig:
         ids = await rig.add("1ZFAIL50002", "1ZNOTFOUND02")
@@ -150,10 +151,11 @@ async def test_failed_shipments_back_off_and_are_not_due_at_once(tmp_path, sandb
         third = await rig.engine.run_once("schedule")
         assert third["selected"] == 1 and third["failed"] == 1
         shipment = await rig.store.shipments.get(ids["1ZFAIL50002"])
+        assert shipment is not None
         assert shipment["consecutive_failures"] == 2 and "30m" in shipment["schedule_reason"]
 
 
-async def test_bad_key_stops_the_run_with_one_audit_row(tmp_path, sandbox):
+async def test_bad_key_stops_the_run_with_one_audit_row(tmp_path: Path, sandbox: Sandbox) -> None:
     """A 401 fails the run after at most `concurrency` calls, records one unauthorized error and skips the rest."""
     async with make_rig(tmp_path, sandbox.base_url, SHIPTRACK_PROVIDER__CONCURRENCY="3") as rig:
         await rig.add(*(f"1ZINTRANSIT{i:03}" for i in range(25)))
@@ -169,7 +171,7 @@ async def test_bad_key_stops_the_run_with_one_audit_row(tmp_path, sandbox):
         assert untouched[0][0] == 25
 
 
-async def test_unreachable_api_opens_the_circuit_and_keeps_cached_statuses(tmp_path, sandbox):
+async def test_unreachable_api_opens_the_circuit_and_keeps_cached_statuses(tmp_path: Path, sandbox: Sandbox) -> None:
     """Connection refused several calls in a row aborts the run early and leaves every cached status as it was."""
     async with make_rig(tmp_path, sandbox.base_url) as rig:
         await rig.add(*(f"1ZINTRANSIT{i:03}" for i in range(30)))

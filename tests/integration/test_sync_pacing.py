@@ -5,10 +5,12 @@ pause, the concurrency cap and the rate limit.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_sync_faults import make_rig
 
-from shiptrackd.sandbox import faults
+from shiptrackd.sandbox import Sandbox, faults
 from shiptrackd.sync import throttle
 
 pytestmark = pytest.mark.anyio
@@ -19,7 +21,7 @@ def gaps(times: list[float]) -> list[float]:
     return [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
 
 
-async def test_retry_after_pauses_every_request_to_the_provider(tmp_path, sandbox):
+async def test_retry_after_pauses_every_request_to_the_provider(tmp_path: Path, sandbox: Sandbox) -> None:
     """After a 429 nothing at all is sent until its Retry-After has passed, and then every shipment is synced."""
     # The sandbox allows a burst of 20, then answers 429 with Retry-After: 1; the daemon has no limit of its own.
     sandbox.configure(rate_limit="20/s")
@@ -39,7 +41,9 @@ async def test_retry_after_pauses_every_request_to_the_provider(tmp_path, sandbo
     assert sum(1 for g in gaps(times) if g > 0.5) == 1
 
 
-async def test_the_retry_after_header_value_is_what_is_waited(tmp_path, sandbox, monkeypatch):
+async def test_the_retry_after_header_value_is_what_is_waited(
+    tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A 429 saying `Retry-After: 2` holds the next request back 2 s; a 429 that persists defers its shipment."""
     monkeypatch.setattr(throttle, "MAX_RATE_LIMITED_ROUNDS", 1)  # give up after one pause (the default is 5)
     async with make_rig(tmp_path, sandbox.base_url, SHIPTRACK_PROVIDER__CONCURRENCY="1") as rig:
@@ -64,7 +68,7 @@ async def test_the_retry_after_header_value_is_what_is_waited(tmp_path, sandbox,
     assert [s["id"] for s in due_next] == [limited["1ZRATELIMIT01"]]
 
 
-async def test_peak_in_flight_never_exceeds_concurrency(tmp_path, sandbox):
+async def test_peak_in_flight_never_exceeds_concurrency(tmp_path: Path, sandbox: Sandbox) -> None:
     """With slow answers the sandbox sees exactly `[provider] concurrency` requests at once, never more."""
     sandbox.configure(latency_s=0.05)
     async with make_rig(tmp_path, sandbox.base_url, SHIPTRACK_PROVIDER__CONCURRENCY="4") as rig:
@@ -74,7 +78,7 @@ async def test_peak_in_flight_never_exceeds_concurrency(tmp_path, sandbox):
     assert sandbox.stats.peak_in_flight == 4
 
 
-async def test_request_rate_stays_under_the_rate_limit(tmp_path, sandbox):
+async def test_request_rate_stays_under_the_rate_limit(tmp_path: Path, sandbox: Sandbox) -> None:
     """At `rate_limit = 50/s` the achieved rate stays within 5% of it and the sandbox's own limit never fires."""
     # The sandbox limit is a little above ours with a small burst (for scheduling jitter on a busy machine),
     # so a daemon that bursts would see 429s.
