@@ -225,7 +225,7 @@ async def walk(
     concurrency: int = 8,
     rate_limit: str = "none",
 ) -> dict[str, Any]:
-    from shiptrackd.api.plain import PlainClient as ApiClient
+    from shiptrackd.api.client import ApiClient
     from shiptrackd.daemon import Daemon
 
     cfg = bench_config(
@@ -266,7 +266,7 @@ async def walk(
         idle_status = json.loads(out)
         daemon.stop()
     result.update(
-        run_id=started_run.get("run_id"),
+        run_id=started_run.run_id,
         samples=samples,
         done=done,
         elapsed=elapsed,

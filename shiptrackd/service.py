@@ -9,7 +9,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ from .errors import ConflictError, InvalidRequestError, NotFoundError, ProviderE
 from .events import EventBus
 from .models import MAX_ROW_ID, NewShipment
 from .schedule import Loop
+from .status_figures import StatusFigures
 from .store import Store
 from .sync import cadence, quota
 from .sync.engine import SyncEngine
@@ -61,12 +62,15 @@ class Service:
     heartbeat: Heartbeat | None = None  # the dead man's switch, when [alerts] heartbeat_url is set
     push: Push | None = None  # the push receiver and subscriptions, when [webhooks] listen is set
     cluster: Membership | None = None  # this daemon among the store's members (cluster/membership.py)
+    figures: StatusFigures = field(init=False)  # status's store figures, read at most once a second
+
+    def __post_init__(self) -> None:
+        self.figures = StatusFigures(self.store, self.clock, self.cluster)
 
     # --- status ---------------------------------------------------------------------
 
     async def status(self) -> wire.Status:
-        counts = await self.store.shipments.counts()
-        now = self.clock.now()
+        figures = await self.figures.get(self.task_group)
         doc = {
             "version": __version__,
             "pid": os.getpid(),
@@ -80,9 +84,9 @@ class Service:
                 "path": self.store.describe(),
                 "backend": self.store.backend,
                 "size_bytes": self.store.size_bytes(),
-                "shipments": counts["total"],
-                "active": counts["active"],
-                "due_now": await self.store.shipments.count_due(now),
+                "shipments": figures.total,
+                "active": figures.active,
+                "due_now": figures.due_now,
                 # Rows and bytes per table, free space and vacuum mode, as the retention loop last
                 # measured them (counting every row here would cost a status call seconds): None until then.
                 **(self.store.retention.figures or {"tables": None}),
@@ -90,7 +94,7 @@ class Service:
             "rate_limit_paused_until": self.engine.throttle.paused_until,
             "heartbeat": self.heartbeat.snapshot() if self.heartbeat else None,  # URLs masked
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
-            "cluster": await self.cluster.snapshot() if self.cluster else None,
+            "cluster": figures.cluster,
         }
         return to_answer(doc, wire.Status)
 
@@ -137,6 +141,7 @@ class Service:
             except ValueError as exc:
                 invalid.append({"index": index, "error": str(exc)})
         result = await self.store.shipments.add_many(valid, self.clock.now())
+        self.figures.invalidate()
         for item in (*result.added, *result.duplicates):
             item["index"] = positions[item["index"]]
         if result.added:
@@ -181,6 +186,7 @@ class Service:
             await self.push.forget(shipment)
         if shipment is None or not await self.store.shipments.remove(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
+        self.figures.invalidate()
         # The provider stops tracking it too (17TRACK `stoptrack`), in the background: a slow or
         # unreachable provider must not hold up the removal, which has already happened here.
         self.task_group.start_soon(self.engine.unregister, shipment)
@@ -190,6 +196,7 @@ class Service:
     async def retrack(self, shipment_id: str) -> wire.Why:
         if not await self.store.shipments.retrack(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
+        self.figures.invalidate()
         return await self.why(shipment_id)
 
     async def why(self, shipment_id: str) -> wire.Why:
