@@ -71,7 +71,7 @@ def echo(value: str) -> str:
     return f"{value[:ECHO_MAX]!r}… ({len(value)} characters)"
 
 
-_CARRIER_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+CARRIER_RE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 _TRACKING_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 _PROVIDER_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 
@@ -80,7 +80,7 @@ _PROVIDER_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 class NewShipment:
     """A shipment to start tracking, as an operator or an import file gives it."""
 
-    carrier_code: str
+    carrier_code: str  # "" when not given: the provider account detects it at registration
     tracking_number: str
     reference: str = ""
     provider: str = ""  # a [[providers]] entry's name: tracked by that account, whatever the carrier
@@ -89,13 +89,15 @@ class NewShipment:
     def parse(cls, data: object) -> NewShipment:
         """Validate one input record; raises ValueError saying which field is wrong and why."""
         if not isinstance(data, dict):
-            raise ValueError("expected an object with carrier_code and tracking_number")
+            raise ValueError("expected an object with tracking_number (and carrier_code)")
         carrier = data.get("carrier_code")
         number = data.get("tracking_number")
         reference = data.get("reference") or ""
-        if not isinstance(carrier, str) or not carrier:
-            raise ValueError("carrier_code is required")
-        if not _CARRIER_RE.fullmatch(carrier):
+        if carrier is None:
+            carrier = ""  # none given: a provider that detects carriers must find it (Service.add_shipments)
+        if not isinstance(carrier, str):
+            raise ValueError("carrier_code must be a string (or left out, for a provider to detect)")
+        if carrier and not CARRIER_RE.fullmatch(carrier):
             raise ValueError(f"carrier_code {echo(carrier)} must be lowercase letters, digits and underscores")
         if not isinstance(number, str) or not number:
             raise ValueError("tracking_number is required")

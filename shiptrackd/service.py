@@ -9,7 +9,7 @@ import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,11 +22,12 @@ from .clock import Clock
 from .config import Config
 from .errors import ConflictError, InvalidRequestError, NotFoundError, ProviderError
 from .events import EventBus
-from .models import MAX_ROW_ID, NewShipment
+from .models import CARRIER_RE, MAX_ROW_ID, NewShipment, echo
 from .schedule import Loop
 from .status_figures import StatusFigures
 from .store import Store
 from .sync import cadence, quota
+from .sync.detection import NoDetectorError, carrier_lines, detector_for
 from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats, ProviderThrottle
 from .wire import answers as wire
@@ -131,13 +132,18 @@ class Service:
         positions: list[int] = []
         invalid: list[dict[str, Any]] = []
         known = self.engine.account_names()
+        detectors = [(lane.provider.name, lane.provider.detects_carrier) for lane in self.engine.lanes()]
         for index, record in enumerate(records):
             try:
                 new = NewShipment.parse(record)
                 if new.provider and new.provider not in known:
                     raise ValueError(f"provider {new.provider!r} is not configured (known: {', '.join(known)})")
+                if not new.carrier_code:  # its provider detects the carrier when it registers the number
+                    new = replace(new, provider=detector_for(detectors, new.provider))
                 valid.append(new)
                 positions.append(index)
+            except NoDetectorError as exc:
+                invalid.append({"index": index, "error": str(exc), "code": "carrier_required"})
             except ValueError as exc:
                 invalid.append({"index": index, "error": str(exc)})
         result = await self.store.shipments.add_many(valid, self.clock.now())
@@ -148,6 +154,8 @@ class Service:
             self.bus.publish(EVENT_SHIPMENTS_ADDED, count=len(result.added))
             if "push" in self.loops:  # subscribe them now, not at the loop's next minute
                 self.loops["push"].trigger()
+            if "sync" in self.loops and any(not a["carrier_code"] for a in result.added):
+                self.loops["sync"].trigger()  # detect their carriers now, not at the next scheduled sync
         doc = {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
         return to_answer(doc, wire.ShipmentsAdded)
 
@@ -193,6 +201,21 @@ class Service:
         self.bus.publish(EVENT_SHIPMENTS_REMOVED, id=shipment_id)
         return wire.ShipmentRemoved(removed=shipment_id)
 
+    async def set_carrier(self, shipment_id: str, carrier: str) -> wire.ShipmentDetail:
+        """An operator's carrier for a shipment (a wrong guess overridden): registered again with it."""
+        if not CARRIER_RE.fullmatch(carrier):
+            raise InvalidRequestError(f"carrier_code {echo(carrier)} must be lowercase letters, digits and underscores")
+        before = await self.store.carriers.set_carrier(shipment_id, carrier, self.clock.now())
+        if before is None:
+            raise NotFoundError(f"no shipment {shipment_id!r}")
+        self.figures.invalidate()  # due now, active again
+        if before["carrier_code"] != carrier:
+            if self.push is not None:
+                await self.push.forget(before)
+            # Its provider stops tracking the old (carrier, number) in the background, as on removal.
+            self.task_group.start_soon(self.engine.unregister, before)
+        return await self.get_shipment(shipment_id)
+
     async def retrack(self, shipment_id: str) -> wire.Why:
         if not await self.store.shipments.retrack(shipment_id, self.clock.now()):
             raise NotFoundError(f"no shipment {shipment_id!r}")
@@ -211,6 +234,7 @@ class Service:
             "push_count": shipment.get("push_count", 0),
         }
         answer["explanation"] += cadence.push_lines(shipment, self.push is not None)
+        answer["explanation"] += carrier_lines(shipment)
         return to_answer(answer, wire.Why)
 
     # --- sync -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..wire import alerting as walert
 from ..wire import answers as wire
 from ..wire import push as wire_push
 from ..wire.events import AnyEvent
+from ..wire.requests import SetCarrierBody
 
 T = TypeVar("T")
 
@@ -150,6 +151,11 @@ class ApiClient:
 
     async def retrack(self, shipment_id: str) -> wire.Why:
         return await self._get(wire.Why, "POST", f"/v1/shipments/{shipment_id}/retrack")
+
+    async def set_carrier(self, shipment_id: str, carrier_code: str) -> wire.ShipmentDetail:
+        """Override a shipment's carrier (a wrong detection); the shipment as it is now."""
+        body = msgspec.to_builtins(SetCarrierBody(carrier_code=carrier_code))
+        return await self._get(wire.ShipmentDetail, "POST", f"/v1/shipments/{shipment_id}/carrier", json_body=body)
 
     async def why(self, shipment_id: str) -> wire.Why:
         return await self._get(wire.Why, "GET", f"/v1/shipments/{shipment_id}/why")

@@ -6,7 +6,7 @@ this module adds only who may call what. A token is compared in constant time, b
 against every configured one (`token`, `token_file` or `token_sha256`). No token or a bad one is
 a 401, a scope too small a 403, both in the JSON error shape with a rate-limited log line: a
 scanner cannot flood the journal. Scopes: read (status, shipments), write (read + add, import,
-remove, retrack, a targeted sync), admin (everything the socket can do).
+remove, retrack, set a carrier, a targeted sync), admin (everything the socket can do).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ _RULES: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/v1/shipments", "write"),
         ("DELETE", r"/v1/shipments/[^/]+", "write"),
         ("POST", r"/v1/shipments/[^/]+/retrack", "write"),
+        ("POST", r"/v1/shipments/[^/]+/carrier", "write"),
         ("POST", r"/v1/sync", "write"),  # a targeted sync only (checked on the body); a full one is admin
     )
 )

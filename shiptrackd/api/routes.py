@@ -19,7 +19,7 @@ from ..wire import answers as wire
 from ..wire import push as wire_push
 from ..wire.events import AnyEvent
 from ..wire.names import LOOP_ACTIONS, NO_STATUS, STATUS_CODES
-from ..wire.requests import BackupBody, NewShipmentBody, NewShipmentsBody, SyncBody
+from ..wire.requests import BackupBody, NewShipmentBody, NewShipmentsBody, SetCarrierBody, SyncBody
 from .audit import audit
 from .contract import NDJSON, Doc, path, query, route
 from .requests import answer, field, query_bool, query_int, read_json
@@ -73,7 +73,7 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             invalid=len(result.invalid),
         )
         if single and result.invalid:
-            raise InvalidRequestError(result.invalid[0].error)
+            raise InvalidRequestError(result.invalid[0].error, code=result.invalid[0].code)
         if single and result.duplicates:
             dup = result.duplicates[0]
             error = wire.ErrorBody(code="duplicate", message=f"already tracked as {dup.id}")
@@ -94,6 +94,17 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
     async def retrack(request: Request) -> Any:
         result = await service.retrack(request.path_params["id"])
         audit(request.scope, "shipment retracked", id=request.path_params["id"])
+        return result
+
+    async def set_carrier(request: Request) -> Any:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise InvalidRequestError('send {"carrier_code": "ups"}')
+        carrier = field(body, "carrier_code", str, None)
+        if not carrier:
+            raise InvalidRequestError("field 'carrier_code' is required: the carrier to track the shipment with")
+        result = await service.set_carrier(request.path_params["id"], carrier)
+        audit(request.scope, "carrier set", id=result.id, carrier=carrier)
         return result
 
     async def why(request: Request) -> Any:
@@ -231,6 +242,19 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             "POST",
             retrack,
             Doc("put a shipment back into the schedule, due now", {200: wire.Why}, (SHIPMENT_ID,), errors=no_shipment),
+        ),
+        route(
+            "/v1/shipments/{id}/carrier",
+            "POST",
+            set_carrier,
+            Doc(
+                "set a shipment's carrier (overriding a detected one): due now, registered again with it",
+                {200: wire.ShipmentDetail},
+                (SHIPMENT_ID,),
+                body=SetCarrierBody,
+                body_required=True,
+                errors={**no_shipment, 409: "another shipment already tracks this carrier and number"},
+            ),
         ),
         route(
             "/v1/shipments/{id}/why",

@@ -1,5 +1,5 @@
 """
-`shiptrackctl shipments add/import/list/show/remove/retrack`.
+`shiptrackctl shipments add/import/list/show/remove/retrack/set-carrier`.
 
 Import sends the whole file as one request, which the daemon adds in one transaction: a
 client killed (or a daemon failing) mid-file leaves nothing half-imported. Only a file
@@ -46,12 +46,18 @@ def status_style(text: str) -> str | None:
 
 
 def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    """Add `shipments add/import/list/show/remove/retrack` to shiptrackctl's command tree."""
+    """Add `shipments add/import/list/show/remove/retrack/set-carrier` to shiptrackctl's command tree."""
     p = sub.add_parser("shipments", parents=[common], help="add, import, list, show, remove or retrack shipments")
     ship = p.add_subparsers(dest="shipments_action", metavar="ACTION", required=True)
 
-    sp = ship.add_parser("add", parents=[common], help="track one shipment")
-    sp.add_argument("carrier", metavar="CARRIER", help="carrier code, e.g. ups, fedex, usps")
+    sp = ship.add_parser(
+        "add",
+        parents=[common],
+        help="track one shipment",
+        description="Without CARRIER a provider account that detects carriers (AfterShip, 17TRACK, EasyPost) "
+        "finds it at the next sync; with none configured the daemon refuses (exit 1, carrier_required).",
+    )
+    sp.add_argument("carrier", metavar="CARRIER", nargs="?", default="", help="carrier code, e.g. ups, fedex, usps")
     sp.add_argument("tracking", metavar="TRACKING", help="tracking number")
     sp.add_argument("--reference", default="", help="your own reference (order number, ...)")
     sp.add_argument("--provider", default="", help="the [[providers]] account to track it with (default: by carrier)")
@@ -80,6 +86,15 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     sp.add_argument("--all", action="store_true", help="walk every page")
     sp.set_defaults(handler=command(list_))
 
+    sp = ship.add_parser(
+        "set-carrier",
+        parents=[common],
+        help="override a shipment's carrier (a wrong detection): it is registered again, due now",
+    )
+    sp.add_argument("id", metavar="ID")
+    sp.add_argument("carrier", metavar="CARRIER", help="carrier code, e.g. ups, fedex, usps")
+    sp.set_defaults(handler=command(set_carrier))
+
     for action, text, fn in (
         ("show", "one shipment with its event timeline", show),
         ("remove", "stop tracking a shipment and forget its history", remove),
@@ -96,7 +111,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 async def add(client: ApiClient, args: argparse.Namespace) -> int:
     from ..api.client import ApiError
 
-    record = {"carrier_code": args.carrier, "tracking_number": args.tracking}
+    record = {"tracking_number": args.tracking}
+    if args.carrier:
+        record["carrier_code"] = args.carrier
     if args.reference:
         record["reference"] = args.reference
     if args.provider:
@@ -106,7 +123,7 @@ async def add(client: ApiClient, args: argparse.Namespace) -> int:
         doc = await client.request("POST", "/v1/shipments", json_body=record)
     except ApiError as exc:
         if exc.http_status in (400, 409):
-            raise CtlError(f"{args.carrier} {args.tracking}: {exc.message}", code=exc.code) from None
+            raise CtlError(f"{args.carrier} {args.tracking}".strip() + f": {exc.message}", code=exc.code) from None
         raise
     item = {k: v for k, v in doc["added"][0].items() if k != "index"}
     output(args).show(item, render_added)
@@ -114,7 +131,11 @@ async def add(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def render_added(out: Output, item: dict[str, Any]) -> None:
-    out.line(f"added {item['id']} ({item['carrier_code']} {item['tracking_number']})")
+    if item["carrier_code"]:
+        out.line(f"added {item['id']} ({item['carrier_code']} {item['tracking_number']})")
+    else:
+        detector = item.get("provider") or "its provider"
+        out.line(f"added {item['id']} ({item['tracking_number']}): {detector} detects its carrier at the next sync")
 
 
 # --- import -------------------------------------------------------------------------------------
@@ -269,11 +290,12 @@ async def show(client: ApiClient, args: argparse.Namespace) -> int:
 def render_shipment(out: Output, s: wire.ShipmentDetail) -> None:
     """One shipment: its fields, its schedule, and its tracking events."""
     ref = f"  ({s.reference})" if s.reference else ""
-    out.line(f"{out.paint(s.id, 'bold')}  {s.carrier_code} {s.tracking_number}{ref}")
+    out.line(f"{out.paint(s.id, 'bold')}  {s.carrier_code or '?'} {s.tracking_number}{ref}")
     status = status_text(s.status_code)
     detail = f" - {s.status_description}" if s.status_description else ""
     pairs: list[tuple[str, str]] = [
         ("status", f"{out.paint(status, status_style(status))}{detail}"),
+        ("carrier", carrier_text(s)),
     ]
     if s.status_changed_at:
         pairs.append(("changed", f"{short_time(s.status_changed_at)} ({rel_time(s.status_changed_at)})"))
@@ -305,6 +327,26 @@ def render_shipment(out: Output, s: wire.ShipmentDetail) -> None:
     ]
     rows = [[short_time(e.occurred_at), e.status_code or "-", e.description, e.location] for e in events]
     out.table(columns, rows)
+
+
+def carrier_text(s: wire.Shipment) -> str:
+    """`ups (detected by as-main)`: the carrier and how it is known."""
+    by = s.provider or "its provider"
+    if s.carrier_source == "pending":
+        return f"not known yet ({by} detects it at the next sync)"
+    if s.carrier_source == "detected":
+        return f"{s.carrier_code} (detected by {by})"
+    if s.carrier_source == "set":
+        was = f"; {s.detected_carrier} was detected" if s.detected_carrier else ""
+        return f"{s.carrier_code} (set by an operator{was})"
+    return s.carrier_code
+
+
+async def set_carrier(client: ApiClient, args: argparse.Namespace) -> int:
+    out = output(args)
+    doc = await client.set_carrier(args.id, args.carrier)
+    out.show(doc, lambda out, s: out.line(f"{s.id} is tracked as {carrier_text(s)}, due now"))
+    return EXIT_OK
 
 
 async def remove(client: ApiClient, args: argparse.Namespace) -> int:

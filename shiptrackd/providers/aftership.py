@@ -8,7 +8,11 @@ AfterShip's Tracking API (version 2026-07) as a Provider: create a tracking once
   the id comes from the answer's `data`, or from a list by number. `fetch` reads by id
   (`GET /trackings/{id}`), registering first when the id is not known yet (the create's
   answer already is the current state). A tracking that vanished (404) is created again.
-- Limits are per endpoint (20 creates, 6 lists, 5 reads a second by default) and every
+- Carrier detection: a parcel registered without a carrier is first sent to `POST
+  /couriers/detect` (flat body `{"tracking_number"}`, answer `data.couriers[].slug`, best
+  match first: AfterShip's SDK for the dated versions; tracking-apis.md does not describe it),
+  then created with the first slug. No courier found fails that number alone (not_found).
+- Limits are per endpoint (20 creates, 6 lists, 5 reads, 3 detections a second) and every
   answer says where that endpoint stands: endpoint_limits.py keeps one window per endpoint
   and waits for its reset instead of earning a 429.
 - Pushes: `verify_push` checks `aftership-hmac-sha256`; `parse_push` gives `event_id` (the
@@ -38,6 +42,7 @@ from shiptrackd.providers.aftership_parse import (
     TAG_MAP,
     Tracking,
     error_details,
+    parse_detected,
     parse_tracking,
     slug_for,
     unwrap,
@@ -63,6 +68,7 @@ ENDPOINT_LIMITS = {
     "GET /trackings": 6,
     "GET /trackings/:id": 5,
     "DELETE /trackings/:id": 5,
+    "POST /couriers/detect": 3,  # AfterShip's rate-limit page, 2024-07 on
 }
 ALREADY_EXISTS = 4003
 T = TypeVar("T")
@@ -73,6 +79,7 @@ class AfterShipProvider(ProviderBase):
 
     kind = "aftership"
     needs_registration = True
+    detects_carrier = True
     # Reads by id (5/s) are what polling spends; creates have 20/s of their own.
     limits = Limits(
         rate=RateLimit(ENDPOINT_LIMITS["GET /trackings/:id"], 1.0),
@@ -153,6 +160,13 @@ class AfterShipProvider(ProviderBase):
 
         return [self._counted(tracking) for tracking in self._parsed(parse, what)]
 
+    async def detect(self, tracking_number: str) -> list[str]:
+        """The carrier codes AfterShip's `POST /couriers/detect` finds for this number, best match first."""
+        what = f"detect {tracking_number}"
+        body = {"tracking_number": tracking_number}
+        response = await self._send("POST /couriers/detect", "POST", "/couriers/detect", what, json=body)
+        return self._parsed(lambda: parse_detected(response.content), what)
+
     async def unregister(self, parcels: Sequence[Parcel]) -> None:
         """Delete each parcel's tracking (by ref); one already gone is fine."""
         for parcel in parcels:
@@ -202,16 +216,22 @@ class AfterShipProvider(ProviderBase):
         return self._counted(await self._create(parcel.carrier_code, parcel.tracking_number)).info
 
     async def _create(self, carrier_code: str, tracking_number: str) -> Tracking:
-        body: dict[str, str] = {"tracking_number": tracking_number}
-        if carrier_code:
-            body["slug"] = slug_for(carrier_code)
-        what = f"create {carrier_code} {tracking_number}".replace("  ", " ")
+        asked = carrier_code
+        if not carrier_code:
+            detected = await self.detect(tracking_number)
+            if not detected:
+                raise ShipmentNotFoundError(
+                    f"aftership detected no courier for {tracking_number}: name its carrier", status=200
+                )
+            carrier_code = detected[0]
+        body: dict[str, str] = {"tracking_number": tracking_number, "slug": slug_for(carrier_code)}
+        what = f"create {carrier_code} {tracking_number}"
         response = await self._send("POST /trackings", "POST", "/trackings", what, json=body, ok=_already_exists)
         if 200 <= response.status_code < 300:
             created = self._parsed(lambda: parse_tracking(unwrap(response.content)), what)
         else:
             created = await self._existing(response, carrier_code, tracking_number)
-        self._ids[(carrier_code, tracking_number)] = created.id
+        self._ids[(carrier_code, tracking_number)] = self._ids[(asked, tracking_number)] = created.id
         return created
 
     async def _existing(self, response: httpx.Response, carrier_code: str, tracking_number: str) -> Tracking:

@@ -139,6 +139,13 @@ def error_details(content: bytes, fallback: str) -> tuple[int | None, str, str]:
     )
 
 
+def parse_detected(content: bytes) -> list[str]:
+    """The carrier codes a `POST /couriers/detect` answer names (`data.couriers[].slug`), best match first."""
+    couriers = jf.items(unwrap(content), "couriers", where="data")
+    codes = [carrier_code_for(jf.text(c, "slug", where=f"data.couriers[{i}]")) for i, c in enumerate(couriers)]
+    return [code for code in codes if code]
+
+
 def parse_tracking_body(content: bytes) -> Tracking:
     """A `POST /trackings` or `GET /trackings/{id}` answer (enveloped)."""
     return parse_tracking(unwrap(content))

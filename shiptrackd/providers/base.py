@@ -52,7 +52,11 @@ class Parcel:
 
 @dataclass(frozen=True)
 class Registration:
-    """A number the provider now tracks: its id there (`ref`, never "") and the carrier it detected."""
+    """A number the provider now tracks: its id there (`ref`, never "") and its carrier there.
+
+    For a parcel registered without a carrier, `carrier_code` is the one the provider detected
+    ("" when it did not say); the engine stores it as the shipment's carrier.
+    """
 
     ref: str
     carrier_code: str = ""
@@ -145,6 +149,9 @@ class Provider(Protocol):
     limits: Limits
     status_map: StatusMap
     needs_registration: bool  # True: `register` before the first fetch (and the ref kept)
+    # True: `register` takes a Parcel without a carrier ("") and says in Registration.carrier_code
+    # which one the provider detected (AfterShip couriers/detect, 17TRACK and EasyPost on creation).
+    detects_carrier: bool
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
         """Fetch one shipment's tracking with a single request: no retries, no rate limiting."""
@@ -200,6 +207,7 @@ class ProviderBase:
     """Defaults for what a provider's API lacks: inherit it and override what the API has."""
 
     needs_registration = False
+    detects_carrier = False
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
         raise NotImplementedError

@@ -63,6 +63,7 @@ class EasyPostProvider(ProviderBase):
 
     kind = "easypost"
     needs_registration = True
+    detects_carrier = True  # a parcel registered without a carrier is auto-detected on creation
     # EasyPost's limiter is load-based (no documented account rate); index endpoints are 5/s.
     limits = Limits(rate=None, batch_size=1, endpoints={"GET /trackers": RateLimit(LIST_LIMIT_PER_S, 1.0)})
 

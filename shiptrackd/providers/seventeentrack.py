@@ -63,6 +63,7 @@ class SeventeenTrackProvider(ProviderBase):
 
     kind = wire.KIND
     needs_registration = True
+    detects_carrier = True  # a parcel registered without a carrier is auto-detected on creation
     # 3 requests/s per key (reference §4, secondary); 40 numbers a request; quota = registrations.
     limits = Limits(
         rate=RateLimit(3, 1.0),

@@ -8,8 +8,11 @@ AfterShip's Tracking API, version 2026-07, on the sandbox under `/tracking/2026-
   `duplicate_status` knob changes it: the vendor's pairing is undocumented) whose `data` names
   the existing tracking's id; `GET /trackings/{id}` (unknown: 404, code 4004, `NotFound`);
   `GET /trackings?tracking_numbers=a,b&slug=x`; `DELETE /trackings/{id}`.
+- `POST /couriers/detect` with `{"tracking_number"}` -> `data: {"total", "couriers": [{"slug",
+  "name"}]}` (AfterShip's SDK shape; tracking-apis.md does not describe it): 1Z... is UPS, 12
+  or 15 digits FedEx, else USPS; a number containing NODETECT matches no courier (total 0).
 - Per-endpoint limits per second (POST /trackings 20, GET /trackings 6, GET, PUT and DELETE
-  /trackings/:id 5; the `rate_limits` knob overrides them): every answer carries
+  /trackings/:id 5, POST /couriers/detect 3; the `rate_limits` knob overrides them): every answer carries
   `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time the window
   ends); beyond the limit 429, type `TooManyRequests`.
 - Tags and subtags follow the sandbox lifecycles; checkpoints (oldest first) carry a stable
@@ -49,6 +52,7 @@ RATE_LIMITS: dict[str, int] = {
     "GET /trackings/:id": 5,
     "PUT /trackings/:id": 5,
     "DELETE /trackings/:id": 5,
+    "POST /couriers/detect": 3,
 }
 EXPIRE_AFTER = timedelta(days=30)
 # ShipEngine status / detail -> (tag, subtag, subtag_message).
@@ -72,6 +76,7 @@ _BY_STATUS = {
 _PENDING = ("Pending", "Pending_001", "No information yet")
 _EXPIRED = ("Expired", "Expired_001", "Expired")
 _SLUG_TO_CARRIER = {"dhl": "dhl_express", "canada-post": "canada_post"}
+_COURIER_NAMES = {"ups": "UPS", "fedex": "FedEx", "usps": "USPS"}
 
 
 @dataclass
@@ -109,6 +114,7 @@ class AfterShipDialect:
         self.rate_limits = dict(RATE_LIMITS)
         self.duplicate_status = 400
         self.trackings: dict[str, TrackingRecord] = {}
+        self.detections: list[str] = []  # the numbers POST /couriers/detect was asked about, in order
         self._by_number: dict[tuple[str, str], str] = {}
         self._windows: dict[str, _Window] = {}
         self._clock = clock
@@ -150,14 +156,19 @@ class AfterShipDialect:
         if not key or (self.api_key is not None and key != self.api_key):
             return _reply(401, 401, "Unauthorized", "Invalid API key.")
         parts = request.path[len(PREFIX) :].strip("/").split("/")
-        if parts[0] != "trackings" or len(parts) > 2:
+        if parts == ["couriers", "detect"]:
+            endpoint = f"{request.method} /couriers/detect"
+        elif parts[0] != "trackings" or len(parts) > 2:
             return _reply(404, 404, "NotFound", "The URL is not found.")
-        endpoint = f"{request.method} /trackings" + ("/:id" if len(parts) == 2 else "")
+        else:
+            endpoint = f"{request.method} /trackings" + ("/:id" if len(parts) == 2 else "")
         if endpoint not in self.rate_limits:
             return _reply(404, 404, "NotFound", "The URL is not found.")
         headers, allowed = self._take(endpoint)
         if not allowed:
             reply: Reply | Drop = _reply(429, 429, "TooManyRequests", "You have exceeded the API call rate limit.")
+        elif parts[0] == "couriers":
+            reply = self._detect(request)
         elif len(parts) == 1 and request.method == "POST":
             reply = self._create(request)
         elif len(parts) == 1:
@@ -217,6 +228,19 @@ class AfterShipDialect:
         self._by_number[(slug, number)] = record.id
         self._pusher.wake()
         return _reply(201, 201, "Created", "The request was successful.", self.tracking(record))
+
+    def _detect(self, request: Request) -> Reply:
+        try:
+            body = json.loads(request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _reply(400, 4001, "BadRequest", "Invalid JSON data.")
+        number = body.get("tracking_number") if isinstance(body, dict) else None
+        if not isinstance(number, str) or not number.strip():
+            return _reply(400, 4005, "BadRequest", "The value of `tracking_number` is invalid.")
+        self.detections.append(number.strip())
+        slugs = [] if "NODETECT" in number.upper() else [_detect(number.strip())]
+        couriers = [{"slug": slug, "name": _COURIER_NAMES.get(slug, slug)} for slug in slugs]
+        return _reply(200, 200, "OK", "The request was successful.", {"total": len(couriers), "couriers": couriers})
 
     def _list(self, request: Request) -> Reply:
         wanted = {n for value in request.query.get("tracking_numbers", []) for n in value.split(",") if n}

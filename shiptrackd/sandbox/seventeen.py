@@ -6,7 +6,9 @@ array of `{"number", "carrier"?}` (at most 40, else top-level code -18010014), t
 `17token` header (else HTTP 401), HTTP 200 with `{"code": 0, "data": {"accepted": [...],
 "rejected": [...]}}` even when some numbers fail. `register` costs one quota per new number
 (duplicate -18019901, quota spent -18019908), `gettrackinfo` needs a registered number
-(-18019902), `stoptrack` stops it (no more pushes), `getquota` reads the counters. Pushes
+(-18019902), `stoptrack` stops it (no more pushes), `getquota` reads the counters. A number
+registered again with another carrier (an operator's correction) is registered anew with it, for
+one more quota: the quota counts (number, carrier) pairs (§4), the sandbox keeps the newest. Pushes
 POST `{"event": "TRACKING_UPDATED", "data": {number, carrier, param, tag, track_info}}` to
 `push_url` with `sign` = sha256_hex(body + "/" + key); `push_faults` can forge the signature.
 
@@ -173,7 +175,8 @@ class SeventeenTrack:
         accepted, rejected = [], []
         for item in items:
             number = item["number"]
-            if number in self.registered:
+            known = self.registered.get(number)
+            if known is not None and item.get("carrier") in (None, known.carrier):
                 rejected.append(_rejected(number, wire.ERR_ALREADY_REGISTERED))
             elif "NODETECT" in number.upper():
                 rejected.append(_rejected(number, wire.ERR_CARRIER_NOT_DETECTED))

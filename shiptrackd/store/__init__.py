@@ -9,6 +9,7 @@ import anyio
 from ..errors import InvalidRequestError
 from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
+from .carriers import CarrierStore
 from .cluster import ClusterStore, Member
 from .db import Database, from_db, to_db
 from .health import HealthStore
@@ -53,6 +54,7 @@ class Store:
         self.path = self.db.path  # the SQLite file; None on PostgreSQL
         self.outbox = Outbox(self.db)
         self.shipments = ShipmentStore(self.db, self.outbox)
+        self.carriers = CarrierStore(self.db)
         self.runs = RunStore(self.db)
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)

@@ -327,6 +327,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ) STRICT;
         """,
     ),
+    (
+        9,
+        "shipments say how their carrier was known: given, detected by the provider, or set by an operator",
+        """
+        -- carrier_source: 'given' (named when added), 'pending' (added without one: carrier_code is
+        -- '' until the provider detects it at registration), 'detected', or 'set' (an operator's
+        -- override). detected_carrier: what the provider detected, kept after an override.
+        ALTER TABLE shipments ADD COLUMN carrier_source TEXT NOT NULL DEFAULT 'given';
+        ALTER TABLE shipments ADD COLUMN detected_carrier TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

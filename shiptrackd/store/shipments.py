@@ -23,7 +23,7 @@ SHIPMENT_COLUMNS = (
     " exception_description, estimated_delivery_at, actual_delivery_at, last_synced_at, status_changed_at,"
     " next_sync_at, schedule_reason, consecutive_failures, last_error, last_error_kind, active,"
     " created_at, updated_at, provider, provider_ref, provider_status, provider_sub_status,"
-    " subscribed_at, last_push_at, push_count, push_missed"
+    " subscribed_at, last_push_at, push_count, push_missed, carrier_source, detected_carrier"
 )
 
 
@@ -129,13 +129,15 @@ class ShipmentStore:
             for start in range(0, len(fresh), _ADD_CHUNK):
                 chunk = fresh[start : start + _ADD_CHUNK]
                 sql = (
-                    "INSERT INTO shipments (id, carrier_code, tracking_number, reference, provider, next_sync_at,"
-                    " schedule_reason, created_at, updated_at) VALUES "
-                    + ",".join("(?, ?, ?, ?, ?, ?, 'new', ?, ?)" for _ in chunk)
+                    "INSERT INTO shipments (id, carrier_code, tracking_number, reference, provider, carrier_source,"
+                    " next_sync_at, schedule_reason, created_at, updated_at) VALUES "
+                    + ",".join("(?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)" for _ in chunk)
                     + " ON CONFLICT (carrier_code, tracking_number) DO NOTHING RETURNING id"
                 )
                 params = [
-                    v for _, sid, i in chunk for v in (sid, *_pair(i), i.reference, i.provider, stamp, stamp, stamp)
+                    v
+                    for _, sid, i in chunk
+                    for v in (sid, *_pair(i), i.reference, i.provider, _source(i), stamp, stamp, stamp)
                 ]
                 inserted = {r[0] for r in conn.execute(sql, params).fetchall()}
                 for index, sid, item in chunk:
@@ -407,7 +409,17 @@ def _pair(item: NewShipment) -> tuple[str, str]:
 
 
 def _fields(item: NewShipment) -> dict[str, str]:
-    return {"carrier_code": item.carrier_code, "tracking_number": item.tracking_number, "reference": item.reference}
+    return {
+        "carrier_code": item.carrier_code,
+        "tracking_number": item.tracking_number,
+        "reference": item.reference,
+        "provider": item.provider,
+    }
+
+
+def _source(item: NewShipment) -> str:
+    """How the new shipment's carrier is known: named, or to be detected by its provider."""
+    return "given" if item.carrier_code else "pending"
 
 
 _UPDATE_SUCCESS_SQL = (

@@ -541,6 +541,7 @@ class SyncEngine:
             return [s for s in shipments if s["id"] not in new_ids]
         ready = [s for s in shipments if s["id"] not in new_ids]
         rows: list[tuple[str, str, str]] = []
+        detected: list[tuple[str, str]] = []
         for shipment in new:
             got = answers[shipment["tracking_number"]]
             if isinstance(got, ProviderError):
@@ -548,10 +549,17 @@ class SyncEngine:
                     results.append(failed)
                 continue
             rows.append((shipment["id"], lane.provider.name, got.ref))
-            ready.append({**shipment, "provider": lane.provider.name, "provider_ref": got.ref})
+            carrier = shipment["carrier_code"]
+            if not carrier and got.carrier_code:  # added without one: the provider's guess is its carrier
+                detected.append((shipment["id"], got.carrier_code))
+                carrier = got.carrier_code
+            ready.append({**shipment, "carrier_code": carrier, "provider": lane.provider.name, "provider_ref": got.ref})
         if rows:
             lane.quota_exhausted = ""
             await self.store.shipments.set_provider(rows, self.clock.now())
+        if detected:
+            for sid, twin in await self.store.carriers.set_detected(detected, self.clock.now()):
+                logger.warning("{}: its detected carrier is {}'s already; its carrier stays unset", sid, twin)
         return ready
 
     def _succeeded(self, lane: ProviderThrottle, shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:

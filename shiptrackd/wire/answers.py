@@ -216,6 +216,11 @@ class Shipment(Answer):
     last_push_at: datetime | None
     push_count: int
     push_missed: bool
+    # How carrier_code is known: "given" when added, "pending" (added without one: "" until the
+    # provider detects it at registration), "detected" by the provider, or "set" by an operator
+    # (shiptrackctl shipments set-carrier). detected_carrier: what the provider detected, kept after a "set".
+    carrier_source: str = "given"
+    detected_carrier: str = ""
 
 
 class TrackingEvent(Answer):
@@ -226,7 +231,7 @@ class TrackingEvent(Answer):
     location: str
 
 
-class ShipmentDetail(Shipment):
+class ShipmentDetail(Shipment, kw_only=True):  # kw_only: a required field after Shipment's defaulted ones
     events: list[TrackingEvent]  # newest first
 
 
@@ -238,14 +243,16 @@ class ShipmentPage(Answer):
 class AddedShipment(Answer):
     index: int  # the record's position in the request
     id: str
-    carrier_code: str
+    carrier_code: str  # "" when left out: `provider` detects it at the shipment's first sync
     tracking_number: str
     reference: str
+    provider: str = ""  # the account that tracks it, when given or picked to detect its carrier
 
 
 class InvalidRecord(Answer):
     index: int
     error: str
+    code: str = "invalid_request"  # carrier_required: no carrier, and no provider account detects one
 
 
 class ShipmentsAdded(Answer):

@@ -10,9 +10,18 @@ class Body(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class NewShipmentBody(Body):
-    carrier_code: str  # lowercase letters, digits and underscores, e.g. ups, dhl_express
     tracking_number: str  # 1-64 letters, digits and dashes
+    # Lowercase letters, digits and underscores, e.g. ups, dhl_express. Left out: a provider account
+    # that detects carriers (AfterShip, 17TRACK, EasyPost) finds it; without one, 400 carrier_required.
+    carrier_code: str = ""
     reference: str = ""  # printable, at most 200 characters
+    provider: str = ""  # a [[providers]] account's name: tracked by it, whatever the carrier
+
+
+class SetCarrierBody(Body):
+    """POST /v1/shipments/{id}/carrier: an operator's carrier, overriding a wrong (detected) one."""
+
+    carrier_code: str  # lowercase letters, digits and underscores
 
 
 class NewShipmentsBody(Body):

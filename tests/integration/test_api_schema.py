@@ -292,6 +292,13 @@ def test_every_route_answers_as_documented_on_success_and_error(
     c.check("GET", "/v1/shipments/{id}/why", http.get("/v1/shipments/ship_nope/why"))
     c.check("POST", "/v1/shipments/{id}/retrack", http.post(f"/v1/shipments/{shipment_id}/retrack"))
     c.check("POST", "/v1/shipments/{id}/retrack", http.post("/v1/shipments/ship_nope/retrack"))
+    set_ups = {"carrier_code": "ups"}
+    c.check("POST", "/v1/shipments/{id}/carrier", http.post(f"/v1/shipments/{shipment_id}/carrier", json=set_ups))
+    c.check("POST", "/v1/shipments/{id}/carrier", http.post("/v1/shipments/ship_nope/carrier", json=set_ups))
+    c.check("POST", "/v1/shipments/{id}/carrier", http.post(f"/v1/shipments/{shipment_id}/carrier", json={}))
+    # Without a carrier, where no account detects one (the sandbox's ShipEngine): 400 carrier_required.
+    refused = c.check("POST", "/v1/shipments", http.post("/v1/shipments", json={"tracking_number": "1ZNOCARRIER1"}))
+    assert refused["error"]["code"] == "carrier_required"
 
     c.check("POST", "/v1/sync", http.post("/v1/sync", json={"dry_run": True}))
     started = c.check("POST", "/v1/sync", http.post("/v1/sync", json={}))
