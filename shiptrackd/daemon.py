@@ -35,7 +35,7 @@ from .clock import Clock, SystemClock
 from .cluster.leader import Leadership
 from .cluster.membership import Membership
 from .cluster.wiring import SINGLETONS, STANDBY, elect, shared_budget
-from .config import Config, ProviderConfig, Schedule, accounts, format_duration
+from .config import Config, ProviderConfig, Schedule, accounts
 from .config import routes as carrier_routes
 from .errors import ConfigError
 from .events import EventBus
@@ -48,11 +48,12 @@ from .providers import make_provider
 from .providers.base import Provider
 from .push.receiver import receiver_app
 from .push.service import Push
+from .reload import config_changes, loop_schedules
 from .schedule import Loop
 from .service import Service
 from .statedir import StateDirLock, create_private, prepare_paths
 from .store import Store, configured_target
-from .store.retention import cutoffs
+from .store.retention import retention_pass
 from .sync.engine import SyncEngine, new_owner_id
 from .sync.throttle import ApiStats, ProviderThrottle, install_retry_logging
 from .wire.names import EVENT_CONFIG_RELOADED, EVENT_LOOP_CHANGED
@@ -235,7 +236,7 @@ class Daemon:
                 if push is not None:
                     push.subscriptions.on_silence = self.loops["sync"].trigger
                     push.address = await tg.start(serve_tcp, receiver_app(push.receiver), cfg.webhooks.listen, api_stop)
-                    logger.info("webhooks on http://{}/hooks/<provider> (providers: shipengine)", push.address)
+                    logger.info("webhooks on http://{}/hooks/<provider>", push.address)
                 if cfg.daemon.metrics_listen:
                     metrics_app = build_app(monitoring_routes(exporter, lambda: service.state))
                     await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
@@ -248,7 +249,7 @@ class Daemon:
                     await tg.start(loop.run)
                 if self._handle_signals:
                     tg.start_soon(self._watch_signals)
-                tg.start_soon(self._watchdog)
+                tg.start_soon(sdnotify.watchdog)
                 await tg.start(member.run)
                 service.state = "running"
                 counts = await store.shipments.counts()
@@ -316,21 +317,15 @@ class Daemon:
 
         async def retention_body() -> str:
             assert self.store is not None
-            return await self._retention(self.store)
+            return await retention_pass(self.store.retention, self.config.store, self.clock.now())
 
         async def heartbeat_body() -> str:
             assert self.heartbeat is not None
             return await self.heartbeat.run_once()
 
-        specs = {
-            "sync": (cfg.sync.schedule, sync_body),
-            "force": (cfg.sync.force_schedule, force_body),
-            "health": (cfg.health.schedule, health_body),
-            "alerts": (cfg.health.schedule, alerts_body),
-            "retention": (cfg.store.retention_schedule, retention_body),
-        }
-        if cfg.alerts.heartbeat_url:  # its own loop: a slow ping service never delays another loop
-            specs["heartbeat"] = (heartbeat_schedule(cfg), heartbeat_body)
+        bodies = {"sync": sync_body, "force": force_body, "health": health_body, "alerts": alerts_body}
+        bodies |= {"retention": retention_body, "heartbeat": heartbeat_body}
+        specs = {name: (schedule, bodies[name]) for name, schedule in loop_schedules(cfg).items()}
         if self.push is not None:  # subscribe new shipments, stop finished ones, notice a silent channel
             specs["push"] = (PUSH_SCHEDULE, self.push.subscriptions.run_once)
         return {
@@ -372,22 +367,6 @@ class Daemon:
         if alerts is not None and not alerts.paused:
             alerts.trigger()
 
-    async def _retention(self, store: Store) -> str:
-        """One retention pass: delete what the config calls old, vacuum, measure the tables for status."""
-        result = await store.retention.run_once(cutoffs(self.clock.now(), self.config.store))
-        figures = await store.retention.measure(self.clock.now())
-        rows = sum(t["rows"] for t in figures["tables"].values())
-        log = logger.bind(loop="retention", deleted=result.deleted, pages_freed=result.pages_freed, rows=rows)
-        log.log(
-            "INFO" if result.total else "DEBUG",
-            "retention deleted={} ({}) pages_freed={} in {:.2f}s",
-            result.total,
-            ", ".join(f"{kind} {n}" for kind, n in result.deleted.items() if n) or "nothing",
-            result.pages_freed,
-            result.duration_s,
-        )
-        return f"deleted {result.total} rows in {result.batches} batches, freed {result.pages_freed} pages"
-
     async def _restore_loops(self, store: Store) -> None:
         saved = await store.runs.loop_states()
         for name, loop in self.loops.items():
@@ -419,15 +398,6 @@ class Daemon:
                     logger.info("{}: shutting down", signal.Signals(signum).name)
                     self.stop()
 
-    async def _watchdog(self) -> None:
-        """Ping systemd from the event loop itself, so a blocked loop trips the watchdog."""
-        interval = sdnotify.watchdog_interval_s()
-        if interval is None:
-            return
-        while True:
-            sdnotify.notify("WATCHDOG=1")
-            await anyio.sleep(interval)
-
     async def reload(self) -> dict[str, Any]:
         """Re-read the configuration and apply what can change live; a bad one is refused and the old kept."""
         sdnotify.notify(*sdnotify.reloading_fields())
@@ -441,14 +411,9 @@ class Daemon:
             sdnotify.notify("READY=1", "STATUS=Running (last reload rejected)")
             raise
         old, self.config = self.config, new
-        changed, needs_restart = _diff(old, new)
+        changed, needs_restart = config_changes(old, new)
         setup_logging(new.daemon.log_level, new.daemon.log_format)
-        schedules = {"sync": new.sync.schedule, "force": new.sync.force_schedule}
-        schedules |= {"health": new.health.schedule, "alerts": new.health.schedule}
-        schedules["retention"] = new.store.retention_schedule
-        if "heartbeat" in self.loops and new.alerts.heartbeat_url:
-            schedules["heartbeat"] = heartbeat_schedule(new)
-        for name, schedule in schedules.items():
+        for name, schedule in loop_schedules(new).items():
             if name in self.loops and self.loops[name].schedule != schedule:
                 self.loops[name].reschedule(schedule)
         if self.engine is not None:
@@ -512,11 +477,6 @@ class Daemon:
             self._tg.start_soon(close_when_idle)
 
 
-def heartbeat_schedule(config: Config) -> Schedule:
-    interval = config.alerts.heartbeat_interval_s
-    return Schedule(format_duration(interval), interval_s=interval)
-
-
 def _run_outcome(run: dict[str, Any]) -> str:
     if run.get("joined"):
         return f"joined run {run.get('id')}"
@@ -524,27 +484,3 @@ def _run_outcome(run: dict[str, Any]) -> str:
         f"run {run.get('id')} {run.get('outcome')}: {run.get('updated', 0)} updated, "
         f"{run.get('failed', 0)} failed of {run.get('selected', 0)}"
     )
-
-
-def _diff(old: Config, new: Config) -> tuple[list[str], list[str]]:
-    """Which sections changed, and which changed keys need a restart to apply."""
-    sections = ("daemon", "provider", "sync", "health", "alerts", "api", "outbound_dispatch", "outbound", "webhooks")
-    changed = [s for s in sections if getattr(old, s) != getattr(new, s)]
-    needs_restart = [
-        f"daemon.{key}"
-        for key in ("state_dir", "socket", "socket_mode", "metrics_listen")
-        if getattr(old.daemon, key) != getattr(new.daemon, key)
-    ]
-    if old.api.listen != new.api.listen:
-        needs_restart.append("api.listen")
-    if old.outbound_dispatch.concurrency != new.outbound_dispatch.concurrency:
-        needs_restart.append("outbound_dispatch.concurrency")  # the pool is sized at start
-    needs_restart += [
-        f"webhooks.{key}" for key in ("listen", "jwks_url") if getattr(old.webhooks, key) != getattr(new.webhooks, key)
-    ]
-    if bool(old.alerts.heartbeat_url) != bool(new.alerts.heartbeat_url):
-        needs_restart.append("alerts.heartbeat_url")  # the heartbeat loop exists or not from the start
-    if old.providers != new.providers:
-        changed.append("providers")
-        needs_restart.append("providers")  # only the default account is swapped in place
-    return changed, needs_restart

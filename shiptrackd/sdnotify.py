@@ -41,3 +41,15 @@ def watchdog_interval_s() -> float | None:
         return int(usec) / 2e6
     except ValueError:
         return None
+
+
+async def watchdog() -> None:
+    """Ping systemd from the event loop itself, so a blocked loop trips the watchdog."""
+    import anyio  # here, not at the top: this module stays importable without the event loop's libraries
+
+    interval = watchdog_interval_s()
+    if interval is None:
+        return
+    while True:
+        notify("WATCHDOG=1")
+        await anyio.sleep(interval)

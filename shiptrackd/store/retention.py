@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+from loguru import logger
 
 from ..config import StoreConfig
 from ..units import format_rfc3339
@@ -176,6 +177,23 @@ class RetentionStore:
         figures["measured_at"] = format_rfc3339(now)
         self.figures = figures
         return figures
+
+
+async def retention_pass(retention: RetentionStore, config: StoreConfig, now: datetime) -> str:
+    """The retention loop's body: delete what the config calls old, vacuum, measure the tables for status."""
+    result = await retention.run_once(cutoffs(now, config))
+    figures = await retention.measure(now)
+    rows = sum(t["rows"] for t in figures["tables"].values())
+    log = logger.bind(loop="retention", deleted=result.deleted, pages_freed=result.pages_freed, rows=rows)
+    log.log(
+        "INFO" if result.total else "DEBUG",
+        "retention deleted={} ({}) pages_freed={} in {:.2f}s",
+        result.total,
+        ", ".join(f"{kind} {n}" for kind, n in result.deleted.items() if n) or "nothing",
+        result.pages_freed,
+        result.duration_s,
+    )
+    return f"deleted {result.total} rows in {result.batches} batches, freed {result.pages_freed} pages"
 
 
 def measure_tables(path: Path) -> dict[str, Any]:
