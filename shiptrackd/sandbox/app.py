@@ -26,9 +26,9 @@ from anyio.abc import TaskStatus
 
 from shiptrackd.config import RateLimit, format_rate_limit
 from shiptrackd.sandbox import aftership, easypost, faults, lifecycle, seventeen
+from shiptrackd.sandbox.control import control_reply, json_bytes
 from shiptrackd.sandbox.push import PushSide
 from shiptrackd.sandbox.pushes import Pusher
-from shiptrackd.sandbox.samples import sample_shipments
 from shiptrackd.sandbox.server import Drop, Reply, Request, listen, serve
 from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_duration, parse_rate_limit
 from shiptrackd.units import format_rfc3339, parse_rfc3339
@@ -243,7 +243,7 @@ class Sandbox:
         if request.path.startswith("/_sandbox/17track/"):
             return await self._control_17track(request)
         if request.path.startswith("/_sandbox/"):
-            return self._control(request, request_id)
+            return control_reply(self, request, request_id)
         if request.path.startswith(seventeen.PREFIX + "/"):
             return await self._seventeen(request)
         if request.path == "/jwks" and request.method == "GET":  # public, like ShipEngine's: no key, not counted
@@ -302,20 +302,20 @@ class Sandbox:
         route = (request.method, request.path)
         try:
             if route == ("GET", "/_sandbox/17track/config"):
-                return Reply(200, _json(self.seventeen.config()))
+                return Reply(200, json_bytes(self.seventeen.config()))
             if route == ("POST", "/_sandbox/17track/config"):
                 knobs = json.loads(request.body or b"{}")
                 if not isinstance(knobs, dict):
                     raise ValueError("expected a JSON object of knobs")
                 self.seventeen.configure(**knobs)
-                return Reply(200, _json(self.seventeen.config()))
+                return Reply(200, json_bytes(self.seventeen.config()))
             if route == ("POST", "/_sandbox/17track/push"):
                 every = request.query.get("all", ["0"])[-1] not in ("0", "false", "")
                 sent = await self.seventeen.push(only_changed=not every)
-                return Reply(200, _json({"sent": sent}))
+                return Reply(200, json_bytes({"sent": sent}))
         except (ValueError, TypeError, httpx.HTTPError) as exc:
-            return Reply(400, _json({"error": {"code": "invalid_request", "message": str(exc)}}))
-        return Reply(404, _json({"error": {"code": "not_found", "message": f"no route {request.path}"}}))
+            return Reply(400, json_bytes({"error": {"code": "invalid_request", "message": str(exc)}}))
+        return Reply(404, json_bytes({"error": {"code": "not_found", "message": f"no route {request.path}"}}))
 
     async def _api(self, request: Request, request_id: str) -> Reply | Drop:
         decided = self._decide(request, request_id)
@@ -354,7 +354,7 @@ class Sandbox:
         if request.method != "GET":
             return _not_found(request, request_id)
         if request.path == "/v1/carriers":
-            return Reply(200, _json({"carriers": _CARRIER_LIST, "request_id": request_id, "errors": []}))
+            return Reply(200, json_bytes({"carriers": _CARRIER_LIST, "request_id": request_id, "errors": []}))
         if request.path.startswith("/v1/labels/") and request.path.endswith("/track"):
             label = request.path.split("/")[3]
             message = f"Label {label} was not found."
@@ -391,7 +391,7 @@ class Sandbox:
         route, path = request.method, request.path
         result: tuple[int, Any]
         if path == "/v1/environment/webhooks" and route == "GET":
-            return Reply(200, _json(list(self.push.webhooks.values())))
+            return Reply(200, json_bytes(list(self.push.webhooks.values())))
         if path == "/v1/environment/webhooks" and route == "POST":
             result = self.push.register_webhook(_body(request))
         elif path.startswith("/v1/environment/webhooks/") and route == "PUT":
@@ -415,7 +415,7 @@ class Sandbox:
         if status >= 400:
             code, message = data if isinstance(data, tuple) else ("unspecified", "error")
             return Reply(status, faults.error_body(request_id, code, message))
-        return Reply(status, _json(data))
+        return Reply(status, json_bytes(data))
 
     def _tracking(self, request: Request, request_id: str, kind: str) -> Reply:
         """The lifecycle body (first sight starts the clock), corrupted if `kind` says so."""
@@ -426,54 +426,7 @@ class Sandbox:
         body = lifecycle.tracking_body(carrier_code, tracking_number, first_seen_at=first_seen_at, now=now)
         if kind in ("badjson", "badschema", "badevents", "baddate"):
             return Reply(200, faults.corrupt(kind, body))
-        return Reply(200, _json(body))
-
-    def _control(self, request: Request, request_id: str) -> Reply:
-        """The `/_sandbox/*` routes; bad input is a 400 with a plain message."""
-        headers = [("x-shipengine-requestid", request_id)]
-        route = (request.method, request.path)
-        try:
-            if route == ("GET", "/_sandbox/stats"):
-                by_number = request.query.get("by_number", ["0"])[-1] not in ("0", "false", "")
-                return Reply(200, _json(self.stats.as_dict(by_number=by_number)), headers)
-            if route == ("GET", "/_sandbox/config"):
-                return Reply(200, _json(self.config()), headers)
-            if route == ("POST", "/_sandbox/config"):
-                knobs = json.loads(request.body or b"{}")
-                if not isinstance(knobs, dict):
-                    raise ValueError("expected a JSON object of knobs")
-                self.configure(**knobs)
-                return Reply(200, _json(self.config()), headers)
-            if route == ("POST", "/_sandbox/advance"):
-                units = {name: float(values[-1]) for name, values in request.query.items()}
-                now = self.advance(**units)
-                return Reply(200, _json({"now": format_rfc3339(now)}), headers)
-            if route == ("POST", "/_sandbox/reset"):
-                self.stats.reset()
-                return Reply(200, _json(self.stats.as_dict()), headers)
-            if request.path in ("/_sandbox/easypost/config", "/_sandbox/aftership/config"):
-                dialect = self.easypost if "easypost" in request.path else self.aftership
-                if request.method == "POST":
-                    knobs = json.loads(request.body or b"{}")
-                    if not isinstance(knobs, dict):
-                        raise ValueError("expected a JSON object of knobs")
-                    dialect.configure(knobs)
-                return Reply(200, _json({"ok": True}), headers)
-            if route == ("GET", "/_sandbox/pushes"):
-                return Reply(200, _json(self.pusher.stats.as_dict()), headers)
-            if route == ("POST", "/_sandbox/pushes"):
-                knobs = json.loads(request.body or b"{}")
-                if not isinstance(knobs, dict):
-                    raise ValueError('expected a JSON object like {"faults": {"bad_signature": 0.5}}')
-                self.pusher.configure_faults(knobs.get("faults", {}))
-                self.pusher.wake()
-                return Reply(200, _json(self.pusher.stats.as_dict()), headers)
-            if route == ("GET", "/_sandbox/shipments"):
-                count = int(request.query.get("n", ["50"])[-1])
-                return Reply(200, _json(sample_shipments(count)), headers)
-        except (ValueError, TypeError) as exc:
-            return Reply(400, _json({"error": {"code": "invalid_request", "message": str(exc)}}), headers)
-        return Reply(404, _json({"error": {"code": "not_found", "message": f"no route {request.path}"}}), headers)
+        return Reply(200, json_bytes(body))
 
 
 _CARRIER_LIST = [
@@ -495,7 +448,3 @@ def _body(request: Request) -> Any:
         return json.loads(request.body or b"null")
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _json(data: object) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
