@@ -51,6 +51,7 @@ async def test_copy_a_running_store_into_postgresql(
 ) -> None:
     """Every table of the running daemon's store arrives whole; a full target and a password in the URL are refused."""
     client, daemon = running.client, running.daemon
+    assert daemon.engine is not None and daemon.store is not None
     numbers = [f"1ZINTRANSIT{i:04}" for i in range(40)] + [f"1ZDELIVERED{i:04}" for i in range(20)]
     await client.add_shipments([{"carrier_code": "ups", "tracking_number": n} for n in numbers])
     await client.sync()
@@ -69,7 +70,7 @@ async def test_copy_a_running_store_into_postgresql(
     assert doc["from"] == str(short_tmp / "shiptrackd.db") and doc["to"] == url
     assert doc["rows"]["shipments"] == 60 and doc["rows"]["tracking_events"] > 60 and doc["rows"]["alerts"] >= 1
 
-    source = daemon.store
+    source: Store = daemon.store
     target = await Store.open(url)
     try:
         assert set(doc["rows"]) & set(LEFT_BEHIND) == set()
