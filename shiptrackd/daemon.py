@@ -45,7 +45,7 @@ from .metrics import Exporter, RequestTimer, SyncRecorder
 from .outbound.dispatcher import Dispatcher
 from .outbound.metrics import OutboundMetrics
 from .providers import make_provider
-from .providers.base import Provider
+from .providers.base import Provider, RequestObserver
 from .push.receiver import receiver_app
 from .push.service import Push
 from .reload import config_changes, loop_schedules
@@ -78,7 +78,8 @@ class Daemon:
         self._provider = provider
         self._handle_signals = handle_signals
         self.bus = EventBus()
-        self.api_stats = ApiStats()
+        self.api_stats = ApiStats()  # every account's requests together
+        self.default_stats = ApiStats(parent=self.api_stats)  # the default account's own (kept across reloads)
         self.request_timer = RequestTimer()
         self.health: HealthMonitor | None = None
         self.alerting: Alerting | None = None
@@ -118,7 +119,7 @@ class Daemon:
         for url in channels.secrets():
             register_secret(url)
         entries = accounts(cfg)  # the default account first
-        provider = self._provider or make_provider(entries[0], observer=self._observe_request)
+        provider = self._provider or make_provider(entries[0], observer=self._observer(self.default_stats))
         try:
             target = configured_target(cfg.store.url, cfg.daemon.state_dir, STORE_FILE)
             if isinstance(target, Path):
@@ -135,7 +136,7 @@ class Daemon:
             orphans = await member.join()
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
-            throttle = ProviderThrottle(provider, entries[0], self.api_stats)
+            throttle = ProviderThrottle(provider, entries[0], self.default_stats)
             throttle.shared = shared_budget(store, entries[0])
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg, owner=member.id)
             engine.set_accounts(self._other_accounts(entries[1:]), carrier_routes(cfg))
@@ -441,17 +442,22 @@ class Daemon:
         self.bus.publish(EVENT_CONFIG_RELOADED, changed=changed, needs_restart=needs_restart)
         return {"reloaded": True, "changed": changed, "needs_restart": needs_restart}
 
-    def _observe_request(self, status: int | None, elapsed_s: float, error_kind: str | None) -> None:
-        """The provider's observer: the API counters (status, stats) and the latency histogram (metrics)."""
-        self.api_stats.observe(status, elapsed_s, error_kind)
-        self.request_timer.observe(status, elapsed_s, error_kind)
+    def _observer(self, stats: ApiStats) -> RequestObserver:
+        """An account's observer: its counters (and through them the total) and the latency histogram."""
+
+        def observe(status: int | None, elapsed_s: float, error_kind: str | None) -> None:
+            stats.observe(status, elapsed_s, error_kind)
+            self.request_timer.observe(status, elapsed_s, error_kind)
+
+        return observe
 
     def _other_accounts(self, entries: tuple[ProviderConfig, ...]) -> dict[str, ProviderThrottle]:
         """The [[providers]] beyond the default: a provider and a throttle each (their own pace and pause)."""
-        return {
-            e.name: ProviderThrottle(make_provider(e, observer=self._observe_request), e, self.api_stats)
-            for e in entries
-        }
+        out = {}
+        for e in entries:
+            stats = ApiStats(parent=self.api_stats)
+            out[e.name] = ProviderThrottle(make_provider(e, observer=self._observer(stats)), e, stats)
+        return out
 
     async def _swap_provider(self, new: Config) -> None:
         """A new key or URL takes effect for the next request; the old client closes once idle.
@@ -462,8 +468,8 @@ class Daemon:
         assert engine is not None and self._tg is not None
         old_provider = engine.throttle.provider
         entry = accounts(new)[0]
-        provider = self._provider or make_provider(entry, observer=self._observe_request)
-        throttle = ProviderThrottle(provider, entry, self.api_stats)
+        provider = self._provider or make_provider(entry, observer=self._observer(self.default_stats))
+        throttle = ProviderThrottle(provider, entry, self.default_stats)
         throttle.carry_over(engine.throttle)  # the Retry-After pause, and the learned pace if the account is the same
         if self.store is not None and engine.throttle.shared is not None:  # a new key may be a new account
             throttle.shared = shared_budget(self.store, new.provider)

@@ -324,6 +324,33 @@ class Exporter:
             "1 while a Retry-After pause holds every request",
             value=int(self.engine.throttle.paused_until is not None),
         )
+        yield from self._accounts()
+
+    def _accounts(self) -> Iterator[Metric]:
+        """Each provider account's own figures, labelled by its name (the families above are their sum)."""
+        label = ["provider"]
+        requests = CounterMetricFamily("shiptrackd_account_requests", "Tracking-API requests by account", labels=label)
+        limited = CounterMetricFamily("shiptrackd_account_rate_limited", "429 answers by account", labels=label)
+        errors = CounterMetricFamily(
+            "shiptrackd_account_errors", "Failed tracking-API requests by account and kind", labels=["provider", "kind"]
+        )
+        circuit = GaugeMetricFamily(
+            "shiptrackd_account_circuit_open",
+            "1 while the account's API was unreachable enough to stop runs",
+            labels=label,
+        )
+        paused = GaugeMetricFamily(
+            "shiptrackd_account_paused", "1 while a Retry-After pause holds the account's requests", labels=label
+        )
+        for lane in self.engine.lanes():
+            name, stats = [lane.provider.name], lane.stats
+            requests.add_metric(name, stats.requests)
+            limited.add_metric(name, stats.rate_limited)
+            for kind in sorted({*PROVIDER_ERROR_KINDS, *stats.by_error}):
+                errors.add_metric([*name, kind], stats.by_error.get(kind, 0))
+            circuit.add_metric(name, int(lane.circuit == "open"))
+            paused.add_metric(name, int(lane.paused_until is not None))
+        yield from (requests, limited, errors, circuit, paused)
 
     def _loops(self) -> Iterator[Metric]:
         runs = CounterMetricFamily("shiptrackd_loop_runs", "Timer-loop runs since start", labels=["loop"])

@@ -96,6 +96,7 @@ class Service:
             "heartbeat": self.heartbeat.snapshot() if self.heartbeat else None,  # URLs masked
             "event_seq": self.bus.seq,  # subscribe with ?since= this to miss nothing after the snapshot
             "cluster": figures.cluster,
+            "providers": [lane.figures() for lane in self.engine.lanes()],
         }
         return to_answer(doc, wire.Status)
 
@@ -297,9 +298,12 @@ class Service:
     async def _provider_stats(self, lane: ProviderThrottle) -> dict[str, Any]:
         """One provider account's figures; its quota read live (one request) where it has one."""
         provider = lane.provider
+        own = lane.figures()
         out: dict[str, Any] = {
             "name": provider.name,
             "kind": provider.kind,
+            **{k: own[k] for k in ("requests", "rate_limited", "errors", "retries", "circuit", "paused_until")},
+            "by_error": dict(lane.stats.by_error),
             "batch_size": lane.batch_size,
             "strays": lane.stats.strays,
             "omitted": lane.stats.omitted,

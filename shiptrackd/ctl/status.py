@@ -87,6 +87,7 @@ def render_status(out: Output, doc: wire.Status) -> None:
     pairs = [
         ("config", doc.config_file or "(defaults and environment)"),
         ("provider", f"{provider.name}  {provider.base_url}".rstrip()),
+        *[(f"account {a.name}", account_text(a)) for a in (doc.providers if len(doc.providers) > 1 else [])],
         (
             "store",
             f"{store.path}  {human_bytes(store.size_bytes)}  "
@@ -167,9 +168,21 @@ async def stats(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def account_text(a: wire.AccountFigures | wire.ProviderFigures) -> str:
+    """`aftership: 120 requests, 3 rate-limited (429), 1 errors, circuit closed`: one account's own figures."""
+    text = f"{a.kind}: {a.requests} requests, {a.rate_limited} rate-limited (429), {a.errors} errors"
+    text += f", circuit {a.circuit}"
+    if a.paused_until:
+        text += f", paused until {short_time(a.paused_until)}"
+    return text
+
+
 def provider_lines(providers: list[wire.ProviderFigures]) -> list[tuple[str, str]]:
-    """A `quota (name)` line per provider account that has a quota: what is left and when it runs out."""
+    """A line per provider account with its own figures (several accounts), and a `quota (name)` line
+    per account that has a quota: what is left and when it runs out."""
     lines: list[tuple[str, str]] = []
+    if len(providers) > 1:
+        lines += [(f"account {p.name}", account_text(p)) for p in providers]
     for p in providers:
         q = p.quota
         if q is None:

@@ -33,6 +33,7 @@ from .rules import (
     CheckResult,
     LoopView,
     build_report,
+    judge_accounts,
     judge_api,
     judge_error_rate,
     judge_loops,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from ..schedule import Loop
     from ..store import Store
     from ..sync.engine import SyncEngine
+    from ..sync.throttle import ProviderThrottle
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -182,18 +184,28 @@ class HealthMonitor:
         return build_report(checks, at=self.clock.now(), host=self.host, trigger=trigger)
 
     async def _api(self) -> CheckResult:
+        """Every provider account probed at once; the worst result names its account (rules.judge_accounts)."""
         cfg = self.config.health
-        return judge_api(
-            await self._probe(),
-            now=self.clock.now(),
-            auth_failed_at=self.engine.auth_failed_at,
-            auth_window_s=cfg.error_rate_window_s,
-            latency_warning_s=cfg.api_latency_warning_s,
-            quota_exhausted=self.engine.quota_exhausted(),
-        )
+        lanes = self.engine.lanes()
+        judged: dict[str, CheckResult] = {}
 
-    async def _probe(self) -> ApiProbe:
-        throttle = self.engine.throttle
+        async def judge(lane: ProviderThrottle) -> None:
+            name = lane.provider.name
+            judged[name] = judge_api(
+                await self._probe(lane),
+                now=self.clock.now(),
+                auth_failed_at=lane.auth_failed_at if len(lanes) > 1 else self.engine.auth_failed_at,
+                auth_window_s=cfg.error_rate_window_s,
+                latency_warning_s=cfg.api_latency_warning_s,
+                quota_exhausted=f"{name}: {lane.quota_exhausted}" if lane.quota_exhausted else "",
+            )
+
+        async with anyio.create_task_group() as tg:
+            for lane in lanes:
+                tg.start_soon(judge, lane)
+        return judge_accounts([(lane.provider.name, judged[lane.provider.name]) for lane in lanes])
+
+    async def _probe(self, throttle: ProviderThrottle) -> ApiProbe:
         if throttle.paused_until is not None:
             until = format_rfc3339(throttle.paused_until.replace(microsecond=0))
             return ApiProbe(skipped=f"the API asked us to wait until {until} (429)")

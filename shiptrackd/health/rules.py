@@ -8,7 +8,7 @@ Health checks' data and pure rules, split from health.py so they are tested as t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +148,30 @@ def judge_api(
     level = WARNING if probe.latency_s > latency_warning_s else OK
     msg = f"the API answered in {_show_value(probe.latency_s, 's')}" + (" (slow)" if level == WARNING else "")
     return CheckResult(name, level, msg, round(probe.latency_s, 4), "s", latency_warning_s, perf=perf)
+
+
+def judge_accounts(judged: Sequence[tuple[str, CheckResult]]) -> CheckResult:
+    """One api_connectivity result from each provider account's: the worst, naming its account.
+
+    A single account's result is returned as it is. With several, a failing account's message
+    starts with its name, `details.accounts` has every account's level and message, and each
+    account's latency is its own perf label.
+    """
+    if len(judged) == 1:
+        return judged[0][1]
+    name, bad = max(judged, key=lambda pair: rank(pair[1].level))  # the first of the worst
+    accounts = {n: {"level": r.level, "message": r.message} for n, r in judged}
+    perf = tuple(replace(p, label=f"{p.label}_{n}") for n, r in judged for p in r.perf)
+    if bad.level == OK:
+        answered = ", ".join(f"{n} {_show_value(r.value, 's')}" if r.value is not None else n for n, r in judged)
+        message = f"every account answered: {answered}"
+        return replace(bad, message=message, perf=perf, details={"accounts": accounts})
+    return replace(
+        bad,
+        message=f"{name}: {bad.message}",
+        perf=perf,
+        details={**bad.details, "provider": name, "accounts": accounts},
+    )
 
 
 def judge_webhooks(

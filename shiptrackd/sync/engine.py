@@ -564,7 +564,7 @@ class SyncEngine:
 
     def _succeeded(self, lane: ProviderThrottle, shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
         """A fetched shipment's result and its next check."""
-        self.auth_failed_at = None
+        self.auth_failed_at = lane.auth_failed_at = None
         cad = self.config.sync.cadence
         created_at = from_db(shipment["created_at"]) or self.clock.now()
         now = self.clock.now()
@@ -606,7 +606,7 @@ class SyncEngine:
                     if self.others
                     else f"the API rejected the key ({exc.status}): check [provider] api_key"
                 )
-                self.auth_failed_at = self.clock.now()
+                self.auth_failed_at = lane.auth_failed_at = self.clock.now()
                 await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
                 self.bus.publish(EVENT_PROVIDER_AUTH_FAILED, run_id=progress.run_id, message=str(exc))
             return None

@@ -61,9 +61,14 @@ def install_retry_logging() -> None:
 
 
 class ApiStats:
-    """Counters and recent latencies of the provider's HTTP requests (the provider's observer)."""
+    """Counters and recent latencies of the provider's HTTP requests (the provider's observer).
 
-    def __init__(self, window: int = 2000) -> None:
+    Each provider account has its own; with a `parent` (the daemon's total over every account)
+    each count lands in both, so `stats` and `/metrics` show the total and each account's share.
+    """
+
+    def __init__(self, window: int = 2000, *, parent: ApiStats | None = None) -> None:
+        self.parent = parent
         self.requests = 0
         self.by_status: Counter[str] = Counter()
         self.by_error: Counter[str] = Counter()
@@ -79,6 +84,14 @@ class ApiStats:
         if error_kind:
             self.by_error[error_kind] += 1
         self._latencies.append(elapsed_s)
+        if self.parent is not None:
+            self.parent.observe(status, elapsed_s, error_kind)
+
+    def add(self, counter: str, n: int = 1) -> None:
+        """Add to one of the plain counters (retries, rate_limited, strays, omitted), the parent's too."""
+        setattr(self, counter, getattr(self, counter) + n)
+        if self.parent is not None:
+            self.parent.add(counter, n)
 
     def latency_percentiles(self) -> dict[str, float | None]:
         values = sorted(self._latencies)
@@ -162,6 +175,7 @@ class ProviderThrottle:
         self._pacer = Pacer(self.controller.interval_s(), limit)
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
+        self.auth_failed_at: datetime | None = None  # this account's last 401/403 in a sync (the engine sets it)
         self.in_flight = anyio.CapacityLimiter(config.concurrency)  # the engine's jobs for this account
         self.quota_exhausted = ""  # the provider's words when a registration found its quota spent
         self.quota_readings: deque[QuotaStatus] = deque(maxlen=500)  # getquota answers, oldest first
@@ -190,6 +204,26 @@ class ProviderThrottle:
         if same:  # the same account under the same ceiling: the learned pace still holds
             self.controller = old.controller
             self._pacer.interval_s = self.controller.interval_s()
+
+    @property
+    def circuit(self) -> str:
+        """ "open" once `circuit_breaker` calls in a row found no connection (a run stops early), else "closed"."""
+        return "open" if self.unreachable_in_a_row >= self.config.circuit_breaker else "closed"
+
+    def figures(self) -> dict[str, object]:
+        """This account's own figures, for status, stats and /metrics."""
+        return {
+            "name": self.provider.name,
+            "kind": self.provider.kind,
+            "requests": self.stats.requests,
+            "rate_limited": self.stats.rate_limited,
+            "errors": sum(self.stats.by_error.values()),
+            "retries": self.stats.retries,
+            "circuit": self.circuit,
+            "unreachable_in_a_row": self.unreachable_in_a_row,
+            "paused_until": self.paused_until,
+            "rate_per_s": round(1 / self._pacer.interval_s, 3) if self._pacer.interval_s else None,
+        }
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
@@ -220,12 +254,12 @@ class ProviderThrottle:
         self, parcels: Sequence[Parcel], answer: Mapping[str, _T | ProviderError], what: str
     ) -> dict[str, _T | ProviderError]:
         asked = {p.tracking_number for p in parcels}
-        self.stats.strays += sum(1 for number in answer if number not in asked)
+        self.stats.add("strays", sum(1 for number in answer if number not in asked))
         out: dict[str, _T | ProviderError] = {}
         for number in asked:
             got = answer.get(number)
             if got is None:
-                self.stats.omitted += 1
+                self.stats.add("omitted")
                 got = InvalidResponseError(f"{self.provider.name}: the batch answer has no {what} for {number}")
             out[number] = got
         return out
@@ -249,7 +283,7 @@ class ProviderThrottle:
             try:
                 return await self._with_retries(request)
             except RateLimitedError as exc:
-                self.stats.rate_limited += 1
+                self.stats.add("rate_limited")
                 self.pause(exc.retry_after_s)
                 if self.shared is not None:  # the account's pause: every daemon on it waits
                     await self.shared.pause(exc.retry_after_s)
@@ -262,7 +296,7 @@ class ProviderThrottle:
         ):
             with attempt:
                 if attempt.num > 1:
-                    self.stats.retries += 1
+                    self.stats.add("retries")
                 sent_at = await self._wait_turn()
                 try:
                     result = await request()

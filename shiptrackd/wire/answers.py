@@ -70,6 +70,21 @@ class ProviderInfo(Answer):
     base_url: str
 
 
+class AccountFigures(Answer):
+    """One provider account's own requests since start, and the state of its throttle (status, stats)."""
+
+    name: str  # the account ([[providers]] name; the single [provider]: its kind)
+    kind: str
+    requests: int
+    rate_limited: int  # 429 answers (each pauses this account, and only it)
+    errors: int  # failed requests, of any kind
+    retries: int
+    circuit: str  # "open" once circuit_breaker calls in a row found no connection, else "closed"
+    unreachable_in_a_row: int
+    paused_until: datetime | None  # this account's Retry-After pause, while one holds
+    rate_per_s: float | None  # the pace its requests are held to now (adaptive); None: unpaced
+
+
 class SyncProgress(Answer):
     """The run going on now (status, GET /v1/runs/{id}, the sync.progress event)."""
 
@@ -166,6 +181,7 @@ class Status(Answer):
     heartbeat: HeartbeatInfo | None
     event_seq: int  # subscribe to /v1/events?since= this to miss nothing after this answer
     cluster: ClusterInfo | None = None
+    providers: list[AccountFigures] = []  # every provider account, the default first
 
 
 class Reloaded(Answer):
@@ -408,6 +424,14 @@ class ProviderFigures(Answer):
     unknown_statuses: dict[str, int]  # the provider's status words we could not map, as seen
     quota_exhausted: str | None  # what the provider said when registrations stopped for quota
     quota: QuotaFigures | None  # None for providers without a quota
+    # This account's own requests (`api` is every account's together) and its throttle's state.
+    requests: int = 0
+    rate_limited: int = 0
+    errors: int = 0
+    by_error: dict[str, int] = {}
+    retries: int = 0
+    circuit: str = "closed"
+    paused_until: datetime | None = None
 
 
 class PushStats(Answer):

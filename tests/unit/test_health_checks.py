@@ -224,3 +224,24 @@ def test_cluster(members: list[dict[str, object]], held: set[str], level: str, w
     result = judge_cluster(members, ["force", "health"], held, stale_after_s=30)
     assert result.name == "cluster" and result.level == level and words in result.message, result.message
     assert {p.label: p.value for p in result.perf}["cluster_unled_singletons"] == 2 - len(held)
+
+
+def test_api_connectivity_of_several_accounts_names_the_worst() -> None:
+    """One account's result is kept as it is; of several, the worst is named and every account's is in details."""
+    from shiptrackd.health.rules import judge_accounts
+
+    fine = judge_api(ApiProbe(latency_s=0.2), now=NOW, auth_failed_at=None, auth_window_s=3600, latency_warning_s=5)
+    down = judge_api(
+        ApiProbe(error_kind="unreachable", error="connect refused"),
+        now=NOW,
+        auth_failed_at=None,
+        auth_window_s=3600,
+        latency_warning_s=5,
+    )
+    assert judge_accounts([("only", down)]) is down
+    named = judge_accounts([("domestic", fine), ("intl", down)])
+    assert (named.level, named.message) == ("critical", "intl: the API is unreachable: connect refused")
+    assert named.details["accounts"]["domestic"]["level"] == "ok" and named.details["provider"] == "intl"
+    both = judge_accounts([("domestic", fine), ("intl", fine)])
+    assert both.level == "ok" and both.message.startswith("every account answered: domestic 200ms, intl 200ms")
+    assert [p.label for p in both.perf] == ["api_latency_domestic", "api_latency_intl"]
