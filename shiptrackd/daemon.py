@@ -34,7 +34,7 @@ from .api.server import build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
 from .cluster.leader import Leadership
 from .cluster.membership import Membership
-from .cluster.wiring import SINGLETONS, STANDBY, elect, shared_budget
+from .cluster.wiring import SINGLETONS, STANDBY, cluster_events, elect, shared_budget
 from .config import Config, ProviderConfig, Schedule, accounts
 from .config import routes as carrier_routes
 from .errors import ConfigError
@@ -252,6 +252,8 @@ class Daemon:
                     tg.start_soon(self._watch_signals)
                 tg.start_soon(sdnotify.watchdog)
                 await tg.start(member.run)
+                if (relay := cluster_events(store, self.bus, member.id)) is not None:
+                    await tg.start(relay.run)  # the other members' status changes on our /v1/events
                 service.state = "running"
                 counts = await store.shipments.counts()
                 sdnotify.notify("READY=1", f"STATUS=Running; {counts['active']} active shipments")

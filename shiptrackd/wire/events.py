@@ -41,17 +41,21 @@ class LoopChanged(Stamped, tag=names.EVENT_LOOP_CHANGED):
 
 class ShipmentsAddedEvent(Stamped, tag=names.EVENT_SHIPMENTS_ADDED):
     count: int
+    origin: str | None = None  # the cluster member that made the change, when another one did
 
 
 class ShipmentsRemoved(Stamped, tag=names.EVENT_SHIPMENTS_REMOVED):
     id: str
+    origin: str | None = None
 
 
 class ShipmentStatusChanged(Stamped, tag=names.EVENT_SHIPMENT_STATUS_CHANGED):
     id: str
     old: str | None
     new: str
-    run_id: int | None
+    run_id: int | None = None  # None for a change a push brought
+    via: str | None = None  # "push" when a provider's webhook brought it, else a poll did
+    origin: str | None = None  # the cluster member that wrote it, when another one did
 
 
 class SyncStartedEvent(Stamped, tag=names.EVENT_SYNC_STARTED):
