@@ -18,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 __all__ = [
     "DURATION_HINT",
@@ -236,6 +237,25 @@ def parse_rfc3339(text: str | datetime) -> datetime:
     if at.tzinfo is None or len(cleaned) < 16 or cleaned[10] not in "Tt ":
         raise ValueError(f'expected an RFC 3339 time with an offset like "2026-01-05T09:00:12Z", got {text[:40]!r}')
     return at.astimezone(UTC)
+
+
+def retry_after_s(value: str | None, now: datetime) -> float | None:
+    """
+    A Retry-After header as seconds from *now*: delta-seconds ("7", "1.5") or an HTTP-date (RFC 9110
+    §10.2.3); None when absent, unreadable or not finite. Not clamped: each caller has its own bounds.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            at = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = ((at if at.tzinfo else at.replace(tzinfo=UTC)) - now).total_seconds()
+    return seconds if math.isfinite(seconds) else None
 
 
 def format_rfc3339(at: datetime) -> str:

@@ -10,13 +10,12 @@ After the schedule's last attempt the row is dead.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 
 from ..store import Settlement
+from ..units import retry_after_s
 
 THROTTLE_STATUSES = (429, 503)
 JITTER = 0.1
@@ -38,22 +37,8 @@ class Attempt:
 
 def parse_retry_after(value: str | None, now: datetime, max_s: float) -> float | None:
     """Retry-After (seconds, or an HTTP-date) as seconds from *now*, clamped to [0, max_s]; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            at = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
-        seconds = (at - now).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), max_s)
+    seconds = retry_after_s(value, now)
+    return None if seconds is None else min(max(seconds, 0.0), max_s)
 
 
 def settle(

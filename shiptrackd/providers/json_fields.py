@@ -63,21 +63,29 @@ def text(data: dict[str, Any], key: str, *, where: str = "") -> str:
     raise InvalidResponseError(f"{field(where, key)}: expected a string, got {type_name(value)}", status=200)
 
 
-def when(data: dict[str, Any], key: str, *, where: str = "") -> datetime | None:
-    """An ISO-8601 date or date-time as aware UTC; absent, null and "" become None, zone-less means UTC."""
-    value = data.get(key)
+def when(data: dict[str, Any], key: str, *, where: str = "", zoned_only: bool = False) -> datetime | None:
+    """`data[key]` read by date_time(), named `where.key` in errors."""
+    return date_time(data.get(key), field(where, key), zoned_only=zoned_only)
+
+
+def date_time(value: object, name: str, *, zoned_only: bool = False) -> datetime | None:
+    """
+    An ISO-8601 date or date-time as aware UTC; None, "" become None. Zone-less means UTC, or None
+    with `zoned_only` (a carrier's local time, useless without its zone). The one reader of the
+    providers' timestamps.
+    """
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidResponseError(
-            f"{field(where, key)}: expected a date-time string, got {type_name(value)}", status=200
-        )
+        raise InvalidResponseError(f"{name}: expected a date-time string, got {type_name(value)}", status=200)
     raw = value.strip()
     try:
         parsed = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw)
     except ValueError:
-        raise InvalidResponseError(f"{field(where, key)}: {value[:40]!r} is not a date-time", status=200) from None
+        raise InvalidResponseError(f"{name}: {value[:40]!r} is not a date-time", status=200) from None
     if parsed.tzinfo is None:
+        if zoned_only:
+            return None
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -34,6 +33,7 @@ from shiptrackd.errors import (
 )
 from shiptrackd.providers.base import Quota, RequestObserver, quota_from_headers
 from shiptrackd.providers.transport import AiohttpTransport
+from shiptrackd.units import retry_after_s
 
 USER_AGENT = f"shiptrackd/{__version__} (+https://github.com/shiptrackd)"
 DEFAULT_RETRY_AFTER_S = 1.0  # neither EasyPost nor AfterShip documents Retry-After; their windows are a second
@@ -138,18 +138,7 @@ class RestCalls:
 
     def retry_after_s(self, response: httpx.Response) -> float:
         """Retry-After if sent, else X-RateLimit-Reset (Unix time or seconds), else a second; clamped."""
-        seconds: float | None = None
-        value = (response.headers.get("retry-after") or "").strip()
-        if value:
-            try:
-                seconds = float(value)
-            except ValueError:
-                try:
-                    at = parsedate_to_datetime(value)
-                except (TypeError, ValueError, IndexError):
-                    at = None
-                if at is not None:
-                    seconds = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() - datetime.now(UTC).timestamp()
+        seconds = retry_after_s(response.headers.get("retry-after"), datetime.now(UTC))
         if seconds is None:
             quota = quota_from_headers(response.headers, time.time())
             seconds = quota.reset_s if quota is not None else None

@@ -13,11 +13,11 @@ failed fetch).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from shiptrackd.errors import InvalidResponseError, PushRejectedError
 from shiptrackd.models import TrackingEvent, TrackingInfo
+from shiptrackd.providers import json_fields as jf
 from shiptrackd.providers import seventeentrack_wire as wire
 from shiptrackd.providers.base import PushUpdate, StatusMap
 
@@ -43,7 +43,7 @@ def parse_track_info(item: dict[str, Any], status_map: StatusMap, *, fallback_ca
     estimate = metrics.get("estimated_delivery_date") if isinstance(metrics, dict) else None
     estimated_at = None
     if isinstance(estimate, dict):
-        estimated_at = _datetime(estimate.get("to"), "estimated_delivery_date.to") or _datetime(
+        estimated_at = jf.date_time(estimate.get("to"), "estimated_delivery_date.to") or jf.date_time(
             estimate.get("from"), "estimated_delivery_date.from"
         )
     delivered_at = None
@@ -121,7 +121,7 @@ def _events(track: dict[str, Any]) -> list[TrackingEvent]:
 
 
 def _event(item: dict[str, Any], where: str) -> TrackingEvent | None:
-    occurred_at = _datetime(item.get("time_utc"), f"{where}.time_utc") or _datetime(
+    occurred_at = jf.date_time(item.get("time_utc"), f"{where}.time_utc") or jf.date_time(
         item.get("time_iso"), f"{where}.time_iso", zoned_only=True
     )
     if occurred_at is None:
@@ -164,19 +164,3 @@ def _text(obj: dict[str, Any], key: str, where: str) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise InvalidResponseError(f"{where}.{key}: expected a string", status=200)
-
-
-def _datetime(value: object, name: str, *, zoned_only: bool = False) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidResponseError(f"{name}: expected a date-time string", status=200)
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidResponseError(f"{name}: {value[:40]!r} is not a date-time", status=200) from None
-    if parsed.tzinfo is None:
-        if zoned_only:
-            return None
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)

@@ -11,11 +11,9 @@ from every message we build, so no log line or error can leak it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -46,7 +44,7 @@ from shiptrackd.providers.base import (
 from shiptrackd.providers.rest_calls import transport_errors
 from shiptrackd.providers.shipengine_parse import parse_tracking
 from shiptrackd.providers.transport import AiohttpTransport
-from shiptrackd.units import RateLimit
+from shiptrackd.units import RateLimit, retry_after_s
 from shiptrackd.wire.names import STATUS_CODES
 
 USER_AGENT = f"shiptrackd/{__version__} (+https://github.com/shiptrackd)"
@@ -259,24 +257,9 @@ class ShipEngineProvider(ProviderBase):
 
 
 def parse_retry_after(value: str | None, max_s: float) -> float:
-    """Retry-After as seconds (an integer, a decimal or an HTTP-date), clamped to [0, max_s]."""
-    seconds = DEFAULT_RETRY_AFTER_S
-    if value:
-        value = value.strip()
-        try:
-            seconds = float(value)
-        except ValueError:
-            try:
-                at = parsedate_to_datetime(value)
-            except (TypeError, ValueError, IndexError):
-                at = None
-            if at is not None:
-                if at.tzinfo is None:
-                    at = at.replace(tzinfo=UTC)
-                seconds = (at - datetime.now(UTC)).total_seconds()
-        if not math.isfinite(seconds):
-            seconds = DEFAULT_RETRY_AFTER_S
-    return min(max(seconds, 0.0), max_s)
+    """Retry-After as seconds (an integer, a decimal or an HTTP-date), clamped to [0, max_s]; else 5 s."""
+    seconds = retry_after_s(value, datetime.now(UTC))
+    return min(max(DEFAULT_RETRY_AFTER_S if seconds is None else seconds, 0.0), max_s)
 
 
 def _error_details(response: httpx.Response) -> tuple[str, str]:

@@ -12,11 +12,11 @@ because silently dropping it would store a wrong history.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from shiptrackd.errors import InvalidResponseError
 from shiptrackd.models import TrackingEvent, TrackingInfo
+from shiptrackd.providers import json_fields as jf
 from shiptrackd.wire.names import STATUS_CODES
 
 
@@ -32,7 +32,7 @@ def parse_tracking(content: bytes, *, carrier_code: str, tracking_number: str) -
 def parse_tracking_data(data: Any, *, carrier_code: str, tracking_number: str) -> TrackingInfo:
     """A decoded `tracking_information` object (a poll's body, or a push's `data`) as a TrackingInfo."""
     if not isinstance(data, dict):
-        raise InvalidResponseError(f"body: expected a JSON object, got {_type_name(data)}", status=200)
+        raise InvalidResponseError(f"body: expected a JSON object, got {jf.type_name(data)}", status=200)
 
     status_code = data.get("status_code")
     if status_code not in STATUS_CODES:
@@ -42,24 +42,24 @@ def parse_tracking_data(data: Any, *, carrier_code: str, tracking_number: str) -
     if raw_events is None:
         raw_events = []
     elif not isinstance(raw_events, list):
-        raise InvalidResponseError(f"events: expected a list, got {_type_name(raw_events)}", status=200)
+        raise InvalidResponseError(f"events: expected a list, got {jf.type_name(raw_events)}", status=200)
     events = [event for i, item in enumerate(raw_events) if (event := _event(item, i)) is not None]
     events.sort(key=lambda event: event.occurred_at)  # stable: equal times keep the API's order
 
     return TrackingInfo(
-        tracking_number=_text(data, "tracking_number") or tracking_number,
+        tracking_number=jf.text(data, "tracking_number") or tracking_number,
         status_code=status_code,
-        status_description=_text(data, "status_description"),
-        status_detail_code=_text(data, "status_detail_code"),
-        carrier_code=_text(data, "carrier_code") or carrier_code,
-        carrier_status_description=_text(data, "carrier_status_description"),
-        exception_description=_text(data, "exception_description"),
-        ship_at=_datetime(data, "ship_date"),
-        estimated_delivery_at=_datetime(data, "estimated_delivery_date"),
-        actual_delivery_at=_datetime(data, "actual_delivery_date"),
+        status_description=jf.text(data, "status_description"),
+        status_detail_code=jf.text(data, "status_detail_code"),
+        carrier_code=jf.text(data, "carrier_code") or carrier_code,
+        carrier_status_description=jf.text(data, "carrier_status_description"),
+        exception_description=jf.text(data, "exception_description"),
+        ship_at=jf.when(data, "ship_date"),
+        estimated_delivery_at=jf.when(data, "estimated_delivery_date"),
+        actual_delivery_at=jf.when(data, "actual_delivery_date"),
         events=tuple(events),
         provider_status=status_code,
-        provider_sub_status=_text(data, "status_detail_code"),
+        provider_sub_status=jf.text(data, "status_detail_code"),
     )
 
 
@@ -67,65 +67,23 @@ def _event(item: object, index: int) -> TrackingEvent | None:
     """One event, or None when it carries no usable time (nothing to order or deduplicate it by)."""
     where = f"events[{index}]"
     if not isinstance(item, dict):
-        raise InvalidResponseError(f"{where}: expected an object, got {_type_name(item)}", status=200)
-    occurred_at = _datetime(item, "occurred_at", where=where)
+        raise InvalidResponseError(f"{where}: expected an object, got {jf.type_name(item)}", status=200)
+    occurred_at = jf.when(item, "occurred_at", where=where)
     if occurred_at is None:
         # carrier_occurred_at is the carrier's local wall time and usually has no zone; only
         # trust it when it does, otherwise a scan would be misplaced by up to a day.
-        occurred_at = _datetime(item, "carrier_occurred_at", where=where, zoned_only=True)
+        occurred_at = jf.when(item, "carrier_occurred_at", where=where, zoned_only=True)
         if occurred_at is None:
             return None
-    status_code = _text(item, "status_code", where=where)
+    status_code = jf.text(item, "status_code", where=where)
     return TrackingEvent(
         occurred_at=occurred_at,
-        description=_text(item, "description", where=where),
+        description=jf.text(item, "description", where=where),
         status_code=status_code if status_code in STATUS_CODES else "",
-        event_code=_text(item, "event_code", where=where),
-        city=_text(item, "city_locality", where=where),
-        state=_text(item, "state_province", where=where),
-        postal_code=_text(item, "postal_code", where=where),
-        country_code=_text(item, "country_code", where=where),
-        carrier_status_code=_text(item, "carrier_status_code", where=where),
-    )
-
-
-def _text(obj: dict[str, Any], key: str, *, where: str = "") -> str:
-    """A string field: absent, null and "" all become ""; numbers are tolerated as text."""
-    value = obj.get(key)
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise InvalidResponseError(f"{_field(where, key)}: expected a string, got {_type_name(value)}", status=200)
-
-
-def _datetime(obj: dict[str, Any], key: str, *, where: str = "", zoned_only: bool = False) -> datetime | None:
-    """An ISO-8601 field as aware UTC; absent, null and "" become None, zone-less means UTC."""
-    value = obj.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidResponseError(
-            f"{_field(where, key)}: expected a date-time string, got {_type_name(value)}", status=200
-        )
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidResponseError(f"{_field(where, key)}: {value[:40]!r} is not a date-time", status=200) from None
-    if parsed.tzinfo is None:
-        if zoned_only:
-            return None
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _field(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _type_name(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
+        event_code=jf.text(item, "event_code", where=where),
+        city=jf.text(item, "city_locality", where=where),
+        state=jf.text(item, "state_province", where=where),
+        postal_code=jf.text(item, "postal_code", where=where),
+        country_code=jf.text(item, "country_code", where=where),
+        carrier_status_code=jf.text(item, "carrier_status_code", where=where),
     )

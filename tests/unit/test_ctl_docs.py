@@ -33,8 +33,9 @@ def test_completion_scripts_name_every_command(shell: str) -> None:
     done = _ctl("completion", shell)
     assert done.returncode == 0, done.stderr
     for path in PATHS:
-        # shtab names each command's completion function or array after its path: _shtab_shiptrackctl_shipments_add
-        assert f"_shtab_shiptrackctl_{path.replace(' ', '_')}" in done.stdout, path
+        # shtab names each command's completion function or array after its path, hyphens as
+        # underscores: _shtab_shiptrackctl_shipments_add, _shtab_shiptrackctl_shipments_set_carrier
+        assert f"_shtab_shiptrackctl_{path.replace(' ', '_').replace('-', '_')}" in done.stdout, path
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
@@ -48,7 +49,7 @@ def test_bash_completion_completes_commands_and_actions() -> None:
     done = subprocess.run(["bash", "-c", probe], input=script, capture_output=True, text=True, timeout=60)
     first, second = done.stdout.splitlines()
     assert first.split() == ["status", "stats"]
-    assert set(second.split()) == {"add", "import", "list", "show", "remove", "retrack"}
+    assert set(second.split()) == {"add", "import", "list", "show", "remove", "retrack", "set-carrier"}
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
@@ -77,7 +78,9 @@ def test_the_man_page_has_every_command_and_renders(tmp_path: Path) -> None:
     roff = (tmp_path / "shiptrackctl.1").read_text()
     assert roff.startswith('.TH SHIPTRACKCTL "1"')
     for path in PATHS:
-        assert f"shiptrackctl {path}'" in roff, path  # argparse-manpage heads each command's section with its path
+        # argparse-manpage heads each command's section with its path, a hyphen written as roff's \-
+        roff_path = path.replace("-", "\\-")
+        assert f"shiptrackctl {roff_path}'" in roff, path
     assert (tmp_path / "shiptrackctl.bash").read_text() == _ctl("completion", "bash").stdout
     if shutil.which("man") is None:
         pytest.skip("man is not installed: checked the roff source only")
