@@ -132,7 +132,7 @@ class Daemon:
                 await provider.aclose()
             raise
         try:
-            member = self.member = Membership(store, self.clock, new_owner_id())
+            member = self.member = Membership(store, self.clock, new_owner_id(), cfg.sync.lease_s)
             orphans = await member.join()
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)

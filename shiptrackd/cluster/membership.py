@@ -4,6 +4,8 @@ This daemon as a member of the store's cluster: registered at start, a heartbeat
 
 A member whose heartbeat is older than STALE_AFTER_S is dead to the others: its sync runs are
 marked interrupted by the next daemon to start, and its leases free themselves at their expiry.
+Each beat also renews the leases this member holds (to a full `[sync] lease` from now), so a batch
+that takes longer than one lease (a slow API, a tight rate limit) stays this daemon's while it lives.
 On SQLite the one daemon is the one member, and nothing else changes.
 """
 
@@ -29,10 +31,11 @@ FORGET_AFTER_S = 24 * 3600.0  # a dead member's row goes after a day (status sho
 
 
 class Membership:
-    def __init__(self, store: Store, clock: Clock, member_id: str) -> None:
+    def __init__(self, store: Store, clock: Clock, member_id: str, lease_s: float = 300.0) -> None:
         self.store = store
         self.clock = clock
         self.id = member_id
+        self.lease_s = lease_s  # [sync] lease: each beat renews the claims this member holds to this
         self.roles: set[str] = set()  # the singletons this daemon leads now (cluster/leader.py)
 
     async def join(self) -> int:
@@ -52,6 +55,7 @@ class Membership:
 
     async def beat(self) -> None:
         now = self.clock.now()
+        await self.store.leases.renew(self.id, now, now + timedelta(seconds=self.lease_s))
         await self.store.cluster.heartbeat(self.id, now, sorted(self.roles), now - timedelta(seconds=FORGET_AFTER_S))
         if self.store.backend != "sqlite" and (orphans := await self._interrupt_orphans()):
             logger.warning("marked {} sync run(s) of a member whose heartbeat stopped as interrupted", orphans)

@@ -148,7 +148,7 @@ class SyncConfig:
     batch_size: int = ranged(100, 1, 100_000)
     max_runtime_s: float = ranged(1800.0, None, 7 * 86400)
     # A claimed batch is this daemon's for this long (store/leases.py); a dead daemon's claims are
-    # taken over after it. Longer than fetching two batches at the rate limit.
+    # taken over after it. Each 5 s heartbeat renews the claims of a live daemon (cluster/membership.py).
     lease_s: float = ranged(300.0, 10, 86400)
     cadence: CadenceConfig = field(default_factory=CadenceConfig)
 

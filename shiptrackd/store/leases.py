@@ -81,6 +81,18 @@ class LeaseStore:
         order = {sid: i for i, sid in enumerate(ids)}
         return sorted(rows, key=lambda s: order[s["id"]])
 
+    async def renew(self, owner: str, now: datetime, until: datetime) -> int:
+        """Move the expiry of every lease *owner* still holds (unexpired) to *until*: a live daemon keeps
+        its claims through a long batch; a dead one stops renewing and loses them at the expiry."""
+
+        def fn(conn: Conn) -> int:
+            return conn.execute(
+                "UPDATE shipments SET lease_until = ? WHERE lease_owner = ? AND lease_until > ?",
+                (to_db(until), owner, to_db(now)),
+            ).rowcount
+
+        return await self.db.write(fn)
+
     async def release(self, owner: str) -> int:
         """Give back every lease *owner* still holds (the end of its run: deferred or unwritten ones)."""
 

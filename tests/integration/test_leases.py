@@ -73,6 +73,31 @@ async def test_force_and_targeted_claims_skip_what_another_holds(any_store: Stor
     assert [s["id"] for s in await store.leases.claim_ids("C", [ids[1], ids[0]], NOW, NOW + LEASE)] == [ids[1], ids[0]]
 
 
+async def test_a_live_members_heartbeat_renews_its_leases_through_a_long_batch(any_store: Store) -> None:
+    """A's beats renew its claims past the first expiry, so B cannot take them; once A stops beating
+    they expire and B takes them over; an expired lease is never renewed back."""
+    from shiptrackd.clock import FakeClock
+    from shiptrackd.cluster.membership import Membership
+
+    store = any_store
+    clock = FakeClock(NOW)
+    a = Membership(store, clock, "A", lease_s=LEASE.total_seconds())
+    await a.join()
+    await store.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(4)], NOW)
+    claimed = await store.leases.claim_due("A", NOW, NOW, NOW + LEASE, 10)
+    assert len(claimed) == 4
+    for _ in range(3):  # a batch three leases long: A lives and beats throughout
+        await clock.advance(LEASE - timedelta(seconds=30))
+        await a.beat()
+    now = clock.now()
+    assert now > NOW + 2 * LEASE
+    assert await store.leases.claim_due("B", NOW, now, now + LEASE, 10) == []
+    assert await store.leases.held() == {"A": 4}
+    later = now + LEASE + timedelta(seconds=1)  # A died after its last beat: its claims expire
+    assert await store.leases.renew("A", later, later + LEASE) == 0  # too late to renew
+    assert len(await store.leases.claim_due("B", NOW, later, later + LEASE, 10)) == 4
+
+
 async def test_concurrent_claimers_on_postgresql_never_share_a_shipment(pg_url: str) -> None:
     """Four stores (four daemons' connections) claiming at once in small batches: a partition of the due set."""
     truncate_all(pg_url)
