@@ -7,15 +7,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 import stamina
 
 if TYPE_CHECKING:  # the daemon's modules load inside the fixtures, so collecting a unit test stays light
+    import httpx
+
+    from shiptrackd.api.client import ApiClient
     from shiptrackd.config import Config
     from shiptrackd.daemon import Daemon
     from shiptrackd.sandbox import Sandbox
@@ -100,7 +104,7 @@ NEVER = "0 0 1 1 *"  # loops on this cron stay quiet during a test unless trigge
 @dataclass
 class Running:
     daemon: Daemon
-    client: Any  # PlainClient (dict answers) until the tests move to ApiClient (issue 8)
+    client: ApiClient
     sandbox: Sandbox
     config: Config
 
@@ -163,8 +167,18 @@ async def running_any(request: pytest.FixtureRequest, short_tmp: Path, sandbox: 
         yield made
 
 
+@asynccontextmanager
+async def raw_http(socket_path: Path, timeout_s: float = 10.0) -> AsyncIterator[httpx.AsyncClient]:
+    """Plain HTTP on a daemon's socket, for what ApiClient never sends or would decode: raw bodies, bad requests."""
+    import httpx
+
+    transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://shiptrackd", timeout=timeout_s) as http:
+        yield http
+
+
 async def run_daemon(short_tmp: Path, sandbox: Sandbox, **env: str) -> AsyncIterator[Running]:
-    from shiptrackd.api.plain import PlainClient as ApiClient
+    from shiptrackd.api.client import ApiClient
     from shiptrackd.daemon import Daemon
 
     config = daemon_config(short_tmp, sandbox.base_url, **env)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from anyio.abc import SocketStream
+from conftest import Running
 from test_lifecycle import daemon_env, daemon_process
+
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +48,7 @@ async def read_to_eof(stream: SocketStream, timeout_s: float) -> bytes:
 
 
 async def test_a_subscriber_that_stops_reading_is_dropped_with_one_line_and_its_answer_ends(
-    running: Any, logs: list[str]
+    running: Running, logs: list[str]
 ) -> None:
     """A /v1/events client that stops reading is cut off: one log line, no traceback, its answer ends and closes."""
     bus = running.daemon.bus
@@ -65,10 +67,10 @@ async def test_a_subscriber_that_stops_reading_is_dropped_with_one_line_and_its_
     assert rest.endswith(b"0\r\n\r\n")  # the chunked body was ended properly, not cut mid-line
     assert len([line for line in logs if "event stream dropped" in line]) == 1
     assert noisy(logs) == []
-    assert (await running.client.status())["state"] == "running"
+    assert (await running.client.status()).state == "running"
 
 
-async def test_a_client_that_leaves_the_event_stream_is_let_go_quietly(running: Any, logs: list[str]) -> None:
+async def test_a_client_that_leaves_the_event_stream_is_let_go_quietly(running: Running, logs: list[str]) -> None:
     """A /v1/events client that hangs up mid-stream leaves no traceback and no subscription behind."""
     bus = running.daemon.bus
     before = len(bus._subscribers)  # the daemon's own (the metrics recorder)
@@ -86,7 +88,7 @@ async def test_a_client_that_leaves_the_event_stream_is_let_go_quietly(running: 
     assert noisy(logs) == []
 
 
-async def test_an_answer_before_the_body_is_read_says_connection_close(running: Any, logs: list[str]) -> None:
+async def test_an_answer_before_the_body_is_read_says_connection_close(running: Running, logs: list[str]) -> None:
     """A keep-alive request answered without reading its body (a 415) gets Connection: close and is closed."""
     stream = await anyio.connect_unix(running.config.daemon.socket)
     async with stream:
@@ -102,7 +104,7 @@ async def test_an_answer_before_the_body_is_read_says_connection_close(running: 
 
 @pytest.mark.parametrize("path", ["/v1/shipments", "/v1/nowhere", "/v1/status"])
 async def test_an_unread_body_with_connection_close_is_answered_and_closed_at_once(
-    running: Any, logs: list[str], path: str
+    running: Running, logs: list[str], path: str
 ) -> None:
     """A request whose body the daemon never reads, sent with Connection: close, is answered and closed within 2 s."""
     stream = await anyio.connect_unix(running.config.daemon.socket)
@@ -149,7 +151,7 @@ async def test_shutdown_with_clients_connected_is_quiet_and_prompt(short_tmp: Pa
 
 
 async def test_shutdown_with_a_stalled_event_reader_is_quiet_and_bounded(
-    short_tmp: Path, sandbox: Any, logs: list[str]
+    short_tmp: Path, sandbox: Sandbox, logs: list[str]
 ) -> None:
     """A dropped subscriber that never reads again cannot be flushed: shutdown still ends in time, with no traceback."""
     from conftest import daemon_config

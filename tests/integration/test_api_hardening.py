@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from conftest import Running
 
 from shiptrackd.api.server import InternalErrors, LogLimiter
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def http(running: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def http(running: Running) -> AsyncIterator[httpx.AsyncClient]:
     """A plain HTTP client on the daemon's socket."""
     transport = httpx.AsyncHTTPTransport(uds=str(running.config.daemon.socket))
     async with httpx.AsyncClient(transport=transport, base_url="http://shiptrackd", timeout=10) as client:
@@ -66,14 +67,14 @@ HOSTILE = [
     ("method", "path", "body", "raw", "status"), HOSTILE, ids=[str(i) for i in range(len(HOSTILE))]
 )
 async def test_hostile_input_gets_a_4xx_in_the_error_shape_and_no_traceback(
-    running: Any, http: httpx.AsyncClient, logs: list[str], method: str, path: str, body: Any, raw: Any, status: int
+    running: Running, http: httpx.AsyncClient, logs: list[str], method: str, path: str, body: Any, raw: Any, status: int
 ) -> None:
     """Huge ids and numbers, endless durations, long integers and deep nesting are a 4xx, never a logged 500."""
     content = raw if raw is not None else json.dumps(body).encode() if body is not None else b""
     response = await http.request(method, path, content=content, headers={"content-type": "application/json"})
     assert_error(response, status)
     assert not [line for line in logs if "Traceback" in line or "internal error" in line]
-    assert (await running.client.status())["state"] == "running"
+    assert (await running.client.status()).state == "running"
 
 
 @pytest.mark.parametrize(
@@ -87,7 +88,7 @@ async def test_a_bad_listing_parameter_is_a_400_naming_it(http: httpx.AsyncClien
     assert name in response.json()["error"]["message"]
 
 
-async def test_a_cursor_from_a_page_still_walks_the_listing(running: Any, http: httpx.AsyncClient) -> None:
+async def test_a_cursor_from_a_page_still_walks_the_listing(running: Running, http: httpx.AsyncClient) -> None:
     """A next_cursor the daemon gave out is accepted and leads to the next page."""
     await running.client.add_shipments([{"carrier_code": "ups", "tracking_number": f"1ZCUR{i}"} for i in range(3)])
     first = (await http.get("/v1/shipments?limit=2")).json()
@@ -98,12 +99,12 @@ async def test_a_cursor_from_a_page_still_walks_the_listing(running: Any, http: 
 @pytest.mark.parametrize(
     "content_type", ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"]
 )
-async def test_a_body_that_is_not_json_is_a_415(running: Any, http: httpx.AsyncClient, content_type: str) -> None:
+async def test_a_body_that_is_not_json_is_a_415(running: Running, http: httpx.AsyncClient, content_type: str) -> None:
     """A body sent with a non-JSON Content-Type is refused with 415 and adds nothing."""
     body = b'{"carrier_code": "ups", "tracking_number": "1Z415"}'
     response = await http.post("/v1/shipments", content=body, headers={"content-type": content_type})
     assert assert_error(response, 415) == "unsupported_media_type"
-    assert (await running.client.status())["store"]["shipments"] == 0
+    assert (await running.client.status()).store.shipments == 0
 
 
 async def test_json_media_types_and_no_content_type_are_read_as_json(http: httpx.AsyncClient) -> None:
@@ -123,7 +124,7 @@ async def test_a_wrong_method_is_a_405_that_says_which_methods_work(http: httpx.
     assert "GET" in response.headers["allow"]
 
 
-async def raw_exchange(running: Any, request: bytes, timeout_s: float = 5.0) -> bytes:
+async def raw_exchange(running: Running, request: bytes, timeout_s: float = 5.0) -> bytes:
     """Send *request* bytes on a fresh socket connection; everything the daemon answers until it closes."""
     stream = await anyio.connect_unix(running.config.daemon.socket)
     answer = b""
@@ -147,7 +148,7 @@ async def raw_exchange(running: Any, request: bytes, timeout_s: float = 5.0) -> 
     ],
     ids=["header-without-colon", "bad-length", "tls-hello", "no-host"],
 )
-async def test_malformed_http_gets_a_400_with_a_json_body(running: Any, request_bytes: bytes) -> None:
+async def test_malformed_http_gets_a_400_with_a_json_body(running: Running, request_bytes: bytes) -> None:
     """Requests the HTTP parser rejects get a 400 in the JSON error shape, not an empty body."""
     answer = await raw_exchange(running, request_bytes)
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -157,7 +158,7 @@ async def test_malformed_http_gets_a_400_with_a_json_body(running: Any, request_
     assert error["code"] == "bad_request" and error["message"]
 
 
-async def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(running: Any, logs: list[str]) -> None:
+async def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(running: Running, logs: list[str]) -> None:
     """A client that disconnects halfway through its body is dropped quietly and the daemon keeps answering."""
     for _ in range(3):
         stream = await anyio.connect_unix(running.config.daemon.socket)
@@ -166,12 +167,12 @@ async def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(running: Any,
             b"Content-Length: 100000\r\n\r\n" + b'[{"carrier_code": "ups", ' * 100
         )
         await stream.aclose()
-    assert (await running.client.status())["state"] == "running"
+    assert (await running.client.status()).state == "running"
     assert not [line for line in logs if "Traceback" in line or "ERROR" in line]
 
 
 async def test_an_internal_error_is_a_json_500_logged_once_a_minute_per_kind(
-    running: Any, http: httpx.AsyncClient, logs: list[str], monkeypatch: pytest.MonkeyPatch
+    running: Running, http: httpx.AsyncClient, logs: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug behind a route answers 500 in the error shape; ten of them log one traceback, not twenty."""
 

@@ -8,18 +8,19 @@ The files are real files in tmp_path; deliveries go to a real JSON webhook on 12
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from alert_receivers import webhook
 from conftest import daemon_config
 
-from shiptrackd.__main__ import EXIT_CONFIG, EXIT_OK, main
+from shiptrackd.__main__ import main
 from shiptrackd.alerts.delivery import ChannelSet, load_apprise_config
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon
 from shiptrackd.errors import ConfigError
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.wire.names import EXIT_CONFIG, EXIT_OK
 
 TOKEN = "s3cretT0kenValue42"  # a password in a channel URL: must never be printed
 
@@ -99,7 +100,10 @@ def test_a_broken_channel_never_shows_its_secret(tmp_path: Path) -> None:
 async def test_channels_from_the_file_are_routed_by_their_apprise_tags(tmp_path: Path) -> None:
     """A critical-tagged channel in the file gets critical alerts only; an untagged one gets every severity."""
     channels = await ChannelSet.build((), config_file=yaml_file(tmp_path, 9))
-    names = lambda severities: [c.name for c in channels.routed(severities)]  # noqa: E731
+
+    def names(severities: list[str]) -> list[str]:
+        return [c.name for c in channels.routed(severities)]
+
     assert names(["warning"]) == ["console", "json://127.0.0.1:9/everything"]
     assert names(["critical"]) == [
         "console",
@@ -110,7 +114,7 @@ async def test_channels_from_the_file_are_routed_by_their_apprise_tags(tmp_path:
 
 
 @pytest.mark.anyio
-async def test_the_daemon_delivers_through_a_text_config_file(short_tmp: Path, sandbox: Any) -> None:
+async def test_the_daemon_delivers_through_a_text_config_file(short_tmp: Path, sandbox: Sandbox) -> None:
     """A daemon with `[alerts] config` pointing at a TEXT file sends `alert --test` to the file's receiver."""
     async with webhook() as hook:
         path = short_tmp / "apprise.txt"
@@ -121,13 +125,13 @@ async def test_the_daemon_delivers_through_a_text_config_file(short_tmp: Path, s
             async with ApiClient(config.daemon.socket) as client:
                 result = await client.alert_test()
             daemon.stop()
-        assert result["delivered"], result
+        assert result.delivered, result
         [arrived] = await hook.wait_for(1)
         assert arrived["path"] == "/from-file" and "[TEST]" in arrived["json"]["title"]
 
 
 @pytest.mark.anyio
-async def test_a_broken_file_stops_the_daemon_before_the_store_opens(short_tmp: Path, sandbox: Any) -> None:
+async def test_a_broken_file_stops_the_daemon_before_the_store_opens(short_tmp: Path, sandbox: Sandbox) -> None:
     """At start, a broken Apprise file is a ConfigError (exit 78) and no store file is created."""
     path = short_tmp / "apprise.txt"
     path.write_text("nosuchscheme://host/x\n")
@@ -138,7 +142,7 @@ async def test_a_broken_file_stops_the_daemon_before_the_store_opens(short_tmp: 
 
 
 @pytest.mark.anyio
-async def test_a_reload_with_a_broken_file_keeps_the_running_channels(short_tmp: Path, sandbox: Any) -> None:
+async def test_a_reload_with_a_broken_file_keeps_the_running_channels(short_tmp: Path, sandbox: Sandbox) -> None:
     """Breaking the Apprise file and reloading is refused; the channels loaded at start keep delivering."""
     async with webhook() as hook:
         path = short_tmp / "apprise.txt"
@@ -152,6 +156,6 @@ async def test_a_reload_with_a_broken_file_keeps_the_running_channels(short_tmp:
             async with ApiClient(config.daemon.socket) as client:
                 result = await client.alert_test()
             daemon.stop()
-        assert result["delivered"]
+        assert result.delivered
         [arrived] = await hook.wait_for(1)
         assert arrived["path"] == "/kept"

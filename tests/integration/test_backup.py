@@ -17,9 +17,10 @@ import anyio
 import pytest
 from conftest import Running, daemon_config
 
-from shiptrackd.api.client import ApiError
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient, ApiError
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.wire.events import SyncProgressEvent
 
 pytestmark = pytest.mark.anyio
 _SCRIPT = Path(sys.executable).with_name("shiptrackctl")
@@ -28,7 +29,7 @@ SHIPMENTS = 400
 
 
 @pytest.fixture
-async def paced(short_tmp: Path, sandbox: Any) -> AsyncIterator[Running]:
+async def paced(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[Running]:
     """A daemon whose syncs are paced at 200/s, so a run of 400 shipments lasts about two seconds."""
     config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_PROVIDER__RATE_LIMIT="200/s")
     async with anyio.create_task_group() as tg:
@@ -49,26 +50,26 @@ async def test_backup_during_a_running_sync_is_a_valid_private_copy(paced: Runni
     added = await client.add_shipments(
         [{"carrier_code": "ups", "tracking_number": f"1ZBACKUP{i:05}"} for i in range(SHIPMENTS)]
     )
-    assert len(added["added"]) == SHIPMENTS
-    since = (await client.status())["event_seq"]
-    run_id = (await client.sync())["run_id"]
+    assert len(added.added) == SHIPMENTS
+    since = (await client.status()).event_seq
+    run_id = (await client.sync()).run_id
     with anyio.fail_after(10):  # wait until the run has written its first batch
         async for event in client.events(since=since):
-            if event["type"] == "sync.progress" and event["done"] > 0:
+            if isinstance(event, SyncProgressEvent) and event.done > 0:
                 break
 
     target = tmp_path / "copy.db"
     result = await client.backup(str(target))
-    still_running = (await client.status())["sync"]
+    still_running = (await client.status()).sync
 
-    assert still_running is not None and still_running["run_id"] == run_id  # the copy was taken mid-run
-    assert result["quick_check"] == "ok" and result["path"] == str(target)
+    assert still_running is not None and still_running.run_id == run_id  # the copy was taken mid-run
+    assert result.quick_check == "ok" and result.path == str(target)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert rows(target, "PRAGMA quick_check") == [("ok",)]
     assert rows(target, "SELECT count(*) FROM shipments") == [(SHIPMENTS,)]
     assert rows(target, "SELECT id, outcome FROM sync_runs") == [(run_id, "running")]
     updated = rows(target, "SELECT count(*) FROM shipments WHERE status_code IS NOT NULL")[0][0]
-    assert result["rows"]["shipments"] == SHIPMENTS and 0 < updated <= SHIPMENTS
+    assert result.rows["shipments"] == SHIPMENTS and 0 < updated <= SHIPMENTS
     assert os.listdir(tmp_path) == ["copy.db"]  # no temp file or journal left behind
 
 

@@ -11,7 +11,6 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -20,12 +19,14 @@ from conftest import daemon_config
 from pg_fixtures import PgServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.cluster.leader import Leadership
 from shiptrackd.cluster.membership import Membership
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import Store
+from shiptrackd.wire.answers import Check
 
 pytestmark = pytest.mark.anyio
 
@@ -34,9 +35,9 @@ CTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shiptrackd
 SINGLETONS = {"force", "health", "alerts", "retention"}
 
 
-async def cluster_check(client: ApiClient) -> dict[str, Any]:
+async def cluster_check(client: ApiClient) -> Check:
     report = await client.health(fresh=True)
-    return next(c for c in report["checks"] if c["name"] == "cluster")
+    return next(c for c in report.checks if c.name == "cluster")
 
 
 async def check_state(sock: Path) -> dict[str, float]:
@@ -49,7 +50,7 @@ async def check_state(sock: Path) -> dict[str, float]:
 
 
 async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
-    pg_server: PgServer, short_tmp: Path, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    pg_server: PgServer, short_tmp: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One daemon and a second member on one database: ok, then warning (stale heartbeat), critical
     (the leader's lock session closed), and ok-but-stale once a standby leads; ctl and /metrics agree."""
@@ -67,9 +68,9 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
             async with ApiClient(config.daemon.socket) as client:
                 me = f"{socket.gethostname()}:{os.getpid()}"
                 check = await cluster_check(client)
-                assert check["level"] == "ok", check["message"]
-                assert check["message"].startswith("1 member(s) beating;") and f"led by {me}" in check["message"]
-                assert set(check["details"]["leaders"]) == SINGLETONS
+                assert check.level == "ok", check.message
+                assert check.message.startswith("1 member(s) beating;") and f"led by {me}" in check.message
+                assert set(check.details["leaders"]) == SINGLETONS
 
                 # A second member joins, then falls silent: 31 s on the clock, only the daemon beats.
                 ghost = Membership(other, clock, "ghost")
@@ -79,8 +80,8 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
                 await clock.advance(seconds=31)
                 await daemon.member.beat()
                 check = await cluster_check(client)
-                assert check["level"] == "warning" and "silent for 31s" in check["message"], check["message"]
-                assert [m["id"] for m in check["details"]["stale"]] == ["ghost"]
+                assert check.level == "warning" and "silent for 31s" in check.message, check.message
+                assert [m["id"] for m in check.details["stale"]] == ["ghost"]
                 with anyio.fail_after(30):
                     done = await anyio.run_process([*CTL, "--socket", str(config.daemon.socket), "health"], check=False)
                 out = done.stdout.decode()
@@ -91,16 +92,16 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
                 assert daemon.leadership._conn is not None
                 await daemon.leadership._conn.close()
                 with anyio.fail_after(10):  # the server frees the locks once it has seen the session end
-                    while (check := await cluster_check(client))["level"] != "critical":  # noqa: ASYNC110
+                    while (check := await cluster_check(client)).level != "critical":  # noqa: ASYNC110
                         await anyio.sleep(0.02)
-                assert "no leader holds" in check["message"] and "retention" in check["message"]
+                assert "no leader holds" in check.message and "retention" in check.message
                 assert (await check_state(config.daemon.socket))["critical"] == 1
 
                 # The standby takes the singletons: nothing is unled; the ghost's silence still warns.
                 await standby.try_once()
                 assert standby.held == SINGLETONS
                 check = await cluster_check(client)
-                assert check["level"] == "warning" and check["details"]["unled"] == [], check["message"]
+                assert check.level == "warning" and check.details["unled"] == [], check.message
             daemon.stop()
     finally:
         if standby._conn is not None:

@@ -32,6 +32,8 @@ import pytest
 import yaml
 from installed import Install, locked_install
 
+from shiptrackd.sandbox import Sandbox
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "packaging" / "container" / "Dockerfile"
 KUBE = REPO / "packaging" / "kubernetes"
@@ -274,7 +276,7 @@ def test_the_sandbox_leaves_only_the_volumes_writable(pod_dirs: tuple[Path, Path
 @needs_bwrap
 @pytest.mark.anyio
 async def test_entrypoint_runs_under_the_containers_constraints(
-    pod_dirs: tuple[Path, Path, Path], sandbox: Any
+    pod_dirs: tuple[Path, Path, Path], sandbox: Sandbox
 ) -> None:
     """The image's entrypoint and environment start the daemon in the sandbox; its socket and HEALTHCHECK answer.
 

@@ -16,16 +16,20 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import pytest
+from conftest import Running
 
-from shiptrackd.api.client import ApiError
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.units import format_size
+from shiptrackd.wire.answers import LoopInfo, RunDetail
+from shiptrackd.wire.events import LoopChanged
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 
 _SCRIPT = Path(sys.executable).with_name("shiptrackctl")
 CTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shiptrackd.ctl"]
@@ -73,10 +77,10 @@ def _env(changes: dict[str, str | None] | None) -> dict[str, str]:
 
 async def add(client: ApiClient, *numbers: str, carrier: str = "ups") -> list[str]:
     result = await client.add_shipments([{"carrier_code": carrier, "tracking_number": n} for n in numbers])
-    return [a["id"] for a in result["added"]]
+    return [a.id for a in result.added]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 10.0) -> T:
     """Poll the async *check* until it returns something truthy, under a deadline; return that."""
     with anyio.fail_after(timeout_s):
         while True:
@@ -85,24 +89,24 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 10.
             await anyio.sleep(0.02)
 
 
-async def finished(client: ApiClient, run_id: int) -> dict[str, Any]:
+async def finished(client: ApiClient, run_id: int) -> RunDetail:
     """The run's record once it is no longer running."""
 
-    async def check() -> dict[str, Any] | None:
+    async def check() -> RunDetail | None:
         run = await client.run(run_id)
-        return run if run["outcome"] != "running" else None
+        return run if run.outcome != "running" else None
 
     return await eventually(check)
 
 
-def sock_of(running: Any) -> Path:
+def sock_of(running: Running) -> Path:
     return running.config.daemon.socket
 
 
 # --- status -------------------------------------------------------------------------------------
 
 
-async def test_status_human_and_json(running):
+async def test_status_human_and_json(running: Running) -> None:
     """`status` shows the daemon, store and loops as text, the same as one JSON document with --json."""
     await add(running.client, "1ZINTRANSIT0001", "1ZINTRANSIT0002")
     done = await ctl(sock_of(running), "status")
@@ -118,7 +122,7 @@ async def test_status_human_and_json(running):
     assert doc["store"]["shipments"] == 2 and {loop["name"] for loop in doc["loops"]} >= {"sync", "force"}
 
 
-async def test_health_and_status_print_the_same_bytes_the_same_way(running):
+async def test_health_and_status_print_the_same_bytes_the_same_way(running: Running) -> None:
     """The health message says the disk's free space as its own figure in IEC units, and status says its sizes alike."""
     sock = sock_of(running)
     report = (await ctl(sock, "health", "--fresh", "--json")).json()
@@ -128,11 +132,11 @@ async def test_health_and_status_print_the_same_bytes_the_same_way(running):
     health = await ctl(sock, "health", "--verbose", "--wide")  # the same stored report, as a person reads it
     assert f"{free} free (" in health.out and f"below {format_size(store['warning'])}" in health.out
 
-    since = (await running.client.status())["event_seq"]
+    since = (await running.client.status()).event_seq
     await running.client.loop_action("retention", "trigger")  # status's per-table sizes come from its pass
     with anyio.fail_after(10):
         async for event in running.client.events(since=since):
-            if event["type"] == "loop.changed" and event["loop"]["name"] == "retention" and event["loop"]["runs"]:
+            if isinstance(event, LoopChanged) and event.loop.name == "retention" and event.loop.runs:
                 break
     doc = (await ctl(sock, "status", "--json")).json()["store"]
     status = await ctl(sock, "status")
@@ -142,7 +146,7 @@ async def test_health_and_status_print_the_same_bytes_the_same_way(running):
         assert not re.search(r"\d (KB|MB|GB|TB)\b", text), text
 
 
-async def test_socket_from_the_environment(running):
+async def test_socket_from_the_environment(running: Running) -> None:
     """With no --socket, SHIPTRACK_SOCKET names the daemon's socket."""
     done = await ctl(None, "status", env={"SHIPTRACK_SOCKET": str(sock_of(running))})
     assert done.code == 0, done.err
@@ -151,30 +155,30 @@ async def test_socket_from_the_environment(running):
 # --- sync ---------------------------------------------------------------------------------------
 
 
-async def test_sync_waits_for_the_run_and_reports_it(running):
+async def test_sync_waits_for_the_run_and_reports_it(running: Running) -> None:
     """`sync` follows the run to its end and prints its counts; the daemon holds the same record."""
     await add(running.client, *[f"1ZINTRANSIT{i:04}" for i in range(5)])
     done = await ctl(sock_of(running), "sync")
     assert done.code == 0, done.err
     assert "run 1 (manual) ok" in done.out and "selected 5  updated 5" in done.out
     run = await running.client.run(1)
-    assert (run["outcome"], run["updated"]) == ("ok", 5)
+    assert (run.outcome, run.updated) == ("ok", 5)
 
     again = await ctl(sock_of(running), "--json", "sync")
     doc = again.json()
     assert again.code == 0 and doc["run"]["selected"] == 0 and doc["joined"] is False
 
 
-async def test_sync_no_wait_prints_the_run_id(running):
+async def test_sync_no_wait_prints_the_run_id(running: Running) -> None:
     """`sync --no-wait` returns once the run is accepted, printing its id."""
     await add(running.client, "1ZINTRANSIT0001")
     done = await ctl(sock_of(running), "sync", "--no-wait", "--json")
     assert done.code == 0, done.err
     run_id = done.json()["run_id"]
-    assert (await finished(running.client, run_id))["updated"] == 1
+    assert (await finished(running.client, run_id)).updated == 1
 
 
-async def test_dry_run_verbose_lists_and_changes_nothing(running):
+async def test_dry_run_verbose_lists_and_changes_nothing(running: Running) -> None:
     """`sync --dry-run --verbose` lists each due shipment and why, with no API call and no run."""
     ids = await add(running.client, *[f"1ZINTRANSIT{i:04}" for i in range(3)])
     done = await ctl(sock_of(running), "sync", "--dry-run", "--verbose")
@@ -182,10 +186,10 @@ async def test_dry_run_verbose_lists_and_changes_nothing(running):
     assert "would sync 3 shipment(s)" in done.out
     assert all(i in done.out for i in ids) and done.out.count("due since") == 3
     assert running.sandbox.stats.total == 0
-    assert (await running.client.runs())["runs"] == []
+    assert (await running.client.runs()).runs == []
 
 
-async def test_force_syncs_shipments_that_are_not_due(running):
+async def test_force_syncs_shipments_that_are_not_due(running: Running) -> None:
     """After a sync nothing is due, yet `sync --force` fetches every active shipment again."""
     await add(running.client, *[f"1ZINTRANSIT{i:04}" for i in range(3)])
     assert (await ctl(sock_of(running), "sync")).code == 0
@@ -196,7 +200,7 @@ async def test_force_syncs_shipments_that_are_not_due(running):
     assert running.sandbox.stats.total == 6
 
 
-async def test_targeted_sync_names_unknown_ids(running):
+async def test_targeted_sync_names_unknown_ids(running: Running) -> None:
     """`sync --shipments` syncs the known ids and names the unknown; with none known it exits 1."""
     (sid,) = await add(running.client, "1ZINTRANSIT0001")
     done = await ctl(sock_of(running), "sync", f"--shipments={sid},ship_nope")
@@ -208,7 +212,7 @@ async def test_targeted_sync_names_unknown_ids(running):
     assert nothing.code == 1 and "unknown ids: ship_nope" in nothing.out
 
 
-async def test_partial_run_exits_zero_unless_strict(running):
+async def test_partial_run_exits_zero_unless_strict(running: Running) -> None:
     """A run where some shipments failed exits 0 and says how many failed; --strict makes it exit 1."""
     await add(running.client, "1ZINTRANSIT0001", "1ZNOTFOUND0001")
     done = await ctl(sock_of(running), "sync")
@@ -218,24 +222,25 @@ async def test_partial_run_exits_zero_unless_strict(running):
     assert strict.code == 1 and "partial" in strict.out
 
 
-async def test_timeout_leaves_the_run_going_and_a_second_sync_joins_it(running):
+async def test_timeout_leaves_the_run_going_and_a_second_sync_joins_it(running: Running) -> None:
     """`sync --timeout` exits 75 while the run continues in the daemon, and a regular sync then joins that run."""
     await add(running.client, "1ZINTRANSIT0001")
     running.sandbox.configure(latency_s=1.7)  # under the 2 s provider timeout
     done = await ctl(sock_of(running), "sync", "--timeout", "300ms")
     assert done.code == 75 and done.out == ""
     assert "run 1 goes on in the daemon" in done.err
-    assert (await running.client.status())["sync"]["run_id"] == 1
+    sync = (await running.client.status()).sync
+    assert sync is not None and sync.run_id == 1
     joined = await ctl(sock_of(running), "sync", "--no-wait")
     assert joined.code == 0 and "joined run 1 already in progress" in joined.out
-    assert (await finished(running.client, 1))["outcome"] == "ok"
+    assert (await finished(running.client, 1)).outcome == "ok"
 
 
-async def test_targeted_sync_waits_for_the_run_in_progress_and_retries(running):
+async def test_targeted_sync_waits_for_the_run_in_progress_and_retries(running: Running) -> None:
     """A targeted sync refused with 409 (a run in progress) waits for that run to finish, then runs."""
     (sid,) = await add(running.client, "1ZINTRANSIT0001")
     running.sandbox.configure(latency_s=1.5)
-    first = (await running.client.sync())["run_id"]
+    first = (await running.client.sync()).run_id
     with pytest.raises(ApiError) as refused:
         await running.client.sync(shipments=[sid])
     assert refused.value.http_status == 409
@@ -249,13 +254,13 @@ async def test_targeted_sync_waits_for_the_run_in_progress_and_retries(running):
     assert done.code == 0, done.err
     assert f"run {first} is in progress; waiting" in done.err
     assert f"run {first + 1} (targeted) ok" in done.out
-    assert (await running.client.run(first))["outcome"] == "ok"
+    assert (await running.client.run(first)).outcome == "ok"
 
 
 # --- stats and runs ------------------------------------------------------------------------------
 
 
-async def test_stats_and_its_sync_alias(running):
+async def test_stats_and_its_sync_alias(running: Running) -> None:
     """`stats` (and `sync --stats`) show counts by status and carrier, the day's runs and the forecast."""
     await add(running.client, "1ZINTRANSIT0001", "1ZDELIVERED0001")
     await add(running.client, "FXINTRANSIT0001", carrier="fedex")
@@ -274,7 +279,7 @@ async def test_stats_and_its_sync_alias(running):
 # --- shipments ----------------------------------------------------------------------------------
 
 
-async def test_import_csv_reports_invalid_lines_and_duplicates(running, tmp_path):
+async def test_import_csv_reports_invalid_lines_and_duplicates(running: Running, tmp_path: Path) -> None:
     """A CSV import adds the good rows in chunks, counts duplicates, and names each invalid row by file line."""
     (existing,) = await add(running.client, "1ZEXISTING0001")
     rows = [f"ups,1ZBULK{i:05},order {i}" for i in range(1200)]  # one request, one transaction
@@ -293,10 +298,10 @@ async def test_import_csv_reports_invalid_lines_and_duplicates(running, tmp_path
     assert "line 1102: tracking_number is required" in done.out
     assert "line 1201: expected 3 fields" in done.out
     assert "line 1152: duplicate of" in done.out and f"line 1202: duplicate of {existing}" in done.out
-    assert (await running.client.status())["store"]["shipments"] == 1197
+    assert (await running.client.status()).store.shipments == 1197
 
 
-async def test_import_json_lines_from_stdin(running):
+async def test_import_json_lines_from_stdin(running: Running) -> None:
     """`shipments import -` reads JSON lines from stdin; --json reports every line by number."""
     await add(running.client, "1ZDUP0001")
     text = "\n".join(
@@ -319,7 +324,7 @@ async def test_import_json_lines_from_stdin(running):
     ]
 
 
-async def test_add_and_list_pages_with_all(running):
+async def test_add_and_list_pages_with_all(running: Running) -> None:
     """`shipments list` shows one page and the cursor to the next; --all walks every page."""
     add_done = await ctl(sock_of(running), "shipments", "add", "fedex", "FX0001", "--reference", "PO-7", "--json")
     assert add_done.code == 0 and add_done.json()["reference"] == "PO-7"
@@ -339,7 +344,7 @@ async def test_add_and_list_pages_with_all(running):
     assert [s["tracking_number"] for s in fedex["shipments"]] == ["FX0001"]
 
 
-async def test_show_has_the_event_timeline(running):
+async def test_show_has_the_event_timeline(running: Running) -> None:
     """`shipments show` prints the shipment's status and its carrier event timeline."""
     (sid,) = await add(running.client, "1ZINTRANSIT0001")
     assert (await ctl(sock_of(running), "sync")).code == 0
@@ -351,7 +356,7 @@ async def test_show_has_the_event_timeline(running):
     assert doc["events"] and done.out.count("\n") >= 8 + len(doc["events"])
 
 
-async def test_remove_forgets_the_shipment(running):
+async def test_remove_forgets_the_shipment(running: Running) -> None:
     """`shipments remove` deletes it from the daemon; removing it again fails with exit 1."""
     (sid,) = await add(running.client, "1ZINTRANSIT0001")
     done = await ctl(sock_of(running), "shipments", "remove", sid)
@@ -362,7 +367,7 @@ async def test_remove_forgets_the_shipment(running):
     assert again.code == 1 and again.out == "" and f"no shipment '{sid}'" in again.err
 
 
-async def test_why_explains_the_schedule(running):
+async def test_why_explains_the_schedule(running: Running) -> None:
     """`why` prints when a shipment is next checked and why: due when new, its tier's cadence after a sync."""
     (sid,) = await add(running.client, "1ZINTRANSIT0001")
     before = await ctl(sock_of(running), "why", sid)
@@ -377,26 +382,26 @@ async def test_why_explains_the_schedule(running):
 # --- loops and reload ----------------------------------------------------------------------------
 
 
-async def test_loops_pause_resume_trigger_steer_the_daemon(running):
+async def test_loops_pause_resume_trigger_steer_the_daemon(running: Running) -> None:
     """`loops pause/resume/trigger` really change the daemon's loops; an unknown loop exits 1."""
     sock, client = sock_of(running), running.client
 
-    async def loop(name: str) -> dict[str, Any]:
-        return next(entry for entry in (await client.loops())["loops"] if entry["name"] == name)
+    async def loop(name: str) -> LoopInfo:
+        return next(entry for entry in (await client.loops()).loops if entry.name == name)
 
     assert (await ctl(sock, "loops", "pause", "sync")).code == 0
-    assert (await loop("sync"))["paused"] is True
+    assert (await loop("sync")).paused is True
     listed = await ctl(sock, "loops")
     assert any(line.startswith("sync") and "paused" in line for line in listed.out.splitlines())
     assert (await ctl(sock, "loops", "resume", "sync")).code == 0
-    assert (await loop("sync"))["paused"] is False
+    assert (await loop("sync")).paused is False
 
-    runs_before = (await loop("health"))["runs"]
+    runs_before = (await loop("health")).runs
     triggered = await ctl(sock, "loops", "trigger", "health")
     assert triggered.code == 0 and "triggered loop health" in triggered.out
 
     async def health_ran() -> bool:
-        return (await loop("health"))["runs"] > runs_before
+        return (await loop("health")).runs > runs_before
 
     await eventually(health_ran)
 
@@ -405,7 +410,7 @@ async def test_loops_pause_resume_trigger_steer_the_daemon(running):
 
 
 @pytest.fixture
-async def reloadable(short_tmp: Path, sandbox: Any) -> AsyncIterator[tuple[Path, Path]]:
+async def reloadable(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[tuple[Path, Path]]:
     """A daemon whose configuration is re-read from a TOML file on reload: (file, socket)."""
     from shiptrackd.config import load
     from shiptrackd.daemon import Daemon
@@ -433,7 +438,7 @@ async def reloadable(short_tmp: Path, sandbox: Any) -> AsyncIterator[tuple[Path,
         daemon.stop()
 
 
-async def test_reload_with_a_bad_config_exits_1_and_keeps_the_old_one(reloadable):
+async def test_reload_with_a_bad_config_exits_1_and_keeps_the_old_one(reloadable: tuple[Path, Path]) -> None:
     """`reload` applies a good file; a corrupt one is rejected with its reason, exit 1, and the daemon runs on."""
     toml, sock = reloadable
     toml.write_text("[sync]\nbatch_size = 20\n")
@@ -449,7 +454,7 @@ async def test_reload_with_a_bad_config_exits_1_and_keeps_the_old_one(reloadable
 # --- no daemon, errors, colour -----------------------------------------------------------------
 
 
-async def test_no_daemon_exits_69_naming_the_socket(short_tmp):
+async def test_no_daemon_exits_69_naming_the_socket(short_tmp: Path) -> None:
     """With nothing at the socket path, every command exits 69 naming the socket and systemctl on stderr."""
     sock = short_tmp / "absent" / "control.sock"
     done = await ctl(sock, "status")
@@ -461,7 +466,7 @@ async def test_no_daemon_exits_69_naming_the_socket(short_tmp):
     assert error["code"] == "daemon_unavailable" and str(sock) in error["message"]
 
 
-async def test_stale_socket_exits_69_connection_refused(short_tmp):
+async def test_stale_socket_exits_69_connection_refused(short_tmp: Path) -> None:
     """A socket file nobody listens on (left by a crash) exits 69 with "connection refused"."""
     sock = short_tmp / "stale.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -472,7 +477,7 @@ async def test_stale_socket_exits_69_connection_refused(short_tmp):
     assert "connection refused" in done.err and str(sock) in done.err
 
 
-async def test_json_errors_are_a_json_object_on_stdout_and_a_line_on_stderr(running):
+async def test_json_errors_are_a_json_object_on_stdout_and_a_line_on_stderr(running: Running) -> None:
     """Under --json an error is `{"error": {"code", "message"}}` on stdout and a line on stderr; usage errors too."""
     done = await ctl(sock_of(running), "--json", "shipments", "show", "ship_nope")
     assert done.code == 1
@@ -486,7 +491,7 @@ async def test_json_errors_are_a_json_object_on_stdout_and_a_line_on_stderr(runn
     assert error["code"] == "usage" and "'soon'" in error["message"]
 
 
-async def test_a_mistyped_command_suggests_the_closest_names():
+async def test_a_mistyped_command_suggests_the_closest_names() -> None:
     """`stauts` exits 2 with "did you mean 'stats' or 'status'?"; a nested action (`shipments lst`) too."""
     done = await ctl(None, "stauts")
     assert done.code == 2 and done.out == "" and "did you mean 'stats' or 'status'?" in done.err
@@ -496,7 +501,7 @@ async def test_a_mistyped_command_suggests_the_closest_names():
     assert nothing.code == 2 and "did you mean" not in nothing.err
 
 
-async def test_colour_on_a_terminal_unless_no_color(running):
+async def test_colour_on_a_terminal_unless_no_color(running: Running) -> None:
     """On a terminal status is coloured, and NO_COLOR=1 turns the colour off."""
 
     async def on_tty(env: dict[str, str | None]) -> str:

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from conftest import SANDBOX_KEY, Running, daemon_config, quiet_daemon_env
 
+from shiptrackd.api.client import ApiClient
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.wire.answers import RunDetail
+
 pytestmark = pytest.mark.anyio
 
 
-async def wait_for_run(client: Any, run_id: int, timeout_s: float = 10.0) -> Any:
+async def wait_for_run(client: ApiClient, run_id: int, timeout_s: float = 10.0) -> RunDetail:
     with anyio.fail_after(timeout_s):
         while True:
             run = await client.run(run_id)
@@ -24,8 +27,7 @@ async def wait_for_run(client: Any, run_id: int, timeout_s: float = 10.0) -> Any
             await anyio.sleep(0.02)  # the run record is polled under a deadline
 
 
-async def start(short_tmp: Path, sandbox: Any, kind: str, prefix: str) -> AsyncIterator[Running]:
-    from shiptrackd.api.client import ApiClient
+async def start(short_tmp: Path, sandbox: Sandbox, kind: str, prefix: str) -> AsyncIterator[Running]:
     from shiptrackd.daemon import Daemon
 
     config = daemon_config(short_tmp, sandbox.base_url + prefix, SHIPTRACK_PROVIDER__NAME=kind)
@@ -37,14 +39,14 @@ async def start(short_tmp: Path, sandbox: Any, kind: str, prefix: str) -> AsyncI
 
 
 @pytest.fixture
-async def easypost(short_tmp: Path, sandbox: Any) -> AsyncIterator[Running]:
+async def easypost(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[Running]:
     sandbox.easypost.configure({"api_key": SANDBOX_KEY})
     async for running in start(short_tmp, sandbox, "easypost", "/v2"):
         yield running
 
 
 @pytest.fixture
-async def aftership(short_tmp: Path, sandbox: Any) -> AsyncIterator[Running]:
+async def aftership(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[Running]:
     sandbox.aftership.configure({"api_key": SANDBOX_KEY})
     async for running in start(short_tmp, sandbox, "aftership", "/tracking/2026-07"):
         yield running
@@ -83,7 +85,7 @@ async def test_aftership_lifecycle_through_the_engine(aftership: Running) -> Non
     assert sandbox.stats.by_status[201] == 1 and len(sandbox.aftership.trackings) == 1
 
 
-async def test_easypost_and_aftership_accounts_side_by_side(short_tmp: Path, sandbox: Any) -> None:
+async def test_easypost_and_aftership_accounts_side_by_side(short_tmp: Path, sandbox: Sandbox) -> None:
     """[[providers]]: USPS parcels go to an EasyPost account, the rest to AfterShip, each spoken to in its dialect."""
     from shiptrackd.api.client import ApiClient
     from shiptrackd.config import load

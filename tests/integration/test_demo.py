@@ -20,10 +20,10 @@ import anyio
 import httpx
 import pytest
 
-from shiptrackd.api.client import DaemonUnavailableError
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.demo import DEMO_KEY, STORY_FILE, demo_environment
+from shiptrackd.errors import DaemonUnavailableError
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.statedir import prepare_paths
 from shiptrackd.units import parse_rfc3339
@@ -129,7 +129,7 @@ async def _wait_for(client: ApiClient, process: Any, log: Path, done: Any, timeo
 
 async def _statuses(client: ApiClient) -> dict[str, str | None]:
     page = await client.shipments(limit=100)
-    return {s["tracking_number"]: s["status_code"] for s in page["shipments"]}
+    return {s.tracking_number: s.status_code for s in page.shipments}
 
 
 async def _moved(client: ApiClient) -> set[str]:
@@ -142,9 +142,9 @@ async def _enough_moved(client: ApiClient) -> bool:
 
 
 async def _finished_run(client: ApiClient, since: int = 0) -> int | None:
-    for run in (await client.runs(limit=5))["runs"]:
-        if run["id"] > since and run["outcome"] != "running":
-            return int(run["id"])
+    for run in (await client.runs(limit=5)).runs:
+        if run.id > since and run.outcome != "running":
+            return run.id
     return None
 
 
@@ -164,7 +164,7 @@ async def test_a_second_demo_refuses_and_a_restarted_one_continues(short_tmp: Pa
         assert f"pid {first.pid}" in message
         assert "sample shipments" not in message and "Traceback" not in message
 
-        assert (await client.status())["state"] == "running"
+        assert (await client.status()).state == "running"
         moved = await _moved(client)
 
     log = short_tmp / "again.log"

@@ -14,7 +14,7 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +26,12 @@ from alert_receivers import closed_port, smtp, webhook
 from conftest import SANDBOX_KEY, daemon_config
 
 from shiptrackd.alerts.delivery import ChannelSet
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.wire.answers import Check
+from shiptrackd.wire.events import HealthReported
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +59,7 @@ async def ctl(sock: Path, *argv: str) -> Done:
 class Live:
     daemon: Daemon
     client: ApiClient
-    sandbox: Any
+    sandbox: Sandbox
     clock: FakeClock
     socket: Path
 
@@ -66,14 +69,14 @@ class Live:
         assert self.daemon.engine is not None
         await self.daemon.engine.wait_idle()
 
-    async def check(self, name: str, **query: Any) -> dict[str, Any]:
+    async def check(self, name: str, **query: Any) -> Check:
         report = await self.client.health(fresh=True, **query)
-        return next(c for c in report["checks"] if c["name"] == name)
+        return next(c for c in report.checks if c.name == name)
 
 
 @asynccontextmanager
 async def live_daemon(
-    state_dir: Path, sandbox: Any, reload_env: dict[str, str] | None = None, **env: str
+    state_dir: Path, sandbox: Sandbox, reload_env: Mapping[str, str] | None = None, **env: str
 ) -> AsyncIterator[Live]:
     """A daemon on a FakeClock; `reload_env` is the configuration a reload reads."""
     clock = FakeClock()
@@ -90,14 +93,14 @@ async def live_daemon(
 
 
 @pytest.fixture
-async def live(short_tmp: Path, sandbox: Any) -> AsyncIterator[Live]:
+async def live(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[Live]:
     async with live_daemon(short_tmp, sandbox) as running:
         yield running
 
 
 async def add(live: Live, count: int, prefix: str = "1ZINTRANSIT") -> None:
     records = [{"carrier_code": "ups", "tracking_number": f"{prefix}{i:04}"} for i in range(count)]
-    assert len((await live.client.add_shipments(records))["added"]) == count
+    assert len((await live.client.add_shipments(records)).added) == count
 
 
 async def test_healthy_daemon_in_every_format_exits_0(live: Live) -> None:
@@ -105,8 +108,8 @@ async def test_healthy_daemon_in_every_format_exits_0(live: Live) -> None:
     await add(live, 3)
     await live.sync()
     report = await live.client.health(fresh=True)
-    assert report["level"] == "ok", report["summary"]
-    assert [c["name"] for c in report["checks"]] == [
+    assert report.level == "ok", report.summary
+    assert [c.name for c in report.checks] == [
         "api_connectivity",
         "recent_sync",
         "stale_shipments",
@@ -129,7 +132,7 @@ async def test_bad_key_makes_the_api_check_critical(live: Live) -> None:
     """A key the API rejects (sandbox fault) is a critical api_connectivity check and exit 2."""
     live.sandbox.configure(api_key="TEST_some_other_key")
     check = await live.check("api_connectivity")
-    assert check["level"] == "critical" and "the API rejected the key (HTTP 401)" in check["message"]
+    assert check.level == "critical" and "the API rejected the key (HTTP 401)" in check.message
     plugin = await ctl(live.socket, "health", "--format=nagios")
     assert plugin.code == 2 and plugin.out.startswith("SHIPTRACKD CRITICAL: api_connectivity: the API rejected")
 
@@ -153,9 +156,9 @@ async def test_stale_shipments_are_listed_and_the_threshold_can_be_overridden(li
     await add(live, 12)
     await live.clock.advance(hours=37)
     check = await live.check("stale_shipments")
-    assert check["level"] == "warning" and check["message"].startswith("12 of 12 active shipments")
-    assert (await live.check("stale_shipments", alert_threshold=20))["level"] == "ok"
-    assert (await live.check("stale_shipments", alert_threshold=4))["level"] == "warning"
+    assert check.level == "warning" and check.message.startswith("12 of 12 active shipments")
+    assert (await live.check("stale_shipments", alert_threshold=20)).level == "ok"
+    assert (await live.check("stale_shipments", alert_threshold=4)).level == "warning"
     listed = await ctl(live.socket, "health", "--check-stale", "--json", "--alert-threshold=50")
     doc = json.loads(listed.out)
     assert len(doc["stale_shipments"]) == 12 and doc["stale_shipments"][0]["tracking_number"] == "1ZINTRANSIT0000"
@@ -242,14 +245,14 @@ def test_health_help_documents_exit_3_for_permission_denied() -> None:
     assert done.returncode == 0 and "3 unknown: permission denied on the socket" in text
 
 
-async def test_alerts_end_to_end_through_the_daemon(short_tmp: Path, sandbox: Any) -> None:
+async def test_alerts_end_to_end_through_the_daemon(short_tmp: Path, sandbox: Sandbox) -> None:
     """Bad key: `alert` notifies the webhook and mailbox (a dead channel fails alone); recovery sends RESOLVED."""
     dead = f"json://127.0.0.1:{closed_port()}/dead"
     async with webhook() as hook, smtp() as mail:
         urls = json.dumps([hook.url, "critical=" + mail.url, dead])
         env = {"SHIPTRACK_ALERTS__URLS": urls, "SHIPTRACK_ALERTS__FOR_REPORTS": "1"}
         env |= {"SHIPTRACK_ALERTS__RESOLVE_AFTER": "1", "SHIPTRACK_ALERTS__HOST": "vm-test"}
-        async with live_daemon(short_tmp, sandbox, **env) as live:
+        async with live_daemon(short_tmp, sandbox, None, **env) as live:
             assert live.daemon.alerting is not None
             live.daemon.alerting.channels = await ChannelSet.build(live.daemon.config.alerts.urls, throttle=False)
             live.sandbox.configure(api_key="TEST_revoked_key")
@@ -262,17 +265,17 @@ async def test_alerts_end_to_end_through_the_daemon(short_tmp: Path, sandbox: An
             assert "CRITICAL api_connectivity: the API rejected the key (HTTP 401)" in posted["json"]["message"]
             [email] = await mail.wait_for(1)
             assert email.subject == posted["json"]["title"] and "HTTP 401" in email.text
-            deliveries = {d["channel"]: d for d in (await live.client.alerts())["notifications"][0]["deliveries"]}
-            assert deliveries[dead]["status"] == "failed" and deliveries[dead]["attempts"] == 3
-            assert {deliveries[k]["status"] for k in ("console", hook.url)} == {"sent"}
+            deliveries = {d.channel: d for d in (await live.client.alerts()).notifications[0].deliveries}
+            assert deliveries[dead].status == "failed" and deliveries[dead].attempts == 3
+            assert {deliveries[k].status for k in ("console", hook.url)} == {"sent"}
 
             live.sandbox.configure(api_key=SANDBOX_KEY)
             events = live.client.events(since=live.daemon.bus.seq)
             await live.client.loop_action("health", "trigger")  # the health loop, then the alerts loop
             with anyio.fail_after(10):
                 async for event in events:
-                    if event["type"] == "health.report":
-                        assert event["report"]["level"] == "ok"
+                    if isinstance(event, HealthReported):
+                        assert event.report.level == "ok"
                         break
             await hook.wait_for(2)
             resolved = hook.items[1]["json"]
@@ -301,14 +304,14 @@ async def test_silences_from_the_command_line(live: Live) -> None:
     assert json.loads((await ctl(live.socket, "silence", "list", "--json")).out) == {"silences": []}
 
 
-async def test_reload_replaces_the_alert_channels(short_tmp: Path, sandbox: Any) -> None:
+async def test_reload_replaces_the_alert_channels(short_tmp: Path, sandbox: Sandbox) -> None:
     """`reload` with new [alerts] urls: the next test notice goes to the new webhook, not the old one."""
     async with webhook() as old, webhook() as new:
         before = {"SHIPTRACK_ALERTS__URLS": json.dumps([old.url])}
         after = {"SHIPTRACK_ALERTS__URLS": json.dumps(["warning=" + new.url])}
         async with live_daemon(short_tmp, sandbox, reload_env=after, **before) as live:
-            assert "alerts" in (await live.client.reload())["changed"]
+            assert "alerts" in (await live.client.reload()).changed
             result = await live.client.alert_test()
-            assert [d["channel"] for d in result["deliveries"]] == ["console", "warning=" + new.url]
+            assert [d.channel for d in result.deliveries] == ["console", "warning=" + new.url]
             await new.wait_for(1)
             assert old.items == []

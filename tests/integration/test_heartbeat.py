@@ -24,13 +24,13 @@ from conftest import daemon_config
 from prometheus_client.parser import text_string_to_metric_families
 
 from shiptrackd.alerts.heartbeat import fail_url
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.ctl.render import Output
 from shiptrackd.ctl.status import render_status
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.schedule import Loop
-from shiptrackd.wire.answers import Status, to_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -93,7 +93,7 @@ async def ping_service(clock: FakeClock, hang: bool = False) -> AsyncIterator[Pi
 
 @asynccontextmanager
 async def daemon_with_heartbeat(
-    short_tmp: Path, sandbox: Any, clock: FakeClock, url: str, **env: str
+    short_tmp: Path, sandbox: Sandbox, clock: FakeClock, url: str, **env: str
 ) -> AsyncIterator[tuple[Daemon, ApiClient]]:
     settings = {"SHIPTRACK_ALERTS__HEARTBEAT_URL": url, "SHIPTRACK_ALERTS__HEARTBEAT_INTERVAL": "1m", **env}
     config = daemon_config(short_tmp, sandbox.base_url, **settings)
@@ -130,7 +130,7 @@ def sample(fams: dict[str, Any], name: str, **labels: str) -> float:
     return float(found)
 
 
-async def test_pings_every_interval_and_the_service_notices_when_they_stop(short_tmp: Path, sandbox: Any) -> None:
+async def test_pings_every_interval_and_the_service_notices_when_they_stop(short_tmp: Path, sandbox: Sandbox) -> None:
     """A healthy daemon pings once a minute (as `shiptrackctl status` shows); once it stops, the service says down."""
     clock = FakeClock()
     async with ping_service(clock) as service:
@@ -143,12 +143,13 @@ async def test_pings_every_interval_and_the_service_notices_when_they_stop(short
             status = await client.status()
             fams = await metrics(daemon.config.daemon.socket)
         assert [path for path, _ in service.pings] == [f"/ping/{TOKEN}"] * 3
-        heartbeat = status["heartbeat"]
-        assert heartbeat["last"]["kind"] == "success" and heartbeat["last"]["ok"] and heartbeat["last"]["level"] == "ok"
-        assert TOKEN not in str(heartbeat) and heartbeat["url"].startswith(f"http://127.0.0.1:{service.port}/ping/")
+        heartbeat = status.heartbeat
+        assert heartbeat is not None and heartbeat.last is not None
+        assert heartbeat.last.kind == "success" and heartbeat.last.ok and heartbeat.last.level == "ok"
+        assert TOKEN not in str(heartbeat) and heartbeat.url.startswith(f"http://127.0.0.1:{service.port}/ping/")
         assert sample(fams, "shiptrackd_heartbeat_pings", kind="success", outcome="ok") == 3
         shown = io.StringIO()
-        render_status(Output(stdout=shown, stderr=io.StringIO(), env={}), to_answer(status, Status))
+        render_status(Output(stdout=shown, stderr=io.StringIO(), env={}), status)
         line = next(line for line in shown.getvalue().splitlines() if "heartbeat" in line)
         assert "every 1m; last: success ping ok (HTTP 200)" in line and TOKEN not in line
         assert sample(fams, "shiptrackd_heartbeat_last_ping_ok") == 1
@@ -159,7 +160,7 @@ async def test_pings_every_interval_and_the_service_notices_when_they_stop(short
         assert service.state(clock.now()) == "down" and len(service.pings) == 3
 
 
-async def test_critical_health_pings_the_fail_url(short_tmp: Path, sandbox: Any) -> None:
+async def test_critical_health_pings_the_fail_url(short_tmp: Path, sandbox: Sandbox) -> None:
     """While health is critical (the API rejects the key) the ping goes to <url>/fail, and the service says down."""
     clock = FakeClock()
     async with ping_service(clock) as service:
@@ -172,12 +173,13 @@ async def test_critical_health_pings_the_fail_url(short_tmp: Path, sandbox: Any)
             status = await client.status()
             fams = await metrics(daemon.config.daemon.socket)
     assert path == f"/ping/{TOKEN}/fail" and service.state(clock.now()) == "down"
-    assert status["heartbeat"]["last"]["kind"] == "fail" and status["heartbeat"]["last"]["level"] == "critical"
+    assert status.heartbeat is not None and status.heartbeat.last is not None
+    assert status.heartbeat.last.kind == "fail" and status.heartbeat.last.level == "critical"
     assert TOKEN not in str(status)
     assert sample(fams, "shiptrackd_heartbeat_pings", kind="fail", outcome="ok") == 1
 
 
-async def test_a_hung_ping_service_blocks_no_other_loop(short_tmp: Path, sandbox: Any) -> None:
+async def test_a_hung_ping_service_blocks_no_other_loop(short_tmp: Path, sandbox: Sandbox) -> None:
     """A ping service that never answers costs one timeout: a sync runs meanwhile, and the miss is recorded."""
     clock = FakeClock()
     async with ping_service(clock, hang=True) as service:
@@ -192,15 +194,16 @@ async def test_a_hung_ping_service_blocks_no_other_loop(short_tmp: Path, sandbox
             assert daemon.loops["heartbeat"].running, "the sync finished while the ping was still waiting"
             await until(daemon, lambda loop: not loop.running)
             status = await client.status()
-    assert run["run_id"] and not run["joined"]
-    last = status["heartbeat"]["last"]
-    assert (last["ok"], last["error"]) == (False, "no answer within 1s")
-    [loop] = [lp for lp in status["loops"] if lp["name"] == "heartbeat"]
-    assert loop["failures_in_a_row"] == 0  # recorded by the heartbeat, never raised into the supervisor
+    assert run.run_id and not run.joined
+    assert status.heartbeat is not None
+    last = status.heartbeat.last
+    assert last is not None and (last.ok, last.error) == (False, "no answer within 1s")
+    [loop] = [lp for lp in status.loops if lp.name == "heartbeat"]
+    assert loop.failures_in_a_row == 0  # recorded by the heartbeat, never raised into the supervisor
     assert TOKEN not in str(status)
 
 
-async def test_an_unreachable_ping_service_is_recorded_with_the_url_masked(short_tmp: Path, sandbox: Any) -> None:
+async def test_an_unreachable_ping_service_is_recorded_with_the_url_masked(short_tmp: Path, sandbox: Sandbox) -> None:
     """Connection refused is a failed ping in status, with the error and URL free of the token."""
     from alert_receivers import closed_port
 
@@ -211,7 +214,8 @@ async def test_an_unreachable_ping_service_is_recorded_with_the_url_masked(short
         await clock.advance(STEP)
         await until(daemon, lambda loop: loop.runs == 1 and not loop.running)
         status = await client.status()
-    assert status["heartbeat"]["last"]["ok"] is False and "Connect" in status["heartbeat"]["last"]["error"]
+    assert status.heartbeat is not None and status.heartbeat.last is not None
+    assert status.heartbeat.last.ok is False and "Connect" in status.heartbeat.last.error
     assert TOKEN not in str(status)
 
 
@@ -235,7 +239,8 @@ def test_check_config_masks_the_heartbeat_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--check-config` shows heartbeat_url with its token masked, and rejects a URL that is not http(s)."""
-    from shiptrackd.__main__ import EXIT_CONFIG, EXIT_OK, main
+    from shiptrackd.__main__ import main
+    from shiptrackd.wire.names import EXIT_CONFIG, EXIT_OK
 
     monkeypatch.setenv("SHIPTRACK_DAEMON__STATE_DIR", str(tmp_path))
     monkeypatch.setenv("SHIPTRACK_ALERTS__HEARTBEAT_URL", f"https://hc-ping.com/{TOKEN}")

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from pg_fixtures import truncate_all
 
+from shiptrackd.api.client import ApiClient
 from shiptrackd.models import NewShipment, TrackingInfo
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import FetchFailure, FetchSuccess, Store
+from shiptrackd.wire.answers import RunDetail
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -123,23 +125,22 @@ async def test_concurrent_claimers_on_postgresql_never_share_a_shipment(pg_url: 
             await store.close()
 
 
-async def finished(client: Any, run_id: int) -> dict[str, Any]:
+async def finished(client: ApiClient, run_id: int) -> RunDetail:
     with anyio.fail_after(30):
         while True:
-            run: dict[str, Any] = await client.run(run_id)
-            if run["outcome"] != "running":
+            run = await client.run(run_id)
+            if run.outcome != "running":
                 return run
             await anyio.sleep(0.05)
 
 
 async def test_two_daemons_on_one_database_sync_disjoint_batches(
-    pg_url: str, tmp_path: Path, sandbox: Any, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    pg_url: str, tmp_path: Path, sandbox: Sandbox, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two real daemons, one PostgreSQL database, one sandbox: a sync on both fetches each shipment once;
     status on either shows both members; one leads the singleton loops, and the other takes them when it stops."""
     from conftest import daemon_config
 
-    from shiptrackd.api.plain import PlainClient as ApiClient  # answers as JSON-shaped dicts
     from shiptrackd.daemon import Daemon
 
     truncate_all(pg_url)
@@ -156,7 +157,7 @@ async def test_two_daemons_on_one_database_sync_disjoint_batches(
         async with ApiClient(configs[0].daemon.socket) as first, ApiClient(configs[1].daemon.socket) as second:
             numbers = [f"1ZINTRANSIT{i:04}" for i in range(120)]
             await first.add_shipments([{"carrier_code": "ups", "tracking_number": n} for n in numbers])
-            runs = [(await first.sync())["run_id"], (await second.sync())["run_id"]]
+            runs = [(await first.sync()).run_id, (await second.sync()).run_id]
             records = [await finished(first, runs[0]), await finished(second, runs[1])]
             status = await second.status()
             singletons = {"force", "health", "alerts", "retention"}
@@ -168,10 +169,11 @@ async def test_two_daemons_on_one_database_sync_disjoint_batches(
                 while daemons[1 - leader].leadership.held != singletons:  # noqa: ASYNC110
                     await anyio.sleep(0.05)
         daemons[1 - leader].stop()
-    cluster = status["cluster"]
-    assert len(cluster["members"]) == 2 and [m["this"] for m in cluster["members"]].count(True) == 1
-    assert {tuple(m["roles"]) for m in cluster["members"]} == {(), tuple(sorted(singletons))}
-    assert [r["outcome"] for r in records] == ["ok", "ok"]
-    assert sum(r["updated"] for r in records) == 120 and all(r["updated"] > 0 for r in records)
+    cluster = status.cluster
+    assert cluster is not None
+    assert len(cluster.members) == 2 and [m.this for m in cluster.members].count(True) == 1
+    assert {tuple(m.roles) for m in cluster.members} == {(), tuple(sorted(singletons))}
+    assert [r.outcome for r in records] == ["ok", "ok"]
+    assert sum(r.updated for r in records) == 120 and all(r.updated > 0 for r in records)
     assert sorted(sandbox.stats.by_number) == numbers and set(sandbox.stats.by_number.values()) == {1}
-    assert status["store"]["backend"] == "postgresql" and status["store"]["shipments"] == 120
+    assert status.store.backend == "postgresql" and status.store.shipments == 120

@@ -12,23 +12,28 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, TypeVar
 
 import anyio
 import httpx
 import pytest
 from anyio.abc import Process
-from conftest import NEVER, SANDBOX_KEY, quiet_daemon_env
+from conftest import NEVER, SANDBOX_KEY, Running, quiet_daemon_env, raw_http
 
-from shiptrackd.api.client import DaemonUnavailableError
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.errors import DaemonUnavailableError
+from shiptrackd.models import TrackingInfo
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.wire.answers import RunDetail, Status
 
 pytestmark = pytest.mark.anyio
 
 SHIPTRACKD = [sys.executable, "-m", "shiptrackd"]
+T = TypeVar("T")
 
 
 def daemon_env(state_dir: Path, base_url: str = "http://127.0.0.1:9", **extra: str) -> dict[str, str]:
@@ -49,7 +54,7 @@ class DaemonProcess:
     def running(self) -> bool:
         return self.process.returncode is None
 
-    async def wait_ready(self, timeout_s: float = 15.0) -> dict:
+    async def wait_ready(self, timeout_s: float = 15.0) -> Status:
         """Poll GET /v1/status through the socket until it says running; fail at once if the process died."""
         async with ApiClient(self.socket, timeout_s=2) as client:
             with anyio.fail_after(timeout_s):
@@ -58,7 +63,7 @@ class DaemonProcess:
                         raise AssertionError(f"shiptrackd exited {self.process.returncode}:\n{self.output()}")
                     try:
                         status = await client.status()
-                        if status["state"] == "running":  # the socket answers a moment before the loops start
+                        if status.state == "running":  # the socket answers a moment before the loops start
                             return status
                     except DaemonUnavailableError:
                         pass
@@ -68,12 +73,12 @@ class DaemonProcess:
         with anyio.fail_after(timeout_s):
             return await self.process.wait()
 
-    async def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 10.0) -> int:
+    async def stop(self, signum: signal.Signals = signal.SIGTERM, timeout_s: float = 10.0) -> int:
         self.process.send_signal(signum)
         return await self.wait(timeout_s)
 
 
-async def poll(read, done, timeout_s: float = 10.0):
+async def poll(read: Callable[[], Awaitable[T]], done: Callable[[T], object], timeout_s: float = 10.0) -> T:
     """Call *read* until *done* holds for its value; fail after the deadline."""
     with anyio.fail_after(timeout_s):
         while True:
@@ -83,11 +88,11 @@ async def poll(read, done, timeout_s: float = 10.0):
             await anyio.sleep(0.02)
 
 
-async def wait_for_run(client: ApiClient, run_id: int) -> dict:
-    return await poll(lambda: client.run(run_id), lambda run: run["outcome"] != "running")
+async def wait_for_run(client: ApiClient, run_id: int) -> RunDetail:
+    return await poll(lambda: client.run(run_id), lambda run: run.outcome != "running")
 
 
-def _open_log(path: Path):
+def _open_log(path: Path) -> BinaryIO:
     return open(path, "wb")  # handed to the child, closed right after the spawn
 
 
@@ -147,7 +152,7 @@ class NotifySocket:
 
 
 @pytest.fixture
-def notify(short_tmp: Path):
+def notify(short_tmp: Path) -> Iterator[NotifySocket]:
     path = short_tmp / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
@@ -183,17 +188,25 @@ schedule = "{NEVER}"
     )
 
 
+def files_holding(directory: Path, secret: bytes) -> list[Path]:
+    """The files directly in *directory* whose bytes contain *secret*."""
+    return [path for path in directory.iterdir() if path.is_file() and secret in path.read_bytes()]
+
+
 def integrity(db: Path) -> str:
     import sqlite3
 
     with sqlite3.connect(db) as conn:
-        return conn.execute("PRAGMA integrity_check").fetchone()[0]
+        result: str = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return result
 
 
 # --- sd_notify -------------------------------------------------------------------------------
 
 
-async def test_ready_watchdog_and_stopping_reach_systemd_in_order(short_tmp, tmp_path, notify):
+async def test_ready_watchdog_and_stopping_reach_systemd_in_order(
+    short_tmp: Path, tmp_path: Path, notify: NotifySocket
+) -> None:
     """READY=1 comes only once the socket answers, WATCHDOG=1 every half period, STOPPING=1 first on SIGTERM."""
     env = daemon_env(short_tmp, NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="400000")
     async with daemon_process(env, tmp_path / "log") as daemon:
@@ -219,7 +232,9 @@ async def test_ready_watchdog_and_stopping_reach_systemd_in_order(short_tmp, tmp
         assert integrity(short_tmp / "shiptrackd.db") == "ok"
 
 
-async def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_applies(short_tmp, tmp_path, notify):
+async def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_applies(
+    short_tmp: Path, tmp_path: Path, notify: NotifySocket
+) -> None:
     """SIGHUP sends RELOADING=1 and MONOTONIC_USEC together, then READY=1; a bad file is refused, a good one applied."""
     config = tmp_path / "shiptrackd.toml"
     write_config(config, short_tmp, sync_schedule="1h")
@@ -236,22 +251,24 @@ async def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_appl
         assert any("rejected" in f for f in rejected if f.startswith("STATUS="))
         async with ApiClient(daemon.socket) as client:
             assert daemon.running
-            loops = {lp["name"]: lp for lp in (await client.loops())["loops"]}
-            assert loops["sync"]["schedule"] == "1h"
+            loops = {lp.name: lp for lp in (await client.loops()).loops}
+            assert loops["sync"].schedule == "1h"
 
             write_config(config, short_tmp, sync_schedule="30m")
             daemon.process.send_signal(signal.SIGHUP)
             await notify.until(lambda f: "RELOADING=1" in f)
             accepted = await notify.until(is_ready)
             assert not any("rejected" in f for f in accepted)
-            loops = {lp["name"]: lp for lp in (await client.loops())["loops"]}
-            assert loops["sync"]["schedule"] == "30m"
+            loops = {lp.name: lp for lp in (await client.loops()).loops}
+            assert loops["sync"].schedule == "30m"
 
         assert await daemon.stop() == 0
         assert "reload rejected" in daemon.output()
 
 
-async def test_reload_over_the_api_refuses_a_bad_file_with_400_and_keeps_running(short_tmp, tmp_path):
+async def test_reload_over_the_api_refuses_a_bad_file_with_400_and_keeps_running(
+    short_tmp: Path, tmp_path: Path
+) -> None:
     """POST /v1/reload with a broken file answers 400 with the reason, and the daemon keeps serving."""
     config = tmp_path / "shiptrackd.toml"
     write_config(config, short_tmp, sync_schedule="1h")
@@ -261,14 +278,15 @@ async def test_reload_over_the_api_refuses_a_bad_file_with_400_and_keeps_running
         await daemon.wait_ready()
         write_config(config, short_tmp, sync_schedule="every tuesday")
         async with ApiClient(daemon.socket) as client:
-            response = await client.typed._http.post("/v1/reload")
-            assert response.status_code == 400
-            error = response.json()["error"]
-            assert error["code"] == "config_invalid" and "sync.schedule" in error["message"]
-            assert (await client.status())["state"] == "running"
+            with pytest.raises(ApiError) as refused:
+                await client.reload()
+            error = refused.value
+            assert error.http_status == 400
+            assert error.code == "config_invalid" and "sync.schedule" in error.message
+            assert (await client.status()).state == "running"
             write_config(config, short_tmp, sync_schedule="2h")
             reloaded = await client.reload()
-            assert reloaded["reloaded"] and "sync" in reloaded["changed"]
+            assert reloaded.reloaded and "sync" in reloaded.changed
         assert await daemon.stop() == 0
 
 
@@ -284,7 +302,9 @@ async def test_reload_over_the_api_refuses_a_bad_file_with_400_and_keeps_running
     ],
     ids=["unknown-key", "toml-syntax", "bad-duration"],
 )
-async def test_bad_config_exits_78_before_ready(tmp_path, notify, toml, env, expected):
+async def test_bad_config_exits_78_before_ready(
+    tmp_path: Path, notify: NotifySocket, toml: str, env: dict[str, str], expected: str
+) -> None:
     """A bad configuration stops start-up with exit 78 and one clear message, and READY=1 is never sent."""
     config = tmp_path / "bad.toml"
     config.write_text(toml)
@@ -299,7 +319,7 @@ async def test_bad_config_exits_78_before_ready(tmp_path, notify, toml, env, exp
     assert notify.pending() == []
 
 
-async def test_check_config_prints_masked_settings_and_exits_0_or_78(tmp_path):
+async def test_check_config_prints_masked_settings_and_exits_0_or_78(tmp_path: Path) -> None:
     """`--check-config` prints the effective settings with the key masked (exit 0), and exits 78 on a bad file."""
     secret = "TEST_k3y_Zq81vXwB0098"
     env = {**os.environ, "SHIPTRACK_PROVIDER__API_KEY": secret, "SHIPTRACK_SYNC__BATCH_SIZE": "37"}
@@ -317,7 +337,9 @@ async def test_check_config_prints_masked_settings_and_exits_0_or_78(tmp_path):
     assert secret not in failed.stdout.decode() + failed.stderr.decode()
 
 
-async def test_the_api_key_never_appears_in_status_logs_or_the_store(short_tmp, tmp_path, sandbox):
+async def test_the_api_key_never_appears_in_status_logs_or_the_store(
+    short_tmp: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
     """A distinctive key, even echoed back by the provider, shows up in no API answer, log line or store file."""
     secret = "TEST_s3cr3t_Wq7Pz0Lm4"
     sandbox.configure(api_key=secret)
@@ -330,16 +352,23 @@ async def test_the_api_key_never_appears_in_status_logs_or_the_store(short_tmp, 
             added = await client.add_shipments(
                 [{"carrier_code": "ups", "tracking_number": n} for n in ("1ZLEAKKEY0001", "1ZINTRANSIT0001")]
             )
-            run_id = (await client.sync())["run_id"]
+            run_id = (await client.sync()).run_id
             run = await wait_for_run(client, run_id)
-            assert run["updated"] == 1 and run["failed"] == 1
-            leaked = await client.shipment(added["added"][0]["id"])
-            assert leaked["last_error_kind"] == "rejected" and "***" in leaked["last_error"]
+            assert run.updated == 1 and run.failed == 1
+            leaked = await client.shipment(added.added[0].id)
+            assert leaked.last_error_kind == "rejected" and "***" in leaked.last_error
+        async with raw_http(daemon.socket) as http:  # the answers as sent, not as decoded
             answers = [
-                await client.typed._http.get(path)
-                for path in ("/v1/status", "/v1/stats", "/v1/runs", "/v1/shipments", f"/v1/runs/{run_id}")
+                await http.get(path)
+                for path in (
+                    "/v1/status",
+                    "/v1/stats",
+                    "/v1/runs",
+                    "/v1/shipments",
+                    f"/v1/runs/{run_id}",
+                    f"/v1/shipments/{leaked.id}",
+                )
             ]
-            answers.append(await client.typed._http.get(f"/v1/shipments/{leaked['id']}"))
         assert await daemon.stop() == 0
     for response in answers:
         assert response.status_code == 200
@@ -347,15 +376,13 @@ async def test_the_api_key_never_appears_in_status_logs_or_the_store(short_tmp, 
     log = daemon.output()
     assert "sync done" in log and "DEBUG" in log  # the log is there, and verbose
     assert secret not in log
-    for path in short_tmp.iterdir():
-        if path.is_file():
-            assert secret.encode() not in path.read_bytes(), path
+    assert files_holding(short_tmp, secret.encode()) == []
 
 
 # --- the control socket file --------------------------------------------------------------------
 
 
-async def test_a_stale_socket_file_is_replaced_and_the_new_one_is_0660(short_tmp, tmp_path):
+async def test_a_stale_socket_file_is_replaced_and_the_new_one_is_0660(short_tmp: Path, tmp_path: Path) -> None:
     """A socket file left by a crash (nobody listening) is replaced; the new socket has mode 0660."""
     path = short_tmp / "ctl.sock"
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -364,7 +391,7 @@ async def test_a_stale_socket_file_is_replaced_and_the_new_one_is_0660(short_tmp
     os.chmod(path, 0o755)
     async with daemon_process(daemon_env(short_tmp), tmp_path / "log") as daemon:
         status = await daemon.wait_ready()  # it answers: a listening socket took the stale file's place
-        assert status["state"] == "running"
+        assert status.state == "running"
         info = path.stat()
         assert stat.S_ISSOCK(info.st_mode)
         assert stat.S_IMODE(info.st_mode) == 0o660
@@ -372,19 +399,22 @@ async def test_a_stale_socket_file_is_replaced_and_the_new_one_is_0660(short_tmp
     assert not path.exists()
 
 
-async def test_a_second_daemon_on_a_live_socket_refuses_and_disturbs_nothing(running, tmp_path, monkeypatch):
+async def test_a_second_daemon_on_a_live_socket_refuses_and_disturbs_nothing(
+    running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A second shiptrackd on the same socket and store exits 1 saying why; the first keeps serving its run."""
     client, engine = running.client, running.daemon.engine
+    assert engine is not None
     await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZINTRANSIT0009"}])
     gate = anyio.Event()
     real_fetch = engine.throttle.fetch
 
-    async def held_fetch(carrier_code: str, tracking_number: str):
+    async def held_fetch(carrier_code: str, tracking_number: str) -> TrackingInfo:
         await gate.wait()  # hold the run open while the second daemon tries to start
         return await real_fetch(carrier_code, tracking_number)
 
     monkeypatch.setattr(engine.throttle, "fetch", held_fetch)
-    run_id = (await client.sync())["run_id"]
+    run_id = (await client.sync()).run_id
     socket_path = running.config.daemon.socket
     inode = socket_path.stat().st_ino
 
@@ -397,14 +427,14 @@ async def test_a_second_daemon_on_a_live_socket_refuses_and_disturbs_nothing(run
     assert "Traceback" not in message
 
     assert socket_path.stat().st_ino == inode
-    assert (await client.status())["state"] == "running"
-    assert (await client.run(run_id))["outcome"] == "running"  # the live run was not declared orphaned
+    assert (await client.status()).state == "running"
+    assert (await client.run(run_id)).outcome == "running"  # the live run was not declared orphaned
     gate.set()
     run = await wait_for_run(client, run_id)
-    assert run["outcome"] == "ok" and run["updated"] == 1
+    assert run.outcome == "ok" and run.updated == 1
 
 
-async def test_a_regular_file_at_the_socket_path_is_refused_and_kept(short_tmp, tmp_path):
+async def test_a_regular_file_at_the_socket_path_is_refused_and_kept(short_tmp: Path, tmp_path: Path) -> None:
     """A regular file where the socket should go is not ours to delete: exit 1 with a clear message."""
     path = short_tmp / "ctl.sock"
     path.write_text("not a socket\n")

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 import pytest
 from alert_receivers import closed_port
-from conftest import daemon_config
+from conftest import Running, daemon_config
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
 
-def families(text: str) -> dict[str, Any]:
+def families(text: str) -> dict[str, Metric]:
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
-def value(fams: dict[str, Any], name: str, suffix: str = "", **labels: str) -> float:
+def value(fams: dict[str, Metric], name: str, suffix: str = "", **labels: str) -> float:
     """The value of the one sample of family *name* (sample name ending in *suffix*) carrying *labels*."""
     matches = [
         s.value
@@ -34,13 +35,14 @@ def value(fams: dict[str, Any], name: str, suffix: str = "", **labels: str) -> f
     return matches[0]
 
 
-async def test_metrics_on_the_socket_parse_and_follow_prometheus_naming(running: Any) -> None:
+async def test_metrics_on_the_socket_parse_and_follow_prometheus_naming(running: Running) -> None:
     """After a sync, a health report and a test alert, every figure is there, named by Prometheus conventions."""
     client, daemon = running.client, running.daemon
     added = await client.add_shipments(
         [{"carrier_code": "ups", "tracking_number": f"1ZDELIVERED{i:03}"} for i in range(4)]
     )
     await client.sync()
+    assert daemon.engine is not None
     await daemon.engine.wait_idle()
     await client.health(fresh=True)
     await client.alert_test()
@@ -56,7 +58,7 @@ async def test_metrics_on_the_socket_parse_and_follow_prometheus_naming(running:
             assert all(s.name.endswith("_total") for s in fam.samples), fam.name
         if "duration" in fam.name or fam.name.endswith("_timestamp"):
             assert fam.name.endswith("_seconds") or fam.name.endswith("_timestamp_seconds"), fam.name
-    ids = {a["id"] for a in added["added"]}
+    ids = {a.id for a in added.added}
     labels = {v for fam in fams.values() for s in fam.samples for v in s.labels.values()}
     assert not labels & ids and not any(re.fullmatch(r"1Z\w+", v) for v in labels)  # no per-shipment labels
 
@@ -83,7 +85,7 @@ async def test_metrics_on_the_socket_parse_and_follow_prometheus_naming(running:
     assert value(fams, "shiptrackd_health_store_free_bytes") > 0
 
 
-async def test_process_metrics_come_from_the_process_collector(running: Any) -> None:
+async def test_process_metrics_come_from_the_process_collector(running: Running) -> None:
     """CPU, RSS, open fds and start time are exported under the standard process_* names."""
     fams = families(await scrape(running))
     assert value(fams, "process_resident_memory_bytes") > 10e6
@@ -92,7 +94,7 @@ async def test_process_metrics_come_from_the_process_collector(running: Any) -> 
     assert value(fams, "process_start_time_seconds") > 1.7e9
 
 
-async def test_series_report_zero_before_anything_happened(running: Any) -> None:
+async def test_series_report_zero_before_anything_happened(running: Running) -> None:
     """On a fresh daemon (no run, no report, no delivery) every figure is present and 0, not missing."""
     fams = families(await scrape(running))
     assert value(fams, "shiptrackd_sync_runs", trigger="schedule", outcome="failed") == 0
@@ -108,14 +110,14 @@ async def test_series_report_zero_before_anything_happened(running: Any) -> None
     assert value(fams, "shiptrackd_heartbeat_pings", kind="fail", outcome="ok") == 0
 
 
-async def scrape(running: Any) -> str:
+async def scrape(running: Running) -> str:
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(running.config.daemon.socket))) as http:
         response = await http.get("http://shiptrackd/metrics")
     assert response.status_code == 200
     return response.text
 
 
-async def test_metrics_listen_serves_only_metrics_over_tcp(short_tmp: Path, sandbox: Any) -> None:
+async def test_metrics_listen_serves_only_metrics_over_tcp(short_tmp: Path, sandbox: Sandbox) -> None:
     """With [daemon] metrics_listen set, /metrics answers on that loopback address and the control API does not."""
     port = closed_port()
     config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_DAEMON__METRICS_LISTEN=f"127.0.0.1:{port}")
@@ -126,5 +128,5 @@ async def test_metrics_listen_serves_only_metrics_over_tcp(short_tmp: Path, sand
             assert scraped.status_code == 200 and "shiptrackd_build_info" in families(scraped.text)
             assert (await http.get("/v1/status")).status_code == 404
         async with ApiClient(config.daemon.socket) as client:
-            assert (await client.status())["state"] == "running"
+            assert (await client.status()).state == "running"
         daemon.stop()

@@ -16,13 +16,14 @@ import anyio
 import pytest
 from conftest import Running, daemon_config
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
 from shiptrackd.daemon import Daemon
 from shiptrackd.events import EventBus
 from shiptrackd.log import setup_logging
 from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import Store
 from shiptrackd.sync.engine import SyncEngine
 from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
@@ -44,7 +45,7 @@ def records(out: io.StringIO) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-async def bad_key(short_tmp: Path, sandbox: Any) -> AsyncIterator[Running]:
+async def bad_key(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[Running]:
     """A daemon whose API key the provider rejects: api_connectivity is critical, and alerts fire at once."""
     config = daemon_config(
         short_tmp, sandbox.base_url, SHIPTRACK_PROVIDER__API_KEY="TEST_wrong_key", SHIPTRACK_ALERTS__FOR_REPORTS="1"
@@ -73,9 +74,9 @@ async def test_each_mutating_call_logs_one_audit_line_saying_what_changed(
     client = running.client
     await client.loop_action("sync", "pause")
     silence = await client.add_silence("stale_shipments", duration="2h", comment="maintenance")
-    await client.remove_silence(silence["id"])
+    await client.remove_silence(silence.id)
     added = await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZAUDIT1"}])
-    await client.remove_shipment(added["added"][0]["id"])
+    await client.remove_shipment(added.added[0].id)
     await client.backup(str(tmp_path / "audit.db"))
     await client.status()  # reads are not audited
 
@@ -107,7 +108,7 @@ async def test_debug_is_not_flooded_by_aiosqlite(tmp_path: Path, logs: io.String
 
 
 async def test_status_changes_are_one_line_per_batch_and_run_figures_are_fields(
-    tmp_path: Path, sandbox: Any, logs: io.StringIO
+    tmp_path: Path, sandbox: Sandbox, logs: io.StringIO
 ) -> None:
     """30 changes in one batch are one INFO summary by transition (each at DEBUG); 'sync done' carries its counts."""
     config = daemon_config(tmp_path, sandbox.base_url)

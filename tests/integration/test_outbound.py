@@ -16,6 +16,7 @@ from webhook_receivers import RESET, Received, Receiver, outbound_toml
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.wire.answers import RunDetail
 
 pytestmark = pytest.mark.anyio
@@ -54,7 +55,7 @@ async def wait_rows(daemon: Daemon, state: str, count: int, timeout_s: float = 1
             await anyio.sleep(0.02)
 
 
-async def test_changes_arrive_signed_in_the_documented_shape(short_tmp: Path, sandbox: Any) -> None:
+async def test_changes_arrive_signed_in_the_documented_shape(short_tmp: Path, sandbox: Sandbox) -> None:
     """shipment.added, then status_changed and delivered: each verified by the reference library, ids stable."""
     async with Receiver().serve() as rx, anyio.create_task_group() as tg:
         toml = outbound_toml("shop", rx.url, retry_schedule=FAST)
@@ -96,7 +97,7 @@ async def test_changes_arrive_signed_in_the_documented_shape(short_tmp: Path, sa
     assert len({r.headers["webhook-id"] for r in got}) == 3
 
 
-async def test_failures_retry_with_the_same_id_and_keep_order_per_shipment(short_tmp: Path, sandbox: Any) -> None:
+async def test_failures_retry_with_the_same_id_and_keep_order_per_shipment(short_tmp: Path, sandbox: Sandbox) -> None:
     """A 500, a reset and a redirect are failures; the later change waits for the earlier; every attempt is recorded."""
     answers = iter([500, RESET, 302])
 
@@ -124,7 +125,7 @@ async def test_failures_retry_with_the_same_id_and_keep_order_per_shipment(short
     assert "redirect" in first["attempt_log"][2]["error"]
 
 
-async def test_gone_disables_the_endpoint_and_the_health_check_says_so(short_tmp: Path, sandbox: Any) -> None:
+async def test_gone_disables_the_endpoint_and_the_health_check_says_so(short_tmp: Path, sandbox: Sandbox) -> None:
     """A 410 disables the endpoint at once; nothing more is sent; `deliveries` turns critical naming it."""
     async with Receiver(answer=lambda r: (410, {})).serve() as rx, anyio.create_task_group() as tg:
         daemon = await start(tg, short_tmp, sandbox.base_url, outbound_toml("shop", rx.url, retry_schedule=FAST))
@@ -145,7 +146,7 @@ async def test_gone_disables_the_endpoint_and_the_health_check_says_so(short_tmp
     assert len(rx.requests) <= 3  # at most what was already in flight, then silence
 
 
-async def test_retry_after_is_honoured(short_tmp: Path, sandbox: Any) -> None:
+async def test_retry_after_is_honoured(short_tmp: Path, sandbox: Sandbox) -> None:
     """A 429 with Retry-After: 1 is not retried sooner than a second later, though the schedule says 50 ms."""
     answers = iter([(429, {"retry-after": "1"})])
     async with Receiver(answer=lambda r: next(answers, (200, {}))).serve() as rx, anyio.create_task_group() as tg:
@@ -159,7 +160,7 @@ async def test_retry_after_is_honoured(short_tmp: Path, sandbox: Any) -> None:
     assert times[1] - times[0] >= 0.95
 
 
-async def test_a_dead_receiver_ends_dead_and_critical(short_tmp: Path, sandbox: Any) -> None:
+async def test_a_dead_receiver_ends_dead_and_critical(short_tmp: Path, sandbox: Sandbox) -> None:
     """Nobody listening: every attempt fails, the row is dead after the schedule, the check is critical."""
     async with Receiver().serve() as rx:
         url = rx.url  # a port that was just free; nothing listens once the receiver closes

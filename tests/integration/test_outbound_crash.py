@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -18,6 +17,7 @@ from test_lifecycle import daemon_env, daemon_process
 from webhook_receivers import Received, Receiver, outbound_toml
 
 from shiptrackd.api.client import ApiClient
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 SHIPMENTS = 30
@@ -25,7 +25,7 @@ ORDER = {"shipment.added": 0, "shipment.status_changed": 1, "shipment.delivered"
 
 
 @pytest.mark.timeout(180)  # two daemon starts; slow only on a loaded box
-async def test_kill_9_mid_dispatch_loses_nothing(short_tmp: Path, sandbox: Any) -> None:
+async def test_kill_9_mid_dispatch_loses_nothing(short_tmp: Path, sandbox: Sandbox) -> None:
     held = True  # until the kill, the receiver takes only the first half and answers 500 to the rest
 
     def answer(r: Received) -> tuple[int, dict[str, str]]:

@@ -16,12 +16,13 @@ from shiptrackd.config import load
 from shiptrackd.ctl.main import main
 from shiptrackd.daemon import Daemon
 from shiptrackd.models import NewShipment
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_endpoints_and_deliveries_commands(
-    short_tmp: Path, sandbox: Any, capsys: pytest.CaptureFixture[str]
+    short_tmp: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status = 500
 

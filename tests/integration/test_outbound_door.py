@@ -21,6 +21,7 @@ from webhook_receivers import Receiver, outbound_toml
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -48,7 +49,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-async def test_tokens_and_scopes_guard_the_door(short_tmp: Path, sandbox: Any, logs: list[str]) -> None:
+async def test_tokens_and_scopes_guard_the_door(short_tmp: Path, sandbox: Sandbox, logs: list[str]) -> None:
     port = free_port()
     async with Receiver().serve() as rx, anyio.create_task_group() as tg:
         path = short_tmp / "shiptrackd.toml"

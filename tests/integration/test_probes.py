@@ -17,12 +17,13 @@ from conftest import daemon_config
 
 from shiptrackd.api.monitoring import LEVEL_HTTP_STATUS
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def both(short_tmp: Path, sandbox: Any) -> AsyncIterator[tuple[Daemon, list[httpx.AsyncClient]]]:
+async def both(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[tuple[Daemon, list[httpx.AsyncClient]]]:
     """A real daemon with metrics_listen on loopback, and a client on its socket and one on the TCP listener."""
     port = closed_port()
     config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_DAEMON__METRICS_LISTEN=f"127.0.0.1:{port}")
@@ -62,9 +63,9 @@ async def test_readyz_is_503_while_starting_or_stopping_and_livez_stays_200(both
         daemon.service.state = "running"
 
 
-async def test_readyz_turns_503_during_a_real_shutdown(short_tmp: Path, sandbox: Any) -> None:
+async def test_readyz_turns_503_during_a_real_shutdown(short_tmp: Path, sandbox: Sandbox) -> None:
     """While a real shutdown waits for an in-flight tracking call, /readyz over TCP answers 503 "stopping"."""
-    from shiptrackd.api.plain import PlainClient as ApiClient
+    from shiptrackd.api.client import ApiClient
 
     port = closed_port()
     sandbox.configure(latency_s=2.0)

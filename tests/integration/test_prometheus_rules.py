@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from conftest import Running
 from prometheus_client.parser import text_string_to_metric_families
 
 RULES = Path(__file__).resolve().parents[2] / "packaging" / "prometheus" / "shiptrackd-rules.yml"
@@ -49,7 +50,7 @@ def test_rules_file_has_the_shape_prometheus_loads() -> None:
 
 
 @pytest.mark.anyio
-async def test_every_rule_names_only_series_the_daemon_exports(running: Any) -> None:
+async def test_every_rule_names_only_series_the_daemon_exports(running: Running) -> None:
     """Each expression names at least one exported series, and every shiptrackd_/process_ name in it exists."""
     async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(running.config.daemon.socket))) as http:
         text = (await http.get("http://shiptrackd/metrics")).text

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -58,7 +57,7 @@ class Rig:
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, sandbox: Any, **extra: str) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, sandbox: Sandbox, **extra: str) -> AsyncIterator[Rig]:
     """A SyncEngine wired like the daemon's with the 17track provider on the sandbox's dialect."""
     sandbox.seventeen.configure(api_key=KEY)
     config = daemon_config(tmp_path, sandbox.base_url + PREFIX, **env(**extra))

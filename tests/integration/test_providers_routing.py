@@ -7,7 +7,6 @@ its `provider` field, and keeps it; each account is called in its own dialect.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -16,6 +15,7 @@ from conftest import SANDBOX_KEY, quiet_daemon_env
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.sandbox.seventeen import PREFIX
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 KEY17 = "TEST_17track_routing"
 
 
-async def test_shipments_go_to_their_carriers_account_or_the_one_they_name(short_tmp: Path, sandbox: Any) -> None:
+async def test_shipments_go_to_their_carriers_account_or_the_one_they_name(short_tmp: Path, sandbox: Sandbox) -> None:
     sandbox.seventeen.configure(api_key=KEY17)
     path = short_tmp / "shiptrackd.toml"
     path.write_text(

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -19,6 +18,7 @@ from conftest import daemon_config
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ def _signed(body: bytes, secret: str) -> dict[str, str]:
 
 
 async def test_a_signed_easypost_push_updates_the_shipment_and_a_forged_one_is_refused(
-    short_tmp: Path, sandbox: Any
+    short_tmp: Path, sandbox: Sandbox
 ) -> None:
     config = daemon_config(
         short_tmp,

@@ -11,11 +11,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
-import msgspec
 import pytest
 from conftest import SANDBOX_KEY, daemon_config
 
@@ -24,34 +23,21 @@ from shiptrackd.clock import Clock, FakeClock
 from shiptrackd.daemon import Daemon
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.sandbox.push import iso_now, signed_headers
+from shiptrackd.wire.answers import ShipmentDetail
 
 pytestmark = pytest.mark.anyio
-
-
-class Plain:
-    """The typed ApiClient, its answers as plain JSON values (these tests read them as the wire sends them)."""
-
-    def __init__(self, client: ApiClient) -> None:
-        self.client = client
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.client, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return msgspec.to_builtins(await method(*args, **kwargs))
-
-        return call
+T = TypeVar("T")
 
 
 @dataclass
 class Pushing:
     daemon: Daemon
-    client: Any  # Plain(ApiClient)
+    client: ApiClient
     sandbox: Sandbox
     hook: str  # the daemon's /hooks/shipengine URL
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout_s: float = 10.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 10.0) -> T:
     """Poll *check* until it returns something truthy, failing after *timeout_s*."""
     with anyio.fail_after(timeout_s):
         while True:
@@ -79,7 +65,7 @@ async def push_rig(state_dir: Path, *, clock: Clock | None = None, **env: str) -
             hook = f"http://{daemon.push.address}/hooks/shipengine"
             sandbox.push.register_webhook({"event": "track", "url": hook})
             async with ApiClient(config.daemon.socket) as client:
-                yield Pushing(daemon, Plain(client), sandbox, hook)
+                yield Pushing(daemon, client, sandbox, hook)
             daemon.stop()
 
 
@@ -92,22 +78,21 @@ async def pushing(short_tmp: Path) -> AsyncIterator[Pushing]:
 async def _tracked(p: Pushing, number: str, carrier: str = "ups") -> str:
     """Add a shipment and wait until the push loop subscribed it (tracking/start reached the sandbox)."""
     added = await p.client.add_shipments([{"carrier_code": carrier, "tracking_number": number}])
-    shipment_id: str = added["added"][0]["id"]
+    shipment_id = added.added[0].id
     await eventually(lambda: _subscribed(p, shipment_id))
     return shipment_id
 
 
 async def _subscribed(p: Pushing, shipment_id: str) -> bool:
-    return bool((await p.client.shipment(shipment_id))["subscribed_at"])
+    return (await p.client.shipment(shipment_id)).subscribed_at is not None
 
 
-async def _pushes(p: Pushing, shipment_id: str, count: int) -> dict[str, Any]:
-    async def enough() -> dict[str, Any] | None:
+async def _pushes(p: Pushing, shipment_id: str, count: int) -> ShipmentDetail:
+    async def enough() -> ShipmentDetail | None:
         shipment = await p.client.shipment(shipment_id)
-        return shipment if shipment["push_count"] >= count else None
+        return shipment if shipment.push_count >= count else None
 
-    result: dict[str, Any] = await eventually(enough)
-    return result
+    return await eventually(enough)
 
 
 def _delivered(p: Pushing, number: str) -> list[Any]:
@@ -119,19 +104,19 @@ async def test_a_valid_push_updates_the_shipment_once(pushing: Pushing) -> None:
     p = pushing
     shipment_id = await _tracked(p, "1ZLCNORMAL0001")
     first = await _pushes(p, shipment_id, 1)  # the history as it stood at subscription
-    assert first["status_code"] == "NY"
+    assert first.status_code == "NY"
     calls_before = p.sandbox.stats.by_number["1ZLCNORMAL0001"]
     p.sandbox.advance(hours=30)
     shipment = await _pushes(p, shipment_id, 2)
-    assert shipment["status_code"] == "IT"
-    assert len(shipment["events"]) == len({e["occurred_at"] + e["description"] for e in shipment["events"]})
-    assert shipment["schedule_reason"].startswith("push: safety poll every")
+    assert shipment.status_code == "IT"
+    assert len(shipment.events) == len({(e.occurred_at, e.description) for e in shipment.events})
+    assert shipment.schedule_reason.startswith("push: safety poll every")
     assert p.sandbox.stats.by_number["1ZLCNORMAL0001"] == calls_before  # not a single poll
     assert [d.answers for d in _delivered(p, "1ZLCNORMAL0001")] == [[200], [200]]
     status = await p.client.webhooks()
-    assert status["totals"] == {"accepted": 2} and status["subscribed"] == 1
+    assert status.totals == {"accepted": 2} and status.subscribed == 1
     why = await p.client.why(shipment_id)
-    assert why["push"]["push_count"] == 2 and why["push"]["regime"].startswith("push:")
+    assert why.push.push_count == 2 and why.push.regime.startswith("push:")
 
 
 async def test_duplicates_and_reordered_histories_change_nothing(pushing: Pushing) -> None:
@@ -142,7 +127,7 @@ async def test_duplicates_and_reordered_histories_change_nothing(pushing: Pushin
     await _pushes(p, shipment_id, 2)
     p.sandbox.advance(hours=20)
     after = await _pushes(p, shipment_id, 3)
-    assert after["status_code"] == "IT"
+    assert after.status_code == "IT"
     deliveries = _delivered(p, "1ZLCNORMAL0002")
     async with httpx.AsyncClient() as http:
         # The very same bytes (a retry): the replay cache answers it without touching the store.
@@ -164,9 +149,9 @@ async def test_duplicates_and_reordered_histories_change_nothing(pushing: Pushin
         )
         assert again.status_code == 200 and again.json()["outcome"] == "accepted"
     final = await p.client.shipment(shipment_id)
-    assert final["status_code"] == after["status_code"]
-    assert final["events"] == after["events"]
-    assert final["status_changed_at"] == after["status_changed_at"]
+    assert final.status_code == after.status_code
+    assert final.events == after.events
+    assert final.status_changed_at == after.status_changed_at
 
 
 async def test_forged_and_stale_pushes_are_refused_and_never_touch_the_store(pushing: Pushing) -> None:
@@ -197,12 +182,9 @@ async def test_forged_and_stale_pushes_are_refused_and_never_touch_the_store(pus
         assert (await http.get(p.hook.replace("/hooks/shipengine", "/v1/status"))).status_code == 404  # no control API
         assert (await http.get(p.hook.replace("/hooks/shipengine", "/healthz"))).json()["ok"] is True
     after = await p.client.shipment(shipment_id)
-    assert (after["status_code"], after["push_count"], after["events"]) == (
-        before["status_code"],
-        before["push_count"],
-        before["events"],
-    )
-    totals = (await p.client.webhooks())["totals"]
+    assert (after.status_code, after.push_count, after.events) == (before.status_code, before.push_count, before.events)
+    totals = (await p.client.webhooks()).totals
+    assert totals is not None
     assert totals["bad_signature"] == 2 and totals["missing_headers"] == 2 and totals["stale"] == 2
     assert totals["unknown_key"] == 1 and totals["too_large"] == 1 and totals["unknown_provider"] == 1
 
@@ -231,14 +213,14 @@ async def test_jwks_down_answers_503_and_the_retry_is_accepted(pushing: Pushing)
     first = delivery[0]
     await eventually(lambda: _async(first.answers))
     assert first.answers == [503]
-    assert (await p.client.shipment(shipment_id))["push_count"] == 0
+    assert (await p.client.shipment(shipment_id)).push_count == 0
     p.sandbox.configure(jwks_down=False)
     async with httpx.AsyncClient() as http:
         retry = await http.post(p.hook, content=first.body, headers=first.headers)
     assert retry.status_code == 200 and retry.json()["outcome"] == "accepted"
-    assert (await p.client.shipment(shipment_id))["push_count"] == 1
-    totals = (await p.client.webhooks())["totals"]
-    assert totals["jwks_unavailable"] == 1
+    assert (await p.client.shipment(shipment_id)).push_count == 1
+    totals = (await p.client.webhooks()).totals
+    assert totals is not None and totals["jwks_unavailable"] == 1
 
 
 async def _async(value: Any) -> Any:
@@ -261,13 +243,13 @@ async def test_webhooks_setup_handles_409_by_updating(pushing: Pushing, short_tm
         )
     )
     result = await p.client.webhooks_setup()
-    assert result["action"] == "updated" and result["previous_url"] == "https://old.example/hooks"
+    assert result.action == "updated" and result.previous_url == "https://old.example/hooks"
     assert sandbox.push.track_url() == "https://track.example.com/hooks/shipengine"
-    assert (await p.client.webhooks_setup())["action"] == "unchanged"
+    assert (await p.client.webhooks_setup()).action == "unchanged"
     sandbox.push.webhooks.clear()
-    assert (await p.client.webhooks_setup())["action"] == "created"
+    assert (await p.client.webhooks_setup()).action == "created"
     assert len(sandbox.push.webhooks) == 1
-    assert (await p.client.webhooks())["registered_url"] == "https://track.example.com/hooks/shipengine"
+    assert (await p.client.webhooks()).registered_url == "https://track.example.com/hooks/shipengine"
 
 
 async def test_silence_warns_and_polling_takes_over_until_pushes_return(short_tmp: Path) -> None:
@@ -276,38 +258,37 @@ async def test_silence_warns_and_polling_takes_over_until_pushes_return(short_tm
     clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     async with push_rig(short_tmp, clock=clock) as p:
         await p.client.loop_action("push", "pause")  # stepped by hand below, not once a simulated minute
-        shipment_id = (await p.client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZLCNORMAL0005"}]))[
-            "added"
-        ][0]["id"]
+        added = await p.client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZLCNORMAL0005"}])
+        shipment_id = added.added[0].id
         await p.client.loop_action("push", "trigger")
         await eventually(lambda: _subscribed(p, shipment_id))
         p.sandbox.advance(hours=30)
         pushed = await _pushes(p, shipment_id, 2)
-        assert pushed["status_code"] == "IT" and pushed["schedule_reason"].startswith("push: safety poll")
+        assert pushed.status_code == "IT" and pushed.schedule_reason.startswith("push: safety poll")
         health = await p.client.health(fresh=True)
-        assert {c["name"]: c["level"] for c in health["checks"]}["webhooks"] == "ok"
+        assert {c.name: c.level for c in health.checks}["webhooks"] == "ok"
 
         await clock.advance(hours=7)  # past silence_after (6h): no push came
         health = await p.client.health(fresh=True)
-        webhooks = {c["name"]: c for c in health["checks"]}["webhooks"]
-        assert webhooks["level"] == "warning" and "polling has taken over" in webhooks["message"]
+        webhooks = {c.name: c for c in health.checks}["webhooks"]
+        assert webhooks.level == "warning" and "polling has taken over" in webhooks.message
         calls = p.sandbox.stats.by_number["1ZLCNORMAL0005"]
         await p.client.loop_action("push", "trigger")  # notices the silence: pulls the safety polls forward
         polled = await eventually(
-            lambda: _when(p, shipment_id, lambda s: s["schedule_reason"] == "push channel silent: in transit: every 4h")
+            lambda: _when(p, shipment_id, lambda s: s.schedule_reason == "push channel silent: in transit: every 4h")
         )
         assert p.sandbox.stats.by_number["1ZLCNORMAL0005"] == calls + 1  # polled at once, by the triggered sync
-        assert polled["next_sync_at"] > clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        assert "silent" in (await p.client.why(shipment_id))["push"]["regime"]
+        assert polled.next_sync_at is not None and polled.next_sync_at > clock.now()
+        assert "silent" in (await p.client.why(shipment_id)).push.regime
 
         await clock.advance(hours=20)  # critical after silence_critical_after (24h)
         health = await p.client.health(fresh=True)
-        assert {c["name"]: c["level"] for c in health["checks"]}["webhooks"] == "critical"
+        assert {c.name: c.level for c in health.checks}["webhooks"] == "critical"
         p.sandbox.advance(hours=60)  # pushes return (the parcel is delivered meanwhile)
         back = await _pushes(p, shipment_id, 3)
-        assert back["status_code"] == "DE" and back["schedule_reason"] == "delivered: one confirming check"
+        assert back.status_code == "DE" and back.schedule_reason == "delivered: one confirming check"
         health = await p.client.health(fresh=True)
-        assert {c["name"]: c["level"] for c in health["checks"]}["webhooks"] == "ok"
+        assert {c.name: c.level for c in health.checks}["webhooks"] == "ok"
         uds = httpx.AsyncHTTPTransport(uds=str(p.daemon.config.daemon.socket))
         async with httpx.AsyncClient(transport=uds, base_url="http://localhost") as http:
             metrics = (await http.get("/metrics")).text
@@ -315,6 +296,6 @@ async def test_silence_warns_and_polling_takes_over_until_pushes_return(short_tm
         assert "shiptrackd_webhook_subscriptions 1.0" in metrics
 
 
-async def _when(p: Pushing, shipment_id: str, ok: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
+async def _when(p: Pushing, shipment_id: str, ok: Callable[[ShipmentDetail], bool]) -> ShipmentDetail | None:
     shipment = await p.client.shipment(shipment_id)
     return shipment if ok(shipment) else None

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from conftest import daemon_config
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import utcnow
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_reload_during_a_retry_after_pause_keeps_the_pause(short_tmp: Path, sandbox: Any) -> None:
+async def test_reload_during_a_retry_after_pause_keeps_the_pause(short_tmp: Path, sandbox: Sandbox) -> None:
     """A reload with a new API key during a 429 pause must not send a request before the pause ends."""
     before = daemon_config(short_tmp, sandbox.base_url)
     after = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_PROVIDER__API_KEY="TEST_rotated_key")
@@ -28,14 +28,14 @@ async def test_reload_during_a_retry_after_pause_keeps_the_pause(short_tmp: Path
         old_throttle.pause(120)  # what a 429 with Retry-After: 120 does
         async with ApiClient(before.daemon.socket) as client:
             answer = await client.reload()
-        assert "provider" in answer["changed"]
+        assert "provider" in answer.changed
         assert daemon.engine.throttle is not old_throttle  # the provider really was swapped
         paused_until = daemon.engine.throttle.paused_until
         assert paused_until is not None and paused_until > utcnow() + timedelta(seconds=100)
         daemon.stop()
 
 
-async def test_reload_with_a_new_key_keeps_the_learned_pace(short_tmp: Path, sandbox: Any) -> None:
+async def test_reload_with_a_new_key_keeps_the_learned_pace(short_tmp: Path, sandbox: Sandbox) -> None:
     """A key rotation keeps the rate the 429s taught; a new ceiling in the config starts from it afresh."""
     before = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_PROVIDER__RATE_LIMIT="40/s")
     rotated = daemon_config(

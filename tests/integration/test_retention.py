@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import Running
 
 from shiptrackd.clock import FakeClock
 from shiptrackd.config import StoreConfig
@@ -20,6 +21,8 @@ from shiptrackd.models import NewShipment
 from shiptrackd.store import Store
 from shiptrackd.store.db import to_db
 from shiptrackd.store.retention import cutoffs
+from shiptrackd.store.sql import Conn
+from shiptrackd.wire.events import LoopChanged
 
 pytestmark = pytest.mark.anyio
 
@@ -126,7 +129,7 @@ async def test_deletes_go_in_batches_that_let_a_waiting_write_in(store: Store) -
     await seed(store, ERROR_SQL, [(old, f"e{i}") for i in range(5000)])
     seen_by_writer: list[int] = []
 
-    def write(conn: sqlite3.Connection) -> None:
+    def write(conn: Conn) -> None:
         seen_by_writer.append(conn.execute("SELECT count(*) FROM sync_errors").fetchone()[0])
         conn.execute("INSERT INTO sync_runs (trigger, started_at) VALUES ('schedule', ?)", (to_db(clock.now()),))
 
@@ -179,23 +182,24 @@ async def test_a_store_from_before_auto_vacuum_is_left_as_it_is(tmp_path: Path) 
     assert figures["auto_vacuum"] == "none"
 
 
-async def test_the_daemon_runs_a_retention_loop_and_status_shows_the_tables(running: Any) -> None:
+async def test_the_daemon_runs_a_retention_loop_and_status_shows_the_tables(running: Running) -> None:
     """The daemon has a `retention` loop; once it has run, status lists each table's rows and bytes."""
     client = running.client
     await client.add_shipments([{"carrier_code": "ups", "tracking_number": f"1ZRET{i:04}"} for i in range(25)])
-    assert (await client.status())["store"]["tables"] is None  # not measured yet (the loop is quiet in tests)
-    since = (await client.status())["event_seq"]
+    assert (await client.status()).store.tables is None  # not measured yet (the loop is quiet in tests)
+    since = (await client.status()).event_seq
     await client.loop_action("retention", "trigger")
     with anyio.fail_after(10):
         async for event in client.events(since=since):
-            loop = event.get("loop") or {}
-            if event["type"] == "loop.changed" and loop.get("name") == "retention" and loop.get("runs"):
+            if isinstance(event, LoopChanged) and event.loop.name == "retention" and event.loop.runs:
+                loop = event.loop
                 break
-    store = (await client.status())["store"]
-    assert store["tables"]["shipments"]["rows"] == 25 and store["tables"]["shipments"]["bytes"] > 0
-    assert set(store["tables"]) >= {"tracking_events", "sync_runs", "sync_errors", "health_reports", "alerts"}
-    assert store["auto_vacuum"] == "incremental" and "measured_at" in store
-    assert loop["last_outcome"].startswith("deleted 0 rows")
+    store = (await client.status()).store
+    assert store.tables is not None
+    assert store.tables["shipments"].rows == 25 and store.tables["shipments"].bytes > 0
+    assert set(store.tables) >= {"tracking_events", "sync_runs", "sync_errors", "health_reports", "alerts"}
+    assert store.auto_vacuum == "incremental" and store.measured_at is not None
+    assert loop.last_outcome.startswith("deleted 0 rows")
 
     done = await anyio.run_process(
         [sys.executable, "-m", "shiptrackd.ctl", "--socket", str(running.config.daemon.socket), "status"], check=False

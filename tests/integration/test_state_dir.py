@@ -8,20 +8,20 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
 from test_lifecycle import daemon_env, daemon_process
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.errors import ConfigError
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.statedir import LOCK_FILE, StateDirLock, StateDirLockedError, create_private, prepare_paths
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_second_daemon_on_the_same_state_dir_exits_1_naming_the_first(
-    short_tmp: Path, tmp_path: Path, sandbox: Any
+    short_tmp: Path, tmp_path: Path, sandbox: Sandbox
 ) -> None:
     """A second daemon on the same state dir (another socket) exits 1 naming the first's pid, before the store."""
     # HANG never answers: the first daemon's run stays in flight, with no timing involved.
@@ -31,8 +31,8 @@ async def test_a_second_daemon_on_the_same_state_dir_exits_1_naming_the_first(
         await first.wait_ready()
         async with ApiClient(first.socket) as client:
             await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZHANG000042"}])
-            run_id = (await client.sync(force=True))["run_id"]
-            assert (await client.run(run_id))["outcome"] == "running"
+            run_id = (await client.sync(force=True)).run_id
+            assert (await client.run(run_id)).outcome == "running"
 
             second_env = {**env, "SHIPTRACK_DAEMON__SOCKET": str(other_socket)}
             async with daemon_process(second_env, tmp_path / "second.log") as second:
@@ -43,13 +43,13 @@ async def test_a_second_daemon_on_the_same_state_dir_exits_1_naming_the_first(
             assert not other_socket.exists()  # it never got as far as the socket
 
             assert first.running
-            assert (await client.status())["state"] == "running"
-            assert (await client.run(run_id))["outcome"] == "running"  # the live run was not marked interrupted
+            assert (await client.status()).state == "running"
+            assert (await client.run(run_id)).outcome == "running"  # the live run was not marked interrupted
         assert await first.stop() == 0
     assert (short_tmp / LOCK_FILE).read_text().strip() == str(first.process.pid)
 
 
-async def test_the_lock_is_released_when_the_daemon_dies(short_tmp: Path, tmp_path: Path, sandbox: Any) -> None:
+async def test_the_lock_is_released_when_the_daemon_dies(short_tmp: Path, tmp_path: Path, sandbox: Sandbox) -> None:
     """The lock dies with its process (kill -9 included): a daemon started afterwards takes it."""
     env = daemon_env(short_tmp, sandbox.base_url)
     async with daemon_process(env, tmp_path / "first.log") as first:
@@ -60,7 +60,7 @@ async def test_the_lock_is_released_when_the_daemon_dies(short_tmp: Path, tmp_pa
         assert (short_tmp / LOCK_FILE).read_text().strip() == str(os.getpid())
 
 
-async def test_files_the_daemon_creates_are_private(short_tmp: Path, tmp_path: Path, sandbox: Any) -> None:
+async def test_files_the_daemon_creates_are_private(short_tmp: Path, tmp_path: Path, sandbox: Sandbox) -> None:
     """Started with umask 022, the daemon still creates its state dir 0700 and store, WAL and lock 0600."""
     state_dir = short_tmp / "state"
     env = daemon_env(state_dir, sandbox.base_url, SHIPTRACK_DAEMON__SOCKET=str(short_tmp / "ctl.sock"))

@@ -14,19 +14,20 @@ import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from conftest import daemon_config
+from conftest import Running, daemon_config
 
 from shiptrackd.clock import FakeClock
 from shiptrackd.errors import StoreFullError, StoreLockedError
 from shiptrackd.events import EventBus
 from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import Store
 from shiptrackd.store.db import store_error
+from shiptrackd.store.sql import Conn
 from shiptrackd.sync.engine import SyncEngine
 from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
@@ -39,7 +40,7 @@ CTL = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "shiptrackd
 async def cap_pages(store: Store, extra: int = 0) -> None:
     """Let the store's file grow by at most *extra* pages from now on (a disk that is nearly full)."""
 
-    def fn(conn: sqlite3.Connection) -> None:
+    def fn(conn: Conn) -> None:
         size = conn.execute("PRAGMA page_count").fetchone()[0]
         conn.execute(f"PRAGMA max_page_count = {size + extra}")
 
@@ -91,7 +92,9 @@ def test_a_held_write_lock_is_reported_as_a_locked_store(tmp_path: Path) -> None
         other.close()
 
 
-async def test_a_run_broken_by_a_full_disk_is_recorded_as_failed_with_the_cause(tmp_path: Path, sandbox: Any) -> None:
+async def test_a_run_broken_by_a_full_disk_is_recorded_as_failed_with_the_cause(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
     """A sync whose writes hit a full disk ends 'failed' with "disk full: ..." in its record, not 'interrupted'."""
     config = daemon_config(tmp_path, sandbox.base_url)
     store = await Store.open(tmp_path / "shiptrackd.db")
@@ -113,7 +116,7 @@ async def test_a_run_broken_by_a_full_disk_is_recorded_as_failed_with_the_cause(
 
 
 async def test_import_on_a_full_disk_exits_1_with_the_daemons_message_and_adds_nothing(
-    running: Any, tmp_path: Path
+    running: Running, tmp_path: Path
 ) -> None:
     """`shipments import` on a full disk exits 1 (not 69) saying "disk full", and no part of the file lands."""
     rows = numbers(1500, "1ZIMPORT")
@@ -125,6 +128,7 @@ async def test_import_on_a_full_disk_exits_1_with_the_daemons_message_and_adds_n
         room = await scratch.db.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0]) - before
     finally:
         await scratch.close()
+    assert running.daemon.store is not None
     await cap_pages(running.daemon.store, extra=room + room // 10)
     path = tmp_path / "ship.jsonl"
     path.write_text("\n".join(json.dumps({"carrier_code": "ups", "tracking_number": n}) for n in rows) + "\n")
@@ -139,4 +143,4 @@ async def test_import_on_a_full_disk_exits_1_with_the_daemons_message_and_adds_n
     assert done.returncode == 1, err
     assert "disk full" in err
     assert "systemctl status" not in err  # not dressed up as "daemon unavailable"
-    assert (await running.client.status())["store"]["shipments"] == 0
+    assert (await running.client.status()).store.shipments == 0

@@ -43,6 +43,12 @@ class Rig:
         result = await self.store.shipments.add_many(items, self.clock.now())
         return {a["tracking_number"]: a["id"] for a in result.added}
 
+    async def shipment(self, shipment_id: str) -> dict[str, Any]:
+        """The stored shipment, which must exist."""
+        row = await self.store.shipments.get(shipment_id)
+        assert row is not None, shipment_id
+        return row
+
     def rows(self, sql: str, *params: Any) -> list[sqlite3.Row]:
         """Read the real SQLite file with a connection of our own, as an operator would."""
         with sqlite3.connect(self.db_path) as conn:
@@ -150,8 +156,7 @@ async def test_failed_shipments_back_off_and_are_not_due_at_once(tmp_path: Path,
         await rig.clock.advance(minutes=16)  # past the first failure back-off (15m), not the NY one (1h)
         third = await rig.engine.run_once("schedule")
         assert third["selected"] == 1 and third["failed"] == 1
-        shipment = await rig.store.shipments.get(ids["1ZFAIL50002"])
-        assert shipment is not None
+        shipment = await rig.shipment(ids["1ZFAIL50002"])
         assert shipment["consecutive_failures"] == 2 and "30m" in shipment["schedule_reason"]
 
 

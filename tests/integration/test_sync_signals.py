@@ -16,12 +16,13 @@ import anyio.lowlevel
 import pytest
 from test_lifecycle import DaemonProcess, daemon_env, daemon_process, integrity, poll
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
+from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
 
 
-def query(db: Path, sql: str, *params) -> list[sqlite3.Row]:
+def query(db: Path, sql: str, *params: object) -> list[sqlite3.Row]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
         return conn.execute(sql, params).fetchall()
@@ -60,18 +61,20 @@ async def start_run_and_wait_for_progress(daemon: DaemonProcess, count: int, min
         await client.add_shipments(
             [{"carrier_code": "ups", "tracking_number": f"1ZINTRANSIT{i:04}"} for i in range(count)]
         )
-        run_id = (await client.sync())["run_id"]
+        run_id = (await client.sync()).run_id
         with anyio.fail_after(10):
             while True:
                 status = await client.status()
-                sync = status["sync"]
+                sync = status.sync
                 assert sync is not None, "the run ended before the test could interrupt it"
-                if sync["done"] >= min_done:
+                if sync.done >= min_done:
                     return run_id
                 await anyio.sleep(0.02)
 
 
-async def test_sigterm_mid_run_finishes_in_flight_calls_and_marks_the_run_interrupted(short_tmp, tmp_path, sandbox):
+async def test_sigterm_mid_run_finishes_in_flight_calls_and_marks_the_run_interrupted(
+    short_tmp: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
     """SIGTERM mid-sync: exit 0 within the grace period, in-flight answers kept, run interrupted, socket gone."""
     sandbox.configure(latency_s=0.2)
     env = daemon_env(
@@ -104,8 +107,8 @@ async def test_sigterm_mid_run_finishes_in_flight_calls_and_marks_the_run_interr
 
 
 async def test_kill_9_mid_run_leaves_whole_shipments_and_the_restart_closes_the_orphaned_run(
-    short_tmp, tmp_path, sandbox
-):
+    short_tmp: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
     """After kill -9 mid-sync each shipment is fully updated or untouched; the next start marks the run interrupted."""
     sandbox.configure(latency_s=0.05)
     env = daemon_env(
@@ -130,18 +133,20 @@ async def test_kill_9_mid_run_leaves_whole_shipments_and_the_restart_closes_the_
 
     async with daemon_process(env, tmp_path / "second.log") as restarted:
         status = await restarted.wait_ready()  # the stale socket file was replaced
-        assert status["store"]["shipments"] == 120
+        assert status.store.shipments == 120
         async with ApiClient(restarted.socket) as client:
             run = await client.run(run_id)
-        assert run["outcome"] == "interrupted" and run["finished_at"] is not None
-        assert run["stop_reason"] == "the daemon stopped during the run"
+        assert run.outcome == "interrupted" and run.finished_at is not None
+        assert run.stop_reason == "the daemon stopped during the run"
         assert await restarted.stop() == 0
     assert "marked 1 sync run(s) left running" in restarted.output()
     assert integrity(db) == "ok"
     assert classify_shipments(db) == shipments
 
 
-async def test_sigint_with_calls_outlasting_the_grace_period_still_stops_in_time(short_tmp, tmp_path, sandbox):
+async def test_sigint_with_calls_outlasting_the_grace_period_still_stops_in_time(
+    short_tmp: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
     """When in-flight calls outlast shutdown_grace they are cancelled: exit 0 soon after the grace, nothing torn."""
     sandbox.configure(latency_s=3.0)
     env = daemon_env(
@@ -154,7 +159,7 @@ async def test_sigint_with_calls_outlasting_the_grace_period_still_stops_in_time
         await daemon.wait_ready()
         async with ApiClient(daemon.socket) as client:
             await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZINTRANSIT0001"}])
-            run_id = (await client.sync())["run_id"]
+            run_id = (await client.sync()).run_id
         await poll(anyio.lowlevel.checkpoint, lambda _: sandbox.stats.in_flight >= 1)  # the call is on the wire
         started = time.monotonic()
         assert await daemon.stop(signal.SIGINT) == 0

@@ -23,6 +23,7 @@ from tui_fakes import FakeClient
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 from tui.app import ShiptrackApp
 from tui.widgets.panels import AlertsPanel
 
@@ -100,7 +101,7 @@ class Real:
 
 
 @pytest.fixture
-async def real(short_tmp: Path, sandbox: Any) -> AsyncIterator[Real]:
+async def real(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[Real]:
     """A real daemon on the sandbox with something in every answer: shipments, a run, a fired alert, a test notice."""
     config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_ALERTS__FOR_REPORTS="1")
     async with anyio.create_task_group() as tg:

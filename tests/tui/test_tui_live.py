@@ -6,7 +6,7 @@ survive the daemon going away and come back by itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from conftest import Running, daemon_config
 from textual.widgets import RichLog
 
 from shiptrackd.api.client import ApiClient
+from shiptrackd.sandbox import Sandbox
 from tui.app import ShiptrackApp
 from tui.events import event_type
 from tui.messages import DaemonDisconnected, DaemonReconnected, EventReceived, SnapshotLoaded
@@ -30,10 +31,9 @@ SIZE = (100, 30)
 
 
 @pytest.fixture
-async def api(running: Running) -> AsyncIterator[ApiClient]:
-    """The typed client on the running daemon (conftest's `running.client` answers plain dicts)."""
-    async with ApiClient(running.config.daemon.socket) as client:
-        yield client
+def api(running: Running) -> ApiClient:
+    """The running daemon's typed client."""
+    return running.client
 
 
 def console(socket: Path) -> ShiptrackApp:
@@ -248,7 +248,7 @@ async def test_search_filters_through_the_api(running: Running, api: ApiClient) 
         await until(pilot, lambda: listing.model.complete and listing.model.total == 10)  # ...20 to ...29
 
 
-async def test_disconnect_banner_and_reconnect(short_tmp: Path, sandbox: Any) -> None:
+async def test_disconnect_banner_and_reconnect(short_tmp: Path, sandbox: Sandbox) -> None:
     """When the daemon stops the console says so and keeps its state; a new daemon on the socket is picked up."""
     from shiptrackd.daemon import Daemon
 
