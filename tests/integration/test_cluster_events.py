@@ -17,11 +17,12 @@ import pytest
 from conftest import daemon_config
 from pg_fixtures import PgServer
 
-from shiptrackd.api.plain import PlainClient as ApiClient
+from shiptrackd.api.client import ApiClient
 from shiptrackd.cluster.events import MAX_PAYLOAD, ClusterEvents, pack
 from shiptrackd.daemon import Daemon
 from shiptrackd.events import EventBus
 from shiptrackd.store import Store
+from shiptrackd.wire.events import ShipmentStatusChanged
 from shiptrackd.wire.names import EVENT_SHIPMENT_STATUS_CHANGED, EVENT_SHIPMENTS_ADDED
 
 pytestmark = pytest.mark.anyio
@@ -57,8 +58,8 @@ async def test_one_nodes_event_stream_carries_another_nodes_status_changes(
             async with anyio.create_task_group() as relays:
                 await relays.start(relay.run)
                 async with ApiClient(config.daemon.socket) as client:
-                    since = (await client.status())["event_seq"]
-                    seen: list[dict[str, Any]] = []
+                    since = (await client.status()).event_seq
+                    seen: list[ShipmentStatusChanged] = []
 
                     async def follow() -> None:
                         with anyio.fail_after(15):
@@ -67,7 +68,7 @@ async def test_one_nodes_event_stream_carries_another_nodes_status_changes(
                     async def collect() -> None:
                         async with aclosing(client.events(since=since)) as events:
                             async for event in events:
-                                if event["type"] == EVENT_SHIPMENT_STATUS_CHANGED:
+                                if isinstance(event, ShipmentStatusChanged):
                                     seen.append(event)
                                     if len(seen) == BURST + 1:
                                         return
@@ -79,9 +80,9 @@ async def test_one_nodes_event_stream_carries_another_nodes_status_changes(
                             other_bus.publish(EVENT_SHIPMENT_STATUS_CHANGED, id=f"ship_{i:04}", old="IT", new="DE")
                         other_bus.publish(EVENT_SHIPMENT_STATUS_CHANGED, id="ship_push", old=None, new="DE", via="push")
 
-                    assert [e["id"] for e in seen] == [f"ship_{i:04}" for i in range(BURST)] + ["ship_push"]  # in order
-                    assert seen[-1]["via"] == "push" and "run_id" not in seen[-1]  # a push's change fits its wire type
-                    assert {e["origin"] for e in seen} == {"node-b"} and seen[0]["new"] == "DE"
+                    assert [e.id for e in seen] == [f"ship_{i:04}" for i in range(BURST)] + ["ship_push"]  # in order
+                    assert seen[-1].via == "push" and seen[-1].run_id is None  # a push's change fits its wire type
+                    assert {e.origin for e in seen} == {"node-b"} and seen[0].new == "DE"
                     assert 0 < relay.sent < BURST / 10  # packed, not one notification per change
 
                     # The other way: the daemon's own change reaches node-b with the daemon's member id.
