@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    import psycopg
+
     from shiptrackd.store import Store
 
 ADMIN_URL = os.environ.get("SHIPTRACKD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -128,3 +130,11 @@ async def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield store
     finally:
         await store.close()
+
+
+def pg_connect(store: Store) -> Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]:
+    """A PostgreSQL store's way to open connections of its own (advisory locks, LISTEN), as cluster/wiring.py does."""
+    from shiptrackd.store.pg import PgDatabase
+
+    assert isinstance(store.db, PgDatabase), "a PostgreSQL store"
+    return store.db.connect_async

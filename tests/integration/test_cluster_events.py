@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 from conftest import daemon_config
-from pg_fixtures import PgServer
+from pg_fixtures import PgServer, pg_connect
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.cluster.events import MAX_PAYLOAD, ClusterEvents, pack
@@ -50,7 +50,7 @@ async def test_one_nodes_event_stream_carries_another_nodes_status_changes(
     config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url)
     other_store = await Store.open(url)
     other_bus = EventBus()
-    relay = ClusterEvents(other_bus, "node-b", other_store.db.connect_async)  # type: ignore[attr-defined]
+    relay = ClusterEvents(other_bus, "node-b", pg_connect(other_store))
     try:
         async with anyio.create_task_group() as tg:
             daemon = await tg.start(Daemon(config, handle_signals=False).run)

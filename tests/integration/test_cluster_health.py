@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 from conftest import daemon_config
-from pg_fixtures import PgServer
+from pg_fixtures import PgServer, pg_connect
 from prometheus_client.parser import text_string_to_metric_families
 
 from shiptrackd.api.client import ApiClient
@@ -61,7 +61,7 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
     clock = FakeClock()
     config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url)
     other = await Store.open(url)
-    standby = Leadership(sorted(SINGLETONS), other.db.connect_async)  # type: ignore[attr-defined]
+    standby = Leadership(sorted(SINGLETONS), pg_connect(other))
     try:
         async with anyio.create_task_group() as tg:
             daemon = await tg.start(Daemon(config, clock=clock, handle_signals=False).run)

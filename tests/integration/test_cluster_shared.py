@@ -7,11 +7,12 @@ every daemon, and a singleton's advisory lock moves to a standby when its leader
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
-from pg_fixtures import PgServer
+from pg_fixtures import PgServer, pg_connect
 
 from shiptrackd.cluster.budget import SharedBudget
 from shiptrackd.cluster.leader import Leadership
@@ -31,7 +32,7 @@ def provider_config(rate: str, key: str = "TEST_k") -> Any:
 
 
 @pytest.fixture
-async def pg_store(pg_server: PgServer) -> Any:
+async def pg_store(pg_server: PgServer) -> AsyncIterator[Store]:
     """A database of its own: advisory locks are per database, and other tests' daemons take them."""
     store = await Store.open(pg_server.create())
     yield store
@@ -41,7 +42,7 @@ async def pg_store(pg_server: PgServer) -> Any:
 async def test_three_daemons_share_one_bucket_and_one_pause(pg_store: Store) -> None:
     """Three daemons' budgets on one account: together at most burst + rate x elapsed; one pause holds for all."""
     config = provider_config("20/s")
-    budgets = [SharedBudget(pg_store.db.connect_async, config) for _ in range(3)]  # type: ignore[attr-defined]
+    budgets = [SharedBudget(pg_connect(pg_store), config) for _ in range(3)]
     try:
         assert budgets[0].account == budgets[2].account and "TEST_k" not in budgets[0].account
         started = time.monotonic()
@@ -57,7 +58,7 @@ async def test_three_daemons_share_one_bucket_and_one_pause(pg_store: Store) -> 
         await budgets[0].pause(5.0)  # a 429 answered to one daemon...
         for budget in budgets[1:]:  # ...holds the others: their next token is 5 s away, whatever the bucket holds
             assert 4.5 < await budget.try_take() <= 5.0 and budget.pause_left_s > 4.5
-        other = SharedBudget(pg_store.db.connect_async, provider_config("20/s", "TEST_other"))  # type: ignore[attr-defined]
+        other = SharedBudget(pg_connect(pg_store), provider_config("20/s", "TEST_other"))
         assert await other.try_take() == 0.0  # another account has its own budget
         await other.aclose()
     finally:
@@ -68,8 +69,8 @@ async def test_three_daemons_share_one_bucket_and_one_pause(pg_store: Store) -> 
 async def test_a_singleton_moves_to_a_standby_when_its_leaders_session_dies(pg_store: Store) -> None:
     """Advisory locks on a connection of its own: one leader per singleton; its death frees them at once."""
     names = ["force", "health"]
-    first = Leadership(names, pg_store.db.connect_async)  # type: ignore[attr-defined]
-    second = Leadership(names, pg_store.db.connect_async)  # type: ignore[attr-defined]
+    first = Leadership(names, pg_connect(pg_store))
+    second = Leadership(names, pg_connect(pg_store))
     seen: list[set[str]] = []
     second.on_change = seen.append
     try:

@@ -190,7 +190,8 @@ async def test_a_hung_ping_service_blocks_no_other_loop(short_tmp: Path, sandbox
             await client.loop_action("heartbeat", "trigger")
             await until(daemon, lambda loop: loop.running)
             run = await client.sync()  # while the ping hangs
-            await daemon.engine.wait_idle()  # type: ignore[union-attr]
+            assert daemon.engine is not None
+            await daemon.engine.wait_idle()
             assert daemon.loops["heartbeat"].running, "the sync finished while the ping was still waiting"
             await until(daemon, lambda loop: not loop.running)
             status = await client.status()

@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
+from anyio.abc import TaskGroup
 from conftest import quiet_daemon_env
 from webhook_receivers import RESET, Received, Receiver, outbound_toml
 
@@ -30,9 +31,10 @@ def write_config(state_dir: Path, text: str) -> Path:
     return path
 
 
-async def start(tg: Any, state_dir: Path, base_url: str, toml: str, **env: str) -> Daemon:
+async def start(tg: TaskGroup, state_dir: Path, base_url: str, toml: str, **env: str) -> Daemon:
     config = load(write_config(state_dir, toml), quiet_daemon_env(state_dir, base_url, **env))
-    return await tg.start(Daemon(config, handle_signals=False).run)  # type: ignore[no-any-return]
+    daemon: Daemon = await tg.start(Daemon(config, handle_signals=False).run)
+    return daemon
 
 
 async def run_sync(client: ApiClient) -> RunDetail:

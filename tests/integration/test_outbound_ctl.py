@@ -45,8 +45,9 @@ async def test_endpoints_and_deliveries_commands(
             with anyio.fail_after(10):
                 while True:
                     code, doc = await ctl("deliveries", "list", "--state", state)
-                    if doc["deliveries"]:
-                        return doc["deliveries"]  # type: ignore[no-any-return]
+                    found: list[dict[str, Any]] = doc["deliveries"]
+                    if found:
+                        return found
                     await anyio.sleep(0.05)
 
         assert daemon.store is not None

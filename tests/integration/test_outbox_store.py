@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ EVERYTHING = frozenset({"shipment.added", "shipment.status_changed", "shipment.d
 
 
 @pytest.fixture
-async def store(any_store: Store):  # type: ignore[no-untyped-def]
+async def store(any_store: Store) -> AsyncIterator[Store]:
     """The outbox on both backends (SQLite file, PostgreSQL), every test's routes set."""
     s = any_store
     s.outbox.routes = (

@@ -19,6 +19,8 @@ import anyio
 import pytest
 from installed import Install, installed_versions, locked_install, locked_versions
 
+from shiptrackd.sandbox import Sandbox
+
 PACKAGING = Path(__file__).resolve().parents[2] / "packaging"
 UNIT = PACKAGING / "shiptrackd.service"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
@@ -198,7 +200,7 @@ def nobody_dirs(install: Install, nobody: pwd.struct_passwd) -> tuple[Path, Path
 
 
 @pytest.mark.anyio
-async def test_installed_daemon_runs_as_nobody_and_refuses_a_newer_store(sandbox: object) -> None:
+async def test_installed_daemon_runs_as_nobody_and_refuses_a_newer_store(sandbox: Sandbox) -> None:
     """The installed daemon, as user nobody, answers `shiptrackctl status` (also nobody); a newer store stops it."""
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:
@@ -220,7 +222,7 @@ async def test_installed_daemon_runs_as_nobody_and_refuses_a_newer_store(sandbox
         "NOTIFY_SOCKET": str(notify_path),
         "SHIPTRACK_DAEMON__STATE_DIR": str(state),
         "SHIPTRACK_DAEMON__SOCKET": str(run / "control.sock"),
-        "SHIPTRACK_PROVIDER__BASE_URL": sandbox.base_url,  # type: ignore[attr-defined]
+        "SHIPTRACK_PROVIDER__BASE_URL": sandbox.base_url,
         "SHIPTRACK_PROVIDER__API_KEY": "TEST_sandbox_key",
         "SHIPTRACK_SYNC__SCHEDULE": "0 0 1 1 *",
         "SHIPTRACK_SYNC__FORCE_SCHEDULE": "0 0 1 1 *",

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import httpx
@@ -38,11 +38,11 @@ def track(number: str, carrier_code: str = "ups") -> str:
     return f"/v1/tracking?carrier_code={carrier_code}&tracking_number={number}"
 
 
-async def wait_until(condition: object, timeout_s: float = 3.0) -> None:
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 3.0) -> None:
     """Poll `condition()` until true; a deadline, not a sleep, decides when to give up."""
     with anyio.fail_after(timeout_s):
         # A counter has no event to wait on; polling it under a deadline is the documented habit.
-        while not condition():  # type: ignore[operator]  # noqa: ASYNC110
+        while not condition():  # noqa: ASYNC110
             await anyio.sleep(0.01)
 
 

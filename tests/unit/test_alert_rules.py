@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,8 @@ NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 POLICY = Policy(for_reports=2, resolve_after=2, repeat_interval_s=4 * 3600, send_resolved=True)
 
 
-def state(**kw: object) -> AlertState:
-    return AlertState("recent_sync", **kw)  # type: ignore[arg-type]
+def state(**kw: Any) -> AlertState:
+    return AlertState("recent_sync", **kw)
 
 
 @pytest.mark.parametrize(

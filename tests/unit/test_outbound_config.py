@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shiptrackd.config import OUTBOUND_EVENTS, load, render
+from shiptrackd.config import OUTBOUND_EVENTS, Config, load, render
 from shiptrackd.errors import ConfigError
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -18,7 +18,7 @@ NOTICE = '[[notices]]\nname = "support"\non = ["EX"]\nto = ["json://127.0.0.1:9/
 GOOD = f'[[outbound]]\nname = "shop"\nurl = "https://shop.example/hooks"\nsecret = "{SECRET}"\n'
 
 
-def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+def _load(tmp_path: Path, text: str) -> Config:
     path = tmp_path / "shiptrackd.toml"
     path.write_text(text)
     return load(path, {"HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path / "state")})

@@ -21,19 +21,31 @@ def steady(rate: float, start: float, seconds: float) -> list[tuple[object, ...]
     return [("ok", start + i / rate) for i in range(count)]
 
 
+def num(value: object) -> float:
+    """A time or rate from a script step (the steps are heterogeneous tuples, so each value is checked)."""
+    assert isinstance(value, int | float), value
+    return float(value)
+
+
+def count(value: object) -> int | None:
+    """A header's count from a script step: a whole number, or None when the header was absent."""
+    assert value is None or isinstance(value, int), value
+    return value
+
+
 def play(controller: RateController, script: list[tuple[object, ...]]) -> list[bool]:
     """Feed the script; returns what each 429 or quota event answered (did it cut?)."""
     said: list[bool] = []
     for event, *args in script:
         if event == "sent":
-            controller.on_sent(float(args[0]))  # type: ignore[arg-type]
+            controller.on_sent(num(args[0]))
         elif event == "ok":
-            controller.on_answer(float(args[0]))  # type: ignore[arg-type]
+            controller.on_answer(num(args[0]))
         elif event == "429":
-            said.append(controller.on_rate_limited(float(args[0]), float(args[1])))  # type: ignore[arg-type]
+            said.append(controller.on_rate_limited(num(args[0]), num(args[1])))
         elif event == "quota":
             now, limit, remaining = args
-            said.append(controller.on_quota(float(now), Quota(limit, remaining, None)))  # type: ignore[arg-type]
+            said.append(controller.on_quota(num(now), Quota(count(limit), count(remaining), None)))
     return said
 
 
