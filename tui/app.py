@@ -35,6 +35,7 @@ from .messages import (
     TestAlertRequested,
 )
 from .screens.dashboard import DashboardScreen
+from .screens.deliveries import DeliveriesScreen
 from .screens.events import EventsScreen
 from .screens.modals import AddShipmentModal, ConfirmModal, HelpModal, LoopPickerModal
 from .screens.shipments import ShipmentsScreen
@@ -49,6 +50,7 @@ class ShiptrackApp(DaemonLink):
         "dashboard": DashboardScreen,
         "shipments": ShipmentsScreen,
         "events": EventsScreen,
+        "deliveries": DeliveriesScreen,
     }
     DEFAULT_MODE = "dashboard"
     # Textual declares it `ClassVar[...] | None`, which mypy reads as an instance variable.
@@ -57,6 +59,7 @@ class ShiptrackApp(DaemonLink):
         Binding("1", "switch_mode('dashboard')", "Dashboard", show=False),
         Binding("2", "switch_mode('shipments')", "Shipments", show=False),
         Binding("3", "switch_mode('events')", "Events", show=False),
+        Binding("4", "switch_mode('deliveries')", "Deliveries", show=False),
         Binding("r", "sync", "Sync"),
         Binding("f", "force_sync", "Force"),
         Binding("h", "health_check", "Health"),
@@ -274,6 +277,9 @@ class ShiptrackApp(DaemonLink):
         yield SystemCommand("Dashboard", "Show the dashboard (1)", lambda: self.switch_mode("dashboard"))
         yield SystemCommand("Shipments", "Browse and search the shipments (2)", lambda: self.switch_mode("shipments"))
         yield SystemCommand("Events", "Tail the daemon's events (3)", lambda: self.switch_mode("events"))
+        yield SystemCommand(
+            "Deliveries", "Webhook endpoints and deliveries to them (4)", lambda: self.switch_mode("deliveries")
+        )
         yield SystemCommand(
             "Toggle dark/light theme", "Switch between shiptrack-dark and -light (f2)", self.action_toggle_theme
         )

@@ -29,15 +29,27 @@ T = TypeVar("T")
 
 
 async def load_snapshot(client: ApiClient) -> Snapshot:
-    """Status, recent runs, stats, the last health report and the alert log, in one go."""
-    status, runs, stats, report, alerts = await asyncio.gather(
-        client.status(),
-        client.runs(RECENT_RUNS),
-        client.stats(),
-        _quiet(client.health()),
-        _quiet(client.alerts(RECENT_ALERTS)),
+    """Status, recent runs, stats, the last health report, the alert log, push health and the endpoints, in one go."""
+    # Two gathers in one: asyncio.gather is typed for at most six awaitables.
+    (status, runs, stats, report, alerts), (webhooks, endpoints) = await asyncio.gather(
+        asyncio.gather(
+            client.status(),
+            client.runs(RECENT_RUNS),
+            client.stats(),
+            _quiet(client.health()),
+            _quiet(client.alerts(RECENT_ALERTS)),
+        ),
+        asyncio.gather(_quiet(client.webhooks()), _quiet(client.endpoints())),
     )
-    return Snapshot(status, runs.runs, stats, report, None if alerts is None else alerts.notifications)
+    return Snapshot(
+        status,
+        runs.runs,
+        stats,
+        report,
+        None if alerts is None else alerts.notifications,
+        webhooks,
+        None if endpoints is None else endpoints.endpoints,
+    )
 
 
 async def _quiet(aw: Awaitable[T]) -> T | None:

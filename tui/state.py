@@ -16,7 +16,9 @@ from datetime import datetime
 
 from shiptrackd.wire import events as ev
 from shiptrackd.wire.alerting import Notification
-from shiptrackd.wire.answers import HealthReport, LoopInfo, Run, Stats, Status, SyncProgress
+from shiptrackd.wire.answers import ClusterMember, HealthReport, LoopInfo, Run, Stats, Status, SyncProgress
+from shiptrackd.wire.outbound import EndpointInfo
+from shiptrackd.wire.push import WebhooksStatus
 
 from .events import ConsoleEvent
 from .format import level_of
@@ -38,17 +40,20 @@ DAEMON, LOOPS, SYNC, RUNS, HEALTH, ALERTS, API, SHIPMENTS, EVENTS, CONNECTION = 
     "events",
     "connection",
 )
+PUSH, OUTBOUND, CLUSTER = "push", "outbound", "cluster"
 
 
 @dataclass
 class Snapshot:
-    """One fresh picture of the daemon; health and alerts are None when their call failed."""
+    """One fresh picture of the daemon; the optional parts are None when their call failed."""
 
     status: Status
     runs: list[Run]
     stats: Stats
     health: HealthReport | None
     alerts: list[Notification] | None
+    webhooks: WebhooksStatus | None = None  # the push channel (GET /v1/webhooks)
+    endpoints: list[EndpointInfo] | None = None  # the application's webhook endpoints (GET /v1/endpoints)
 
 
 @dataclass
@@ -66,6 +71,8 @@ class ConsoleState:
     stats: Stats | None = None
     health: HealthReport | None = None  # the last report, None before the first
     alerts: list[Notification] | None = None  # the alert log, newest first
+    webhooks: WebhooksStatus | None = None  # push health, None before the first answer
+    endpoints: list[EndpointInfo] | None = None  # outbound endpoints, None before the first answer
     added_since_status: int = 0  # shipments.added counts since `status` was fetched
     events: deque[ConsoleEvent] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     last_seq: int | None = None
@@ -80,7 +87,13 @@ class ConsoleState:
         self._set_sync(snap.status.sync, now)
         self.runs = snap.runs[:MAX_RUNS]
         self.stats = snap.stats
-        changed = {DAEMON, LOOPS, SYNC, RUNS, API, SHIPMENTS}
+        changed = {DAEMON, LOOPS, SYNC, RUNS, API, SHIPMENTS, CLUSTER}
+        if snap.webhooks is not None:
+            self.webhooks = snap.webhooks
+            changed.add(PUSH)
+        if snap.endpoints is not None:
+            self.endpoints = snap.endpoints
+            changed.add(OUTBOUND)
         if snap.health is not None:
             self.health = snap.health
             changed.add(HEALTH)
@@ -174,6 +187,19 @@ class ConsoleState:
             return None
         store, added = self.status.store, self.added_since_status
         return store.shipments + added, store.active + added, store.due_now + added
+
+    def cluster_members(self) -> list[ClusterMember]:
+        """The store's cluster worth showing: several members, stale ones, or a shared (PostgreSQL) store.
+
+        A lone daemon on SQLite is its own one member; the daemon bar already says all there is.
+        """
+        status = self.status
+        cluster = status.cluster if status is not None else None
+        if cluster is None or not cluster.members:
+            return []
+        if len(cluster.members) > 1 or cluster.stale or status is not None and status.store.backend != "sqlite":
+            return cluster.members
+        return []
 
     def health_level(self) -> str:
         return level_of(self.health.level) if self.health is not None else "unknown"

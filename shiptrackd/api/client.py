@@ -20,6 +20,7 @@ from ..errors import DaemonUnavailableError, ShiptrackError
 from ..paths import default_socket
 from ..wire import alerting as walert
 from ..wire import answers as wire
+from ..wire import outbound as wire_out
 from ..wire import push as wire_push
 from ..wire.events import AnyEvent
 from ..wire.requests import SetCarrierBody
@@ -187,6 +188,17 @@ class ApiClient:
     async def webhooks_setup(self) -> wire_push.WebhookSetup:
         """Register or update the provider's track webhook at <public_url>/hooks/<provider>."""
         return await self._get(wire_push.WebhookSetup, "POST", "/v1/webhooks/setup")
+
+    async def endpoints(self) -> wire_out.Endpoints:
+        """Each [[outbound]] endpoint: state, undelivered rows, lag, dead letters, last error."""
+        return await self._get(wire_out.Endpoints, "GET", "/v1/endpoints")
+
+    async def deliveries(
+        self, *, endpoint: str | None = None, state: str | None = None, limit: int = 100
+    ) -> wire_out.Deliveries:
+        """Deliveries to the application's endpoints, newest first (`state="dead"`: the dead letters)."""
+        params = {"endpoint": endpoint, "state": state, "limit": limit}
+        return await self._get(wire_out.Deliveries, "GET", "/v1/deliveries", params=params)
 
     async def backup(self, path: str, *, force: bool = False) -> wire.BackupWritten:
         """Have the daemon write a checked copy of its store to *path* (absolute, as the daemon sees it)."""

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tui_fakes import make_fake_app
+from tui_fakes import Clustered, make_fake_app
 
 
 async def settle(pilot: Any, ready: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -52,7 +52,8 @@ def _listing(app: Any) -> Any:
 
 
 def test_dashboard_wide(snap_compare: Any) -> None:
-    """The dashboard shows daemon, loops, a running sync, health, API figures, runs and alerts at 120x36."""
+    """The dashboard shows daemon, loops, a running sync, health, API figures, pushes in, deliveries out, runs
+    and alerts at 120x36 (no cluster panel: one daemon on SQLite)."""
     assert snap_compare(make_fake_app(), terminal_size=(120, 36), run_before=dashboard_ready)
 
 
@@ -88,3 +89,25 @@ def test_dashboard_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) 
     app = make_fake_app()
     assert app.no_color
     assert snap_compare(app, terminal_size=(100, 32), run_before=dashboard_ready)
+
+
+async def deliveries_ready(pilot: Any) -> None:
+    await dashboard_ready(pilot)
+    await pilot.press("4")
+    await settle(pilot, lambda: getattr(pilot.app.screen, "deliveries", None) is not None)
+
+
+def test_deliveries_view(snap_compare: Any) -> None:
+    """4 shows each endpoint's state, backlog, lag and last error, and the latest deliveries, newest first."""
+    assert snap_compare(make_fake_app(), terminal_size=(120, 30), run_before=deliveries_ready)
+
+
+def test_dashboard_cluster(snap_compare: Any) -> None:
+    """On a shared PostgreSQL store the dashboard lists the cluster's members (scrolled to the cluster panel)."""
+
+    async def cluster_ready(pilot: Any) -> None:
+        await dashboard_ready(pilot)
+        pilot.app.screen.query_one("#cluster").scroll_visible(animate=False, top=True)
+        await pilot.pause()
+
+    assert snap_compare(make_fake_app(Clustered()), terminal_size=(120, 36), run_before=cluster_ready)

@@ -1,6 +1,7 @@
 """
 The fake daemon's fixed data, typed as the wire types (an unknown or missing field fails at import):
-loops, runs, a health report, the alert log and a few events, all around a fixed NOW.
+loops, runs, a health report, the alert log, push health, outbound endpoints and deliveries, and a
+few events, all around a fixed NOW. The fake daemon has [webhooks] on and two [[outbound]] endpoints.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 
 from shiptrackd.wire.alerting import Alerts, AlertStateInfo, ChannelInfo, Notification
 from shiptrackd.wire.answers import HealthReport, LoopInfo, Run, Shipment, to_answer
+from shiptrackd.wire.outbound import DeliveryInfo, EndpointInfo
+from shiptrackd.wire.push import WebhooksStatus
 
 SOCKET = "/run/shiptrackd/control.sock"
 NOW = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
@@ -65,9 +68,10 @@ def shipment_data(i: int) -> dict[str, Any]:
         "provider_ref": "",
         "provider_status": status,
         "provider_sub_status": "",
-        "subscribed_at": None,  # push (issue 10): not subscribed, never pushed
-        "last_push_at": None,
-        "push_count": 0,
+        # push (issue 10): active shipments are subscribed, and pushes arrive for most of them
+        "subscribed_at": iso(created + timedelta(seconds=2)) if active else None,
+        "last_push_at": iso(NOW - timedelta(minutes=(i % 90) + 1)) if active and i % 5 else None,
+        "push_count": (i % 7) + 1 if active and i % 5 else 0,
         "push_missed": False,
     }
 
@@ -293,3 +297,87 @@ EVENTS: list[dict[str, Any]] = [
         "detail": "an event type this console does not know",
     },
 ]
+
+
+WEBHOOKS: WebhooksStatus = to_answer(
+    {
+        "enabled": True,
+        "listen": "127.0.0.1:8789",
+        "public_url": "https://hooks.example.com",
+        "hook_urls": {"shipengine": "/hooks/shipengine"},
+        "jwks": {"url": "https://api.shipengine.com/jwks", "keys": ["kid-2025-01"], "last_error": None},
+        "subscription_failures": 0,
+        "registered_url": "https://hooks.example.com/hooks/shipengine",
+        "subscribed": 81234,
+        "last_push_at": iso(NOW - timedelta(seconds=42)),
+        "last_hour": {"accepted": 1180, "duplicate": 14, "bad_signature": 2},
+        "totals": {"accepted": 30890, "bad_signature": 2, "duplicate": 310},
+        "changes_by_push": 30211,
+        "silence": "ok",
+    },
+    WebhooksStatus,
+)
+WEBHOOKS_OFF = WebhooksStatus(
+    enabled=False, message="webhooks are off: set [webhooks] listen (and public_url) to receive pushes"
+)
+
+
+def endpoint(name: str, state: str, undelivered: int, lag_s: float, dead: int, error: str = "") -> dict[str, Any]:
+    """One [[outbound]] endpoint as GET /v1/endpoints shows it."""
+    failing = state in ("failing", "disabled")
+    return {
+        "name": name,
+        "url": f"https://{name}.example.com/hooks/****",
+        "state": state,
+        "events": ["shipment.status_changed", "shipment.delivered"],
+        "undelivered": undelivered,
+        "lag_s": lag_s,
+        "dead": dead,
+        "disabled_reason": "410 Gone" if state == "disabled" else "",
+        "failing_since": iso(NOW - timedelta(minutes=25)) if failing else None,
+        "last_success_at": iso(NOW - timedelta(minutes=26 if failing else 1)),
+        "last_attempt_at": iso(NOW - timedelta(seconds=30)),
+        "last_error": error,
+    }
+
+
+ENDPOINTS: list[EndpointInfo] = to_answer(
+    [
+        endpoint("shop", "ok", 0, 0.0, 0),
+        endpoint("warehouse", "failing", 14, 1500.0, 2, "HTTP 503: Service Unavailable"),
+    ],
+    list[EndpointInfo],
+)
+
+
+def delivery_row(n: int, endpoint: str, state: str, minutes_ago: float, status: int | None, error: str = "") -> Any:
+    """One outbox row as GET /v1/deliveries lists it."""
+    created = NOW - timedelta(minutes=minutes_ago)
+    attempts = {"pending": 0, "delivered": 1, "failed": 3, "dead": 10}[state]
+    return {
+        "id": n,
+        "message_id": f"msg_{n:026d}",
+        "endpoint": endpoint,
+        "shipment_id": fake_shipment(n).id,
+        "event_type": "shipment.delivered" if n % 3 == 0 else "shipment.status_changed",
+        "created_at": iso(created),
+        "state": state,
+        "attempts": attempts,
+        "next_attempt_at": iso(NOW + timedelta(minutes=5)) if state in ("pending", "failed") else None,
+        "last_status": status,
+        "last_error": error,
+        "finished_at": iso(created + timedelta(seconds=1)) if state in ("delivered", "dead") else None,
+    }
+
+
+DELIVERIES: list[DeliveryInfo] = to_answer(
+    [
+        delivery_row(212, "warehouse", "failed", 2, 503, "HTTP 503: Service Unavailable"),
+        delivery_row(211, "shop", "delivered", 3, 200),
+        delivery_row(210, "warehouse", "failed", 25, 503, "HTTP 503: Service Unavailable"),
+        delivery_row(209, "shop", "delivered", 25, 200),
+        delivery_row(180, "warehouse", "dead", 1500, 500, "HTTP 500: Internal Server Error"),
+        delivery_row(179, "warehouse", "dead", 1510, None, "ConnectError: connection refused"),
+    ],
+    list[DeliveryInfo],
+)

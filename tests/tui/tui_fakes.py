@@ -19,6 +19,8 @@ from tui_fake_data import (
     ALERTS,
     CARRIERS,
     CHANNELS,
+    DELIVERIES,
+    ENDPOINTS,
     EVENTS,
     HEALTH,
     LOOPS,
@@ -26,6 +28,7 @@ from tui_fake_data import (
     NOW,
     RUNS,
     SOCKET,
+    WEBHOOKS,
     fake_shipment,
     index_of,
 )
@@ -44,6 +47,7 @@ from shiptrackd.wire.answers import (
     PlannedShipment,
     ProviderFigures,
     ProviderInfo,
+    PushStats,
     RunList,
     RunTotals,
     Shipment,
@@ -61,6 +65,8 @@ from shiptrackd.wire.answers import (
     Why,
     WhyPush,
 )
+from shiptrackd.wire.outbound import Deliveries, Endpoints
+from shiptrackd.wire.push import WebhooksStatus
 from tui.app import ShiptrackApp
 
 
@@ -193,7 +199,14 @@ class FakeClient(ApiClient):
                     quota=None,
                 )
             ],
-            push=None,  # webhooks off
+            push=PushStats(
+                subscribed=81234,
+                pushes={"accepted": 30890, "bad_signature": 2, "duplicate": 310},
+                changes_by_push=30211,
+                calls_per_hour_polling=12500.0,
+                calls_per_hour_with_push=3400.0,
+                calls_per_hour_saved=9100.0,
+            ),
         )
 
     async def health(
@@ -272,8 +285,28 @@ class FakeClient(ApiClient):
             next_sync_at=s.next_sync_at,
             reason="in transit: every 2h",
             explanation=[f"next check at {at} (in transit: every 2h)"],
-            push=WhyPush(regime="poll only (webhooks are off)", subscribed_at=None, last_push_at=None, push_count=0),
+            push=WhyPush(
+                regime="push: pushes carry the news, polled only as a safety net",
+                subscribed_at=s.subscribed_at,
+                last_push_at=s.last_push_at,
+                push_count=s.push_count,
+            ),
         )
+
+    async def webhooks(self) -> WebhooksStatus:
+        self.calls.append(("webhooks", {}))
+        return WEBHOOKS
+
+    async def endpoints(self) -> Endpoints:
+        self.calls.append(("endpoints", {}))
+        return Endpoints(endpoints=ENDPOINTS)
+
+    async def deliveries(
+        self, *, endpoint: str | None = None, state: str | None = None, limit: int = 100
+    ) -> Deliveries:
+        self.calls.append(("deliveries", {"endpoint": endpoint, "state": state, "limit": limit}))
+        rows = [d for d in DELIVERIES if endpoint in (None, d.endpoint) and state in (None, d.state)]
+        return Deliveries(deliveries=rows[:limit])
 
     async def sync_plan(self, *, force: bool = False, shipments: list[str] | None = None) -> SyncPlan:
         self.calls.append(("sync", {"force": force, "dry_run": True, "shipments": shipments}))
@@ -308,6 +341,36 @@ class FakeClient(ApiClient):
         for event in EVENTS:
             yield json.dumps(event)
         await asyncio.Event().wait()  # then a quiet daemon: nothing more, ever
+
+
+def member(n: int, *, roles: list[str], leases: int, age_s: float, this: bool = False) -> ClusterMember:
+    return ClusterMember(
+        id=f"vm{n}:{4000 + n}:abc{n}",
+        host=f"vm{n}",
+        pid=4000 + n,
+        version="0.1.0",
+        started_at=NOW - timedelta(hours=n),
+        heartbeat_at=NOW - timedelta(seconds=age_s),
+        heartbeat_age_s=age_s,
+        roles=roles,
+        leases=leases,
+        this=this,
+    )
+
+
+class Clustered(FakeClient):
+    """Three live daemons on one PostgreSQL store (this one leads the schedules) and a fourth that stopped beating."""
+
+    async def status(self) -> Status:
+        status = await super().status()
+        members = [
+            member(1, roles=["alerts", "force", "health"], leases=50, age_s=1.0, this=True),
+            member(2, roles=[], leases=48, age_s=3.0),
+            member(3, roles=[], leases=0, age_s=12.0),
+        ]
+        store = msgspec.structs.replace(status.store, backend="postgresql", path="postgresql://db/shiptrackd")
+        cluster = ClusterInfo(member=members[0].id, leads=members[0].roles, members=members, stale=1)
+        return msgspec.structs.replace(status, store=store, cluster=cluster)
 
 
 def fixed_clock() -> datetime:

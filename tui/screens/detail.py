@@ -1,11 +1,12 @@
 """
-One shipment: its status and dates, when it will be checked next and why, and its
-event timeline, newest first.
+One shipment: its status and dates, its pushes (subscribed since, count, the last one), when
+it will be checked next and why (push regime included), and its event timeline, newest first.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -19,9 +20,17 @@ from shiptrackd.wire import events as ev
 from shiptrackd.wire.answers import ShipmentDetail, Why
 
 from ..events import ConsoleEvent
-from ..format import ago, clock_time, countdown, date_time, fit, status_content, status_label
+from ..format import ago, clock_time, countdown, date_time, fit, number, status_content, status_label
 from ..messages import SyncRequested
 from .base import ConsoleScreen
+
+
+def push_line(s: ShipmentDetail, now: datetime) -> str:
+    """'3, the last 12m ago' (and a missed change, if a poll found one no push reported), or 'none'."""
+    if not s.push_count:
+        return "none received"
+    text = f"{number(s.push_count)}, the last {ago(s.last_push_at, now)}"
+    return text + (" · a poll found a change no push reported" if s.push_missed else "")
 
 
 class ShipmentDetailScreen(ConsoleScreen):
@@ -85,6 +94,8 @@ class ShipmentDetailScreen(ConsoleScreen):
             ("last synced", f"{date_time(s.last_synced_at)}, {ago(s.last_synced_at, now)}"),
             ("added", date_time(s.created_at)),
             ("active", "yes" if s.active else "no (terminal or expired)"),
+            ("subscribed", date_time(s.subscribed_at) if s.subscribed_at else "no (not subscribed to pushes)"),
+            ("pushes", push_line(s, now)),
         ]
         if s.consecutive_failures:
             rows.append(("failures", f"{s.consecutive_failures} in a row: {s.last_error_kind}"))
@@ -101,6 +112,7 @@ class ShipmentDetailScreen(ConsoleScreen):
             ),
             Content.assemble(("state  ", "$text-muted"), why.state or "—"),
             Content.assemble(("why    ", "$text-muted"), why.reason or "—"),
+            Content.assemble(("push   ", "$text-muted"), why.push.regime),
             *(Content(f"• {line}") for line in explanation),
         ]
         self.query_one("#detail-why", Static).update(Content("\n").join(lines))

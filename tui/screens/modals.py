@@ -153,7 +153,8 @@ class LoopPickerModal(ModalScreen[tuple[str, str] | None]):
 
 HELP = """\
 [b]Screens[/b]
-  [b]1[/b] dashboard · [b]2[/b] shipments · [b]3[/b] events · [b]?[/b] this help · [b]ctrl+p[/b] command palette
+  [b]1[/b] dashboard · [b]2[/b] shipments · [b]3[/b] events · [b]4[/b] deliveries · [b]?[/b] this help
+  [b]ctrl+p[/b] command palette
 
 [b]Actions[/b] (everywhere; each asks first when it costs API calls or notifies people)
   [b]r[/b] sync now: the shipments that are due
@@ -171,6 +172,10 @@ HELP = """\
 
 [b]Shipment detail[/b]
   [b]y[/b] sync this shipment · [b]ctrl+r[/b] reload · [b]esc[/b] back
+
+[b]Deliveries[/b] (webhooks to the application's endpoints)
+  [b]e[/b] or [b]enter[/b] only the highlighted endpoint's deliveries (again: all) · [b]d[/b] dead letters only
+  [b]c[/b] clear the filters · [b]ctrl+r[/b] reload · [b]tab[/b] endpoints ⇄ deliveries
 
 [b]When the daemon goes away[/b]
   A banner says so, the last known state stays on screen, and the console reconnects

@@ -70,11 +70,11 @@ class Panel(Widget):
         raise NotImplementedError
 
 
-def _rows(lines: list[Content]) -> Content:
+def join_lines(lines: list[Content]) -> Content:
     return Content("\n").join(lines) if lines else Content("")
 
 
-def _muted(text: str) -> Content:
+def muted(text: str) -> Content:
     return Content.styled(text, "$text-muted")
 
 
@@ -84,7 +84,7 @@ class DaemonBar(Panel):
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         s, counts = state.status, state.store_counts()
         if s is None or counts is None:
-            return _muted(f" connecting to shiptrackd at {self.console.socket_label} …")
+            return muted(f" connecting to shiptrackd at {self.console.socket_label} …")
         daemon_state = s.state
         if state.connected:
             dot = styled("● ", "ok" if daemon_state == "running" else "warning")
@@ -116,7 +116,7 @@ class LoopsPanel(Panel):
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         if not state.loops:
-            return _muted("no loops reported yet")
+            return muted("no loops reported yet")
         wide = width >= 90
         cols = [("LOOP", 7), ("SCHEDULE", 16 if wide else 11), ("STATE", 8), ("NEXT", 9), ("LAST RUN", 10)]
         used = sum(w + 1 for _, w in cols)
@@ -150,7 +150,7 @@ class LoopsPanel(Panel):
                     styled(fit(outcome, cols[5][1]), okey if okey in ("failed",) else None),
                 )
             )
-        return _rows(lines)
+        return join_lines(lines)
 
 
 class SyncPanel(Vertical):
@@ -186,7 +186,7 @@ class SyncPanel(Vertical):
             bar.update(total=max(selected, 1), progress=done)
             failed = sync.failed
             if not selected:
-                detail.update(_muted("selecting the shipments to sync…"))
+                detail.update(muted("selecting the shipments to sync…"))
                 return
             detail.update(
                 Content.assemble(
@@ -198,9 +198,9 @@ class SyncPanel(Vertical):
             return
         last = state.runs[0] if state.runs else None
         if last is None:
-            head.update(_muted("idle · no sync has run yet"))
+            head.update(muted("idle · no sync has run yet"))
             bar.update(total=1, progress=0)
-            detail.update(_muted("press r to sync the due shipments, f to force a full sync"))
+            detail.update(muted("press r to sync the due shipments, f to force a full sync"))
             return
         outcome = last.outcome or "?"
         head.update(
@@ -232,9 +232,9 @@ class HealthPanel(Panel):
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         report = state.health
         if report is None:
-            return _muted("no health report yet · press h to run the checks")
+            return muted("no health report yet · press h to run the checks")
         overall = state.health_level()
-        lines = [Content.assemble("overall ", level_badge(overall, 11), _muted(f" checked {ago(report.at, now)}"))]
+        lines = [Content.assemble("overall ", level_badge(overall, 11), muted(f" checked {ago(report.at, now)}"))]
         checks = report.checks
         compact = width < 56  # glyph only: ✔ ▲ ✖ still say it without colour
         badge_w = 2 if compact else 11
@@ -245,8 +245,8 @@ class HealthPanel(Panel):
             badge = styled(f"{LEVEL_GLYPH.get(level, '?')} ", level) if compact else level_badge(level, 11)
             lines.append(Content.assemble(badge, fit(check.name, name_w), "  ", fit(check.message, msg_w)))
         if len(lines) == 1:
-            lines.append(_muted("the report has no checks"))
-        return _rows(lines)
+            lines.append(muted("the report has no checks"))
+        return join_lines(lines)
 
 
 TRIGGER_SHORT = {"schedule": "sched", "manual": "manual", "force": "force", "targeted": "target"}
@@ -259,7 +259,7 @@ class RunsPanel(Panel):
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         if not state.runs:
-            return _muted("no sync runs yet")
+            return muted("no sync runs yet")
         wide = width >= 56
         if wide:
             cols = [("RUN", 5), ("TRIGGER", 9), ("OUTCOME", 11), ("STARTED", 10), ("TOOK", 7)]
@@ -289,7 +289,7 @@ class RunsPanel(Panel):
             if wide:
                 cells += [fit(took, 7), " "]
             lines.append(Content.assemble(*cells, fit(counts, counts_w)))
-        return _rows(lines)
+        return join_lines(lines)
 
 
 class AlertsPanel(Panel):
@@ -299,9 +299,9 @@ class AlertsPanel(Panel):
 
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         if state.alerts is None:
-            return _muted("no alert data yet")
+            return muted("no alert data yet")
         if not state.alerts:
-            return _muted("no alerts: all quiet")
+            return muted("no alerts: all quiet")
         lines = []
         compact = width < 56
         badge_w = 2 if compact else 11
@@ -323,7 +323,7 @@ class AlertsPanel(Panel):
             if when_w:
                 cells += [" ", fit(ago(alert.created_at, now), when_w)]
             lines.append(Content.assemble(*cells))
-        return _rows(lines)
+        return join_lines(lines)
 
 
 def checks_of(alert: Notification) -> str:
@@ -352,7 +352,7 @@ class ApiPanel(Panel):
     def draw(self, state: ConsoleState, now: datetime, width: int) -> Content:
         stats = state.stats
         if stats is None:
-            return _muted("no API figures yet")
+            return muted("no API figures yet")
         api, runs, forecast = stats.api, stats.runs_24h, stats.forecast
         status_text = " ".join(f"{k}:{v}" for k, v in sorted(api.by_status.items())) or "—"
         lines = [
@@ -376,7 +376,7 @@ class ApiPanel(Panel):
                 f" ({used * 100:.0f}%)" if used is not None else ""
             )
         lines.append(Content(fit(text, width)))
-        return _rows(lines)
+        return join_lines(lines)
 
 
 class RecentEventsPanel(Panel):
@@ -386,7 +386,7 @@ class RecentEventsPanel(Panel):
         room = max(self.content_size.height, 1)
         events = list(state.events)[-room:]
         if not events:
-            return _muted("no events yet: they appear here as the daemon publishes them")
+            return muted("no events yet: they appear here as the daemon publishes them")
         lines = []
         for event in events:
             lines.append(
@@ -397,7 +397,7 @@ class RecentEventsPanel(Panel):
                     describe_event(event),
                 )
             )
-        return _rows(lines)
+        return join_lines(lines)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return max(self.content_size.height, 1)
