@@ -241,7 +241,17 @@ async def test_alerts_panel_draws_a_real_daemons_alerts(real: Real) -> None:
 
 
 def json_of(answer: Any) -> Any:
-    """An answer (a wire type) as the JSON the daemon sends for it."""
+    """An answer (a wire type) as JSON values, every field named, a defaulted one too.
+
+    Not msgspec.to_builtins: under omit_defaults it leaves out a field whose value *is* the default
+    object, so a fake's "given" (the default itself) vanished where the daemon's decoded "given" stayed.
+    """
+    if isinstance(answer, msgspec.Struct):
+        return {name: json_of(getattr(answer, name)) for name in answer.__struct_fields__}
+    if isinstance(answer, list):
+        return [json_of(item) for item in answer]
+    if isinstance(answer, dict):
+        return {key: json_of(value) for key, value in answer.items()}
     return msgspec.to_builtins(answer)
 
 

@@ -36,6 +36,7 @@ from tui_fake_data import (
 from shiptrackd.api.client import ApiClient, ApiError
 from shiptrackd.wire.alerting import Alerts, Delivery, TestSent
 from shiptrackd.wire.answers import (
+    AccountFigures,
     AddedShipment,
     ApiFigures,
     ClusterInfo,
@@ -145,6 +146,20 @@ class FakeClient(ApiClient):
                 ],
                 stale=0,
             ),
+            providers=[
+                AccountFigures(
+                    name="shipengine",
+                    kind="shipengine",
+                    requests=48213,
+                    rate_limited=12,
+                    errors=301,
+                    retries=311,
+                    circuit="closed",
+                    unreachable_in_a_row=0,
+                    paused_until=None,
+                    rate_per_s=None,
+                )
+            ],
         )
 
     async def loops(self) -> LoopList:
@@ -197,6 +212,11 @@ class FakeClient(ApiClient):
                     unknown_statuses={},
                     quota_exhausted=None,
                     quota=None,
+                    requests=48213,
+                    rate_limited=12,
+                    errors=301,
+                    by_error={"transient": 301},
+                    retries=311,
                 )
             ],
             push=PushStats(
