@@ -8,9 +8,14 @@ Several daemons on one PostgreSQL (issue 13 "Tests and measurements").
    forced RATELIMIT fault): the longest gap between requests arriving at the sandbox after it.
    Target: no request in the window (gap >= Retry-After, less the answer's own latency).
 3. Throughput when the limit is not the bottleneck (no limit, 20 ms latency, concurrency 8).
+4. The same with real daemons: 1, 2 and 3 `shiptrackd` processes on one database, the sandbox in
+   a process of its own; a force sync on every node at once, and meanwhile `GET /v1/status` asked
+   of each node in turn from this process: shipments/s together and status p50/p99 per node.
+5. Failover: two daemon processes; the one leading the singleton loops is killed with -9; the time
+   until the other's status says it leads them all.
 
-The engines share one process and event loop (the sandbox too): what is measured is the budget,
-the leases and PostgreSQL, not process isolation. Needs PostgreSQL at 127.0.0.1:5432 (trust).
+In 1-3 the engines share one process and event loop (the sandbox too): what is measured is the
+budget, the leases and PostgreSQL, not process isolation. Needs PostgreSQL at 127.0.0.1:5432 (trust).
 
     uv run python bench/bench_cluster.py [--quick]
 """
@@ -19,14 +24,17 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
-from _common import bench_config, header, loadavg, quiet_logs, table, tracking_numbers, verdict
+from _common import NEVER, bench_config, header, loadavg, quiet_logs, table, tracking_numbers, verdict
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LIMIT = 50
@@ -122,6 +130,130 @@ async def scenario(n_engines: int, n: int, rate: str, sandbox_kw: dict[str, Any]
         drop_db(name)
 
 
+@asynccontextmanager
+async def daemon_processes(k: int, url: str, sandbox_url: str, state_root: Path) -> AsyncIterator[list[Any]]:
+    """*k* `shiptrackd` processes on the database at *url*, each answering on its socket: [(process, client)]."""
+    import os
+
+    from _common import SANDBOX_KEY  # type: ignore[attr-defined]
+
+    from shiptrackd.api.plain import PlainClient
+
+    base = {key: v for key, v in os.environ.items() if not key.startswith("SHIPTRACK_")}
+    nodes: list[Any] = []
+    try:
+        for i in range(k):
+            state = state_root / f"n{i}"
+            state.mkdir(parents=True)
+            env = {
+                **base,
+                "XDG_CONFIG_HOME": str(state / "no-config"),
+                "SHIPTRACK_DAEMON__STATE_DIR": str(state),
+                "SHIPTRACK_DAEMON__SOCKET": str(state / "ctl.sock"),
+                "SHIPTRACK_DAEMON__LOG_LEVEL": "WARNING",
+                "SHIPTRACK_PROVIDER__BASE_URL": sandbox_url,
+                "SHIPTRACK_PROVIDER__API_KEY": SANDBOX_KEY,
+                "SHIPTRACK_PROVIDER__RATE_LIMIT": "none",
+                "SHIPTRACK_PROVIDER__CONCURRENCY": "8",
+                "SHIPTRACK_SYNC__BATCH_SIZE": "50",
+                "SHIPTRACK_SYNC__SCHEDULE": NEVER,
+                "SHIPTRACK_SYNC__FORCE_SCHEDULE": NEVER,
+                "SHIPTRACK_HEALTH__SCHEDULE": NEVER,
+                "SHIPTRACK_STORE__RETENTION_SCHEDULE": NEVER,
+                "SHIPTRACK_STORE__URL": url,
+            }
+            quiet = subprocess.DEVNULL  # an unread pipe would fill and stop the daemon
+            proc = await anyio.open_process([sys.executable, "-m", "shiptrackd"], env=env, stdout=quiet, stderr=quiet)
+            nodes.append((proc, PlainClient(state / "ctl.sock")))
+        for _, client in nodes:
+            with anyio.fail_after(60):
+                while True:
+                    try:
+                        await client.status()
+                        break
+                    except Exception:  # not up yet: the socket appears when it serves
+                        await anyio.sleep(0.1)
+        yield nodes
+    finally:
+        for proc, client in nodes:
+            await client.aclose()
+            if proc.returncode is None:
+                proc.terminate()
+        for proc, _ in nodes:
+            with anyio.move_on_after(15):
+                await proc.wait()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def daemons_scenario(k: int, n: int, tmp: Path) -> dict[str, Any]:
+    """*k* daemon processes on a fresh database and an out-of-process sandbox: force sync on all, status timed."""
+    from _common import percentile, sandbox_process
+
+    name, url = create_db()
+    try:
+        with sandbox_process("--latency", "20ms") as sb:
+            async with daemon_processes(k, url, sb.base_url, tmp / f"k{k}") as nodes:
+                clients = [client for _, client in nodes]
+                numbers = tracking_numbers(f"P{k}", n)
+                for start in range(0, n, 500):
+                    batch = numbers[start : start + 500]
+                    await clients[0].add_shipments([{"carrier_code": "ups", "tracking_number": x} for x in batch])
+                started = time.perf_counter()
+                runs = [(await client.sync(force=True))["run_id"] for client in clients]
+                latencies: list[list[float]] = [[] for _ in clients]
+                records: list[dict[str, Any] | None] = [None] * k
+                while any(r is None for r in records):
+                    for i, client in enumerate(clients):
+                        t0 = time.perf_counter()
+                        await client.status()
+                        latencies[i].append(time.perf_counter() - t0)
+                        if records[i] is None:
+                            run = await client.run(runs[i])
+                            if run["outcome"] != "running":
+                                records[i] = run
+                    await anyio.sleep(0.02)
+                wall = time.perf_counter() - started
+            done = [r for r in records if r is not None]
+            return {
+                "synced": sum(r["updated"] + r["unchanged"] for r in done),
+                "wall_s": wall,
+                "requests": sb.stats()["total"],
+                "p50_ms": [percentile(lat, 0.5) * 1000 for lat in latencies],
+                "p99_ms": [percentile(lat, 0.99) * 1000 for lat in latencies],
+            }
+    finally:
+        drop_db(name)
+
+
+async def failover_scenario(tmp: Path) -> dict[str, Any]:
+    """Two daemon processes; the one leading the singletons is killed with -9: how long until the other leads."""
+    from _common import sandbox_process
+
+    name, url = create_db()
+    try:
+        with sandbox_process() as sb:
+            async with daemon_processes(2, url, sb.base_url, tmp / "failover") as nodes:
+                with anyio.fail_after(30):
+                    while True:
+                        leads = [set((await client.status())["cluster"]["leads"]) for _, client in nodes]
+                        if any(leads):
+                            break
+                        await anyio.sleep(0.05)
+                leader = 0 if leads[0] else 1
+                singletons = leads[leader]
+                nodes[leader][0].kill()  # SIGKILL: no clean stop, the server sees the session end
+                killed = time.perf_counter()
+                standby = nodes[1 - leader][1]
+                with anyio.fail_after(60):
+                    while set((await standby.status())["cluster"]["leads"]) != singletons:  # noqa: ASYNC110
+                        await anyio.sleep(0.05)
+                return {"failover_s": time.perf_counter() - killed, "singletons": sorted(singletons)}
+    finally:
+        drop_db(name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the shipments")
@@ -163,6 +295,32 @@ def main() -> None:
         out = anyio.run(scenario, k, n, "none", {"latency_s": 0.02}, [])
         rows.append([k, out["synced"], f"{out['wall_s']:.2f}", f"{out['synced'] / out['wall_s']:.1f}"])
     print(table(["daemons", "synced", "wall s", "shipments/s (no limit, 20 ms latency)"], rows))
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="st-", dir="/tmp") as tmp:  # short: AF_UNIX paths
+        for k in (1, 2, 3):
+            out = anyio.run(daemons_scenario, k, n, Path(tmp))  # each in its own folder under tmp
+            per_node = " / ".join(
+                f"{p50:.1f}, {p99:.1f}" for p50, p99 in zip(out["p50_ms"], out["p99_ms"], strict=True)
+            )
+            rows.append(
+                [
+                    k,
+                    out["synced"],
+                    out["requests"],
+                    f"{out['wall_s']:.2f}",
+                    f"{out['synced'] / out['wall_s']:.1f}",
+                    per_node,
+                ]
+            )
+    print("daemon processes, force sync on every node, no limit, 20 ms latency:")
+    print(table(["daemons", "synced", "requests", "wall s", "shipments/s", "status p50, p99 ms per node"], rows))
+    with tempfile.TemporaryDirectory(prefix="st-", dir="/tmp") as tmp:
+        out = anyio.run(failover_scenario, Path(tmp))
+    print(
+        f"failover: the leader of {', '.join(out['singletons'])} killed with -9; the standby led them"
+        f" {out['failover_s']:.2f} s later (a standby tries every 5 s)"
+    )
     print(f"load after: {loadavg()}")
 
 
