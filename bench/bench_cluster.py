@@ -137,7 +137,7 @@ async def daemon_processes(k: int, url: str, sandbox_url: str, state_root: Path)
 
     from _common import SANDBOX_KEY  # type: ignore[attr-defined]
 
-    from shiptrackd.api.plain import PlainClient
+    from shiptrackd.api.client import ApiClient
 
     base = {key: v for key, v in os.environ.items() if not key.startswith("SHIPTRACK_")}
     nodes: list[Any] = []
@@ -164,7 +164,7 @@ async def daemon_processes(k: int, url: str, sandbox_url: str, state_root: Path)
             }
             quiet = subprocess.DEVNULL  # an unread pipe would fill and stop the daemon
             proc = await anyio.open_process([sys.executable, "-m", "shiptrackd"], env=env, stdout=quiet, stderr=quiet)
-            nodes.append((proc, PlainClient(state / "ctl.sock")))
+            nodes.append((proc, ApiClient(state / "ctl.sock")))
         for _, client in nodes:
             with anyio.fail_after(60):
                 while True:
@@ -201,9 +201,9 @@ async def daemons_scenario(k: int, n: int, tmp: Path) -> dict[str, Any]:
                     batch = numbers[start : start + 500]
                     await clients[0].add_shipments([{"carrier_code": "ups", "tracking_number": x} for x in batch])
                 started = time.perf_counter()
-                runs = [(await client.sync(force=True))["run_id"] for client in clients]
+                runs = [(await client.sync(force=True)).run_id for client in clients]
                 latencies: list[list[float]] = [[] for _ in clients]
-                records: list[dict[str, Any] | None] = [None] * k
+                records: list[Any] = [None] * k
                 while any(r is None for r in records):
                     for i, client in enumerate(clients):
                         t0 = time.perf_counter()
@@ -211,13 +211,13 @@ async def daemons_scenario(k: int, n: int, tmp: Path) -> dict[str, Any]:
                         latencies[i].append(time.perf_counter() - t0)
                         if records[i] is None:
                             run = await client.run(runs[i])
-                            if run["outcome"] != "running":
+                            if run.outcome != "running":
                                 records[i] = run
                     await anyio.sleep(0.02)
                 wall = time.perf_counter() - started
             done = [r for r in records if r is not None]
             return {
-                "synced": sum(r["updated"] + r["unchanged"] for r in done),
+                "synced": sum(r.updated + r.unchanged for r in done),
                 "wall_s": wall,
                 "requests": sb.stats()["total"],
                 "p50_ms": [percentile(lat, 0.5) * 1000 for lat in latencies],
@@ -225,6 +225,12 @@ async def daemons_scenario(k: int, n: int, tmp: Path) -> dict[str, Any]:
             }
     finally:
         drop_db(name)
+
+
+async def leading(client: Any) -> list[str]:
+    """The singletons the daemon behind *client* leads now (status.cluster.leads)."""
+    cluster = (await client.status()).cluster
+    return list(cluster.leads) if cluster is not None else []
 
 
 async def failover_scenario(tmp: Path) -> dict[str, Any]:
@@ -237,7 +243,7 @@ async def failover_scenario(tmp: Path) -> dict[str, Any]:
             async with daemon_processes(2, url, sb.base_url, tmp / "failover") as nodes:
                 with anyio.fail_after(30):
                     while True:
-                        leads = [set((await client.status())["cluster"]["leads"]) for _, client in nodes]
+                        leads = [set(await leading(client)) for _, client in nodes]
                         if any(leads):
                             break
                         await anyio.sleep(0.05)
@@ -247,7 +253,7 @@ async def failover_scenario(tmp: Path) -> dict[str, Any]:
                 killed = time.perf_counter()
                 standby = nodes[1 - leader][1]
                 with anyio.fail_after(60):
-                    while set((await standby.status())["cluster"]["leads"]) != singletons:  # noqa: ASYNC110
+                    while set(await leading(standby)) != singletons:  # noqa: ASYNC110
                         await anyio.sleep(0.05)
                 return {"failover_s": time.perf_counter() - killed, "singletons": sorted(singletons)}
     finally:
