@@ -21,7 +21,7 @@ from pg_fixtures import BACKENDS, truncate_all
 from shiptrackd.alerts.delivery import ChannelSet
 from shiptrackd.alerts.state import Alerting
 from shiptrackd.clock import FakeClock
-from shiptrackd.config import load
+from shiptrackd.config import Config, load
 from shiptrackd.errors import InvalidRequestError
 from shiptrackd.events import EventBus
 from shiptrackd.health.monitor import HealthMonitor
@@ -103,7 +103,7 @@ def make_report(clock: FakeClock, **levels: str) -> dict[str, Any]:
     return build_report(checks, at=now, host="testhost", trigger="schedule")
 
 
-def alert_config(urls: list[str], **alerts: str) -> Any:
+def alert_config(urls: list[str], **alerts: str) -> Config:
     env = {
         "SHIPTRACK_DAEMON__STATE_DIR": "/tmp/unused",
         "SHIPTRACK_ALERTS__URLS": "[" + ", ".join(f'"{u}"' for u in urls) + "]",
@@ -112,7 +112,7 @@ def alert_config(urls: list[str], **alerts: str) -> Any:
     return load(None, env=env)
 
 
-async def make_alerting(store: Store, clock: FakeClock, config: Any) -> Alerting:
+async def make_alerting(store: Store, clock: FakeClock, config: Config) -> Alerting:
     channels = await ChannelSet.build(config.alerts.urls, throttle=False)
     return Alerting(store=store, clock=clock, bus=EventBus(), config=config, monitor=HostOnly(), channels=channels)
 

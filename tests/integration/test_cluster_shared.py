@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import pytest
@@ -16,13 +15,13 @@ from pg_fixtures import PgServer, pg_connect
 
 from shiptrackd.cluster.budget import SharedBudget
 from shiptrackd.cluster.leader import Leadership
-from shiptrackd.config import load
+from shiptrackd.config import ProviderConfig, load
 from shiptrackd.store import Store
 
 pytestmark = pytest.mark.anyio
 
 
-def provider_config(rate: str, key: str = "TEST_k") -> Any:
+def provider_config(rate: str, key: str = "TEST_k") -> ProviderConfig:
     env = {
         "SHIPTRACK_DAEMON__STATE_DIR": "/tmp/unused",
         "SHIPTRACK_PROVIDER__API_KEY": key,

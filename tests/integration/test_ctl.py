@@ -23,6 +23,7 @@ import pytest
 from conftest import Running
 
 from shiptrackd.api.client import ApiClient, ApiError
+from shiptrackd.config import Config
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.units import format_size
 from shiptrackd.wire.answers import LoopInfo, RunDetail
@@ -428,7 +429,7 @@ async def reloadable(short_tmp: Path, sandbox: Sandbox) -> AsyncIterator[tuple[P
         "SHIPTRACK_HEALTH__SCHEDULE": never,
     }
 
-    def load_config() -> Any:
+    def load_config() -> Config:
         return load(toml, env=env)
 
     config = load_config()

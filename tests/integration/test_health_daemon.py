@@ -28,6 +28,7 @@ from conftest import SANDBOX_KEY, daemon_config
 from shiptrackd.alerts.delivery import ChannelSet
 from shiptrackd.api.client import ApiClient
 from shiptrackd.clock import FakeClock
+from shiptrackd.config import Config
 from shiptrackd.daemon import Daemon
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.wire.answers import Check
@@ -82,7 +83,7 @@ async def live_daemon(
     clock = FakeClock()
     config = daemon_config(state_dir, sandbox.base_url, **env)
 
-    def load_config() -> Any:
+    def load_config() -> Config:
         return daemon_config(state_dir, sandbox.base_url, **(reload_env or env))
 
     async with anyio.create_task_group() as tg:

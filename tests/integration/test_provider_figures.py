@@ -7,7 +7,6 @@ with a ShipEngine and a 17TRACK account on the sandbox; the 17TRACK key is wrong
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -18,12 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.sandbox.seventeen import PREFIX as PREFIX17
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_each_account_has_its_own_figures_and_a_failing_one_is_named(short_tmp: Path, sandbox: Any) -> None:
+async def test_each_account_has_its_own_figures_and_a_failing_one_is_named(short_tmp: Path, sandbox: Sandbox) -> None:
     sandbox.seventeen.configure(api_key="the_real_17track_key")
     path = short_tmp / "shiptrackd.toml"
     path.write_text(

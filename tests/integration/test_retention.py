@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -28,13 +29,13 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def store(any_store: Store) -> Any:
+async def store(any_store: Store) -> Store:
     """What goes and what stays is the same on both backends (a real SQLite file, a real PostgreSQL)."""
     return any_store
 
 
 @pytest.fixture
-async def sqlite_store(tmp_path: Path) -> Any:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
     s = await Store.open(tmp_path / "st.db")
     yield s
     await s.close()
