@@ -419,6 +419,8 @@ class Daemon:
         for name, schedule in loop_schedules(new).items():
             if name in self.loops and self.loops[name].schedule != schedule:
                 self.loops[name].reschedule(schedule)
+        if self.member is not None:
+            self.member.lease_s = new.sync.lease_s  # the next heartbeat renews claims to the new lease
         if self.engine is not None:
             self.engine.config = new
             if old.provider != new.provider:
