@@ -59,7 +59,7 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
     monkeypatch.setattr("shiptrackd.cluster.leader.TRY_EVERY_S", 3600.0)
     monkeypatch.setattr("shiptrackd.metrics.CACHE_S", 0.0)  # /metrics reads the store at each scrape
     clock = FakeClock()
-    config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url)
+    config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url, SHIPTRACK_ALERTS__FOR_REPORTS="1")
     other = await Store.open(url)
     standby = Leadership(sorted(SINGLETONS), pg_connect(other))
     try:
@@ -87,6 +87,15 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
                 out = done.stdout.decode()
                 assert done.returncode == 1 and "cluster" in out and "silent for 31s" in out, out
                 assert (await check_state(config.daemon.socket))["warning"] == 1
+                # The lost member is alerted once: a second evaluation of the same state sends nothing.
+                await client.alert_evaluate()
+                await client.alert_evaluate()
+                about = [
+                    n for n in (await client.alerts()).notifications if any(c.check == "cluster" for c in n.checks)
+                ]
+                assert [(c.check, c.kind, c.level) for n in about for c in n.checks] == [
+                    ("cluster", "firing", "warning")
+                ]
 
                 # The leader's lock session ends (a kill -9 or a lost host drops it the same way).
                 assert daemon.leadership._conn is not None
