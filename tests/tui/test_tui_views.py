@@ -206,4 +206,5 @@ async def test_detail_shows_the_shipments_pushes() -> None:
         facts = " ".join(str(app.screen.query_one("#detail-facts", Static).render()).split())
         assert "subscribed 2025-03-11 11:59" in facts and "pushes 5, the last 5m ago" in facts
         why = " ".join(str(app.screen.query_one("#detail-why", Static).render()).split())
-        assert "push push: pushes carry the news" in why
+        assert "push push: pushes carry the news" in why and "carrier: given when added" in why
+        assert "regime:" not in why and "push(es) received" not in why  # said once, typed, not twice

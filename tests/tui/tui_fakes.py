@@ -304,7 +304,13 @@ class FakeClient(ApiClient):
             state="scheduled",
             next_sync_at=s.next_sync_at,
             reason="in transit: every 2h",
-            explanation=[f"next check at {at} (in transit: every 2h)"],
+            explanation=[
+                f"next check at {at} (in transit: every 2h)",
+                "regime: push: pushes carry the news, polled only as a safety net",
+                *([f"subscribed to pushes since {s.subscribed_at.isoformat()}"] if s.subscribed_at else []),
+                *([f"{s.push_count} push(es) received, the last at {s.last_push_at}"] if s.push_count else []),
+                "carrier: given when added",
+            ],
             push=WhyPush(
                 regime="push: pushes carry the news, polled only as a safety net",
                 subscribed_at=s.subscribed_at,

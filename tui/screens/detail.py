@@ -24,6 +24,9 @@ from ..format import ago, clock_time, countdown, date_time, fit, number, status_
 from ..messages import SyncRequested
 from .base import ConsoleScreen
 
+PUSH_LINES = ("regime: ", "subscribed to pushes since ")
+PUSHES = " push(es) received, the last at "
+
 
 def push_line(s: ShipmentDetail, now: datetime) -> str:
     """'3, the last 12m ago' (and a missed change, if a poll found one no push reported), or 'none'."""
@@ -106,6 +109,8 @@ class ShipmentDetailScreen(ConsoleScreen):
         explanation = why.explanation
         if explanation and explanation[0].startswith(("due now", "next check at")):
             explanation = explanation[1:]  # the lines above already say it
+        # why's push lines (sync/cadence.push_lines) say in text what why.push and the facts say typed
+        explanation = [line for line in explanation if not line.startswith(PUSH_LINES) and PUSHES not in line]
         lines = [
             Content.assemble(
                 ("next   ", "$text-muted"), f"{countdown(nxt, now)} ({clock_time(nxt)})" if nxt else why.state or "—"

@@ -65,7 +65,7 @@ class PushPanel(Panel):
             lines.append(styled(fit(f"JWKS: {jwks_error}", width), "critical"))
         elif hooks.subscription_failures:
             lines.append(styled(f"{number(hooks.subscription_failures)} subscription failures", "warning"))
-        elif not hooks.registered_url:
+        elif not hooks.registered_url and hooks.last_push_at is None:  # (the demo registers in its sandbox)
             lines.append(muted("not registered here: shiptrackctl webhooks setup"))
         return join_lines(lines)
 
