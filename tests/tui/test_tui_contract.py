@@ -23,6 +23,7 @@ import anyio
 import msgspec
 import pytest
 from conftest import quiet_daemon_env
+from textual.widgets import DataTable
 from tui_fake_data import EVENTS
 from tui_fakes import FakeClient
 
@@ -31,7 +32,9 @@ from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
 from shiptrackd.sandbox import Sandbox
 from tui.app import ShiptrackApp
+from tui.screens.deliveries import DeliveriesScreen
 from tui.widgets.panels import AlertsPanel
+from tui.widgets.webhook_panels import DeliveriesPanel, PushPanel
 
 pytestmark = pytest.mark.anyio
 
@@ -238,6 +241,33 @@ async def test_alerts_panel_draws_a_real_daemons_alerts(real: Real) -> None:
     assert "api_connectivity" in text and "test" in text
     assert "{" not in text and "'check'" not in text
     assert "critical" in text.lower() and "sent 1/1" in text
+
+
+async def test_webhook_views_draw_a_real_daemons_answers(real: Real) -> None:
+    """Push health, the deliveries line and the deliveries view (4) from a real daemon's push and outbound state."""
+    socket = real.client.socket_path
+    app = ShiptrackApp(lambda: ApiClient(socket), heartbeat_s=60.0, refresh_s=3600.0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        with anyio.fail_after(10):
+            while not (app.state.webhooks and app.state.endpoints):
+                await pilot.pause(0.02)
+        await pilot.pause()
+        push = " ".join(str(app.screen.query_one(PushPanel).render()).split())
+        assert "3 subscribed" in push and "accepted" in push  # the sandbox pushed each shipment's history
+        out = " ".join(str(app.screen.query_one(DeliveriesPanel).render()).split())
+        # the sandbox refuses the delivery (404 on the path, 401 once the key is rotated): each attempt failed
+        assert "critical 1 endpoint" in out and "shop failing nothing sent yet HTTP 40" in out
+        await pilot.press("4")
+        with anyio.fail_after(10):
+            while not (isinstance(app.screen, DeliveriesScreen) and app.screen.deliveries):
+                await pilot.pause(0.02)
+        await pilot.pause()
+        table = app.screen.query_one("#endpoint-table", DataTable)
+        [shop] = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert shop[:2] == ["shop", "failing"] and int(shop[4]) >= 4 and shop[6].startswith("HTTP 40")
+        listing = app.screen.query_one("#delivery-table", DataTable)
+        rows = [[str(c) for c in listing.get_row_at(i)] for i in range(listing.row_count)]
+        assert len(rows) >= 4 and {r[4] for r in rows} == {"dead"} and {r[6][:2] for r in rows} == {"40"}
 
 
 def json_of(answer: Any) -> Any:
