@@ -142,6 +142,7 @@ class Daemon:
             engine.set_accounts(self._other_accounts(entries[1:]), carrier_routes(cfg))
             # Routes are set before any loop can commit a change: no change goes unannounced.
             dispatcher = self.dispatcher = Dispatcher(store, self.clock, cfg, on_disable=self._endpoint_disabled)
+            dispatcher.owner = member.id  # its claims name this daemon: only a dead one's are handed on
             push = None
             if cfg.webhooks.listen:
                 push = self.push = Push(
@@ -178,6 +179,7 @@ class Daemon:
                 alerting = self.alerting = Alerting(
                     store=store, clock=self.clock, bus=self.bus, config=cfg, monitor=health, channels=channels
                 )
+                alerting.dispatcher.owner = member.id
 
                 async def health_level() -> str:
                     return str((await health.current())["level"])

@@ -201,6 +201,7 @@ class Dispatcher:
         self.bus = bus
         self._channels = channels
         self._config = config
+        self.owner = ""  # the cluster member id its claims carry (the daemon sets it)
         self._wake = anyio.Event()
         self._progress = anyio.Event()  # set (and replaced) whenever a row finishes
         self.outcomes: Counter[tuple[str, str]] = Counter()  # (channel scheme, sent|failed), for metrics
@@ -210,7 +211,8 @@ class Dispatcher:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Deliver until cancelled: rows a crash left half-sent first, then whatever gets queued."""
-        released = await self.store.alerts.release_claims()
+        # As the outbox: on a shared store only dead members' rows are released (cluster/membership.py).
+        released = await self.store.alerts.release_claims() if self.store.backend == "sqlite" else 0
         if released:
             logger.warning("re-sending {} alert deliveries interrupted by the last stop", released)
         task_status.started()
@@ -227,7 +229,7 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim and deliver every pending row (concurrently, one task per row); how many were claimed."""
         rows = await self.store.alerts.pending()
-        claimed = [r for r in rows if await self.store.alerts.claim(r["id"], self.clock.now())]
+        claimed = [r for r in rows if await self.store.alerts.claim(r["id"], self.clock.now(), self.owner)]
         if not claimed:
             return 0
         limiter = anyio.CapacityLimiter(SEND_CONCURRENCY)

@@ -46,12 +46,19 @@ class Membership:
         return await self._interrupt_orphans()
 
     async def _interrupt_orphans(self) -> int:
-        """Runs left running by a dead daemon: on SQLite every one (one daemon per file), else dead members' only."""
+        """Runs left running by a dead daemon: on SQLite every one (one daemon per file), else dead members' only.
+
+        On a shared store a dead member's in-flight webhook and alert deliveries go back to pending too,
+        for the live daemons to send (on SQLite each dispatcher does that for its own file at start).
+        """
         now = self.clock.now()
-        shared = self.store.backend != "sqlite"
-        return await self.store.runs.interrupt_orphans(
-            now, live_since=now - timedelta(seconds=STALE_AFTER_S) if shared else None
-        )
+        if self.store.backend == "sqlite":
+            return await self.store.runs.interrupt_orphans(now)
+        live_since = now - timedelta(seconds=STALE_AFTER_S)
+        handed = await self.store.outbox.reset_sending(live_since) + await self.store.alerts.release_claims(live_since)
+        if handed:
+            logger.warning("{} delivery(ies) in flight on a member whose heartbeat stopped go out again", handed)
+        return await self.store.runs.interrupt_orphans(now, live_since=live_since)
 
     async def beat(self) -> None:
         now = self.clock.now()

@@ -67,6 +67,7 @@ class Dispatcher:
         self.store = store
         self.clock = clock
         self.on_disable = on_disable
+        self.owner = ""  # the cluster member id its claims carry (the daemon sets it)
         self.attempts: Counter[str] = Counter()  # by outcome, since start (metrics)
         self.delivered = 0
         self.in_flight = 0
@@ -95,7 +96,9 @@ class Dispatcher:
         return {n: s["disabled_reason"] for n, s in self._states.items() if s.get("disabled_at")}
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        reset = await self.store.outbox.reset_sending()
+        # One daemon per SQLite file: what is 'sending' was left by its last stop. On a shared store the
+        # membership hands back only dead members' rows (cluster/membership.py), never a live one's.
+        reset = await self.store.outbox.reset_sending() if self.store.backend == "sqlite" else 0
         if reset:
             logger.warning("outbound: {} deliveries left in flight by an unclean stop will be sent again", reset)
         self._states = await self.store.outbox.endpoint_states()
@@ -120,7 +123,8 @@ class Dispatcher:
             await self._account(done)  # first: an endpoint disabled by this turn's answers gets no more rows
             active = [n for n in self.endpoints if not self._states.get(n, {}).get("disabled_at")]
             free = settings.concurrency - self.in_flight
-            rows = await self.store.outbox.cycle(done, self.clock.now(), free, [*active, *self.notices])
+            endpoints = [*active, *self.notices]
+            rows = await self.store.outbox.cycle(done, self.clock.now(), free, endpoints, self.owner)
             notices: dict[str, list[dict[str, Any]]] = {}
             for row in rows:
                 self.in_flight += 1

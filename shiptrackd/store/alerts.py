@@ -111,13 +111,18 @@ class AlertStore:
 
     # --- the outbox --------------------------------------------------------------------
 
-    async def release_claims(self) -> int:
-        """Rows left 'sending' by a crash go back to pending (at-least-once: better twice than never)."""
+    async def release_claims(self, live_since: datetime | None = None) -> int:
+        """Rows left 'sending' by a crash go back to pending (at-least-once: better twice than never).
+
+        With *live_since* (a shared store), only the rows of members not beating since then.
+        """
+        sql, params = "UPDATE alerts SET status = 'pending', claimed_at = NULL WHERE status = 'sending'", []
+        if live_since is not None:
+            sql += " AND claimed_by NOT IN (SELECT id FROM cluster_members WHERE heartbeat_at >= ?)"
+            params = [to_db(live_since)]
 
         def fn(conn: Conn) -> int:
-            return conn.execute(
-                "UPDATE alerts SET status = 'pending', claimed_at = NULL WHERE status = 'sending'"
-            ).rowcount
+            return conn.execute(sql, params).rowcount
 
         return await self.db.write(fn)
 
@@ -127,11 +132,12 @@ class AlertStore:
         )
         return [dict(r) for r in rows]
 
-    async def claim(self, row_id: int, now: datetime) -> bool:
+    async def claim(self, row_id: int, now: datetime, owner: str = "") -> bool:
         def fn(conn: Conn) -> bool:
             cur = conn.execute(
-                "UPDATE alerts SET status = 'sending', claimed_at = ? WHERE id = ? AND claimed_at IS NULL",
-                (to_db(now), row_id),
+                "UPDATE alerts SET status = 'sending', claimed_at = ?, claimed_by = ?"
+                " WHERE id = ? AND claimed_at IS NULL",
+                (to_db(now), owner, row_id),
             )
             return cur.rowcount == 1
 

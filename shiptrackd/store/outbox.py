@@ -140,18 +140,32 @@ class Outbox:
 
     # --- the dispatcher's cycle ----------------------------------------------------------------
 
-    async def reset_sending(self) -> int:
-        """Rows left `sending` by a crash go back to pending: they may be sent twice, never lost."""
+    async def reset_sending(self, live_since: datetime | None = None) -> int:
+        """Rows left `sending` by a crash go back to pending: they may be sent twice, never lost.
+
+        With *live_since* (a shared store), only the rows of members not beating since then: a live
+        daemon's sends are its own.
+        """
+        sql, params = "UPDATE outbox SET state = 'pending' WHERE state = 'sending'", []
+        if live_since is not None:
+            sql += " AND claimed_by NOT IN (SELECT id FROM cluster_members WHERE heartbeat_at >= ?)"
+            params = [to_db(live_since)]
 
         def fn(conn: Conn) -> int:
-            return conn.execute("UPDATE outbox SET state = 'pending' WHERE state = 'sending'").rowcount
+            return conn.execute(sql, params).rowcount
 
         return await self.db.write(fn)
 
     async def cycle(
-        self, settlements: Sequence[Settlement], now: datetime, limit: int, endpoints: Sequence[str]
+        self,
+        settlements: Sequence[Settlement],
+        now: datetime,
+        limit: int,
+        endpoints: Sequence[str],
+        owner: str = "",
     ) -> list[dict[str, Any]]:
-        """Record *settlements*, then claim up to *limit* due rows of *endpoints*, oldest first, one per chain."""
+        """Record *settlements*, then claim up to *limit* due rows of *endpoints*, oldest first, one per chain,
+        in the name of *owner* (the cluster member sending them)."""
 
         def fn(conn: Conn) -> list[dict[str, Any]]:
             _settle(conn, settlements)
@@ -170,8 +184,8 @@ class Outbox:
             ).fetchall()
             # `AND state = 'pending'`: on PostgreSQL another daemon may have claimed a row since this
             # snapshot; its lock makes this update wait, then match nothing, and the row is not sent twice.
-            claim = "UPDATE outbox SET state = 'sending' WHERE id = ? AND state = 'pending'"
-            return [dict(r) for r in candidates if conn.execute(claim, (r["id"],)).rowcount == 1]
+            claim = "UPDATE outbox SET state = 'sending', claimed_by = ? WHERE id = ? AND state = 'pending'"
+            return [dict(r) for r in candidates if conn.execute(claim, (owner, r["id"])).rowcount == 1]
 
         return await self.db.write(fn)
 

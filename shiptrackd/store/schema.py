@@ -338,6 +338,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE shipments ADD COLUMN detected_carrier TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        10,
+        "in-flight deliveries name the daemon sending them (outbox, alert deliveries)",
+        """
+        -- On a shared store a row left 'sending' goes back to pending only when the member that
+        -- claimed it has stopped beating: another daemon's live send is never reset and sent twice,
+        -- and a killed one's is handed on without waiting for a restart (cluster/membership.py).
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+        ALTER TABLE alerts ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
