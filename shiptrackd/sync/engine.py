@@ -53,19 +53,12 @@ from ..wire.names import (
     EVENT_SYNC_STARTED,
 )
 from . import cadence
+from .lanes import Job, LaneQueues
 from .throttle import ApiStats, ProviderThrottle
 
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
 
 Result = FetchSuccess | FetchFailure
-
-
-@dataclass
-class Job:
-    """Shipments for one provider account, as many as one of its requests carries."""
-
-    lane: ProviderThrottle
-    shipments: list[dict[str, Any]] = field(default_factory=list)
 
 
 def parcel(shipment: dict[str, Any]) -> Parcel:
@@ -393,14 +386,23 @@ class SyncEngine:
         return now, self._lease_end(now)
 
     async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[dict[str, Any]], None]) -> None:
-        concurrency = sum(lane.config.concurrency for lane in self.lanes())  # each lane caps its own share
-        work_send, work_recv = anyio.create_memory_object_stream[Job](concurrency)
+        concurrency = sum(lane.config.concurrency for lane in self.lanes())
+        queues = LaneQueues(self.lanes())  # each account its own queue and workers (sync/lanes.py)
         result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._feed, progress, batches, work_send)
-            async with work_recv, result_send:
-                for _ in range(concurrency):
-                    tg.start_soon(self._fetch_worker, progress, work_recv.clone(), result_send.clone())
+
+            async def feed() -> None:
+                try:
+                    await self._feed(progress, batches, queues)
+                finally:
+                    queues.close()
+
+            tg.start_soon(feed)
+            async with result_send:
+                for lane, work_recv in queues.receive:
+                    async with work_recv:
+                        for _ in range(lane.config.concurrency):
+                            tg.start_soon(self._fetch_worker, progress, work_recv.clone(), result_send.clone())
             tg.start_soon(self._write_results, progress, result_recv)
 
     def set_accounts(self, others: Mapping[str, ProviderThrottle], routes: Mapping[str, str]) -> None:
@@ -441,16 +443,22 @@ class SyncEngine:
         self,
         progress: RunProgress,
         batches: AsyncGenerator[list[dict[str, Any]], None],
-        work: MemoryObjectSendStream[Job],
+        queues: LaneQueues,
     ) -> None:
         """Hand the workers jobs: per provider, as many shipments as one of its requests carries.
 
         A batching provider's shipments wait here until a whole batch (40 for 17TRACK) is
-        gathered, across the store's batches, so every request but the last is full.
+        gathered, across the store's batches, so every request but the last is full. A job for
+        an account paused by a Retry-After whose queue is full is deferred (sync/lanes.py).
         """
         deadline = time.monotonic() + self.config.sync.max_runtime_s
         pending: dict[int, Job] = {}
-        async with work, aclosing(batches):
+
+        async def send(job: Job) -> None:
+            if not await queues.put(job):
+                progress.deferred += len(job.shipments)
+
+        async with aclosing(batches):
             async for batch in batches:
                 if time.monotonic() > deadline:
                     progress.out_of_time = True
@@ -465,15 +473,15 @@ class SyncEngine:
                     lane = self.lane_for(shipment)
                     job = pending.setdefault(id(lane), Job(lane))
                     if any(s["tracking_number"] == shipment["tracking_number"] for s in job.shipments):
-                        await work.send(pending.pop(id(lane)))  # one number twice in a request would be ambiguous
+                        await send(pending.pop(id(lane)))  # one number twice in a request would be ambiguous
                         job = pending.setdefault(id(lane), Job(lane))
                     job.shipments.append(shipment)
                     if len(job.shipments) >= lane.batch_size:
-                        await work.send(pending.pop(id(lane)))
+                        await send(pending.pop(id(lane)))
             for job in pending.values():  # the last, partial request of each provider
                 if progress.stopping:
                     return
-                await work.send(job)
+                await send(job)
 
     async def _fetch_worker(
         self,
