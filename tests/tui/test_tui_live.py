@@ -23,6 +23,7 @@ from tui.messages import DaemonDisconnected, DaemonReconnected, EventReceived, S
 from tui.screens.detail import ShipmentDetailScreen
 from tui.screens.modals import AddShipmentModal, ConfirmModal, LoopPickerModal
 from tui.widgets.banner import ConnectionBanner
+from tui.widgets.cluster_panel import ClusterPanel
 from tui.widgets.shipment_list import ShipmentList
 
 pytestmark = pytest.mark.anyio
@@ -283,3 +284,30 @@ async def test_disconnect_banner_and_reconnect(short_tmp: Path, sandbox: Sandbox
                 await client.loop_action("health", "pause")
             await until(pilot, lambda: app.state.loops["health"].paused is True)
             second.stop()
+
+
+async def test_cluster_panel_on_either_store(running_any: Running) -> None:
+    """On PostgreSQL the dashboard lists the daemon as the cluster's one member, leading its singletons;
+    on SQLite (one daemon per file) the panel stays hidden."""
+    client: ApiClient = running_any.client
+    backend = (await client.status()).store.backend
+
+    async def leading() -> bool:
+        cluster = (await client.status()).cluster
+        return cluster is not None and bool(cluster.leads)
+
+    if backend == "postgresql":
+        await until_daemon(leading)  # elected (pg_try_advisory_lock) before the console's snapshot
+    app = console(running_any.config.daemon.socket)
+    async with app.run_test(size=(120, 50)) as pilot:
+        await until(pilot, lambda: app.state.connected)
+        await pilot.pause()
+        panel = app.screen.query_one(ClusterPanel)
+        if backend == "sqlite":
+            assert not panel.display
+            return
+        status = app.state.status
+        assert panel.display and status is not None and status.cluster is not None
+        lines = [" ".join(line.split()) for line in str(panel.render()).splitlines()]
+        me = status.cluster.members[0]
+        assert lines[1].startswith(f"● {me.host}:{me.pid} {me.version}") and "leader: " in lines[1]
