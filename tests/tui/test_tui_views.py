@@ -147,6 +147,14 @@ async def test_deliveries_view_keys() -> None:
         await until(pilot, lambda: len(rows(app, "#delivery-table")) == 6)
         assert fake.calls[-1] == ("deliveries", {"endpoint": None, "state": None, "limit": 200})
 
+        def dead_colour() -> object:
+            return app.screen.query_one("#delivery-table", DataTable).get_row_at(4)[4].style
+
+        dark = dead_colour()
+        await pilot.press("f2")  # the light theme's colours, without a re-read
+        await until(pilot, lambda: dead_colour() != dark)
+        assert app.theme == "shiptrack-light" and "bold" in str(dead_colour())
+
 
 async def test_deliveries_view_when_nothing_is_configured() -> None:
     """No endpoints and no deliveries: the view says so instead of showing empty tables."""

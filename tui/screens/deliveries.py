@@ -106,6 +106,12 @@ class DeliveriesScreen(ConsoleScreen):
         self.show_endpoints()
         self.show_deliveries()
         self.reload()
+        # The cells' colours are the theme's, resolved when drawn: f2 redraws them.
+        self.app.theme_changed_signal.subscribe(self, self._redraw)
+
+    def _redraw(self, theme: Any = None) -> None:
+        self.show_endpoints()
+        self.show_deliveries()
 
     def on_screen_resume(self) -> None:
         if self.deliveries is not None:  # back from another screen: catch up
