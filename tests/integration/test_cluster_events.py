@@ -102,3 +102,40 @@ async def test_one_nodes_event_stream_carries_another_nodes_status_changes(
             daemon.stop()
     finally:
         await other_store.close()
+
+
+async def test_the_relay_reconnects_after_the_server_drops_its_sessions(
+    pg_server: PgServer, monkeypatch: pytest.MonkeyPatch, logs: list[str]
+) -> None:
+    """The server ends both relays' sessions (a restart, a failover): each reconnects, and changes flow again."""
+    import psycopg
+
+    monkeypatch.setattr("shiptrackd.cluster.events.RETRY_S", 0.1)
+    url = pg_server.create()
+    store = await Store.open(url)
+    buses = [EventBus(), EventBus()]
+    relays = [ClusterEvents(bus, name, pg_connect(store)) for bus, name in zip(buses, ("a", "b"), strict=True)]
+
+    async def arrives(n: int) -> None:
+        """Publish change n on a's bus (again and again: one sent into a dying session is lost) until b has it."""
+        with anyio.fail_after(15):
+            while not any(e.get("id") == f"ship_{n}" for e in buses[1]._history):
+                buses[0].publish(EVENT_SHIPMENT_STATUS_CHANGED, id=f"ship_{n}", old="IT", new="DE")
+                await anyio.sleep(0.1)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for relay in relays:
+                await tg.start(relay.run)
+            await arrives(1)
+            with psycopg.connect(url, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid() AND query LIKE '%LISTEN%'"
+                ).fetchone()
+            assert ended is not None and ended[0] == 2  # both listeners (each relay's sender goes with its retry)
+            await arrives(2)
+            tg.cancel_scope.cancel()
+    finally:
+        await store.close()
+    assert any("cluster events: store unreachable" in line for line in logs)
