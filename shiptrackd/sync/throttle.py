@@ -8,6 +8,7 @@ request to the provider until its Retry-After has passed.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import Counter, deque
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from ..cluster.budget import SharedBudget
 
 # A 429 that keeps coming back after this many pauses defers the shipment to a later run.
+DEFAULT_RATE_LIMIT = ProviderConfig.rate_limit  # what an account left without `rate_limit` gets
 MAX_RATE_LIMITED_ROUNDS = 5
 
 _T = TypeVar("_T")
@@ -168,7 +170,7 @@ class ProviderThrottle:
 
     def __init__(self, provider: Provider, config: ProviderConfig, stats: ApiStats) -> None:
         self.provider = provider
-        self.config = config
+        self.config = config = with_documented_rate(config, provider.limits.rate)
         self.stats = stats
         limit = config.rate_limit
         self.controller = RateController(limit.per_second if limit else None)
@@ -351,6 +353,18 @@ class ProviderThrottle:
         """X-RateLimit-* headers from the provider, seen before the answer itself reaches us."""
         if self.controller.on_quota(anyio.current_time(), quota):
             self._pacer.interval_s = self.controller.interval_s()
+
+
+def with_documented_rate(config: ProviderConfig, documented: RateLimit | None) -> ProviderConfig:
+    """The account's config with the provider's documented rate where `rate_limit` was left at its default.
+
+    The default (200/min) is ShipEngine's; a 17TRACK account left at it would send 3.3 requests a
+    second against a documented 3, an AfterShip one 3.3 reads a second where 5 are allowed. A
+    `rate_limit` the operator set is kept as it is: accounts are often allowed more, or less.
+    """
+    if documented is None or config.rate_limit != DEFAULT_RATE_LIMIT or documented == config.rate_limit:
+        return config
+    return dataclasses.replace(config, rate_limit=documented)
 
 
 def _is_retryable(exc: Exception) -> bool:

@@ -59,3 +59,30 @@ def test_a_queue_holds_half_a_minute_of_its_accounts_work() -> None:
     assert depth(lane, 2) == 600  # 30 s at 20 requests/s
     lane.config = type(lane.config)(concurrency=4, rate_limit=None)
     assert (depth(lane, 2), depth(lane, 500)) == (8, 500)  # unpaced: two a worker, or what the caller says
+
+
+@pytest.mark.parametrize(
+    ("kind", "configured", "expected"),
+    [
+        ("17track", None, "3/s"),  # left at the default: 17TRACK's documented 3 a second
+        ("aftership", None, "5/s"),  # AfterShip's single-tracking reads
+        ("17track", "10/s", "10/s"),  # set by the operator: kept
+        ("shipengine", None, "200/min"),  # the default is ShipEngine's own
+        ("easypost", None, "200/min"),  # EasyPost documents no account rate: the default stays
+    ],
+)
+def test_an_account_left_at_the_default_rate_gets_its_providers_documented_one(
+    kind: str, configured: str | None, expected: str
+) -> None:
+    from shiptrackd.config import ProviderConfig, format_rate_limit
+    from shiptrackd.providers import PROVIDERS
+    from shiptrackd.sandbox.state import parse_rate_limit
+    from shiptrackd.sync.throttle import with_documented_rate
+
+    config = (
+        ProviderConfig(kind=kind)
+        if configured is None
+        else ProviderConfig(kind=kind, rate_limit=parse_rate_limit(configured))
+    )
+    documented = PROVIDERS[kind].limits.rate  # type: ignore[attr-defined]  # the class's declared Limits
+    assert format_rate_limit(with_documented_rate(config, documented).rate_limit) == expected
