@@ -156,7 +156,7 @@ async def time_queries(path: Path) -> list[list[Any]]:
             return result
 
         batch = await timed("due(now, limit=100)", lambda: store.shipments.due(now, 100), 50)
-        key = (batch[-1]["next_sync_at"], batch[-1]["id"])
+        key = (batch[-1].next_sync_at, batch[-1].id)
         await timed("due(now, limit=100, after=key) (next page)", lambda: store.shipments.due(now, 100, after=key), 50)
         await timed("count_due(now)", lambda: store.shipments.count_due(now), 10)
         await timed("active_after('', 100) (force walk page)", lambda: store.shipments.active_after("", 100), 50)

@@ -178,7 +178,7 @@ async def _lag(changes: int, delay_s: float, rate: float) -> dict[str, Any]:
         added = await store.shipments.add_many(
             [NewShipment("ups", f"1ZLAG{i:08}") for i in range(changes)], datetime.now(UTC)
         )
-        ids = [a["id"] for a in added.added]
+        ids = [a.id for a in added.added]
         t0 = time.perf_counter()
         async with anyio.create_task_group() as tg:
             await tg.start(dispatcher.run)

@@ -55,7 +55,7 @@ async def make_template(path: Path, n: int) -> list[str]:
         for start in range(0, n, 5000):
             chunk = [NewShipment("ups", number) for number in numbers[start : start + 5000]]
             result = await store.shipments.add_many(chunk, now)
-            ids += [a["id"] for a in result.added]
+            ids += [a.id for a in result.added]
     finally:
         await store.close()
     return ids

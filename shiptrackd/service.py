@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup
 
 from . import __version__
@@ -149,15 +150,15 @@ class Service:
                 invalid.append({"index": index, "error": str(exc)})
         result = await self.store.shipments.add_many(valid, self.clock.now())
         self.figures.invalidate()
-        for item in (*result.added, *result.duplicates):
-            item["index"] = positions[item["index"]]
+        added = [msgspec.structs.replace(a, index=positions[a.index]) for a in result.added]
+        duplicates = [msgspec.structs.replace(d, index=positions[d.index]) for d in result.duplicates]
         if result.added:
             self.bus.publish(EVENT_SHIPMENTS_ADDED, count=len(result.added))
             if "push" in self.loops:  # subscribe them now, not at the loop's next minute
                 self.loops["push"].trigger()
-            if "sync" in self.loops and any(not a["carrier_code"] for a in result.added):
+            if "sync" in self.loops and any(not a.carrier_code for a in result.added):
                 self.loops["sync"].trigger()  # detect their carriers now, not at the next scheduled sync
-        doc = {"added": result.added, "duplicates": result.duplicates, "invalid": invalid}
+        doc = {"added": added, "duplicates": duplicates, "invalid": invalid}
         return to_answer(doc, wire.ShipmentsAdded)
 
     async def list_shipments(
@@ -186,8 +187,8 @@ class Service:
         shipment = await self.store.shipments.get(shipment_id)
         if shipment is None:
             raise NotFoundError(f"no shipment {shipment_id!r}")
-        shipment["events"] = await self.store.shipments.events(shipment_id)
-        return to_answer(shipment, wire.ShipmentDetail)
+        events = await self.store.shipments.events(shipment_id)
+        return to_answer({**msgspec.structs.asdict(shipment), "events": events}, wire.ShipmentDetail)
 
     async def remove_shipment(self, shipment_id: str) -> wire.ShipmentRemoved:
         shipment = await self.store.shipments.get(shipment_id)
@@ -210,7 +211,7 @@ class Service:
         if before is None:
             raise NotFoundError(f"no shipment {shipment_id!r}")
         self.figures.invalidate()  # due now, active again
-        if before["carrier_code"] != carrier:
+        if before.carrier_code != carrier:
             if self.push is not None:
                 await self.push.forget(before)
             # Its provider stops tracking the old (carrier, number) in the background, as on removal.
@@ -230,9 +231,9 @@ class Service:
         answer = cadence.explain(shipment, self.clock.now(), self.engine.throttle.paused_until)
         answer["push"] = {
             "regime": cadence.regime(shipment, self.push is not None),
-            "subscribed_at": shipment.get("subscribed_at"),
-            "last_push_at": shipment.get("last_push_at"),
-            "push_count": shipment.get("push_count", 0),
+            "subscribed_at": shipment.subscribed_at,
+            "last_push_at": shipment.last_push_at,
+            "push_count": shipment.push_count,
         }
         answer["explanation"] += cadence.push_lines(shipment, self.push is not None)
         answer["explanation"] += carrier_lines(shipment)

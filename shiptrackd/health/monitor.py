@@ -43,6 +43,7 @@ from .rules import (
     judge_webhooks,
     rejudge_stale,
     span,
+    stale_entry,
 )
 
 if TYPE_CHECKING:
@@ -246,7 +247,7 @@ class HealthMonitor:
             stale_after_s=cfg.stale_after_s,
             warning=cfg.stale_warning,
             critical=cfg.stale_critical,
-            top=top,
+            top=[stale_entry(s) for s in top],
         )
 
     async def _error_rate(self) -> CheckResult:

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..config import HealthConfig, parse_space
-from ..units import format_duration, format_size
+from ..units import format_duration, format_rfc3339, format_size
 
 if TYPE_CHECKING:
     from ..schedule import Loop
+    from ..store.rows import Shipment
 
 from ..wire.names import CRITICAL, LEVEL_EXIT_CODES, OK, UNKNOWN, WARNING
 
@@ -256,6 +257,20 @@ def judge_stale(
     )
     details = {"active": active, "stale_after_s": stale_after_s, "top": [_stale_view(s) for s in top]}
     return CheckResult("stale_shipments", level, msg, count, "", warning, critical, perf=perf, details=details)
+
+
+def stale_entry(shipment: Shipment) -> dict[str, Any]:
+    """A stale shipment as the check's details list it (times in RFC 3339, like every answer)."""
+    synced = shipment.last_synced_at
+    return {
+        "id": shipment.id,
+        "carrier_code": shipment.carrier_code,
+        "tracking_number": shipment.tracking_number,
+        "status_code": shipment.status_code,
+        "last_synced_at": format_rfc3339(synced) if synced else None,
+        "created_at": format_rfc3339(shipment.created_at),
+        "last_error": shipment.last_error,
+    }
 
 
 def _stale_view(s: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,47 +11,47 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..units import format_rfc3339
 from ..wire.outbound import WebhookPayload
 
+if TYPE_CHECKING:  # at run time store/outbox.py imports this module: no import back
+    from ..store.rows import Shipment, TrackingEvent
+
 # The shape's version: fields are only ever added within it. It is the OpenAPI document's, not a body key,
 # so the body stays exactly {"type", "timestamp", "data"}.
 PAYLOAD_VERSION = 1
 
 
-def _time(text: str | None) -> str | None:
-    """A store time (fixed-width UTC text) as RFC 3339, or None."""
-    if not text:
-        return None
-    return format_rfc3339(datetime.fromisoformat(text.replace("Z", "+00:00")))
+def _time(at: datetime | None) -> str | None:
+    return None if at is None else format_rfc3339(at)
 
 
 def shipment_data(
-    shipment: Mapping[str, Any], previous_status: str | None, latest_event: Mapping[str, Any] | None
+    shipment: Shipment, previous_status: str | None, latest_event: TrackingEvent | None
 ) -> dict[str, Any]:
     """The `data` object: the shipment as it stands after the change, and where it came from."""
     event = None
     if latest_event is not None:
         event = {
-            "occurred_at": _time(latest_event.get("occurred_at")),
-            "status": latest_event.get("status_code") or None,
-            "description": latest_event.get("description", ""),
-            "event_code": latest_event.get("event_code", ""),
-            "location": latest_event.get("location", ""),
+            "occurred_at": _time(latest_event.occurred_at),
+            "status": latest_event.status_code or None,
+            "description": latest_event.description,
+            "event_code": latest_event.event_code,
+            "location": latest_event.location,
         }
     return {
-        "shipment_id": shipment["id"],
-        "carrier_code": shipment["carrier_code"],
-        "tracking_number": shipment["tracking_number"],
-        "reference": shipment.get("reference", ""),
+        "shipment_id": shipment.id,
+        "carrier_code": shipment.carrier_code,
+        "tracking_number": shipment.tracking_number,
+        "reference": shipment.reference,
         "previous_status": previous_status,
-        "status": shipment.get("status_code"),
-        "status_detail": shipment.get("status_detail_code") or None,
-        "estimated_delivery_at": _time(shipment.get("estimated_delivery_at")),
+        "status": shipment.status_code,
+        "status_detail": shipment.status_detail_code or None,
+        "estimated_delivery_at": _time(shipment.estimated_delivery_at),
         "latest_event": event,
     }
 

@@ -27,7 +27,7 @@ from ..errors import StoreError
 from ..events import EventBus
 from ..models import TrackingInfo
 from ..store import FetchSuccess, Store
-from ..store.db import from_db
+from ..store.rows import Shipment
 from ..sync import cadence
 from ..units import parse_size
 from ..wire.names import EVENT_SHIPMENT_STATUS_CHANGED
@@ -99,19 +99,18 @@ class PushReceiver:
         now = self.clock.now()
         cad = self.config.sync.cadence
 
-        def decide(shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
+        def decide(shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
             """The push's schedule for its shipment (pure: runs on the store's writer thread)."""
-            created_at = from_db(shipment["created_at"]) or now
             nxt = cadence.after_push(
                 cad,
                 info.status_code,
-                shipment["status_code"],
-                shipment["schedule_reason"],
-                created_at,
+                shipment.status_code,
+                shipment.schedule_reason,
+                shipment.created_at,
                 now,
                 info.status_detail_code,
             )
-            return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, push_missed=False)
+            return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, push_missed=False)
 
         pushed = [(u.carrier_code, u.tracking_number, u.info) for u in updates]
         try:

@@ -19,6 +19,7 @@ from ..events import EventBus
 from ..providers.base import Provider
 from ..providers.shipengine_push import ShipEnginePush
 from ..store import Store
+from ..store.rows import Shipment
 from ..sync.throttle import ProviderThrottle
 from .adapter import interface_pushes
 from .jwks import JwksCache
@@ -128,17 +129,15 @@ class Push:
         logger.bind(loop="push").info("webhook {} at {} ({})", result.get("action"), url, result.get("webhook_id"))
         return {**result, "provider": provider.name}
 
-    async def forget(self, shipment: dict[str, Any]) -> None:
+    async def forget(self, shipment: Shipment) -> None:
         """A removed shipment: stop its pushes first (best effort; a failure is logged, the removal goes on)."""
         provider = self.throttle().provider
-        if not shipment.get("subscribed_at") or not isinstance(provider, Subscribing):
+        if shipment.subscribed_at is None or not isinstance(provider, Subscribing):
             return
         try:
-            await self.throttle().call(
-                lambda: provider.unsubscribe(shipment["carrier_code"], shipment["tracking_number"])
-            )
+            await self.throttle().call(lambda: provider.unsubscribe(shipment.carrier_code, shipment.tracking_number))
         except ProviderError as exc:
-            logger.bind(loop="push").warning("stopping the pushes of {} failed: {}", shipment["id"], exc)
+            logger.bind(loop="push").warning("stopping the pushes of {} failed: {}", shipment.id, exc)
 
     def status(self) -> dict[str, Any]:
         now = self.clock.now()

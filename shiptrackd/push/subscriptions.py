@@ -11,13 +11,14 @@ throttle: the same pace, rate limit and Retry-After pause as polls.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from loguru import logger
 
 from ..clock import Clock
 from ..errors import ProviderError, RateLimitedError
 from ..store import Store
+from ..store.rows import Shipment
 from ..sync.throttle import ProviderThrottle
 from .state import OK, PushState
 
@@ -61,12 +62,12 @@ class Subscriptions:
         if isinstance(provider, Subscribing):
             for shipment in await self.store.push.to_unsubscribe(BATCH):
                 await self._call(throttle, provider.unsubscribe, shipment)
-                await self.store.push.mark_unsubscribed([shipment["id"]])
+                await self.store.push.mark_unsubscribed([shipment.id])
                 stopped += 1
             done: list[str] = []
             for shipment in await self.store.push.to_subscribe(BATCH):
                 if await self._call(throttle, provider.subscribe, shipment):
-                    done.append(shipment["id"])
+                    done.append(shipment.id)
                 else:
                     failed += 1
                     if failed >= 3:
@@ -82,16 +83,16 @@ class Subscriptions:
         return ", ".join(parts)
 
     async def _call(
-        self, throttle: ProviderThrottle, fn: Callable[[str, str], Awaitable[None]], shipment: dict[str, Any]
+        self, throttle: ProviderThrottle, fn: Callable[[str, str], Awaitable[None]], shipment: Shipment
     ) -> bool:
-        carrier, number = shipment["carrier_code"], shipment["tracking_number"]
+        carrier, number = shipment.carrier_code, shipment.tracking_number
         try:
             await throttle.call(lambda: fn(carrier, number))
         except RateLimitedError:
             return False
         except ProviderError as exc:
             self.failures += 1
-            logger.bind(loop="push").warning("push subscription for {} failed: {}", shipment["id"], exc)
+            logger.bind(loop="push").warning("push subscription for {} failed: {}", shipment.id, exc)
             return False
         return True
 

@@ -11,7 +11,7 @@ from .alerts import AlertStore, NewNotification
 from .backup import BackupResult, backup
 from .carriers import CarrierStore
 from .cluster import ClusterStore, Member
-from .db import Database, from_db, to_db
+from .db import Database, to_db
 from .health import HealthStore
 from .leases import LeaseStore
 from .outbox import Change, Outbox, Route, Settlement
@@ -112,6 +112,5 @@ __all__ = [
     "backend_for",
     "configured_target",
     "is_server_url",
-    "from_db",
     "to_db",
 ]

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from ..errors import ConflictError
 from .db import to_db
-from .shipments import SHIPMENT_COLUMNS, shipment_dict
+from .rows import SHIPMENT_COLUMNS, Shipment, shipment_row
 from .sql import Backend, Conn
 
 _TWIN = "SELECT id FROM shipments WHERE carrier_code = ? AND tracking_number = ? AND id != ?"
@@ -55,21 +54,21 @@ class CarrierStore:
 
         return await self.db.write(fn)
 
-    async def set_carrier(self, shipment_id: str, carrier: str, now: datetime) -> dict[str, Any] | None:
+    async def set_carrier(self, shipment_id: str, carrier: str, now: datetime) -> Shipment | None:
         """An operator's carrier for a shipment: the row as it was before (None: no such shipment).
 
         The shipment is due at once and registered again with the new carrier (provider_ref and
         the push subscription are cleared); a detected carrier is kept in detected_carrier.
         """
 
-        def fn(conn: Conn) -> dict[str, Any] | None:
+        def fn(conn: Conn) -> Shipment | None:
             row = conn.execute(f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE id = ?", (shipment_id,)).fetchone()
             if row is None:
                 return None
-            before = shipment_dict(row)
-            twin = conn.execute(_TWIN, (carrier, before["tracking_number"], shipment_id)).fetchone()
+            before = shipment_row(row)
+            twin = conn.execute(_TWIN, (carrier, before.tracking_number, shipment_id)).fetchone()
             if twin is not None:
-                raise ConflictError(f"{twin[0]} already tracks {carrier} {before['tracking_number']}")
+                raise ConflictError(f"{twin[0]} already tracks {carrier} {before.tracking_number}")
             stamp = to_db(now)
             conn.execute(
                 "UPDATE shipments SET carrier_code = ?, carrier_source = 'set',"

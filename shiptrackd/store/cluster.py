@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .db import from_db, to_db
+from .db import to_db
+from .rows import from_db
 from .sql import Backend, Conn
 
 

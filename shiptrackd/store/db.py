@@ -21,6 +21,7 @@ import anyio
 from loguru import logger
 
 from ..errors import StoreError, StoreFullError, StoreLockedError
+from .rows import from_db as from_db  # re-exported while consumers move to typed rows
 from .schema import LATEST_VERSION, MIGRATIONS
 from .sql import Conn
 
@@ -60,12 +61,6 @@ def to_db(at: datetime | None) -> str | None:
     if at is None:
         return None
     return at.astimezone(UTC).strftime(_TS_FORMAT)
-
-
-def from_db(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.strptime(text, _TS_FORMAT).replace(tzinfo=UTC)
 
 
 class Database:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from .db import to_db
-from .shipments import SHIPMENT_COLUMNS, shipment_dict
+from .rows import SHIPMENT_COLUMNS, Shipment, shipment_row
 from .sql import Backend, Conn
 
 
@@ -94,11 +94,11 @@ class HealthStore:
         """The backend's own integrity check on a connection of its own: "ok", or its first complaints."""
         return await self.db.quick_check()
 
-    async def stale(self, older_than: datetime, limit: int) -> tuple[int, int, list[dict[str, Any]]]:
+    async def stale(self, older_than: datetime, limit: int) -> tuple[int, int, list[Shipment]]:
         """(stale count, active count, the *limit* stalest) for active shipments not updated since *older_than*."""
         cutoff = to_db(older_than)
 
-        def fn(conn: Conn) -> tuple[int, int, list[dict[str, Any]]]:
+        def fn(conn: Conn) -> tuple[int, int, list[Shipment]]:
             count, active = conn.execute(
                 "SELECT count(*) FILTER (WHERE coalesce(last_synced_at, created_at) < ?), count(*)"
                 " FROM shipments WHERE active = 1",
@@ -107,7 +107,7 @@ class HealthStore:
             top = []
             if limit and count:
                 top = [
-                    shipment_dict(r)
+                    shipment_row(r)
                     for r in conn.execute(
                         f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1"
                         " AND coalesce(last_synced_at, created_at) < ?"

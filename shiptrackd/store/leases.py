@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .db import to_db
-from .shipments import SHIPMENT_COLUMNS, shipment_dict
+from .rows import SHIPMENT_COLUMNS, Shipment, shipment_row
 from .sql import Backend, Conn
 
 _FREE = "(lease_until IS NULL OR lease_until <= ?)"
@@ -29,26 +29,26 @@ class LeaseStore:
 
     async def _claim(
         self, where: str, order: str, params: Sequence[Any], owner: str, now: datetime, until: datetime, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[Shipment]:
         sql = (
             f"UPDATE shipments SET lease_owner = ?, lease_until = ? WHERE id IN (SELECT id FROM shipments"
             f" WHERE {where} AND {_FREE} ORDER BY {order} LIMIT ?{self._lock}) RETURNING {SHIPMENT_COLUMNS}"
         )
         values = [owner, to_db(until), *params, to_db(now), limit]
 
-        def fn(conn: Conn) -> list[dict[str, Any]]:
-            return [shipment_dict(r) for r in conn.execute(sql, values).fetchall()]
+        def fn(conn: Conn) -> list[Shipment]:
+            return [shipment_row(r) for r in conn.execute(sql, values).fetchall()]
 
         return await self.db.write(fn)
 
     async def claim_due(
         self, owner: str, due_at: datetime, now: datetime, until: datetime, limit: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[Shipment]:
         """Up to *limit* free shipments due at *due_at*, oldest-due first, leased to *owner* until *until*."""
         rows = await self._claim(
             "active = 1 AND next_sync_at <= ?", "next_sync_at, id", [to_db(due_at)], owner, now, until, limit
         )
-        return sorted(rows, key=lambda s: (s["next_sync_at"], s["id"]))
+        return sorted(rows, key=lambda s: (s.next_sync_at or now, s.id))
 
     async def claim_active(
         self,
@@ -59,7 +59,7 @@ class LeaseStore:
         limit: int,
         *,
         untouched_since: datetime | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Shipment]:
         """Free active shipments after *after_id* in id order (a force sync's walk), leased to *owner*.
 
         With *untouched_since* (the force run's start), one another daemon has written after that
@@ -70,16 +70,16 @@ class LeaseStore:
             # <=: a store written at the very instant the run started (a frozen test clock) is still walked
             where, params = where + " AND updated_at <= ?", [after_id, to_db(untouched_since) or ""]
         rows = await self._claim(where, "id", params, owner, now, until, limit)
-        return sorted(rows, key=lambda s: s["id"])
+        return sorted(rows, key=lambda s: s.id)
 
-    async def claim_ids(self, owner: str, ids: Sequence[str], now: datetime, until: datetime) -> list[dict[str, Any]]:
+    async def claim_ids(self, owner: str, ids: Sequence[str], now: datetime, until: datetime) -> list[Shipment]:
         """Those of *ids* that are free (a targeted sync), leased to *owner*; one held elsewhere is left out."""
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
         rows = await self._claim(f"id IN ({marks})", "id", list(ids), owner, now, until, len(ids))
         order = {sid: i for i, sid in enumerate(ids)}
-        return sorted(rows, key=lambda s: order[s["id"]])
+        return sorted(rows, key=lambda s: order[s.id])
 
     async def renew(self, owner: str, now: datetime, until: datetime) -> int:
         """Move the expiry of every lease *owner* still holds (unexpired) to *until*: a live daemon keeps

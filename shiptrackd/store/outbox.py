@@ -19,6 +19,7 @@ from typing import Any
 
 from ..outbound.payload import build_body, shipment_data
 from .db import to_db
+from .rows import EVENT_COLUMNS, SHIPMENT_COLUMNS, Shipment, TrackingEvent, event_row, shipment_row
 from .sql import Backend, Conn
 
 STATES = ("pending", "sending", "delivered", "dead")
@@ -54,7 +55,7 @@ class Change:
     shipment_id: str
     events: tuple[str, ...]
     previous_status: str | None = None
-    snapshot: dict[str, Any] | None = None  # the row as it was, for a shipment about to be deleted
+    snapshot: Shipment | None = None  # the row as it was, for a shipment about to be deleted
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,12 @@ def new_message_id() -> str:
     return f"msg_{secrets.token_hex(16)}"
 
 
-def _latest_event(conn: Conn, shipment_id: str) -> dict[str, Any] | None:
+def _latest_event(conn: Conn, shipment_id: str) -> TrackingEvent | None:
     row = conn.execute(
-        "SELECT occurred_at, status_code, description, event_code, location FROM tracking_events"
-        " WHERE shipment_id = ? ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        f"SELECT {EVENT_COLUMNS} FROM tracking_events WHERE shipment_id = ? ORDER BY occurred_at DESC, id DESC LIMIT 1",
         (shipment_id,),
     ).fetchone()
-    return None if row is None else dict(row)
+    return None if row is None else event_row(row)
 
 
 class Outbox:
@@ -107,17 +107,17 @@ class Outbox:
         for change in changes:
             shipment = change.snapshot
             if shipment is None:
-                found = conn.execute("SELECT * FROM shipments WHERE id = ?", (change.shipment_id,)).fetchone()
+                found = conn.execute(
+                    f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE id = ?", (change.shipment_id,)
+                ).fetchone()
                 if found is None:
                     continue
-                shipment = dict(found)
+                shipment = shipment_row(found)
             wanted = [
                 (event, route.endpoint)
                 for event in change.events
                 for route in routes
-                if route.matches(
-                    event, shipment.get("status_code"), shipment["carrier_code"], shipment.get("status_detail_code")
-                )
+                if route.matches(event, shipment.status_code, shipment.carrier_code, shipment.status_detail_code)
             ]
             if not wanted:
                 continue

@@ -12,10 +12,11 @@ import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from .db import from_db, to_db
-from .shipments import SHIPMENT_COLUMNS, ApplyResult, FetchSuccess, apply_success, shipment_dict
+from .apply import ApplyResult, FetchSuccess, apply_success
+from .db import to_db
+from .rows import SHIPMENT_COLUMNS, Shipment, from_db, shipment_row
 from .sql import Backend, Conn
 
 T = TypeVar("T")
@@ -34,10 +35,10 @@ class PushWrite:
     unmatched: list[str] = field(default_factory=list)  # pushed numbers no shipment has
 
 
-def match_shipment(shipments: list[dict[str, Any]], carrier_code: str) -> dict[str, Any] | None:
+def match_shipment(shipments: list[Shipment], carrier_code: str) -> Shipment | None:
     """The shipment a push is about: the same carrier, else the only one with that number (stamps_com vs usps)."""
     for shipment in shipments:
-        if shipment["carrier_code"] == carrier_code:
+        if shipment.carrier_code == carrier_code:
             return shipment
     return shipments[0] if len(shipments) == 1 else None
 
@@ -46,13 +47,13 @@ class PushStore:
     def __init__(self, db: Backend) -> None:
         self.db = db
 
-    async def find(self, tracking_number: str) -> list[dict[str, Any]]:
+    async def find(self, tracking_number: str) -> list[Shipment]:
         """Every shipment with this tracking number (a push's carrier code may differ from ours)."""
         rows = await self.db.fetchall(
             f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE tracking_number = ? ORDER BY id LIMIT 10",
             (tracking_number,),
         )
-        return [shipment_dict(r) for r in rows]
+        return [shipment_row(r) for r in rows]
 
     async def apply(self, results: Sequence[FetchSuccess], now: datetime) -> PushWrite:
         """Write pushed answers and count the push per shipment, all in one transaction."""
@@ -62,7 +63,7 @@ class PushStore:
         self,
         pushed: Sequence[tuple[str, str, T]],
         now: datetime,
-        decide: Callable[[dict[str, Any], T], FetchSuccess | None],
+        decide: Callable[[Shipment, T], FetchSuccess | None],
         results: Sequence[FetchSuccess] = (),
     ) -> PushWrite:
         """
@@ -83,7 +84,7 @@ class PushStore:
                     f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE tracking_number = ? ORDER BY id LIMIT 10",
                     (number,),
                 ).fetchall()
-                shipment = match_shipment([shipment_dict(r) for r in rows], carrier)
+                shipment = match_shipment([shipment_row(r) for r in rows], carrier)
                 result = decide(shipment, answer) if shipment is not None else None
                 if result is None:
                     out.unmatched.append(number)
@@ -115,7 +116,7 @@ class PushStore:
 
     # --- subscriptions ---------------------------------------------------------------
 
-    async def to_subscribe(self, limit: int) -> builtins.list[dict[str, Any]]:
+    async def to_subscribe(self, limit: int) -> builtins.list[Shipment]:
         """
         Active shipments not subscribed yet, oldest first; not delivered ones (nothing more to push).
 
@@ -126,16 +127,16 @@ class PushStore:
             " AND coalesce(status_code, '') != 'DE' ORDER BY id LIMIT ?",
             (limit,),
         )
-        return [shipment_dict(r) for r in rows]
+        return [shipment_row(r) for r in rows]
 
-    async def to_unsubscribe(self, limit: int) -> builtins.list[dict[str, Any]]:
+    async def to_unsubscribe(self, limit: int) -> builtins.list[Shipment]:
         """Inactive (expired, terminal) shipments still subscribed: each needs a stop call."""
         rows = await self.db.fetchall(
             f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 0 AND subscribed_at IS NOT NULL"
             " ORDER BY id LIMIT ?",
             (limit,),
         )
-        return [shipment_dict(r) for r in rows]
+        return [shipment_row(r) for r in rows]
 
     async def mark_subscribed(self, ids: Sequence[str], now: datetime) -> int:
         def fn(conn: Conn) -> int:

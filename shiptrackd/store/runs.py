@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from .db import from_db, to_db
+from .db import to_db
+from .rows import from_db
 from .sql import Backend, Conn
 
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import CadenceConfig
+from ..units import format_rfc3339
 from ..wire.names import STATUS_NAMES
+
+if TYPE_CHECKING:  # the row type only: this module stays pure (no store, no database driver)
+    from ..store.rows import Shipment
 
 # Status code -> (CadenceConfig field, human name of the tier).
 TIERS: dict[str, tuple[str, str]] = {
@@ -153,16 +157,16 @@ def after_poll(
     return pushed, False
 
 
-def regime(shipment: dict[str, Any], push_enabled: bool) -> str:
+def regime(shipment: Shipment, push_enabled: bool) -> str:
     """Which regime a shipment is in, in words: the first line of `why` for push."""
-    reason = shipment.get("schedule_reason") or ""
+    reason = shipment.schedule_reason
     if not push_enabled:
         return "poll only (webhooks are off)"
-    if not shipment.get("subscribed_at"):
-        return "poll (not subscribed to pushes)" if shipment.get("active") else "none (not tracked)"
+    if shipment.subscribed_at is None:
+        return "poll (not subscribed to pushes)" if shipment.active else "none (not tracked)"
     if reason.startswith(SILENT_REASON):
         return "poll: the push channel is silent, polled at its normal cadence until pushes return"
-    if shipment.get("push_missed") or reason.startswith(MISSED_REASON):
+    if shipment.push_missed or reason.startswith(MISSED_REASON):
         return "push overdue: a poll found a change no push reported; normal cadence until the next push"
     if reason.startswith(PUSH_REASON):
         return "push: pushes carry the news, polled only as a safety net"
@@ -198,34 +202,35 @@ def calls_per_hour(cadence: CadenceConfig, active_by_status: dict[str, int]) -> 
     return total
 
 
-def explain(shipment: dict[str, Any], now: datetime, paused_until: datetime | None) -> dict[str, Any]:
+def explain(shipment: Shipment, now: datetime, paused_until: datetime | None) -> dict[str, Any]:
     """Why a shipment will (or won't) be checked when it will: the answer to `shiptrackctl why`."""
-    next_at = shipment.get("next_sync_at")
-    reason = shipment.get("schedule_reason") or ""
+    next_at = shipment.next_sync_at
+    reason = shipment.schedule_reason
     lines: list[str] = []
-    if not shipment.get("active"):
+    if not shipment.active:
         state = "expired" if reason.startswith("expired") else "terminal"
         lines.append(f"not scheduled: {reason or state}")
         lines.append("`shiptrackctl shipments retrack ID` puts it back into the schedule")
-        return {"id": shipment["id"], "state": state, "next_sync_at": None, "reason": reason, "explanation": lines}
-    due_at = datetime.fromisoformat(next_at.replace("Z", "+00:00")) if next_at else now
+        return {"id": shipment.id, "state": state, "next_sync_at": None, "reason": reason, "explanation": lines}
+    due_at = next_at or now
     state = "due" if due_at <= now else "scheduled"
     lines.append(f"{'due now' if state == 'due' else 'next check at ' + due_at.isoformat()} ({reason or 'new'})")
-    if shipment.get("consecutive_failures"):
+    if shipment.consecutive_failures:
         lines.append(
-            f"{shipment['consecutive_failures']} failed fetch(es) in a row, last: "
-            f"{shipment.get('last_error_kind')}: {shipment.get('last_error')}"
+            f"{shipment.consecutive_failures} failed fetch(es) in a row, last: "
+            f"{shipment.last_error_kind}: {shipment.last_error}"
         )
     if paused_until is not None and paused_until > now:
         lines.append(f"the provider asked us to wait (Retry-After) until {paused_until.isoformat()}")
-    return {"id": shipment["id"], "state": state, "next_sync_at": next_at, "reason": reason, "explanation": lines}
+    return {"id": shipment.id, "state": state, "next_sync_at": next_at, "reason": reason, "explanation": lines}
 
 
-def push_lines(shipment: dict[str, Any], push_enabled: bool) -> list[str]:
+def push_lines(shipment: Shipment, push_enabled: bool) -> list[str]:
     """The push part of `why`: regime, subscription, last push and count."""
     lines = [f"regime: {regime(shipment, push_enabled)}"]
-    if shipment.get("subscribed_at"):
-        lines.append(f"subscribed to pushes since {shipment['subscribed_at']}")
-    if shipment.get("push_count"):
-        lines.append(f"{shipment['push_count']} push(es) received, the last at {shipment.get('last_push_at')}")
+    if shipment.subscribed_at is not None:
+        lines.append(f"subscribed to pushes since {format_rfc3339(shipment.subscribed_at)}")
+    if shipment.push_count:
+        last = format_rfc3339(shipment.last_push_at) if shipment.last_push_at else None
+        lines.append(f"{shipment.push_count} push(es) received, the last at {last}")
     return lines

@@ -5,8 +5,11 @@ carrier, and what `why` says about a shipment's carrier. No I/O; the engine and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the row type only: this module stays pure
+    from ..store.rows import Shipment
 
 
 class NoDetectorError(ValueError):
@@ -33,17 +36,17 @@ def detector_for(accounts: Sequence[tuple[str, bool]], asked: str = "") -> str:
     return detecting[0]
 
 
-def carrier_lines(shipment: Mapping[str, Any]) -> list[str]:
+def carrier_lines(shipment: Shipment) -> list[str]:
     """The carrier part of `why`: how the carrier is known, and what to do when it is not."""
-    carrier = shipment.get("carrier_code") or ""
-    source = shipment.get("carrier_source") or "given"
-    detected = shipment.get("detected_carrier") or ""
-    provider = shipment.get("provider") or "its provider"
+    carrier = shipment.carrier_code
+    source = shipment.carrier_source or "given"
+    detected = shipment.detected_carrier
+    provider = shipment.provider or "its provider"
     if source == "pending":
         if detected:
             return [
                 f"carrier: {provider} detected {detected}, but another shipment already tracks {detected}"
-                f" {shipment.get('tracking_number')}: remove one, or set this one's carrier",
+                f" {shipment.tracking_number}: remove one, or set this one's carrier",
             ]
         return [
             f"carrier: not known yet: {provider} detects it when it registers the number at the next sync",

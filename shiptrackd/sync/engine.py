@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from loguru import logger
@@ -44,7 +45,8 @@ from ..models import TrackingInfo
 from ..providers.base import Parcel, Registration
 from ..push.state import PushState
 from ..store import FetchFailure, FetchSuccess, RunCounts, Store
-from ..store.db import from_db
+from ..store.rows import Shipment
+from ..units import format_rfc3339
 from ..wire.names import (
     EVENT_PROVIDER_AUTH_FAILED,
     EVENT_SHIPMENT_STATUS_CHANGED,
@@ -61,8 +63,8 @@ FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress s
 Result = FetchSuccess | FetchFailure
 
 
-def parcel(shipment: dict[str, Any]) -> Parcel:
-    return Parcel(shipment["carrier_code"], shipment["tracking_number"], shipment.get("provider_ref") or "")
+def parcel(shipment: Shipment) -> Parcel:
+    return Parcel(shipment.carrier_code, shipment.tracking_number, shipment.provider_ref)
 
 
 @dataclass
@@ -318,7 +320,7 @@ class SyncEngine:
 
     async def _select(
         self, progress: RunProgress, shipment_ids: Sequence[str] | None, *, claim: bool = True
-    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+    ) -> AsyncGenerator[list[Shipment], None]:
         """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones.
 
         Each batch is claimed (store/leases.py): leased to this daemon, so other daemons on the
@@ -335,7 +337,7 @@ class SyncEngine:
             wanted = list(dict.fromkeys(shipment_ids))
             for start in range(0, len(wanted), size):
                 chunk = wanted[start : start + size]
-                found = {s["id"] for s in await self.store.shipments.get_many(chunk)}
+                found = {s.id for s in await self.store.shipments.get_many(chunk)}
                 progress.unknown_ids += [i for i in chunk if i not in found]
                 now = self.clock.now()
                 claimed = await leases.claim_ids(owner, [i for i in chunk if i in found], now, self._lease_end(now))
@@ -349,20 +351,20 @@ class SyncEngine:
                 owner, after_id, *self._lease_window(), size, untouched_since=since
             ):
                 yield batch
-                after_id = batch[-1]["id"]
+                after_id = batch[-1].id
         else:
             while batch := await leases.claim_due(owner, progress.started_at, *self._lease_window(), size):
                 yield batch
 
     async def _peek(
         self, progress: RunProgress, shipment_ids: Sequence[str] | None, size: int
-    ) -> AsyncGenerator[list[dict[str, Any]], None]:
+    ) -> AsyncGenerator[list[Shipment], None]:
         """What _select would claim, read without claiming (leases held elsewhere included)."""
         if shipment_ids:
             wanted = list(dict.fromkeys(shipment_ids))
             for start in range(0, len(wanted), size):
                 chunk = wanted[start : start + size]
-                found = {s["id"]: s for s in await self.store.shipments.get_many(chunk)}
+                found = {s.id: s for s in await self.store.shipments.get_many(chunk)}
                 progress.unknown_ids += [i for i in chunk if i not in found]
                 if found:
                     yield [found[i] for i in chunk if i in found]
@@ -371,12 +373,12 @@ class SyncEngine:
             skip_pushed = self.push is not None
             while batch := await self.store.shipments.active_after(after_id, size, skip_pushed=skip_pushed):
                 yield batch
-                after_id = batch[-1]["id"]
+                after_id = batch[-1].id
         else:
-            key: tuple[str, str] | None = None
+            key: tuple[datetime, str] | None = None
             while batch := await self.store.shipments.due(progress.started_at, size, after=key):
                 yield batch
-                key = (batch[-1]["next_sync_at"], batch[-1]["id"])
+                key = (batch[-1].next_sync_at or progress.started_at, batch[-1].id)
 
     def _lease_end(self, now: datetime) -> datetime:
         return now + timedelta(seconds=self.config.sync.lease_s)
@@ -385,7 +387,7 @@ class SyncEngine:
         now = self.clock.now()
         return now, self._lease_end(now)
 
-    async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[dict[str, Any]], None]) -> None:
+    async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[Shipment], None]) -> None:
         concurrency = sum(lane.config.concurrency for lane in self.lanes())
         queues = LaneQueues(self.lanes())  # each account its own queue and workers (sync/lanes.py)
         result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
@@ -416,11 +418,11 @@ class SyncEngine:
             return self.throttle
         return self.others[name]
 
-    def lane_for(self, shipment: dict[str, Any]) -> ProviderThrottle:
+    def lane_for(self, shipment: Shipment) -> ProviderThrottle:
         """The account that tracks this shipment: the one it keeps, else its carrier's route, else the default."""
         if not self.others:
             return self.throttle
-        name = shipment.get("provider") or self.routes.get(shipment["carrier_code"], "")
+        name = shipment.provider or self.routes.get(shipment.carrier_code, "")
         if name == self.throttle.provider.name:
             return self.throttle
         return self.others.get(name, self.throttle)
@@ -442,7 +444,7 @@ class SyncEngine:
     async def _feed(
         self,
         progress: RunProgress,
-        batches: AsyncGenerator[list[dict[str, Any]], None],
+        batches: AsyncGenerator[list[Shipment], None],
         queues: LaneQueues,
     ) -> None:
         """Hand the workers jobs: per provider, as many shipments as one of its requests carries.
@@ -472,7 +474,7 @@ class SyncEngine:
                         return
                     lane = self.lane_for(shipment)
                     job = pending.setdefault(id(lane), Job(lane))
-                    if any(s["tracking_number"] == shipment["tracking_number"] for s in job.shipments):
+                    if any(s.tracking_number == shipment.tracking_number for s in job.shipments):
                         await send(pending.pop(id(lane)))  # one number twice in a request would be ambiguous
                         job = pending.setdefault(id(lane), Job(lane))
                     job.shipments.append(shipment)
@@ -509,7 +511,7 @@ class SyncEngine:
         if lane.batch_size == 1 and len(shipments) == 1 and not lane.provider.needs_registration:
             shipment = shipments[0]
             try:
-                info = await lane.fetch(shipment["carrier_code"], shipment["tracking_number"])
+                info = await lane.fetch(shipment.carrier_code, shipment.tracking_number)
             except Exception as exc:
                 failed = await self._failed(progress, lane, shipment, exc)
                 return [*results, failed] if failed else results
@@ -522,7 +524,7 @@ class SyncEngine:
                     results.append(failed)
             return results
         for shipment in shipments:
-            got = answers[shipment["tracking_number"]]
+            got = answers[shipment.tracking_number]
             if isinstance(got, ProviderError):
                 if (failed := await self._failed(progress, lane, shipment, got)) is not None:
                     results.append(failed)
@@ -531,14 +533,14 @@ class SyncEngine:
         return results
 
     async def _register(
-        self, progress: RunProgress, lane: ProviderThrottle, shipments: list[dict[str, Any]], results: list[Result]
-    ) -> list[dict[str, Any]]:
+        self, progress: RunProgress, lane: ProviderThrottle, shipments: list[Shipment], results: list[Result]
+    ) -> list[Shipment]:
         """Register the job's new shipments with one request; those registered (and the old ones) go on."""
         mine = lane.provider.name
-        new = [s for s in shipments if not (s["provider_ref"] and s["provider"] == mine)]
+        new = [s for s in shipments if not (s.provider_ref and s.provider == mine)]
         if not new:
             return shipments
-        new_ids = {s["id"] for s in new}
+        new_ids = {s.id for s in new}
         answers: Mapping[str, Registration | ProviderError]
         try:
             answers = await lane.register([parcel(s) for s in new])
@@ -546,22 +548,26 @@ class SyncEngine:
             for shipment in new:
                 if (failed := await self._failed(progress, lane, shipment, exc)) is not None:
                     results.append(failed)
-            return [s for s in shipments if s["id"] not in new_ids]
-        ready = [s for s in shipments if s["id"] not in new_ids]
+            return [s for s in shipments if s.id not in new_ids]
+        ready = [s for s in shipments if s.id not in new_ids]
         rows: list[tuple[str, str, str]] = []
         detected: list[tuple[str, str]] = []
         for shipment in new:
-            got = answers[shipment["tracking_number"]]
+            got = answers[shipment.tracking_number]
             if isinstance(got, ProviderError):
                 if (failed := await self._failed(progress, lane, shipment, got)) is not None:
                     results.append(failed)
                 continue
-            rows.append((shipment["id"], lane.provider.name, got.ref))
-            carrier = shipment["carrier_code"]
+            rows.append((shipment.id, lane.provider.name, got.ref))
+            carrier = shipment.carrier_code
             if not carrier and got.carrier_code:  # added without one: the provider's guess is its carrier
-                detected.append((shipment["id"], got.carrier_code))
+                detected.append((shipment.id, got.carrier_code))
                 carrier = got.carrier_code
-            ready.append({**shipment, "carrier_code": carrier, "provider": lane.provider.name, "provider_ref": got.ref})
+            ready.append(
+                msgspec.structs.replace(
+                    shipment, carrier_code=carrier, provider=lane.provider.name, provider_ref=got.ref
+                )
+            )
         if rows:
             lane.quota_exhausted = ""
             await self.store.shipments.set_provider(rows, self.clock.now())
@@ -570,40 +576,38 @@ class SyncEngine:
                 logger.warning("{}: its detected carrier is {}'s already; its carrier stays unset", sid, twin)
         return ready
 
-    def _succeeded(self, lane: ProviderThrottle, shipment: dict[str, Any], info: TrackingInfo) -> FetchSuccess:
+    def _succeeded(self, lane: ProviderThrottle, shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
         """A fetched shipment's result and its next check."""
         self.auth_failed_at = lane.auth_failed_at = None
         cad = self.config.sync.cadence
-        created_at = from_db(shipment["created_at"]) or self.clock.now()
+        created_at = shipment.created_at
         now = self.clock.now()
         if self.push is not None:  # webhooks on: the shipment's push regime decides (sync/cadence.py)
             nxt, missed = cadence.after_poll(
                 cad,
                 info.status_code,
-                shipment["status_code"],
-                shipment["schedule_reason"],
+                shipment.status_code,
+                shipment.schedule_reason,
                 created_at,
                 now,
                 info.status_detail_code,
-                subscribed=bool(shipment.get("subscribed_at")),
+                subscribed=shipment.subscribed_at is not None,
                 channel_silent=self.push.silence(now) != "ok",
             )
-            return FetchSuccess(
-                shipment["id"], info, nxt.at, nxt.reason, push_missed=missed, provider=lane.provider.name
-            )
+            return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, push_missed=missed, provider=lane.provider.name)
         nxt = cadence.after_success(
             self.config.sync.cadence,
             info.status_code,
-            shipment["status_code"],
-            shipment["schedule_reason"],
+            shipment.status_code,
+            shipment.schedule_reason,
             created_at,
             now,
             info.status_detail_code,
         )
-        return FetchSuccess(shipment["id"], info, nxt.at, nxt.reason, provider=lane.provider.name)
+        return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, provider=lane.provider.name)
 
     async def _failed(
-        self, progress: RunProgress, lane: ProviderThrottle, shipment: dict[str, Any], exc: Exception
+        self, progress: RunProgress, lane: ProviderThrottle, shipment: Shipment, exc: Exception
     ) -> Result | None:
         """A shipment's failure and its next check; None when the run must stop (bad key) or defers it."""
         if isinstance(exc, ProviderAuthError):
@@ -637,12 +641,11 @@ class SyncEngine:
                 " calls in a row: circuit open, stopped early, cached statuses kept"
             )
         if error is None:
-            logger.opt(exception=exc).error("unexpected error syncing {}", shipment["id"])
-        created_at = from_db(shipment["created_at"]) or self.clock.now()
-        failures = shipment["consecutive_failures"] + 1
-        nxt = cadence.after_failure(self.config.sync.cadence, kind, failures, created_at, self.clock.now())
+            logger.opt(exception=exc).error("unexpected error syncing {}", shipment.id)
+        failures = shipment.consecutive_failures + 1
+        nxt = cadence.after_failure(self.config.sync.cadence, kind, failures, shipment.created_at, self.clock.now())
         return FetchFailure(
-            shipment["id"],
+            shipment.id,
             kind,
             str(exc) or type(exc).__name__,
             error.status if error else None,
@@ -713,17 +716,17 @@ class SyncEngine:
             )
         self.bus.publish(EVENT_SYNC_PROGRESS, **progress.snapshot())
 
-    async def unregister(self, shipment: dict[str, Any]) -> None:
+    async def unregister(self, shipment: Shipment) -> None:
         """Tell the shipment's provider to stop tracking it (after its removal); failures only logged."""
         lane = self.lane_for(shipment)
-        if not (lane.provider.needs_registration and shipment.get("provider_ref")):
+        if not (lane.provider.needs_registration and shipment.provider_ref):
             return
         try:
             await lane.unregister([parcel(shipment)])
         except Exception as exc:
-            logger.warning("{}: could not stop tracking {}: {}", lane.provider.name, shipment["tracking_number"], exc)
+            logger.warning("{}: could not stop tracking {}: {}", lane.provider.name, shipment.tracking_number, exc)
         else:
-            logger.info("{}: stopped tracking {}", lane.provider.name, shipment["tracking_number"])
+            logger.info("{}: stopped tracking {}", lane.provider.name, shipment.tracking_number)
 
     # --- dry run -------------------------------------------------------------------------
 
@@ -739,11 +742,11 @@ class SyncEngine:
                     if len(listed) < limit:
                         listed.append(
                             {
-                                "id": s["id"],
-                                "carrier_code": s["carrier_code"],
-                                "tracking_number": s["tracking_number"],
-                                "status_code": s["status_code"],
-                                "next_sync_at": s["next_sync_at"],
+                                "id": s.id,
+                                "carrier_code": s.carrier_code,
+                                "tracking_number": s.tracking_number,
+                                "status_code": s.status_code,
+                                "next_sync_at": s.next_sync_at,
                                 "why": _why_selected(trigger, s, bool(shipment_ids)),
                             }
                         )
@@ -783,9 +786,10 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _why_selected(trigger: str, shipment: dict[str, Any], targeted: bool) -> str:
+def _why_selected(trigger: str, shipment: Shipment, targeted: bool) -> str:
     if targeted:
         return "named on the command line"
     if trigger == "force":
         return "force: every active shipment"
-    return f"due since {shipment['next_sync_at']} ({shipment['schedule_reason']})"
+    due = format_rfc3339(shipment.next_sync_at) if shipment.next_sync_at else "now"
+    return f"due since {due} ({shipment.schedule_reason})"

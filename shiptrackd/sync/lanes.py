@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ..store.rows import Shipment
 from .throttle import ProviderThrottle
 
 ROOM_CHECK_S = 0.25  # how often a feeder waiting for room looks whether the account got paused
@@ -32,7 +32,7 @@ class Job:
     """Shipments for one provider account, as many as one of its requests carries."""
 
     lane: ProviderThrottle
-    shipments: list[dict[str, Any]] = field(default_factory=list)
+    shipments: list[Shipment] = field(default_factory=list)
 
 
 class LaneQueues:

@@ -501,5 +501,8 @@ class HealthReport(Answer):
 
 
 def to_answer(value: object, kind: type[T]) -> T:
-    """*value* (dicts as the daemon builds them) as the wire type *kind*; raises if it does not fit."""
-    return msgspec.convert(value, kind)
+    """
+    *value* (dicts as the daemon builds them, holding the store's typed rows) as the wire type
+    *kind*; raises if it does not fit. A row's fields are read by name (from_attributes).
+    """
+    return msgspec.convert(value, kind, from_attributes=True)

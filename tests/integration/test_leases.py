@@ -30,32 +30,33 @@ async def test_claims_are_disjoint_held_until_expiry_then_taken_over(any_store: 
     await store.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(10)], NOW)
     a = await store.leases.claim_due("A", NOW, NOW, NOW + LEASE, 6)
     b = await store.leases.claim_due("B", NOW, NOW, NOW + LEASE, 6)
-    assert len(a) == 6 and len(b) == 4 and not {s["id"] for s in a} & {s["id"] for s in b}
-    assert [s["next_sync_at"] for s in a] == sorted(s["next_sync_at"] for s in a)
+    assert len(a) == 6 and len(b) == 4 and not {s.id for s in a} & {s.id for s in b}
+    due = [s.next_sync_at for s in a]
+    assert None not in due and due == sorted(at for at in due if at is not None)
     assert await store.leases.claim_due("C", NOW, NOW + LEASE - timedelta(seconds=1), NOW + 2 * LEASE, 10) == []
     assert await store.leases.held() == {"A": 6, "B": 4}
 
     # A dies; after the expiry C takes A's claims over (B has written and released its own meanwhile).
     later = NOW + timedelta(hours=4)
     info = TrackingInfo("x", "IT")
-    written = await store.shipments.apply(None, [FetchSuccess(s["id"], info, later, "r") for s in b], NOW, owner="B")
+    written = await store.shipments.apply(None, [FetchSuccess(s.id, info, later, "r") for s in b], NOW, owner="B")
     assert written.write_errors == [] and written.updated == 4
     taken = await store.leases.claim_due("C", NOW, NOW + LEASE, NOW + 2 * LEASE, 10)
-    assert sorted(s["id"] for s in taken) == sorted(s["id"] for s in a)
+    assert sorted(s.id for s in taken) == sorted(s.id for s in a)
 
     # A comes back with results: neither its successes nor its failures land; C's do.
     late = await store.shipments.apply(
         None,
         [
-            *(FetchSuccess(s["id"], TrackingInfo("x", "DE"), None, "late") for s in a[:3]),
-            *(FetchFailure(s["id"], "transient", "503", 503, later, "late") for s in a[3:]),
+            *(FetchSuccess(s.id, TrackingInfo("x", "DE"), None, "late") for s in a[:3]),
+            *(FetchFailure(s.id, "transient", "503", 503, later, "late") for s in a[3:]),
         ],
         NOW,
         owner="A",
     )
     assert len(late.write_errors) == 6 and late.updated == late.failed == 0
-    assert [r["status_code"] for r in await store.shipments.get_many([s["id"] for s in a])] == [None] * 6
-    mine = await store.shipments.apply(None, [FetchSuccess(s["id"], info, later, "r") for s in taken], NOW, owner="C")
+    assert [r.status_code for r in await store.shipments.get_many([s.id for s in a])] == [None] * 6
+    mine = await store.shipments.apply(None, [FetchSuccess(s.id, info, later, "r") for s in taken], NOW, owner="C")
     assert mine.updated == 6 and await store.leases.held() == {}
     assert await store.shipments.count_due(NOW + timedelta(hours=1)) == 0
 
@@ -63,16 +64,14 @@ async def test_claims_are_disjoint_held_until_expiry_then_taken_over(any_store: 
 async def test_force_and_targeted_claims_skip_what_another_holds(any_store: Store) -> None:
     """A force walk and a targeted claim leave another owner's shipments to it; release frees them."""
     store = any_store
-    ids = [
-        a["id"] for a in (await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(5)], NOW)).added
-    ]
+    ids = [a.id for a in (await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(5)], NOW)).added]
     held = await store.leases.claim_ids("A", ids[:2], NOW, NOW + LEASE)
-    assert [s["id"] for s in held] == ids[:2]
+    assert [s.id for s in held] == ids[:2]
     walk = await store.leases.claim_active("B", "", NOW, NOW + LEASE, 100)
-    assert [s["id"] for s in walk] == sorted(ids[2:])  # in id order
+    assert [s.id for s in walk] == sorted(ids[2:])  # in id order
     assert await store.leases.claim_ids("C", [ids[1], ids[0]], NOW, NOW + LEASE) == []
     assert await store.leases.release("A") == 2
-    assert [s["id"] for s in await store.leases.claim_ids("C", [ids[1], ids[0]], NOW, NOW + LEASE)] == [ids[1], ids[0]]
+    assert [s.id for s in await store.leases.claim_ids("C", [ids[1], ids[0]], NOW, NOW + LEASE)] == [ids[1], ids[0]]
 
 
 async def test_a_live_members_heartbeat_renews_its_leases_through_a_long_batch(any_store: Store) -> None:
@@ -112,7 +111,7 @@ async def test_concurrent_claimers_on_postgresql_never_share_a_shipment(pg_url: 
             owner = f"d{n}"
             claimed[owner] = []
             while batch := await store.leases.claim_due(owner, NOW, NOW, NOW + LEASE, 7):
-                claimed[owner] += [s["id"] for s in batch]
+                claimed[owner] += [s.id for s in batch]
 
         async with anyio.create_task_group() as tg:
             for n, store in enumerate(stores):

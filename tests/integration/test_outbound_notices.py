@@ -39,7 +39,7 @@ async def _run(tmp: Path, url: str, extra: str, changes: list[tuple[str, str]]) 
         [NewShipment("ups", f"1ZNOTE{i:04}", reference=f"order-{i}") for i in range(len(changes))], now
     )
     results = [
-        FetchSuccess(a["id"], _info(status, detail), now, "x")
+        FetchSuccess(a.id, _info(status, detail), now, "x")
         for a, (status, detail) in zip(added.added, changes, strict=True)
     ]
     await store.shipments.apply(None, results, now)

@@ -41,7 +41,7 @@ async def _rows(store: Store) -> list[tuple[str, str, str]]:
 
 async def test_a_change_and_its_rows_commit_together_for_every_matching_endpoint(store: Store) -> None:
     added = await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)
-    sid = added.added[0]["id"]
+    sid = added.added[0].id
     await store.shipments.apply(None, [FetchSuccess(sid, _info("DE"), None, "delivered")], NOW)
     assert await _rows(store) == [
         ("all", sid, "shipment.added"),
@@ -63,7 +63,7 @@ async def test_a_rolled_back_change_leaves_no_row(store: Store) -> None:
     before = await _rows(store)
 
     def fn(conn: Any) -> None:
-        store.outbox.enqueue(conn, [Change(added.added[0]["id"], ("shipment.status_changed",))], NOW)
+        store.outbox.enqueue(conn, [Change(added.added[0].id, ("shipment.status_changed",))], NOW)
         raise RuntimeError("the change failed after its rows were written")
 
     with pytest.raises(Exception, match="change failed"):
@@ -73,7 +73,7 @@ async def test_a_rolled_back_change_leaves_no_row(store: Store) -> None:
 
 async def test_removed_carries_the_last_state_and_filters_apply(store: Store) -> None:
     added = await store.shipments.add_many([NewShipment("fedex", "F1"), NewShipment("ups", "U1")], NOW)
-    fid, uid = (a["id"] for a in added.added)
+    fid, uid = (a.id for a in added.added)
     await store.shipments.apply(None, [FetchSuccess(uid, _info("EX"), NOW, "x")], NOW)
     assert await store.shipments.remove(fid, NOW)
     rows = await _rows(store)
@@ -86,7 +86,7 @@ async def test_claims_keep_order_per_endpoint_and_shipment(store: Store) -> None
     """Only the oldest undelivered row of a chain is claimed; a dead one releases the next."""
     store.outbox.routes = (Route("all", EVERYTHING),)
     added = await store.shipments.add_many([NewShipment("ups", "A"), NewShipment("ups", "B")], NOW)
-    a, b = (x["id"] for x in added.added)
+    a, b = (x.id for x in added.added)
     await store.shipments.apply(None, [FetchSuccess(a, _info("DE"), None, "d")], NOW)
     first = await store.outbox.cycle([], NOW, 10, ["all"])
     assert [(r["shipment_id"], r["event_type"]) for r in first] == [(a, "shipment.added"), (b, "shipment.added")]

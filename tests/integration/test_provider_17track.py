@@ -53,7 +53,7 @@ class Rig:
 
     async def add(self, *numbers: str, carrier: str = "usps") -> dict[str, str]:
         result = await self.store.shipments.add_many([NewShipment(carrier, n) for n in numbers], FakeClock().now())
-        return {a["tracking_number"]: a["id"] for a in result.added}
+        return {a.tracking_number: a.id for a in result.added}
 
 
 @asynccontextmanager
@@ -83,8 +83,8 @@ async def test_100_due_shipments_take_3_registrations_and_3_fetches(tmp_path: Pa
         assert run["api_calls"] == 6 and r.stats.requests == 6
         assert sandbox.seventeen.quota_used == 100
         shipment = await r.store.shipments.get(ids["9400000000000007"])
-        assert shipment is not None and shipment["provider"] == "17track" and shipment["provider_ref"] == "21051"
-        assert shipment["provider_status"] in wire.STATUSES and shipment["provider_sub_status"]
+        assert shipment is not None and shipment.provider == "17track" and shipment.provider_ref == "21051"
+        assert shipment.provider_status in wire.STATUSES and shipment.provider_sub_status
 
         run = await r.engine.run_once("force")  # registered now: only the 3 fetches
         assert sandbox.seventeen.by_endpoint == {"/register": 3, "/gettrackinfo": 6}
@@ -98,10 +98,10 @@ async def test_an_omitted_number_fails_alone_and_a_stray_is_counted(tmp_path: Pa
         assert (run["updated"], run["failed"]) == (2, 2), run
         omitted = await r.store.shipments.get(ids["9400OMIT0001"])
         undetected = await r.store.shipments.get(ids["9400NODETECT4"])
-        assert omitted is not None and omitted["last_error_kind"] == "invalid_response"
-        assert "no tracking for 9400OMIT0001" in omitted["last_error"]
-        assert undetected is not None and undetected["last_error_kind"] == "not_found"
-        assert undetected["provider_ref"] == ""  # never registered: tried again next time
+        assert omitted is not None and omitted.last_error_kind == "invalid_response"
+        assert "no tracking for 9400OMIT0001" in omitted.last_error
+        assert undetected is not None and undetected.last_error_kind == "not_found"
+        assert undetected.provider_ref == ""  # never registered: tried again next time
         assert (r.stats.strays, r.stats.omitted) == (1, 1)
         assert sandbox.seventeen.by_endpoint == {"/register": 1, "/gettrackinfo": 1}
 
@@ -115,10 +115,10 @@ async def test_quota_exhausted_stops_registrations_and_polling_goes_on(tmp_path:
         run = await r.engine.run_once("force")
         assert (run["updated"] + run["unchanged"], run["failed"]) == (2, 1), run
         new = await r.store.shipments.get(later["9400000000103"])
-        assert new is not None and new["last_error_kind"] == "quota_exhausted"
+        assert new is not None and new.last_error_kind == "quota_exhausted"
         assert "17track" in r.throttle.quota_exhausted or "quota" in r.throttle.quota_exhausted
         old = await r.store.shipments.get(first["9400000000101"])
-        assert old is not None and old["last_error"] == ""
+        assert old is not None and old.last_error == ""
         quota = await r.throttle.provider.quota()
         assert quota is not None and (quota.total, quota.used, quota.remaining) == (2, 2, 0)
 

@@ -29,8 +29,8 @@ async def test_pushes_write_once_and_never_move_a_status_back(any_store: Store) 
     """The same push twice adds nothing; an older history after a newer one keeps the newer status."""
     store = any_store
     (added,) = (await store.shipments.add_many([NewShipment("ups", "1ZPUSH")], NOW)).added
-    sid = added["id"]
-    assert [s["id"] for s in await store.push.find("1ZPUSH")] == [sid]
+    sid = added.id
+    assert [s.id for s in await store.push.find("1ZPUSH")] == [sid]
     later = NOW + timedelta(hours=5)
     first = await store.push.apply([FetchSuccess(sid, _history("AC", "IT"), later, "push: safety poll every 1d")], NOW)
     assert first.applied.changed == [(sid, None, "IT")]
@@ -40,8 +40,8 @@ async def test_pushes_write_once_and_never_move_a_status_back(any_store: Store) 
     assert older.applied.stale == [sid] and older.applied.changed == []
     shipment = await store.shipments.get(sid)
     assert shipment is not None
-    assert (shipment["status_code"], shipment["push_count"]) == ("IT", 3)
-    assert shipment["last_push_at"] is not None and shipment["subscribed_at"] is not None
+    assert (shipment.status_code, shipment.push_count) == ("IT", 3)
+    assert shipment.last_push_at is not None and shipment.subscribed_at is not None
     assert len(await store.shipments.events(sid)) == 2
     assert await store.push.count_subscribed() == 1
     assert await store.push.last_push_at() == NOW
@@ -51,15 +51,15 @@ async def test_subscriptions_queue_end_on_delivery_and_return_after_an_exception
     """to_subscribe lists the unsubscribed active ones; DE ends a subscription for good, EX until resubscribed."""
     store = any_store
     result = await store.shipments.add_many([NewShipment("ups", f"1ZSUB{i}") for i in range(3)], NOW)
-    ids = sorted(a["id"] for a in result.added)  # one millisecond: ids sort by their random part
-    assert [s["id"] for s in await store.push.to_subscribe(10)] == ids
+    ids = sorted(a.id for a in result.added)  # one millisecond: ids sort by their random part
+    assert [s.id for s in await store.push.to_subscribe(10)] == ids
     assert await store.push.mark_subscribed(ids, NOW) == 3
     assert await store.push.to_subscribe(10) == []
     later = NOW + timedelta(hours=5)
     await store.push.apply([FetchSuccess(ids[0], _history("IT", "DE"), later, "delivered")], NOW)
     await store.push.apply([FetchSuccess(ids[1], _history("IT", "EX"), later, "exception")], NOW)
     # DE and EX end the provider's pushes: both unsubscribed; only the exception is queued again.
-    assert [s["id"] for s in await store.push.to_subscribe(10)] == [ids[1]]
+    assert [s.id for s in await store.push.to_subscribe(10)] == [ids[1]]
     await store.push.mark_subscribed([ids[1]], NOW + timedelta(minutes=1))
     assert await store.push.forget_auto_stopped() == 0  # subscribed after the exception: it stands
     assert await store.push.count_subscribed_by_status() == {"EX": 1, "none": 1}

@@ -78,7 +78,7 @@ async def test_a_pass_deletes_only_what_is_older_than_each_age(store: Store) -> 
     await seed(store, HEALTH_SQL, [(ago(8), 1), (ago(8), 0), (ago(6), 1)])
     await seed(store, ALERT_SQL, [(ago(31), "sent"), (ago(31), "failed"), (ago(31), "pending"), (ago(29), "sent")])
     added = await store.shipments.add_many([NewShipment("ups", n) for n in ("1ZOLDDONE", "1ZNEWDONE", "1ZLIVE")], now)
-    ids = {a["tracking_number"]: a["id"] for a in added.added}
+    ids = {a.tracking_number: a.id for a in added.added}
     await seed(store, EVENT_SQL, [(sid, ago(200), f"k{i}") for sid in ids.values() for i in range(3)])
     await seed(
         store,
@@ -219,7 +219,7 @@ async def test_postgresql_folds_the_tally_and_measures_its_tables(pg_url: str) -
     try:
         clock = FakeClock()
         await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(30)], clock.now())
-        await store.shipments.remove((await store.shipments.list(limit=1))[0][0]["id"])
+        await store.shipments.remove((await store.shipments.list(limit=1))[0][0].id)
         deltas = int(await store.db.scalar("SELECT count(*) FROM shipment_tally_delta"))
         assert deltas == 31
         result = await store.retention.run_once(cutoffs(clock.now(), StoreConfig()))

@@ -71,16 +71,16 @@ async def test_duplicates_are_reported_not_merged(store: Store) -> None:
     first = await store.shipments.add_many([NewShipment("ups", "1Z1", "order-1")], NOW)
     again = await store.shipments.add_many([NewShipment("fedex", "1Z1"), NewShipment("ups", "1Z1", "x")], NOW)
     assert len(first.added) == 1
-    assert [a["carrier_code"] for a in again.added] == ["fedex"]
-    assert again.duplicates[0]["id"] == first.added[0]["id"]
-    shipment = await store.shipments.get(first.added[0]["id"])
-    assert shipment is not None and shipment["reference"] == "order-1"
+    assert [a.carrier_code for a in again.added] == ["fedex"]
+    assert again.duplicates[0].id == first.added[0].id
+    shipment = await store.shipments.get(first.added[0].id)
+    assert shipment is not None and shipment.reference == "order-1"
 
 
 async def test_batch_apply_is_atomic_per_shipment(store: Store) -> None:
     """One shipment whose write fails (removed mid-run) rolls back alone; the rest of the batch lands."""
     added = (await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(3)], NOW)).added
-    ids = [a["id"] for a in added]
+    ids = [a.id for a in added]
     await store.shipments.remove(ids[1])
     run_id = await store.runs.start("manual", NOW)
     event = TrackingEvent(NOW - timedelta(hours=1), "Departed", "IT", "DP")
@@ -98,16 +98,16 @@ async def test_batch_apply_is_atomic_per_shipment(store: Store) -> None:
     assert result.updated == 1 and result.failed == 1
     assert [e[0] for e in result.write_errors] == [ids[1]]
     first = await store.shipments.get(ids[0])
-    assert first is not None and first["status_code"] == "IT" and first["next_sync_at"] is not None
+    assert first is not None and first.status_code == "IT" and first.next_sync_at is not None
     assert len(await store.shipments.events(ids[0])) == 1
     third = await store.shipments.get(ids[2])
-    assert third is not None and third["consecutive_failures"] == 1 and third["last_error_kind"] == "transient"
+    assert third is not None and third.consecutive_failures == 1 and third.last_error_kind == "transient"
     assert (await store.runs.errors_by_kind(NOW - timedelta(days=1))) == {"transient": 1}
 
 
 async def test_events_are_deduplicated_across_fetches(store: Store) -> None:
     """Fetching the same history twice stores each scan once and counts the second fetch as unchanged."""
-    sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0]["id"]
+    sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0].id
     events = (TrackingEvent(NOW - timedelta(hours=2), "Picked up", "AC"), TrackingEvent(NOW, "Departed", "IT"))
     info = TrackingInfo("1Z1", "IT", events=events)
     first = await store.shipments.apply(None, [FetchSuccess(sid, info, NOW, "r")], NOW)
@@ -118,7 +118,7 @@ async def test_events_are_deduplicated_across_fetches(store: Store) -> None:
 
 async def test_terminal_result_deactivates(store: Store) -> None:
     """A result with no next check takes the shipment out of the schedule; retrack puts it back."""
-    sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0]["id"]
+    sid = (await store.shipments.add_many([NewShipment("ups", "1Z1")], NOW)).added[0].id
     await store.shipments.apply(None, [FetchSuccess(sid, TrackingInfo("1Z1", "DE"), None, "delivered")], NOW)
     assert await store.shipments.count_due(NOW + timedelta(days=9)) == 0
     assert await store.shipments.retrack(sid, NOW)
@@ -131,8 +131,10 @@ async def test_due_walks_oldest_first_with_a_keyset(store: Store) -> None:
     seen: list[str] = []
     key = None
     while batch := await store.shipments.due(NOW, 10, after=key):
-        seen += [s["id"] for s in batch]
-        key = (batch[-1]["next_sync_at"], batch[-1]["id"])
+        seen += [s.id for s in batch]
+        last = batch[-1]
+        assert last.next_sync_at is not None  # a due shipment has its time
+        key = (last.next_sync_at, last.id)
     assert len(seen) == len(set(seen)) == 25
 
 
@@ -170,14 +172,14 @@ async def test_full_disk_is_a_clear_error_and_loses_nothing(sqlite_store: Store)
     with pytest.raises(StoreError, match="full"):
         await store.shipments.add_many([NewShipment("ups", f"1Z{i:05}", "x" * 150) for i in range(5000)], NOW)
     assert (await store.shipments.counts())["total"] == 1
-    assert (await store.shipments.list(search="1Z-KEEP"))[0][0]["tracking_number"] == "1Z-KEEP"
+    assert (await store.shipments.list(search="1Z-KEEP"))[0][0].tracking_number == "1Z-KEEP"
 
 
 async def test_one_large_add_gives_every_shipment_its_own_id(sqlite_store: Store) -> None:
     store = sqlite_store  # about the ids, not the backend (20k rows cost a loaded PostgreSQL 10 s)
     """A single add of 20,000 shipments (one timestamp for all) yields 20,000 distinct ids."""
     added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:06}") for i in range(20_000)], NOW)
-    assert len({a["id"] for a in added.added}) == 20_000
+    assert len({a.id for a in added.added}) == 20_000
 
 
 # --- shipment_tally (schema migration 3): the counts behind status, stats and metrics -------------
@@ -218,7 +220,7 @@ async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every write path keeps shipment_tally equal to the real counts, a rolled-back fast path included."""
-    import shiptrackd.store.shipments as shipments_module
+    import shiptrackd.store.apply as shipments_module
 
     paths: list[str] = []
     batch = shipments_module._apply_batch
@@ -235,7 +237,7 @@ async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(
     monkeypatch.setattr(shipments_module, "_apply_batch", spy)
     later = NOW + timedelta(hours=2)
     added = await store.shipments.add_many([NewShipment("ups", f"1Z{i:02}") for i in range(12)], NOW)
-    ids = [a["id"] for a in added.added]
+    ids = [a.id for a in added.added]
     await store.shipments.add_many([NewShipment("ups", "1Z00"), NewShipment("fedex", "1Z00")], NOW)  # 1 dup, 1 new
     await _assert_tally_exact(store)
     assert await store.shipments.counts() == {"total": 13, "active": 13}
@@ -322,7 +324,7 @@ async def test_migration_3_fills_the_tally_from_an_existing_store(
             for column in PROVIDER_COLUMNS:
                 conn.execute(f"ALTER TABLE shipments ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
         added = await old.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(40)], NOW)
-        ids = [a["id"] for a in added.added]
+        ids = [a.id for a in added.added]
 
         # Written with SQL of that schema's columns: today's writer knows columns a v2 file lacks (migration 5).
         def old_writes(conn: Conn) -> None:

@@ -79,8 +79,8 @@ async def test_copy_a_running_store_into_postgresql(
             assert len(mine) == copied, table
             assert await table_rows(target, table) == mine, table  # the same rows, column for column
         ids = [r["id"] for r in await source.db.fetchall("SELECT id FROM shipments ORDER BY id LIMIT 5")]
-        by_id = sorted((s["id"], s) for s in await target.shipments.get_many(ids))  # get_many has no order
-        assert by_id == sorted((s["id"], s) for s in await source.shipments.get_many(ids))
+        by_id = {s.id: s for s in await target.shipments.get_many(ids)}  # get_many has no order
+        assert by_id == {s.id: s for s in await source.shipments.get_many(ids)}
         assert await target.shipments.counts() == await source.shipments.counts()  # the tally, rebuilt
         assert await target.cluster.members() == []  # the old daemon's membership stays behind
         # The identity sequences start past the copied ids: a new run gets a fresh one.

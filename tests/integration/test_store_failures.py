@@ -62,7 +62,7 @@ async def test_a_full_disk_fails_the_whole_batch_with_its_cause(tmp_path: Path) 
         await cap_pages(store)
         events = tuple(TrackingEvent(NOW, "scan " + "x" * 200, "IT", f"E{i}") for i in range(5))
         results = [
-            FetchSuccess(a["id"], TrackingInfo(a["tracking_number"], "IT", events=events), NOW, "in_transit")
+            FetchSuccess(a.id, TrackingInfo(a.tracking_number, "IT", events=events), NOW, "in_transit")
             for a in added.added
         ]
         with pytest.raises(StoreFullError, match=r"^disk full: database or disk is full"):

@@ -38,20 +38,20 @@ async def test_not_yet_in_system_backs_off_and_expires(tmp_path: Path, sandbox: 
         await step_days(rig, sandbox, 2)
         for number, shipment_id in ids.items():
             shipment = await rig.shipment(shipment_id)
-            assert not shipment["active"], number
-            assert shipment["schedule_reason"].startswith("expired"), number
-            assert shipment["next_sync_at"] is None, number
+            assert not shipment.active, number
+            assert shipment.schedule_reason.startswith("expired"), number
+            assert shipment.next_sync_at is None, number
             # Back-off: a wait of 15% of the shipment's age grows geometrically, so about 20 calls in
             # the first two days rather than 48 hourly ones.
             assert 4 <= calls_first_two_days[number] <= 24, (number, calls_first_two_days[number])
-        assert (await rig.shipment(ids["1ZNOTYET0001"]))["status_code"] == "NY"
-        assert (await rig.shipment(ids["1ZNOTFOUND03"]))["last_error_kind"] == "not_found"
+        assert (await rig.shipment(ids["1ZNOTYET0001"])).status_code == "NY"
+        assert (await rig.shipment(ids["1ZNOTFOUND03"])).last_error_kind == "not_found"
         # Expired shipments cost nothing more.
         total = sandbox.stats.total
         await step_days(rig, sandbox, 1)
         assert sandbox.stats.total == total
         why = await rig.shipment(ids["1ZLCSTUCK001"])
-        assert "after 3d" in why["schedule_reason"]
+        assert "after 3d" in why.schedule_reason
 
 
 async def test_delivered_gets_one_confirming_check_then_stops(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -61,15 +61,15 @@ async def test_delivered_gets_one_confirming_check_then_stops(tmp_path: Path, sa
         sid = ids["1ZDELIVERED01"]
         await rig.engine.run_once("manual")
         first = await rig.shipment(sid)
-        assert first["status_code"] == "DE" and first["active"]
-        assert first["schedule_reason"] == "delivered: one confirming check"
+        assert first.status_code == "DE" and first.active
+        assert first.schedule_reason == "delivered: one confirming check"
         await step_days(rig, sandbox, 0.5)
         assert sandbox.stats.requests_for("1ZDELIVERED01") == 1  # not before the day is up
         await step_days(rig, sandbox, 1)
         assert sandbox.stats.requests_for("1ZDELIVERED01") == 2
         done = await rig.shipment(sid)
-        assert not done["active"] and done["next_sync_at"] is None
-        assert done["schedule_reason"] == "delivered (confirmed): terminal"
+        assert not done.active and done.next_sync_at is None
+        assert done.schedule_reason == "delivered (confirmed): terminal"
         await step_days(rig, sandbox, 2)
         assert sandbox.stats.requests_for("1ZDELIVERED01") == 2
 
@@ -82,10 +82,10 @@ async def test_a_parcel_in_motion_is_followed_to_delivery_with_few_calls(tmp_pat
         runs = await step_days(rig, sandbox, 5)
         for number, shipment_id in ids.items():
             shipment = await rig.shipment(shipment_id)
-            assert shipment["status_code"] == "DE", number
-            assert not shipment["active"], number
+            assert shipment.status_code == "DE", number
+            assert not shipment.active, number
             events = await rig.store.shipments.events(shipment_id)
-            assert events[0]["status_code"] == "DE" and len(events) >= 6, number
+            assert events[0].status_code == "DE" and len(events) >= 6, number
             calls = sandbox.stats.requests_for(number)
             # About 30 calls each (25 and 30 today); a fixed 30-minute poll needs ~160 to see it confirmed.
             assert calls <= 35, (number, calls)

@@ -23,6 +23,7 @@ from shiptrackd.models import NewShipment
 from shiptrackd.providers import ShipEngineProvider
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import Store
+from shiptrackd.store.rows import Shipment
 from shiptrackd.sync.engine import SyncEngine
 from shiptrackd.sync.throttle import ApiStats, ProviderThrottle
 
@@ -41,9 +42,9 @@ class Rig:
         """Add shipments; returns tracking number -> shipment id."""
         items = [NewShipment(carrier, n, "") for n in numbers]
         result = await self.store.shipments.add_many(items, self.clock.now())
-        return {a["tracking_number"]: a["id"] for a in result.added}
+        return {a.tracking_number: a.id for a in result.added}
 
-    async def shipment(self, shipment_id: str) -> dict[str, Any]:
+    async def shipment(self, shipment_id: str) -> Shipment:
         """The stored shipment, which must exist."""
         row = await self.store.shipments.get(shipment_id)
         assert row is not None, shipment_id
@@ -109,7 +110,7 @@ async def test_each_fault_class_ends_in_its_documented_outcome(tmp_path: Path, s
         assert run["retries"] == 8  # two extra attempts for each of 500, flaky, reset and hang
         assert run["rate_limited"] == 0
 
-        by_id = {s["id"]: s for s in await rig.store.shipments.get_many(list(ids.values()))}
+        by_id = {s.id: s for s in await rig.store.shipments.get_many(list(ids.values()))}
         expected_kinds = {
             "1ZNOTFOUND01": "not_found",
             "1ZFAIL50001": "transient",
@@ -120,21 +121,22 @@ async def test_each_fault_class_ends_in_its_documented_outcome(tmp_path: Path, s
         }
         for number, kind in expected_kinds.items():
             shipment = by_id[ids[number]]
-            assert shipment["last_error_kind"] == kind, number
-            assert shipment["consecutive_failures"] == 1, number
-            assert shipment["status_code"] is None and shipment["last_synced_at"] is None, number
-            assert shipment["active"] and shipment["next_sync_at"] > shipment["created_at"], number
+            assert shipment.last_error_kind == kind, number
+            assert shipment.consecutive_failures == 1, number
+            assert shipment.status_code is None and shipment.last_synced_at is None, number
+            assert shipment.active and shipment.next_sync_at is not None, number
+            assert shipment.next_sync_at > shipment.created_at, number
             assert await rig.store.shipments.events(ids[number]) == [], number
-        assert "not found" in by_id[ids["1ZNOTFOUND01"]]["schedule_reason"]
-        assert "timed out" in by_id[ids["1ZHANG0001"]]["last_error"]
-        assert "HTTP 500" in by_id[ids["1ZFAIL50001"]]["last_error"]
-        assert "body" in by_id[ids["1ZBADJSON01"]]["last_error"]  # names what was wrong with it
-        assert "status_code" in by_id[ids["1ZBADSCHEMA1"]]["last_error"]
-        assert "'ZZ'" in by_id[ids["1ZBADSCHEMA1"]]["last_error"]
+        assert "not found" in by_id[ids["1ZNOTFOUND01"]].schedule_reason
+        assert "timed out" in by_id[ids["1ZHANG0001"]].last_error
+        assert "HTTP 500" in by_id[ids["1ZFAIL50001"]].last_error
+        assert "body" in by_id[ids["1ZBADJSON01"]].last_error  # names what was wrong with it
+        assert "status_code" in by_id[ids["1ZBADSCHEMA1"]].last_error
+        assert "'ZZ'" in by_id[ids["1ZBADSCHEMA1"]].last_error
         for number in ("1ZINTRANSIT01", "1ZFLAKY0001"):
             shipment = by_id[ids[number]]
-            assert shipment["status_code"] and shipment["consecutive_failures"] == 0, number
-            assert shipment["last_error_kind"] == "", number
+            assert shipment.status_code and shipment.consecutive_failures == 0, number
+            assert shipment.last_error_kind == "", number
             assert await rig.store.shipments.events(ids[number]), number
 
         errors = rig.rows("SELECT shipment_id, kind, http_status FROM sync_errors WHERE run_id = ?", run["id"])
@@ -157,7 +159,7 @@ async def test_failed_shipments_back_off_and_are_not_due_at_once(tmp_path: Path,
         third = await rig.engine.run_once("schedule")
         assert third["selected"] == 1 and third["failed"] == 1
         shipment = await rig.shipment(ids["1ZFAIL50002"])
-        assert shipment["consecutive_failures"] == 2 and "30m" in shipment["schedule_reason"]
+        assert shipment.consecutive_failures == 2 and "30m" in shipment.schedule_reason
 
 
 async def test_bad_key_stops_the_run_with_one_audit_row(tmp_path: Path, sandbox: Sandbox) -> None:

@@ -65,7 +65,7 @@ async def test_the_retry_after_header_value_is_what_is_waited(
     assert (run["updated"], run["failed"], run["skipped"], run["rate_limited"]) == (2, 0, 1, 1)
     assert run["outcome"] == "partial" and "1 deferred by the provider's rate limit" in run["stop_reason"]
     assert errors == [] and left["consecutive_failures"] == 0 and left["last_synced_at"] is None
-    assert [s["id"] for s in due_next] == [limited["1ZRATELIMIT01"]]
+    assert [s.id for s in due_next] == [limited["1ZRATELIMIT01"]]
 
 
 async def test_peak_in_flight_never_exceeds_concurrency(tmp_path: Path, sandbox: Sandbox) -> None:

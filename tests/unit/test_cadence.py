@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from row_samples import shipment
 
 from shiptrackd.config import CadenceConfig
 from shiptrackd.sync import cadence
@@ -84,14 +85,14 @@ def test_calls_per_hour_forecast() -> None:
 
 def test_explain_names_terminal_and_due_states() -> None:
     """`why` says a terminal shipment is not scheduled and a due one is due now."""
-    terminal = {"id": "ship_1", "active": False, "schedule_reason": "delivered (confirmed): terminal"}
-    due = {
-        "id": "ship_2",
-        "active": True,
-        "next_sync_at": "2026-03-02T11:00:00.000000Z",
-        "schedule_reason": "in transit: every 2h",
-        "consecutive_failures": 0,
-    }
+    terminal = shipment(id="ship_1", active=False, schedule_reason="delivered (confirmed): terminal")
+    due = shipment(
+        id="ship_2",
+        active=True,
+        next_sync_at=datetime(2026, 3, 2, 11, 0, tzinfo=UTC),
+        schedule_reason="in transit: every 2h",
+        consecutive_failures=0,
+    )
     assert cadence.explain(terminal, NOW, None)["state"] == "terminal"
     explained = cadence.explain(due, NOW, NOW + timedelta(minutes=5))
     assert explained["state"] == "due"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from row_samples import shipment as row
 
 from shiptrackd.models import NewShipment
+from shiptrackd.store.rows import Shipment
 from shiptrackd.sync.detection import NoDetectorError, carrier_lines, detector_for
 
 ACCOUNTS = [("domestic", False), ("as", True), ("t17", True)]
@@ -39,20 +41,20 @@ def test_no_account_detects(accounts: list[tuple[str, bool]], asked: str, messag
 @pytest.mark.parametrize(
     ("shipment", "first_line"),
     [
-        ({"carrier_code": "ups"}, "carrier: ups"),
-        ({"carrier_code": "", "carrier_source": "pending", "provider": "as"}, "carrier: not known yet: as detects"),
-        ({"carrier_code": "ups", "carrier_source": "detected", "provider": "as"}, "carrier: ups, detected by as"),
+        (row(carrier_code="ups"), "carrier: ups"),
+        (row(carrier_code="", carrier_source="pending", provider="as"), "carrier: not known yet: as detects"),
+        (row(carrier_code="ups", carrier_source="detected", provider="as"), "carrier: ups, detected by as"),
         (
-            {"carrier_code": "fedex", "carrier_source": "set", "detected_carrier": "ups"},
+            row(carrier_code="fedex", carrier_source="set", detected_carrier="ups"),
             "carrier: fedex, set by an operator (ups was detected)",
         ),
         (
-            {"carrier_code": "", "carrier_source": "pending", "detected_carrier": "ups", "tracking_number": "1Z9"},
+            row(carrier_code="", carrier_source="pending", detected_carrier="ups", tracking_number="1Z9"),
             "carrier: its provider detected ups, but another shipment already tracks ups 1Z9",
         ),
     ],
 )
-def test_why_says_how_the_carrier_is_known(shipment: dict[str, str], first_line: str) -> None:
+def test_why_says_how_the_carrier_is_known(shipment: Shipment, first_line: str) -> None:
     assert carrier_lines(shipment)[0].startswith(first_line)
 
 

@@ -30,3 +30,48 @@ def _private_imports(path: Path) -> list[str]:
 def test_no_private_name_is_imported_across_modules() -> None:
     offenders = [line for path in _modules(*PACKAGES, "tests", "bench") for line in _private_imports(path)]
     assert offenders == []
+
+
+# Parsers of wire formats (provider answers, pushes, the sandbox's scans, the units grammar, events another
+# daemon sent over NOTIFY) may call fromisoformat; a database time is parsed only in store/ (store/rows.py).
+WIRE_PARSERS = (
+    "shiptrackd/providers/",
+    "shiptrackd/sandbox/",
+    "shiptrackd/units.py",
+    "shiptrackd/push/verify.py",
+    "shiptrackd/cluster/events.py",
+)
+# Modules that still read database times themselves, until they move to typed rows (issue 8).
+NOT_YET_TYPED = (
+    "shiptrackd/api/routes_outbound.py",
+    "shiptrackd/alerts/state.py",
+    "shiptrackd/health/monitor.py",
+    "shiptrackd/metrics.py",
+    "shiptrackd/outbound/dispatcher.py",
+    "shiptrackd/outbound/metrics.py",
+)
+DB_TIME_NAMES = ("from_db", "at_db")
+
+
+def _db_time_readers(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            if node.module and node.module.split(".")[-1] == "db" and "store" in node.module.split("."):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports the store's database module")
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names if n in DB_TIME_NAMES]
+        elif isinstance(node, ast.Attribute) and node.attr in ("fromisoformat", "strptime"):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} parses a time ({node.attr})")
+    return found
+
+
+def test_only_the_store_reads_database_times() -> None:
+    """Store rows come back typed, with datetimes: no module outside store/ parses a database time."""
+    offenders = []
+    for path in _modules(*PACKAGES):
+        rel = str(path.relative_to(ROOT))
+        if rel.startswith(("shiptrackd/store/", *WIRE_PARSERS, *NOT_YET_TYPED)):
+            continue
+        offenders += _db_time_readers(path)
+    assert offenders == []

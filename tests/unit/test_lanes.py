@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from row_samples import shipment as row
 from test_throttle import ScriptedProvider, make
 
 from shiptrackd.sync.lanes import Job, LaneQueues
@@ -15,11 +16,11 @@ async def test_a_full_queue_of_a_paused_account_defers_and_the_others_go_on() ->
     paused, busy = make(ScriptedProvider()), make(ScriptedProvider())
     paused.config = busy.config = type(paused.config)(concurrency=1, rate_limit=None)  # queues of 2 jobs each
     queues = LaneQueues([paused, busy])
-    assert [await queues.put(Job(paused, [{"id": i}])) for i in range(2)] == [True, True]
+    assert [await queues.put(Job(paused, [row(id=f"ship_{i}")])) for i in range(2)] == [True, True]
     paused.pause(60)  # a Retry-After: its workers are waiting it out
     with anyio.fail_after(1):  # not waiting for room it will not get soon
-        assert await queues.put(Job(paused, [{"id": 2}])) is False
-        assert await queues.put(Job(busy, [{"id": 3}])) is True
+        assert await queues.put(Job(paused, [row(id="ship_2")])) is False
+        assert await queues.put(Job(busy, [row(id="ship_3")])) is True
     queues.close()
     for _, receive in queues.receive:
         receive.close()
@@ -31,22 +32,22 @@ async def test_a_full_queue_of_a_working_account_waits_for_room() -> None:
     queues = LaneQueues([lane])
     (_, receive), *_ = queues.receive
     for i in range(2):
-        await queues.put(Job(lane, [{"id": i}]))
+        await queues.put(Job(lane, [row(id=f"ship_{i}")]))
     done = anyio.Event()
 
     async def put_third() -> None:
-        assert await queues.put(Job(lane, [{"id": 2}])) is True
+        assert await queues.put(Job(lane, [row(id="ship_2")])) is True
         done.set()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(put_third)
         await anyio.wait_all_tasks_blocked()
         assert not done.is_set()  # backpressure: the feeder waits
-        assert (await receive.receive()).shipments == [{"id": 0}]
+        assert (await receive.receive()).shipments == [row(id="ship_0")]
         with anyio.fail_after(1):
             await done.wait()
     queues.close()
-    assert [job.shipments async for job in receive] == [[{"id": 1}], [{"id": 2}]]
+    assert [job.shipments async for job in receive] == [[row(id="ship_1")], [row(id="ship_2")]]
     receive.close()
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from row_samples import shipment as row
 
 from shiptrackd.config import CadenceConfig
 from shiptrackd.health.rules import judge_webhooks
@@ -15,9 +16,11 @@ from shiptrackd.push.jwks import jwk_of, parse_jwks
 from shiptrackd.push.state import silence_level
 from shiptrackd.push.verify import ReplayCache, in_window, parse_timestamp, verify_rsa_sha256
 from shiptrackd.sandbox.push import process_key
+from shiptrackd.store.rows import Shipment
 from shiptrackd.sync import cadence
 
 NOW = datetime(2026, 8, 7, 16, 10, 1, tzinfo=UTC)
+SUBSCRIBED = NOW - timedelta(days=1)
 
 
 @pytest.mark.parametrize(
@@ -150,13 +153,13 @@ def test_after_push_waits_push_safety_except_for_delivery_and_expiry() -> None:
 @pytest.mark.parametrize(
     ("shipment", "enabled", "start"),
     [
-        ({"active": True, "schedule_reason": "in transit: every 4h"}, False, "poll only"),
-        ({"active": True, "schedule_reason": "new"}, True, "poll (not subscribed"),
-        ({"active": True, "subscribed_at": "x", "schedule_reason": "push: safety poll every 1d"}, True, "push:"),
-        ({"active": True, "subscribed_at": "x", "push_missed": True, "schedule_reason": "x"}, True, "push overdue"),
-        ({"active": True, "subscribed_at": "x", "schedule_reason": "push channel silent: x"}, True, "poll: the push"),
+        (row(active=True, schedule_reason="in transit: every 4h"), False, "poll only"),
+        (row(active=True, schedule_reason="new"), True, "poll (not subscribed"),
+        (row(active=True, subscribed_at=SUBSCRIBED, schedule_reason="push: safety poll every 1d"), True, "push:"),
+        (row(active=True, subscribed_at=SUBSCRIBED, push_missed=True, schedule_reason="x"), True, "push overdue"),
+        (row(active=True, subscribed_at=SUBSCRIBED, schedule_reason="push channel silent: x"), True, "poll: the push"),
     ],
 )
-def test_why_names_the_regime(shipment: dict[str, object], enabled: bool, start: str) -> None:
+def test_why_names_the_regime(shipment: Shipment, enabled: bool, start: str) -> None:
     """`why` says which regime a shipment is in."""
     assert cadence.regime(shipment, enabled).startswith(start)

@@ -1,0 +1,159 @@
+"""
+The rows the store hands out: typed, with aware UTC datetimes, never database text.
+
+A database time is fixed-width ISO text (store/schema.py); it is parsed here, once, for both
+backends, so nothing outside `store/` reads that format. msgspec Structs rather than dataclasses:
+a frozen, gc=False Struct is built several times faster than a slotted dataclass (a sync batch
+builds a row per shipment), and `msgspec.convert(row, Answer, from_attributes=True)` maps a row
+onto its wire answer (shiptrackd/wire/) without a hand-written copy. Only msgspec and the
+standard library are imported: pure modules (sync/cadence.py, outbound/payload.py) may name these types.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+def from_db(text: str | None) -> datetime | None:
+    """A store time as an aware UTC datetime (None for NULL or ''); the one parser of the format."""
+    if not text:
+        return None
+    return datetime.fromisoformat(text)  # "...Z" parses as UTC; 40x faster than strptime
+
+
+def at_db(text: str) -> datetime:
+    """A NOT NULL store time."""
+    return datetime.fromisoformat(text)
+
+
+class Row(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """Base of every row: immutable (msgspec.structs.replace makes a changed copy); subclasses repeat
+    `frozen=True` for mypy, whose dataclass view of a Struct does not inherit it."""
+
+
+# --- shipments -------------------------------------------------------------------------------
+
+SHIPMENT_COLUMNS = (
+    "id, carrier_code, tracking_number, reference, status_code, status_detail_code, status_description,"
+    " exception_description, estimated_delivery_at, actual_delivery_at, last_synced_at, status_changed_at,"
+    " next_sync_at, schedule_reason, consecutive_failures, last_error, last_error_kind, active,"
+    " created_at, updated_at, provider, provider_ref, provider_status, provider_sub_status,"
+    " subscribed_at, last_push_at, push_count, push_missed, carrier_source, detected_carrier"
+)
+
+
+class Shipment(Row, frozen=True):
+    """A tracked parcel (the columns of SHIPMENT_COLUMNS; the lease columns stay inside the store)."""
+
+    id: str
+    carrier_code: str
+    tracking_number: str
+    reference: str
+    status_code: str | None  # None until the first sync
+    status_detail_code: str
+    status_description: str
+    exception_description: str
+    estimated_delivery_at: datetime | None
+    actual_delivery_at: datetime | None
+    last_synced_at: datetime | None
+    status_changed_at: datetime | None
+    next_sync_at: datetime | None
+    schedule_reason: str
+    consecutive_failures: int
+    last_error: str
+    last_error_kind: str
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    provider: str
+    provider_ref: str
+    provider_status: str
+    provider_sub_status: str
+    subscribed_at: datetime | None
+    last_push_at: datetime | None
+    push_count: int
+    push_missed: bool
+    carrier_source: str  # given, pending (detected at registration), detected, or set (by an operator)
+    detected_carrier: str  # what the provider detected, kept after an operator's "set"
+
+
+def shipment_row(r: Any) -> Shipment:
+    """A row selected with SHIPMENT_COLUMNS (by index: this runs for every shipment of a sync batch)."""
+    return Shipment(
+        id=r[0],
+        carrier_code=r[1],
+        tracking_number=r[2],
+        reference=r[3],
+        status_code=r[4],
+        status_detail_code=r[5],
+        status_description=r[6],
+        exception_description=r[7],
+        estimated_delivery_at=from_db(r[8]),
+        actual_delivery_at=from_db(r[9]),
+        last_synced_at=from_db(r[10]),
+        status_changed_at=from_db(r[11]),
+        next_sync_at=from_db(r[12]),
+        schedule_reason=r[13],
+        consecutive_failures=r[14],
+        last_error=r[15],
+        last_error_kind=r[16],
+        active=bool(r[17]),
+        created_at=at_db(r[18]),
+        updated_at=at_db(r[19]),
+        provider=r[20],
+        provider_ref=r[21],
+        provider_status=r[22],
+        provider_sub_status=r[23],
+        subscribed_at=from_db(r[24]),
+        last_push_at=from_db(r[25]),
+        push_count=r[26],
+        push_missed=bool(r[27]),
+        carrier_source=r[28],
+        detected_carrier=r[29],
+    )
+
+
+EVENT_COLUMNS = "occurred_at, status_code, description, event_code, location"
+
+
+class TrackingEvent(Row, frozen=True):
+    """One scan of a shipment's history."""
+
+    occurred_at: datetime
+    status_code: str
+    description: str
+    event_code: str
+    location: str
+
+
+def event_row(r: Any) -> TrackingEvent:
+    """A row selected with EVENT_COLUMNS."""
+    return TrackingEvent(occurred_at=at_db(r[0]), status_code=r[1], description=r[2], event_code=r[3], location=r[4])
+
+
+class Added(Row, frozen=True):
+    """A shipment `add_many` added, or found already tracked; `index` is its position in the call."""
+
+    index: int
+    id: str
+    carrier_code: str
+    tracking_number: str
+    reference: str
+    provider: str  # the account that tracks it, when given or picked to detect its carrier
+
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "SHIPMENT_COLUMNS",
+    "Added",
+    "Row",
+    "Shipment",
+    "TrackingEvent",
+    "at_db",
+    "event_row",
+    "from_db",
+    "shipment_row",
+]
