@@ -314,7 +314,7 @@ class Daemon:
         async def health_body() -> str:
             assert self.health is not None
             report = await self.health.run_once()
-            return f"{report['level']}: {report['summary']}"[:200]
+            return f"{report.level}: {report.summary}"[:200]
 
         async def alerts_body() -> str:
             assert self.alerting is not None
@@ -377,9 +377,9 @@ class Daemon:
         for name, loop in self.loops.items():
             state = saved.get(name)
             if state:
-                loop.last_run_at = state["last_run_at"]
-                loop.last_outcome = state["last_outcome"]
-                loop.paused = state["paused"]
+                loop.last_run_at = state.last_run_at
+                loop.last_outcome = state.last_outcome
+                loop.paused = state.paused
 
     async def _loop_changed(self, loop: Loop) -> None:
         if self.store is not None:

@@ -18,7 +18,6 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from .push.state import PushState
     from .schedule import Loop
     from .store import Store
+    from .store.rows import HealthRecord
     from .sync.engine import SyncEngine
     from .sync.throttle import ApiStats
 
@@ -126,8 +126,8 @@ class SyncRecorder:
 
     def record(self, run: dict[str, Any]) -> None:
         started, finished = run.get("started_at"), run.get("finished_at")
-        if started and finished:
-            seconds = (_parse_db_time(finished) - _parse_db_time(started)).total_seconds()
+        if started and finished:  # the event carries the run's record as the store gave it: datetimes
+            seconds = (finished - started).total_seconds()
             self.duration.observe(max(0.0, seconds))
         for result in ("updated", "unchanged", "failed", "skipped"):
             self.shipments[result] += int(run.get(result) or 0)
@@ -140,14 +140,6 @@ class SyncRecorder:
                 if event["type"] == EVENT_SYNC_FINISHED:
                     self.record(event.get("run") or {})
             await anyio.sleep(0.1)  # the bus closed (shutdown) or dropped us: resubscribe shortly
-
-
-def _parse_db_time(text: str) -> datetime:
-    from .store.db import from_db
-
-    parsed = from_db(text)
-    assert parsed is not None
-    return parsed
 
 
 class Exporter:
@@ -199,11 +191,11 @@ class Exporter:
             if time.monotonic() - self._cached_at < CACHE_S:
                 return
             last = await self.store.runs.last_successful()
-            finished = (last or {}).get("finished_at")
+            finished = last.finished_at if last else None
             self._cache = {
                 "shipments": await self.store.health.shipment_mix(),
                 "runs": await self.store.health.run_counts(),
-                "last_success": _parse_db_time(finished).timestamp() if finished else None,
+                "last_success": finished.timestamp() if finished else None,
                 "report": await self.store.health.latest(),
                 "alert_states": await self.store.alerts.states(),
                 "due": await self.store.shipments.count_due(self.monitor.clock.now()),
@@ -371,16 +363,17 @@ class Exporter:
         yield from (runs, failures, streak, paused, next_run)
 
     def _health(self) -> Iterator[Metric]:
-        report = self._cache.get("report") or {}
+        record: HealthRecord | None = self._cache.get("report")
+        report = record.report if record else {}
         yield GaugeMetricFamily(
             "shiptrackd_health_status",
             "The last health report as a monitoring-plugin code: 0 ok, 1 warning, 2 critical, 3 unknown (none yet)",
-            value=LEVEL_EXIT_CODES[report.get("level", UNKNOWN)],
+            value=LEVEL_EXIT_CODES[record.level if record else UNKNOWN],
         )
         yield GaugeMetricFamily(
             "shiptrackd_health_report_timestamp_seconds",
             "When the last health report was made (Unix time; 0: none yet)",
-            value=datetime.fromisoformat(report["at"]).timestamp() if report else 0,
+            value=record.at.timestamp() if record else 0,
         )
         state = GaugeMetricFamily(
             "shiptrackd_health_check_state", "1 for each check's current state", labels=["check", "state"]
@@ -408,7 +401,7 @@ class Exporter:
             "shiptrackd_alerts_capped", "Evaluations whose notice max_per_hour held back", value=self.alerting.capped
         )
         firing = GaugeMetricFamily("shiptrackd_alerts_firing", "Checks whose alert is firing", labels=["severity"])
-        counts = Counter(s["notified_level"] for s in self._cache.get("alert_states", []) if s["notified_level"])
+        counts = Counter(s.notified_level for s in self._cache.get("alert_states", []) if s.notified_level)
         for sev in ("warning", "critical"):
             firing.add_metric([sev], counts[sev])
         yield firing

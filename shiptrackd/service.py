@@ -261,9 +261,9 @@ class Service:
         run = await self.store.runs.get(run_id) if 0 < run_id <= MAX_ROW_ID else None
         if run is None:
             raise NotFoundError(f"no sync run {run_id}")
-        if self.engine.current and self.engine.current.run_id == run_id:
-            run["progress"] = self.engine.current.snapshot()
-        return to_answer(run, wire.RunDetail)
+        current = self.engine.current
+        progress = current.snapshot() if current and current.run_id == run_id else None
+        return to_answer({**msgspec.structs.asdict(run), "progress": progress}, wire.RunDetail)
 
     async def stats(self) -> wire.Stats:
         """Everything `shiptrackctl stats` shows: the store's mix, the last day's runs, the API's figures."""

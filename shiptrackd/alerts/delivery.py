@@ -30,6 +30,7 @@ from ..config import ALERT_TAGS, AlertsConfig, Secret, mask_url, split_alert_url
 from ..errors import ConfigError
 from ..events import EventBus
 from ..store import Store
+from ..store.rows import AlertRow, DeliveryRow
 from ..wire.names import EVENT_ALERT_DELIVERY
 
 CONSOLE = "console"
@@ -229,12 +230,12 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim and deliver every pending row (concurrently, one task per row); how many were claimed."""
         rows = await self.store.alerts.pending()
-        claimed = [r for r in rows if await self.store.alerts.claim(r["id"], self.clock.now(), self.owner)]
+        claimed = [r for r in rows if await self.store.alerts.claim(r.id, self.clock.now(), self.owner)]
         if not claimed:
             return 0
         limiter = anyio.CapacityLimiter(SEND_CONCURRENCY)
 
-        async def one(row: dict[str, Any]) -> None:
+        async def one(row: AlertRow) -> None:
             async with limiter:
                 await self._deliver(row)
 
@@ -243,20 +244,20 @@ class Dispatcher:
                 tg.start_soon(one, row)
         return len(claimed)
 
-    async def wait_for(self, notification_id: int, timeout_s: float) -> list[dict[str, Any]]:
+    async def wait_for(self, notification_id: int, timeout_s: float) -> list[DeliveryRow]:
         """The notification's deliveries once none is pending or sending (or as they stand at the timeout)."""
         with anyio.move_on_after(timeout_s):
             while True:
                 progress = self._progress
                 rows = await self.store.alerts.deliveries(notification_id)
-                if all(r["status"] in ("sent", "failed") for r in rows):
+                if all(r.status in ("sent", "failed") for r in rows):
                     return rows
                 await progress.wait()
         return await self.store.alerts.deliveries(notification_id)
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: AlertRow) -> None:
         cfg = self._config()
-        channel = self._channels().get(row["channel_key"])
+        channel = self._channels().get(row.channel_key)
         attempts, status, error = 0, "failed", ""
         try:
             if channel is None:
@@ -273,10 +274,10 @@ class Dispatcher:
                             await self._send(channel, row, cfg.delivery_timeout_s)
                         except DeliveryError as exc:
                             error = str(exc)
-                            await self.store.alerts.record_attempt(row["id"], attempts, error)
+                            await self.store.alerts.record_attempt(row.id, attempts, error)
                             logger.bind(loop="alerts").warning(
                                 "alert {} to {} failed (attempt {}): {}",
-                                row["notification_id"],
+                                row.notification_id,
                                 channel.name,
                                 attempts,
                                 error,
@@ -286,12 +287,12 @@ class Dispatcher:
         except DeliveryError:
             pass  # retries exhausted: recorded below
         with anyio.CancelScope(shield=True):
-            await self.store.alerts.finish(row["id"], status, attempts, error, self.clock.now())
+            await self.store.alerts.finish(row.id, status, attempts, error, self.clock.now())
         self.outcomes[(channel.scheme if channel else "unknown", status)] += 1
         self.bus.publish(
             EVENT_ALERT_DELIVERY,
-            notification_id=row["notification_id"],
-            channel=row["channel"],
+            notification_id=row.notification_id,
+            channel=row.channel,
             status=status,
             attempts=attempts,
             error=error,
@@ -299,21 +300,21 @@ class Dispatcher:
         self._progress.set()
         self._progress = anyio.Event()
 
-    async def _send(self, channel: Channel, row: dict[str, Any], timeout_s: float) -> None:
+    async def _send(self, channel: Channel, row: AlertRow, timeout_s: float) -> None:
         if channel.apprise is None:
             # Critical at ERROR, so `journalctl -p err` shows an outage; warnings stay warnings.
-            level = {"resolved": "INFO", "info": "INFO", "critical": "ERROR"}.get(row["severity"], "WARNING")
-            body = row["body"].replace("\n", " | ")
-            logger.bind(loop="alerts", alert=row["notification_id"]).log(level, "ALERT {} | {}", row["title"], body)
+            level = {"resolved": "INFO", "info": "INFO", "critical": "ERROR"}.get(row.severity, "WARNING")
+            body = row.body.replace("\n", " | ")
+            logger.bind(loop="alerts", alert=row.notification_id).log(level, "ALERT {} | {}", row.title, body)
             return
         import apprise
 
         try:
             with anyio.fail_after(timeout_s + 2):  # Apprise's own timeout first; this one if it overruns
                 result = await channel.apprise.async_notify(
-                    body=row["body"],
-                    title=row["title"],
-                    notify_type=apprise.NotifyType(_NOTIFY_TYPES.get(row["severity"], "info")),
+                    body=row.body,
+                    title=row.title,
+                    notify_type=apprise.NotifyType(_NOTIFY_TYPES.get(row.severity, "info")),
                     body_format=apprise.NotifyFormat.TEXT,
                     timeout=timeout_s,
                     log_level=logging.WARNING,

@@ -12,12 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..config import AlertsConfig
 from ..health.rules import CheckResult, rank
 from ..units import format_duration, format_rfc3339
 from ..wire.names import CRITICAL, OK, UNKNOWN, WARNING
+
+if TYPE_CHECKING:  # the row type only: the rules stay pure (no store, no database driver)
+    from ..store.rows import AlertStateRow
 
 CAUSE = "api_connectivity"
 SYMPTOMS = frozenset({"stale_shipments", "recent_sync", "error_rate"})  # what a dead API also breaks
@@ -59,31 +62,18 @@ class AlertState:
         return self.notified_level is not None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> AlertState:
+    def from_row(cls, row: AlertStateRow) -> AlertState:
         return cls(
-            row["check_name"],
-            row["level"],
-            row["failing_streak"],
-            row["passing_streak"],
-            row["notified_level"],
-            row["fired_at"],
-            row["last_notified_at"],
-            row["message"],
-            row["value"],
+            row.check_name,
+            row.level,
+            row.failing_streak,
+            row.passing_streak,
+            row.notified_level,
+            row.fired_at,
+            row.last_notified_at,
+            row.message,
+            row.value,
         )
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "check_name": self.check,
-            "level": self.level,
-            "failing_streak": self.failing_streak,
-            "passing_streak": self.passing_streak,
-            "notified_level": self.notified_level,
-            "fired_at": self.fired_at,
-            "last_notified_at": self.last_notified_at,
-            "message": self.message,
-            "value": self.value,
-        }
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ For each report, in order (each report is evaluated exactly once):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import anyio
+import msgspec
 from loguru import logger
 
 from ..clock import Clock
@@ -31,6 +31,7 @@ from ..health.monitor import HealthMonitor
 from ..health.rules import check_from_dict
 from ..models import MAX_ROW_ID
 from ..store import NewNotification, Store
+from ..store.rows import AlertStateRow, DeliveryRow, HealthRecord, SilenceRow
 from ..units import parse_rfc3339
 from ..wire.names import EVENT_ALERT_QUEUED, EVENT_SILENCE_ADDED, EVENT_SILENCE_REMOVED, KNOWN_CHECKS
 from .delivery import ChannelSet, Dispatcher
@@ -95,12 +96,12 @@ class Alerting:
                     outcomes.append(await self._evaluate(report))
         return outcomes
 
-    async def _evaluate(self, report: Mapping[str, Any]) -> dict[str, Any]:
+    async def _evaluate(self, record: HealthRecord) -> dict[str, Any]:
         cfg = self.config.alerts
         now = self.clock.now()
-        checks = [check_from_dict(c) for c in report["checks"]]
-        states = {row["check_name"]: AlertState.from_row(row) for row in await self.store.alerts.states()}
-        silenced = {s["check_name"] for s in await self.store.alerts.silences(now)}
+        checks = [check_from_dict(c) for c in record.report["checks"]]
+        states = {row.check_name: AlertState.from_row(row) for row in await self.store.alerts.states()}
+        silenced = {s.check_name for s in await self.store.alerts.silences(now)}
         result = plan(states, checks, now, Policy.of(cfg), silenced=silenced, inhibit=cfg.inhibit)
         new_states = dict(result.states)
         notification = None
@@ -132,10 +133,10 @@ class Alerting:
                     channels=[(c.name, c.key) for c in self.channels.routed(routes)],
                 )
         notification_id = await self.store.alerts.commit_evaluation(
-            report.get("id"), [s.to_row() for s in new_states.values()], notification, now
+            record.id, [state_row(s) for s in new_states.values()], notification, now
         )
         outcome = {
-            "report_id": report.get("id"),
+            "report_id": record.id,
             "notification_id": notification_id,
             "sent": [asdict(d) for d in result.send] if not capped else [],
             "held": [asdict(d) for d in result.held]
@@ -164,14 +165,14 @@ class Alerting:
         """`shiptrackctl alert`: run the checks, evaluate that report under the usual rules, wait for delivery."""
         report = await self.monitor.run_once("alert", hand_off=False)
         outcomes = await self.evaluate_pending()
-        mine = next((o for o in outcomes if o["report_id"] == report["id"]), None)
-        deliveries: list[dict[str, Any]] = []
+        mine = next((o for o in outcomes if o["report_id"] == report.id), None)
+        deliveries: list[DeliveryRow] = []
         if mine and mine["notification_id"]:
             self.dispatcher.wake()
             wait = DELIVERY_WAIT_S if wait_s is None else wait_s
             deliveries = await self.dispatcher.wait_for(mine["notification_id"], wait)
         return {
-            "report": {k: report[k] for k in ("id", "at", "level", "summary")},
+            "report": {"id": report.id, "at": report.at, "level": report.level, "summary": report.summary},
             "notification_id": mine["notification_id"] if mine else None,
             "sent": mine["sent"] if mine else [],
             "held": mine["held"] if mine else [],
@@ -202,7 +203,7 @@ class Alerting:
         return {
             "notification_id": notification_id,
             "deliveries": deliveries,
-            "delivered": all(d["status"] == "sent" for d in deliveries),
+            "delivered": all(d.status == "sent" for d in deliveries),
         }
 
     # --- reading ---------------------------------------------------------------------------
@@ -240,7 +241,7 @@ class Alerting:
 
     async def add_silence(
         self, check: str, *, duration: str | float | None, until: str | None, comment: str
-    ) -> dict[str, Any]:
+    ) -> SilenceRow:
         """Mute *check* (or "*" for all) until a time; it expires on its own, a passing check does not lift it."""
         if check != "*" and check not in KNOWN_CHECKS:
             raise InvalidRequestError(f"unknown check {check!r}; checks: {', '.join(KNOWN_CHECKS)}, or * for all")
@@ -265,21 +266,35 @@ class Alerting:
         if (end - now).total_seconds() > MAX_SILENCE_S:
             raise InvalidRequestError(f"a silence may last at most {format_duration(MAX_SILENCE_S)}")
         silence = await self.store.alerts.add_silence(check, end, comment.strip()[:500], now)
-        self.bus.publish(EVENT_SILENCE_ADDED, silence=silence)
+        self.bus.publish(EVENT_SILENCE_ADDED, silence=msgspec.structs.asdict(silence))
         # The route's audit line (INFO) says it for people; this is the detail, comment included.
-        logger.debug("silence {} added: {} until {} ({})", silence["id"], check, end.isoformat(), comment)
+        logger.debug("silence {} added: {} until {} ({})", silence.id, check, end.isoformat(), comment)
         return silence
 
     async def silences(self, include_expired: bool = False) -> list[dict[str, Any]]:
         now = self.clock.now()
-        rows = await self.store.alerts.silences(now, include_expired)
-        for row in rows:
-            until = datetime.fromisoformat(row["until_at"].replace("Z", "+00:00"))
-            row["active"] = row["removed_at"] is None and until > now
-        return rows
+        return [
+            msgspec.structs.asdict(row) | {"active": row.removed_at is None and row.until_at > now}
+            for row in await self.store.alerts.silences(now, include_expired)
+        ]
 
     async def remove_silence(self, silence_id: int) -> dict[str, Any]:
         if not 0 < silence_id <= MAX_ROW_ID or not await self.store.alerts.remove_silence(silence_id, self.clock.now()):
             raise NotFoundError(f"no active silence {silence_id}")
         self.bus.publish(EVENT_SILENCE_REMOVED, id=silence_id)
         return {"removed": silence_id}
+
+
+def state_row(state: AlertState) -> AlertStateRow:
+    """A check's alert state as the store keeps it."""
+    return AlertStateRow(
+        check_name=state.check,
+        level=state.level,
+        failing_streak=state.failing_streak,
+        passing_streak=state.passing_streak,
+        notified_level=state.notified_level,
+        fired_at=state.fired_at,
+        last_notified_at=state.last_notified_at,
+        message=state.message,
+        value=state.value,
+    )

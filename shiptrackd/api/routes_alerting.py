@@ -10,6 +10,7 @@ from starlette.routing import Route
 from ..alerts.state import DELIVERY_WAIT_S, Alerting
 from ..errors import InvalidRequestError
 from ..health.monitor import HealthMonitor
+from ..units import format_rfc3339
 from ..wire import alerting as wire
 from ..wire.answers import HealthReport, to_answer
 from ..wire.names import CHECKS
@@ -96,7 +97,7 @@ def alert_routes(alerting: Alerting) -> list[Route]:
             until=field(body, "until", str, None),
             comment=field(body, "comment", str, "") or "",
         )
-        audit(request.scope, "silence added", id=silence.get("id"), check=check, until=silence.get("until_at"))
+        audit(request.scope, "silence added", id=silence.id, check=check, until=format_rfc3339(silence.until_at))
         return answer(to_answer(silence, wire.Silence), 201)
 
     async def remove_silence(request: Request) -> Any:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import msgspec
 from anyio.abc import TaskStatus
 from loguru import logger
 
@@ -107,8 +108,7 @@ class Membership:
         now = self.clock.now()
         out = []
         for m in await self.store.cluster.members():
-            age = (now - m["heartbeat_at"]).total_seconds()
-            out.append(
-                {**m, "alive": age <= STALE_AFTER_S, "heartbeat_age_s": round(age, 3), "self": m["id"] == self.id}
-            )
+            age = (now - m.heartbeat_at).total_seconds()
+            marks = {"alive": age <= STALE_AFTER_S, "heartbeat_age_s": round(age, 3), "self": m.id == self.id}
+            out.append(msgspec.structs.asdict(m) | marks)
         return out

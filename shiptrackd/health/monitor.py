@@ -23,6 +23,7 @@ from ..cluster.membership import STALE_AFTER_S
 from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.db import from_db
+from ..store.rows import HealthRecord
 from ..units import format_rfc3339
 from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, OPTIONAL_CHECKS, UNKNOWN
 from .cluster import judge_cluster
@@ -106,7 +107,7 @@ class HealthMonitor:
 
     async def run_once(
         self, trigger: str = "schedule", *, evaluate: bool = True, hand_off: bool = True
-    ) -> dict[str, Any]:
+    ) -> HealthRecord:
         """
         Measure, store and publish one report; `evaluate=False` keeps it out of the alert rules.
 
@@ -114,14 +115,15 @@ class HealthMonitor:
         on_report does not start a second, racing evaluation.
         """
         report = await self.measure(trigger=trigger)
-        report["id"] = await self.store.health.save_report(report, trigger, evaluated=not evaluate)
+        record = await self.store.health.save_report(report, trigger, evaluated=not evaluate)
+        report = record.report  # with its id
         self.bus.publish(EVENT_HEALTH_REPORT, report=report)
         if evaluate and hand_off and self.on_report is not None:
             self.on_report()
         log = logger.bind(loop="health")
         level = {OK: "INFO", CRITICAL: "ERROR"}.get(report["level"], "WARNING")  # critical: journalctl -p err
         log.bind(health=report["level"]).log(level, "health {}: {}", report["level"], report["summary"])
-        return report
+        return record
 
     async def current(
         self,
@@ -132,21 +134,21 @@ class HealthMonitor:
         stale_limit: int = 50,
     ) -> dict[str, Any]:
         """The last stored report (or a fresh one when asked, when none exists, or when it is overdue)."""
-        report = None if fresh else await self.store.health.latest()
-        if report is None or self._overdue(report):
-            report = await self.run_once("fresh" if fresh else "api", evaluate=False)
+        record = None if fresh else await self.store.health.latest()
+        if record is None or self._overdue(record.at):
+            record = await self.run_once("fresh" if fresh else "api", evaluate=False)
+        report = dict(record.report)
         if alert_threshold is not None:
             report = rejudge_stale(report, alert_threshold, self.config.health)
         now = self.clock.now()
-        report["age_s"] = round(max(0.0, (now - datetime.fromisoformat(report["at"])).total_seconds()), 3)
+        report["age_s"] = round(max(0.0, (now - record.at).total_seconds()), 3)
         if check_stale:
             older_than = now - timedelta(seconds=self.config.health.stale_after_s)
             report["stale_shipments"] = (await self.store.health.stale(older_than, stale_limit))[2]
         return report
 
-    def _overdue(self, report: Mapping[str, Any]) -> bool:
+    def _overdue(self, at: datetime) -> bool:
         """A stored report older than two health periods (plus a minute) says the health loop is stuck."""
-        at = datetime.fromisoformat(report["at"])
         period = (next_fire(self.config.health.schedule, at) - at).total_seconds()
         return (self.clock.now() - at).total_seconds() > 2 * period + 60
 
@@ -226,7 +228,7 @@ class HealthMonitor:
         last = await self.store.runs.last_successful()
         at = None
         if last is not None:
-            at = from_db(last.get("finished_at") or last.get("started_at"))
+            at = last.finished_at or last.started_at
         sync_loop = self.loops.get("sync")
         return judge_recent_sync(
             at,

@@ -16,12 +16,61 @@ from datetime import datetime
 from typing import Any
 
 from .db import to_db
-from .rows import from_db
+from .rows import AlertRow, AlertStateRow, DeliveryRow, NotificationRow, SilenceRow, at_db, from_db
 from .sql import Backend, Conn
 
 STATE_COLUMNS = (
     "check_name, level, failing_streak, passing_streak, notified_level, fired_at, last_notified_at, message, value"
 )
+ALERT_COLUMNS = (
+    "id, notification_id, created_at, kind, severity, checks, title, body, channel, channel_key, status, attempts,"
+    " claimed_at, finished_at, error"
+)
+DELIVERY_COLUMNS = "id, channel, status, attempts, error, claimed_at, finished_at"
+SILENCE_COLUMNS = "id, check_name, created_at, until_at, comment, removed_at"
+
+
+def _alert(r: Any) -> AlertRow:
+    return AlertRow(
+        id=r[0],
+        notification_id=r[1],
+        created_at=at_db(r[2]),
+        kind=r[3],
+        severity=r[4],
+        checks=json.loads(r[5]),
+        title=r[6],
+        body=r[7],
+        channel=r[8],
+        channel_key=r[9],
+        status=r[10],
+        attempts=r[11],
+        claimed_at=from_db(r[12]),
+        finished_at=from_db(r[13]),
+        error=r[14],
+    )
+
+
+def _delivery(r: Any) -> DeliveryRow:
+    return DeliveryRow(
+        id=r[0],
+        channel=r[1],
+        status=r[2],
+        attempts=r[3],
+        error=r[4],
+        claimed_at=from_db(r[5]),
+        finished_at=from_db(r[6]),
+    )
+
+
+def _silence(r: Any) -> SilenceRow:
+    return SilenceRow(
+        id=r[0],
+        check_name=r[1],
+        created_at=at_db(r[2]),
+        until_at=at_db(r[3]),
+        comment=r[4],
+        removed_at=from_db(r[5]),
+    )
 
 
 @dataclass(frozen=True)
@@ -42,20 +91,27 @@ class AlertStore:
 
     # --- per-check state ---------------------------------------------------------------
 
-    async def states(self) -> list[dict[str, Any]]:
+    async def states(self) -> list[AlertStateRow]:
         rows = await self.db.fetchall(f"SELECT {STATE_COLUMNS} FROM alert_state ORDER BY check_name")
-        out = []
-        for r in rows:
-            d = dict(r)
-            for key in ("fired_at", "last_notified_at"):
-                d[key] = from_db(d[key])
-            out.append(d)
-        return out
+        return [
+            AlertStateRow(
+                check_name=r[0],
+                level=r[1],
+                failing_streak=r[2],
+                passing_streak=r[3],
+                notified_level=r[4],
+                fired_at=from_db(r[5]),
+                last_notified_at=from_db(r[6]),
+                message=r[7],
+                value=r[8],
+            )
+            for r in rows
+        ]
 
     async def commit_evaluation(
         self,
         report_id: int | None,
-        states: Sequence[dict[str, Any]],
+        states: Sequence[AlertStateRow],
         notification: NewNotification | None,
         now: datetime,
     ) -> int | None:
@@ -73,15 +129,15 @@ class AlertStore:
                 " value = excluded.value, updated_at = excluded.updated_at",
                 [
                     (
-                        s["check_name"],
-                        s["level"],
-                        s["failing_streak"],
-                        s["passing_streak"],
-                        s["notified_level"],
-                        to_db(s["fired_at"]),
-                        to_db(s["last_notified_at"]),
-                        s["message"][:500],
-                        s["value"],
+                        s.check_name,
+                        s.level,
+                        s.failing_streak,
+                        s.passing_streak,
+                        s.notified_level,
+                        to_db(s.fired_at),
+                        to_db(s.last_notified_at),
+                        s.message[:500],
+                        s.value,
                         stamp,
                     )
                     for s in states
@@ -127,11 +183,12 @@ class AlertStore:
 
         return await self.db.write(fn)
 
-    async def pending(self, limit: int = 50) -> list[dict[str, Any]]:
+    async def pending(self, limit: int = 50) -> list[AlertRow]:
         rows = await self.db.fetchall(
-            "SELECT * FROM alerts WHERE status = 'pending' AND claimed_at IS NULL ORDER BY id LIMIT ?", (limit,)
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'pending' AND claimed_at IS NULL ORDER BY id LIMIT ?",
+            (limit,),
         )
-        return [dict(r) for r in rows]
+        return [_alert(r) for r in rows]
 
     async def claim(self, row_id: int, now: datetime, owner: str = "") -> bool:
         def fn(conn: Conn) -> bool:
@@ -159,15 +216,13 @@ class AlertStore:
 
         await self.db.write(fn)
 
-    async def deliveries(self, notification_id: int) -> list[dict[str, Any]]:
+    async def deliveries(self, notification_id: int) -> list[DeliveryRow]:
         rows = await self.db.fetchall(
-            "SELECT id, channel, status, attempts, error, claimed_at, finished_at FROM alerts"
-            " WHERE notification_id = ? ORDER BY id",
-            (notification_id,),
+            f"SELECT {DELIVERY_COLUMNS} FROM alerts WHERE notification_id = ? ORDER BY id", (notification_id,)
         )
-        return [dict(r) for r in rows]
+        return [_delivery(r) for r in rows]
 
-    async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def recent(self, limit: int = 20) -> list[NotificationRow]:
         """The last *limit* notifications, newest first, each with its per-channel deliveries."""
         ids = [
             r[0]
@@ -178,36 +233,40 @@ class AlertStore:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = await self.db.fetchall(f"SELECT * FROM alerts WHERE notification_id IN ({marks}) ORDER BY id", ids)
-        by_id: dict[int, dict[str, Any]] = {}
-        for r in rows:
+        rows = await self.db.fetchall(
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE notification_id IN ({marks}) ORDER BY id", ids
+        )
+        by_id: dict[int, NotificationRow] = {}
+        for row in map(_alert, rows):
             n = by_id.setdefault(
-                r["notification_id"],
-                {
-                    "id": r["notification_id"],
-                    "created_at": r["created_at"],
-                    "kind": r["kind"],
-                    "severity": r["severity"],
-                    "checks": json.loads(r["checks"]),
-                    "title": r["title"],
-                    "body": r["body"],
-                    "deliveries": [],
-                },
+                row.notification_id,
+                NotificationRow(
+                    id=row.notification_id,
+                    created_at=row.created_at,
+                    kind=row.kind,
+                    severity=row.severity,
+                    checks=row.checks,
+                    title=row.title,
+                    body=row.body,
+                    deliveries=[],
+                ),
             )
-            n["deliveries"].append(
-                {
-                    "channel": r["channel"],
-                    "status": r["status"],
-                    "attempts": r["attempts"],
-                    "error": r["error"],
-                    "finished_at": r["finished_at"],
-                }
+            n.deliveries.append(
+                DeliveryRow(
+                    id=row.id,
+                    channel=row.channel,
+                    status=row.status,
+                    attempts=row.attempts,
+                    error=row.error,
+                    claimed_at=row.claimed_at,
+                    finished_at=row.finished_at,
+                )
             )
         return [by_id[i] for i in ids if i in by_id]
 
     # --- silences ----------------------------------------------------------------------
 
-    async def add_silence(self, check_name: str, until: datetime, comment: str, now: datetime) -> dict[str, Any]:
+    async def add_silence(self, check_name: str, until: datetime, comment: str, now: datetime) -> SilenceRow:
         def fn(conn: Conn) -> int:
             cur = conn.execute(
                 "INSERT INTO silences (check_name, created_at, until_at, comment) VALUES (?, ?, ?, ?) RETURNING id",
@@ -216,17 +275,20 @@ class AlertStore:
             return int(cur.fetchone()[0])
 
         silence_id = await self.db.write(fn)
-        row = await self.db.fetchone("SELECT * FROM silences WHERE id = ?", (silence_id,))
-        return dict(row) if row else {"id": silence_id}
+        row = await self.db.fetchone(f"SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?", (silence_id,))
+        assert row is not None  # just written by this daemon; only `remove_silence` marks one, never deletes
+        return _silence(row)
 
-    async def silences(self, now: datetime, include_expired: bool = False) -> list[dict[str, Any]]:
+    async def silences(self, now: datetime, include_expired: bool = False) -> list[SilenceRow]:
+        """The active silences, soonest to end first; with *include_expired*, the last 200 of any kind."""
         if include_expired:
-            rows = await self.db.fetchall("SELECT * FROM silences ORDER BY id DESC LIMIT 200")
+            rows = await self.db.fetchall(f"SELECT {SILENCE_COLUMNS} FROM silences ORDER BY id DESC LIMIT 200")
         else:
             rows = await self.db.fetchall(
-                "SELECT * FROM silences WHERE removed_at IS NULL AND until_at > ? ORDER BY until_at", (to_db(now),)
+                f"SELECT {SILENCE_COLUMNS} FROM silences WHERE removed_at IS NULL AND until_at > ? ORDER BY until_at",
+                (to_db(now),),
             )
-        return [dict(r) for r in rows]
+        return [_silence(r) for r in rows]
 
     async def remove_silence(self, silence_id: int, now: datetime) -> bool:
         def fn(conn: Conn) -> bool:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from .db import to_db
-from .rows import from_db
+from .rows import MemberRow, at_db
 from .sql import Backend, Conn
 
 
@@ -75,18 +74,24 @@ class ClusterStore:
         )
         return {int(r[0]) for r in rows}
 
-    async def members(self) -> list[dict[str, Any]]:
+    async def members(self) -> list[MemberRow]:
         rows = await self.db.fetchall(
             "SELECT id, host, pid, version, started_at, heartbeat_at, roles, leases FROM cluster_members"
             " ORDER BY started_at, id"
         )
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["started_at"], d["heartbeat_at"] = from_db(d["started_at"]), from_db(d["heartbeat_at"])
-            d["roles"] = [x for x in d["roles"].split(",") if x]
-            out.append(d)
-        return out
+        return [
+            MemberRow(
+                id=r[0],
+                host=r[1],
+                pid=r[2],
+                version=r[3],
+                started_at=at_db(r[4]),
+                heartbeat_at=at_db(r[5]),
+                roles=[x for x in r[6].split(",") if x],
+                leases=r[7],
+            )
+            for r in rows
+        ]
 
 
 __all__ = ["ClusterStore", "Member"]

@@ -14,8 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from .db import to_db
-from .rows import SHIPMENT_COLUMNS, Shipment, shipment_row
+from .rows import SHIPMENT_COLUMNS, HealthRecord, Shipment, at_db, shipment_row
 from .sql import Backend, Conn
+
+_REPORT_COLUMNS = "id, at, level, summary, report"
+
+
+def _record(r: Any) -> HealthRecord:
+    return HealthRecord(id=r[0], at=at_db(r[1]), level=r[2], summary=r[3], report={**json.loads(r[4]), "id": r[0]})
 
 
 class HealthStore:
@@ -24,18 +30,19 @@ class HealthStore:
 
     # --- reports ---------------------------------------------------------------------
 
-    async def save_report(self, report: dict[str, Any], trigger: str, *, evaluated: bool = False) -> int:
-        """Store a report (the dict the API serves); its id. Old ones go in the retention loop (store/retention.py).
+    async def save_report(self, report: dict[str, Any], trigger: str, *, evaluated: bool = False) -> HealthRecord:
+        """Store a report (the dict the API serves), as stored. Old ones go in the retention loop (store/retention.py).
 
         `evaluated=True` keeps it out of the alert rules (a report an operator asked for).
         """
+        at = datetime.fromisoformat(report["at"])
 
         def fn(conn: Conn) -> int:
             cur = conn.execute(
                 "INSERT INTO health_reports (at, level, summary, trigger, report, evaluated) VALUES (?, ?, ?, ?, ?, ?)"
                 " RETURNING id",
                 (
-                    to_db(datetime.fromisoformat(report["at"])),
+                    to_db(at),
                     report["level"],
                     report["summary"],
                     trigger,
@@ -45,18 +52,21 @@ class HealthStore:
             )
             return int(cur.fetchone()[0])
 
-        return await self.db.write(fn)
+        report_id = await self.db.write(fn)
+        return HealthRecord(
+            id=report_id, at=at, level=report["level"], summary=report["summary"], report={**report, "id": report_id}
+        )
 
-    async def latest(self) -> dict[str, Any] | None:
-        row = await self.db.fetchone("SELECT id, report FROM health_reports ORDER BY id DESC LIMIT 1")
-        return None if row is None else {**json.loads(row["report"]), "id": row["id"]}
+    async def latest(self) -> HealthRecord | None:
+        row = await self.db.fetchone(f"SELECT {_REPORT_COLUMNS} FROM health_reports ORDER BY id DESC LIMIT 1")
+        return None if row is None else _record(row)
 
-    async def unevaluated(self, limit: int = 20) -> list[dict[str, Any]]:
+    async def unevaluated(self, limit: int = 20) -> list[HealthRecord]:
         """Reports the alert rules have not seen yet, oldest first."""
         rows = await self.db.fetchall(
-            "SELECT id, report FROM health_reports WHERE evaluated = 0 ORDER BY id LIMIT ?", (limit,)
+            f"SELECT {_REPORT_COLUMNS} FROM health_reports WHERE evaluated = 0 ORDER BY id LIMIT ?", (limit,)
         )
-        return [{**json.loads(r["report"]), "id": r["id"]} for r in rows]
+        return [_record(r) for r in rows]
 
     # --- metrics -----------------------------------------------------------------------
 

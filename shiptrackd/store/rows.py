@@ -145,15 +145,185 @@ class Added(Row, frozen=True):
     provider: str  # the account that tracks it, when given or picked to detect its carrier
 
 
+# --- sync runs and loops --------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "id, trigger, started_at, finished_at, selected, updated, unchanged, failed, skipped, api_calls, retries,"
+    " rate_limited, outcome, stop_reason, owner"
+)
+
+
+class Run(Row, frozen=True):
+    """One sync run: its trigger, span, counters and how it ended (`running` while it goes on)."""
+
+    id: int
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    selected: int
+    updated: int
+    unchanged: int
+    failed: int
+    skipped: int
+    api_calls: int
+    retries: int
+    rate_limited: int
+    outcome: str
+    stop_reason: str
+    owner: str  # the daemon (cluster member id) that ran it
+
+
+def run_row(r: Any) -> Run:
+    """A row selected with RUN_COLUMNS."""
+    return Run(
+        id=r[0],
+        trigger=r[1],
+        started_at=at_db(r[2]),
+        finished_at=from_db(r[3]),
+        selected=r[4],
+        updated=r[5],
+        unchanged=r[6],
+        failed=r[7],
+        skipped=r[8],
+        api_calls=r[9],
+        retries=r[10],
+        rate_limited=r[11],
+        outcome=r[12],
+        stop_reason=r[13],
+        owner=r[14],
+    )
+
+
+class LoopState(Row, frozen=True):
+    """What a timer loop remembers across restarts."""
+
+    last_run_at: datetime | None
+    last_outcome: str
+    paused: bool
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+class HealthRecord(Row, frozen=True):
+    """A stored health report: its id and time, and `report`, the report as the API serves it (with its id)."""
+
+    id: int
+    at: datetime
+    level: str
+    summary: str
+    report: dict[str, Any]
+
+
+# --- the cluster -----------------------------------------------------------------------------
+
+
+class MemberRow(Row, frozen=True):
+    """A daemon on the store, as its last heartbeat left it."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    roles: list[str]  # the singleton loops it leads
+    leases: int
+
+
+# --- alerts --------------------------------------------------------------------------------
+
+
+class AlertStateRow(Row, frozen=True):
+    """Where one check's alert stands: its streaks, whether it fires, its last notice."""
+
+    check_name: str
+    level: str
+    failing_streak: int
+    passing_streak: int
+    notified_level: str | None  # None: not firing
+    fired_at: datetime | None
+    last_notified_at: datetime | None
+    message: str
+    value: float | None
+
+
+class AlertRow(Row, frozen=True):
+    """One notification to one channel: the alert outbox's row, claimed and sent by the dispatcher."""
+
+    id: int
+    notification_id: int
+    created_at: datetime
+    kind: str  # firing, repeat, escalated, resolved, mixed, test
+    severity: str
+    checks: list[dict[str, Any]]  # [{check, kind, level}]
+    title: str
+    body: str
+    channel: str  # its display name (a masked URL)
+    channel_key: str
+    status: str  # pending, sending, sent, failed
+    attempts: int
+    claimed_at: datetime | None
+    finished_at: datetime | None
+    error: str
+
+
+class DeliveryRow(Row, frozen=True):
+    """How one channel's copy of a notification went."""
+
+    id: int
+    channel: str
+    status: str
+    attempts: int
+    error: str
+    claimed_at: datetime | None
+    finished_at: datetime | None
+
+
+class NotificationRow(Row, frozen=True):
+    """A notification as the log shows it, with its deliveries (one per channel)."""
+
+    id: int
+    created_at: datetime
+    kind: str
+    severity: str
+    checks: list[dict[str, Any]]
+    title: str
+    body: str
+    deliveries: list[DeliveryRow]
+
+
+class SilenceRow(Row, frozen=True):
+    """A check (or * for all) muted until `until_at`, unless removed sooner."""
+
+    id: int
+    check_name: str
+    created_at: datetime
+    until_at: datetime
+    comment: str
+    removed_at: datetime | None
+
+
 __all__ = [
     "EVENT_COLUMNS",
+    "RUN_COLUMNS",
     "SHIPMENT_COLUMNS",
     "Added",
+    "AlertRow",
+    "AlertStateRow",
+    "DeliveryRow",
+    "HealthRecord",
+    "LoopState",
+    "MemberRow",
+    "NotificationRow",
     "Row",
+    "Run",
     "Shipment",
+    "SilenceRow",
     "TrackingEvent",
     "at_db",
     "event_row",
     "from_db",
+    "run_row",
     "shipment_row",
 ]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 from .db import to_db
-from .rows import from_db
+from .rows import RUN_COLUMNS, LoopState, Run, from_db, run_row
 from .sql import Backend, Conn
 
 
@@ -96,19 +95,20 @@ class RunStore:
 
         return await self.db.write(fn)
 
-    async def get(self, run_id: int) -> dict[str, Any] | None:
-        row = await self.db.fetchone("SELECT * FROM sync_runs WHERE id = ?", (run_id,))
-        return None if row is None else dict(row)
+    async def get(self, run_id: int) -> Run | None:
+        row = await self.db.fetchone(f"SELECT {RUN_COLUMNS} FROM sync_runs WHERE id = ?", (run_id,))
+        return None if row is None else run_row(row)
 
-    async def recent(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = await self.db.fetchall("SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", (limit,))
-        return [dict(r) for r in rows]
+    async def recent(self, limit: int = 20) -> list[Run]:
+        """The last *limit* runs, newest first."""
+        rows = await self.db.fetchall(f"SELECT {RUN_COLUMNS} FROM sync_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [run_row(r) for r in rows]
 
-    async def last_successful(self) -> dict[str, Any] | None:
+    async def last_successful(self) -> Run | None:
         row = await self.db.fetchone(
-            "SELECT * FROM sync_runs WHERE outcome IN ('ok', 'partial') ORDER BY id DESC LIMIT 1"
+            f"SELECT {RUN_COLUMNS} FROM sync_runs WHERE outcome IN ('ok', 'partial') ORDER BY id DESC LIMIT 1"
         )
-        return None if row is None else dict(row)
+        return None if row is None else run_row(row)
 
     async def totals_since(self, since: datetime) -> dict[str, int]:
         """Summed run counters since *since* (runs, attempts, failures, API calls, retries, 429s)."""
@@ -131,16 +131,10 @@ class RunStore:
 
     # --- loop state ----------------------------------------------------------------
 
-    async def loop_states(self) -> dict[str, dict[str, Any]]:
+    async def loop_states(self) -> dict[str, LoopState]:
+        """Each timer loop's remembered state, by loop name."""
         rows = await self.db.fetchall("SELECT name, last_run_at, last_outcome, paused FROM loop_state")
-        return {
-            r["name"]: {
-                "last_run_at": from_db(r["last_run_at"]),
-                "last_outcome": r["last_outcome"],
-                "paused": bool(r["paused"]),
-            }
-            for r in rows
-        }
+        return {r[0]: LoopState(last_run_at=from_db(r[1]), last_outcome=r[2], paused=bool(r[3])) for r in rows}
 
     async def save_loop(self, name: str, last_run_at: datetime | None, last_outcome: str, paused: bool) -> None:
         def fn(conn: Conn) -> None:

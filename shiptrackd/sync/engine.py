@@ -272,7 +272,8 @@ class SyncEngine:
                 try:
                     await self.store.leases.release(self.owner)  # deferred, skipped or unwritten: free for others
                     await self.store.runs.finish(progress.run_id, c, outcome, progress.stop_reason, self.clock.now())
-                    record = await self.store.runs.get(progress.run_id) or {"id": progress.run_id}
+                    run = await self.store.runs.get(progress.run_id)
+                    record: dict[str, Any] = msgspec.structs.asdict(run) if run else {"id": progress.run_id}
                 except StoreError as exc:  # the store that broke the run may refuse its record too
                     logger.error(
                         "sync run {} {} ({}); its record could not be written: {}",

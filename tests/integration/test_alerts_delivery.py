@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from shiptrackd.health.rules import (
     judge_stale,
 )
 from shiptrackd.store import Store
+from shiptrackd.store.rows import NotificationRow
 from shiptrackd.units import format_rfc3339
 from shiptrackd.wire.names import CHECKS
 
@@ -54,7 +55,7 @@ class Harness:
     async def feed(self, **levels: str) -> dict[str, Any]:
         """Store one report with these check levels (others ok), evaluate it, deliver what it queued."""
         report = make_report(self.clock, **levels)
-        report["id"] = await self.store.health.save_report(report, "schedule")
+        await self.store.health.save_report(report, "schedule")
         outcomes = await self.alerting.evaluate_pending()
         await self.alerting.dispatcher.run_once()
         return outcomes[-1]
@@ -71,8 +72,8 @@ class Harness:
         self.alerting = await make_alerting(self.store, self.clock, self.alerting.config)
         await self.store.alerts.release_claims()
 
-    async def notifications(self) -> list[dict[str, Any]]:
-        notifications: list[dict[str, Any]] = (await self.alerting.recent(100))["notifications"]
+    async def notifications(self) -> list[NotificationRow]:
+        notifications: list[NotificationRow] = (await self.alerting.recent(100))["notifications"]
         return notifications
 
 
@@ -190,9 +191,9 @@ async def test_fires_after_for_reports_with_content_at_webhook_and_smtp(h: Harne
         mail.rcpt_tos == ["ops@example.com"] and mail.message["From"].addresses[0].addr_spec == "shiptrackd@example.com"
     )
     assert "value 37 (warning above 10, critical above 100)" in mail.text
-    deliveries = (await h.notifications())[0]["deliveries"]
-    assert sorted(d["channel"].split("://")[0] for d in deliveries) == ["console", "json", "mailto"]
-    assert all(d["status"] == "sent" and d["attempts"] <= 1 for d in deliveries)
+    deliveries = (await h.notifications())[0].deliveries
+    assert sorted(d.channel.split("://")[0] for d in deliveries) == ["console", "json", "mailto"]
+    assert all(d.status == "sent" and d.attempts <= 1 for d in deliveries)
 
 
 async def test_repeats_only_after_repeat_interval_over_simulated_hours(h: Harness) -> None:
@@ -200,10 +201,10 @@ async def test_repeats_only_after_repeat_interval_over_simulated_hours(h: Harnes
     await h.feed(error_rate="warning")
     for _ in range(9 * 12):  # 9 hours of reports every 5 minutes
         await h.step(error_rate="warning")
-    kinds = [n["kind"] for n in reversed(await h.notifications())]
+    kinds = [n.kind for n in reversed(await h.notifications())]
     assert kinds == ["firing", "repeat", "repeat"]
-    times = sorted(n["created_at"] for n in await h.notifications())
-    assert times == ["2026-01-05T09:05:00.000000Z", "2026-01-05T13:05:00.000000Z", "2026-01-05T17:05:00.000000Z"]
+    times = sorted(n.created_at for n in await h.notifications())
+    assert times == [datetime(2026, 1, 5, hour, 5, tzinfo=UTC) for hour in (9, 13, 17)]
     await h.hook.wait_for(3)
     assert "(still failing)" in h.hook.items[-1]["json"]["message"]
 
@@ -258,7 +259,7 @@ async def test_silence_until_is_read_as_rfc3339(h: Harness) -> None:
     """A silence's `until` is read by units.parse_rfc3339: Z or an offset is accepted, a time without one is refused."""
     end = h.clock.now() + timedelta(hours=2)
     silence = await h.alerting.add_silence("loops", duration=None, until=format_rfc3339(end), comment="")
-    assert silence["check_name"] == "loops"
+    assert silence.check_name == "loops" and silence.until_at == end
     with pytest.raises(InvalidRequestError, match="until: expected an RFC 3339 time with an offset"):
         await h.alerting.add_silence("loops", duration=None, until="2030-01-05T18:00:00", comment="")
 
@@ -271,7 +272,7 @@ async def test_silence_mutes_expires_on_its_own_and_is_not_lifted_by_success(h: 
     assert out["sent"] == [] and out["held"][0]["held"] == "silenced"
     await h.step()  # passes once...
     await h.step(stale_shipments="warning")
-    assert [s["id"] for s in await h.alerting.silences()] == [silence["id"]]  # ...the silence stays
+    assert [s["id"] for s in await h.alerting.silences()] == [silence.id]  # ...the silence stays
     for _ in range(20):
         await h.step(stale_shipments="warning")
     assert await h.notifications() == []
@@ -336,16 +337,16 @@ async def test_a_delivery_cut_off_by_a_crash_is_sent_after_restart(h: Harness) -
     await h.feed(loops="critical")
     await h.clock.advance(STEP)
     report = make_report(h.clock, loops="critical")
-    report["id"] = await h.store.health.save_report(report, "schedule")
+    await h.store.health.save_report(report, "schedule")
     await h.alerting.evaluate_pending()  # queued, not delivered...
     for row in await h.store.alerts.pending():
-        assert await h.store.alerts.claim(row["id"], h.clock.now())  # ...claimed by a sender that then died
+        assert await h.store.alerts.claim(row.id, h.clock.now())  # ...claimed by a sender that then died
     await h.restart()
     await h.alerting.dispatcher.run_once()
     await h.hook.wait_for(1)
     await h.mail.wait_for(1)
     assert len(h.hook.items) == 1 and len(h.mail.items) == 1
-    assert all(d["status"] == "sent" for d in (await h.notifications())[0]["deliveries"])
+    assert all(d.status == "sent" for d in (await h.notifications())[0].deliveries)
 
 
 async def test_hourly_cap_over_simulated_hours(tmp_path: Path, receivers: tuple[Webhook, Smtp]) -> None:
@@ -354,7 +355,7 @@ async def test_hourly_cap_over_simulated_hours(tmp_path: Path, receivers: tuple[
     try:
         for i in range(3 * 12):  # three hours, flapping every report
             await h.step(error_rate="warning" if i % 2 == 0 else "ok")
-        times = sorted(datetime.fromisoformat(n["created_at"].replace("Z", "+00:00")) for n in await h.notifications())
+        times = sorted(n.created_at for n in await h.notifications())
         assert len(times) >= 6
         for i, start in enumerate(times):
             in_hour = [t for t in times[i:] if t - start < timedelta(hours=1)]
@@ -373,11 +374,11 @@ async def test_a_dead_channel_does_not_hold_up_a_live_one(tmp_path: Path, receiv
         await h.step(store="critical")
         await h.hook.wait_for(1)
         await h.mail.wait_for(1)
-        deliveries = {d["channel"]: d for d in (await h.notifications())[0]["deliveries"]}
+        deliveries = {d.channel: d for d in (await h.notifications())[0].deliveries}
         failed = deliveries[dead]
-        assert failed["status"] == "failed" and failed["attempts"] == 3
-        assert "Connection error" in failed["error"] or "connect" in failed["error"].lower()
-        assert deliveries[h.hook.url]["status"] == "sent" and deliveries["console"]["status"] == "sent"
+        assert failed.status == "failed" and failed.attempts == 3
+        assert "Connection error" in failed.error or "connect" in failed.error.lower()
+        assert deliveries[h.hook.url].status == "sent" and deliveries["console"].status == "sent"
     finally:
         await h.store.close()
 
@@ -389,8 +390,8 @@ async def test_a_flaky_channel_is_retried_until_it_answers(h: Harness) -> None:
     await h.step(loops="warning")
     await h.hook.wait_for(1)
     assert len(h.hook.requests) == 3 and len(h.hook.items) == 1
-    hook_row = next(d for d in (await h.notifications())[0]["deliveries"] if d["channel"] == h.hook.url)
-    assert hook_row["status"] == "sent" and hook_row["attempts"] == 3
+    hook_row = next(d for d in (await h.notifications())[0].deliveries if d.channel == h.hook.url)
+    assert hook_row.status == "sent" and hook_row.attempts == 3
 
 
 async def test_test_notice_reaches_every_channel_whatever_its_tags(

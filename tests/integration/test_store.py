@@ -155,7 +155,7 @@ async def test_orphaned_runs_are_marked_interrupted(store: Store) -> None:
     run_id = await store.runs.start("schedule", NOW)
     assert await store.runs.interrupt_orphans(NOW) == 1
     run = await store.runs.get(run_id)
-    assert run is not None and run["outcome"] == "interrupted"
+    assert run is not None and run.outcome == "interrupted" and run.finished_at == NOW
     await store.runs.finish(run_id, RunCounts(selected=1), "ok", "", NOW)
 
 

@@ -16,6 +16,7 @@ from pg_fixtures import PgServer
 from shiptrackd.errors import StoreError
 from shiptrackd.models import NewShipment
 from shiptrackd.store import RunCounts, Store
+from shiptrackd.store.rows import LoopState
 from shiptrackd.store.schema import LATEST_VERSION, MIGRATIONS
 from shiptrackd.store.schema_pg import PG_MIGRATIONS, translate_ddl
 
@@ -32,8 +33,9 @@ async def test_runs_errors_and_loop_state(any_store: Store) -> None:
     await store.runs.finish(first, RunCounts(selected=5, updated=3, failed=2, api_calls=7), "partial", "", NOW)
     await store.runs.add_error(second, "unauthorized", "401 from the API", NOW, http_status=401)
     await store.runs.finish(second, RunCounts(), "failed", "bad key", NOW)
-    assert (await store.runs.last_successful() or {})["id"] == first
-    assert [r["id"] for r in await store.runs.recent(5)] == [second, first]
+    last = await store.runs.last_successful()
+    assert last is not None and last.id == first and last.finished_at == NOW
+    assert [r.id for r in await store.runs.recent(5)] == [second, first]
     totals = await store.runs.totals_since(NOW - timedelta(hours=1))
     assert (totals["runs"], totals["selected"], totals["api_calls"], totals["failed"]) == (2, 5, 7, 2)
     assert await store.runs.errors_by_kind(NOW - timedelta(hours=1)) == {"unauthorized": 1}
@@ -41,8 +43,8 @@ async def test_runs_errors_and_loop_state(any_store: Store) -> None:
     await store.runs.save_loop("sync", NOW + timedelta(minutes=5), "failed", True)
     await store.runs.save_loop("force", None, "", False)
     states = await store.runs.loop_states()
-    assert states["sync"] == {"last_run_at": NOW + timedelta(minutes=5), "last_outcome": "failed", "paused": True}
-    assert states["force"]["last_run_at"] is None
+    assert states["sync"] == LoopState(last_run_at=NOW + timedelta(minutes=5), last_outcome="failed", paused=True)
+    assert states["force"].last_run_at is None
     assert sorted(await store.health.run_counts()) == [("force", "failed", 1), ("schedule", "partial", 1)]
 
 
@@ -52,11 +54,12 @@ async def test_health_reports_probe_and_stale_shipments(any_store: Store) -> Non
     ids = []
     for minute in range(3):
         report = {"at": (NOW + timedelta(minutes=minute)).isoformat(), "level": "ok", "summary": f"r{minute}"}
-        ids.append(await store.health.save_report(report, "schedule", evaluated=minute == 0))
+        ids.append((await store.health.save_report(report, "schedule", evaluated=minute == 0)).id)
     assert ids == sorted(ids)
     latest = await store.health.latest()
-    assert latest is not None and latest["id"] == ids[-1] and latest["summary"] == "r2"
-    assert [r["id"] for r in await store.health.unevaluated()] == ids[1:]
+    assert latest is not None and latest.id == ids[-1] and latest.summary == "r2"
+    assert latest.at == NOW + timedelta(minutes=2) and latest.report["id"] == ids[-1]
+    assert [r.id for r in await store.health.unevaluated()] == ids[1:]
     assert await store.health.probe_write(NOW) >= 0
     assert await store.health.quick_check() == "ok"
     await store.shipments.add_many([NewShipment("ups", f"1Z{i}") for i in range(4)], NOW - timedelta(days=3))
@@ -70,11 +73,14 @@ async def test_silences_come_and_go(any_store: Store) -> None:
     store = any_store
     silence = await store.alerts.add_silence("stale_shipments", NOW + timedelta(hours=2), "deploy", NOW)
     other = await store.alerts.add_silence("*", NOW + timedelta(minutes=10), "", NOW)
-    assert [s["id"] for s in await store.alerts.silences(NOW)] == [other["id"], silence["id"]]
-    assert [s["id"] for s in await store.alerts.silences(NOW + timedelta(hours=1))] == [silence["id"]]
-    assert await store.alerts.remove_silence(silence["id"], NOW)
-    assert not await store.alerts.remove_silence(silence["id"], NOW)
-    assert [s["id"] for s in await store.alerts.silences(NOW)] == [other["id"]]
+    assert silence.until_at == NOW + timedelta(hours=2) and silence.created_at == NOW and silence.removed_at is None
+    assert [s.id for s in await store.alerts.silences(NOW)] == [other.id, silence.id]
+    assert [s.id for s in await store.alerts.silences(NOW + timedelta(hours=1))] == [silence.id]
+    assert await store.alerts.remove_silence(silence.id, NOW)
+    assert not await store.alerts.remove_silence(silence.id, NOW)
+    assert [s.id for s in await store.alerts.silences(NOW)] == [other.id]
+    (removed,) = [s for s in await store.alerts.silences(NOW, include_expired=True) if s.id == silence.id]
+    assert removed.removed_at == NOW
 
 
 def test_every_migration_has_a_postgresql_form() -> None:

@@ -108,8 +108,8 @@ async def test_a_run_broken_by_a_full_disk_is_recorded_as_failed_with_the_cause(
         with pytest.raises(StoreFullError, match="^disk full"):  # the loop's last_error names it too
             await engine.run_once("manual")
         (run,) = await store.runs.recent(1)
-        assert run["outcome"] == "failed"
-        assert run["stop_reason"].startswith("disk full: database or disk is full")
+        assert run.outcome == "failed"
+        assert run.stop_reason.startswith("disk full: database or disk is full")
     finally:
         await provider.aclose()
         await store.close()

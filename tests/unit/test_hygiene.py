@@ -44,9 +44,7 @@ WIRE_PARSERS = (
 # Modules that still read database times themselves, until they move to typed rows (issue 8).
 NOT_YET_TYPED = (
     "shiptrackd/api/routes_outbound.py",
-    "shiptrackd/alerts/state.py",
     "shiptrackd/health/monitor.py",
-    "shiptrackd/metrics.py",
     "shiptrackd/outbound/dispatcher.py",
     "shiptrackd/outbound/metrics.py",
 )
