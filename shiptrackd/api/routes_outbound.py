@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.routing import Route
 
@@ -19,7 +20,7 @@ from ..errors import InvalidRequestError, NotFoundError
 from ..models import MAX_ROW_ID
 from ..outbound.dispatcher import Dispatcher
 from ..store import Store
-from ..store.db import from_db
+from ..store.rows import EndpointFigures, EndpointState, OutboxRow
 from ..units import parse_duration
 from ..wire import outbound as wire
 from ..wire.answers import to_answer
@@ -31,20 +32,10 @@ DELIVERY_STATES = ("pending", "failed", "sending", "delivered", "dead")
 MAX_REPLAY_S = 90 * 86400.0
 
 
-def _iso(text: str | None) -> Any:
-    return from_db(text)
-
-
-def delivery_view(row: dict[str, Any]) -> wire.DeliveryInfo:
+def delivery_view(row: OutboxRow) -> wire.DeliveryInfo:
     """A delivery as the API shows it: `failed` for a pending row after a failed attempt."""
-    out = dict(row)
-    for key in ("created_at", "next_attempt_at", "finished_at"):
-        if key in out:
-            out[key] = _iso(out[key])
-    out["state"] = "failed" if row["state"] == "pending" and row["attempts"] > 0 else row["state"]
-    for attempt in out.get("attempt_log", []):
-        attempt["at"] = _iso(attempt["at"])
-    return to_answer(out, wire.DeliveryInfo)
+    state = "failed" if row.state == "pending" and row.attempts > 0 else row.state
+    return to_answer(msgspec.structs.replace(row, state=state), wire.DeliveryInfo)
 
 
 def outbound_routes(store: Store, dispatcher: Dispatcher, clock: Clock, config: Any) -> list[Route]:
@@ -65,13 +56,14 @@ def outbound_routes(store: Store, dispatcher: Dispatcher, clock: Clock, config: 
         states = await store.outbox.endpoint_states()
         out = []
         for ep in cfg.outbound:
-            fig, state = figures.get(ep.name, {}), states.get(ep.name, {})
-            oldest = from_db(fig.get("oldest_undelivered_at"))
+            fig = figures.get(ep.name) or EndpointFigures()
+            state = states.get(ep.name) or EndpointState(name=ep.name)
+            oldest = fig.oldest_undelivered_at
             if not ep.enabled:
                 status = "off"
-            elif state.get("disabled_at"):
+            elif state.disabled_at:
                 status = "disabled"
-            elif state.get("failing_since"):
+            elif state.failing_since:
                 status = "failing"
             else:
                 status = "ok"
@@ -81,14 +73,14 @@ def outbound_routes(store: Store, dispatcher: Dispatcher, clock: Clock, config: 
                     "url": mask_url(ep.url),
                     "state": status,
                     "events": list(ep.events),
-                    "undelivered": fig.get("undelivered", 0),
+                    "undelivered": fig.undelivered,
                     "lag_s": round((now - oldest).total_seconds(), 3) if oldest else 0.0,
-                    "dead": fig.get("dead", 0),
-                    "disabled_reason": state.get("disabled_reason") or "",
-                    "failing_since": _iso(state.get("failing_since")),
-                    "last_success_at": _iso(state.get("last_success_at")),
-                    "last_attempt_at": _iso(state.get("last_attempt_at")),
-                    "last_error": state.get("last_error") or "",
+                    "dead": fig.dead,
+                    "disabled_reason": state.disabled_reason,
+                    "failing_since": state.failing_since,
+                    "last_success_at": state.last_success_at,
+                    "last_attempt_at": state.last_attempt_at,
+                    "last_error": state.last_error,
                 }
             )
         return to_answer({"endpoints": out}, wire.Endpoints)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..wire.names import CRITICAL, OK, WARNING
 from .rules import CheckResult, Perf, span
+
+if TYPE_CHECKING:  # the row type only: the rule stays pure
+    from ..store.rows import EndpointFigures
 
 NAME = "deliveries"
 
 
 def judge_deliveries(
-    figures: Mapping[str, Mapping[str, Any]],
+    figures: Mapping[str, EndpointFigures],
     disabled: Mapping[str, str],
     endpoints: Sequence[str],
     *,
@@ -31,15 +34,17 @@ def judge_deliveries(
     oldest_s, oldest_name = 0.0, ""
     undelivered = 0
     for name in endpoints:
-        row = figures.get(name, {})
-        undelivered += int(row.get("undelivered", 0))
-        at = row.get("oldest_undelivered_at")
+        row = figures.get(name)
+        if row is None:
+            continue
+        undelivered += row.undelivered
+        at = row.oldest_undelivered_at
         if at is None or name in disabled:
             continue
         age = (now - at).total_seconds()
         if age > oldest_s:
             oldest_s, oldest_name = age, name
-    dead = {name: int(row.get("dead_recent", 0)) for name, row in figures.items() if row.get("dead_recent")}
+    dead = {name: row.dead_recent for name, row in figures.items() if row.dead_recent}
     perf = (
         Perf("deliveries_oldest", round(oldest_s, 3), "s", f"{age_warning_s:g}"),
         Perf("deliveries_undelivered", undelivered),

@@ -22,7 +22,6 @@ from ..cluster.leader import LOCK_NAMESPACE, lock_key
 from ..cluster.membership import STALE_AFTER_S
 from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
-from ..store.db import from_db
 from ..store.rows import HealthRecord
 from ..units import format_rfc3339
 from ..wire.names import CHECKS, CRITICAL, EVENT_HEALTH_REPORT, OK, OPTIONAL_CHECKS, UNKNOWN
@@ -289,10 +288,8 @@ class HealthMonitor:
         names = [ep.name for ep in self.config.outbound if ep.enabled]
         since = now - timedelta(seconds=cfg.deliveries_dead_window_s)
         figures = {n: row for n, row in (await self.store.outbox.figures(since)).items() if n in names}
-        for row in figures.values():
-            row["oldest_undelivered_at"] = from_db(row.get("oldest_undelivered_at"))
         states = await self.store.outbox.endpoint_states()
-        disabled = {n: s["disabled_reason"] for n, s in states.items() if s["disabled_at"] and n in names}
+        disabled = {n: s.disabled_reason for n, s in states.items() if s.disabled_at and n in names}
         return judge_deliveries(
             figures,
             disabled,

@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 from anyio.abc import TaskGroup, TaskStatus
 from loguru import logger
 from standardwebhooks import Webhook
@@ -28,7 +29,7 @@ from ..clock import Clock
 from ..config import Config, OutboundEndpoint
 from ..providers.transport import AiohttpTransport
 from ..store import Route, Settlement, Store
-from ..store.db import from_db
+from ..store.rows import ClaimedRow, EndpointState
 from .notices import PREFIX as NOTICE_PREFIX
 from .notices import NoticeSender, route_for
 from .payload import ping_body
@@ -73,7 +74,7 @@ class Dispatcher:
         self.in_flight = 0
         self._done: list[Settlement] = []
         self._wake = anyio.Event()
-        self._states: dict[str, dict[str, Any]] = {}
+        self._states: dict[str, EndpointState] = {}
         self._client: httpx.AsyncClient | None = None
         self._notices = NoticeSender()
         self.configure(config)
@@ -91,9 +92,13 @@ class Dispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    def _state(self, endpoint: str) -> EndpointState:
+        """What is known of *endpoint* (nothing yet: a fresh state)."""
+        return self._states.get(endpoint) or EndpointState(name=endpoint)
+
     def disabled(self) -> dict[str, str]:
         """Endpoints the dispatcher disabled (410, or failing past disable_after): name -> reason."""
-        return {n: s["disabled_reason"] for n, s in self._states.items() if s.get("disabled_at")}
+        return {n: s.disabled_reason for n, s in self._states.items() if s.disabled_at}
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         # One daemon per SQLite file: what is 'sending' was left by its last stop. On a shared store the
@@ -121,15 +126,15 @@ class Dispatcher:
             settings = self.config.outbound_dispatch
             done, self._done = self._done, []
             await self._account(done)  # first: an endpoint disabled by this turn's answers gets no more rows
-            active = [n for n in self.endpoints if not self._states.get(n, {}).get("disabled_at")]
+            active = [n for n in self.endpoints if not self._state(n).disabled_at]
             free = settings.concurrency - self.in_flight
             endpoints = [*active, *self.notices]
             rows = await self.store.outbox.cycle(done, self.clock.now(), free, endpoints, self.owner)
-            notices: dict[str, list[dict[str, Any]]] = {}
+            notices: dict[str, list[ClaimedRow]] = {}
             for row in rows:
                 self.in_flight += 1
-                if row["endpoint"] in self.notices:
-                    notices.setdefault(row["endpoint"], []).append(row)
+                if row.endpoint in self.notices:
+                    notices.setdefault(row.endpoint, []).append(row)
                 else:
                     tg.start_soon(self._deliver, row)
             for name, group in notices.items():  # one task per notice: a burst can become one digest
@@ -147,56 +152,57 @@ class Dispatcher:
             self.attempts[s.outcome] += 1
             if s.outcome == "deferred":  # a notice held by quiet hours: not a failure
                 continue
-            state = self._states.setdefault(s.endpoint, {"name": s.endpoint})
+            state = self._state(s.endpoint)
             if s.outcome == "delivered":
                 self.delivered += 1
-                state["failing_since"] = None
+                self._states[s.endpoint] = msgspec.structs.replace(state, failing_since=None)
                 continue
-            state["failing_since"] = state.get("failing_since") or s.at
-            since = state["failing_since"]
-            since_at = from_db(since) if isinstance(since, str) else since
+            since_at = state.failing_since or s.at
+            self._states[s.endpoint] = msgspec.structs.replace(state, failing_since=since_at)
             ep = self.endpoints.get(s.endpoint)
-            if state.get("disabled_at") or ep is None:
+            if state.disabled_at or ep is None:
                 continue
             if s.outcome == "gone":
                 await self._disable(s.endpoint, "the receiver answered 410 Gone", s.at)
-            elif since_at is not None and s.at - since_at > timedelta(seconds=ep.disable_after):
+            elif s.at - since_at > timedelta(seconds=ep.disable_after):
                 await self._disable(s.endpoint, f"failing since {since_at.isoformat()}: {s.error}", s.at)
 
     async def _disable(self, endpoint: str, reason: str, now: datetime) -> None:
         await self.store.outbox.disable(endpoint, reason, now)
-        self._states.setdefault(endpoint, {"name": endpoint}).update(disabled_at=now, disabled_reason=reason)
+        self._states[endpoint] = msgspec.structs.replace(self._state(endpoint), disabled_at=now, disabled_reason=reason)
         logger.bind(endpoint=endpoint).error("outbound endpoint {} disabled: {}", endpoint, reason)
         if self.on_disable is not None:
             self.on_disable(endpoint, reason)
 
     async def enable(self, endpoint: str) -> bool:
         enabled = await self.store.outbox.enable(endpoint)
-        state = self._states.setdefault(endpoint, {"name": endpoint})
-        state.update(disabled_at=None, disabled_reason="", failing_since=None)
+        state = self._state(endpoint)
+        self._states[endpoint] = msgspec.structs.replace(
+            state, disabled_at=None, disabled_reason="", failing_since=None
+        )
         self.wake()
         return enabled
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: ClaimedRow) -> None:
         try:
-            ep = self.endpoints.get(row["endpoint"])
+            ep = self.endpoints.get(row.endpoint)
             at = self.clock.now()
-            attempt_no = row["attempts"] + 1
+            attempt_no = row.attempts + 1
             if ep is None:  # removed or disabled by a reload while claimed: no attempt, it waits
-                attempt = Attempt(row["id"], row["endpoint"], attempt_no, at, 0.0, error="endpoint not configured")
+                attempt = Attempt(row.id, row.endpoint, attempt_no, at, 0.0, error="endpoint not configured")
                 self._done.append(settle(attempt, (0.0,) * (attempt_no + 1), max_retry_after_s=0))
                 return
             status, error, retry_after, latency_ms, _answer = await self._send(
-                ep, self.signers[ep.name], row["message_id"], at, row["body"]
+                ep, self.signers[ep.name], row.message_id, at, row.body
             )
-            attempt = Attempt(row["id"], ep.name, attempt_no, at, latency_ms, status, error, retry_after)
+            attempt = Attempt(row.id, ep.name, attempt_no, at, latency_ms, status, error, retry_after)
             settings = self.config.outbound_dispatch
             self._done.append(settle(attempt, ep.retry_schedule, max_retry_after_s=settings.max_retry_after_s))
         finally:
             self.in_flight -= 1
             self._wake.set()
 
-    async def _notify(self, name: str, rows: list[dict[str, Any]]) -> None:
+    async def _notify(self, name: str, rows: list[ClaimedRow]) -> None:
         try:
             self._done.extend(await self._notices.send(self.notices[name], rows, self.clock.now()))
         finally:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..store.db import from_db
+from ..store.rows import EndpointFigures
 from .dispatcher import Dispatcher
 
 OUTCOMES = ("delivered", "failed", "throttled", "gone")
@@ -22,7 +21,7 @@ OUTCOMES = ("delivered", "failed", "throttled", "gone")
 class OutboundMetrics:
     def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
-        self._figures: dict[str, dict[str, Any]] = {}
+        self._figures: dict[str, EndpointFigures] = {}
         self._now = dispatcher.clock.now()
 
     async def refresh(self) -> None:
@@ -57,10 +56,10 @@ class OutboundMetrics:
         )
         off = d.disabled()
         for name in names:
-            fig = self._figures.get(name, {})
-            oldest = from_db(fig.get("oldest_undelivered_at"))
+            fig = self._figures.get(name) or EndpointFigures()
+            oldest = fig.oldest_undelivered_at
             lag.add_metric([name], max(0.0, (self._now - oldest).total_seconds()) if oldest else 0.0)
-            undelivered.add_metric([name], fig.get("undelivered", 0))
-            dead.add_metric([name], fig.get("dead", 0))
+            undelivered.add_metric([name], fig.undelivered)
+            dead.add_metric([name], fig.dead)
             disabled.add_metric([name], int(name in off))
         yield from (lag, undelivered, dead, disabled)

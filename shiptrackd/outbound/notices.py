@@ -21,6 +21,7 @@ from ..config import Notice
 from ..config.endpoints import parse_quiet_hours
 from ..config.shapes import DEFAULT_RETRY_SCHEDULE
 from ..store import Route, Settlement
+from ..store.rows import ClaimedRow
 from ..wire.names import STATUS_NAMES
 from .policy import Attempt, settle
 
@@ -81,15 +82,15 @@ class NoticeSender:
             self._channels[key] = await ChannelSet.build(notice.to)
         return [c for c in self._channels[key].channels if c.apprise is not None]
 
-    async def send(self, notice: Notice, rows: Sequence[dict[str, Any]], now: datetime) -> list[Settlement]:
+    async def send(self, notice: Notice, rows: Sequence[ClaimedRow], now: datetime) -> list[Settlement]:
         endpoint = PREFIX + notice.name
         until = quiet_until(notice, now)
         if until is not None:  # held, not failed: the attempt count stays
             return [
                 Settlement(
-                    r["id"],
+                    r.id,
                     endpoint,
-                    r["attempts"],
+                    r.attempts,
                     now,
                     "deferred",
                     "pending",
@@ -100,7 +101,7 @@ class NoticeSender:
                 )
                 for r in rows
             ]
-        datas = [json.loads(r["body"])["data"] for r in rows]
+        datas = [json.loads(r.body)["data"] for r in rows]
         sent = self._sent.setdefault(notice.name, deque())
         while sent and sent[0] < time.monotonic() - notice.digest_window_s:
             sent.popleft()
@@ -120,7 +121,7 @@ class NoticeSender:
         latency = (time.perf_counter() - started) * 1000
         out = []
         for r in rows:
-            attempt = Attempt(r["id"], endpoint, r["attempts"] + 1, now, latency, None if error else 200, error)
+            attempt = Attempt(r.id, endpoint, r.attempts + 1, now, latency, None if error else 200, error)
             out.append(settle(attempt, DEFAULT_RETRY_SCHEDULE, max_retry_after_s=0))
         return out
 

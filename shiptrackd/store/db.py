@@ -21,7 +21,6 @@ import anyio
 from loguru import logger
 
 from ..errors import StoreError, StoreFullError, StoreLockedError
-from .rows import from_db as from_db  # re-exported while consumers move to typed rows
 from .schema import LATEST_VERSION, MIGRATIONS
 from .sql import Conn
 

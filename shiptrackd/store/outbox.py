@@ -17,17 +17,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from ..outbound.payload import build_body, shipment_data
 from .db import to_db
-from .rows import EVENT_COLUMNS, SHIPMENT_COLUMNS, Shipment, TrackingEvent, event_row, shipment_row
+from .rows import (
+    EVENT_COLUMNS,
+    OUTBOX_COLUMNS,
+    SHIPMENT_COLUMNS,
+    ClaimedRow,
+    EndpointFigures,
+    EndpointState,
+    OutboxAttempt,
+    OutboxRow,
+    Shipment,
+    TrackingEvent,
+    at_db,
+    event_row,
+    from_db,
+    outbox_row,
+    shipment_row,
+)
 from .sql import Backend, Conn
 
 STATES = ("pending", "sending", "delivered", "dead")
 _UNDELIVERED = "('pending', 'sending')"
-_ROW_COLUMNS = (
-    "id, message_id, endpoint, shipment_id, event_type, created_at, state, attempts, next_attempt_at,"
-    " last_status, last_error, finished_at"
-)
 
 
 @dataclass(frozen=True)
@@ -163,11 +177,11 @@ class Outbox:
         limit: int,
         endpoints: Sequence[str],
         owner: str = "",
-    ) -> list[dict[str, Any]]:
+    ) -> list[ClaimedRow]:
         """Record *settlements*, then claim up to *limit* due rows of *endpoints*, oldest first, one per chain,
         in the name of *owner* (the cluster member sending them)."""
 
-        def fn(conn: Conn) -> list[dict[str, Any]]:
+        def fn(conn: Conn) -> list[ClaimedRow]:
             _settle(conn, settlements)
             if limit <= 0 or not endpoints:
                 return []
@@ -185,7 +199,7 @@ class Outbox:
             # `AND state = 'pending'`: on PostgreSQL another daemon may have claimed a row since this
             # snapshot; its lock makes this update wait, then match nothing, and the row is not sent twice.
             claim = "UPDATE outbox SET state = 'sending', claimed_by = ? WHERE id = ? AND state = 'pending'"
-            return [dict(r) for r in candidates if conn.execute(claim, (owner, r["id"])).rowcount == 1]
+            return [_claimed(r) for r in candidates if conn.execute(claim, (owner, r[0])).rowcount == 1]
 
         return await self.db.write(fn)
 
@@ -260,13 +274,25 @@ class Outbox:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    async def endpoint_states(self) -> dict[str, dict[str, Any]]:
-        rows = await self.db.fetchall("SELECT * FROM outbound_endpoints")
-        return {r["name"]: dict(r) for r in rows}
+    async def endpoint_states(self) -> dict[str, EndpointState]:
+        rows = await self.db.fetchall(
+            "SELECT name, disabled_at, disabled_reason, failing_since, last_success_at, last_attempt_at, last_error"
+            " FROM outbound_endpoints"
+        )
+        return {
+            r[0]: EndpointState(
+                name=r[0],
+                disabled_at=from_db(r[1]),
+                disabled_reason=r[2],
+                failing_since=from_db(r[3]),
+                last_success_at=from_db(r[4]),
+                last_attempt_at=from_db(r[5]),
+                last_error=r[6],
+            )
+            for r in rows
+        }
 
-    async def list(
-        self, *, endpoint: str | None = None, state: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    async def list(self, *, endpoint: str | None = None, state: str | None = None, limit: int = 100) -> list[OutboxRow]:
         """Newest first. `state` is pending, failed (pending after a failed attempt), sending, delivered or dead."""
         where, params = [], []
         if endpoint:
@@ -279,39 +305,54 @@ class Outbox:
             params.append(state)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self.db.fetchall(
-            f"SELECT {_ROW_COLUMNS} FROM outbox {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
         )
-        return [dict(r) for r in rows]
+        return [outbox_row(r) for r in rows]
 
-    async def get(self, outbox_id: int) -> dict[str, Any] | None:
-        row = await self.db.fetchone(f"SELECT {_ROW_COLUMNS}, body FROM outbox WHERE id = ?", (outbox_id,))
+    async def get(self, outbox_id: int) -> OutboxRow | None:
+        """One delivery with its body and every attempt made."""
+        row = await self.db.fetchone(f"SELECT {OUTBOX_COLUMNS}, body FROM outbox WHERE id = ?", (outbox_id,))
         if row is None:
             return None
-        out = dict(row)
         attempts = await self.db.fetchall(
             "SELECT attempt, at, outcome, http_status, latency_ms, error FROM outbox_attempts"
             " WHERE outbox_id = ? ORDER BY id",
             (outbox_id,),
         )
-        out["attempt_log"] = [dict(a) for a in attempts]
-        return out
+        log = [
+            OutboxAttempt(attempt=a[0], at=at_db(a[1]), outcome=a[2], http_status=a[3], latency_ms=a[4], error=a[5])
+            for a in attempts
+        ]
+        return msgspec.structs.replace(outbox_row(row), body=row[12], attempt_log=log)
 
-    async def figures(self, dead_since: datetime) -> dict[str, dict[str, Any]]:
+    async def figures(self, dead_since: datetime) -> dict[str, EndpointFigures]:
         """Per endpoint: undelivered rows, the oldest one's creation time, dead rows (all, and since *dead_since*)."""
-        out: dict[str, dict[str, Any]] = {}
+        found: dict[str, dict[str, Any]] = {}
         for r in await self.db.fetchall(
             f"SELECT endpoint, count(*), min(created_at) FROM outbox WHERE state IN {_UNDELIVERED} GROUP BY endpoint"
         ):
-            out.setdefault(r[0], {})["undelivered"] = r[1]
-            out[r[0]]["oldest_undelivered_at"] = r[2]
+            found.setdefault(r[0], {}).update(undelivered=r[1], oldest_undelivered_at=from_db(r[2]))
         for r in await self.db.fetchall(
             "SELECT endpoint, count(*) FROM outbox WHERE state = 'dead' AND finished_at >= ? GROUP BY endpoint",
             (to_db(dead_since),),
         ):
-            out.setdefault(r[0], {})["dead_recent"] = r[1]
+            found.setdefault(r[0], {})["dead_recent"] = r[1]
         for r in await self.db.fetchall("SELECT endpoint, count(*) FROM outbox WHERE state = 'dead' GROUP BY endpoint"):
-            out.setdefault(r[0], {})["dead"] = r[1]
-        return out
+            found.setdefault(r[0], {})["dead"] = r[1]
+        return {name: EndpointFigures(**fields) for name, fields in found.items()}
+
+
+def _claimed(r: Any) -> ClaimedRow:
+    return ClaimedRow(
+        id=r[0],
+        message_id=r[1],
+        endpoint=r[2],
+        shipment_id=r[3],
+        event_type=r[4],
+        body=r[5],
+        attempts=r[6],
+        created_at=at_db(r[7]),
+    )
 
 
 def _settle(conn: Conn, settlements: Sequence[Settlement]) -> None:

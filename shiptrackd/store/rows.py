@@ -304,6 +304,96 @@ class SilenceRow(Row, frozen=True):
     removed_at: datetime | None
 
 
+# --- the outbox ------------------------------------------------------------------------------
+
+OUTBOX_COLUMNS = (
+    "id, message_id, endpoint, shipment_id, event_type, created_at, state, attempts, next_attempt_at,"
+    " last_status, last_error, finished_at"
+)
+
+
+class OutboxAttempt(Row, frozen=True):
+    """One attempt to deliver an outbox row, and what came of it."""
+
+    attempt: int
+    at: datetime
+    outcome: str  # delivered, failed, gone, throttled, deferred
+    http_status: int | None
+    latency_ms: float
+    error: str
+
+
+class OutboxRow(Row, frozen=True):
+    """A webhook delivery; `body` and `attempt_log` are read only for one row (Outbox.get)."""
+
+    id: int
+    message_id: str
+    endpoint: str
+    shipment_id: str
+    event_type: str
+    created_at: datetime
+    state: str  # pending, sending, delivered, dead
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str
+    finished_at: datetime | None
+    body: str | None = None
+    attempt_log: list[OutboxAttempt] | None = None
+
+
+def outbox_row(r: Any) -> OutboxRow:
+    """A row selected with OUTBOX_COLUMNS."""
+    return OutboxRow(
+        id=r[0],
+        message_id=r[1],
+        endpoint=r[2],
+        shipment_id=r[3],
+        event_type=r[4],
+        created_at=at_db(r[5]),
+        state=r[6],
+        attempts=r[7],
+        next_attempt_at=from_db(r[8]),
+        last_status=r[9],
+        last_error=r[10],
+        finished_at=from_db(r[11]),
+    )
+
+
+class ClaimedRow(Row, frozen=True):
+    """An outbox row the dispatcher has just claimed (state `sending`): what it needs to send it."""
+
+    id: int
+    message_id: str
+    endpoint: str
+    shipment_id: str
+    event_type: str
+    body: str  # the JSON payload, exactly as signed and sent
+    attempts: int  # made before this one
+    created_at: datetime
+
+
+class EndpointState(Row, frozen=True):
+    """What the dispatcher learned about an endpoint (survives restarts: a 410 stays disabled)."""
+
+    name: str
+    disabled_at: datetime | None = None
+    disabled_reason: str = ""
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_error: str = ""
+
+
+class EndpointFigures(Row, frozen=True):
+    """An endpoint's backlog: undelivered rows and the oldest one's age, dead rows (all, and recent)."""
+
+    undelivered: int = 0
+    oldest_undelivered_at: datetime | None = None
+    dead: int = 0
+    dead_recent: int = 0
+
+
 __all__ = [
     "EVENT_COLUMNS",
     "RUN_COLUMNS",
@@ -311,17 +401,24 @@ __all__ = [
     "Added",
     "AlertRow",
     "AlertStateRow",
+    "ClaimedRow",
     "DeliveryRow",
+    "EndpointFigures",
+    "EndpointState",
     "HealthRecord",
     "LoopState",
     "MemberRow",
     "NotificationRow",
+    "OUTBOX_COLUMNS",
+    "OutboxAttempt",
+    "OutboxRow",
     "Row",
     "Run",
     "Shipment",
     "SilenceRow",
     "TrackingEvent",
     "at_db",
+    "outbox_row",
     "event_row",
     "from_db",
     "run_row",

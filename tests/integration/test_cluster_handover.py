@@ -34,20 +34,20 @@ async def test_a_dead_members_deliveries_are_handed_on_and_a_live_ones_kept(any_
     notice = NewNotification("firing", "warning", [], "t", "b", [("hook", "json://x"), ("mail", "mailto://y")])
     await store.alerts.queue(notice, clock.now())
     first, second = await store.alerts.pending()
-    assert await store.alerts.claim(first["id"], clock.now(), "A")
-    assert await store.alerts.claim(second["id"], clock.now(), "B")
+    assert await store.alerts.claim(first.id, clock.now(), "A")
+    assert await store.alerts.claim(second.id, clock.now(), "B")
 
     await clock.advance(seconds=STALE_AFTER_S + 1)  # B is killed: only A beats on
     await alive.beat()
     states = {r[0]: r[1] for r in await store.db.fetchall("SELECT id, state FROM outbox")}
     alerts = {r[0]: r[1] for r in await store.db.fetchall("SELECT id, status FROM alerts")}
     if store.backend == "sqlite":  # one daemon per file: its dispatchers reset their own file at start
-        assert states[theirs["id"]] == "sending" and alerts[second["id"]] == "sending"
+        assert states[theirs.id] == "sending" and alerts[second.id] == "sending"
         assert await store.outbox.reset_sending() == 2
         return
-    assert states == {mine["id"]: "sending", theirs["id"]: "pending"}
-    assert alerts == {first["id"]: "sending", second["id"]: "pending"}
+    assert states == {mine.id: "sending", theirs.id: "pending"}
+    assert alerts == {first.id: "sending", second.id: "pending"}
     # Handed on: a live member claims B's webhook now (A's own is still its, in flight).
     [again] = await store.outbox.cycle([], clock.now() + timedelta(seconds=1), 5, ["app"], owner="A")
-    assert again["id"] == theirs["id"]
+    assert again.id == theirs.id
     assert await store.outbox.reset_sending(clock.now() - timedelta(seconds=STALE_AFTER_S)) == 0  # all A's, live

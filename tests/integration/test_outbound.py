@@ -6,7 +6,6 @@ that verify every request with the `standardwebhooks` reference library.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -18,6 +17,7 @@ from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
 from shiptrackd.daemon import Daemon
 from shiptrackd.sandbox import Sandbox
+from shiptrackd.store.rows import OutboxRow
 from shiptrackd.wire.answers import RunDetail
 
 pytestmark = pytest.mark.anyio
@@ -47,7 +47,7 @@ async def run_sync(client: ApiClient) -> RunDetail:
             await anyio.sleep(0.02)
 
 
-async def wait_rows(daemon: Daemon, state: str, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+async def wait_rows(daemon: Daemon, state: str, count: int, timeout_s: float = 10.0) -> list[OutboxRow]:
     assert daemon.store is not None
     with anyio.fail_after(timeout_s):
         while True:
@@ -116,15 +116,16 @@ async def test_failures_retry_with_the_same_id_and_keep_order_per_shipment(short
             got = await rx.wait_for(3)
             assert daemon.store is not None
             rows = await wait_rows(daemon, "delivered", 3)
-            first = await daemon.store.outbox.get(min(r["id"] for r in rows))
+            first = await daemon.store.outbox.get(min(r.id for r in rows))
         daemon.stop()
     assert [r.payload["type"] for r in got] == ["shipment.added", "shipment.status_changed", "shipment.delivered"]
     ids = [r.headers["webhook-id"] for r in rx.requests]
     assert ids[:4] == [ids[0]] * 4  # the first message, retried three times under one id
     assert first is not None
-    assert [a["outcome"] for a in first["attempt_log"]] == ["failed", "failed", "failed", "delivered"]
-    assert [a["http_status"] for a in first["attempt_log"]] == [500, None, 302, 200]
-    assert "redirect" in first["attempt_log"][2]["error"]
+    assert first.attempt_log is not None and first.body is not None
+    assert [a.outcome for a in first.attempt_log] == ["failed", "failed", "failed", "delivered"]
+    assert [a.http_status for a in first.attempt_log] == [500, None, 302, 200]
+    assert "redirect" in first.attempt_log[2].error
 
 
 async def test_gone_disables_the_endpoint_and_the_health_check_says_so(short_tmp: Path, sandbox: Sandbox) -> None:
@@ -173,6 +174,6 @@ async def test_a_dead_receiver_ends_dead_and_critical(short_tmp: Path, sandbox: 
             [dead] = await wait_rows(daemon, "dead", 1)
             report = await client.health(fresh=True)
         daemon.stop()
-    assert dead["attempts"] == 2 and dead["last_error"]
+    assert dead.attempts == 2 and dead.last_error and dead.finished_at is not None
     [check] = [c for c in report.checks if c.name == "deliveries"]
     assert check.level == "critical" and "went dead" in check.message

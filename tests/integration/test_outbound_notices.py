@@ -98,5 +98,8 @@ async def test_quiet_hours_hold_a_notice_until_the_window_ends(tmp_path: Path, h
         tg.cancel_scope.cancel()
     [row] = await store.outbox.list(endpoint="notice:support")
     await store.close()
-    assert hook.items == [] and row["state"] == "pending" and row["attempts"] == 0
-    assert row["next_attempt_at"].startswith(f"{(end if end > now else end + timedelta(days=1)):%Y-%m-%dT%H:%M}")
+    assert hook.items == [] and row.state == "pending" and row.attempts == 0
+    assert row.next_attempt_at is not None
+    assert (
+        f"{row.next_attempt_at:%Y-%m-%dT%H:%M}" == f"{(end if end > now else end + timedelta(days=1)):%Y-%m-%dT%H:%M}"
+    )

@@ -89,13 +89,13 @@ async def test_claims_keep_order_per_endpoint_and_shipment(store: Store) -> None
     a, b = (x.id for x in added.added)
     await store.shipments.apply(None, [FetchSuccess(a, _info("DE"), None, "d")], NOW)
     first = await store.outbox.cycle([], NOW, 10, ["all"])
-    assert [(r["shipment_id"], r["event_type"]) for r in first] == [(a, "shipment.added"), (b, "shipment.added")]
+    assert [(r.shipment_id, r.event_type) for r in first] == [(a, "shipment.added"), (b, "shipment.added")]
     assert await store.outbox.cycle([], NOW, 10, ["all"]) == []  # heads are in flight: nothing else
-    dead = Settlement(first[0]["id"], "all", 1, NOW, "failed", "dead", None, 500, 3.0, "HTTP 500")
+    dead = Settlement(first[0].id, "all", 1, NOW, "failed", "dead", None, 500, 3.0, "HTTP 500")
     later = NOW + timedelta(seconds=1)
-    retry = Settlement(first[1]["id"], "all", 1, NOW, "failed", "pending", later, None, 3.0, "reset")
+    retry = Settlement(first[1].id, "all", 1, NOW, "failed", "pending", later, None, 3.0, "reset")
     second = await store.outbox.cycle([dead, retry], NOW, 10, ["all"])
-    assert [(r["shipment_id"], r["event_type"]) for r in second] == [(a, "shipment.status_changed")]
+    assert [(r.shipment_id, r.event_type) for r in second] == [(a, "shipment.status_changed")]
     third = await store.outbox.cycle([], later, 10, ["all"])
-    assert [(r["shipment_id"], r["attempts"]) for r in third] == [(b, 1)]
+    assert [(r.shipment_id, r.attempts) for r in third] == [(b, 1)]
     assert await store.outbox.reset_sending() == 2  # a crash now: both go back to pending

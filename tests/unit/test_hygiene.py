@@ -41,13 +41,6 @@ WIRE_PARSERS = (
     "shiptrackd/push/verify.py",
     "shiptrackd/cluster/events.py",
 )
-# Modules that still read database times themselves, until they move to typed rows (issue 8).
-NOT_YET_TYPED = (
-    "shiptrackd/api/routes_outbound.py",
-    "shiptrackd/health/monitor.py",
-    "shiptrackd/outbound/dispatcher.py",
-    "shiptrackd/outbound/metrics.py",
-)
 DB_TIME_NAMES = ("from_db", "at_db")
 
 
@@ -69,7 +62,7 @@ def test_only_the_store_reads_database_times() -> None:
     offenders = []
     for path in _modules(*PACKAGES):
         rel = str(path.relative_to(ROOT))
-        if rel.startswith(("shiptrackd/store/", *WIRE_PARSERS, *NOT_YET_TYPED)):
+        if rel.startswith(("shiptrackd/store/", *WIRE_PARSERS)):
             continue
         offenders += _db_time_readers(path)
     assert offenders == []
