@@ -304,7 +304,14 @@ async def test_tally_stays_exact_through_adds_applies_retrack_and_remove(
     assert await store.shipments.counts() == {"total": 11, "active": 9}
 
 
-PROVIDER_COLUMNS = ("provider", "provider_ref", "provider_status", "provider_sub_status")
+PROVIDER_COLUMNS = (
+    "provider",
+    "provider_ref",
+    "provider_status",
+    "provider_sub_status",
+    "carrier_source",
+    "detected_carrier",
+)
 
 
 async def test_migration_3_fills_the_tally_from_an_existing_store(
