@@ -26,7 +26,6 @@ from .sql import Conn
 
 T = TypeVar("T")
 
-_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _PRAGMAS = ("PRAGMA synchronous=NORMAL", "PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON")
 
 
@@ -56,10 +55,11 @@ def store_error(exc: sqlite3.Error, doing: str) -> StoreError:
 
 
 def to_db(at: datetime | None) -> str | None:
-    """An aware datetime as fixed-width UTC text, which sorts as time does."""
+    """An aware datetime as fixed-width UTC text, which sorts as time does: 2026-01-05T09:00:12.000000Z."""
     if at is None:
         return None
-    return at.astimezone(UTC).strftime(_TS_FORMAT)
+    # isoformat, not strftime: the same text at a fifth of the cost (every row has several)
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class Database:
