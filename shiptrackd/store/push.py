@@ -1,7 +1,7 @@
 """
 Push subscriptions and pushed answers: which shipments a provider pushes for, and writing a push.
 
-A verified push is written by `shipments.apply_success`, the function that writes a polled
+A verified push is written by `apply.apply_success`, the function that writes a polled
 answer, inside the same transaction that records the push (last push time, push count): one
 path to the store, and the push counts only if its answer landed.
 """
