@@ -2,7 +2,7 @@
 The outbox: webhook deliveries written with the change that causes them, claimed and settled by the dispatcher.
 
 `enqueue()` runs on the writer's connection inside the transaction that commits a shipment change
-(store/shipments.py and store/push.py call it), so a change and its outbox rows land together or not at all. The
+(store/shipments.py calls it), so a change and its outbox rows land together or not at all. The
 routes (which endpoint hears which event) are set by the daemon from `[[outbound]]`; with none,
 enqueue costs nothing. The dispatcher's whole cycle (record what finished, claim what is due) is
 one write: per (endpoint, shipment) only the oldest undelivered row is ever claimed, so events go
