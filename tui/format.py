@@ -111,7 +111,7 @@ def level_of(value: Any) -> str:
     text = str(value or "unknown").lower()
     if text in ("info", "information", "notice"):
         return "info"
-    if text in ("ok", "healthy", "passing", "pass", "green"):
+    if text in ("ok", "healthy", "passing", "pass", "green", "resolved"):  # resolved: an alert's all-clear
         return "ok"
     if text in ("warning", "warn", "degraded", "yellow"):
         return "warning"

@@ -174,6 +174,7 @@ def test_countdown_and_fit() -> None:
     assert countdown(None, NOW) == "—"
     assert fit("abcdef", 4) == "abc…" and fit("ab", 4) == "ab  "
     assert level_of("degraded") == "warning" and level_of(None) == "unknown"
+    assert level_of("resolved") == "ok"  # an alert's all-clear notice: ✔, not ?
 
 
 def test_describe_event_covers_unknown_types() -> None:

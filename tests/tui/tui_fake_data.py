@@ -216,7 +216,13 @@ def delivery(channel: str, status: str, minutes_ago: float, error: str = "") -> 
 
 
 def notification(
-    n: int, kind: str, severity: str, checks: list[str], minutes_ago: float, deliveries: list[dict[str, Any]]
+    n: int,
+    kind: str,
+    severity: str,
+    checks: list[str],
+    minutes_ago: float,
+    deliveries: list[dict[str, Any]],
+    fired_at: str = "",
 ) -> dict[str, Any]:
     """One entry of the alert log (GET /v1/alerts' `notifications`): the checks are objects, not names."""
     names = ", ".join(checks) or "test notification"
@@ -225,7 +231,8 @@ def notification(
         "created_at": iso(NOW - timedelta(minutes=minutes_ago)),
         "kind": kind,
         "severity": severity,
-        "checks": [{"check": c, "kind": kind, "level": severity} for c in checks],
+        # a check's level: the severity told (for a resolved notice, the one it had fired at)
+        "checks": [{"check": c, "kind": kind, "level": fired_at or severity} for c in checks],
         "title": f"[{'TEST' if kind == 'test' else severity.upper()}] shiptrackd on ops-1: {names}",
         "body": f"shiptrackd on ops-1\n\n{severity.upper()} {names}\n",
         "deliveries": deliveries,
@@ -238,10 +245,11 @@ NOTIFICATIONS_DATA = [
     notification(
         6,
         "resolved",
-        "critical",
+        "resolved",  # the daemon's severity for an all-clear (alerts/rules.group_severity)
         ["api_connectivity"],
         120,
         [delivery("console", "sent", 120), delivery(CHANNELS[1], "failed", 119, "SMTP 451 try later")],
+        fired_at="critical",
     ),
     notification(
         5, "firing", "critical", ["api_connectivity", "error_rate"], 180, [delivery(c, "sent", 180) for c in CHANNELS]
