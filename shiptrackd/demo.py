@@ -22,10 +22,14 @@ from .config import Config, RateLimit, Secret
 from .daemon import STORE_FILE
 from .models import NewShipment
 from .sandbox import Sandbox, sample_shipments
+from .sandbox.seventeen import PREFIX as SEVENTEEN_PREFIX
 from .statedir import create_private
 from .store import Store, configured_target
 
 DEMO_KEY = "TEST_demo_key"
+DEMO_17TRACK = "17track"  # the second account's name
+DEMO_17TRACK_KEY = "TEST_demo_17track"
+DETECT_SAMPLE = NewShipment("", "1Z4W7A890000004242", "ORDER-DETECT", provider=DEMO_17TRACK)  # its carrier: found
 # Simulated carrier time runs an hour a second: a parcel is delivered within a couple of minutes.
 TIME_SCALE = 3600.0
 STORY_FILE = "sandbox-story.json"  # beside the store in the demo's state dir
@@ -33,11 +37,28 @@ STORY_SAVE_INTERVAL_S = 2.0
 
 
 def pointed_at(config: Config, base_url: str, hook_port: int = 0) -> Config:
-    """The configuration with the provider aimed at the sandbox, and its pushes at our listener on *hook_port*."""
+    """The configuration with two provider accounts aimed at the sandbox, and pushes at our listener on *hook_port*.
+
+    Two accounts side by side, as an operator with two aggregators runs them: ShipEngine (the
+    default, pushing) and 17TRACK for USPS parcels (40 numbers a request, 3 requests a second).
+    """
     # 10/s against the sandbox's 20/s: fast enough to watch, and the daemon never causes a 429 itself.
     provider = dataclasses.replace(
         config.provider, base_url=base_url, api_key=Secret(DEMO_KEY), rate_limit=RateLimit(10, 1.0), timeout_s=5.0
     )
+    domestic = dataclasses.replace(provider, name="shipengine", kind="shipengine", carriers=(), default=True)
+    intl = dataclasses.replace(
+        provider,
+        name=DEMO_17TRACK,
+        kind="17track",
+        base_url=base_url + SEVENTEEN_PREFIX,
+        api_key=Secret(DEMO_17TRACK_KEY),
+        webhook_secret=Secret(""),
+        rate_limit=RateLimit(3, 1.0),
+        carriers=("usps",),
+        default=False,
+    )
+    config = dataclasses.replace(config, providers=(domestic, intl))
     if not hook_port:
         return dataclasses.replace(config, provider=provider)
     webhooks = dataclasses.replace(
@@ -95,6 +116,7 @@ async def demo_environment(config: Config) -> AsyncIterator[tuple[Config, Callab
     demo's store, so a demo restarted in the same folder continues where it stopped.
     """
     sandbox = Sandbox(api_key=DEMO_KEY, latency_s=0.05, time_scale=TIME_SCALE, rate_limit="20/s")
+    sandbox.seventeen.configure(api_key=DEMO_17TRACK_KEY, rate_limit="3/s")
     story_path = config.daemon.state_dir / STORY_FILE
     story_note = load_story(sandbox, story_path)
     # As in Sandbox.serve: the block's own exception is raised after the task group closes, so
@@ -132,7 +154,11 @@ async def _seed(config: Config, base_url: str, story_note: str) -> None:
     store = await Store.open(target, password=config.store.password.get())
     try:
         samples = [NewShipment(**s) for s in sample_shipments(50)]
-        added = await store.shipments.add_many(samples, utcnow())
+        # One added without a carrier, for 17TRACK to detect (once: after that it has one, and its own row).
+        found, _ = await store.shipments.list(
+            status=None, carrier=None, search=DETECT_SAMPLE.tracking_number, active=None, cursor=None, limit=1
+        )
+        added = await store.shipments.add_many(samples + ([] if found else [DETECT_SAMPLE]), utcnow())
     finally:
         await store.close()
     logger.info(

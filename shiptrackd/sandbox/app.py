@@ -174,6 +174,7 @@ class Sandbox:
         return {
             "now": format_rfc3339(self.clock.now()),
             "first_seen": {key: format_rfc3339(at) for key, at in self._first_seen.items()},
+            "17track": self.seventeen.registrations(),
         }
 
     def resume_story(self, story: Mapping[str, Any]) -> None:
@@ -187,8 +188,10 @@ class Sandbox:
         try:
             now = parse_rfc3339(story["now"])
             seen = {str(key): parse_rfc3339(at) for key, at in dict(story["first_seen"]).items()}
+            registrations = dict(story.get("17track") or {})
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a sandbox story ({exc})") from None
+        self.seventeen.restore(registrations)  # (a story saved before 17TRACK was in the demo has none)
         self.clock = SimClock(now, self.clock.time_scale)
         self.seventeen.clock = self.clock
         self._first_seen = seen

@@ -89,6 +89,22 @@ class SeventeenTrack:
         self.pushes_sent = 0
         self._rng = random.Random(17)
 
+    def registrations(self) -> dict[str, list[Any]]:
+        """The registered numbers, JSON-ready for a saved story: number -> [carrier, registered_at, stopped]."""
+        return {n: [r.carrier, _iso_utc(r.registered_at), r.stopped] for n, r in self.registered.items()}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Registrations from registrations() (a resumed demo); ValueError on a malformed one, changing nothing."""
+        try:
+            restored = {
+                str(n): Registered(int(c), datetime.fromisoformat(str(at).replace("Z", "+00:00")), bool(stopped))
+                for n, (c, at, stopped) in saved.items()
+            }
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not 17TRACK registrations ({exc})") from None
+        self.registered = restored
+        self.quota_used = max(self.quota_used, len(restored))
+
     def configure(self, **knobs: Any) -> None:
         """Knobs: api_key, quota_total, quota_used, rate_limit ('3/s'), faults, push_url, push_key, push_faults."""
         known = ("api_key", "quota_total", "quota_used", "rate_limit", "faults", "push_url", "push_key", "push_faults")

@@ -176,3 +176,30 @@ async def test_a_second_demo_refuses_and_a_restarted_one_continues(short_tmp: Pa
     assert "the story continues" in log.read_text()
     rewound = sorted(n for n in moved if after[n] == "NY")
     assert rewound == []  # before: 43 of 50 went back to NY
+
+
+async def test_the_demo_runs_two_providers_side_by_side(short_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--demo's two accounts: ShipEngine the default, 17TRACK for USPS; the carrier-less sample is detected."""
+    from shiptrackd.daemon import Daemon
+    from shiptrackd.demo import DETECT_SAMPLE
+
+    monkeypatch.chdir(short_tmp)
+    monkeypatch.setenv("SHIPTRACK_SYNC__SCHEDULE", "0 0 1 1 *")  # only the targeted sync below: fast
+    config = load(demo=True)
+    prepare_paths(config)
+    async with demo_environment(config) as (demo_config, _):
+        names = [(p.name, p.kind, p.carriers, p.default) for p in demo_config.providers]
+        async with anyio.create_task_group() as tg:
+            daemon = await tg.start(Daemon(demo_config, handle_signals=False).run)
+            async with ApiClient(demo_config.daemon.socket) as client:
+                (pending,) = (await client.shipments(search=DETECT_SAMPLE.tracking_number)).shipments
+                one_usps = (await client.shipments(carrier="usps", limit=1)).shipments[0]
+                await client.sync(shipments=[pending.id, one_usps.id])
+                await daemon.engine.wait_idle()
+                detected = await client.shipment(pending.id)
+                usps = await client.shipment(one_usps.id)
+            daemon.stop()
+    assert names == [("shipengine", "shipengine", (), True), ("17track", "17track", ("usps",), False)]
+    assert (pending.carrier_code, pending.carrier_source, pending.provider) == ("", "pending", "17track")
+    assert (detected.carrier_code, detected.carrier_source, detected.provider) == ("ups", "detected", "17track")
+    assert (usps.provider, usps.provider_ref) == ("17track", "21051")  # registered at 17TRACK under its USPS id
