@@ -7,7 +7,9 @@ A run is a small pipeline, so the API is never idle while SQLite writes:
       -> `concurrency` fetch workers
       -> writer (one transaction per batch, a savepoint per shipment)
 Memory stays flat however large the store: at most a couple of batches are held.
-One run at a time: a scheduled or forced trigger during a run joins it.
+One run at a time: a scheduled or forced trigger during a run joins it. The steps live beside it:
+selection.py (what a run takes), lanes.py (a queue per account), fetching.py (a job's requests),
+progress.py (the live run and its log lines).
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import os
 import secrets
 import socket
 import time
-from collections import Counter
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -33,73 +34,25 @@ from ..clock import Clock
 from ..config import Config
 from ..errors import (
     ConflictError,
-    ProviderAuthError,
-    ProviderError,
-    ProviderUnreachableError,
-    QuotaExhaustedError,
-    RateLimitedError,
     StoreError,
 )
 from ..events import EventBus
-from ..models import TrackingInfo
-from ..providers.base import Parcel, Registration
 from ..push.state import PushState
-from ..store import FetchFailure, FetchSuccess, RunCounts, Store
+from ..store import Store
 from ..store.rows import Shipment
-from ..units import format_rfc3339
 from ..wire.names import (
-    EVENT_PROVIDER_AUTH_FAILED,
     EVENT_SHIPMENT_STATUS_CHANGED,
     EVENT_SYNC_FINISHED,
     EVENT_SYNC_PROGRESS,
     EVENT_SYNC_STARTED,
 )
-from . import cadence
+from .fetching import Fetcher, parcel
 from .lanes import Job, LaneQueues
+from .progress import Result, RunProgress, failure_reason, log_batch, root_cause, run_outcome
+from .selection import Selector
 from .throttle import ApiStats, ProviderThrottle
 
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
-
-Result = FetchSuccess | FetchFailure
-
-
-def parcel(shipment: Shipment) -> Parcel:
-    return Parcel(shipment.carrier_code, shipment.tracking_number, shipment.provider_ref)
-
-
-@dataclass
-class RunProgress:
-    """The live state of the run in progress, as status and the event stream show it."""
-
-    run_id: int
-    trigger: str
-    started_at: datetime
-    planned: int = 0  # how many the run expects to take, known at its start (progress bars)
-    counts: RunCounts = field(default_factory=RunCounts)
-    done: int = 0
-    unknown_ids: list[str] = field(default_factory=list)
-    deferred: int = 0  # still answered 429 after every pause: left due for a later run, not failed
-    stop_reason: str = ""
-    auth_failed: bool = False
-    circuit_open: bool = False
-    stop_requested: bool = False
-    out_of_time: bool = False
-
-    @property
-    def stopping(self) -> bool:
-        return self.auth_failed or self.circuit_open or self.stop_requested or self.out_of_time
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "trigger": self.trigger,
-            "started_at": self.started_at.isoformat(),
-            "planned": self.planned,
-            "done": self.done,
-            **asdict(self.counts),
-            "unknown_ids": self.unknown_ids,
-            "stop_reason": self.stop_reason,
-        }
 
 
 class SyncEngine:
@@ -129,6 +82,8 @@ class SyncEngine:
         self._opened = anyio.Event()  # set once the run holding _busy has its run id
         self._idle = anyio.Event()
         self._idle.set()
+        self.fetcher = Fetcher(self)
+        self.selector = Selector(self)
         self._stopping = False
         self._closing = False  # the run holding _busy has written its record and is about to let go
 
@@ -245,8 +200,8 @@ class SyncEngine:
         started = time.monotonic()
         outcome = "interrupted"  # what a cancellation (shutdown) leaves
         try:
-            await self._pipeline(progress, self._select(progress, shipment_ids))
-            outcome = self._outcome(progress)
+            await self._pipeline(progress, self.selector.select(progress, shipment_ids))
+            outcome = run_outcome(progress)
         except Exception as exc:  # a full disk or a locked store: record the cause, not "cancelled"
             outcome = "failed"
             progress.stop_reason = "; ".join(filter(None, [progress.stop_reason, failure_reason(exc)]))
@@ -303,90 +258,6 @@ class SyncEngine:
                 elapsed_s,
             )
         return record
-
-    @staticmethod
-    def _outcome(progress: RunProgress) -> str:
-        c = progress.counts
-        if progress.auth_failed:
-            return "failed"
-        if progress.circuit_open:
-            return "aborted"
-        if progress.stop_requested:
-            return "interrupted"
-        if c.failed and not (c.updated or c.unchanged):
-            return "failed"
-        if progress.out_of_time or progress.deferred:
-            return "partial"
-        return "partial" if c.failed else "ok"
-
-    async def _select(
-        self, progress: RunProgress, shipment_ids: Sequence[str] | None, *, claim: bool = True
-    ) -> AsyncGenerator[list[Shipment], None]:
-        """Yield batches to fetch, batch_size rows at a time: the named ids, every active one, or the due ones.
-
-        Each batch is claimed (store/leases.py): leased to this daemon, so other daemons on the
-        store skip it; one another daemon holds is left to it (a targeted one is counted skipped).
-        Without *claim* (a dry run) the same selection is only read.
-        """
-        size = self.config.sync.batch_size
-        if not claim:
-            async for batch in self._peek(progress, shipment_ids, size):
-                yield batch
-            return
-        leases, owner = self.store.leases, self.owner
-        if shipment_ids:
-            wanted = list(dict.fromkeys(shipment_ids))
-            for start in range(0, len(wanted), size):
-                chunk = wanted[start : start + size]
-                found = {s.id for s in await self.store.shipments.get_many(chunk)}
-                progress.unknown_ids += [i for i in chunk if i not in found]
-                now = self.clock.now()
-                claimed = await leases.claim_ids(owner, [i for i in chunk if i in found], now, self._lease_end(now))
-                progress.counts.selected += len(found) - len(claimed)  # held elsewhere: skipped
-                if claimed:
-                    yield claimed
-        elif progress.trigger == "force":
-            after_id = ""
-            since = progress.started_at
-            while batch := await leases.claim_active(
-                owner, after_id, *self._lease_window(), size, untouched_since=since
-            ):
-                yield batch
-                after_id = batch[-1].id
-        else:
-            while batch := await leases.claim_due(owner, progress.started_at, *self._lease_window(), size):
-                yield batch
-
-    async def _peek(
-        self, progress: RunProgress, shipment_ids: Sequence[str] | None, size: int
-    ) -> AsyncGenerator[list[Shipment], None]:
-        """What _select would claim, read without claiming (leases held elsewhere included)."""
-        if shipment_ids:
-            wanted = list(dict.fromkeys(shipment_ids))
-            for start in range(0, len(wanted), size):
-                chunk = wanted[start : start + size]
-                found = {s.id: s for s in await self.store.shipments.get_many(chunk)}
-                progress.unknown_ids += [i for i in chunk if i not in found]
-                if found:
-                    yield [found[i] for i in chunk if i in found]
-        elif progress.trigger == "force":
-            after_id = ""
-            skip_pushed = self.push is not None
-            while batch := await self.store.shipments.active_after(after_id, size, skip_pushed=skip_pushed):
-                yield batch
-                after_id = batch[-1].id
-        else:
-            key: tuple[datetime, str] | None = None
-            while batch := await self.store.shipments.due(progress.started_at, size, after=key):
-                yield batch
-                key = (batch[-1].next_sync_at or progress.started_at, batch[-1].id)
-
-    def _lease_end(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=self.config.sync.lease_s)
-
-    def _lease_window(self) -> tuple[datetime, datetime]:
-        now = self.clock.now()
-        return now, self._lease_end(now)
 
     async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[Shipment], None]) -> None:
         concurrency = sum(lane.config.concurrency for lane in self.lanes())
@@ -497,162 +368,9 @@ class SyncEngine:
                 if progress.stopping:
                     continue  # counted as skipped
                 async with job.lane.in_flight:
-                    done = await self._fetch_job(progress, job)
+                    done = await self.fetcher.fetch_job(progress, job)
                 for result in done:
                     await results.send(result)
-
-    async def _fetch_job(self, progress: RunProgress, job: Job) -> list[Result]:
-        """One job's shipments fetched (registered first where the provider needs it): a result each."""
-        lane, shipments = job.lane, job.shipments
-        results: list[Result] = []
-        if lane.provider.needs_registration:
-            shipments = await self._register(progress, lane, shipments, results)
-        if not shipments or progress.stopping:
-            return results
-        if lane.batch_size == 1 and len(shipments) == 1 and not lane.provider.needs_registration:
-            shipment = shipments[0]
-            try:
-                info = await lane.fetch(shipment.carrier_code, shipment.tracking_number)
-            except Exception as exc:
-                failed = await self._failed(progress, lane, shipment, exc)
-                return [*results, failed] if failed else results
-            return [*results, self._succeeded(lane, shipment, info)]
-        try:
-            answers: Mapping[str, TrackingInfo | ProviderError] = await lane.fetch_many([parcel(s) for s in shipments])
-        except Exception as exc:  # the whole request failed: each shipment takes the same error
-            for shipment in shipments:
-                if (failed := await self._failed(progress, lane, shipment, exc)) is not None:
-                    results.append(failed)
-            return results
-        for shipment in shipments:
-            got = answers[shipment.tracking_number]
-            if isinstance(got, ProviderError):
-                if (failed := await self._failed(progress, lane, shipment, got)) is not None:
-                    results.append(failed)
-            else:
-                results.append(self._succeeded(lane, shipment, got))
-        return results
-
-    async def _register(
-        self, progress: RunProgress, lane: ProviderThrottle, shipments: list[Shipment], results: list[Result]
-    ) -> list[Shipment]:
-        """Register the job's new shipments with one request; those registered (and the old ones) go on."""
-        mine = lane.provider.name
-        new = [s for s in shipments if not (s.provider_ref and s.provider == mine)]
-        if not new:
-            return shipments
-        new_ids = {s.id for s in new}
-        answers: Mapping[str, Registration | ProviderError]
-        try:
-            answers = await lane.register([parcel(s) for s in new])
-        except Exception as exc:
-            for shipment in new:
-                if (failed := await self._failed(progress, lane, shipment, exc)) is not None:
-                    results.append(failed)
-            return [s for s in shipments if s.id not in new_ids]
-        ready = [s for s in shipments if s.id not in new_ids]
-        rows: list[tuple[str, str, str]] = []
-        detected: list[tuple[str, str]] = []
-        for shipment in new:
-            got = answers[shipment.tracking_number]
-            if isinstance(got, ProviderError):
-                if (failed := await self._failed(progress, lane, shipment, got)) is not None:
-                    results.append(failed)
-                continue
-            rows.append((shipment.id, lane.provider.name, got.ref))
-            carrier = shipment.carrier_code
-            if not carrier and got.carrier_code:  # added without one: the provider's guess is its carrier
-                detected.append((shipment.id, got.carrier_code))
-                carrier = got.carrier_code
-            ready.append(
-                msgspec.structs.replace(
-                    shipment, carrier_code=carrier, provider=lane.provider.name, provider_ref=got.ref
-                )
-            )
-        if rows:
-            lane.quota_exhausted = ""
-            await self.store.shipments.set_provider(rows, self.clock.now())
-        if detected:
-            for sid, twin in await self.store.carriers.set_detected(detected, self.clock.now()):
-                logger.warning("{}: its detected carrier is {}'s already; its carrier stays unset", sid, twin)
-        return ready
-
-    def _succeeded(self, lane: ProviderThrottle, shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
-        """A fetched shipment's result and its next check."""
-        self.auth_failed_at = lane.auth_failed_at = None
-        cad = self.config.sync.cadence
-        created_at = shipment.created_at
-        now = self.clock.now()
-        if self.push is not None:  # webhooks on: the shipment's push regime decides (sync/cadence.py)
-            nxt, missed = cadence.after_poll(
-                cad,
-                info.status_code,
-                shipment.status_code,
-                shipment.schedule_reason,
-                created_at,
-                now,
-                info.status_detail_code,
-                subscribed=shipment.subscribed_at is not None,
-                channel_silent=self.push.silence(now) != "ok",
-            )
-            return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, push_missed=missed, provider=lane.provider.name)
-        nxt = cadence.after_success(
-            self.config.sync.cadence,
-            info.status_code,
-            shipment.status_code,
-            shipment.schedule_reason,
-            created_at,
-            now,
-            info.status_detail_code,
-        )
-        return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, provider=lane.provider.name)
-
-    async def _failed(
-        self, progress: RunProgress, lane: ProviderThrottle, shipment: Shipment, exc: Exception
-    ) -> Result | None:
-        """A shipment's failure and its next check; None when the run must stop (bad key) or defers it."""
-        if isinstance(exc, ProviderAuthError):
-            if not progress.auth_failed:
-                progress.auth_failed = True
-                progress.stop_reason = (
-                    f"{lane.provider.name}: the API rejected the key ({exc.status}): check its api_key"
-                    if self.others
-                    else f"the API rejected the key ({exc.status}): check [provider] api_key"
-                )
-                self.auth_failed_at = lane.auth_failed_at = self.clock.now()
-                await self.store.runs.add_error(progress.run_id, exc.kind, str(exc), self.clock.now(), exc.status)
-                self.bus.publish(EVENT_PROVIDER_AUTH_FAILED, run_id=progress.run_id, message=str(exc))
-            return None
-        if isinstance(exc, RateLimitedError):
-            # The account's limit, not this shipment's fault: it stays due, untouched, for the next run.
-            progress.deferred += 1
-            return None
-        error = exc if isinstance(exc, ProviderError) else None  # a bug or an odd answer never stops the others
-        kind = error.kind if error else "internal"
-        if isinstance(exc, QuotaExhaustedError):
-            if not lane.quota_exhausted:
-                logger.error("{}: quota exhausted, registrations stop: {}", lane.provider.name, exc)
-            lane.quota_exhausted = str(exc)
-        if isinstance(exc, ProviderUnreachableError) and (
-            lane.unreachable_in_a_row >= lane.config.circuit_breaker and not progress.circuit_open
-        ):
-            progress.circuit_open = True
-            progress.stop_reason = (
-                f"{lane.provider.name + ': ' if self.others else ''}API unreachable {lane.unreachable_in_a_row}"
-                " calls in a row: circuit open, stopped early, cached statuses kept"
-            )
-        if error is None:
-            logger.opt(exception=exc).error("unexpected error syncing {}", shipment.id)
-        failures = shipment.consecutive_failures + 1
-        nxt = cadence.after_failure(self.config.sync.cadence, kind, failures, shipment.created_at, self.clock.now())
-        return FetchFailure(
-            shipment.id,
-            kind,
-            str(exc) or type(exc).__name__,
-            error.status if error else None,
-            nxt.at,
-            nxt.reason,
-        )
 
     async def _write_results(self, progress: RunProgress, results: MemoryObjectReceiveStream[Result]) -> None:
         """Apply results in batches: when batch_size have arrived or FLUSH_AFTER_S has passed."""
@@ -688,34 +406,14 @@ class SyncEngine:
         c.unchanged += applied.unchanged
         c.failed += applied.failed + len(applied.write_errors)
         progress.done += len(batch)
-        log = logger.bind(loop="sync", run_id=progress.run_id)
-        for shipment_id, error in applied.write_errors:
-            log.warning("shipment {} not written: {}", shipment_id, error)
         for shipment_id, old, new in applied.changed:
             self.bus.publish(EVENT_SHIPMENT_STATUS_CHANGED, id=shipment_id, old=old, new=new, run_id=progress.run_id)
-        # One INFO line per batch for people (a force sync of 10,000 changes is some 100 lines, not
-        # 10,000); each shipment at DEBUG. A first status (a shipment's first fetch) is not a change.
-        numbers = {r.shipment_id: r.info.tracking_number for r in batch if isinstance(r, FetchSuccess)}
-        changes = [(sid, old, new) for sid, old, new in applied.changed if old is not None]
-        for shipment_id, old, new in changes:
-            log.debug("status {} ({}) {} -> {}", shipment_id, numbers.get(shipment_id, "?"), old, new)
-        if changes:
-            pairs = Counter(f"{old}->{new}" for _, old, new in changes)
-            log.bind(status_changes=dict(pairs)).info("status changes: {} ({})", len(changes), tally(pairs))
-        failures = [r for r in batch if isinstance(r, FetchFailure)]
-        for failure in failures:
-            log.debug("fetch failed {} ({}): {}", failure.shipment_id, failure.kind, failure.message)
-        if failures:
-            kinds = Counter(f.kind for f in failures)
-            example = failures[0]
-            log.bind(fetch_failures=dict(kinds)).info(
-                "fetch failures: {} ({}); e.g. {}: {}",
-                len(failures),
-                tally(kinds),
-                example.shipment_id,
-                example.message[:120],
-            )
+        log_batch(progress.run_id, batch, applied)
         self.bus.publish(EVENT_SYNC_PROGRESS, **progress.snapshot())
+
+    async def plan(self, trigger: str, shipment_ids: Sequence[str] | None, limit: int = 1000) -> dict[str, Any]:
+        """What a run would sync and why, without a single API call or write."""
+        return await self.selector.plan(trigger, shipment_ids, limit)
 
     async def unregister(self, shipment: Shipment) -> None:
         """Tell the shipment's provider to stop tracking it (after its removal); failures only logged."""
@@ -729,30 +427,6 @@ class SyncEngine:
         else:
             logger.info("{}: stopped tracking {}", lane.provider.name, shipment.tracking_number)
 
-    # --- dry run -------------------------------------------------------------------------
-
-    async def plan(self, trigger: str, shipment_ids: Sequence[str] | None, limit: int = 1000) -> dict[str, Any]:
-        """What a run would sync and why, without a single API call or write."""
-        progress = RunProgress(0, trigger, self.clock.now())
-        listed: list[dict[str, Any]] = []
-        total = 0
-        async with aclosing(self._select(progress, shipment_ids, claim=False)) as batches:
-            async for batch in batches:
-                total += len(batch)
-                for s in batch:
-                    if len(listed) < limit:
-                        listed.append(
-                            {
-                                "id": s.id,
-                                "carrier_code": s.carrier_code,
-                                "tracking_number": s.tracking_number,
-                                "status_code": s.status_code,
-                                "next_sync_at": s.next_sync_at,
-                                "why": _why_selected(trigger, s, bool(shipment_ids)),
-                            }
-                        )
-        return {"trigger": trigger, "would_sync": total, "shipments": listed, "unknown_ids": progress.unknown_ids}
-
 
 def _totals(stats: list[ApiStats]) -> tuple[int, int, int]:
     return (
@@ -765,32 +439,3 @@ def _totals(stats: list[ApiStats]) -> tuple[int, int, int]:
 def new_owner_id() -> str:
     """host:pid:random, unique per daemon start: its lease owner and cluster member id."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-def tally(counts: Counter[str]) -> str:
-    """ "IT->DE 8, AC->IT 4": the commonest first."""
-    return ", ".join(f"{key} {n}" for key, n in counts.most_common())
-
-
-def root_cause(exc: BaseException) -> BaseException:
-    """The error inside the pipeline's task-group wrapping, a StoreError first."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = next((e for e in exc.exceptions if isinstance(e, StoreError)), exc.exceptions[0])
-    return exc
-
-
-def failure_reason(exc: BaseException) -> str:
-    """What broke a run, for its record: a StoreError's own message ("disk full: ..."), else the exception."""
-    exc = root_cause(exc)
-    if isinstance(exc, StoreError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"[:500]
-
-
-def _why_selected(trigger: str, shipment: Shipment, targeted: bool) -> str:
-    if targeted:
-        return "named on the command line"
-    if trigger == "force":
-        return "force: every active shipment"
-    due = format_rfc3339(shipment.next_sync_at) if shipment.next_sync_at else "now"
-    return f"due since {due} ({shipment.schedule_reason})"
