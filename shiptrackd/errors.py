@@ -112,9 +112,12 @@ class RateLimitedError(TransientProviderError):
 
     kind = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after_s: float, status: int | None = 429) -> None:
+    def __init__(self, message: str, *, retry_after_s: float, status: int | None = 429, endpoint: str = "") -> None:
         super().__init__(message, status=status)
         self.retry_after_s = retry_after_s
+        # The endpoint whose own limit was hit, for a provider that limits each endpoint apart (AfterShip;
+        # a name from its Limits.endpoints): only that endpoint waits. "": the account's limit, all wait.
+        self.endpoint = endpoint
 
 
 class ProviderAuthError(ProviderError):

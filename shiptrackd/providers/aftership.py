@@ -32,6 +32,7 @@ from shiptrackd.errors import (
     PermanentProviderError,
     ProviderError,
     PushRejectedError,
+    RateLimitedError,
     ShipmentNotFoundError,
 )
 from shiptrackd.models import TrackingInfo
@@ -113,7 +114,7 @@ class AfterShipProvider(ProviderBase):
         )
         # X-RateLimit-* here are per endpoint: they move these windows, not the account-wide pace
         # (no `quota_observer`): a read window at 1 of 5 left is normal at full speed, not pressure.
-        self.windows = limits or EndpointLimits(ENDPOINT_LIMITS)
+        self.windows = limits or EndpointLimits({name: rate.count for name, rate in self.limits.endpoints.items()})
         self._ids: dict[tuple[str, str], str] = {}  # (carrier_code, tracking_number) -> tracking id, for fetch()
 
     def __repr__(self) -> str:
@@ -250,13 +251,22 @@ class AfterShipProvider(ProviderBase):
         return self._parsed(lambda: parse_tracking(unwrap(response.content)), what)
 
     async def _send(self, endpoint: str, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
-        """One request inside the endpoint's window; the answer's X-RateLimit-* moves the window."""
+        """One request inside the endpoint's window; the answer's X-RateLimit-* moves the window.
+
+        A 429 is this endpoint's (AfterShip limits each apart): its window is held for the
+        Retry-After and the error names the endpoint, so the throttle pauses only it, not the account.
+        """
         await self.windows.acquire(endpoint)
 
         def observe(answer: httpx.Response) -> None:
             self.windows.observe(endpoint, answer.headers)
 
-        return await self._calls.send(method, path, what, on_answer=observe, **kwargs)
+        try:
+            return await self._calls.send(method, path, what, on_answer=observe, **kwargs)
+        except RateLimitedError as exc:
+            self.windows.hold(endpoint, exc.retry_after_s)
+            exc.endpoint = endpoint
+            raise
 
     def _parsed(self, parse: Callable[[], T], what: str) -> T:
         try:

@@ -65,6 +65,13 @@ class EndpointLimits:
             self.waits += 1
             await self._sleep(min(window.reset_at - now, MAX_WAIT_S))
 
+    def hold(self, endpoint: str, seconds: float) -> None:
+        """A 429 for this endpoint: nothing more from its window for *seconds* (its Retry-After or reset)."""
+        window = self.windows.get(endpoint)
+        if window is not None:
+            window.remaining = 0
+            window.reset_at = max(window.reset_at, self._now() + min(seconds, MAX_WAIT_S))
+
     def observe(self, endpoint: str, headers: Mapping[str, str]) -> None:
         """Believe the server's `X-RateLimit-*` for this endpoint (a newer window replaces ours)."""
         window = self.windows.get(endpoint)

@@ -286,9 +286,10 @@ class ProviderThrottle:
                 return await self._with_retries(request)
             except RateLimitedError as exc:
                 self.stats.add("rate_limited")
-                self.pause(exc.retry_after_s)
-                if self.shared is not None:  # the account's pause: every daemon on it waits
-                    await self.shared.pause(exc.retry_after_s)
+                if not self.endpoint_scoped(exc):  # one endpoint's own limit: its window waits, not the account
+                    self.pause(exc.retry_after_s)
+                    if self.shared is not None:  # the account's pause: every daemon on it waits
+                        await self.shared.pause(exc.retry_after_s)
                 last = exc
         raise last
 
@@ -305,9 +306,10 @@ class ProviderThrottle:
                 except ProviderUnreachableError:
                     self.unreachable_in_a_row += 1
                     raise
-                except RateLimitedError:
+                except RateLimitedError as exc:
                     self.unreachable_in_a_row = 0
-                    if self.controller.on_rate_limited(anyio.current_time(), sent_at):
+                    scoped = self.endpoint_scoped(exc)  # another endpoint's limit says nothing of the account's pace
+                    if not scoped and self.controller.on_rate_limited(anyio.current_time(), sent_at):
                         self._pacer.interval_s = self.controller.interval_s()
                     raise
                 except ProviderError as exc:  # any answer, a 500 included, proves the API is reachable
@@ -322,6 +324,10 @@ class ProviderThrottle:
                 self._answered()
                 return result
         raise AssertionError("unreachable: stamina re-raises the last error")
+
+    def endpoint_scoped(self, exc: RateLimitedError) -> bool:
+        """A 429 from an endpoint the provider declares its own limit for (Limits.endpoints): that endpoint's alone."""
+        return bool(exc.endpoint) and exc.endpoint in self.provider.limits.endpoints
 
     async def take_slot(self) -> None:
         """Take one request's place under the rate limit (for calls made outside fetch, like the health probe)."""

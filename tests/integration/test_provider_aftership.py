@@ -108,6 +108,9 @@ async def test_errors_map_to_what_the_engine_does(sandbox: Sandbox, provider: Af
     with pytest.raises(RateLimitedError) as limited:
         await provider.fetch("ups", "1ZRATELIMIT01")
     assert 0 <= limited.value.retry_after_s <= 1.0
+    # AfterShip limits each endpoint apart: the 429 names its endpoint, whose window is held (only it waits).
+    assert limited.value.endpoint == "POST /trackings"
+    assert provider.windows.windows["POST /trackings"].remaining == 0
     with pytest.raises(TransientProviderError, match="503"):
         await provider.fetch("ups", "1ZFAIL503X")
     with pytest.raises(ShipmentNotFoundError, match="4004"):
