@@ -179,7 +179,12 @@ def describe_event(event: ConsoleEvent) -> str:
                 text += f": {run.selected} selected, {run.updated} updated, {run.failed} failed"
             return f"{text} ({run.stop_reason})" if run.stop_reason else text
         case ev.ShipmentStatusChanged():
-            return f"{event.id}: {event.old or 'new'} → {event.new}"
+            text = f"{event.id}: {event.old or 'new'} → {event.new}"
+            if event.via == "push":
+                text += " · by push"
+            if event.origin:  # another cluster member wrote it (host:pid:random): say which
+                text += f" · on {':'.join(event.origin.split(':')[:2])}"
+            return text
         case ev.LoopChanged():
             loop = event.loop
             state = "paused" if loop.paused else "running" if loop.running else "idle"

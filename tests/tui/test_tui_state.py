@@ -181,4 +181,8 @@ def test_describe_event_covers_unknown_types() -> None:
     """Every event gets a one-line description, known or not."""
     changed = {"seq": 1, "type": "shipment.status_changed", "at": "2025-03-14T12:00:00Z", "id": "s", "run_id": 1}
     assert "→ DE" in describe_event(decode({**changed, "old": "IT", "new": "DE"}))
+    pushed = {k: v for k, v in changed.items() if k != "run_id"} | {"old": "IT", "new": "DE", "via": "push"}
+    assert describe_event(decode(pushed)) == "s: IT → DE · by push"
+    elsewhere = describe_event(decode({**changed, "old": "AC", "new": "IT", "origin": "vm2:4002:a1b2"}))
+    assert elsewhere == "s: AC → IT · on vm2:4002"  # a change another cluster member wrote
     assert describe_event(decode({"type": "x.y", "seq": 1, "foo": "bar"})) == "foo=bar"
