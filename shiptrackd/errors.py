@@ -132,6 +132,13 @@ class ShipmentNotFoundError(ProviderError):
     kind = "not_found"
 
 
+class NotRegisteredError(ShipmentNotFoundError):
+    """The provider no longer knows a number we registered with it (17TRACK -18019902): register it again.
+
+    The engine forgets the shipment's provider_ref, so its next attempt registers it first.
+    """
+
+
 class InvalidResponseError(ProviderError):
     """The API answered something that does not match its schema; names the field."""
 

@@ -24,6 +24,7 @@ from shiptrackd.clock import utcnow
 from shiptrackd.config import ProviderConfig
 from shiptrackd.errors import (
     InvalidResponseError,
+    NotRegisteredError,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -293,7 +294,9 @@ def _rejections(data: Any) -> list[tuple[str, object, ProviderError]]:
         exc: ProviderError
         if code == wire.ERR_QUOTA_EXHAUSTED or "quota" in text.lower():
             exc = QuotaExhaustedError(message, status=200)
-        elif code in (wire.ERR_NOT_REGISTERED, wire.ERR_CARRIER_NOT_DETECTED):
+        elif code == wire.ERR_NOT_REGISTERED:
+            exc = NotRegisteredError(message, status=200)
+        elif code == wire.ERR_CARRIER_NOT_DETECTED:
             exc = ShipmentNotFoundError(message, status=200)
         else:
             exc = PermanentProviderError(message, status=200)

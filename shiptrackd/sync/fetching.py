@@ -13,6 +13,7 @@ import msgspec
 from loguru import logger
 
 from ..errors import (
+    NotRegisteredError,
     ProviderAuthError,
     ProviderError,
     ProviderUnreachableError,
@@ -184,6 +185,10 @@ class Fetcher:
             progress.stop_reason = (
                 f"{lane.provider.name + ': ' if self.engine.others else ''}API unreachable"
                 f" {lane.unreachable_in_a_row} calls in a row: circuit open, stopped early, cached statuses kept"
+            )
+        if isinstance(exc, NotRegisteredError) and shipment.provider_ref:  # the provider forgot it: register again
+            await self.engine.store.shipments.set_provider(
+                [(shipment.id, lane.provider.name, "")], self.engine.clock.now()
             )
         if error is None:
             logger.opt(exception=exc).error("unexpected error syncing {}", shipment.id)

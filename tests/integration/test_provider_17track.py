@@ -91,6 +91,22 @@ async def test_100_due_shipments_take_3_registrations_and_3_fetches(tmp_path: Pa
         assert run["api_calls"] == 3 and sandbox.seventeen.quota_used == 100
 
 
+async def test_a_number_17track_forgot_is_registered_again(tmp_path: Path, sandbox: Sandbox) -> None:
+    """gettrackinfo's -18019902 for a number we registered: that run fails it, the next registers it again."""
+    async with rig(tmp_path, sandbox) as r:
+        ids = await r.add("9400000000041", "9400000000042")
+        assert (await r.engine.run_once("manual"))["updated"] == 2
+        del sandbox.seventeen.registered["9400000000041"]  # deleted at 17TRACK (or a restarted sandbox)
+        forgot = await r.engine.run_once("force")
+        assert (forgot["updated"] + forgot["unchanged"], forgot["failed"]) == (1, 1)
+        cleared = await r.store.shipments.get(ids["9400000000041"])
+        assert cleared is not None and (cleared.provider_ref, cleared.last_error_kind) == ("", "not_found")
+        again = await r.engine.run_once("targeted", [ids["9400000000041"]])
+        assert (again["updated"] + again["unchanged"], again["failed"]) == (1, 0)
+        back = await r.store.shipments.get(ids["9400000000041"])
+        assert back is not None and back.provider_ref == "21051" and "9400000000041" in sandbox.seventeen.registered
+
+
 async def test_an_omitted_number_fails_alone_and_a_stray_is_counted(tmp_path: Path, sandbox: Sandbox) -> None:
     async with rig(tmp_path, sandbox) as r:
         ids = await r.add("9400OMIT0001", "9400STRAY0002", "9400000000003", "9400NODETECT4")
