@@ -272,7 +272,9 @@ class Service:
         by_status = await self.store.shipments.count_by("status_code")
         active_by_status = await self.store.shipments.count_by_active_status()
         overdue_after = now - timedelta(seconds=(self.config.sync.schedule.interval_s or 3600) * 2)
-        limit = self.config.provider.rate_limit
+        # Every account's limit together (the throttles' own: a provider's documented rate where unset).
+        limits = [lane.config.rate_limit for lane in self.engine.lanes()]
+        per_s = None if any(rate is None for rate in limits) else sum(rate.per_second for rate in limits if rate)
         forecast = cadence.calls_per_hour(self.config.sync.cadence, active_by_status)
         doc = {
             "shipments": {
@@ -288,8 +290,8 @@ class Service:
             "api": self.api_stats.snapshot(),
             "forecast": {
                 "calls_per_hour": round(forecast, 1),
-                "rate_limit_per_hour": round(limit.per_second * 3600) if limit else None,
-                "utilisation": round(forecast / (limit.per_second * 3600), 3) if limit else None,
+                "rate_limit_per_hour": round(per_s * 3600) if per_s else None,
+                "utilisation": round(forecast / (per_s * 3600), 3) if per_s else None,
             },
             "providers": [await self._provider_stats(lane) for lane in self.engine.lanes()],
             "push": await self.push_stats(),

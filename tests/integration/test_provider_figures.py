@@ -33,7 +33,7 @@ name = "domestic"
 kind = "shipengine"
 api_key = "{SANDBOX_KEY}"
 base_url = "{sandbox.base_url}"
-rate_limit = "none"
+rate_limit = "10/s"
 default = true
 
 [[providers]]
@@ -41,7 +41,6 @@ name = "intl"
 kind = "17track"
 api_key = "a_wrong_17track_key"
 base_url = "{sandbox.base_url}{PREFIX17}"
-rate_limit = "none"
 carriers = ["usps"]
 """,
         encoding="utf-8",
@@ -75,6 +74,7 @@ carriers = ["usps"]
     figures = {p.name: p for p in stats.providers}
     assert figures["intl"].by_error == {"unauthorized": figures["intl"].requests}
     assert figures["domestic"].requests == 2 and stats.api.requests == 2 + figures["intl"].requests
+    assert stats.forecast.rate_limit_per_hour == (10 + 3) * 3600  # both accounts; 17TRACK's documented 3/s
 
     api = next(c for c in report.checks if c.name == "api_connectivity")
     assert api.level == "critical"
