@@ -33,6 +33,7 @@ from .sync.engine import SyncEngine
 from .sync.throttle import ApiStats, ProviderThrottle
 from .wire import answers as wire
 from .wire import push as wire_push
+from .wire import stats as wire_stats
 from .wire.answers import to_answer
 from .wire.names import EVENT_LOOP_CHANGED, EVENT_SHIPMENTS_ADDED, EVENT_SHIPMENTS_REMOVED, NO_STATUS, STATUS_CODES
 
@@ -265,7 +266,7 @@ class Service:
         progress = current.snapshot() if current and current.run_id == run_id else None
         return to_answer({**msgspec.structs.asdict(run), "progress": progress}, wire.RunDetail)
 
-    async def stats(self) -> wire.Stats:
+    async def stats(self) -> wire_stats.Stats:
         """Everything `shiptrackctl stats` shows: the store's mix, the last day's runs, the API's figures."""
         now = self.clock.now()
         day_ago = now - timedelta(hours=24)
@@ -296,7 +297,7 @@ class Service:
             "providers": [await self._provider_stats(lane) for lane in self.engine.lanes()],
             "push": await self.push_stats(),
         }
-        return to_answer(doc, wire.Stats)
+        return to_answer(doc, wire_stats.Stats)
 
     async def _provider_stats(self, lane: ProviderThrottle) -> dict[str, Any]:
         """One provider account's figures; its quota read live (one request) where it has one."""

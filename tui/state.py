@@ -16,9 +16,10 @@ from datetime import datetime
 
 from shiptrackd.wire import events as ev
 from shiptrackd.wire.alerting import Notification
-from shiptrackd.wire.answers import ClusterMember, HealthReport, LoopInfo, Run, Stats, Status, SyncProgress
+from shiptrackd.wire.answers import ClusterMember, HealthReport, LoopInfo, Run, Status, SyncProgress
 from shiptrackd.wire.outbound import EndpointInfo
 from shiptrackd.wire.push import WebhooksStatus
+from shiptrackd.wire.stats import Stats
 
 from .events import ConsoleEvent
 from .format import level_of

@@ -22,6 +22,7 @@ from ..wire import alerting as walert
 from ..wire import answers as wire
 from ..wire import outbound as wire_out
 from ..wire import push as wire_push
+from ..wire import stats as wire_stats
 from ..wire.events import AnyEvent
 from ..wire.requests import SetCarrierBody
 
@@ -175,8 +176,8 @@ class ApiClient:
     async def run(self, run_id: int) -> wire.RunDetail:
         return await self._get(wire.RunDetail, "GET", f"/v1/runs/{run_id}")
 
-    async def stats(self) -> wire.Stats:
-        return await self._get(wire.Stats, "GET", "/v1/stats")
+    async def stats(self) -> wire_stats.Stats:
+        return await self._get(wire_stats.Stats, "GET", "/v1/stats")
 
     async def reload(self) -> wire.Reloaded:
         return await self._get(wire.Reloaded, "POST", "/v1/reload")

@@ -17,6 +17,7 @@ from ..events import EventBus
 from ..service import MAX_LIST_LIMIT, Service
 from ..wire import answers as wire
 from ..wire import push as wire_push
+from ..wire import stats as wire_stats
 from ..wire.events import AnyEvent
 from ..wire.names import LOOP_ACTIONS, NO_STATUS, STATUS_CODES
 from ..wire.requests import BackupBody, NewShipmentBody, NewShipmentsBody, SetCarrierBody, SyncBody
@@ -295,7 +296,10 @@ def control_routes(service: Service, bus: EventBus) -> list[Route]:
             ),
         ),
         route(
-            "/v1/stats", "GET", stats, Doc("the store's mix, the last day's runs, the API figures", {200: wire.Stats})
+            "/v1/stats",
+            "GET",
+            stats,
+            Doc("the store's mix, the last day's runs, the API figures", {200: wire_stats.Stats}),
         ),
         route(
             "/v1/reload",

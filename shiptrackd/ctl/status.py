@@ -30,6 +30,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from ..api.client import ApiClient
     from ..wire import answers as wire
+    from ..wire import stats as wire_stats
     from .runner import Subparsers
 
 
@@ -168,7 +169,7 @@ async def stats(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def account_text(a: wire.AccountFigures | wire.ProviderFigures) -> str:
+def account_text(a: wire.AccountFigures | wire_stats.ProviderFigures) -> str:
     """`aftership: 120 requests, 3 rate-limited (429), 1 errors, circuit closed`: one account's own figures."""
     text = f"{a.kind}: {a.requests} requests, {a.rate_limited} rate-limited (429), {a.errors} errors"
     text += f", circuit {a.circuit}"
@@ -177,7 +178,7 @@ def account_text(a: wire.AccountFigures | wire.ProviderFigures) -> str:
     return text
 
 
-def provider_lines(providers: list[wire.ProviderFigures]) -> list[tuple[str, str]]:
+def provider_lines(providers: list[wire_stats.ProviderFigures]) -> list[tuple[str, str]]:
     """A line per provider account with its own figures (several accounts), and a `quota (name)` line
     per account that has a quota: what is left and when it runs out."""
     lines: list[tuple[str, str]] = []
@@ -203,7 +204,7 @@ def provider_lines(providers: list[wire.ProviderFigures]) -> list[tuple[str, str
     return lines
 
 
-def render_stats(out: Output, doc: wire.Stats) -> None:
+def render_stats(out: Output, doc: wire_stats.Stats) -> None:
     """The human `stats` view: one labelled line per figure."""
     s, runs, api, fc = doc.shipments, doc.runs_24h, doc.api, doc.forecast
     last = doc.last_successful_run
@@ -235,7 +236,7 @@ def render_stats(out: Output, doc: wire.Stats) -> None:
     )
 
 
-def push_line(push: wire.PushStats) -> str:
+def push_line(push: wire_stats.PushStats) -> str:
     """Pushes received, changes they carried, and the polls they save an hour."""
     return (
         f"{push.subscribed} subscribed, {sum(push.pushes.values())} pushes, {push.changes_by_push} changes by push;"

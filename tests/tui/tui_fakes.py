@@ -38,25 +38,18 @@ from shiptrackd.wire.alerting import Alerts, Delivery, TestSent
 from shiptrackd.wire.answers import (
     AccountFigures,
     AddedShipment,
-    ApiFigures,
     ClusterInfo,
     ClusterMember,
-    Forecast,
     HealthReport,
     LoopInfo,
     LoopList,
     PlannedShipment,
-    ProviderFigures,
     ProviderInfo,
-    PushStats,
     RunList,
-    RunTotals,
     Shipment,
     ShipmentDetail,
-    ShipmentFigures,
     ShipmentPage,
     ShipmentsAdded,
-    Stats,
     Status,
     StoreInfo,
     SyncPlan,
@@ -68,6 +61,7 @@ from shiptrackd.wire.answers import (
 )
 from shiptrackd.wire.outbound import Deliveries, Endpoints
 from shiptrackd.wire.push import WebhooksStatus
+from shiptrackd.wire.stats import ApiFigures, Forecast, ProviderFigures, PushStats, RunTotals, ShipmentFigures, Stats
 from tui.app import ShiptrackApp
 
 

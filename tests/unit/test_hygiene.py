@@ -1,5 +1,6 @@
 """House rules a reviewer would otherwise check by hand: no private name (one leading underscore) is
-imported from another module — a name another module needs is public."""
+imported from another module — a name another module needs is public; only the store reads database
+times; no module grows past 500 lines."""
 
 import ast
 from pathlib import Path
@@ -66,3 +67,11 @@ def test_only_the_store_reads_database_times() -> None:
             continue
         offenders += _db_time_readers(path)
     assert offenders == []
+
+
+MAX_MODULE_LINES = 500  # past this a module holds more than one responsibility (issue "One contract, one house")
+
+
+def test_no_module_is_over_500_lines() -> None:
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in _modules(*PACKAGES)}
+    assert {path: n for path, n in sizes.items() if n > MAX_MODULE_LINES} == {}
