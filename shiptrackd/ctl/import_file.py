@@ -16,7 +16,8 @@ from itertools import chain
 from typing import Any
 
 FIELDS = ("carrier_code", "tracking_number", "reference", "provider")
-REQUIRED = ("carrier_code", "tracking_number")
+# carrier_code may be left out (the column, or a cell): a provider account that detects carriers finds it.
+REQUIRED = ("tracking_number",)
 CSV_EXTENSIONS = (".csv", ".tsv")
 JSON_EXTENSIONS = (".jsonl", ".ndjson", ".json")
 
@@ -50,7 +51,7 @@ def read_records(name: str, lines: Iterable[str]) -> Iterator[Line]:
 
     *lines* are the file's lines as read in text mode with `newline=""`, so a quoted CSV
     field may span lines; each record carries the number of the line it starts on.
-    Raises ImportFormatError when a CSV header lacks carrier_code or tracking_number.
+    Raises ImportFormatError when a CSV header lacks tracking_number.
     """
     numbered = enumerate(lines, start=1)
     head: list[tuple[int, str]] = []

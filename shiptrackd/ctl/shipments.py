@@ -67,8 +67,9 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "import",
         parents=[common],
         help="track many shipments from a CSV (header row) or JSON-lines file; - reads stdin",
-        description="CSV needs a header naming carrier_code and tracking_number (reference optional); JSON lines "
-        "carry the same fields. Invalid lines are reported by line number; exit 1 if any. The file is added in "
+        description="CSV needs a header naming tracking_number (carrier_code, reference and provider optional: "
+        "without a carrier, an account that detects carriers finds it); JSON lines carry the same fields. "
+        "Invalid lines are reported by line number; exit 1 if any. The file is added in "
         "one transaction: interrupted, it adds nothing (a file over ~4 MB goes in parts, each all-or-nothing; "
         "run it again to add the rest: shipments already tracked are reported as duplicates, not added twice).",
     )

@@ -36,6 +36,13 @@ def test_csv_without_the_required_header_is_refused() -> None:
         list(read_records("x.csv", lines("carrier_code,number\nups,1Z\n")))
 
 
+def test_csv_may_leave_the_carrier_out_for_a_provider_to_detect() -> None:
+    """Without a carrier_code column (or with an empty cell) a record has no carrier: the daemon's detection decides."""
+    assert [r.record for r in read_records("x.csv", lines("tracking_number\n1ZB\n"))] == [{"tracking_number": "1ZB"}]
+    got = [r.record for r in read_records("x.csv", lines("carrier_code,tracking_number\n,1ZC\n"))]
+    assert got == [{"tracking_number": "1ZC"}]
+
+
 def test_csv_row_with_too_many_fields_is_invalid() -> None:
     """A row with more non-empty fields than the header is reported on its own line; trailing empties are fine."""
     text = "carrier_code,tracking_number\nups,1ZA,extra\nups,1ZB,,\n"
