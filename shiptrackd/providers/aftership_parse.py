@@ -18,6 +18,7 @@ from typing import Any
 from shiptrackd.errors import InvalidResponseError
 from shiptrackd.models import TrackingEvent, TrackingInfo
 from shiptrackd.providers import json_fields as jf
+from shiptrackd.providers.base import MappedStatus
 
 API_VERSION = "2026-07"
 
@@ -64,15 +65,6 @@ _CARRIER_CODES = {slug: code for code, slug in SLUGS.items() if code != "stamps_
 
 
 @dataclass(frozen=True)
-class Mapped:
-    """A tag and subtag in our vocabulary; `known` False means the tag was not in the table (stored as UN)."""
-
-    status_code: str
-    detail_code: str
-    known: bool
-
-
-@dataclass(frozen=True)
 class Tracking:
     """One AfterShip tracking: its id (the key for `GET /trackings/{id}`) and the tracking it says."""
 
@@ -92,20 +84,20 @@ def carrier_code_for(slug: str) -> str:
     return _CARRIER_CODES.get(slug, slug.replace("-", "_"))
 
 
-def map_tag(tag: str, subtag: str = "", subtag_message: str = "") -> Mapped:
+def map_tag(tag: str, subtag: str = "", subtag_message: str = "") -> MappedStatus:
     """AfterShip `tag`, `subtag` and `subtag_message` -> our status code and status_detail_code."""
     mapped = TAG_MAP.get(tag)
     if mapped is None:
-        return Mapped("UN", "", known=False)
+        return MappedStatus("UN", "", known=False)
     refined = SUBTAG_MAP.get(subtag)
     if refined is not None and subtag.split("_")[0] == tag:
-        return Mapped(refined[0], refined[1], known=True)
+        return MappedStatus(refined[0], refined[1], known=True)
     if tag == "Exception" and subtag_message:
         lowered = subtag_message.lower()
         for word, detail in _EXCEPTION_WORDS:
             if word in lowered:
-                return Mapped("EX", detail, known=True)
-    return Mapped(mapped[0], mapped[1], known=True)
+                return MappedStatus("EX", detail, known=True)
+    return MappedStatus(mapped[0], mapped[1], known=True)
 
 
 def unwrap(content: bytes, *, status: int = 200) -> dict[str, Any]:

@@ -101,6 +101,15 @@ class PushUpdate:
     event_id: str = ""  # for deduplication where the provider sends one; "" when it does not
 
 
+@dataclass(frozen=True)
+class MappedStatus:
+    """A provider's status in our vocabulary; `known` False means it was not in the table (stored as UN)."""
+
+    status_code: str
+    detail_code: str
+    known: bool
+
+
 class StatusMap:
     """A provider's status vocabulary mapped to ours (wire.names.STATUS_CODES), the raw text kept.
 

@@ -19,6 +19,7 @@ from typing import Any
 from shiptrackd.errors import InvalidResponseError
 from shiptrackd.models import TrackingEvent, TrackingInfo
 from shiptrackd.providers import json_fields as jf
+from shiptrackd.providers.base import MappedStatus
 
 # EasyPost status -> (our status code, status_detail_code).
 STATUS_MAP: dict[str, tuple[str, str]] = {
@@ -70,15 +71,6 @@ _CARRIER_CODES = {name.lower(): code for code, name in CARRIER_NAMES.items() if 
 
 
 @dataclass(frozen=True)
-class Mapped:
-    """A provider status in our vocabulary; `known` False means it was not in the table (stored as UN)."""
-
-    status_code: str
-    detail_code: str
-    known: bool
-
-
-@dataclass(frozen=True)
 class Tracker:
     """One EasyPost Tracker: its id (`trk_…`), mode, and the tracking it says."""
 
@@ -98,15 +90,15 @@ def carrier_code_for(name: str) -> str:
     return _CARRIER_CODES.get(name.lower(), name.lower().replace(" ", "_"))
 
 
-def map_status(status: str, detail: str = "") -> Mapped:
+def map_status(status: str, detail: str = "") -> MappedStatus:
     """EasyPost `status` and `status_detail` -> our status code and status_detail_code."""
     mapped = STATUS_MAP.get(status)
     if mapped is None:
-        return Mapped("UN", DETAIL_MAP.get(detail, ""), known=False)
+        return MappedStatus("UN", DETAIL_MAP.get(detail, ""), known=False)
     code, default_detail = mapped
     if status in _FIXED_DETAIL:
-        return Mapped(code, default_detail, known=True)
-    return Mapped(code, DETAIL_MAP.get(detail, default_detail), known=True)
+        return MappedStatus(code, default_detail, known=True)
+    return MappedStatus(code, DETAIL_MAP.get(detail, default_detail), known=True)
 
 
 def parse_tracker_body(content: bytes, *, status: int = 200) -> Tracker:
