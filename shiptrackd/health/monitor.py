@@ -256,9 +256,9 @@ class HealthMonitor:
         since = self.clock.now() - timedelta(seconds=cfg.error_rate_window_s)
         totals = await self.store.runs.totals_since(since)
         kinds = await self.store.runs.errors_by_kind(since)
-        attempted = totals["updated"] + totals["unchanged"] + totals["failed"]
+        attempted = totals.updated + totals.unchanged + totals.failed
         return judge_error_rate(
-            totals["failed"],
+            totals.failed,
             attempted,
             kinds,
             window_s=cfg.error_rate_window_s,

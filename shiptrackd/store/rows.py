@@ -194,6 +194,19 @@ def run_row(r: Any) -> Run:
     )
 
 
+class RunTotals(Row, frozen=True):
+    """Run counters summed over a window: runs, shipments attempted and how they went, API calls."""
+
+    runs: int
+    selected: int
+    updated: int
+    unchanged: int
+    failed: int
+    api_calls: int
+    retries: int
+    rate_limited: int
+
+
 class LoopState(Row, frozen=True):
     """What a timer loop remembers across restarts."""
 
@@ -414,6 +427,7 @@ __all__ = [
     "OutboxRow",
     "Row",
     "Run",
+    "RunTotals",
     "Shipment",
     "SilenceRow",
     "TrackingEvent",

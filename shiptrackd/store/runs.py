@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from .db import to_db
-from .rows import RUN_COLUMNS, LoopState, Run, from_db, run_row
+from .rows import RUN_COLUMNS, LoopState, Run, RunTotals, from_db, run_row
 from .sql import Backend, Conn
 
 
@@ -110,7 +110,7 @@ class RunStore:
         )
         return None if row is None else run_row(row)
 
-    async def totals_since(self, since: datetime) -> dict[str, int]:
+    async def totals_since(self, since: datetime) -> RunTotals:
         """Summed run counters since *since* (runs, attempts, failures, API calls, retries, 429s)."""
         row = await self.db.fetchone(
             "SELECT count(*) AS runs, coalesce(sum(selected), 0) AS selected, coalesce(sum(updated), 0) AS updated,"
@@ -120,7 +120,16 @@ class RunStore:
             (to_db(since),),
         )
         assert row is not None
-        return dict(row)
+        return RunTotals(
+            runs=row[0],
+            selected=row[1],
+            updated=row[2],
+            unchanged=row[3],
+            failed=row[4],
+            api_calls=row[5],
+            retries=row[6],
+            rate_limited=row[7],
+        )
 
     async def errors_by_kind(self, since: datetime) -> dict[str, int]:
         rows = await self.db.fetchall(

@@ -37,7 +37,7 @@ async def test_runs_errors_and_loop_state(any_store: Store) -> None:
     assert last is not None and last.id == first and last.finished_at == NOW
     assert [r.id for r in await store.runs.recent(5)] == [second, first]
     totals = await store.runs.totals_since(NOW - timedelta(hours=1))
-    assert (totals["runs"], totals["selected"], totals["api_calls"], totals["failed"]) == (2, 5, 7, 2)
+    assert (totals.runs, totals.selected, totals.api_calls, totals.failed) == (2, 5, 7, 2)
     assert await store.runs.errors_by_kind(NOW - timedelta(hours=1)) == {"unauthorized": 1}
     await store.runs.save_loop("sync", NOW, "ok", False)
     await store.runs.save_loop("sync", NOW + timedelta(minutes=5), "failed", True)
