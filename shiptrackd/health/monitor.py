@@ -200,6 +200,7 @@ class HealthMonitor:
                 auth_window_s=cfg.error_rate_window_s,
                 latency_warning_s=cfg.api_latency_warning_s,
                 quota_exhausted=f"{name}: {lane.quota_exhausted}" if lane.quota_exhausted else "",
+                key_setting=f"the api_key of [[providers]] {name!r}" if len(lanes) > 1 else "[provider] api_key",
             )
 
         async with anyio.create_task_group() as tg:

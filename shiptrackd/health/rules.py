@@ -119,6 +119,7 @@ def judge_api(
     auth_window_s: float,
     latency_warning_s: float,
     quota_exhausted: str = "",
+    key_setting: str = "[provider] api_key",
 ) -> CheckResult:
     """Unauthorized or unreachable is critical, so is a 401 in a recent sync or a spent quota; an error
     answer or a slow one warns. `quota_exhausted` is "provider: what it said" while registrations fail."""
@@ -132,7 +133,7 @@ def judge_api(
         )
         return CheckResult(name, CRITICAL, msg, perf=perf, details={"error": quota_exhausted})
     if probe.error_kind == "unauthorized":
-        msg = f"the API rejected the key (HTTP {probe.status}): check [provider] api_key"
+        msg = f"the API rejected the key (HTTP {probe.status}): check {key_setting}"
         return CheckResult(name, CRITICAL, msg, details={"error": probe.error, "status": probe.status})
     if probe.error_kind == "unreachable":
         return CheckResult(name, CRITICAL, f"the API is unreachable: {probe.error}", details={"error": probe.error})
@@ -141,7 +142,7 @@ def judge_api(
         return CheckResult(name, WARNING, msg, details={"error": probe.error, "status": probe.status})
     if auth_failed_at is not None and (now - auth_failed_at).total_seconds() <= auth_window_s:
         ago = span((now - auth_failed_at).total_seconds())
-        msg = f"the API rejected the key during a sync {ago} ago: check [provider] api_key"
+        msg = f"the API rejected the key during a sync {ago} ago: check {key_setting}"
         return CheckResult(name, CRITICAL, msg, perf=perf, details={"auth_failed_at": auth_failed_at.isoformat()})
     if probe.skipped:
         return CheckResult(name, OK, f"not probed: {probe.skipped}")

@@ -78,7 +78,7 @@ carriers = ["usps"]
 
     api = next(c for c in report.checks if c.name == "api_connectivity")
     assert api.level == "critical"
-    assert api.message.startswith("intl: the API rejected the key"), api.message
+    assert api.message == "intl: the API rejected the key (HTTP 401): check the api_key of [[providers]] 'intl'"
     assert api.details["provider"] == "intl" and api.details["accounts"]["domestic"]["level"] == "ok"
 
     samples = {
