@@ -15,9 +15,12 @@ from tui_fake_data import WEBHOOKS_OFF
 from tui_fakes import Clustered, FakeClient, make_fake_app
 
 from shiptrackd.api.client import ApiError
+from shiptrackd.errors import DaemonUnavailableError
 from shiptrackd.wire.outbound import Deliveries, Endpoints
 from shiptrackd.wire.push import WebhooksStatus
 from tui.app import ShiptrackApp
+from tui.daemon import load_snapshot
+from tui.messages import DaemonDisconnected, SnapshotLoaded
 from tui.screens.deliveries import DeliveriesScreen
 from tui.screens.detail import ShipmentDetailScreen
 from tui.widgets.cluster_panel import ClusterPanel
@@ -216,3 +219,38 @@ async def test_detail_shows_the_shipments_pushes() -> None:
         why = " ".join(str(app.screen.query_one("#detail-why", Static).render()).split())
         assert "push push: pushes carry the news" in why and "carrier: given when added" in why
         assert "regime:" not in why and "push(es) received" not in why  # said once, typed, not twice
+
+
+class Dropping(FakeClient):
+    """A daemon that can go away: while `down`, the deliveries routes answer as a missing socket does."""
+
+    down = False
+
+    async def deliveries(
+        self, *, endpoint: str | None = None, state: str | None = None, limit: int = 100
+    ) -> Deliveries:
+        if self.down:
+            raise DaemonUnavailableError("shiptrackd is not running at the socket (socket missing)")
+        return await super().deliveries(endpoint=endpoint, state=state, limit=limit)
+
+
+async def test_deliveries_view_waits_out_a_disconnection() -> None:
+    """While the daemon is away the view says why without a notification per read; back, it reads again by itself."""
+    fake = Dropping(total=10)
+    app = make_fake_app(fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.state.connected)
+        await pilot.press("4")
+        await until(pilot, lambda: isinstance(app.screen, DeliveriesScreen) and app.screen.deliveries is not None)
+        fake.down = True
+        app.post_message(DaemonDisconnected("the daemon went away", 60.0))
+        await until(pilot, lambda: not app.state.connected)
+        notified = len(app._notifications)
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: "socket missing" in note(app, "#deliveries-note"))
+        assert len(app._notifications) == notified  # the banner says it, once
+        fake.down = False
+        reads = sum(1 for call, _ in fake.calls if call == "deliveries")
+        app.post_message(SnapshotLoaded(await load_snapshot(fake)))
+        await until(pilot, lambda: note(app, "#deliveries-note") == "" and len(rows(app, "#delivery-table")) == 6)
+        assert sum(1 for call, _ in fake.calls if call == "deliveries") == reads + 1

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
@@ -25,7 +25,7 @@ from shiptrackd.errors import ShiptrackError
 from shiptrackd.wire.outbound import DeliveryInfo, EndpointInfo
 
 from ..format import LEVEL_STYLE, ago, duration, fit, number
-from ..state import OUTBOUND
+from ..state import CONNECTION, OUTBOUND
 from ..widgets.webhook_panels import ENDPOINT_LEVEL, endpoint_summary
 from .base import ConsoleScreen
 
@@ -123,9 +123,11 @@ class DeliveriesScreen(ConsoleScreen):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self.run_worker(self._load(), group="deliveries", exclusive=True, name="Load deliveries", exit_on_error=False)
+        self.load()
 
-    async def _load(self) -> None:
+    @work(group="deliveries", exclusive=True, name="Load deliveries", exit_on_error=False)
+    async def load(self) -> None:
+        """Endpoints and deliveries in one go (a worker: a newer read cancels an older one still waiting)."""
         api = self.console.api
         state = "dead" if self.dead_only else None
         try:
@@ -134,7 +136,8 @@ class DeliveriesScreen(ConsoleScreen):
             )
         except ShiptrackError as exc:
             self.error = exc.message
-            self.notify(exc.message, title="Deliveries", severity="error", timeout=8)
+            if self.console.state.connected:  # a dead daemon is the banner's to say, once
+                self.notify(exc.message, title="Deliveries", severity="error", timeout=8)
         else:
             self.error = ""
             self.deliveries = deliveries.deliveries
@@ -145,12 +148,14 @@ class DeliveriesScreen(ConsoleScreen):
 
     def _due(self) -> None:
         self._timer = None
-        if self.is_current:
+        if self.is_current and self.console.state.connected:  # else resume or reconnect reloads
             self.reload()
 
     def on_state(self, topics: set[str]) -> None:
         if OUTBOUND in topics:
             self.show_endpoints()
+        if CONNECTION in topics and self.console.state.connected and self.is_current:
+            self.reload()  # back after a disconnection: catch up
 
     # --- drawing -------------------------------------------------------------------------
 
