@@ -80,7 +80,8 @@ class Service:
             "state": self.state,
             "uptime_s": round(time.monotonic() - self.started_monotonic, 3),
             "config_file": str(self.config.source) if self.config.source else None,
-            "provider": {"name": self.config.provider.name, "base_url": self.config.provider.base_url},
+            # The default account (with [[providers]], not the [provider] table, which may be unused).
+            "provider": {"name": self.engine.throttle.provider.name, "base_url": self.engine.throttle.config.base_url},
             "loops": [loop.snapshot() for loop in self.loops.values()],
             "sync": self.engine.current.snapshot() if self.engine.current else None,
             "store": {

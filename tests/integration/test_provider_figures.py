@@ -67,6 +67,7 @@ carriers = ["usps"]
                 scraped = (await http.get("http://shiptrackd/metrics")).text
         daemon.stop()
 
+    assert status.provider.name == "domestic"  # the default account, not the unused [provider] table
     domestic, intl = status.providers
     assert (domestic.name, domestic.kind, intl.name, intl.kind) == ("domestic", "shipengine", "intl", "17track")
     assert (domestic.requests, domestic.errors, domestic.circuit) == (2, 0, "closed")
