@@ -59,7 +59,7 @@ class Store:
         self.health = HealthStore(self.db)
         self.alerts = AlertStore(self.db)
         self.retention = RetentionStore(self.db)
-        self.push = PushStore(self.db)
+        self.push = PushStore(self.db, self.outbox)
         self.leases = LeaseStore(self.db)
         self.cluster = ClusterStore(self.db)
 

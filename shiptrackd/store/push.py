@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from .apply import ApplyResult, FetchSuccess, apply_success
+from .apply import ApplyResult, FetchSuccess, apply_success, changes
 from .db import to_db
+from .outbox import Outbox
 from .rows import SHIPMENT_COLUMNS, Shipment, from_db, shipment_row
 from .sql import Backend, Conn
 
@@ -44,8 +45,9 @@ def match_shipment(shipments: list[Shipment], carrier_code: str) -> Shipment | N
 
 
 class PushStore:
-    def __init__(self, db: Backend) -> None:
+    def __init__(self, db: Backend, outbox: Outbox) -> None:
         self.db = db
+        self.outbox = outbox  # a pushed status change is announced like a polled one, in its transaction
 
     async def find(self, tracking_number: str) -> list[Shipment]:
         """Every shipment with this tracking number (a push's carrier code may differ from ours)."""
@@ -79,6 +81,7 @@ class PushStore:
             stamp = to_db(now)
             out = PushWrite()
             todo = list(results)
+            written: list[FetchSuccess] = []
             for carrier, number, answer in pushed:
                 rows = conn.execute(
                     f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE tracking_number = ? ORDER BY id LIMIT 10",
@@ -102,6 +105,7 @@ class PushStore:
                         raise
                     continue
                 conn.execute("RELEASE pushed")
+                written.append(result)
                 # A shipment that pushes is subscribed, whatever we thought; DE and EX end ShipEngine's pushes.
                 conn.execute(
                     "UPDATE shipments SET last_push_at = ?, push_count = push_count + 1, push_missed = 0,"
@@ -110,9 +114,12 @@ class PushStore:
                     (stamp, stamp, result.shipment_id),
                 )
                 out.shipment_ids.append(result.shipment_id)
+            self.outbox.enqueue(conn, changes(written, out.applied), now)
             return out
 
-        return await self.db.write(fn)
+        done = await self.db.write(fn)
+        self.outbox.poke()
+        return done
 
     # --- subscriptions ---------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
-from shiptrackd.store import FetchSuccess, Store
+from shiptrackd.store import FetchSuccess, Route, Store
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -65,3 +65,18 @@ async def test_subscriptions_queue_end_on_delivery_and_return_after_an_exception
     assert await store.push.count_subscribed_by_status() == {"EX": 1, "none": 1}
     await store.shipments.remove(ids[2])
     assert await store.push.count_subscribed() == 1
+
+
+async def test_a_pushed_change_is_announced_like_a_polled_one(any_store: Store) -> None:
+    """A push that changes a status writes its outbox rows in its own transaction; a resent push writes none."""
+    store = any_store
+    store.outbox.routes = (Route("app", frozenset({"shipment.status_changed", "shipment.delivered"})),)
+    (added,) = (await store.shipments.add_many([NewShipment("ups", "1ZPUSH")], NOW)).added
+    later = NOW + timedelta(hours=5)
+    await store.push.apply([FetchSuccess(added.id, _history("IT", "DE"), later, "push")], NOW)
+    await store.push.apply([FetchSuccess(added.id, _history("IT", "DE"), later, "push")], NOW)  # resent
+    rows = await store.db.fetchall("SELECT endpoint, shipment_id, event_type FROM outbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [
+        ("app", added.id, "shipment.status_changed"),
+        ("app", added.id, "shipment.delivered"),
+    ]
