@@ -240,7 +240,7 @@ def _row(s: wire.Shipment) -> list[str]:
     nxt = rel_next(s.next_sync_at) if s.active else "never (inactive)"
     return [
         s.id,
-        s.carrier_code,
+        s.carrier_code or "?",  # "": its provider detects it at the next sync
         s.tracking_number,
         status_text(s.status_code),
         rel_time(s.last_synced_at),
