@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import pytest
 from textual.widgets import DataTable, Static
-from tui_fake_data import WEBHOOKS_OFF
+from tui_fake_data import DELIVERIES, WEBHOOKS_OFF
 from tui_fakes import Clustered, FakeClient, make_fake_app
 
 from shiptrackd.api.client import ApiError
@@ -152,6 +152,13 @@ async def test_deliveries_view_keys() -> None:
 
         def dead_colour() -> object:
             return app.screen.query_one("#delivery-table", DataTable).get_row_at(4)[4].style
+
+        await pilot.press("tab", "enter")  # on the deliveries table: open the first one's shipment
+        await until(pilot, lambda: isinstance(app.screen, ShipmentDetailScreen))
+        detail = app.screen
+        assert isinstance(detail, ShipmentDetailScreen) and detail.shipment_id == DELIVERIES[0].shipment_id
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DeliveriesScreen))
 
         dark = dead_colour()
         await pilot.press("f2")  # the light theme's colours, without a re-read

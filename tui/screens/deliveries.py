@@ -28,6 +28,7 @@ from ..format import LEVEL_STYLE, ago, duration, fit, number
 from ..state import CONNECTION, OUTBOUND
 from ..widgets.webhook_panels import ENDPOINT_LEVEL, endpoint_summary
 from .base import ConsoleScreen
+from .detail import ShipmentDetailScreen
 
 LIMIT = 200  # deliveries listed; `shiptrackctl deliveries list --limit` reaches further back
 ERROR_W = 36  # a delivery's last error, cut (the endpoint's, in full, is in the table above)
@@ -220,6 +221,13 @@ class DeliveriesScreen(ConsoleScreen):
         if name and name != "none":
             self.endpoint = None if self.endpoint == name else name
             self.reload()
+
+    @on(DataTable.RowSelected, "#delivery-table")
+    def _delivery_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a delivery opens the shipment it was about, as enter opens one in the shipments list."""
+        chosen = next((d for d in self.deliveries or [] if str(d.id) == event.row_key.value), None)
+        if chosen is not None:
+            self.app.push_screen(ShipmentDetailScreen(chosen.shipment_id))
 
     def action_only_endpoint(self) -> None:
         """Only the highlighted endpoint's deliveries; on the endpoint already shown alone, all again."""

@@ -174,7 +174,8 @@ HELP = """\
   [b]y[/b] sync this shipment · [b]ctrl+r[/b] reload · [b]esc[/b] back
 
 [b]Deliveries[/b] (webhooks to the application's endpoints)
-  [b]e[/b] or [b]enter[/b] only the highlighted endpoint's deliveries (again: all)
+  [b]e[/b] or [b]enter[/b] only the highlighted endpoint's deliveries (again: all) · on a delivery,
+  [b]enter[/b] opens its shipment
   [b]d[/b] dead letters only · [b]c[/b] clear the filters · [b]ctrl+r[/b] reload · [b]tab[/b] other table
 
 [b]When the daemon goes away[/b]
