@@ -114,9 +114,30 @@ def render_status(out: Output, doc: wire.Status) -> None:
     out.kv(pairs)
     out.line()
     render_loops(out, doc.loops)
+    if doc.cluster and (store.backend != "sqlite" or len(doc.cluster.members) > 1 or doc.cluster.stale):
+        out.line()
+        render_cluster(out, doc.cluster)
     if doc.sync:
         out.line()
         out.line(f"{out.paint('sync running', 'cyan')}: {describe_progress(doc.sync)}")
+
+
+def render_cluster(out: Output, cluster: wire.ClusterInfo) -> None:
+    """Every live member of a shared store: who it is, what it leads, its claims, its last heartbeat."""
+    stale = f", {cluster.stale} stale (heartbeat stopped)" if cluster.stale else ""
+    out.line(f"{out.paint('cluster', 'bold')}: {len(cluster.members)} live member(s){stale}")
+    columns = [Column("MEMBER"), Column("VERSION"), Column("LEADS", 40), Column("LEASES"), Column("HEARTBEAT")]
+    rows = [
+        [
+            f"{m.host}:{m.pid}" + (" (this)" if m.this else ""),
+            m.version,
+            ", ".join(m.roles) or "-",
+            m.leases,
+            f"{human_duration(m.heartbeat_age_s)} ago",
+        ]
+        for m in cluster.members
+    ]
+    out.table(columns, rows)
 
 
 def describe_heartbeat(heartbeat: wire.HeartbeatInfo) -> str:

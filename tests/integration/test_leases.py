@@ -6,6 +6,9 @@ then two real daemons on one PostgreSQL database against one sandbox.
 
 from __future__ import annotations
 
+import io
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +17,8 @@ import pytest
 from pg_fixtures import truncate_all
 
 from shiptrackd.api.client import ApiClient
+from shiptrackd.ctl.render import Output
+from shiptrackd.ctl.status import render_status
 from shiptrackd.models import NewShipment, TrackingInfo
 from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import FetchFailure, FetchSuccess, Store
@@ -176,3 +181,8 @@ async def test_two_daemons_on_one_database_sync_disjoint_batches(
     assert sum(r.updated for r in records) == 120 and all(r.updated > 0 for r in records)
     assert sorted(sandbox.stats.by_number) == numbers and set(sandbox.stats.by_number.values()) == {1}
     assert status.store.backend == "postgresql" and status.store.shipments == 120
+    printed = io.StringIO()  # `shiptrackctl status` as a person reads it: both members, the leader's roles
+    render_status(Output(stdout=printed, stderr=io.StringIO(), env={}), status)
+    text = printed.getvalue()
+    assert "cluster: 2 live member(s)" in text and text.count(f"{socket.gethostname()}:{os.getpid()}") == 2
+    assert ", ".join(sorted(singletons)) in text and "(this)" in text
