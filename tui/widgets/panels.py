@@ -19,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
 from shiptrackd.wire.alerting import DeliveryBrief, Notification
+from shiptrackd.wire.stats import ProviderFigures
 
 from ..events import event_at, event_type
 from ..format import (
@@ -376,7 +377,21 @@ class ApiPanel(Panel):
                 f" ({used * 100:.0f}%)" if used is not None else ""
             )
         lines.append(Content(fit(text, width)))
+        if len(stats.providers) > 1:  # several accounts: each one's own figures (issue 12 item 5)
+            lines += [account_line(p, now, width) for p in stats.providers]
         return join_lines(lines)
+
+
+def account_line(p: ProviderFigures, now: datetime, width: int) -> Content:
+    """ "intl (17track): 120 req · 3 429s · 1 errors · circuit closed", warning while paused or open."""
+    text = f"{p.name} ({p.kind}): {number(p.requests)} req · {number(p.rate_limited)} 429s · {number(p.errors)} errors"
+    text += f" · circuit {p.circuit}"
+    troubled = p.circuit != "closed" or (p.paused_until is not None and p.paused_until > now) or p.quota_exhausted
+    if p.paused_until is not None and p.paused_until > now:
+        text += " · paused"
+    if p.quota_exhausted:
+        text += " · quota exhausted"
+    return styled(fit(text, width), "warning" if troubled else None)
 
 
 class RecentEventsPanel(Panel):
