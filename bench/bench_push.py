@@ -97,7 +97,7 @@ async def wait_ready(socket: Path, process: subprocess.Popen[bytes]) -> None:
                 if process.poll() is not None:
                     raise SystemExit(f"shiptrackd exited {process.returncode}")
                 try:
-                    if (await client.status())["state"] == "running":
+                    if (await client.status()).state == "running":
                         return
                 except DaemonUnavailableError:
                     pass
@@ -160,7 +160,7 @@ async def run(args: argparse.Namespace) -> None:
                 for name, pushes, sync in (("idle", phase_a, False), ("during a force sync", phase_b, True)):
                     run_id = None
                     if sync:
-                        run_id = (await client.sync(force=True))["run_id"]
+                        run_id = (await client.sync(force=True)).run_id
                         await anyio.sleep(0.5)  # the run is under way
                     cpu_before = process_cpu_s(process.pid)
                     latencies, statuses, wall = await send_all(url, pushes, args.concurrency)
@@ -168,8 +168,8 @@ async def run(args: argparse.Namespace) -> None:
                     still = ""
                     if run_id is not None:
                         run_now = await client.run(run_id)
-                        done = run_now.get("progress", {}).get("done", run_now.get("updated"))
-                        still = f"sync {run_now['outcome']}, {done} done"
+                        done = run_now.progress.done if run_now.progress else run_now.updated
+                        still = f"sync {run_now.outcome}, {done} done"
                     ms = [x * 1000 for x in latencies]
                     ok = sum(n for s, n in statuses.items() if 200 <= s < 300)
                     results[name] = (len(pushes) / wall, percentile(ms, 0.99), ok == len(pushes))
@@ -183,7 +183,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 print(table(hdr, rows))
                 status = await client.webhooks()
-                print(f"daemon's count: {status['totals']}")
+                print(f"daemon's count: {status.totals}")
         finally:
             process.terminate()
             process.wait(30)
