@@ -204,7 +204,10 @@ class Dispatcher:
 
     async def _notify(self, name: str, rows: list[ClaimedRow]) -> None:
         try:
-            self._done.extend(await self._notices.send(self.notices[name], rows, self.clock.now()))
+            # Awaited first: `self._done.extend(await ...)` would bind the list a turn may swap out meanwhile,
+            # and a send longer than a turn (Apprise's first load takes seconds) was then never settled.
+            settlements = await self._notices.send(self.notices[name], rows, self.clock.now())
+            self._done.extend(settlements)
         finally:
             self.in_flight -= len(rows)
             self._wake.set()
