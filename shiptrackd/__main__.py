@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load()
         check_paths(config)
-        channels = "" if config.alerts.config is None else _describe_apprise_config(config.alerts.config)
+        channels = "" if config.alerts.config is None else _describe_apprise_config(config)
     except ConfigError as exc:
         print(f"shiptrackd: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -126,13 +126,15 @@ def _run(args: argparse.Namespace, config: Config, load: Callable[[], Config]) -
     return EXIT_OK
 
 
-def _describe_apprise_config(path: Path) -> str:
-    """Load `[alerts] config` as the daemon will (Apprise's loader) and list its channels, masked, as comments."""
+def _describe_apprise_config(config: Config) -> str:
+    """Load `[alerts] config` as the daemon will (Apprise's loader, notices' tags checked); its channels as comments."""
     from .alerts.delivery import load_apprise_config
 
-    channels = load_apprise_config(path)
-    lines = [f"\n# alert channels from {path} (Apprise config):"]
-    lines += [f"#   {c.name}" for c in channels]
+    path = config.alerts.config
+    assert path is not None
+    channels = load_apprise_config(path, notices=config.notices)
+    lines = [f"\n# channels from {path} (Apprise config; untagged, warning or critical get alerts):"]
+    lines += [f"#   {c.name}" + ("" if c.for_alerts else "   (notices only)") for c in channels]
     return "\n".join(lines) + "\n"
 
 

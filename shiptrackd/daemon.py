@@ -115,7 +115,7 @@ class Daemon:
         # in-progress run must not be marked orphaned (and the error must not hide in a task group).
         claim_socket_path(cfg.daemon.socket)
         # Alert channels before the store: a broken [alerts] config file is a configuration error (78).
-        channels = await ChannelSet.build(cfg.alerts.urls, config_file=cfg.alerts.config)
+        channels = await ChannelSet.build(cfg.alerts.urls, config_file=cfg.alerts.config, notices=cfg.notices)
         for url in channels.secrets():
             register_secret(url)
         entries = accounts(cfg)  # the default account first

@@ -11,6 +11,7 @@ Apprise never raises for a failed delivery; its AppriseResult says how it went.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import warnings
@@ -26,7 +27,8 @@ from anyio.abc import TaskStatus
 from loguru import logger
 
 from ..clock import Clock
-from ..config import ALERT_TAGS, AlertsConfig, Secret, mask_url, split_alert_url
+from ..config import ALERT_TAGS, AlertsConfig, Notice, Secret, mask_url, split_alert_url
+from ..config.endpoints import notice_tag
 from ..errors import ConfigError
 from ..events import EventBus
 from ..store import Store
@@ -58,6 +60,11 @@ class Channel:
         wanted = set(severities)
         return not self.tags or "info" in wanted or bool(wanted & set(self.tags))
 
+    @property
+    def for_alerts(self) -> bool:
+        """Untagged or tagged with a severity; a channel tagged only for notices (`tag:NAME`) gets no alert."""
+        return not self.tags or any(t in ALERT_TAGS for t in self.tags)
+
 
 CONSOLE_CHANNEL = Channel(CONSOLE, CONSOLE)
 
@@ -65,29 +72,40 @@ CONSOLE_CHANNEL = Channel(CONSOLE, CONSOLE)
 class ChannelSet:
     """The console plus every configured URL, built once at start and again when a reload changes them."""
 
-    def __init__(self, channels: Sequence[Channel], urls: tuple[Secret, ...] = ()) -> None:
+    def __init__(
+        self, channels: Sequence[Channel], urls: tuple[Secret, ...] = (), notice_only: Sequence[Channel] = ()
+    ) -> None:
         self.channels = [CONSOLE_CHANNEL, *channels]
         self.urls = urls
+        self.notice_only = list(notice_only)  # the config file's channels for notices alone: secrets all the same
         self._by_key = {c.key: c for c in self.channels}
 
     @classmethod
     async def build(
-        cls, urls: tuple[Secret, ...], *, throttle: bool = True, config_file: Path | None = None
+        cls,
+        urls: tuple[Secret, ...],
+        *,
+        throttle: bool = True,
+        config_file: Path | None = None,
+        notices: Sequence[Notice] = (),
     ) -> ChannelSet:
         """Load Apprise in a worker thread: its first add() scans every plugin (~0.5 s), too long for the loop.
 
         `config_file` is `[alerts] config`, an Apprise YAML or TEXT file: its channels follow `urls`;
-        a file Apprise cannot load, or a channel in it that it cannot use, raises ConfigError.
+        a file Apprise cannot load, or a channel in it that it cannot use, raises ConfigError, as does a
+        `tag:NAME` recipient of *notices* (`[[notices]] to`) that no channel of the file carries.
         `throttle=False` (a test seam) turns off Apprise's own politeness delay between two sends
         to one service (5.5 s of wall-clock time for email), which simulated hours would pay for real.
         """
         channels = await anyio.to_thread.run_sync(_build_channels, urls, throttle)
+        from_file = []
         if config_file is not None:
-            channels += await anyio.to_thread.run_sync(load_apprise_config, config_file, throttle)
+            from_file = await anyio.to_thread.run_sync(load_apprise_config, config_file, throttle, notices)
+            channels += [c for c in from_file if c.for_alerts]
         for c in channels:
             if c.error:
                 logger.warning("alert channel {} is not usable: {}", c.name, c.error)
-        return cls(channels, urls)
+        return cls(channels, urls, [c for c in from_file if not c.for_alerts])
 
     def get(self, key: str) -> Channel | None:
         return self._by_key.get(key)
@@ -98,7 +116,8 @@ class ChannelSet:
 
     def secrets(self) -> list[str]:
         """Every channel's full URL, for the log's secret filter (a config file's URLs are secrets too)."""
-        return [service.url() for c in self.channels if c.apprise is not None for service in c.apprise]
+        every = [*self.channels, *self.notice_only]
+        return [service.url() for c in every if c.apprise is not None for service in c.apprise]
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"channel": c.name, "tags": list(c.tags) or ["all"], "usable": not c.error} for c in self.channels]
@@ -132,12 +151,12 @@ def _add_urls(urls: tuple[Secret, ...], throttle: bool) -> list[Channel]:
     return out
 
 
-def load_apprise_config(path: Path, throttle: bool = True) -> list[Channel]:
-    """The channels of an Apprise YAML or TEXT config file, read by Apprise's own loader (AppriseConfig).
+def apprise_file_services(path: Path) -> list[Any]:
+    """The services of an Apprise YAML or TEXT config file, read by Apprise's own loader (AppriseConfig).
 
     Apprise skips what it cannot use and only logs why, so its log is captured: any warning or error
     while loading (a YAML error, an unknown scheme, a URL missing its token) fails the whole file with
-    Apprise's reason, URLs masked, as does a file with no channel or a tag that routes nothing.
+    Apprise's reason, URLs masked, as does a file with no channel.
     """
     import apprise
 
@@ -158,15 +177,31 @@ def load_apprise_config(path: Path, throttle: bool = True) -> list[Channel]:
         raise ConfigError(f"{where}: Apprise cannot use it: {'; '.join(dict.fromkeys(reasons))}")
     if not services:
         raise ConfigError(f"{where}: expected at least one notification URL, found none")
+    return services
+
+
+def load_apprise_config(path: Path, throttle: bool = True, notices: Sequence[Notice] = ()) -> list[Channel]:
+    """The channels of an Apprise config file (apprise_file_services), each with its tags, checked for use.
+
+    A tag must route something: an alert severity (ALERT_TAGS) or a `[[notices]]` recipient `tag:NAME`;
+    and every `tag:NAME` of *notices* must reach a channel by Apprise's own matching, else a ConfigError
+    names the notice's key. Channels tagged for notices only come back with `for_alerts` False.
+    """
+    import apprise
+
+    where = f'alerts.config = "{path}"'
+    services = apprise_file_services(path)
+    wanted = {tag for n in notices for r in n.to if (tag := notice_tag(r.get()))}
     out = []
     for service in services:
         url = service.url()
         shown = service.url(privacy=True).partition("?")[0]  # Apprise's own masking; its defaults dropped
         tags = tuple(sorted(str(t) for t in service.tags))
-        if unknown := [t for t in tags if t not in ALERT_TAGS]:
+        if unknown := [t for t in tags if t not in ALERT_TAGS and t not in wanted]:
             raise ConfigError(
-                f"{where}: channel {shown} has tag(s) {', '.join(unknown)}: shiptrackd routes by "
-                f"{', '.join(ALERT_TAGS)} (or no tag for every severity), so it would never be sent an alert"
+                f"{where}: channel {shown} has tag(s) {', '.join(unknown)}: shiptrackd routes alerts by "
+                f"{', '.join(ALERT_TAGS)} (or no tag for every severity) and notices by their "
+                '`to = ["tag:NAME"]`, so it would never be sent anything'
             )
         if not throttle:
             service.request_rate_per_sec = 0
@@ -175,7 +210,25 @@ def load_apprise_config(path: Path, throttle: bool = True) -> list[Channel]:
         key = hashlib.sha256(url.encode()).hexdigest()[:12]
         name = (",".join(tags) + "=" if tags else "") + shown
         out.append(Channel(key, name, tags, url.partition("://")[0].lower(), obj))
+    _check_notice_tags(notices, services, where)
     return out
+
+
+def _check_notice_tags(notices: Sequence[Notice], services: list[Any], where: str) -> None:
+    """Every `tag:NAME` recipient reaches at least one channel, as Apprise's notify(tag=NAME) would select."""
+    import apprise
+
+    everything = apprise.Apprise()
+    everything.add(services)
+    carried = sorted({str(t) for s in services for t in s.tags})
+    for i, notice in enumerate(notices):
+        for j, recipient in enumerate(notice.to):
+            tag = notice_tag(recipient.get())
+            if tag is not None and not any(True for _ in everything.find(tag, match_always=False)):
+                raise ConfigError(
+                    f"notices[{i}].to[{j}] = {json.dumps(recipient.get())}: no channel of {where} carries the "
+                    f"tag {tag} (its tags: {', '.join(carried) or 'none'}): expected a channel tagged {tag}"
+                )
 
 
 def _mask_urls(text: str) -> str:

@@ -76,7 +76,7 @@ class Alerting:
         old = self.config.alerts
         if old.urls == config.alerts.urls and old.config is None and config.alerts.config is None:
             return None
-        return await ChannelSet.build(config.alerts.urls, config_file=config.alerts.config)
+        return await ChannelSet.build(config.alerts.urls, config_file=config.alerts.config, notices=config.notices)
 
     async def reconfigure(self, config: Config, channels: ChannelSet | None = None) -> None:
         """Apply a reloaded configuration with the channels channels_for() built (None: keep them)."""

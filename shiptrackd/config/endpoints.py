@@ -150,7 +150,36 @@ def check_template(text: str) -> str | None:
     return None
 
 
-def _check_notice(i: int, notice: Notice, names: set[str]) -> None:
+NOTICE_TAG_PREFIX = "tag:"
+_NOTICE_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def notice_tag(value: str) -> str | None:
+    """The Apprise tag a `to` entry names ("tag:Support" -> "support", as Apprise lower-cases tags), or None."""
+    if not value.strip().lower().startswith(NOTICE_TAG_PREFIX):
+        return None
+    return value.strip()[len(NOTICE_TAG_PREFIX) :].strip().lower()
+
+
+def _check_recipient(key: str, value: str, config: Config) -> None:
+    """One `to` entry: an Apprise URL, or `tag:NAME` for the channels of `[alerts] config` carrying NAME."""
+    tag = notice_tag(value)
+    if tag is None:  # an Apprise URL: its form was checked by the schema
+        return
+    if not _NOTICE_TAG.fullmatch(tag):
+        raise ConfigError(
+            f"{key} = {json.dumps(value)}: expected \"tag:NAME\", NAME 1 to 64 letters, digits, '_' or '-' "
+            "(an Apprise tag of the [alerts] config file)"
+        )
+    if config.alerts.config is None:
+        raise ConfigError(
+            f"{key} = {json.dumps(value)}: the tag {tag} names channels of the Apprise config file, but "
+            'alerts.config is not set: expected [alerts] config = "/etc/shiptrackd/apprise.yml" with a channel '
+            f"tagged {tag}, or an Apprise URL"
+        )
+
+
+def _check_notice(i: int, notice: Notice, names: set[str], config: Config) -> None:
     key = f"notices[{i}]"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", notice.name) or notice.name in names:
         raise ConfigError(f"{key}.name = {json.dumps(notice.name)}: expected a unique name of letters, digits, . _ -")
@@ -164,7 +193,9 @@ def _check_notice(i: int, notice: Notice, names: set[str]) -> None:
                 'or an upper-case detail code such as "OUT_FOR_DELIVERY"'
             )
     if not notice.to:
-        raise ConfigError(f"{key}.to = []: expected at least one Apprise URL")
+        raise ConfigError(f'{key}.to = []: expected at least one Apprise URL or "tag:NAME"')
+    for j, recipient in enumerate(notice.to):
+        _check_recipient(f"{key}.to[{j}]", recipient.get(), config)
     for field_name in ("title", "body"):
         bad = check_template(getattr(notice, field_name))
         if bad is not None:
@@ -191,4 +222,4 @@ def check_leaving(config: Config) -> None:
     _check_tokens(config)
     notice_names: set[str] = set()
     for i, notice in enumerate(config.notices):
-        _check_notice(i, notice, notice_names)
+        _check_notice(i, notice, notice_names, config)

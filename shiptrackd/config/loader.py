@@ -194,6 +194,8 @@ def _toml_value(value: Any, spec: KeySpec, dotted: str) -> str:
     if dotted == "daemon.socket_mode":
         return _toml_str(f"{value:04o}")
     if isinstance(value, Secret):
+        if spec.recipients and value.get().lower().startswith("tag:"):
+            return _toml_str(value.get())  # a notice's Apprise tag names channels, it opens nothing
         return _toml_str(mask_url(value.get()) if "://" in value.get() else str(value))
     if isinstance(value, bool):
         return "true" if value else "false"

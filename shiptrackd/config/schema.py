@@ -57,6 +57,7 @@ class KeySpec:
     minimum: float | None
     has_default: bool
     maximum: float | None = None
+    recipients: bool = False  # a URL list that may also name Apprise tags ("tag:NAME"): `[[notices]] to`
 
     @property
     def table(self) -> type | None:
@@ -93,7 +94,8 @@ def key_specs(cls: type) -> dict[str, KeySpec]:
             key = f.name[:-2] if f.name.endswith("_s") else f.name
             has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
             minimum, maximum = f.metadata.get("min"), f.metadata.get("max")
-            specs[key] = KeySpec(f.name, key, hints[f.name], duration, minimum, has_default, maximum)
+            recipients = bool(f.metadata.get("recipients"))
+            specs[key] = KeySpec(f.name, key, hints[f.name], duration, minimum, has_default, maximum, recipients)
         SPEC_CACHE[cls] = specs
     return SPEC_CACHE[cls]
 
@@ -259,13 +261,19 @@ def _parse_list(value: Any, where: Where) -> list[Any]:
     return value
 
 
-def check_url_list(urls: list[Any], where: Where) -> tuple[Secret, ...]:
+def check_url_list(urls: list[Any], where: Where, recipients: bool = False) -> tuple[Secret, ...]:
+    """Apprise URLs (optionally "warning,critical=" tagged); with *recipients*, also "tag:NAME" (config/endpoints)."""
     out = []
     for i, url in enumerate(urls):
         item = dataclasses.replace(where, dotted=f"{where.dotted}[{i}]")
+        if recipients and isinstance(url, str) and url.strip().lower().startswith("tag:"):
+            out.append(Secret(url.strip()))
+            continue
         tags, bare = split_alert_url(url) if isinstance(url, str) else ((), "")
         if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", bare):
-            fail_value(item, url, 'an Apprise URL such as "json://host/path" or "critical=mailto://user:pass@host"')
+            hint = 'an Apprise URL such as "json://host/path"'
+            hint += ', or "tag:NAME" for the channels of [alerts] config tagged NAME' if recipients else ""
+            fail_value(item, url, hint if recipients else hint + ' or "critical=mailto://user:pass@host"')
         if unknown := [t for t in tags if t not in ALERT_TAGS]:
             fail_value(item, url, f"tags from {', '.join(ALERT_TAGS)} before the '=' (not {', '.join(unknown)})")
         out.append(Secret(url.strip()))
@@ -371,7 +379,7 @@ def convert_value(hint: Any, value: Any, where: Where, spec: KeySpec) -> Any:
     if origin in (tuple, list):
         items = _parse_list(value, where)
         if args and args[0] is Secret:
-            return check_url_list(items, where)
+            return check_url_list(items, where, spec.recipients)
         item_hint = args[0] if args else str
         conv = [
             convert_value(item_hint, v, dataclasses.replace(where, dotted=f"{where.dotted}[{i}]"), spec)

@@ -288,7 +288,7 @@ class Notice:
 
     name: str
     on: tuple[str, ...]  # two-letter status codes ("EX", "AT") or detail codes ("OUT_FOR_DELIVERY")
-    to: tuple[Secret, ...]  # Apprise URLs
+    to: tuple[Secret, ...] = field(metadata={"recipients": True})  # Apprise URLs, or "tag:NAME" ([alerts] config)
     title: str = "{tracking_number} ({carrier_code}): {status_name}"
     body: str = "{reference} {tracking_number} is now {status_name} {status_detail}. Latest scan: {latest_event}"
     quiet_hours: str = ""  # "22:00-07:00" (UTC): held until the end of the window; "" = none

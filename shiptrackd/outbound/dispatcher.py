@@ -85,6 +85,7 @@ class Dispatcher:
         self.endpoints = {ep.name: ep for ep in config.outbound if ep.enabled}
         self.signers = {name: Webhook(ep.secret.get()) for name, ep in self.endpoints.items()}
         self.notices = {NOTICE_PREFIX + n.name: n for n in config.notices}
+        self._notices.configure(config.alerts.config)  # `tag:` recipients: the file is read again after a reload
         self.store.outbox.routes = routes_for(config.outbound) + tuple(route_for(n) for n in config.notices)
         self.store.outbox.on_enqueue = self.wake
         self.wake()

@@ -3,9 +3,12 @@ Notices on chosen transitions (`[[notices]]`): people hear, through Apprise, whe
 
 Not a second pipeline: a notice is an outbox route (`notice:<name>`, status changes filtered by
 `on`) written in the change's own transaction, claimed by the same dispatcher, and sent through the
-alerts' channel machinery (alerts.delivery.ChannelSet, Apprise). Quiet hours (UTC) hold a notice
-until the window ends; more than `digest_after` within `digest_window` go out as one digest.
-Every send is recorded as an attempt; a failed one is retried on the standard schedule.
+alerts' channel machinery (alerts.delivery.ChannelSet, Apprise). A `to` entry is an Apprise URL or
+`tag:NAME`: the channels of the `[alerts] config` file that Apprise itself selects for NAME
+(notify(tag=..., match_always=False)); the loader has checked that each tag reaches one. Quiet hours
+(UTC) hold a notice until the window ends; more than `digest_after` within `digest_window`, counted
+on the daemon's clock, go out as one digest. Every send is recorded as an attempt; a failed one is
+retried on the standard schedule.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ..config import Notice
-from ..config.endpoints import parse_quiet_hours
+from ..config.endpoints import notice_tag, parse_quiet_hours
 from ..config.shapes import DEFAULT_RETRY_SCHEDULE
 from ..store import Route, Settlement
 from ..store.rows import ClaimedRow
@@ -68,19 +72,45 @@ def quiet_until(notice: Notice, now: datetime) -> datetime | None:
 
 
 class NoticeSender:
-    """Sends one notice's claimed rows; `channels` are built lazily (loading Apprise takes ~0.5 s)."""
+    """Sends one notice's claimed rows; channels are built lazily (loading Apprise takes ~0.5 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config_file: Path | None = None) -> None:
         self._channels: dict[str, Any] = {}
-        self._sent: dict[str, deque[float]] = {}
+        self._sent: dict[str, deque[datetime]] = {}
+        self.configure(config_file)
+
+    def configure(self, config_file: Path | None) -> None:
+        """`[alerts] config`, where `tag:` recipients live; read again on first use (a reload may have changed it)."""
+        self._config_file = config_file
+        self._tagged: Any = None
+        self._channels.clear()
 
     async def _apprise(self, notice: Notice) -> list[Any]:
         from ..alerts.delivery import ChannelSet  # Apprise: loaded only when a notice is configured
 
-        key = notice.name + "\0" + "\0".join(s.get() for s in notice.to)
+        urls = tuple(s for s in notice.to if notice_tag(s.get()) is None)
+        if not urls:
+            return []
+        key = notice.name + "\0" + "\0".join(s.get() for s in urls)
         if key not in self._channels:
-            self._channels[key] = await ChannelSet.build(notice.to)
+            self._channels[key] = await ChannelSet.build(urls)
         return [c for c in self._channels[key].channels if c.apprise is not None]
+
+    async def _tagged_apprise(self) -> Any:
+        """One Apprise object holding every channel of `[alerts] config`, for Apprise to select by tag."""
+        import anyio
+        import apprise
+
+        from ..alerts.delivery import apprise_file_services
+
+        if self._tagged is None:
+            if self._config_file is None:  # refused at load; a notice is never sent to nobody silently
+                raise ValueError("tag: recipients need [alerts] config")
+            services = await anyio.to_thread.run_sync(apprise_file_services, self._config_file)
+            tagged = apprise.Apprise()
+            tagged.add(services)
+            self._tagged = tagged
+        return self._tagged
 
     async def send(self, notice: Notice, rows: Sequence[ClaimedRow], now: datetime) -> list[Settlement]:
         endpoint = PREFIX + notice.name
@@ -103,7 +133,7 @@ class NoticeSender:
             ]
         datas = [json.loads(r.body)["data"] for r in rows]
         sent = self._sent.setdefault(notice.name, deque())
-        while sent and sent[0] < time.monotonic() - notice.digest_window_s:
+        while sent and sent[0] <= now - timedelta(seconds=notice.digest_window_s):
             sent.popleft()
         if notice.digest_after and len(sent) + len(datas) > notice.digest_after and len(datas) > 1:
             title = f"{len(datas)} shipments: " + ", ".join(sorted({fields(d)["status_name"] for d in datas}))
@@ -117,7 +147,7 @@ class NoticeSender:
         error = ""
         for title, body in messages:
             error = error or await self._notify(notice, title, body)
-            sent.append(time.monotonic())
+            sent.append(now)
         latency = (time.perf_counter() - started) * 1000
         out = []
         for r in rows:
@@ -130,12 +160,19 @@ class NoticeSender:
         import anyio
         import apprise
 
-        for channel in await self._apprise(notice):
+        tags = sorted({tag for s in notice.to if (tag := notice_tag(s.get()))})
+        targets: list[tuple[str, Any, dict[str, Any]]] = [(c.name, c.apprise, {}) for c in await self._apprise(notice)]
+        if tags:
+            tagged = {"tag": tags, "match_always": False}  # exactly the channels carrying a tag (OR)
+            targets.append(("tag:" + ",tag:".join(tags), None, tagged))
+        for name, obj, selection in targets:
             try:
+                if obj is None:
+                    obj = await self._tagged_apprise()
                 with anyio.fail_after(30):
-                    result = await channel.apprise.async_notify(body=body, title=title)
+                    result = await obj.async_notify(body=body, title=title, **selection)
             except Exception as exc:  # a channel's failure is a failed attempt, never a crash
-                return f"{channel.name}: {type(exc).__name__}: {exc}"[:300]
+                return f"{name}: {type(exc).__name__}: {exc}"[:300]
             if result.status != apprise.AppriseResultStatus.SUCCESS:
-                return f"{channel.name}: not delivered ({result.status.name.lower()})"
+                return f"{name}: not delivered ({result.status.name.lower()})"
         return ""

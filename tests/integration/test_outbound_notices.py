@@ -11,7 +11,7 @@ import anyio
 import pytest
 from alert_receivers import webhook
 
-from shiptrackd.clock import SystemClock
+from shiptrackd.clock import Clock, FakeClock, SystemClock
 from shiptrackd.config import load
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
 from shiptrackd.outbound.dispatcher import Dispatcher
@@ -25,7 +25,9 @@ def _info(status: str, detail: str = "") -> TrackingInfo:
     return TrackingInfo("x", status, status_detail_code=detail, events=(event,))
 
 
-async def _run(tmp: Path, url: str, extra: str, changes: list[tuple[str, str]]) -> tuple[Store, Any]:
+async def _run(
+    tmp: Path, url: str, extra: str, changes: list[tuple[str, str]], clock: Clock | None = None
+) -> tuple[Store, Any]:
     path = tmp / "c.toml"
     path.write_text(
         f'[daemon]\nstate_dir = "{tmp}"\nsocket = "{tmp}/c.sock"\n'
@@ -33,17 +35,22 @@ async def _run(tmp: Path, url: str, extra: str, changes: list[tuple[str, str]]) 
     )
     config = load(path, {})
     store = await Store.open(tmp / "s.db")
-    dispatcher = Dispatcher(store, SystemClock(), config)
-    now = datetime.now(UTC)
+    dispatcher = Dispatcher(store, clock or SystemClock(), config)
+    await _change(store, dispatcher.clock.now(), changes)
+    return store, dispatcher
+
+
+async def _change(store: Store, now: datetime, changes: list[tuple[str, str]], first: int = 0) -> None:
+    """New shipments 1ZNOTE<first>... reaching the given (status, detail), committed together at *now*."""
     added = await store.shipments.add_many(
-        [NewShipment("ups", f"1ZNOTE{i:04}", reference=f"order-{i}") for i in range(len(changes))], now
+        [NewShipment("ups", f"1ZNOTE{first + i:04}", reference=f"order-{first + i}") for i in range(len(changes))],
+        now,
     )
     results = [
         FetchSuccess(a.id, _info(status, detail), now, "x")
         for a, (status, detail) in zip(added.added, changes, strict=True)
     ]
     await store.shipments.apply(None, results, now)
-    return store, dispatcher
 
 
 async def until(done: Any, timeout_s: float = 10.0) -> None:
@@ -74,6 +81,19 @@ async def test_a_chosen_transition_is_told_and_others_are_not(tmp_path: Path, ho
     assert len(hook.items) == 2  # the plain in-transit change is nobody's business
 
 
+async def test_a_send_longer_than_a_dispatcher_turn_is_settled(tmp_path: Path, hook: Any) -> None:
+    """The dispatcher turns every 10 ms here, many times during one send: the outcome is still recorded."""
+    store, dispatcher = await _run(tmp_path, hook.url, '[outbound_dispatch]\npoll = "10ms"\n', [("EX", "")])
+    async with anyio.create_task_group() as tg:
+        await tg.start(dispatcher.run)
+        await hook.wait_for(1)
+        await until(lambda: dispatcher.attempts["delivered"] >= 1)
+        tg.cancel_scope.cancel()
+    [row] = await store.outbox.list(endpoint="notice:support")
+    await store.close()
+    assert row.state == "delivered" and row.attempts == 1
+
+
 async def test_a_burst_becomes_one_digest(tmp_path: Path, hook: Any) -> None:
     store, dispatcher = await _run(tmp_path, hook.url, "digest_after = 2\n", [("EX", "")] * 4)
     async with anyio.create_task_group() as tg:
@@ -85,6 +105,29 @@ async def test_a_burst_becomes_one_digest(tmp_path: Path, hook: Any) -> None:
     assert digest["json"]["title"] == "4 shipments: exception"
     assert digest["json"]["message"].count("1ZNOTE") == 4
     assert len(hook.items) == 1
+
+
+async def test_the_digest_window_runs_on_the_daemons_clock(tmp_path: Path, hook: Any) -> None:
+    """Two notices go out singly; two more a minute later (inside the window) become one digest; two more
+    eleven minutes on (outside it) go out singly again. Only the FakeClock moved between the last two."""
+    clock = FakeClock()
+    extra = 'digest_after = 2\ndigest_window = "10m"\n'
+    store, dispatcher = await _run(tmp_path, hook.url, extra, [("EX", "")] * 2, clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(dispatcher.run)
+        await until(lambda: dispatcher.attempts["delivered"] >= 2)
+        await clock.advance(minutes=1)
+        await _change(store, clock.now(), [("EX", "")] * 2, first=2)
+        await until(lambda: dispatcher.attempts["delivered"] >= 4)
+        await clock.advance(minutes=11)
+        await _change(store, clock.now(), [("EX", "")] * 2, first=4)
+        await until(lambda: dispatcher.attempts["delivered"] >= 6)
+        tg.cancel_scope.cancel()
+    await store.close()
+    titles = [m["json"]["title"] for m in hook.items]
+    assert sorted(titles[:2]) == ["1ZNOTE0000 (ups): exception", "1ZNOTE0001 (ups): exception"]
+    assert titles[2] == "2 shipments: exception"
+    assert sorted(titles[3:]) == ["1ZNOTE0004 (ups): exception", "1ZNOTE0005 (ups): exception"]
 
 
 async def test_quiet_hours_hold_a_notice_until_the_window_ends(tmp_path: Path, hook: Any) -> None:
