@@ -191,6 +191,7 @@ def load_apprise_config(path: Path, throttle: bool = True, notices: Sequence[Not
 
     where = f'alerts.config = "{path}"'
     services = apprise_file_services(path)
+    _check_notice_tags(notices, services, where)  # first: a renamed tag is named by the notice's key
     wanted = {tag for n in notices for r in n.to if (tag := notice_tag(r.get()))}
     out = []
     for service in services:
@@ -210,7 +211,6 @@ def load_apprise_config(path: Path, throttle: bool = True, notices: Sequence[Not
         key = hashlib.sha256(url.encode()).hexdigest()[:12]
         name = (",".join(tags) + "=" if tags else "") + shown
         out.append(Channel(key, name, tags, url.partition("://")[0].lower(), obj))
-    _check_notice_tags(notices, services, where)
     return out
 
 

@@ -8,20 +8,25 @@ Configuration errors run `shiptrackd --check-config` and the start in-process, a
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
 import pytest
 from alert_receivers import webhook
+from conftest import daemon_config
 from test_outbound_notices import until
 
 from shiptrackd.__main__ import main
 from shiptrackd.alerts.delivery import ChannelSet
 from shiptrackd.clock import SystemClock
-from shiptrackd.config import load
+from shiptrackd.config import Config, Notice, Secret, load
+from shiptrackd.daemon import Daemon
+from shiptrackd.errors import ConfigError
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
 from shiptrackd.outbound.dispatcher import Dispatcher
+from shiptrackd.sandbox import Sandbox
 from shiptrackd.store import FetchSuccess, Store
 from shiptrackd.wire.names import EXIT_CONFIG, EXIT_OK
 
@@ -181,3 +186,23 @@ def test_a_bad_tag_recipient_exits_78_naming_the_key(
         for text in named:
             assert text in err, (name, err)
     assert not (tmp_path / "state" / "shiptrackd.db").exists()
+
+
+@pytest.mark.anyio
+async def test_a_reload_naming_a_tag_no_channel_carries_is_refused(short_tmp: Path, sandbox: Sandbox) -> None:
+    """A reload whose notice names a tag the file lacks is rejected with the key; the running notices stay."""
+    path = short_tmp / "apprise.txt"
+    path.write_text("support=json://127.0.0.1:9/s\njson://127.0.0.1:9/all\n")
+    base = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_ALERTS__CONFIG=str(path))
+
+    def with_tag(tag: str) -> Config:
+        return dataclasses.replace(base, notices=(Notice("desk", ("EX",), (Secret(f"tag:{tag}"),)),))
+
+    configs = [with_tag("support"), with_tag("sales")]
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(configs[0], handle_signals=False, load_config=lambda: configs[-1]).run)
+        with pytest.raises(ConfigError, match=r'notices\[0\]\.to\[0\] = "tag:sales": no channel .* carries'):
+            await daemon.reload()
+        running = daemon.config.notices
+        daemon.stop()
+    assert [s.get() for s in running[0].to] == ["tag:support"]
