@@ -27,6 +27,8 @@ from standardwebhooks import Webhook
 from .. import __version__
 from ..clock import Clock
 from ..config import Config, OutboundEndpoint
+from ..config.endpoints import notice_tag
+from ..log import register_secret
 from ..providers.transport import AiohttpTransport
 from ..store import Route, Settlement, Store
 from ..store.rows import ClaimedRow, EndpointState
@@ -86,6 +88,8 @@ class Dispatcher:
         self.signers = {name: Webhook(ep.secret.get()) for name, ep in self.endpoints.items()}
         self.notices = {NOTICE_PREFIX + n.name: n for n in config.notices}
         self._notices.configure(config.alerts.config)  # `tag:` recipients: the file is read again after a reload
+        for url in (s.get() for n in config.notices for s in n.to if notice_tag(s.get()) is None):
+            register_secret(url)  # a notice's Apprise URL holds credentials like an alert channel's
         self.store.outbox.routes = routes_for(config.outbound) + tuple(route_for(n) for n in config.notices)
         self.store.outbox.on_enqueue = self.wake
         self.wake()

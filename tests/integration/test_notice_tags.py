@@ -24,6 +24,7 @@ from shiptrackd.clock import SystemClock
 from shiptrackd.config import Config, Notice, Secret, load
 from shiptrackd.daemon import Daemon
 from shiptrackd.errors import ConfigError
+from shiptrackd.log import redact
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
 from shiptrackd.outbound.dispatcher import Dispatcher
 from shiptrackd.sandbox import Sandbox
@@ -31,6 +32,7 @@ from shiptrackd.store import FetchSuccess, Store
 from shiptrackd.wire.names import EXIT_CONFIG, EXIT_OK
 
 PASSWORD = "n0ticeS3cretPw"  # in the support channel's URL: a notice-only channel's URL is a secret too
+DIRECT_PASSWORD = "d1rectPassw0rd"  # in the notice's own URL
 
 
 def apprise_yaml(tmp: Path, port: int) -> Path:
@@ -58,7 +60,7 @@ def notices_toml(tmp: Path, port: int, apprise_file: Path) -> Path:
         f'[daemon]\nstate_dir = "{tmp}/state"\nsocket = "{tmp}/c.sock"\n'
         f'[alerts]\nconfig = "{apprise_file}"\n'
         '[[notices]]\nname = "support"\non = ["EX"]\n'
-        f'to = ["tag:Support", "json://127.0.0.1:{port}/direct"]\n'
+        f'to = ["tag:Support", "json://crm:{DIRECT_PASSWORD}@127.0.0.1:{port}/direct"]\n'
         '[[notices]]\nname = "ops"\non = ["DE"]\nto = ["tag:ops"]\n'
     )
     return path
@@ -86,6 +88,7 @@ async def test_a_tag_reaches_exactly_the_channels_carrying_it(tmp_path: Path) ->
     assert {m["json"]["title"] for m in hook.items} == {"1ZTAG0001 (ups): exception"}
     [support] = [m for m in hook.items if m["path"] == "/support"]
     assert support["headers"]["authorization"].startswith("Basic ")  # the file's credentials went with it
+    assert DIRECT_PASSWORD not in redact(f"the answer echoed {DIRECT_PASSWORD}")  # a log secret, even alone
 
 
 @pytest.mark.anyio
@@ -115,7 +118,7 @@ def test_check_config_lists_notice_only_channels(
     assert "#   support=json://desk:****@127.0.0.1:9/support   (notices only)" in out
     assert "#   ops=json://127.0.0.1:9/ops   (notices only)" in out
     assert "#   critical,support=json://127.0.0.1:9/support-critical\n" in out
-    assert 'to = ["tag:Support", "json://127.0.0.1:9/direct"]' in out  # a tag opens nothing: shown as written
+    assert 'to = ["tag:Support", "json://crm:****@127.0.0.1:9/direct"]' in out  # a tag opens nothing: shown as written
     assert PASSWORD not in out
 
 
