@@ -6,8 +6,8 @@ Not a second pipeline: a notice is an outbox route (`notice:<name>`, status chan
 alerts' channel machinery (alerts.delivery.ChannelSet, Apprise). A `to` entry is an Apprise URL or
 `tag:NAME`: the channels of the `[alerts] config` file that Apprise itself selects for NAME
 (notify(tag=..., match_always=False)); the loader has checked that each tag reaches one. Quiet hours
-(UTC) hold a notice until the window ends; more than `digest_after` within `digest_window`, counted
-on the daemon's clock, go out as one digest. Every send is recorded as an attempt; a failed one is
+(UTC) hold a notice until the window ends; past `digest_after` messages within `digest_window`,
+counted on the daemon's clock, a burst goes as one digest and a trickle waits to go as one. Every send is recorded as an attempt; a failed one is
 retried on the standard schedule.
 """
 
@@ -71,12 +71,19 @@ def quiet_until(notice: Notice, now: datetime) -> datetime | None:
     return until if until > now else until + timedelta(days=1)
 
 
+def held(rows: Sequence[ClaimedRow], endpoint: str, now: datetime, until: datetime, why: str) -> list[Settlement]:
+    """Rows put back until *until*: held, not failed, so the attempt count stays."""
+    return [Settlement(r.id, endpoint, r.attempts, now, "deferred", "pending", until, None, 0.0, why) for r in rows]
+
+
 class NoticeSender:
     """Sends one notice's claimed rows; channels are built lazily (loading Apprise takes ~0.5 s)."""
 
     def __init__(self, config_file: Path | None = None) -> None:
         self._channels: dict[str, Any] = {}
         self._sent: dict[str, deque[datetime]] = {}
+        # Past `digest_after` in a window, notices are held until a slot frees, then go as one digest.
+        self._held_until: dict[str, datetime] = {}
         self.configure(config_file)
 
     def configure(self, config_file: Path | None) -> None:
@@ -116,26 +123,25 @@ class NoticeSender:
         endpoint = PREFIX + notice.name
         until = quiet_until(notice, now)
         if until is not None:  # held, not failed: the attempt count stays
-            return [
-                Settlement(
-                    r.id,
-                    endpoint,
-                    r.attempts,
-                    now,
-                    "deferred",
-                    "pending",
-                    until,
-                    None,
-                    0.0,
-                    f"quiet hours until {until:%H:%M} UTC",
-                )
-                for r in rows
-            ]
+            return held(rows, endpoint, now, until, f"quiet hours until {until:%H:%M} UTC")
+        held_until = self._held_until.get(notice.name)
+        if held_until is not None and now < held_until:
+            return held(rows, endpoint, now, held_until, f"held for a digest until {held_until:%H:%M:%S} UTC")
+        self._held_until.pop(notice.name, None)
         datas = [json.loads(r.body)["data"] for r in rows]
         sent = self._sent.setdefault(notice.name, deque())
-        while sent and sent[0] <= now - timedelta(seconds=notice.digest_window_s):
+        window = timedelta(seconds=notice.digest_window_s)
+        while sent and sent[0] <= now - window:
             sent.popleft()
-        if notice.digest_after and len(sent) + len(datas) > notice.digest_after and len(datas) > 1:
+        over = bool(notice.digest_after) and len(sent) + len(datas) > notice.digest_after
+        if over and len(datas) == 1 and sent:
+            # One more than the window allows: it and whatever follows wait for the window's oldest
+            # message to age out, then go together as one digest (a trickle digests as a burst does).
+            self._held_until[notice.name] = sent[0] + window
+            return held(
+                rows, endpoint, now, sent[0] + window, f"held for a digest until {sent[0] + window:%H:%M:%S} UTC"
+            )
+        if over and len(datas) > 1:
             title = f"{len(datas)} shipments: " + ", ".join(sorted({fields(d)["status_name"] for d in datas}))
             body = "\n".join(render(notice.title, d) for d in datas[:DIGEST_LINES])
             if len(datas) > DIGEST_LINES:

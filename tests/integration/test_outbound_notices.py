@@ -130,6 +130,30 @@ async def test_the_digest_window_runs_on_the_daemons_clock(tmp_path: Path, hook:
     assert sorted(titles[3:]) == ["1ZNOTE0004 (ups): exception", "1ZNOTE0005 (ups): exception"]
 
 
+async def test_a_trickle_past_the_limit_is_held_and_goes_as_one_digest(tmp_path: Path, hook: Any) -> None:
+    """One notice a minute with digest_after = 2 in 10 minutes: two go singly, the next ones wait for the
+    window's first message to age out and then go together as one digest, not one by one."""
+    clock = FakeClock()
+    extra = 'digest_after = 2\ndigest_window = "10m"\n'
+    store, dispatcher = await _run(tmp_path, hook.url, extra, [("EX", "")], clock)
+    async with anyio.create_task_group() as tg:
+        await tg.start(dispatcher.run)
+        await until(lambda: dispatcher.attempts["delivered"] >= 1)
+        for n in range(1, 4):  # minutes 1, 2, 3: the second goes singly, the next two are held
+            await clock.advance(minutes=1)
+            await _change(store, clock.now(), [("EX", "")], first=n)
+            await until(lambda n=n: dispatcher.attempts["delivered"] + dispatcher.attempts["deferred"] >= n + 1)
+        assert len(hook.items) == 2
+        await clock.advance(minutes=7, seconds=1)  # the first message is 10 minutes old: a slot is free
+        await hook.wait_for(3)
+        await until(lambda: dispatcher.attempts["delivered"] >= 4)
+        tg.cancel_scope.cancel()
+    await store.close()
+    titles = [m["json"]["title"] for m in hook.items]
+    assert titles[:2] == ["1ZNOTE0000 (ups): exception", "1ZNOTE0001 (ups): exception"]
+    assert titles[2:] == ["2 shipments: exception"] and hook.items[2]["json"]["message"].count("1ZNOTE") == 2
+
+
 async def test_quiet_hours_hold_a_notice_until_the_window_ends(tmp_path: Path, hook: Any) -> None:
     now = datetime.now(UTC)
     start, end = now - timedelta(hours=1), now + timedelta(hours=2)
