@@ -7,8 +7,8 @@ alerts' channel machinery (alerts.delivery.ChannelSet, Apprise). A `to` entry is
 `tag:NAME`: the channels of the `[alerts] config` file that Apprise itself selects for NAME
 (notify(tag=..., match_always=False)); the loader has checked that each tag reaches one. Quiet hours
 (UTC) hold a notice until the window ends; past `digest_after` messages within `digest_window`,
-counted on the daemon's clock, a burst goes as one digest and a trickle waits to go as one. Every send is recorded as an attempt; a failed one is
-retried on the standard schedule.
+counted on the daemon's clock, a burst goes as one digest and a trickle waits to go as one. Every
+send is recorded as an attempt; a failed one is retried on the standard schedule.
 """
 
 from __future__ import annotations
