@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import psycopg
 from loguru import logger
 
 from ..config import ProviderConfig
+
+if TYPE_CHECKING:
+    import psycopg
 
 BURST_SHARE = 0.1  # of the limit's count: 5 of "50/s"
 _NOW = "extract(epoch from clock_timestamp())::float8"
@@ -74,12 +76,14 @@ class SharedBudget:
         return self._conn
 
     async def _call(self, sql: str, params: dict[str, Any] | tuple[Any, ...]) -> Any:
+        from psycopg import Error as PgError  # here: a SQLite daemon never loads psycopg
+
         async with self._lock:
             try:
                 conn = await self._connection()
                 cursor = await conn.execute(sql, params)
                 row = await cursor.fetchone() if cursor.description else None
-            except psycopg.Error as exc:
+            except PgError as exc:
                 if self._conn is not None:
                     await self._conn.close()
                     self._conn = None

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-import psycopg
 from anyio.abc import TaskStatus
 from loguru import logger
 
@@ -71,6 +70,8 @@ class ClusterEvents:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen and forward until cancelled; a lost connection is retried every RETRY_S."""
+        from psycopg import Error as PgError  # here: a SQLite daemon never loads psycopg
+
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._collect)
             started = False
@@ -88,7 +89,7 @@ class ClusterEvents:
                     async with anyio.create_task_group() as inner:
                         inner.start_soon(self._send, sender)
                         await self._listen(listener)
-                except* psycopg.Error as group:
+                except* PgError as group:
                     logger.warning(
                         "cluster events: store unreachable, retrying in {}s: {}", RETRY_S, group.exceptions[0]
                     )

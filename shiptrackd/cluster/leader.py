@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import psycopg
 from anyio.abc import TaskStatus
 from loguru import logger
+
+if TYPE_CHECKING:
+    import psycopg
 
 TRY_EVERY_S = 5.0  # a standby's next try: failover within this (plus keepalive detection)
 LOCK_NAMESPACE = 0x5348_5054  # "SHPT": the first key of the two-int advisory lock
@@ -47,6 +49,8 @@ class Leadership:
         """Take every free singleton; notice a lost connection (all lost)."""
         if self._connect is None:
             return
+        from psycopg import Error as PgError  # here: a SQLite daemon never loads psycopg
+
         before = set(self.held)
         try:
             if self._conn is None or self._conn.closed:
@@ -62,7 +66,7 @@ class Leadership:
                 if row and row[0]:
                     self.held.add(name)
             await self._conn.execute("SELECT 1")  # a dead connection shows here, not at the next try
-        except psycopg.Error as exc:
+        except PgError as exc:
             self.held.clear()
             if self._conn is not None:
                 with anyio.CancelScope(shield=True):

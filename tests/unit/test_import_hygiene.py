@@ -34,3 +34,8 @@ def test_console_talks_to_the_daemon_only_through_the_api_client() -> None:
         "aiosqlite",
     )
     assert _loaded_after("import tui.app", daemon_side) == []
+
+
+def test_a_sqlite_daemon_does_not_load_the_postgresql_driver() -> None:
+    """psycopg is loaded only when `[store] url` names a server: importing the daemon costs no ~0.4 s for it."""
+    assert _loaded_after("import shiptrackd.daemon, shiptrackd.__main__", ("psycopg", "psycopg_pool")) == []
