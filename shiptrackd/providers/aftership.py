@@ -29,7 +29,6 @@ import httpx
 from shiptrackd.config import ProviderConfig
 from shiptrackd.errors import (
     InvalidResponseError,
-    PermanentProviderError,
     ProviderError,
     PushRejectedError,
     RateLimitedError,
@@ -57,6 +56,7 @@ from shiptrackd.providers.base import (
     RequestObserver,
     StatusMap,
     null_observer,
+    per_number,
 )
 from shiptrackd.providers.endpoint_limits import EndpointLimits
 from shiptrackd.providers.rest_calls import RestCalls, base_url_for, make_client
@@ -122,25 +122,15 @@ class AfterShipProvider(ProviderBase):
 
     async def register(self, parcels: Sequence[Parcel]) -> Mapping[str, Registration | ProviderError]:
         """Create each parcel's tracking (or find the existing one); the tracking id is the ref."""
-        out: dict[str, Registration | ProviderError] = {}
-        for parcel in parcels:  # batch_size is 1: one request per call
-            try:
-                tracking = await self._create(parcel.carrier_code, parcel.tracking_number)
-            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
-                out[parcel.tracking_number] = exc
-                continue
-            out[parcel.tracking_number] = Registration(ref=tracking.id, carrier_code=tracking.info.carrier_code)
-        return out
+        return await per_number(parcels, self._register_one)  # batch_size is 1: one request per call
+
+    async def _register_one(self, parcel: Parcel) -> Registration:
+        tracking = await self._create(parcel.carrier_code, parcel.tracking_number)
+        return Registration(ref=tracking.id, carrier_code=tracking.info.carrier_code)
 
     async def fetch_many(self, parcels: Sequence[Parcel]) -> Mapping[str, TrackingInfo | ProviderError]:
         """Read each parcel's tracking by its ref (`GET /trackings/{id}`); without one, create it."""
-        out: dict[str, TrackingInfo | ProviderError] = {}
-        for parcel in parcels:
-            try:
-                out[parcel.tracking_number] = await self._fetch(parcel)
-            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
-                out[parcel.tracking_number] = exc
-        return out
+        return await per_number(parcels, self._fetch)
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
         """Ad-hoc fetch (tools, tests): by the id this object learnt, else by creating (or finding) it."""

@@ -13,12 +13,18 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from shiptrackd.errors import ProviderError, PushRejectedError
+from shiptrackd.errors import (
+    InvalidResponseError,
+    PermanentProviderError,
+    ProviderError,
+    PushRejectedError,
+    ShipmentNotFoundError,
+)
 from shiptrackd.models import TrackingInfo
 from shiptrackd.units import RateLimit
 from shiptrackd.wire.names import STATUS_CODES
@@ -287,3 +293,20 @@ def quota_from_headers(headers: Mapping[str, str], now_epoch_s: float) -> Quota 
         remaining=int(remaining),
         reset_s=reset,
     )
+
+
+T = TypeVar("T")
+# One number's own problem: the answer for that number. Anything else (401, 429, 5xx, no connection)
+# is the request's, and fails the whole call.
+NUMBER_ERRORS = (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError)
+
+
+async def per_number(parcels: Sequence[Parcel], one: Callable[[Parcel], Awaitable[T]]) -> dict[str, T | ProviderError]:
+    """*one* for each parcel in turn, by tracking number; a number's own error is its answer (NUMBER_ERRORS)."""
+    out: dict[str, T | ProviderError] = {}
+    for parcel in parcels:
+        try:
+            out[parcel.tracking_number] = await one(parcel)
+        except NUMBER_ERRORS as exc:
+            out[parcel.tracking_number] = exc
+    return out

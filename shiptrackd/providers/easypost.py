@@ -23,7 +23,6 @@ import httpx
 from shiptrackd.config import ProviderConfig
 from shiptrackd.errors import (
     InvalidResponseError,
-    PermanentProviderError,
     ProviderError,
     PushRejectedError,
     ShipmentNotFoundError,
@@ -40,6 +39,7 @@ from shiptrackd.providers.base import (
     RequestObserver,
     StatusMap,
     null_observer,
+    per_number,
 )
 from shiptrackd.providers.easypost_parse import (
     STATUS_MAP,
@@ -106,25 +106,15 @@ class EasyPostProvider(ProviderBase):
 
     async def register(self, parcels: Sequence[Parcel]) -> Mapping[str, Registration | ProviderError]:
         """Create (or find again: creation is idempotent) the tracker for each parcel; its `trk_…` id is the ref."""
-        out: dict[str, Registration | ProviderError] = {}
-        for parcel in parcels:  # batch_size is 1: one request per call
-            try:
-                tracker = await self._create(parcel.carrier_code, parcel.tracking_number)
-            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
-                out[parcel.tracking_number] = exc  # this number's problem; 401/429/5xx are the request's
-                continue
-            out[parcel.tracking_number] = Registration(ref=tracker.id, carrier_code=tracker.info.carrier_code)
-        return out
+        return await per_number(parcels, self._register_one)  # batch_size is 1: one request per call
+
+    async def _register_one(self, parcel: Parcel) -> Registration:
+        tracker = await self._create(parcel.carrier_code, parcel.tracking_number)
+        return Registration(ref=tracker.id, carrier_code=tracker.info.carrier_code)
 
     async def fetch_many(self, parcels: Sequence[Parcel]) -> Mapping[str, TrackingInfo | ProviderError]:
         """Read each parcel's tracker by its ref (`GET /trackers/{id}`); without one, create it."""
-        out: dict[str, TrackingInfo | ProviderError] = {}
-        for parcel in parcels:
-            try:
-                out[parcel.tracking_number] = await self._fetch(parcel)
-            except (PermanentProviderError, ShipmentNotFoundError, InvalidResponseError) as exc:
-                out[parcel.tracking_number] = exc
-        return out
+        return await per_number(parcels, self._fetch)
 
     async def fetch(self, carrier_code: str, tracking_number: str) -> TrackingInfo:
         """Ad-hoc fetch (tools, tests): by the tracker id this object learnt, else by creating the tracker."""
