@@ -234,7 +234,7 @@ def test_units_imports_only_the_stdlib() -> None:
     """Importing shiptrackd.units loads nothing outside the standard library (it is on the CLI's path)."""
     code = (
         "import sys; before = set(sys.modules); import shiptrackd.units; "
-        "new = {m.split('.')[0] for m in set(sys.modules) - before}; "
+        "new = {m.split('.')[0] for m in set(sys.modules) - before if sys.modules[m] is not None}; "
         "print(sorted(new - set(sys.stdlib_module_names) - {'shiptrackd'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
