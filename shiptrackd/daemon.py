@@ -132,7 +132,7 @@ class Daemon:
                 await provider.aclose()
             raise
         try:
-            member = self.member = Membership(store, self.clock, new_owner_id(), cfg.sync.lease_s)
+            member = self.member = Membership(store, self.clock, new_owner_id(), cfg.sync.lease_s, cfg.cluster)
             orphans = await member.join()
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
@@ -422,7 +422,7 @@ class Daemon:
             if name in self.loops and self.loops[name].schedule != schedule:
                 self.loops[name].reschedule(schedule)
         if self.member is not None:
-            self.member.lease_s = new.sync.lease_s  # the next heartbeat renews claims to the new lease
+            self.member.configure(new)  # the next heartbeat renews claims to the new lease
         if self.engine is not None:
             self.engine.config = new
             if old.provider != new.provider:

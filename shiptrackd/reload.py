@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from .config import Config, Schedule, format_duration
 
-SECTIONS = ("daemon", "provider", "sync", "health", "alerts", "api", "outbound_dispatch", "outbound", "webhooks")
+SECTIONS = (
+    "daemon",
+    "provider",
+    "sync",
+    "health",
+    "alerts",
+    "cluster",
+    "api",
+    "outbound_dispatch",
+    "outbound",
+    "webhooks",
+)
 
 
 def heartbeat_schedule(config: Config) -> Schedule:

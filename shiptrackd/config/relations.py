@@ -77,6 +77,14 @@ def check_relations(config: Config) -> None:
             raise ConfigError(
                 f"{_show(dotted, low_name, low)} is above {_show(dotted, high_name, high)}: expected {why}"
             )
+    # A member forgotten before it had long been stale would vanish before its loss was alerted.
+    cluster = config.cluster
+    if cluster.member_forget_s < 2 * cluster.member_stale_s:
+        raise ConfigError(
+            f"{_show('cluster', 'member_forget_s', cluster.member_forget_s)} is below twice"
+            f" {_show('cluster', 'member_stale_s', cluster.member_stale_s)}: expected a lost member"
+            " forgotten only well after it went stale"
+        )
     # Free space warns while there is still more of it than the critical floor.
     health = config.health
     warn_text, crit_text = getattr(health, "free_disk_warning", None), getattr(health, "free_disk_critical", None)

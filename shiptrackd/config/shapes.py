@@ -227,6 +227,19 @@ class StoreConfig:
     keep_terminal: float = retention_field(90)  # tracking events of shipments terminal (inactive) this long
 
 
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Several daemons on one PostgreSQL store: when a silent member counts as lost, and as gone."""
+
+    # A member whose heartbeat is older than this is dead to the others: its running syncs are marked
+    # interrupted, its deliveries in flight go back to the queue, the `cluster` check warns (and so
+    # alerts). Each daemon beats every member_stale / 6, at most every 5 s (cluster/membership.py).
+    member_stale_s: float = ranged(30.0, 3, 3600)
+    # A member silent this long is forgotten (its row deleted): the `cluster` check is ok again once
+    # the loss was alerted. Twice member_stale at least (config/relations.py).
+    member_forget_s: float = ranged(3600.0, 60, 30 * 86400)
+
+
 # --- leaving the box: outbound webhooks, the application's door, notices (issue 11) -------------
 
 OUTBOUND_EVENTS = (
@@ -336,6 +349,7 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     # [[providers]] entries (config/accounts.py reads and checks them); () = the single [provider].
     providers: tuple[ProviderConfig, ...] = field(default=(), metadata={"key": False})
     api: ApiConfig = field(default_factory=ApiConfig)

@@ -19,7 +19,6 @@ import anyio
 from loguru import logger
 
 from ..cluster.leader import LOCK_NAMESPACE, lock_key
-from ..cluster.membership import STALE_AFTER_S
 from ..config import Config, next_fire
 from ..errors import ProviderError, StoreError
 from ..store.rows import HealthRecord
@@ -67,7 +66,7 @@ async def measure_cluster(store: Store, member: Membership, leadership: Leadersh
     members = await member.members()
     keys = await store.cluster.advisory_locks(LOCK_NAMESPACE) or set()
     held = {name for name in leadership.names if lock_key(name) in keys}
-    return judge_cluster(members, leadership.names, held, stale_after_s=STALE_AFTER_S)
+    return judge_cluster(members, leadership.names, held, stale_after_s=member.stale_after_s)
 
 
 class HealthMonitor:

@@ -40,7 +40,8 @@ class ClusterStore:
         await self.db.write(fn)
 
     async def heartbeat(self, member_id: str, now: datetime, roles: list[str], forget_before: datetime) -> None:
-        """Mark *member_id* alive with its roles and leases; forget members silent since *forget_before*."""
+        """Mark *member_id* alive with its roles and leases; forget members silent since *forget_before*
+        whose leases have all expired (until then status still shows what they hold)."""
 
         def fn(conn: Conn) -> None:
             conn.execute(
@@ -49,7 +50,9 @@ class ClusterStore:
                 (to_db(now), ",".join(sorted(roles)), member_id, member_id),
             )
             conn.execute(
-                "DELETE FROM cluster_members WHERE heartbeat_at < ? AND id != ?", (to_db(forget_before), member_id)
+                "DELETE FROM cluster_members WHERE heartbeat_at < ? AND id != ? AND NOT EXISTS (SELECT 1"
+                " FROM shipments s WHERE s.lease_owner = cluster_members.id AND s.lease_until > ?)",
+                (to_db(forget_before), member_id, to_db(now)),
             )
 
         await self.db.write(fn)

@@ -2,7 +2,8 @@
 The `cluster` health check (issue 13 item 5) in a real daemon on a real PostgreSQL database: ok
 with one leader, warning when another member's heartbeat goes stale (moved by the clock seam),
 critical when the leader's lock session ends, ok again when a standby takes over; shown by
-`shiptrackctl health` and on /metrics. (On SQLite the check is absent: test_health_daemon.py.)
+`shiptrackctl health` and on /metrics. `[cluster] member_stale` sets when a member is lost, and one
+silent past `member_forget` (its leases expired) is forgotten, so the check does not warn forever. (On SQLite the check is absent: test_health_daemon.py.)
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -115,4 +117,50 @@ async def test_cluster_check_sees_stale_members_and_singletons_without_a_leader(
     finally:
         if standby._conn is not None:
             await standby._conn.close()
+        await other.close()
+
+
+async def test_a_lost_member_warns_after_member_stale_and_is_forgotten_after_member_forget(
+    pg_server: PgServer, short_tmp: Path, sandbox: Sandbox
+) -> None:
+    """member_stale = 5s: a member silent 6 s warns; silent past member_forget = 1m it is kept while it
+    still holds a lease (status shows what it holds), then the next beat forgets it and the check is ok."""
+    url = pg_server.create()
+    clock = FakeClock()
+    config = daemon_config(
+        short_tmp,
+        sandbox.base_url,
+        SHIPTRACK_STORE__URL=url,
+        SHIPTRACK_CLUSTER__MEMBER_STALE="5s",
+        SHIPTRACK_CLUSTER__MEMBER_FORGET="1m",
+    )
+    other = await Store.open(url)
+    try:
+        async with anyio.create_task_group() as tg:
+            daemon = await tg.start(Daemon(config, clock=clock, handle_signals=False).run)
+            assert daemon.member.heartbeat_s < 1.0  # six beats to a member_stale: a live member never looks lost
+            async with ApiClient(config.daemon.socket) as client:
+                await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZINTRANSIT0001"}])
+                ghost = Membership(other, clock, "ghost", cluster=config.cluster)
+                await ghost.join()
+                now = clock.now()
+                assert len(await other.leases.claim_active("ghost", "", now, now + timedelta(minutes=2), 10)) == 1
+
+                async def after(seconds: float) -> Check:
+                    await clock.advance(seconds=seconds)
+                    await daemon.member.beat()
+                    return await cluster_check(client)
+
+                assert (check := await after(4)).level == "ok", check.message
+                check = await after(2)
+                assert check.level == "warning" and "silent for 6s (stale after 5s)" in check.message, check.message
+                check = await after(60)  # silent 66 s, past member_forget, but its lease runs to 2 min
+                assert check.level == "warning" and [m["id"] for m in check.details["stale"]] == ["ghost"]
+                assert "ghost" in {m.id for m in await other.cluster.members()}
+                check = await after(60)  # its lease expired: forgotten at this beat
+                assert check.level == "ok" and check.details["stale"] == [], check.message
+                assert [m.id for m in await other.cluster.members()] == [daemon.member.id]
+                assert (await client.status()).cluster.stale == 0  # type: ignore[union-attr]
+            daemon.stop()
+    finally:
         await other.close()

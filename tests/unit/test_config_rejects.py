@@ -116,6 +116,16 @@ BAD_FILES: list[tuple[str, str, str, str]] = [
         r"sync\.cadence\.failure_backoff = \"2h\" is above sync\.cadence\.failure_backoff_max",
         r"ceiling",
     ),
+    # issue 13: when a silent cluster member is lost, and when it is forgotten
+    ("member stale short", '[cluster]\nmember_stale = "1s"\n', r"cluster\.member_stale", r"from 3s to 1h"),
+    ("member stale long", '[cluster]\nmember_stale = "2h"\n', r"cluster\.member_stale", r"from 3s to 1h"),
+    ("member forget short", '[cluster]\nmember_forget = "30s"\n', r"cluster\.member_forget", r"from 1m to 30d"),
+    (
+        "member forgotten before long stale",
+        '[cluster]\nmember_stale = "10m"\nmember_forget = "15m"\n',
+        r"cluster\.member_forget = \"15m\" is below twice cluster\.member_stale = \"10m\"",
+        r"well after it went stale",
+    ),
     (
         "not-yet floor above ceiling",
         '[sync.cadence]\nnot_yet_in_system = "2d"\nnot_yet_in_system_max = "1d"\n',
@@ -378,6 +388,7 @@ def test_socket_in_the_state_dir_or_runtime_dir_may_be_created(tmp_path: Path, e
         ("[daemon]\nshutdown_grace = 1e308\n", "daemon.shutdown_grace"),
         ('[sync]\nschedule = "99999999999d"\n', "sync.schedule"),
         ('[health]\nsync_age_warning = "2h"\nsync_age_critical = "1h"\n', "health.sync_age_warning"),
+        ('[cluster]\nmember_stale = "1s"\n', "cluster.member_stale"),
         ('[provider]\napi_key_file = "/dev/zero"\n', "provider.api_key_file"),
         ('[daemon]\nstate_dir = "/proc/shiptrackd"\n', "daemon.state_dir"),
         (f'[daemon]\nsocket = "/tmp/shiptrackd-no-such-dir-{os.getpid()}/x/ctl.sock"\n', "daemon.socket"),
