@@ -3,7 +3,8 @@ The `cluster` health check (issue 13 item 5) in a real daemon on a real PostgreS
 with one leader, warning when another member's heartbeat goes stale (moved by the clock seam),
 critical when the leader's lock session ends, ok again when a standby takes over; shown by
 `shiptrackctl health` and on /metrics. `[cluster] member_stale` sets when a member is lost, and one
-silent past `member_forget` (its leases expired) is forgotten, so the check does not warn forever. (On SQLite the check is absent: test_health_daemon.py.)
+silent past `member_forget` (its leases expired) is forgotten, so the check does not warn forever.
+(On SQLite the check is absent: test_health_daemon.py.)
 """
 
 from __future__ import annotations
