@@ -194,6 +194,7 @@ def _use_httpx_aiohttp(provider: Any, config: Any) -> None:
     transport = AiohttpTransport(limits=limits)
     timeout = httpx.Timeout(config.timeout_s)
     provider._client = httpx.AsyncClient(transport=transport, timeout=timeout, headers={"User-Agent": USER_AGENT})
+    provider._direct = None  # every GET through that client, not straight to our transport
 
 
 def idle_of(row: list[Any]) -> float:

@@ -43,7 +43,7 @@ from shiptrackd.providers.base import (
 )
 from shiptrackd.providers.rest_calls import transport_errors
 from shiptrackd.providers.shipengine_parse import parse_tracking
-from shiptrackd.providers.transport import AiohttpTransport
+from shiptrackd.providers.transport import AiohttpTransport, client_headers
 from shiptrackd.units import RateLimit, retry_after_s
 from shiptrackd.wire.names import STATUS_CODES
 
@@ -82,6 +82,10 @@ class ShipEngineProvider(ProviderBase):
         # Headers go on each request, so an injected client (tests, shared pools) works too.
         self._headers = {"API-Key": self._api_key, "User-Agent": USER_AGENT, "Accept": "application/json"}
         self._owns_client = client is None
+        # The GETs of a sync go straight to our transport when the client is ours (AiohttpTransport.get
+        # says why), with the headers and timeouts the client would have given them; an injected
+        # client is used as it is.
+        self._direct: AiohttpTransport | None = None
         if client is None:
             # aiohttp's pool under httpx's API (providers/transport.py says why); two connections of
             # headroom on top of `concurrency`, so a health check never waits behind a busy sync.
@@ -89,7 +93,11 @@ class ShipEngineProvider(ProviderBase):
             client = httpx.AsyncClient(
                 transport=transport, timeout=httpx.Timeout(config.timeout_s), headers={"User-Agent": USER_AGENT}
             )
+            if self._base_url.startswith(("http://", "https://")):  # else the client's UnsupportedProtocol
+                self._direct = transport
         self._client = client
+        self._direct_headers = client_headers(client, self._headers)
+        self._direct_timeout = client.timeout.as_dict()
 
     def __repr__(self) -> str:
         return f"ShipEngineProvider(base_url={self._base_url!r}, api_key={self._config.api_key!r})"
@@ -225,7 +233,10 @@ class ShipEngineProvider(ProviderBase):
         # The query string built here, not by httpx: its URL merging is a third of its cost per request.
         url = f"{self._base_url}{path}?{urlencode(params, quote_via=quote)}" if params else self._base_url + path
         with transport_errors("shipengine", self._config.timeout_s, what):
-            response = await self._client.get(url, headers=self._headers)
+            if self._direct is not None:
+                response = await self._direct.get(url, self._direct_headers, self._direct_timeout)
+            else:
+                response = await self._client.get(url, headers=self._headers)
         if self.quota_observer is not None and (quota := quota_from_headers(response.headers, time.time())):
             self.quota_observer(quota)
         return response

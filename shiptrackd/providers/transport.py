@@ -16,6 +16,8 @@ provider exactly as before.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import aiohttp
 import httpx
 
@@ -26,12 +28,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300)
         # httpx sets Host, Accept, Accept-Encoding and User-Agent, so aiohttp adds none of its own;
-        # httpx decodes the body (auto_decompress off), as it would over its own pool.
-        session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        # httpx decodes the body (auto_decompress off), as it would over its own pool. Cookies are
+        # httpx.AsyncClient's to keep (no tracking API needs them): aiohttp keeps none of its own.
+        session = aiohttp.ClientSession(connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
         # aiohttp silently resends an idempotent request once when a reused connection is reset or
         # closed; httpcore does not, and the throttle's retries (counted, backed off) are the only
         # ones we want: the sandbox's RESET fault would see 6 requests instead of 3. No public
@@ -43,36 +47,66 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{request.url.scheme}://'.")
-        session = self._session or self._open()
         timeout = request.extensions.get("timeout", {})
+        return await self._send(
+            request.method, str(request.url), request.headers.multi_items(), request.content or None, timeout, request
+        )
+
+    async def get(
+        self, url: str, headers: Sequence[tuple[str, str]], timeouts: Mapping[str, float | None]
+    ) -> httpx.Response:
+        """
+        One GET straight to aiohttp, without an httpx.Request: the sync's hot path (a request a shipment).
+
+        httpx.AsyncClient's own work per request (parsing the URL, merging headers, the auth and
+        redirect generators, its cookie jar) was a third of the engine's CPU per synced shipment
+        (bench/README.md "CPU per synced shipment"). The answer, and every failure, is what
+        handle_async_request gives for the same request (the errors carry no `request`). The
+        caller passes the headers the client would have merged in (`client_headers`) and the
+        client's timeouts (`httpx.Timeout.as_dict()`).
+        """
+        return await self._send("GET", url, headers, None, timeouts, None)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        timeouts: Mapping[str, float | None],
+        request: httpx.Request | None,
+    ) -> httpx.Response:
+        session = self._session or self._open()
         try:
             async with session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=request.content or None,
+                method,
+                url,
+                headers=headers,
+                data=body,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    connect=timeout.get("pool"),
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                ),
+                timeout=self._timeout(timeouts.get("pool"), timeouts.get("connect"), timeouts.get("read")),
             ) as answer:
-                body = await answer.read()
+                content = await answer.read()
                 status, reason = answer.status, answer.reason or ""
-                headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in answer.raw_headers]
+                raw_headers = answer.raw_headers
         except aiohttp.ClientError as exc:
             raise _httpx_error(exc, request) from exc
         except TimeoutError as exc:  # a timeout outside aiohttp's own classes (older aiohttp)
             raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
         return httpx.Response(
             status,
-            headers=headers,
-            content=body,
+            headers=raw_headers,  # bytes pairs: httpx keeps them raw and decodes a header when read
+            content=content,
             request=request,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason.encode("latin-1", "replace")},
         )
+
+    def _timeout(self, pool: float | None, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+        """aiohttp's timeout for httpx's (a client has one, so this is built once, not per request)."""
+        key = (pool, connect, read)
+        if self._timeouts.get(key) is None:
+            self._timeouts[key] = aiohttp.ClientTimeout(total=None, connect=pool, sock_connect=connect, sock_read=read)
+        return self._timeouts[key]
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -80,7 +114,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
-def _httpx_error(exc: aiohttp.ClientError, request: httpx.Request) -> httpx.TransportError:
+def client_headers(client: httpx.AsyncClient, headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The headers `client` would send with *headers* (its defaults merged under them), for AiohttpTransport.get."""
+    merged = httpx.Headers(client.headers)
+    merged.update(headers)
+    return merged.multi_items()
+
+
+def _httpx_error(exc: aiohttp.ClientError, request: httpx.Request | None) -> httpx.TransportError:
     """The httpx error httpcore raises for the same fault, so the provider's mapping stays as it is."""
     message = str(exc) or type(exc).__name__
     kind: type[httpx.TransportError]
