@@ -137,9 +137,9 @@ class Daemon:
             if orphans:
                 logger.warning("marked {} sync run(s) left running by an unclean stop as interrupted", orphans)
             throttle = ProviderThrottle(provider, entries[0], self.default_stats)
-            throttle.shared = shared_budget(store, entries[0])
+            throttle.shared = shared_budget(store, throttle.config)
             engine = self.engine = SyncEngine(store, throttle, self.clock, self.bus, cfg, owner=member.id)
-            engine.set_accounts(self._other_accounts(entries[1:]), carrier_routes(cfg))
+            engine.set_accounts(self._other_accounts(entries[1:], store), carrier_routes(cfg))
             # Routes are set before any loop can commit a change: no change goes unannounced.
             dispatcher = self.dispatcher = Dispatcher(store, self.clock, cfg, on_disable=self._endpoint_disabled)
             dispatcher.owner = member.id  # its claims name this daemon: only a dead one's are handed on
@@ -282,7 +282,7 @@ class Daemon:
                 await provider.aclose()
                 if self.engine is not None:
                     for lane in self.engine.others.values():
-                        await lane.provider.aclose()
+                        await lane.aclose()
                 if self.push is not None:
                     await self.push.aclose()
                 if self.engine is not None and self.engine.throttle.shared is not None:
@@ -457,12 +457,13 @@ class Daemon:
 
         return observe
 
-    def _other_accounts(self, entries: tuple[ProviderConfig, ...]) -> dict[str, ProviderThrottle]:
-        """The [[providers]] beyond the default: a provider and a throttle each (their own pace and pause)."""
+    def _other_accounts(self, entries: tuple[ProviderConfig, ...], store: Store) -> dict[str, ProviderThrottle]:
+        """The [[providers]] beyond the default: a provider and a throttle each (on PostgreSQL, a shared budget)."""
         out = {}
         for e in entries:
             stats = ApiStats(parent=self.api_stats)
-            out[e.name] = ProviderThrottle(make_provider(e, observer=self._observer(stats)), e, stats)
+            lane = out[e.name] = ProviderThrottle(make_provider(e, observer=self._observer(stats)), e, stats)
+            lane.shared = shared_budget(store, lane.config)
         return out
 
     async def _swap_provider(self, new: Config) -> None:
@@ -478,7 +479,7 @@ class Daemon:
         throttle = ProviderThrottle(provider, entry, self.default_stats)
         throttle.carry_over(engine.throttle)  # the Retry-After pause, and the learned pace if the account is the same
         if self.store is not None and engine.throttle.shared is not None:  # a new key may be a new account
-            throttle.shared = shared_budget(self.store, new.provider)
+            throttle.shared = shared_budget(self.store, throttle.config)
         engine.throttle = throttle
         if old_provider is not provider:
 

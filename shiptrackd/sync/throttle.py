@@ -186,6 +186,12 @@ class ProviderThrottle:
         if isinstance(provider, QuotaReporting):
             provider.quota_observer = self._observe_quota
 
+    async def aclose(self) -> None:
+        """Close the provider's client and the shared budget's connection (a stopping daemon)."""
+        await self.provider.aclose()
+        if self.shared is not None:
+            await self.shared.aclose()
+
     @property
     def batch_size(self) -> int:
         """How many shipments one request carries (the provider's declared batch size)."""
@@ -347,6 +353,8 @@ class ProviderThrottle:
     async def take_slot(self) -> None:
         """Take one request's place under the rate limit (for calls made outside fetch, like the health probe)."""
         await self._pacer.acquire()
+        if self.shared is not None:  # the account's limit holds for the cluster's probes too
+            await self.shared.take()
         self.controller.on_sent(anyio.current_time())
 
     async def _wait_turn(self) -> float:

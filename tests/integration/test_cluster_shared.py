@@ -1,21 +1,29 @@
 """
 One account, one budget, and elected singletons (issue 13 items 3 and 4), on a real PostgreSQL:
 the shared token bucket never grants more than its burst plus its rate, a 429's pause reaches
-every daemon, and a singleton's advisory lock moves to a standby when its leader's session dies.
+every daemon, every `[[providers]]` account of two real daemons is on a budget of its own, and a
+singleton's advisory lock moves to a standby when its leader's session dies.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from conftest import SANDBOX_KEY, quiet_daemon_env
 from pg_fixtures import PgServer, pg_connect
 
+from shiptrackd.api.client import ApiClient
 from shiptrackd.cluster.budget import SharedBudget
 from shiptrackd.cluster.leader import Leadership
 from shiptrackd.config import ProviderConfig, load
+from shiptrackd.daemon import Daemon
+from shiptrackd.sandbox import Sandbox
+from shiptrackd.sandbox.seventeen import PREFIX
 from shiptrackd.store import Store
 
 pytestmark = pytest.mark.anyio
@@ -63,6 +71,75 @@ async def test_three_daemons_share_one_bucket_and_one_pause(pg_store: Store) -> 
     finally:
         for budget in budgets:
             await budget.aclose()
+
+
+KEY17 = "TEST_17track_cluster"
+
+
+def two_accounts(sandbox: Sandbox) -> str:
+    """ShipEngine by default, 17TRACK (its own key, URL and limit) for USPS: two accounts."""
+    return f"""
+[[providers]]
+name = "domestic"
+kind = "shipengine"
+api_key = "{SANDBOX_KEY}"
+base_url = "{sandbox.base_url}"
+rate_limit = "none"
+default = true
+
+[[providers]]
+name = "intl"
+kind = "17track"
+api_key = "{KEY17}"
+base_url = "{sandbox.base_url}{PREFIX}"
+rate_limit = "20/s"
+carriers = ["usps"]
+"""
+
+
+async def test_every_account_of_two_daemons_is_on_a_shared_budget_of_its_own(
+    pg_server: PgServer, short_tmp: Path, sandbox: Sandbox
+) -> None:
+    """Two daemons, two accounts: every 17TRACK request of both takes its token from one bucket (not the
+    default account's), and a 429's pause on one daemon's 17TRACK account holds the other's, not its ShipEngine."""
+    sandbox.seventeen.configure(api_key=KEY17)
+    url = pg_server.create()
+    daemons: list[Any] = []
+    async with anyio.create_task_group() as tg:
+        for name in ("a", "b"):
+            state = short_tmp / name
+            state.mkdir()
+            (state / "shiptrackd.toml").write_text(two_accounts(sandbox), encoding="utf-8")
+            env = quiet_daemon_env(state, sandbox.base_url, SHIPTRACK_STORE__URL=url, SHIPTRACK_SYNC__BATCH_SIZE="40")
+            env = {k: v for k, v in env.items() if not k.startswith("SHIPTRACK_PROVIDER__")}
+            config = load(state / "shiptrackd.toml", env)
+            daemons.append(await tg.start(Daemon(config, handle_signals=False).run))
+        clients = [ApiClient(d.config.daemon.socket) for d in daemons]
+        numbers = [f"9400INTRANSIT{i:04}" for i in range(400)]
+        await clients[0].add_shipments([{"carrier_code": "usps", "tracking_number": n} for n in numbers])
+        before = sandbox.stats.total
+        runs = [(await c.sync(force=True)).run_id for c in clients]
+        with anyio.fail_after(30):
+            for client, run_id in zip(clients, runs, strict=True):
+                while (await client.run(run_id)).outcome == "running":  # noqa: ASYNC110 - another daemon's run
+                    await anyio.sleep(0.05)
+        assert set(sandbox.stats.by_number) == set(numbers)
+        lanes = [d.engine.account("intl") for d in daemons]
+        defaults = [d.engine.throttle for d in daemons]
+        assert all(lane.shared is not None for lane in lanes + defaults)
+        assert lanes[0].shared.account == lanes[1].shared.account != defaults[0].shared.account
+        assert lanes[0].shared.rate == 20.0  # the account's own limit, not the default's
+        # Every request to 17TRACK, from either daemon, took a token from the one bucket.
+        assert sum(lane.shared.taken for lane in lanes) == sandbox.stats.total - before > 0
+        assert sum(d.shared.taken for d in defaults) == 0
+        await lanes[0].shared.pause(5.0)  # a 429 answered to daemon A's 17TRACK requests...
+        assert 4.5 < await lanes[1].shared.try_take() <= 5.0  # ...holds daemon B's
+        assert await defaults[1].shared.try_take() == 0.0  # and not its other account
+        assert await daemons[0].store.db.scalar("SELECT count(*) FROM rate_budget") == 2
+        for client in clients:
+            await client.aclose()
+        for daemon in daemons:
+            daemon.stop()
 
 
 async def test_a_singleton_moves_to_a_standby_when_its_leaders_session_dies(pg_store: Store) -> None:
