@@ -3,7 +3,8 @@ The push receiver: `/hooks/<provider>` on a TCP listener of its own, plus `/heal
 
 Each push goes: body read under the size cap -> the provider's `verify_push` (signature,
 timestamp window) -> the replay cache -> the provider's `parse_push` -> the sync writer, in one
-transaction that also counts the push. Only then the 2xx: a push the store could not take is
+transaction that also counts the push, shared with the pushes that arrived meanwhile (group
+commit, batch.py), each in its own savepoint. Only then the 2xx: a push the store could not take is
 answered 503, so the provider delivers it again. Nothing unverified reaches the store, and every
 outcome is counted (`shiptrackd_webhooks_total{outcome}`); rejections are logged a few lines a minute.
 """
@@ -27,10 +28,12 @@ from ..errors import StoreError
 from ..events import EventBus
 from ..models import TrackingInfo
 from ..store import FetchSuccess, Store
+from ..store.push import PushBatchItem, PushWrite
 from ..store.rows import Shipment
 from ..sync import cadence
 from ..units import parse_size
 from ..wire.names import EVENT_SHIPMENT_STATUS_CHANGED
+from .batch import GroupCommit
 from .state import PushState
 from .verify import PushedUpdate, PushRejectedError, ReplayCache, VerifiedPush
 
@@ -71,6 +74,7 @@ class PushReceiver:
         self.config = config
         self.state = state
         self.replays = ReplayCache(config.webhooks.tolerance_s * 2)
+        self.group: GroupCommit[PushBatchItem[TrackingInfo], PushWrite] = GroupCommit(store.push.write_batch)
         self._log_limit = LogLimiter(REJECTION_LOG_EVERY_S)
 
     @property
@@ -114,7 +118,7 @@ class PushReceiver:
 
         pushed = [(u.carrier_code, u.tracking_number, u.info) for u in updates]
         try:
-            written = await self.store.push.match_and_apply(pushed, now, decide)
+            written = await self.group.submit(PushBatchItem(pushed, now, decide))
         except StoreError as exc:
             raise PushRejectedError(
                 503,

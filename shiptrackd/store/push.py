@@ -12,8 +12,9 @@ import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Generic, TypeVar
 
+from ..errors import StoreError
 from .apply import ApplyResult, FetchSuccess, apply_success, changes
 from .db import to_db
 from .outbox import Outbox
@@ -34,6 +35,15 @@ class PushWrite:
     shipment_ids: list[str] = field(default_factory=list)
     numbers: dict[str, str] = field(default_factory=dict)  # shipment id -> the pushed tracking number
     unmatched: list[str] = field(default_factory=list)  # pushed numbers no shipment has
+
+
+@dataclass(frozen=True)
+class PushBatchItem(Generic[T]):
+    """One push to write: its (carrier, tracking number, answer) triples, when it came, and its cadence rule."""
+
+    pushed: Sequence[tuple[str, str, T]]
+    now: datetime
+    decide: Callable[[Shipment, T], FetchSuccess | None]
 
 
 def match_shipment(shipments: list[Shipment], carrier_code: str) -> Shipment | None:
@@ -75,51 +85,82 @@ class PushStore:
         *decide* (pure: it runs on the writer thread) turns a matched shipment and its answer into
         the FetchSuccess to write (the push's cadence); numbers no shipment has are reported unmatched.
         """
-        errors, store_wide = self.db.errors, self.db.store_wide
+        done = await self.db.write(lambda conn: self._write_push(conn, PushBatchItem(pushed, now, decide), results))
+        self.outbox.poke()
+        return done
 
-        def fn(conn: Conn) -> PushWrite:
-            stamp = to_db(now)
-            out = PushWrite()
-            todo = list(results)
-            written: list[FetchSuccess] = []
-            for carrier, number, answer in pushed:
-                rows = conn.execute(
-                    f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE tracking_number = ? ORDER BY id LIMIT 10",
-                    (number,),
-                ).fetchall()
-                shipment = match_shipment([shipment_row(r) for r in rows], carrier)
-                result = decide(shipment, answer) if shipment is not None else None
-                if result is None:
-                    out.unmatched.append(number)
-                else:
-                    todo.append(result)
-                    out.numbers[result.shipment_id] = number
-            for result in todo:
-                conn.execute("SAVEPOINT pushed")
+    async def write_batch(self, items: Sequence[PushBatchItem[T]]) -> list[PushWrite | Exception]:
+        """
+        Several pushes in one transaction (group commit: push/batch.py), each in a savepoint of its own.
+
+        A push whose write fails alone (a statement error, a bug) is rolled back to its savepoint
+        and gets its exception back while the others commit; a store-wide failure (disk full, lock
+        held, connection lost) raises, and then none of them is written.
+        """
+        errors = self.db.errors
+
+        def fn(conn: Conn) -> list[PushWrite | Exception]:
+            outcomes: list[PushWrite | Exception] = []
+            for item in items:
+                conn.execute("SAVEPOINT push")
                 try:
-                    apply_success(conn, result, stamp, out.applied)
-                except errors as exc:  # removed since the push was matched: nothing to write
-                    conn.execute("ROLLBACK TO pushed")
-                    conn.execute("RELEASE pushed")
-                    if store_wide(exc):
+                    outcomes.append(self._write_push(conn, item))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO push")
+                    conn.execute("RELEASE push")
+                    if isinstance(exc, errors) and self.db.store_wide(exc):
                         raise
+                    outcomes.append(
+                        StoreError(f"the push could not be written: {exc}") if isinstance(exc, errors) else exc
+                    )
                     continue
-                conn.execute("RELEASE pushed")
-                written.append(result)
-                # A shipment that pushes is subscribed, whatever we thought; DE and EX end ShipEngine's pushes.
-                conn.execute(
-                    "UPDATE shipments SET last_push_at = ?, push_count = push_count + 1, push_missed = 0,"
-                    " subscribed_at = CASE WHEN status_code IN ('DE', 'EX') THEN NULL"
-                    " ELSE coalesce(subscribed_at, ?) END WHERE id = ?",
-                    (stamp, stamp, result.shipment_id),
-                )
-                out.shipment_ids.append(result.shipment_id)
-            self.outbox.enqueue(conn, changes(written, out.applied), now)
-            return out
+                conn.execute("RELEASE push")
+            return outcomes
 
         done = await self.db.write(fn)
         self.outbox.poke()
         return done
+
+    def _write_push(self, conn: Conn, item: PushBatchItem[T], results: Sequence[FetchSuccess] = ()) -> PushWrite:
+        """One push: match its numbers, write their answers and the push counters, enqueue its outbox rows."""
+        stamp = to_db(item.now)
+        out = PushWrite()
+        todo = list(results)
+        written: list[FetchSuccess] = []
+        for carrier, number, answer in item.pushed:
+            rows = conn.execute(
+                f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE tracking_number = ? ORDER BY id LIMIT 10",
+                (number,),
+            ).fetchall()
+            shipment = match_shipment([shipment_row(r) for r in rows], carrier)
+            result = item.decide(shipment, answer) if shipment is not None else None
+            if result is None:
+                out.unmatched.append(number)
+            else:
+                todo.append(result)
+                out.numbers[result.shipment_id] = number
+        for result in todo:
+            conn.execute("SAVEPOINT pushed")
+            try:
+                apply_success(conn, result, stamp, out.applied)
+            except self.db.errors as exc:  # removed since the push was matched: nothing to write
+                conn.execute("ROLLBACK TO pushed")
+                conn.execute("RELEASE pushed")
+                if self.db.store_wide(exc):
+                    raise
+                continue
+            conn.execute("RELEASE pushed")
+            written.append(result)
+            # A shipment that pushes is subscribed, whatever we thought; DE and EX end ShipEngine's pushes.
+            conn.execute(
+                "UPDATE shipments SET last_push_at = ?, push_count = push_count + 1, push_missed = 0,"
+                " subscribed_at = CASE WHEN status_code IN ('DE', 'EX') THEN NULL"
+                " ELSE coalesce(subscribed_at, ?) END WHERE id = ?",
+                (stamp, stamp, result.shipment_id),
+            )
+            out.shipment_ids.append(result.shipment_id)
+        self.outbox.enqueue(conn, changes(written, out.applied), item.now)
+        return out
 
     # --- subscriptions ---------------------------------------------------------------
 

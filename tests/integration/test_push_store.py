@@ -12,6 +12,8 @@ import pytest
 
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
 from shiptrackd.store import FetchSuccess, Route, Store
+from shiptrackd.store.push import PushBatchItem, PushWrite
+from shiptrackd.store.rows import Shipment
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -80,3 +82,54 @@ async def test_a_pushed_change_is_announced_like_a_polled_one(any_store: Store) 
         ("app", added.id, "shipment.status_changed"),
         ("app", added.id, "shipment.delivered"),
     ]
+
+
+def _info(number: str, *statuses: str) -> TrackingInfo:
+    return TrackingInfo(number, statuses[-1], events=_history(*statuses).events)
+
+
+async def test_a_batch_of_pushes_commits_together_and_one_that_fails_fails_alone(any_store: Store) -> None:
+    """
+    Group commit: several pushes in one transaction, each in its own savepoint. A push whose write
+    raises (here a bug in its cadence rule) gets its exception back and leaves no trace; the
+    others, before and after it, commit; a number no shipment has is reported unmatched.
+    """
+    store = any_store
+    result = await store.shipments.add_many([NewShipment("ups", n) for n in ("1ZBA", "1ZBB", "1ZBC")], NOW)
+    ids = {a.tracking_number: a.id for a in result.added}
+    later = NOW + timedelta(hours=5)
+
+    def decide(shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
+        if info.tracking_number == "1ZBB":
+            raise ValueError("a bug in this push's path")
+        return FetchSuccess(shipment.id, info, later, "push")
+
+    items = [PushBatchItem([("ups", n, _info(n, "AC", "IT"))], NOW, decide) for n in ("1ZBA", "1ZBB", "1ZBC", "1ZNONE")]
+    a, b, c, unknown = await store.push.write_batch(items)
+    assert isinstance(a, PushWrite) and a.shipment_ids == [ids["1ZBA"]] and a.applied.changed[0][2] == "IT"
+    assert isinstance(b, ValueError)
+    assert isinstance(c, PushWrite) and c.shipment_ids == [ids["1ZBC"]]
+    assert isinstance(unknown, PushWrite) and unknown.unmatched == ["1ZNONE"] and unknown.shipment_ids == []
+    for number, status, count, events in (("1ZBA", "IT", 1, 2), ("1ZBB", None, 0, 0), ("1ZBC", "IT", 1, 2)):
+        shipment = await store.shipments.get(ids[number])
+        assert shipment is not None
+        assert (shipment.status_code, shipment.push_count) == (status, count), number
+        assert len(await store.shipments.events(ids[number])) == events, number
+
+
+async def test_two_pushes_for_one_shipment_in_one_batch_apply_in_order(any_store: Store) -> None:
+    """The second push of a batch sees the first one's write: an older history after a newer one is stale."""
+    store = any_store
+    (added,) = (await store.shipments.add_many([NewShipment("ups", "1ZPUSH")], NOW)).added
+    later = NOW + timedelta(hours=5)
+
+    def decide(shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
+        return FetchSuccess(shipment.id, info, later, "push")
+
+    newer = PushBatchItem([("ups", "1ZPUSH", _history("AC", "IT", "OD"))], NOW, decide)
+    older = PushBatchItem([("ups", "1ZPUSH", _history("AC", "IT"))], NOW, decide)
+    first, second = await store.push.write_batch([newer, older])
+    assert isinstance(first, PushWrite) and first.applied.changed == [(added.id, None, "OD")]
+    assert isinstance(second, PushWrite) and second.applied.stale == [added.id] and second.applied.changed == []
+    shipment = await store.shipments.get(added.id)
+    assert shipment is not None and (shipment.status_code, shipment.push_count) == ("OD", 2)
