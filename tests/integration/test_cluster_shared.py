@@ -60,7 +60,10 @@ async def test_three_daemons_share_one_bucket_and_one_pause(pg_store: Store) -> 
         elapsed = time.monotonic() - started
         assert budgets[0].burst == 2.0
         assert 2 <= granted <= 2 + 20 * elapsed + 1  # the burst, then only what the rate refilled
-        assert 0 < await budgets[1].try_take() <= 1 / 20 + 0.01  # the next token is a pace away
+        # Drained, the bucket grants no more than the rate refills: soon a caller is told to wait, and
+        # never more than one pace (taking in a loop, as a slow box may have refilled a token or two).
+        waits = [await budgets[1].try_take() for _ in range(20)]
+        assert any(w > 0 for w in waits) and max(waits) <= 1 / 20 + 0.01
 
         await budgets[0].pause(5.0)  # a 429 answered to one daemon...
         for budget in budgets[1:]:  # ...holds the others: their next token is 5 s away, whatever the bucket holds

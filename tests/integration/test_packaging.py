@@ -119,14 +119,14 @@ def test_credentials_are_loaded_with_a_fallback() -> None:
     assert all(value.startswith("#") for value in fallbacks.values())
 
 
-def test_fallback_credential_is_ignored_by_the_loader(tmp_path: Path) -> None:
+def test_fallback_credential_is_ignored_by_the_loader(short_tmp: Path) -> None:
     """The SetCredential= fallback text, as the credential file, leaves the key and URLs unset."""
     from shiptrackd.config import Secret, load
 
     fallbacks = dict(v.split(":", 1) for v in directives(UNIT.read_text())["SetCredential"])
     for name, value in fallbacks.items():
-        (tmp_path / name).write_text(value)
-    config = load(None, {"CREDENTIALS_DIRECTORY": str(tmp_path), "HOME": str(tmp_path)})
+        (short_tmp / name).write_text(value)
+    config = load(None, {"CREDENTIALS_DIRECTORY": str(short_tmp), "HOME": str(short_tmp)})
     assert config.provider.api_key == Secret("")
     assert config.alerts.urls == ()
 

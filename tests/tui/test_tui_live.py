@@ -261,7 +261,7 @@ async def test_disconnect_banner_and_reconnect(short_tmp: Path, sandbox: Sandbox
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await until(pilot, lambda: app.state.connected)
             banner = app.screen.query_one(ConnectionBanner)
-            assert not banner.display
+            await until(pilot, lambda: not banner.display)  # hidden on the refresh after connecting
             loops_before = set(app.state.loops)
 
             first.stop()

@@ -393,6 +393,16 @@ def test_socket_in_the_state_dir_or_runtime_dir_may_be_created(tmp_path: Path, e
         ('[daemon]\nstate_dir = "/proc/shiptrackd"\n', "daemon.state_dir"),
         (f'[daemon]\nsocket = "/tmp/shiptrackd-no-such-dir-{os.getpid()}/x/ctl.sock"\n', "daemon.socket"),
     ],
+    ids=[
+        "unknown-provider",
+        "huge-concurrency",
+        "huge-grace",
+        "huge-schedule",
+        "inverted-thresholds",
+        "dev-zero-secret",
+        "state-dir-in-proc",
+        "socket-dir-missing",
+    ],  # stable ids: the socket path holds the pid, and pytest-xdist's workers must collect the same names
 )
 def test_check_config_and_start_exit_78(tmp_path: Path, text: str, key: str) -> None:
     """`shiptrackd --check-config` and `shiptrackd` both exit 78 with one line naming the key, no traceback."""

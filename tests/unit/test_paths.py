@@ -48,12 +48,12 @@ def test_without_a_system_socket_the_users_runtime_dir_is_used(tmp_path: Path, s
     assert default_socket(env, system_socket=system_socket) == tmp_path / "state" / "shiptrackd" / "control.sock"
 
 
-def test_the_daemon_binds_where_its_clients_look(tmp_path: Path, system_socket: Path) -> None:
+def test_the_daemon_binds_where_its_clients_look(short_tmp: Path, system_socket: Path) -> None:
     """The daemon's default socket (no config) is the clients' default when no system socket exists."""
     for env in (
-        {"XDG_RUNTIME_DIR": str(tmp_path / "xdg"), "XDG_STATE_HOME": str(tmp_path / "state")},
-        {"XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path / "home")},
-        {"HOME": str(tmp_path / "home")},
+        {"XDG_RUNTIME_DIR": str(short_tmp / "xdg"), "XDG_STATE_HOME": str(short_tmp / "state")},
+        {"XDG_STATE_HOME": str(short_tmp / "state"), "HOME": str(short_tmp / "home")},
+        {"HOME": str(short_tmp / "home")},
     ):
         config = load(None, env)
         assert config.daemon.socket == default_socket(env, system_socket=system_socket) == user_socket(env)
