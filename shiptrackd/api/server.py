@@ -298,18 +298,19 @@ def answer_protocol_errors_in_json() -> None:
 
 async def _run_hypercorn(app: Any, cfg: HypercornConfig, stop: anyio.Event, sockets: Any = None) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
-
-    wrapped = EndOnStop(CloseUnreadBodies(app), stop, grace_s=cfg.graceful_timeout / 2)
-    if sockets is None:
-        await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
-        return
-    # Pre-bound sockets (serve_tcp, for port 0) go through the function hypercorn's serve() wraps.
     from hypercorn.asyncio.run import worker_serve
     from hypercorn.utils import wrap_app
 
-    await worker_serve(
-        wrap_app(wrapped, cfg.wsgi_max_body_size, "asgi"), cfg, sockets=sockets, shutdown_trigger=stop.wait
-    )
+    wrapped = EndOnStop(CloseUnreadBodies(app), stop, grace_s=cfg.graceful_timeout / 2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wrapped.watch)
+        if sockets is None:
+            await hypercorn_serve(wrapped, cfg, shutdown_trigger=stop.wait)
+        else:  # pre-bound sockets (serve_tcp, for port 0) go through the function hypercorn's serve() wraps
+            await worker_serve(
+                wrap_app(wrapped, cfg.wsgi_max_body_size, "asgi"), cfg, sockets=sockets, shutdown_trigger=stop.wait
+            )
+        tg.cancel_scope.cancel()
 
 
 class CloseUnreadBodies:
@@ -351,30 +352,43 @@ class EndOnStop:
 
     hypercorn waits out its graceful timeout for a request still reading its body (a client that
     sent half) or still working, then cancels its connection: one asyncio traceback each. Here a
-    body read sees a disconnect as soon as *stop* is set, and a request still running after
-    *grace_s* is cancelled and, if nothing was sent yet, answered 503 with Connection: close.
+    body read sees a disconnect as soon as *stop* is set, and a request still running *grace_s*
+    after it is cancelled and, if nothing was sent yet, answered 503 with Connection: close.
+    One `watch` task per server does the watching (a watcher task per request cost ~0.13 ms each).
     """
 
     def __init__(self, app: Any, stop: anyio.Event, *, grace_s: float) -> None:
         self.app = app
         self.stop = stop
         self.grace_s = grace_s
+        self._running: set[_InFlight] = set()
+        self._overdue = False  # the grace is over: a request still running, or starting, is cancelled
+
+    async def watch(self) -> None:
+        """Run beside the server: at stop, end the body reads under way; after the grace, the requests."""
+        await self.stop.wait()
+        for flight in list(self._running):
+            if flight.receiving is not None:
+                flight.receiving.cancel()
+        await anyio.sleep(self.grace_s)
+        self._overdue = True
+        for flight in list(self._running):
+            flight.scope.cancel()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
-        receiving: anyio.CancelScope | None = None
+        flight = _InFlight()
 
         async def guarded_receive() -> Any:
-            nonlocal receiving
             if not self.stop.is_set():
-                with anyio.CancelScope() as receiving:
+                with anyio.CancelScope() as flight.receiving:
                     try:
                         return await receive()
                     finally:
-                        receiving = None
+                        flight.receiving = None
             raise DaemonStoppingError()  # a 503 from read_json: no more of this body will be read
 
         async def tracked_send(message: Any) -> None:
@@ -382,23 +396,29 @@ class EndOnStop:
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        async def watch(app_scope: anyio.CancelScope) -> None:
-            await self.stop.wait()
-            if receiving is not None:
-                receiving.cancel()
-            await anyio.sleep(self.grace_s)
-            app_scope.cancel()
-
-        async with anyio.create_task_group() as tg:
-            with anyio.CancelScope() as app_scope:
-                tg.start_soon(watch, app_scope)
+        with flight.scope:
+            if self._overdue:
+                flight.scope.cancel()
+            self._running.add(flight)
+            try:
                 await self.app(scope, guarded_receive, tracked_send)
-            tg.cancel_scope.cancel()
-        if app_scope.cancelled_caught and not started:
+            finally:
+                self._running.discard(flight)
+        if flight.scope.cancelled_caught and not started:
             stopping = DaemonStoppingError()
             response = error_response(stopping.http_status, stopping.code, stopping.message)
             response.headers["connection"] = "close"
             await response(scope, guarded_receive, send)
+
+
+class _InFlight:
+    """One request EndOnStop may have to end: its cancel scope, and its body read's while one is under way."""
+
+    __slots__ = ("receiving", "scope")
+
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.receiving: anyio.CancelScope | None = None
 
 
 async def _wait_listening(connect: Callable[[], Awaitable[ByteStream]]) -> None:
