@@ -171,6 +171,23 @@ async def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(running: Runn
     assert not [line for line in logs if "Traceback" in line or "ERROR" in line]
 
 
+async def test_an_import_cut_off_mid_body_adds_nothing_and_the_whole_one_adds_all(running: Running) -> None:
+    """Issue 9 item 10: an import is one request and one transaction; a client killed mid-file adds nothing."""
+    records = [{"carrier_code": "ups", "tracking_number": f"1ZCUT{n:010d}"} for n in range(2000)]
+    body = json.dumps({"shipments": records}).encode()
+    head = (
+        b"POST /v1/shipments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    stream = await anyio.connect_unix(running.config.daemon.socket)
+    await stream.send(head + body[: len(body) * 9 // 10])  # 1,800 whole records sent, then the client dies
+    await stream.aclose()
+    assert (await running.client.shipments(limit=1)).shipments == []
+
+    added = await running.client.add_shipments(records)  # the same import, whole: every record lands
+    assert len(added.added) == 2000 and len((await running.client.shipments(limit=1000)).shipments) == 1000
+
+
 async def test_an_internal_error_is_a_json_500_logged_once_a_minute_per_kind(
     running: Running, http: httpx.AsyncClient, logs: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -135,3 +135,22 @@ async def test_status_changes_are_one_line_per_batch_and_run_figures_are_fields(
     (done,) = [r for r in got if r["msg"].startswith("sync done")]
     assert (done["run_id"], done["selected"], done["updated"], done["failed"]) == (run["id"], 30, 30, 0)
     assert done["outcome"] == "ok" and done["trigger"] == "manual" and done["elapsed_s"] >= 0
+
+
+async def test_a_reload_logs_one_audit_line_naming_what_changed(
+    short_tmp: Path, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reload, however asked for (here POST /v1/reload), is one INFO audit line with the sections it changed."""
+    before = daemon_config(short_tmp, sandbox.base_url)
+    after = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_PROVIDER__API_KEY="TEST_rotated_key")
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(before, load_config=lambda: after, handle_signals=False).run)
+        async with ApiClient(before.daemon.socket) as client:
+            await client.reload()
+        daemon.stop()
+    # A reload re-applies the configured logging, which writes to stderr.
+    err = capsys.readouterr().err
+    audit = [line for line in err.splitlines() if "audit: config reloaded" in line]
+    assert len(audit) == 1 and " INFO " in audit[0]
+    assert "changed=provider" in audit[0]
+    assert "TEST_rotated_key" not in err  # the new key is a secret, even in the audit line
