@@ -382,27 +382,25 @@ def test_socket_in_the_state_dir_or_runtime_dir_may_be_created(tmp_path: Path, e
 
 @pytest.mark.parametrize(
     ("text", "key"),
-    [
-        ('[provider]\nname = "fedex"\n', "provider.name"),
-        ("[provider]\nconcurrency = 1000000\n", "provider.concurrency"),
-        ("[daemon]\nshutdown_grace = 1e308\n", "daemon.shutdown_grace"),
-        ('[sync]\nschedule = "99999999999d"\n', "sync.schedule"),
-        ('[health]\nsync_age_warning = "2h"\nsync_age_critical = "1h"\n', "health.sync_age_warning"),
-        ('[cluster]\nmember_stale = "1s"\n', "cluster.member_stale"),
-        ('[provider]\napi_key_file = "/dev/zero"\n', "provider.api_key_file"),
-        ('[daemon]\nstate_dir = "/proc/shiptrackd"\n', "daemon.state_dir"),
-        (f'[daemon]\nsocket = "/tmp/shiptrackd-no-such-dir-{os.getpid()}/x/ctl.sock"\n', "daemon.socket"),
+    [  # ids of their own: the socket path holds the pid, and pytest-xdist's workers must collect the same names
+        pytest.param('[provider]\nname = "fedex"\n', "provider.name", id="unknown-provider"),
+        pytest.param("[provider]\nconcurrency = 1000000\n", "provider.concurrency", id="huge-concurrency"),
+        pytest.param("[daemon]\nshutdown_grace = 1e308\n", "daemon.shutdown_grace", id="huge-grace"),
+        pytest.param('[sync]\nschedule = "99999999999d"\n', "sync.schedule", id="huge-schedule"),
+        pytest.param(
+            '[health]\nsync_age_warning = "2h"\nsync_age_critical = "1h"\n',
+            "health.sync_age_warning",
+            id="inverted-thresholds",
+        ),
+        pytest.param('[cluster]\nmember_stale = "1s"\n', "cluster.member_stale", id="tiny-member-stale"),
+        pytest.param('[provider]\napi_key_file = "/dev/zero"\n', "provider.api_key_file", id="dev-zero-secret"),
+        pytest.param('[daemon]\nstate_dir = "/proc/shiptrackd"\n', "daemon.state_dir", id="state-dir-in-proc"),
+        pytest.param(
+            f'[daemon]\nsocket = "/tmp/shiptrackd-no-such-dir-{os.getpid()}/x/ctl.sock"\n',
+            "daemon.socket",
+            id="socket-dir-missing",
+        ),
     ],
-    ids=[
-        "unknown-provider",
-        "huge-concurrency",
-        "huge-grace",
-        "huge-schedule",
-        "inverted-thresholds",
-        "dev-zero-secret",
-        "state-dir-in-proc",
-        "socket-dir-missing",
-    ],  # stable ids: the socket path holds the pid, and pytest-xdist's workers must collect the same names
 )
 def test_check_config_and_start_exit_78(tmp_path: Path, text: str, key: str) -> None:
     """`shiptrackd --check-config` and `shiptrackd` both exit 78 with one line naming the key, no traceback."""
