@@ -152,6 +152,7 @@ class Daemon:
                     bus=self.bus,
                     throttle=lambda: engine.throttle,
                     account=lambda name: engine.account(name).provider,
+                    elsewhere=engine.elsewhere,
                 )
                 await push.load()
                 engine.push = push.state

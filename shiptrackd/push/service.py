@@ -19,6 +19,7 @@ from ..events import EventBus
 from ..providers.base import Provider
 from ..providers.shipengine_push import ShipEnginePush
 from ..store import Store
+from ..store.push import NOWHERE, Elsewhere
 from ..store.rows import Shipment
 from ..sync.throttle import ProviderThrottle
 from .adapter import interface_pushes
@@ -78,7 +79,9 @@ class Push:
         bus: EventBus,
         throttle: Callable[[], ProviderThrottle],
         account: Callable[[str], Provider] | None = None,
+        elsewhere: Callable[[], Elsewhere] = lambda: NOWHERE,
     ) -> None:
+        """*elsewhere*: the shipments accounts other than *throttle*'s track (SyncEngine.elsewhere)."""
         cad = config.sync.cadence
         self.config = config
         self.store = store
@@ -91,7 +94,9 @@ class Push:
         self.receiver = PushReceiver(
             providers=providers, store=store, clock=clock, bus=bus, config=config, state=self.state
         )
-        self.subscriptions = Subscriptions(store=store, throttle=throttle, state=self.state, clock=clock)
+        self.subscriptions = Subscriptions(
+            store=store, throttle=throttle, state=self.state, clock=clock, elsewhere=elsewhere
+        )
         self.address: str | None = None  # HOST:PORT the listener is bound to
 
     async def load(self) -> None:

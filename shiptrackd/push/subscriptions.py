@@ -1,6 +1,7 @@
 """
-Keeping pushes subscribed: every active shipment subscribed with its provider, every finished one
-unsubscribed, and polling taking over when the push channel falls silent.
+Keeping pushes subscribed: every active shipment the pushing account tracks subscribed with it,
+every finished one (and any another account tracks) unsubscribed, and polling taking over when the
+push channel falls silent.
 
 One pass (`run_once`, the `push` loop's body) subscribes a batch of active shipments not yet
 subscribed (added, imported, or there before pushes were on), stops the pushes of expired and
@@ -18,6 +19,7 @@ from loguru import logger
 from ..clock import Clock
 from ..errors import ProviderError, RateLimitedError
 from ..store import Store
+from ..store.push import NOWHERE, Elsewhere
 from ..store.rows import Shipment
 from ..sync.throttle import ProviderThrottle
 from .state import OK, PushState
@@ -43,10 +45,15 @@ class Subscriptions:
         state: PushState,
         clock: Clock,
         on_silence: Callable[[], object] | None = None,
+        elsewhere: Callable[[], Elsewhere] = lambda: NOWHERE,
     ) -> None:
-        """*throttle* is read on each call (a reload swaps it); *on_silence* runs when polling must take over."""
+        """
+        *throttle* is read on each call (a reload swaps it); *on_silence* runs when polling must take
+        over; *elsewhere* says which shipments other accounts track (never subscribed with this one).
+        """
         self.store = store
         self.throttle = throttle
+        self.elsewhere = elsewhere
         self.state = state
         self.clock = clock
         self.on_silence = on_silence
@@ -60,12 +67,15 @@ class Subscriptions:
         provider = throttle.provider
         subscribed = stopped = failed = 0
         if isinstance(provider, Subscribing):
-            for shipment in await self.store.push.to_unsubscribe(BATCH):
+            # Another account's parcel subscribed here is pushed as this provider sees it: from its
+            # subscription on, "not yet in system" and newer than the real history, so it won.
+            elsewhere = self.elsewhere()
+            for shipment in await self.store.push.to_unsubscribe(BATCH, elsewhere):
                 await self._call(throttle, provider.unsubscribe, shipment)
                 await self.store.push.mark_unsubscribed([shipment.id])
                 stopped += 1
             done: list[str] = []
-            for shipment in await self.store.push.to_subscribe(BATCH):
+            for shipment in await self.store.push.to_subscribe(BATCH, elsewhere):
                 if await self._call(throttle, provider.subscribe, shipment):
                     done.append(shipment.id)
                 else:

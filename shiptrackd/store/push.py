@@ -38,6 +38,32 @@ class PushWrite:
 
 
 @dataclass(frozen=True)
+class Elsewhere:
+    """
+    The shipments another account tracks, by the rule SyncEngine.lane_for follows: their own
+    account if it is one of *accounts*, else (none yet) their carrier's route if it is in *carriers*.
+    """
+
+    accounts: tuple[str, ...] = ()
+    carriers: tuple[str, ...] = ()
+
+    def sql(self) -> tuple[str, tuple[str, ...]]:
+        """A condition true for those shipments, and its parameters (no `IN ()`: PostgreSQL refuses it)."""
+        parts: builtins.list[str] = []
+        params: tuple[str, ...] = ()
+        if self.accounts:
+            parts.append(f"provider IN ({','.join('?' * len(self.accounts))})")
+            params += self.accounts
+        if self.carriers:
+            parts.append(f"(provider = '' AND carrier_code IN ({','.join('?' * len(self.carriers))}))")
+            params += self.carriers
+        return f"({' OR '.join(parts) or '1 = 0'})", params
+
+
+NOWHERE = Elsewhere()  # one account: it tracks every shipment
+
+
+@dataclass(frozen=True)
 class PushBatchItem(Generic[T]):
     """One push to write: its (carrier, tracking number, answer) triples, when it came, and its cadence rule."""
 
@@ -164,25 +190,28 @@ class PushStore:
 
     # --- subscriptions ---------------------------------------------------------------
 
-    async def to_subscribe(self, limit: int) -> builtins.list[Shipment]:
+    async def to_subscribe(self, limit: int, elsewhere: Elsewhere = NOWHERE) -> builtins.list[Shipment]:
         """
-        Active shipments not subscribed yet, oldest first; not delivered ones (nothing more to push).
+        Active shipments not subscribed yet, oldest first; not delivered ones (nothing more to push),
+        nor those another account tracks (*elsewhere*: its pushes would be that parcel seen anew).
 
         An exception is subscribed again: ShipEngine stops pushing after one, and exceptions recover.
         """
+        clause, params = elsewhere.sql()
         rows = await self.db.fetchall(
             f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 1 AND subscribed_at IS NULL"
-            " AND coalesce(status_code, '') != 'DE' ORDER BY id LIMIT ?",
-            (limit,),
+            f" AND coalesce(status_code, '') != 'DE' AND NOT {clause} ORDER BY id LIMIT ?",
+            (*params, limit),
         )
         return [shipment_row(r) for r in rows]
 
-    async def to_unsubscribe(self, limit: int) -> builtins.list[Shipment]:
-        """Inactive (expired, terminal) shipments still subscribed: each needs a stop call."""
+    async def to_unsubscribe(self, limit: int, elsewhere: Elsewhere = NOWHERE) -> builtins.list[Shipment]:
+        """Subscribed shipments that should not be: inactive (expired, terminal) or tracked by another account."""
+        clause, params = elsewhere.sql()
         rows = await self.db.fetchall(
-            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE active = 0 AND subscribed_at IS NOT NULL"
-            " ORDER BY id LIMIT ?",
-            (limit,),
+            f"SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE subscribed_at IS NOT NULL"
+            f" AND (active = 0 OR {clause}) ORDER BY id LIMIT ?",
+            (*params, limit),
         )
         return [shipment_row(r) for r in rows]
 

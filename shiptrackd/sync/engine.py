@@ -39,6 +39,7 @@ from ..errors import (
 from ..events import EventBus
 from ..push.state import PushState
 from ..store import Store
+from ..store.push import Elsewhere
 from ..store.rows import Shipment
 from ..wire.names import (
     EVENT_SHIPMENT_STATUS_CHANGED,
@@ -289,6 +290,10 @@ class SyncEngine:
         if name == self.throttle.provider.name:
             return self.throttle
         return self.others[name]
+
+    def elsewhere(self) -> Elsewhere:
+        """The shipments the default account does not track (lane_for's rule): it must not be asked to push them."""
+        return Elsewhere(tuple(self.others), tuple(c for c, name in self.routes.items() if name in self.others))
 
     def lane_for(self, shipment: Shipment) -> ProviderThrottle:
         """The account that tracks this shipment: the one it keeps, else its carrier's route, else the default."""

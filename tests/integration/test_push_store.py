@@ -12,7 +12,7 @@ import pytest
 
 from shiptrackd.models import NewShipment, TrackingEvent, TrackingInfo
 from shiptrackd.store import FetchSuccess, Route, Store
-from shiptrackd.store.push import PushBatchItem, PushWrite
+from shiptrackd.store.push import Elsewhere, PushBatchItem, PushWrite
 from shiptrackd.store.rows import Shipment
 
 pytestmark = pytest.mark.anyio
@@ -67,6 +67,27 @@ async def test_subscriptions_queue_end_on_delivery_and_return_after_an_exception
     assert await store.push.count_subscribed_by_status() == {"EX": 1, "none": 1}
     await store.shipments.remove(ids[2])
     assert await store.push.count_subscribed() == 1
+
+
+async def test_shipments_another_account_tracks_are_never_subscribed_here(any_store: Store) -> None:
+    """to_subscribe leaves out another account's shipments (its own, or its carrier's route while it has none);
+    to_unsubscribe lists those subscribed all the same (a daemon before this rule subscribed them)."""
+    store = any_store
+    rows = [
+        NewShipment("ups", "1ZMINE"),
+        NewShipment("usps", "9400ROUTED"),  # usps goes to 17track: not ours though no account answered yet
+        NewShipment("", "1ZDETECT", provider="17track"),  # added for 17track to detect its carrier
+        NewShipment("usps", "9400KEPT"),  # tracked here before usps was routed away: it stays here
+    ]
+    ids = {a.tracking_number: a.id for a in (await store.shipments.add_many(rows, NOW)).added}
+    await store.shipments.set_provider([(ids["9400KEPT"], "shipengine", "")], NOW)
+    elsewhere = Elsewhere(accounts=("17track",), carriers=("usps",))
+    assert sorted(s.tracking_number for s in await store.push.to_subscribe(10, elsewhere)) == ["1ZMINE", "9400KEPT"]
+    assert len(await store.push.to_subscribe(10)) == 4  # one account: it tracks them all
+    await store.push.mark_subscribed(list(ids.values()), NOW)
+    gone = await store.push.to_unsubscribe(10, elsewhere)
+    assert sorted(s.tracking_number for s in gone) == ["1ZDETECT", "9400ROUTED"]
+    assert await store.push.to_unsubscribe(10) == []
 
 
 async def test_a_pushed_change_is_announced_like_a_polled_one(any_store: Store) -> None:
