@@ -33,7 +33,7 @@ from shiptrackd.providers import seventeentrack_wire as wire
 from shiptrackd.sandbox import lifecycle
 from shiptrackd.sandbox.server import Drop, Reply, Request
 from shiptrackd.sandbox.state import SandboxStats, SimClock, TokenBucket, parse_rate_limit
-from shiptrackd.units import RateLimit
+from shiptrackd.units import RateLimit, format_rfc3339, parse_rfc3339
 
 PREFIX = "/track/v2.2"
 ENDPOINTS = ("/register", "/gettrackinfo", "/stoptrack", "/getquota")
@@ -91,13 +91,15 @@ class SeventeenTrack:
 
     def registrations(self) -> dict[str, list[Any]]:
         """The registered numbers, JSON-ready for a saved story: number -> [carrier, registered_at, stopped]."""
-        return {n: [r.carrier, _iso_utc(r.registered_at), r.stopped] for n, r in self.registered.items()}
+        # registered_at to the microsecond: a resumed parcel rounded down to the second told its
+        # history up to a second earlier, so every event came back twice and answers looked stale.
+        return {n: [r.carrier, format_rfc3339(r.registered_at), r.stopped] for n, r in self.registered.items()}
 
     def restore(self, saved: dict[str, Any]) -> None:
         """Registrations from registrations() (a resumed demo); ValueError on a malformed one, changing nothing."""
         try:
             restored = {
-                str(n): Registered(int(c), datetime.fromisoformat(str(at).replace("Z", "+00:00")), bool(stopped))
+                str(n): Registered(int(c), parse_rfc3339(str(at)), bool(stopped))
                 for n, (c, at, stopped) in saved.items()
             }
         except (TypeError, ValueError) as exc:

@@ -22,9 +22,10 @@ import pytest
 
 from shiptrackd.api.client import ApiClient
 from shiptrackd.config import load
-from shiptrackd.demo import DEMO_KEY, STORY_FILE, demo_environment
+from shiptrackd.demo import DEMO_17TRACK_KEY, DEMO_KEY, STORY_FILE, demo_environment
 from shiptrackd.errors import DaemonUnavailableError
 from shiptrackd.sandbox import Sandbox
+from shiptrackd.sandbox.seventeen import PREFIX as SEVENTEEN_PREFIX
 from shiptrackd.statedir import prepare_paths
 from shiptrackd.units import parse_rfc3339
 
@@ -58,6 +59,35 @@ async def test_a_resumed_sandbox_story_continues_where_it_stopped() -> None:
     async with second.serve() as sb, httpx.AsyncClient(base_url=sb.base_url) as client:
         assert sb.now() == parse_rfc3339(story["now"])
         after = await _track(client, "1ZLCNORMAL0001")
+    assert after == before
+
+
+async def test_a_resumed_17track_registration_tells_the_same_history() -> None:
+    """A 17TRACK registration resumed from story() answers as before, to the second of every event."""
+    start = datetime(2026, 1, 5, 9, 0, 0, 999_000, tzinfo=UTC)  # rounded down, every event moved a second
+    number = "9400LCNORMAL0000000001"
+
+    async def track(sb: Sandbox, path: str) -> dict[str, Any]:
+        headers = {"17token": DEMO_17TRACK_KEY}
+        async with httpx.AsyncClient(base_url=sb.base_url + SEVENTEEN_PREFIX, headers=headers) as client:
+            response = await client.post(path, json=[{"number": number, "carrier": 21051}])
+        body: dict[str, Any] = response.raise_for_status().json()
+        return body
+
+    first = Sandbox(time_scale=0, start_at=start)
+    first.seventeen.configure(api_key=DEMO_17TRACK_KEY)
+    async with first.serve() as sb:
+        assert (await track(sb, "/register"))["data"]["accepted"]
+        sb.advance(hours=30)
+        before = await track(sb, "/gettrackinfo")
+        story = json.loads(json.dumps(sb.story()))
+
+    second = Sandbox(time_scale=0)
+    second.seventeen.configure(api_key=DEMO_17TRACK_KEY)
+    second.resume_story(story)
+    async with second.serve() as sb:
+        after = await track(sb, "/gettrackinfo")
+    assert len(before["data"]["accepted"][0]["track_info"]["tracking"]["providers"][0]["events"]) > 2
     assert after == before
 
 
