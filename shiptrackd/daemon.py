@@ -150,9 +150,7 @@ class Daemon:
                     store=store,
                     clock=self.clock,
                     bus=self.bus,
-                    throttle=lambda: engine.throttle,
-                    account=lambda name: engine.account(name).provider,
-                    elsewhere=engine.elsewhere,
+                    accounts=engine,
                 )
                 await push.load()
                 engine.push = push.state

@@ -11,7 +11,7 @@ outcome is counted (`shiptrackd_webhooks_total{outcome}`); rejections are logged
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from loguru import logger
@@ -27,6 +27,7 @@ from ..config import Config
 from ..errors import StoreError
 from ..events import EventBus
 from ..models import TrackingInfo
+from ..providers.base import Provider
 from ..store import FetchSuccess, Store
 from ..store.push import PushBatchItem, PushWrite
 from ..store.rows import Shipment
@@ -66,8 +67,11 @@ class PushReceiver:
         bus: EventBus,
         config: Config,
         state: PushState,
+        account_of: Callable[[Shipment], Provider] | None = None,
     ) -> None:
+        """*account_of*: the account that tracks a shipment (SyncEngine.lane_for); None: one account, all of them."""
         self.providers = dict(providers)
+        self.account_of = account_of
         self.store = store
         self.clock = clock
         self.bus = bus
@@ -99,12 +103,26 @@ class PushReceiver:
             self.replays.add(verified.replay_key, self.clock.now())  # only once it is committed
         return {"ok": True, "outcome": outcome, "matched": matched}
 
+    def pushes_for(self, provider: PushProvider, shipment: Shipment) -> bool:
+        """
+        Whether *provider*'s pushes speak for *shipment*: its account tracks it (ShipEngine's hook:
+        a ShipEngine account does). Another account's parcel, pushed as this provider saw it, could
+        be "not yet in system" and newer than the real history: it would move the status back.
+        """
+        if self.account_of is None:
+            return True
+        account = self.account_of(shipment)
+        return account.name == provider.name or (provider.name == "shipengine" and account.kind == "shipengine")
+
     async def _write(self, provider_name: str, updates: list[PushedUpdate]) -> tuple[str, int]:
         now = self.clock.now()
         cad = self.config.sync.cadence
+        provider = self.providers[provider_name]
 
-        def decide(shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
-            """The push's schedule for its shipment (pure: runs on the store's writer thread)."""
+        def decide(shipment: Shipment, info: TrackingInfo) -> FetchSuccess | None:
+            """The push's schedule for its shipment, None if another account's (pure: runs on the writer thread)."""
+            if not self.pushes_for(provider, shipment):
+                return None
             nxt = cadence.after_push(
                 cad,
                 info.status_code,

@@ -19,7 +19,7 @@ from ..events import EventBus
 from ..providers.base import Provider
 from ..providers.shipengine_push import ShipEnginePush
 from ..store import Store
-from ..store.push import NOWHERE, Elsewhere
+from ..store.push import Elsewhere
 from ..store.rows import Shipment
 from ..sync.throttle import ProviderThrottle
 from .adapter import interface_pushes
@@ -67,6 +67,18 @@ def push_providers(
     return providers, jwks
 
 
+class Accounts(Protocol):
+    """The provider accounts as pushes ask about them (SyncEngine): only an account's own parcels are pushed."""
+
+    throttle: ProviderThrottle  # the default account: subscriptions go to it
+
+    def account(self, name: str) -> ProviderThrottle: ...
+
+    def lane_for(self, shipment: Shipment) -> ProviderThrottle: ...
+
+    def elsewhere(self) -> Elsewhere: ...
+
+
 class Push:
     """Built by the daemon when `[webhooks] listen` is set."""
 
@@ -77,25 +89,28 @@ class Push:
         store: Store,
         clock: Clock,
         bus: EventBus,
-        throttle: Callable[[], ProviderThrottle],
-        account: Callable[[str], Provider] | None = None,
-        elsewhere: Callable[[], Elsewhere] = lambda: NOWHERE,
+        accounts: Accounts,
     ) -> None:
-        """*elsewhere*: the shipments accounts other than *throttle*'s track (SyncEngine.elsewhere)."""
         cad = config.sync.cadence
         self.config = config
         self.store = store
         self.clock = clock
-        self.throttle = throttle
+        self.throttle: Callable[[], ProviderThrottle] = lambda: accounts.throttle  # a reload swaps it
         self.state = PushState(clock.now(), cad.silence_after, cad.silence_critical_after)
         # The signed timestamp is compared with the wall clock, not the schedule's Clock: like HTTP
         # timeouts, it is about real seconds on the wire (a test's FakeClock may be days ahead).
-        providers, self.jwks = push_providers(config, utcnow, account)
+        providers, self.jwks = push_providers(config, utcnow, lambda name: accounts.account(name).provider)
         self.receiver = PushReceiver(
-            providers=providers, store=store, clock=clock, bus=bus, config=config, state=self.state
+            providers=providers,
+            store=store,
+            clock=clock,
+            bus=bus,
+            config=config,
+            state=self.state,
+            account_of=lambda shipment: accounts.lane_for(shipment).provider,
         )
         self.subscriptions = Subscriptions(
-            store=store, throttle=throttle, state=self.state, clock=clock, elsewhere=elsewhere
+            store=store, throttle=self.throttle, state=self.state, clock=clock, elsewhere=accounts.elsewhere
         )
         self.address: str | None = None  # HOST:PORT the listener is bound to
 
