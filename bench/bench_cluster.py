@@ -17,7 +17,7 @@ Several daemons on one PostgreSQL (issue 13 "Tests and measurements").
 In 1-3 the engines share one process and event loop (the sandbox too): what is measured is the
 budget, the leases and PostgreSQL, not process isolation. Needs PostgreSQL at 127.0.0.1:5432 (trust).
 
-    uv run python bench/bench_cluster.py [--quick]
+    uv run python bench/bench_cluster.py [--quick] [--only budget,pause,throughput,daemons,failover]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from _common import NEVER, bench_config, header, loadavg, quiet_logs, table, tra
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LIMIT = 50
+PARTS = ("budget", "pause", "throughput", "daemons", "failover")
 
 
 def create_db() -> tuple[str, str]:
@@ -263,12 +264,35 @@ async def failover_scenario(tmp: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fifth of the shipments")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {', '.join(PARTS)}")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if parts - set(PARTS):
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(parts - set(PARTS)))}")
     quiet_logs()
     n = 600 if args.quick else 3000
     header("bench_cluster: several daemons on one PostgreSQL")
     print(f"load before: {loadavg()}")
 
+    if "budget" in parts:
+        shared_limit(n)
+    if "pause" in parts:
+        shared_pause(n)
+    if "throughput" in parts:
+        throughput(n)
+    if "daemons" in parts:
+        daemons(n)
+    if "failover" in parts:
+        with tempfile.TemporaryDirectory(prefix="st-", dir="/tmp") as tmp:
+            out = anyio.run(failover_scenario, Path(tmp))
+        print(
+            f"failover: the leader of {', '.join(out['singletons'])} killed with -9; the standby led them"
+            f" {out['failover_s']:.2f} s later (a standby tries every 5 s)"
+        )
+    print(f"load after: {loadavg()}")
+
+
+def shared_limit(n: int) -> None:
     rows = []
     for k in (1, 2, 3):
         out = anyio.run(scenario, k, n, f"{LIMIT}/s", {"rate_limit": f"{LIMIT}/s", "latency_s": 0.02}, [])
@@ -282,6 +306,8 @@ def main() -> None:
         f"3 daemons reach {three[5]} of the shared 50/s with {three[3]} x 429",
     )
 
+
+def shared_pause(n: int) -> None:
     out = anyio.run(
         scenario,
         3,
@@ -296,12 +322,16 @@ def main() -> None:
     )
     verdict(out["max_gap_s"] >= 1.9, "one 429 pauses all three daemons for its Retry-After")
 
+
+def throughput(n: int) -> None:
     rows = []
     for k in (1, 2, 3):
         out = anyio.run(scenario, k, n, "none", {"latency_s": 0.02}, [])
         rows.append([k, out["synced"], f"{out['wall_s']:.2f}", f"{out['synced'] / out['wall_s']:.1f}"])
     print(table(["daemons", "synced", "wall s", "shipments/s (no limit, 20 ms latency)"], rows))
 
+
+def daemons(n: int) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="st-", dir="/tmp") as tmp:  # short: AF_UNIX paths
         for k in (1, 2, 3):
@@ -321,13 +351,6 @@ def main() -> None:
             )
     print("daemon processes, force sync on every node, no limit, 20 ms latency:")
     print(table(["daemons", "synced", "requests", "wall s", "shipments/s", "status p50, p99 ms per node"], rows))
-    with tempfile.TemporaryDirectory(prefix="st-", dir="/tmp") as tmp:
-        out = anyio.run(failover_scenario, Path(tmp))
-    print(
-        f"failover: the leader of {', '.join(out['singletons'])} killed with -9; the standby led them"
-        f" {out['failover_s']:.2f} s later (a standby tries every 5 s)"
-    )
-    print(f"load after: {loadavg()}")
 
 
 if __name__ == "__main__":
