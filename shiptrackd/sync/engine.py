@@ -262,8 +262,14 @@ class SyncEngine:
 
     async def _pipeline(self, progress: RunProgress, batches: AsyncGenerator[list[Shipment], None]) -> None:
         concurrency = sum(lane.config.concurrency for lane in self.lanes())
-        queues = LaneQueues(self.lanes())  # each account its own queue and workers (sync/lanes.py)
-        result_send, result_recv = anyio.create_memory_object_stream[Result](concurrency * 2)
+        size = self.config.sync.batch_size
+        # Each account its own queue and workers (sync/lanes.py); one account's queue holds a whole
+        # claimed batch, so the workers have a batch in hand while the next claim waits its turn
+        # behind a write.
+        queues = LaneQueues(self.lanes(), ahead=size)
+        # Room for two written batches of results: the workers go on while a batch is written
+        # (with room for only 2 x concurrency they stopped at every write, bench_throughput).
+        result_send, result_recv = anyio.create_memory_object_stream[Result](max(concurrency, size) * 2)
         async with anyio.create_task_group() as tg:
 
             async def feed() -> None:
@@ -372,8 +378,7 @@ class SyncEngine:
             async for job in work:
                 if progress.stopping:
                     continue  # counted as skipped
-                async with job.lane.in_flight:
-                    done = await self.fetcher.fetch_job(progress, job)
+                done = await self.fetcher.fetch_job(progress, job)
                 for result in done:
                     await results.send(result)
 
@@ -386,8 +391,13 @@ class SyncEngine:
             while True:
                 timeout = max(0.0, deadline - time.monotonic()) if buffer else None
                 try:
-                    with anyio.fail_after(timeout):
-                        item = await results.receive()
+                    if timeout == 0.0:
+                        raise TimeoutError
+                    try:  # a result already waiting is taken without a cancel scope (one a result: ~3% of the CPU)
+                        item = results.receive_nowait()
+                    except anyio.WouldBlock:
+                        with anyio.fail_after(timeout):
+                            item = await results.receive()
                 except TimeoutError:
                     await self._flush(progress, buffer)
                     continue

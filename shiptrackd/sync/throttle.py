@@ -178,7 +178,6 @@ class ProviderThrottle:
         self._paused_until = 0.0  # time.monotonic()
         self.unreachable_in_a_row = 0
         self.auth_failed_at: datetime | None = None  # this account's last 401/403 in a sync (the engine sets it)
-        self.in_flight = anyio.CapacityLimiter(config.concurrency)  # the engine's jobs for this account
         self.quota_exhausted = ""  # the provider's words when a registration found its quota spent
         self.quota_readings: deque[QuotaStatus] = deque(maxlen=500)  # getquota answers, oldest first
         # The cluster's token bucket and 429 pause (cluster/budget.py) when daemons share a store.
