@@ -11,17 +11,15 @@ outcome is counted (`shiptrackd_webhooks_total{outcome}`); rejections are logged
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from loguru import logger
-from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..api.requests import error_response
-from ..api.server import LogLimiter, build_app
+from ..api.requests import DaemonStoppingError
+from ..api.server import InternalErrors, LogLimiter
 from ..clock import Clock
 from ..config import Config
 from ..errors import StoreError
@@ -176,42 +174,97 @@ class PushReceiver:
         )
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def _read_capped(receive: Receive, declared: bytes | None, limit: int) -> bytes:
     if declared and declared.strip().isdigit() and int(declared) > limit:
         raise PushRejectedError(413, "body_too_large", f"body larger than {limit} bytes", outcome="too_large")
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise PushRejectedError(413, "body_too_large", f"body larger than {limit} bytes", outcome="too_large")
-    except ClientDisconnect:
-        raise PushRejectedError(400, "client_disconnected", "the body was cut short", outcome="malformed") from None
-    return bytes(body)
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise PushRejectedError(400, "client_disconnected", "the body was cut short", outcome="malformed")
+        body += message.get("body", b"")
+        if len(body) > limit:
+            raise PushRejectedError(413, "body_too_large", f"body larger than {limit} bytes", outcome="too_large")
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
-def receiver_app(receiver: PushReceiver) -> Starlette:
-    """The listener's app: `/hooks/<provider>` and a liveness route, nothing of the control API."""
+async def _answer(
+    send: Send, status: int, content: Any, extra: tuple[tuple[bytes, bytes], ...] = (), *, head: bool = False
+) -> None:
+    """A JSON answer, as Starlette's JSONResponse renders it (its length but no body to a HEAD)."""
+    body = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
 
-    async def hook(request: Request) -> Response:
-        provider = request.path_params["provider"]
+
+async def _refuse(send: Send, status: int, code: str, message: str, allow: str = "") -> None:
+    extra = ((b"allow", allow.encode()),) if allow else ()
+    await _answer(send, status, {"error": {"code": code, "message": message}}, extra)
+
+
+def receiver_app(receiver: PushReceiver) -> ASGIApp:
+    """
+    The listener's app: `POST /hooks/<provider>` and `GET /healthz`, nothing of the control API.
+
+    A plain ASGI app, not Starlette's router and middleware: a provider's burst costs the loop per
+    request, and those layers were a tenth of it (bench/bench_push.py). The answers keep the API's
+    shapes: JSON errors, 404/405 with Allow, 403 to a browser page, InternalErrors' 500.
+    """
+
+    async def hook(scope: Scope, receive: Receive, send: Send, provider: str) -> None:
         now = receiver.clock.now()
+        headers: dict[str, str] = {}
+        for name, value in reversed(scope["headers"]):  # the first of a repeated header wins, as in Starlette
+            headers[name.decode("latin-1")] = value.decode("latin-1")
         try:
-            raw = await _read_capped(request, receiver.max_body)
-            result = await receiver.receive(provider, request.headers, raw)
+            raw = await _read_capped(receive, headers.get("content-length", "").encode(), receiver.max_body)
+            result = await receiver.receive(provider, headers, raw)
         except PushRejectedError as exc:
             receiver.state.count(exc.outcome, now)
-            peer = request.client.host if request.client else "?"
-            receiver.log_rejection(exc, provider, peer)
-            return error_response(exc.http_status, exc.code, exc.message)
+            client = scope.get("client")
+            receiver.log_rejection(exc, provider, client[0] if client else "?")
+            await _refuse(send, exc.http_status, exc.code, exc.message)
+            return
+        except DaemonStoppingError as exc:  # the body read ended by the daemon's stop
+            await _refuse(send, exc.http_status, exc.code, exc.message)
+            return
         receiver.state.count(result["outcome"], now)
-        return JSONResponse(result)
+        await _answer(send, 200, result)
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "providers": sorted(receiver.providers)})
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        if any(name in (b"origin", b"referer") for name, _ in scope["headers"]):
+            await _refuse(send, 403, "forbidden", "requests from web pages are refused")
+        elif path.startswith("/hooks/") and path.count("/") == 2 and len(path) > len("/hooks/"):
+            if method != "POST":
+                await _refuse(send, 405, "method_not_allowed", f"no route {method} {path}", allow="POST")
+            else:
+                await hook(scope, receive, send, path[len("/hooks/") :])
+        elif path == "/healthz":
+            if method not in ("GET", "HEAD"):
+                await _refuse(send, 405, "method_not_allowed", f"no route {method} {path}", allow="GET, HEAD")
+            else:
+                healthy = {"ok": True, "providers": sorted(receiver.providers)}
+                await _answer(send, 200, healthy, head=method == "HEAD")
+        else:
+            await _refuse(send, 404, "not_found", f"no route {method} {path}")
 
-    return build_app(
-        [Route("/hooks/{provider}", hook, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])],
-        openapi=False,
-    )
+    return InternalErrors(app)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Nothing to start or stop: say so, so the server does not log a lifespan error."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

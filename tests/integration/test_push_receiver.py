@@ -299,3 +299,38 @@ async def test_silence_warns_and_polling_takes_over_until_pushes_return(short_tm
 async def _when(p: Pushing, shipment_id: str, ok: Callable[[ShipmentDetail], bool]) -> ShipmentDetail | None:
     shipment = await p.client.shipment(shipment_id)
     return shipment if ok(shipment) else None
+
+
+async def test_the_listener_serves_its_two_routes_only_in_the_api_error_shape(pushing: Pushing) -> None:
+    """404 and 405 (with Allow) in the JSON error shape, 403 to a browser page, HEAD on the liveness route."""
+    p = pushing
+    base = p.hook.removesuffix("/hooks/shipengine")
+    async with httpx.AsyncClient() as http:
+        wrong_method = await http.get(p.hook)
+        assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+        health_post = await http.post(f"{base}/healthz")
+        assert (health_post.status_code, health_post.headers["allow"]) == (405, "GET, HEAD")
+        head = await http.head(f"{base}/healthz")
+        assert (head.status_code, head.content) == (200, b"")
+        for path in ("/v1/status", "/hooks/shipengine/extra", "/hooks/", "/"):
+            missing = await http.post(f"{base}{path}")
+            assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found"), path
+        page = await http.post(p.hook, content=b"{}", headers={"origin": "https://evil.example"})
+        assert (page.status_code, page.json()["error"]["code"]) == (403, "forbidden")
+
+
+async def test_a_push_half_sent_at_shutdown_is_answered_503(short_tmp: Path) -> None:
+    """The daemon stops while a push's body is still coming: 503 stopping (the sender retries), not a 500."""
+    async with push_rig(short_tmp) as p:
+        host, _, port = p.hook.removeprefix("http://").partition("/")[0].rpartition(":")
+        stream = await anyio.connect_tcp(host, int(port))
+        await stream.send(b"POST /hooks/shipengine HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        await anyio.wait_all_tasks_blocked()
+        p.daemon.stop()
+        answer = b""
+        with anyio.fail_after(10):
+            while b"}}" not in answer:
+                answer += await stream.receive()
+        await stream.aclose()
+    assert answer.startswith(b"HTTP/1.1 503") and b'"stopping"' in answer
