@@ -164,7 +164,7 @@ class ClusterInfo(Answer):
     member: str
     leads: list[str]
     members: list[ClusterMember]
-    stale: int  # members whose heartbeat stopped (dead, or cut off), kept a day
+    stale: int  # members whose heartbeat stopped (dead, or cut off), kept until [cluster] member_forget
 
 
 class Status(Answer):
