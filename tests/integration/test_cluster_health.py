@@ -165,3 +165,20 @@ async def test_a_lost_member_warns_after_member_stale_and_is_forgotten_after_mem
             daemon.stop()
     finally:
         await other.close()
+
+
+async def test_a_reload_applies_new_member_thresholds(short_tmp: Path, sandbox: Sandbox) -> None:
+    """[cluster] is reloadable: the next beat and the next judgement use the new member_stale and member_forget."""
+    before = daemon_config(short_tmp, sandbox.base_url)
+    after = daemon_config(
+        short_tmp, sandbox.base_url, SHIPTRACK_CLUSTER__MEMBER_STALE="6s", SHIPTRACK_CLUSTER__MEMBER_FORGET="2m"
+    )
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(before, load_config=lambda: after, handle_signals=False).run)
+        assert daemon.member.stale_after_s == 30.0 and daemon.member.heartbeat_s == 5.0
+        async with ApiClient(before.daemon.socket) as client:
+            answer = await client.reload()
+        assert "cluster" in answer.changed and answer.needs_restart == []
+        assert daemon.member.stale_after_s == 6.0 and daemon.member.heartbeat_s == 1.0
+        assert daemon.member.cluster.member_forget_s == 120.0
+        daemon.stop()
