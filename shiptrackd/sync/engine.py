@@ -54,6 +54,11 @@ from .selection import Selector
 from .throttle import ApiStats, ProviderThrottle
 
 FLUSH_AFTER_S = 1.0  # write what has arrived at least this often, so progress shows on slow rate limits
+# Group commit: at full speed a write takes what arrived in this long, not batch_size alone. The
+# commit writes each touched page once, so fewer, larger transactions cost the writer thread less
+# a shipment (0.16 -> 0.12 ms at 32 in flight, bench_throughput); at most GROUP_MAX x batch_size.
+GROUP_COMMIT_S = 0.25
+GROUP_MAX = 5
 
 
 class SyncEngine:
@@ -266,7 +271,7 @@ class SyncEngine:
         # Each account its own queue and workers (sync/lanes.py); one account's queue holds a whole
         # claimed batch, so the workers have a batch in hand while the next claim waits its turn
         # behind a write.
-        queues = LaneQueues(self.lanes(), ahead=size)
+        queues = LaneQueues(self.lanes(), ahead=2 * size)
         # Room for two written batches of results: the workers go on while a batch is written
         # (with room for only 2 x concurrency they stopped at every write, bench_throughput).
         result_send, result_recv = anyio.create_memory_object_stream[Result](max(concurrency, size) * 2)
@@ -383,13 +388,18 @@ class SyncEngine:
                     await results.send(result)
 
     async def _write_results(self, progress: RunProgress, results: MemoryObjectReceiveStream[Result]) -> None:
-        """Apply results in batches: when batch_size have arrived or FLUSH_AFTER_S has passed."""
+        """Apply results in batches: batch_size or more once GROUP_COMMIT_S has passed since the last write;
+        whatever has arrived after FLUSH_AFTER_S; at once at GROUP_MAX x batch_size."""
         size = self.config.sync.batch_size
         buffer: list[Result] = []
         deadline = 0.0
+        written = time.monotonic()
         async with results:
             while True:
-                timeout = max(0.0, deadline - time.monotonic()) if buffer else None
+                timeout = None
+                if buffer:
+                    due = min(deadline, written + GROUP_COMMIT_S) if len(buffer) >= size else deadline
+                    timeout = max(0.0, due - time.monotonic())
                 try:
                     if timeout == 0.0:
                         raise TimeoutError
@@ -400,14 +410,16 @@ class SyncEngine:
                             item = await results.receive()
                 except TimeoutError:
                     await self._flush(progress, buffer)
+                    written = time.monotonic()
                     continue
                 except anyio.EndOfStream:
                     break
                 if not buffer:
                     deadline = time.monotonic() + FLUSH_AFTER_S
                 buffer.append(item)
-                if len(buffer) >= size:
+                if len(buffer) >= GROUP_MAX * size:
                     await self._flush(progress, buffer)
+                    written = time.monotonic()
         await self._flush(progress, buffer)
 
     async def _flush(self, progress: RunProgress, buffer: list[Result]) -> None:
