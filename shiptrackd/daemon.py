@@ -472,7 +472,7 @@ class Daemon:
         """
         engine = self.engine
         assert engine is not None and self._tg is not None
-        old_provider = engine.throttle.provider
+        old = engine.throttle
         entry = accounts(new)[0]
         provider = self._provider or make_provider(entry, observer=self._observer(self.default_stats))
         throttle = ProviderThrottle(provider, entry, self.default_stats)
@@ -480,13 +480,12 @@ class Daemon:
         if self.store is not None and engine.throttle.shared is not None:  # a new key may be a new account
             throttle.shared = shared_budget(self.store, throttle.config)
         engine.throttle = throttle
-        if old_provider is not provider:
 
-            async def close_when_idle() -> None:
-                await engine.wait_idle()
-                await old_provider.aclose()
+        async def close_when_idle() -> None:  # the old client, and the old budget's connection (the new has its own)
+            await engine.wait_idle()
+            await old.aclose(provider=old.provider is not provider)
 
-            self._tg.start_soon(close_when_idle)
+        self._tg.start_soon(close_when_idle)
 
 
 def _run_outcome(run: dict[str, Any]) -> str:

@@ -185,9 +185,10 @@ class ProviderThrottle:
         if isinstance(provider, QuotaReporting):
             provider.quota_observer = self._observe_quota
 
-    async def aclose(self) -> None:
-        """Close the provider's client and the shared budget's connection (a stopping daemon)."""
-        await self.provider.aclose()
+    async def aclose(self, *, provider: bool = True) -> None:
+        """Close the provider's client (unless another throttle took it over) and the shared budget's connection."""
+        if provider:
+            await self.provider.aclose()
         if self.shared is not None:
             await self.shared.aclose()
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import pytest
-from conftest import SANDBOX_KEY, quiet_daemon_env
+from conftest import SANDBOX_KEY, daemon_config, quiet_daemon_env
 from pg_fixtures import PgServer, pg_connect
 
 from shiptrackd.api.client import ApiClient
@@ -176,3 +176,29 @@ async def test_a_singleton_moves_to_a_standby_when_its_leaders_session_dies(pg_s
         for leadership in (first, second):
             if leadership._conn is not None:
                 await leadership._conn.close()
+
+
+async def test_a_reload_with_a_new_key_closes_the_old_budgets_connection(
+    pg_server: PgServer, short_tmp: Path, sandbox: Sandbox
+) -> None:
+    """A rotated key is a new account's budget: the old one's connection closes once the engine is idle."""
+    url = pg_server.create()
+    before = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url)
+    after = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url, SHIPTRACK_PROVIDER__API_KEY="TEST_b")
+    async with anyio.create_task_group() as tg:
+        daemon = await tg.start(Daemon(before, load_config=lambda: after, handle_signals=False).run)
+        old = daemon.engine.throttle.shared
+        async with ApiClient(before.daemon.socket) as client:
+            await client.add_shipments([{"carrier_code": "ups", "tracking_number": "1ZINTRANSIT0001"}])
+            run_id = (await client.sync()).run_id
+            with anyio.fail_after(10):
+                while (await client.run(run_id)).outcome == "running":  # noqa: ASYNC110 - a run in the daemon
+                    await anyio.sleep(0.02)
+            assert old is not None and old.taken == 1 and old._conn is not None
+            assert "provider" in (await client.reload()).changed
+        new = daemon.engine.throttle.shared
+        assert new is not None and new is not old and new.account != old.account
+        with anyio.fail_after(10):
+            while old._conn is not None:  # noqa: ASYNC110 - closed by a task of the daemon's
+                await anyio.sleep(0.02)
+        daemon.stop()
