@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from ..sync.throttle import ProviderThrottle
 
 
+PROBE_WAIT_S = 10.0  # the longest the connectivity probe waits for its turn under the rate limit
+
 # --- measuring --------------------------------------------------------------------------------
 
 
@@ -212,9 +214,11 @@ class HealthMonitor:
             until = format_rfc3339(throttle.paused_until.replace(microsecond=0))
             return ApiProbe(skipped=f"the API asked us to wait until {until} (429)")
         # The probe pays the account's rate limit like any request, so it never causes a 429 itself.
-        with anyio.move_on_after(10) as scope:
+        with anyio.move_on_after(PROBE_WAIT_S) as scope:
             await throttle.take_slot()
         if scope.cancelled_caught:
+            if throttle.shared is not None and throttle.shared.pause_left_s > 0:  # another daemon's 429
+                return ApiProbe(skipped=f"the API asked the cluster to wait {span(throttle.shared.pause_left_s)} (429)")
             return ApiProbe(skipped="the rate limit is fully used by a sync")
         try:
             latency = await throttle.provider.check_connectivity()

@@ -202,3 +202,30 @@ async def test_a_reload_with_a_new_key_closes_the_old_budgets_connection(
             while old._conn is not None:  # noqa: ASYNC110 - closed by a task of the daemon's
                 await anyio.sleep(0.02)
         daemon.stop()
+
+
+async def test_a_pause_another_daemon_was_given_holds_the_health_probe(
+    pg_server: PgServer, short_tmp: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 429 answered to another daemon on the account holds this one's connectivity probe too: no request
+    reaches the sandbox inside the pause, and the check says why it did not probe."""
+    monkeypatch.setattr("shiptrackd.health.monitor.PROBE_WAIT_S", 0.5)
+    url = pg_server.create()
+    config = daemon_config(short_tmp, sandbox.base_url, SHIPTRACK_STORE__URL=url)
+    other = await Store.open(url)
+    peer = SharedBudget(pg_connect(other), config.provider)  # another daemon's budget on the same account
+    try:
+        async with anyio.create_task_group() as tg:
+            daemon = await tg.start(Daemon(config, handle_signals=False).run)
+            async with ApiClient(config.daemon.socket) as client:
+                assert (await client.health(fresh=True)).level == "ok"  # probed: the account is free
+                await peer.pause(60.0)
+                before = sandbox.stats.total
+                report = await client.health(fresh=True)
+                check = next(c for c in report.checks if c.name == "api_connectivity")
+                assert "asked the cluster to wait" in check.message and "(429)" in check.message, check.message
+                assert sandbox.stats.total == before
+            daemon.stop()
+    finally:
+        await peer.aclose()
+        await other.close()
