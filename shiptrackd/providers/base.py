@@ -283,9 +283,10 @@ def quota_from_headers(headers: Mapping[str, str], now_epoch_s: float) -> Quota 
             return None
         return value if math.isfinite(value) and value >= 0 else None
 
-    limit, remaining, reset = number("limit"), number("remaining"), number("reset")
+    remaining = number("remaining")  # first: most answers carry none, and then two lookups are all it costs
     if remaining is None:
         return None
+    limit, reset = number("limit"), number("reset")
     if reset is not None and reset > _EPOCH_THRESHOLD_S:
         reset = max(0.0, reset - now_epoch_s)
     return Quota(
