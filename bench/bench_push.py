@@ -30,6 +30,7 @@ import asyncio
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -262,6 +263,7 @@ async def run(args: argparse.Namespace) -> None:
             process.terminate()
             process.wait(30)
             log.close()
+            shutil.rmtree(state, ignore_errors=True)  # the daemon's store and log: 10-20 MB a run
     rate, _, rate_ok = results[PHASES[2][0].format(rate=args.rate)]
     _, p99, p99_ok = results[PHASES[3][0].format(rate=args.rate)]
     verdict(
