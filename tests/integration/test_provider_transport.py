@@ -52,7 +52,7 @@ async def recorder() -> AsyncIterator[HeadRecorder]:
     rec = HeadRecorder()
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     rec.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    async with anyio.create_task_group() as tg:
+    async with listener, anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, rec.handle)
         yield rec
         tg.cancel_scope.cancel()
