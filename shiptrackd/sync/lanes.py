@@ -41,15 +41,20 @@ class LaneQueues:
     def __init__(self, lanes: Sequence[ProviderThrottle], unpaced_depth: int = 2, *, ahead: int = 0) -> None:
         """
         `unpaced_depth`: the queue of an account without a rate limit, in jobs (its workers' pace is the API's).
-        `ahead`: with one account, its queue holds at least this many shipments (a claimed batch).
+        `ahead`: with one account, its queue holds this many shipments (claimed batches), at most
+        LEAD_S of its work at its rate: what waits in the queue is leased, and must be fetched
+        well inside its lease.
         """
         self._send: dict[int, MemoryObjectSendStream[Job]] = {}
         self.receive: list[tuple[ProviderThrottle, MemoryObjectReceiveStream[Job]]] = []
         distinct = list({id(lane): lane for lane in lanes}.values())
         self.several = len(distinct) > 1
         for lane in distinct:
-            jobs_ahead = -(-ahead // lane.batch_size)
-            size = depth(lane, unpaced_depth) if self.several else max(2, 2 * lane.config.concurrency, jobs_ahead)
+            if self.several:
+                size = depth(lane, unpaced_depth)
+            else:
+                jobs_ahead = -(-ahead // lane.batch_size)
+                size = max(2, 2 * lane.config.concurrency, min(jobs_ahead, depth(lane, jobs_ahead)))
             send, receive = anyio.create_memory_object_stream[Job](size)
             self._send[id(lane)] = send
             self.receive.append((lane, receive))
