@@ -225,6 +225,7 @@ async def walk(
     concurrency: int = 8,
     rate_limit: str = "none",
 ) -> dict[str, Any]:
+    from shiptrackd.__main__ import FreezeOnStart
     from shiptrackd.api.client import ApiClient
     from shiptrackd.daemon import Daemon
 
@@ -239,6 +240,7 @@ async def walk(
     result: dict[str, Any] = {}
     async with anyio.create_task_group() as tg:
         daemon = await tg.start(Daemon(cfg, handle_signals=False).run)
+        FreezeOnStart().started()  # as the real process does once its daemon runs (a test's daemon does not)
         engine = daemon.engine
         result["rss_before_mib"] = rss_mib()
         async with ApiClient(cfg.daemon.socket) as client:
