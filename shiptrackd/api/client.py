@@ -201,6 +201,32 @@ class ApiClient:
         params = {"endpoint": endpoint, "state": state, "limit": limit}
         return await self._get(wire_out.Deliveries, "GET", "/v1/deliveries", params=params)
 
+    async def test_endpoint(self, name: str) -> wire_out.EndpointTested:
+        """A signed ping to endpoint *name* now, and how it answered (`ok` false: it failed, not an error)."""
+        return await self._get(wire_out.EndpointTested, "POST", f"/v1/endpoints/{name}/test")
+
+    async def enable_endpoint(self, name: str) -> wire_out.EndpointEnabled:
+        """Enable *name* again after the dispatcher disabled it (a 410, disable_after)."""
+        return await self._get(wire_out.EndpointEnabled, "POST", f"/v1/endpoints/{name}/enable")
+
+    async def delivery(self, delivery_id: int) -> wire_out.DeliveryInfo:
+        """One delivery with its body and attempt_log."""
+        return await self._get(wire_out.DeliveryInfo, "GET", f"/v1/deliveries/{delivery_id}")
+
+    async def retry_delivery(self, delivery_id: int) -> wire_out.Retried:
+        """Send a waiting or dead delivery again now, under the same webhook-id."""
+        return await self._get(wire_out.Retried, "POST", f"/v1/deliveries/{delivery_id}/retry")
+
+    async def retry_dead_deliveries(self, endpoint: str | None = None) -> wire_out.Retried:
+        """Send every dead delivery (only *endpoint*'s, if given) again."""
+        body: dict[str, Any] = {"dead": True, **({"endpoint": endpoint} if endpoint else {})}
+        return await self._get(wire_out.Retried, "POST", "/v1/deliveries/retry", json_body=body)
+
+    async def replay_deliveries(self, endpoint: str, since: str | float) -> wire_out.Replayed:
+        """Enqueue again, under new webhook-ids, what was sent to *endpoint* since a time ago ("2h", or seconds)."""
+        body = {"endpoint": endpoint, "since": since if isinstance(since, str) else f"{since:g}s"}
+        return await self._get(wire_out.Replayed, "POST", "/v1/deliveries/replay", json_body=body)
+
     async def backup(self, path: str, *, force: bool = False) -> wire.BackupWritten:
         """Have the daemon write a checked copy of its store to *path* (absolute, as the daemon sees it)."""
         return await self._get(wire.BackupWritten, "POST", "/v1/backup", json_body={"path": path, "force": force})
