@@ -16,10 +16,8 @@ from .runner import command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
-
     from ..api.client import ApiClient
+    from ..wire import outbound as wire
     from .render import Output
     from .runner import Subparsers
 
@@ -65,25 +63,26 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 async def endpoints_list(client: ApiClient, args: argparse.Namespace) -> int:
-    output(args).show(await client.request("GET", "/v1/endpoints"), render_endpoints)
+    output(args).show(await client.endpoints(), render_endpoints)
     return EXIT_OK
 
 
-def render_endpoints(out: Output, doc: Mapping[str, Any]) -> None:
-    if not doc["endpoints"]:
+def render_endpoints(out: Output, doc: wire.Endpoints) -> None:
+    """One row per endpoint: state, what waits and for how long, dead letters, last success and error."""
+    if not doc.endpoints:
         out.line("no [[outbound]] endpoints configured")
         return
     rows = [
         [
-            e["name"],
-            e["state"],
-            e["undelivered"],
-            human_duration(e["lag_s"]) if e["undelivered"] else "-",
-            e["dead"],
-            rel_time(e["last_success_at"]) if e["last_success_at"] else "never",
-            e["disabled_reason"] or e["last_error"] or "",
+            e.name,
+            e.state,
+            e.undelivered,
+            human_duration(e.lag_s) if e.undelivered else "-",
+            e.dead,
+            rel_time(e.last_success_at) if e.last_success_at else "never",
+            e.disabled_reason or e.last_error or "",
         ]
-        for e in doc["endpoints"]
+        for e in doc.endpoints
     ]
     columns = [
         Column("NAME"),
@@ -98,22 +97,23 @@ def render_endpoints(out: Output, doc: Mapping[str, Any]) -> None:
 
 
 async def endpoints_test(client: ApiClient, args: argparse.Namespace) -> int:
-    result = await client.request("POST", f"/v1/endpoints/{args.name}/test")
+    result = await client.test_endpoint(args.name)
     output(args).show(result, render_test)
-    return EXIT_OK if result["ok"] else EXIT_FAILURE
+    return EXIT_OK if result.ok else EXIT_FAILURE
 
 
-def render_test(out: Output, result: Mapping[str, Any]) -> None:
-    answer = f"HTTP {result['status']}" if result["status"] is not None else result["error"]
-    out.line(f"ping {result['message_id']} to {result['endpoint']}: {answer} in {result['latency_ms']:g} ms")
-    if result["answer"]:
-        out.line(result["answer"])
+def render_test(out: Output, result: wire.EndpointTested) -> None:
+    """The ping's id, the HTTP status (or the error) and latency, then the receiver's answer."""
+    answer = f"HTTP {result.status}" if result.status is not None else result.error
+    out.line(f"ping {result.message_id} to {result.endpoint}: {answer} in {result.latency_ms:g} ms")
+    if result.answer:
+        out.line(result.answer)
 
 
 async def endpoints_enable(client: ApiClient, args: argparse.Namespace) -> int:
-    result = await client.request("POST", f"/v1/endpoints/{args.name}/enable")
-    was = "was disabled" if result["was_disabled"] else "was not disabled"
-    output(args).show(result, lambda out, r: out.line(f"endpoint {r['endpoint']} enabled ({was})"))
+    result = await client.enable_endpoint(args.name)
+    was = "was disabled" if result.was_disabled else "was not disabled"
+    output(args).show(result, lambda out, r: out.line(f"endpoint {r.endpoint} enabled ({was})"))
     return EXIT_OK
 
 
@@ -121,28 +121,29 @@ async def endpoints_enable(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 async def deliveries_list(client: ApiClient, args: argparse.Namespace) -> int:
-    params = {"endpoint": args.endpoint, "state": args.state, "limit": max(1, min(args.limit, 10_000))}
-    output(args).show(await client.request("GET", "/v1/deliveries", params=params), render_deliveries)
+    doc = await client.deliveries(endpoint=args.endpoint, state=args.state, limit=max(1, min(args.limit, 10_000)))
+    output(args).show(doc, render_deliveries)
     return EXIT_OK
 
 
-def render_deliveries(out: Output, doc: Mapping[str, Any]) -> None:
-    if not doc["deliveries"]:
+def render_deliveries(out: Output, doc: wire.Deliveries) -> None:
+    """One row per delivery, newest first."""
+    if not doc.deliveries:
         out.line("no deliveries")
         return
     rows = [
         [
-            d["id"],
-            short_time(d["created_at"]),
-            d["endpoint"],
-            d["event_type"],
-            d["shipment_id"],
-            d["state"],
-            d["attempts"],
-            d["last_status"] if d["last_status"] is not None else "-",
-            d["last_error"],
+            d.id,
+            short_time(d.created_at),
+            d.endpoint,
+            d.event_type,
+            d.shipment_id,
+            d.state,
+            d.attempts,
+            d.last_status if d.last_status is not None else "-",
+            d.last_error,
         ]
-        for d in doc["deliveries"]
+        for d in doc.deliveries
     ]
     columns = [
         Column("ID", align=">"),
@@ -159,21 +160,22 @@ def render_deliveries(out: Output, doc: Mapping[str, Any]) -> None:
 
 
 async def deliveries_show(client: ApiClient, args: argparse.Namespace) -> int:
-    output(args).show(await client.request("GET", f"/v1/deliveries/{args.id}"), render_delivery)
+    output(args).show(await client.delivery(args.id), render_delivery)
     return EXIT_OK
 
 
-def render_delivery(out: Output, d: Mapping[str, Any]) -> None:
+def render_delivery(out: Output, d: wire.DeliveryInfo) -> None:
+    """The delivery, a table of its attempts, and with --verbose the body that was (or will be) sent."""
     out.kv(
         [
-            ("id", d["id"]),
-            ("message id", d["message_id"]),
-            ("endpoint", d["endpoint"]),
-            ("event", d["event_type"]),
-            ("shipment", d["shipment_id"]),
-            ("state", d["state"]),
-            ("created", d["created_at"]),
-            ("next attempt", d["next_attempt_at"] if d["state"] in ("pending", "failed") else "-"),
+            ("id", d.id),
+            ("message id", d.message_id),
+            ("endpoint", d.endpoint),
+            ("event", d.event_type),
+            ("shipment", d.shipment_id),
+            ("state", d.state),
+            ("created", short_time(d.created_at)),
+            ("next attempt", short_time(d.next_attempt_at) if d.state in ("pending", "failed") else "-"),
         ]
     )
     out.line()
@@ -187,37 +189,28 @@ def render_delivery(out: Output, d: Mapping[str, Any]) -> None:
             Column("ERROR", max_width=60),
         ],
         [
-            [
-                a["attempt"],
-                short_time(a["at"]),
-                a["outcome"],
-                a["http_status"] or "-",
-                f"{a['latency_ms']:.1f}",
-                a["error"],
-            ]
-            for a in d["attempt_log"]
+            [a.attempt, short_time(a.at), a.outcome, a.http_status or "-", f"{a.latency_ms:.1f}", a.error]
+            for a in d.attempt_log or ()
         ],
     )
     if out.verbose:
         out.line()
-        out.line(d["body"])
+        out.line(d.body or "")
 
 
 async def deliveries_retry(client: ApiClient, args: argparse.Namespace) -> int:
     if args.id is not None:
-        result = await client.request("POST", f"/v1/deliveries/{args.id}/retry")
+        result = await client.retry_delivery(args.id)
     else:
-        body = {"dead": True, **({"endpoint": args.endpoint} if args.endpoint else {})}
-        result = await client.request("POST", "/v1/deliveries/retry", json_body=body)
-    output(args).show(result, lambda out, r: out.line(f"{r['retried']} delivery(ies) queued to send again"))
+        result = await client.retry_dead_deliveries(args.endpoint)
+    output(args).show(result, lambda out, r: out.line(f"{r.retried} delivery(ies) queued to send again"))
     return EXIT_OK
 
 
 async def deliveries_replay(client: ApiClient, args: argparse.Namespace) -> int:
-    body = {"endpoint": args.endpoint, "since": f"{args.since:g}s"}
-    result = await client.request("POST", "/v1/deliveries/replay", json_body=body)
+    result = await client.replay_deliveries(args.endpoint, args.since)
     output(args).show(
         result,
-        lambda out, r: out.line(f"{r['replayed']} change(s) since {r['since']} queued again for {r['endpoint']}"),
+        lambda out, r: out.line(f"{r.replayed} change(s) since {r.since} queued again for {r.endpoint}"),
     )
     return EXIT_OK

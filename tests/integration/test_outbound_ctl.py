@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from conftest import quiet_daemon_env
+from conftest import quiet_daemon_env, raw_http
 from webhook_receivers import Received, Receiver, outbound_toml
 
 from shiptrackd.config import load
@@ -36,10 +36,19 @@ async def test_endpoints_and_deliveries_commands(
         daemon = await tg.start(Daemon(config, handle_signals=False).run)
         sock = str(config.daemon.socket)
 
-        async def ctl(*argv: str) -> tuple[int, Any]:
+        async def ctl_text(*argv: str) -> tuple[int, str]:
             code = await anyio.to_thread.run_sync(main, ["--socket", sock, "--json", *argv])
-            out = capsys.readouterr().out
+            return code, capsys.readouterr().out
+
+        async def ctl(*argv: str) -> tuple[int, Any]:
+            code, out = await ctl_text(*argv)
             return code, json.loads(out) if out.strip() else None
+
+        async def daemon_says(url: str) -> str:
+            """The daemon's own answer, printed as --json prints a document: what ctl must show unchanged."""
+            async with raw_http(config.daemon.socket) as http:
+                doc = (await http.get(url)).json()
+            return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
         async def deliveries(state: str) -> list[dict[str, Any]]:
             with anyio.fail_after(10):
@@ -58,6 +67,13 @@ async def test_endpoints_and_deliveries_commands(
         assert code == 0 and doc["endpoints"][0]["name"] == "shop" and doc["endpoints"][0]["dead"] == 1
         code, shown = await ctl("deliveries", "show", str(dead["id"]))
         assert [a["http_status"] for a in shown["attempt_log"]] == [500]
+        # --json is public contract: ctl's typed answers print exactly the document the daemon sent
+        for argv, url in [
+            (("endpoints", "list"), "/v1/endpoints"),
+            (("deliveries", "list"), "/v1/deliveries?limit=50"),
+            (("deliveries", "show", str(dead["id"])), f"/v1/deliveries/{dead['id']}"),
+        ]:
+            assert await ctl_text(*argv) == (0, await daemon_says(url)), argv
         code, tested = await ctl("endpoints", "test", "shop")
         assert code == 1 and tested["status"] == 500  # the receiver still fails: the exit code says so
         status = 200
