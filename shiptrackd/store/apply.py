@@ -53,7 +53,7 @@ class ApplyResult:
     unchanged: int = 0
     failed: int = 0
     write_errors: list[tuple[str, str]] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)  # answers older than the stored history: status kept
+    stale: list[str] = field(default_factory=list)  # answers less informed than the stored history: status kept
 
 
 def changes(results: Sequence[FetchSuccess | FetchFailure], out: ApplyResult) -> list[Change]:
@@ -104,8 +104,8 @@ _UPDATE_VARIANTS = {
 }
 
 
-# An answer whose newest event is older than the stored history (a late push, a poll that raced a
-# push): its events are merged, its status is not, so a status never moves backwards.
+# A stale answer (is_stale: a late push, a poll that raced a push, an eventless "not found"): its
+# events are merged, its status is not, so a status never moves backwards.
 _UPDATE_STALE_SQL = (
     "UPDATE shipments SET last_synced_at = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
     " updated_at = ? WHERE id = ?"
@@ -146,10 +146,29 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None, owner: 
     return row if owner is None else (*row, owner)
 
 
+# Statuses an answer may carry without any event and still be believed over a stored history:
+# ends a provider states from its own records, not from a carrier scan (17TRACK's and AfterShip's
+# Expired and EasyPost's cancelled map to EX, and may come with the history dropped; a delivery
+# a carrier reports only in its summary). UN and NY without events say "no information"
+# (17TRACK NotFound, ShipEngine's UN); AC, IT, AT and SP claim a scan they do not show.
+EVENTLESS_BELIEVED = frozenset({"EX", "DE"})
+
+
 def is_stale(info: TrackingInfo, stored_newest: str | None) -> bool:
-    """True when *info*'s newest event is older than the newest stored one: an answer from the past."""
-    if not info.events or stored_newest is None:
+    """
+    True when *info* is less informed than the stored history (*stored_newest*: its newest event's
+    time, None without one), so the status it carries must not replace the stored one:
+
+    1. no stored history: never stale (a new shipment takes any answer, eventless or not);
+    2. an answer with events: stale when its newest event is older than the newest stored one
+       (an answer from the past: a late push, a poll that raced a push);
+    3. an answer without events: stale unless its status is in EVENTLESS_BELIEVED; with nothing
+       to date it, an eventless UN or NY after real scans would move IT or DE back to "unknown".
+    """
+    if stored_newest is None:
         return False
+    if not info.events:
+        return info.status_code not in EVENTLESS_BELIEVED
     newest = to_db(info.events[-1].occurred_at)
     return newest is not None and newest < stored_newest
 
@@ -347,4 +366,13 @@ def apply_results(
     return out, changes([r for r in results if r.shipment_id not in failed], out)
 
 
-__all__ = ["ApplyResult", "FetchFailure", "FetchSuccess", "apply_results", "apply_success", "changes", "is_stale"]
+__all__ = [
+    "EVENTLESS_BELIEVED",
+    "ApplyResult",
+    "FetchFailure",
+    "FetchSuccess",
+    "apply_results",
+    "apply_success",
+    "changes",
+    "is_stale",
+]
