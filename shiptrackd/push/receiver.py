@@ -121,16 +121,19 @@ class PushReceiver:
             """The push's schedule for its shipment, None if another account's (pure: runs on the writer thread)."""
             if not self.pushes_for(provider, shipment):
                 return None
-            nxt = cadence.after_push(
-                cad,
-                info.status_code,
-                shipment.status_code,
-                shipment.schedule_reason,
-                shipment.created_at,
-                now,
-                info.status_detail_code,
+            state = (shipment.status_code, shipment.schedule_reason, shipment.created_at, now)
+            nxt = cadence.after_push(cad, info.status_code, *state, info.status_detail_code)
+            kept = nxt  # a stale push keeps the stored status, and so that status's schedule (store/apply.py)
+            if shipment.status_code is not None:
+                kept = cadence.after_push(cad, shipment.status_code, *state, shipment.status_detail_code)
+            return FetchSuccess(
+                shipment.id,
+                info,
+                nxt.at,
+                nxt.reason,
+                push_missed=False,
+                kept=(shipment.status_code, kept.at, kept.reason),
             )
-            return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, push_missed=False)
 
         pushed = [(u.carrier_code, u.tracking_number, u.info) for u in updates]
         try:

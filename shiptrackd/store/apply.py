@@ -19,10 +19,18 @@ from .db import to_db
 from .outbox import Change
 from .sql import Conn
 
+Schedule = tuple[datetime | None, str]  # (next_sync_at, schedule_reason); None: terminal
+
 
 @dataclass(frozen=True)
 class FetchSuccess:
-    """A provider answered for this shipment; `next_sync_at=None` means terminal (stop polling)."""
+    """
+    A provider answered for this shipment; `next_sync_at=None` means terminal (stop polling).
+
+    `next_sync_at`/`reason` are the schedule for the answer's status. `kept` is the one for the
+    stored status (that status, next_sync_at, reason), which a stale answer keeps (`is_stale`):
+    only the write knows which applies, and the store has no cadence, so the caller computes both.
+    """
 
     shipment_id: str
     info: TrackingInfo
@@ -30,6 +38,18 @@ class FetchSuccess:
     reason: str
     provider: str = ""  # the provider account that answered ("": leave the shipment's as it is)
     push_missed: bool | None = None  # a poll found a change no push reported (None: leave the flag as it is)
+    kept: tuple[str | None, datetime | None, str] | None = None
+
+    def stale_schedule(self, stored_status: str | None) -> Schedule | None:
+        """
+        The schedule a stale answer writes: its kept status's. None when the status stored now is
+        not the one `kept` was computed for (a push moved it while this poll was in flight): the
+        schedule that writer gave it stays. Without `kept` (a caller that computed none), the answer's.
+        """
+        if self.kept is None:
+            return self.next_sync_at, self.reason
+        status, next_sync_at, reason = self.kept
+        return (next_sync_at, reason) if status == stored_status else None
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,7 @@ class ApplyResult:
     failed: int = 0
     write_errors: list[tuple[str, str]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # answers less informed than the stored history: status kept
+    stale_schedules: dict[str, Schedule] = field(default_factory=dict)  # what those wrote (absent: the row's stayed)
 
 
 def changes(results: Sequence[FetchSuccess | FetchFailure], out: ApplyResult) -> list[Change]:
@@ -69,7 +90,9 @@ def changes(results: Sequence[FetchSuccess | FetchFailure], out: ApplyResult) ->
                 events.append("shipment.delivered")
             elif result.info.status_code == "EX":
                 events.append("shipment.exception")
-        if result.next_sync_at is None and result.reason.startswith("expired"):
+        # A stale answer wrote its kept status's schedule, or none (None here): that one, not the answer's, may expire.
+        written = out.stale_schedules.get(sid) if sid in out.stale else (result.next_sync_at, result.reason)
+        if written is not None and written[0] is None and written[1].startswith("expired"):
             events.append("shipment.expired")
         if events:
             changes.append(Change(sid, tuple(events), previous_status=changed.get(sid)))
@@ -105,11 +128,14 @@ _UPDATE_VARIANTS = {
 
 
 # A stale answer (is_stale: a late push, a poll that raced a push, an eventless "not found"): its
-# events are merged, its status is not, so a status never moves backwards.
+# events are merged, its status is not, so a status never moves backwards. It still counts as a
+# check: the shipment is rescheduled on its kept status's cadence and its lease given back, as the
+# fresh path does; else a provider that keeps answering so is re-fetched at every lease expiry.
 _UPDATE_STALE_SQL = (
     "UPDATE shipments SET last_synced_at = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
-    " updated_at = ? WHERE id = ?"
+    " updated_at = ?, lease_owner = '', lease_until = NULL{schedule} WHERE id = ?"
 )
+_STALE_SCHEDULE = ", next_sync_at = ?, schedule_reason = ?, active = ?"
 _NEWEST_EVENT_SQL = (
     "SELECT shipment_id, max(occurred_at) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
 )
@@ -260,9 +286,11 @@ def apply_success(
     """
     Write one provider answer, polled or pushed: the one path from a TrackingInfo to the store.
 
-    Events are merged (deduplicated by key); the status is taken unless the answer is older than
-    the stored history, so duplicates and late, reordered answers change nothing. Under a lease
-    (owner set) it is written only while that owner still holds the shipment.
+    Events are merged (deduplicated by key); the status and its schedule are taken unless the
+    answer is stale (`is_stale`: older or less informed than the stored history), so duplicates,
+    late, reordered and eventless "not found" answers move no status: a stale one is scheduled
+    on the kept status's cadence instead. Under a lease (owner set) it is written only while that
+    owner still holds the shipment, and either way the lease is given back.
     """
     info = result.info
     row = conn.execute("SELECT status_code, lease_owner FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
@@ -275,11 +303,22 @@ def apply_success(
     stale = is_stale(info, newest)
     changed = old_status != info.status_code and not stale
     held = _HELD if owner is not None else ""
+    schedule = result.stale_schedule(old_status) if stale else None
+    if stale:
+        values: tuple[Any, ...] = (stamp, stamp)
+        if schedule is not None:
+            values += (to_db(schedule[0]), schedule[1], int(schedule[0] is not None))
+        values += (result.shipment_id,) if owner is None else (result.shipment_id, owner)
+        sql = _UPDATE_STALE_SQL.format(schedule="" if schedule is None else _STALE_SCHEDULE)
+        cursor = conn.execute(sql + held, values)
+    else:
+        cursor = conn.execute(_UPDATE_SUCCESS_SQL + held, _success_row(result, changed, stamp, owner))
+    if cursor.rowcount == 0:
+        raise sqlite3.IntegrityError(f"shipment {result.shipment_id}: lease lost (held by {row[1] or 'nobody'})")
     if stale:
         out.stale.append(result.shipment_id)
-        conn.execute(_UPDATE_STALE_SQL, (stamp, stamp, result.shipment_id))
-    elif conn.execute(_UPDATE_SUCCESS_SQL + held, _success_row(result, changed, stamp, owner)).rowcount == 0:
-        raise sqlite3.IntegrityError(f"shipment {result.shipment_id}: lease lost (held by {row[1] or 'nobody'})")
+        if schedule is not None:
+            out.stale_schedules[result.shipment_id] = schedule
     new_events = conn.executemany(_INSERT_EVENT_SQL, _event_rows(result)).rowcount
     if changed:
         out.changed.append((result.shipment_id, old_status, info.status_code))
@@ -368,6 +407,7 @@ def apply_results(
 
 __all__ = [
     "EVENTLESS_BELIEVED",
+    "Schedule",
     "ApplyResult",
     "FetchFailure",
     "FetchSuccess",

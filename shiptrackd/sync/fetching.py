@@ -121,34 +121,41 @@ class Fetcher:
         return ready
 
     def succeeded(self, lane: ProviderThrottle, shipment: Shipment, info: TrackingInfo) -> FetchSuccess:
-        """A fetched shipment's result and its next check."""
+        """
+        A fetched shipment's result and its next check: the answer's status's, and the stored
+        status's for the store to take if the answer turns out stale (store/apply.py `is_stale`),
+        computed alike, so a kept status keeps its own cadence (an eventless UN after IT must not
+        back off, or expire, as "status unknown").
+        """
         self.engine.auth_failed_at = lane.auth_failed_at = None
+        nxt, missed = self.schedule(shipment, info.status_code, info.status_detail_code)
+        kept = nxt
+        if shipment.status_code is not None:
+            kept, _ = self.schedule(shipment, shipment.status_code, shipment.status_detail_code)
+        return FetchSuccess(
+            shipment.id,
+            info,
+            nxt.at,
+            nxt.reason,
+            push_missed=missed,
+            provider=lane.provider.name,
+            kept=(shipment.status_code, kept.at, kept.reason),
+        )
+
+    def schedule(self, shipment: Shipment, status: str, detail: str) -> tuple[cadence.Next, bool | None]:
+        """When *shipment* is next due if it now has *status*, and its push_missed flag (None: unchanged)."""
         cad = self.engine.config.sync.cadence
-        created_at = shipment.created_at
         now = self.engine.clock.now()
+        state = (shipment.status_code, shipment.schedule_reason, shipment.created_at, now, detail)
         if self.engine.push is not None:  # webhooks on: the shipment's push regime decides (sync/cadence.py)
-            nxt, missed = cadence.after_poll(
+            return cadence.after_poll(
                 cad,
-                info.status_code,
-                shipment.status_code,
-                shipment.schedule_reason,
-                created_at,
-                now,
-                info.status_detail_code,
+                status,
+                *state,
                 subscribed=shipment.subscribed_at is not None,
                 channel_silent=self.engine.push.silence(now) != "ok",
             )
-            return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, push_missed=missed, provider=lane.provider.name)
-        nxt = cadence.after_success(
-            self.engine.config.sync.cadence,
-            info.status_code,
-            shipment.status_code,
-            shipment.schedule_reason,
-            created_at,
-            now,
-            info.status_detail_code,
-        )
-        return FetchSuccess(shipment.id, info, nxt.at, nxt.reason, provider=lane.provider.name)
+        return cadence.after_success(cad, status, *state), None
 
     async def failed(
         self, progress: RunProgress, lane: ProviderThrottle, shipment: Shipment, exc: Exception

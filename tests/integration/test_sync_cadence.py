@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from test_sync_faults import Rig, make_rig
 
+from shiptrackd.models import TrackingInfo
 from shiptrackd.sandbox import Sandbox
+from shiptrackd.store.apply import changes
 
 pytestmark = pytest.mark.anyio
 
@@ -91,3 +93,25 @@ async def test_a_parcel_in_motion_is_followed_to_delivery_with_few_calls(tmp_pat
             assert calls <= 35, (number, calls)
         assert all(r["outcome"] in ("ok", "partial") for r in runs if r["selected"])
         assert sum(r["failed"] for r in runs) == 0
+
+
+async def test_an_eventless_not_found_after_scans_keeps_in_transit_on_its_cadence(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """The engine gives a stale answer the kept status's schedule: an eventless UN for a parcel in
+    transit past expire_after would expire it as "status unknown"; IT is kept, active, on IT's cadence."""
+    async with make_rig(tmp_path, sandbox.base_url, SHIPTRACK_SYNC__CADENCE__EXPIRE_AFTER="3d") as rig:
+        sid = (await rig.add("1ZINTRANSIT01"))["1ZINTRANSIT01"]
+        await rig.engine.run_once("manual")
+        await rig.clock.advance(days=4)
+        shipment = await rig.shipment(sid)
+        assert shipment.status_code == "IT" and await rig.store.shipments.events(sid)
+        result = rig.engine.fetcher.succeeded(
+            rig.engine.lane_for(shipment), shipment, TrackingInfo("1ZINTRANSIT01", "UN")
+        )
+        assert result.next_sync_at is None and result.reason.startswith("expired")  # the answer's own schedule
+        out = await rig.store.shipments.apply(None, [result], rig.clock.now())
+        assert out.stale == [sid] and changes([result], out) == []  # no status change, no expiry announced
+        kept = await rig.shipment(sid)
+        assert kept.status_code == "IT" and kept.active and kept.schedule_reason.startswith("in transit: every")
+        assert kept.next_sync_at is not None and kept.next_sync_at > rig.clock.now()
