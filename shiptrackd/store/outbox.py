@@ -86,6 +86,7 @@ class Settlement:
     http_status: int | None
     latency_ms: float
     error: str
+    targets_done: frozenset[str] | None = None  # a notice's targets that have it now; None leaves them be
 
 
 def new_message_id() -> str:
@@ -190,7 +191,7 @@ class Outbox:
             # undelivered: a later change waits until the earlier one is delivered or dead.
             candidates = conn.execute(
                 f"SELECT o.id, o.message_id, o.endpoint, o.shipment_id, o.event_type, o.body, o.attempts,"
-                f" o.created_at FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
+                f" o.created_at, o.targets_done FROM outbox o WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
                 f" AND o.endpoint IN ({marks}) AND NOT EXISTS (SELECT 1 FROM outbox p WHERE"
                 f" p.endpoint = o.endpoint AND p.shipment_id = o.shipment_id AND p.id < o.id"
                 f" AND p.state IN {_UNDELIVERED}) ORDER BY o.next_attempt_at, o.id LIMIT ?",
@@ -232,7 +233,10 @@ class Outbox:
     # --- operator actions ----------------------------------------------------------------------
 
     async def retry(self, outbox_id: int, now: datetime) -> bool:
-        """Send a row again now (same message id), its schedule started afresh; False if delivered or unknown."""
+        """Send a row again now (same message id), its schedule started afresh; False if delivered or unknown.
+
+        A notice keeps `targets_done`: it goes again only to the targets that do not have it.
+        """
 
         def fn(conn: Conn) -> bool:
             return (
@@ -352,6 +356,7 @@ def _claimed(r: Any) -> ClaimedRow:
         body=r[5],
         attempts=r[6],
         created_at=at_db(r[7]),
+        targets_done=frozenset(r[8].split()),
     )
 
 
@@ -368,7 +373,8 @@ def _settle(conn: Conn, settlements: Sequence[Settlement]) -> None:
     )
     conn.executemany(
         "UPDATE outbox SET state = ?, attempts = ?, next_attempt_at = coalesce(?, next_attempt_at), last_status = ?,"
-        " last_error = ?, finished_at = CASE WHEN ? IN ('delivered', 'dead') THEN ? ELSE NULL END WHERE id = ?",
+        " last_error = ?, finished_at = CASE WHEN ? IN ('delivered', 'dead') THEN ? ELSE NULL END,"
+        " targets_done = coalesce(?, targets_done) WHERE id = ?",
         [
             (
                 s.state,
@@ -378,6 +384,7 @@ def _settle(conn: Conn, settlements: Sequence[Settlement]) -> None:
                 s.error[:500],
                 s.state,
                 to_db(s.at),
+                None if s.targets_done is None else " ".join(sorted(s.targets_done)),
                 s.outbox_id,
             )
             for s in settlements

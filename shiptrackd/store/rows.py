@@ -384,6 +384,7 @@ class ClaimedRow(Row, frozen=True):
     body: str  # the JSON payload, exactly as signed and sent
     attempts: int  # made before this one
     created_at: datetime
+    targets_done: frozenset[str] = frozenset()  # a notice's targets (keys) that already have it
 
 
 class EndpointState(Row, frozen=True):

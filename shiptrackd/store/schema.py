@@ -349,6 +349,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE alerts ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
         """,
     ),
+    (
+        11,
+        "a notice's outbox row keeps which of its targets already have it",
+        """
+        -- A [[notices]] row goes to several Apprise targets; a retry goes only to those not yet in
+        -- targets_done (space-separated target keys: a hash of each service's URL, never the URL), so
+        -- a person whose target took it is not told twice. Webhook rows leave it ''.
+        ALTER TABLE outbox ADD COLUMN targets_done TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

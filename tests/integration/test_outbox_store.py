@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -99,3 +100,21 @@ async def test_claims_keep_order_per_endpoint_and_shipment(store: Store) -> None
     third = await store.outbox.cycle([], later, 10, ["all"])
     assert [(r.shipment_id, r.attempts) for r in third] == [(b, 1)]
     assert await store.outbox.reset_sending() == 2  # a crash now: both go back to pending
+
+
+async def test_a_notice_row_keeps_which_targets_have_it_through_retries(store: Store) -> None:
+    """A failed attempt's delivered targets stay on the row for its retries, an operator's retry included."""
+    store.outbox.routes = (Route("notice:support", frozenset({"shipment.added"})),)
+    await store.shipments.add_many([NewShipment("ups", "N1")], NOW)
+    [row] = await store.outbox.cycle([], NOW, 10, ["notice:support"])
+    assert row.targets_done == frozenset()
+    later = NOW + timedelta(seconds=5)
+    failed = Settlement(row.id, row.endpoint, 1, NOW, "failed", "pending", later, None, 3.0, "1 of 2 targets failed")
+    failed = dataclasses.replace(failed, targets_done=frozenset({"aaaaaaaaaaaa"}))
+    [again] = await store.outbox.cycle([failed], later, 10, ["notice:support"])
+    assert (again.id, again.attempts, again.targets_done) == (row.id, 1, frozenset({"aaaaaaaaaaaa"}))
+    dead = Settlement(row.id, row.endpoint, 2, later, "failed", "dead", None, None, 3.0, "1 of 1 targets failed")
+    await store.outbox.cycle([dead], later, 0, [])  # no targets_done: the row keeps what it had
+    assert await store.outbox.retry(row.id, later)
+    [retried] = await store.outbox.cycle([], later, 10, ["notice:support"])
+    assert (retried.attempts, retried.targets_done) == (0, frozenset({"aaaaaaaaaaaa"}))
