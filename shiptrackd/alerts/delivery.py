@@ -172,7 +172,7 @@ def apprise_file_services(path: Path) -> list[Any]:
             services: list[Any] = list(config.services())
     # "Failed to load Apprise configuration from file://..." only repeats what the error says.
     lines = [line for line in captured.getvalue().splitlines() if line.strip()]
-    reasons = [_mask_urls(line) for line in lines if not line.startswith("Failed to load Apprise configuration")]
+    reasons = [mask_urls(line) for line in lines if not line.startswith("Failed to load Apprise configuration")]
     if reasons:
         raise ConfigError(f"{where}: Apprise cannot use it: {'; '.join(dict.fromkeys(reasons))}")
     if not services:
@@ -231,7 +231,8 @@ def _check_notice_tags(notices: Sequence[Notice], services: list[Any], where: st
                 )
 
 
-def _mask_urls(text: str) -> str:
+def mask_urls(text: str) -> str:
+    """Every URL in *text* masked: Apprise's messages may quote the URL it failed on, credentials and all."""
     return _URL_IN_TEXT.sub(lambda m: mask_url(m[0]), text)
 
 
@@ -378,4 +379,4 @@ class Dispatcher:
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         if result.status != apprise.AppriseResultStatus.SUCCESS:
             reasons = "; ".join(dict.fromkeys(e.message for e in result.logs())) or result.status.name.lower()
-            raise DeliveryError(_mask_urls(reasons))
+            raise DeliveryError(mask_urls(reasons))

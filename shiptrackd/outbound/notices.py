@@ -7,21 +7,32 @@ alerts' channel machinery (alerts.delivery.ChannelSet, Apprise). A `to` entry is
 `tag:NAME`: the channels of the `[alerts] config` file that Apprise itself selects for NAME
 (notify(tag=..., match_always=False)); the loader has checked that each tag reaches one. Quiet hours
 (UTC) hold a notice until the window ends; past `digest_after` messages within `digest_window`,
-counted on the daemon's clock, a burst goes as one digest and a trickle waits to go as one. Every
-send is recorded as an attempt; a failed one is retried on the standard schedule.
+counted on the daemon's clock, a burst goes as one digest and a trickle waits to go as one.
+
+Delivery is per target (one Apprise service: a `to` URL, or a file channel a tag selects): each
+target is sent the notice once; the row keeps which targets have it (`targets_done`), so a retry
+goes only to those that failed, and a person whose target worked is never told twice. All targets
+still missing it were tried on every attempt, so they share the row's attempt count and give up
+together when the standard retry schedule ends: the row is delivered when every target has it, dead
+when the schedule ran out first. An attempt's error names the targets that failed (masked).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..config import Notice
+from ..alerts.delivery import ChannelSet, apprise_file_services, mask_urls
+from ..config import Notice, mask_url
 from ..config.endpoints import notice_tag, parse_quiet_hours
 from ..config.shapes import DEFAULT_RETRY_SCHEDULE
 from ..store import Route, Settlement
@@ -76,11 +87,50 @@ def held(rows: Sequence[ClaimedRow], endpoint: str, now: datetime, until: dateti
     return [Settlement(r.id, endpoint, r.attempts, now, "deferred", "pending", until, None, 0.0, why) for r in rows]
 
 
+@dataclass(frozen=True)
+class Target:
+    """One Apprise service a notice goes to; `key` (a hash of its URL) is what a row keeps, `name` is masked."""
+
+    key: str
+    name: str
+    apprise: Any  # apprise.Apprise holding just this service
+
+
+def target_of(service: Any) -> Target:
+    """The target of one Apprise service: a URL named twice (in `to` and by a tag) is one target, sent once."""
+    import apprise
+
+    url = service.url()
+    obj = apprise.Apprise()
+    obj.add(service)
+    return Target(hashlib.sha256(url.encode()).hexdigest()[:12], mask_url(url).partition("?")[0], obj)
+
+
+def messages(notice: Notice, rows: Sequence[ClaimedRow], digest: bool) -> list[tuple[list[ClaimedRow], str, str]]:
+    """What *rows* come to for one target: one digest for them all, or one message each (rows, title, body)."""
+    datas = [json.loads(r.body)["data"] for r in rows]
+    if not digest or len(rows) < 2:
+        return [([r], render(notice.title, d), render(notice.body, d)) for r, d in zip(rows, datas, strict=True)]
+    title = f"{len(datas)} shipments: " + ", ".join(sorted({fields(d)["status_name"] for d in datas}))
+    body = "\n".join(render(notice.title, d) for d in datas[:DIGEST_LINES])
+    if len(datas) > DIGEST_LINES:
+        body += f"\n... and {len(datas) - DIGEST_LINES} more"
+    return [(list(rows), title, body)]
+
+
+def outcome_error(tried: Mapping[str, str]) -> str:
+    """One attempt's error from its targets' (key -> error, "" if delivered): "" when none failed."""
+    failed = [e for e in tried.values() if e]
+    if not failed:
+        return ""
+    return f"{len(failed)} of {len(tried)} targets failed: " + "; ".join(failed)
+
+
 class NoticeSender:
-    """Sends one notice's claimed rows; channels are built lazily (loading Apprise takes ~0.5 s)."""
+    """Sends one notice's claimed rows; targets are built lazily (loading Apprise takes ~0.5 s)."""
 
     def __init__(self, config_file: Path | None = None) -> None:
-        self._channels: dict[str, Any] = {}
+        self._targets: dict[str, list[Target]] = {}
         self._sent: dict[str, deque[datetime]] = {}
         # Past `digest_after` in a window, notices are held until a slot frees, then go as one digest.
         self._held_until: dict[str, datetime] = {}
@@ -90,25 +140,25 @@ class NoticeSender:
         """`[alerts] config`, where `tag:` recipients live; read again on first use (a reload may have changed it)."""
         self._config_file = config_file
         self._tagged: Any = None
-        self._channels.clear()
+        self._targets.clear()
 
-    async def _apprise(self, notice: Notice) -> list[Any]:
-        from ..alerts.delivery import ChannelSet  # Apprise: loaded only when a notice is configured
-
-        urls = tuple(s for s in notice.to if notice_tag(s.get()) is None)
-        if not urls:
-            return []
-        key = notice.name + "\0" + "\0".join(s.get() for s in urls)
-        if key not in self._channels:
-            self._channels[key] = await ChannelSet.build(urls)
-        return [c for c in self._channels[key].channels if c.apprise is not None]
+    async def targets(self, notice: Notice) -> list[Target]:
+        """Every service the notice goes to, once each: its URLs', then the file's channels its tags select."""
+        key = notice.name + "\0" + "\0".join(s.get() for s in notice.to)
+        if key not in self._targets:
+            urls = tuple(s for s in notice.to if notice_tag(s.get()) is None)
+            services = [s for c in (await ChannelSet.build(urls)).channels if c.apprise is not None for s in c.apprise]
+            if tags := sorted({tag for s in notice.to if (tag := notice_tag(s.get()))}):
+                # Apprise selects the channels carrying any of the tags (OR), as notify(tag=...) would.
+                services += list((await self._tagged_apprise()).find(tags, match_always=False))
+            found = {t.key: t for t in map(target_of, services)}
+            self._targets[key] = list(found.values())
+        return self._targets[key]
 
     async def _tagged_apprise(self) -> Any:
         """One Apprise object holding every channel of `[alerts] config`, for Apprise to select by tag."""
         import anyio
         import apprise
-
-        from ..alerts.delivery import apprise_file_services
 
         if self._tagged is None:
             if self._config_file is None:  # refused at load; a notice is never sent to nobody silently
@@ -128,57 +178,68 @@ class NoticeSender:
         if held_until is not None and now < held_until:
             return held(rows, endpoint, now, held_until, f"held for a digest until {held_until:%H:%M:%S} UTC")
         self._held_until.pop(notice.name, None)
-        datas = [json.loads(r.body)["data"] for r in rows]
         sent = self._sent.setdefault(notice.name, deque())
         window = timedelta(seconds=notice.digest_window_s)
         while sent and sent[0] <= now - window:
             sent.popleft()
-        over = bool(notice.digest_after) and len(sent) + len(datas) > notice.digest_after
-        if over and len(datas) == 1 and sent:
+        over = bool(notice.digest_after) and len(sent) + len(rows) > notice.digest_after
+        if over and len(rows) == 1 and sent:
             # One more than the window allows: it and whatever follows wait for the window's oldest
             # message to age out, then go together as one digest (a trickle digests as a burst does).
             self._held_until[notice.name] = sent[0] + window
             return held(
                 rows, endpoint, now, sent[0] + window, f"held for a digest until {sent[0] + window:%H:%M:%S} UTC"
             )
-        if over and len(datas) > 1:
-            title = f"{len(datas)} shipments: " + ", ".join(sorted({fields(d)["status_name"] for d in datas}))
-            body = "\n".join(render(notice.title, d) for d in datas[:DIGEST_LINES])
-            if len(datas) > DIGEST_LINES:
-                body += f"\n... and {len(datas) - DIGEST_LINES} more"
-            messages = [(title, body)]
-        else:
-            messages = [(render(notice.title, d), render(notice.body, d)) for d in datas]
+        digest = over and len(rows) > 1
         started = time.perf_counter()
-        error = ""
-        for title, body in messages:
-            error = error or await self._notify(notice, title, body)
-            sent.append(now)
+        tried = await self._deliver(notice, rows, digest)
+        sent.extend([now] * (1 if digest else len(rows)))
         latency = (time.perf_counter() - started) * 1000
         out = []
         for r in rows:
+            error = outcome_error(tried[r.id])
             attempt = Attempt(r.id, endpoint, r.attempts + 1, now, latency, None if error else 200, error)
-            out.append(settle(attempt, DEFAULT_RETRY_SCHEDULE, max_retry_after_s=0))
+            done = r.targets_done | {k for k, e in tried[r.id].items() if not e}
+            settled = settle(attempt, DEFAULT_RETRY_SCHEDULE, max_retry_after_s=0)
+            out.append(dataclasses.replace(settled, targets_done=frozenset(done)))
         return out
 
-    async def _notify(self, notice: Notice, title: str, body: str) -> str:
-        """Send to every channel of the notice; "" on success, else why."""
+    async def _deliver(self, notice: Notice, rows: Sequence[ClaimedRow], digest: bool) -> dict[int, dict[str, str]]:
+        """Send each target what it lacks, targets concurrently; per row, target key -> error ("" if delivered)."""
+        import anyio
+
+        tried: dict[int, dict[str, str]] = {r.id: {} for r in rows}
+        try:
+            targets = await self.targets(notice)
+        except Exception as exc:  # the tag file unreadable since the start, say: every row fails, and retries
+            why = mask_urls(f"{type(exc).__name__}: {exc}")[:300]
+            return {r.id: {"": why} for r in rows}
+        if not targets:  # none Apprise could use: not delivered to anyone, so not delivered
+            return {r.id: {"": "no usable target (see the daemon's start-up warnings)"} for r in rows}
+
+        async def one(target: Target) -> None:
+            lacking = [r for r in rows if target.key not in r.targets_done]
+            for group, title, body in messages(notice, lacking, digest):
+                error = await self._notify(target, title, body)
+                for r in group:
+                    tried[r.id][target.key] = error
+
+        async with anyio.create_task_group() as tg:
+            for target in targets:
+                tg.start_soon(one, target)
+        return tried
+
+    async def _notify(self, target: Target, title: str, body: str) -> str:
+        """Send one message to one target; "" on success, else why (its URL masked)."""
         import anyio
         import apprise
 
-        tags = sorted({tag for s in notice.to if (tag := notice_tag(s.get()))})
-        targets: list[tuple[str, Any, dict[str, Any]]] = [(c.name, c.apprise, {}) for c in await self._apprise(notice)]
-        if tags:
-            tagged = {"tag": tags, "match_always": False}  # exactly the channels carrying a tag (OR)
-            targets.append(("tag:" + ",tag:".join(tags), None, tagged))
-        for name, obj, selection in targets:
-            try:
-                if obj is None:
-                    obj = await self._tagged_apprise()
-                with anyio.fail_after(30):
-                    result = await obj.async_notify(body=body, title=title, **selection)
-            except Exception as exc:  # a channel's failure is a failed attempt, never a crash
-                return f"{name}: {type(exc).__name__}: {exc}"[:300]
-            if result.status != apprise.AppriseResultStatus.SUCCESS:
-                return f"{name}: not delivered ({result.status.name.lower()})"
+        try:
+            with anyio.fail_after(30):
+                result = await target.apprise.async_notify(body=body, title=title, log_level=logging.WARNING)
+        except Exception as exc:  # a target's failure is a failed attempt, never a crash
+            return f"{target.name}: {mask_urls(f'{type(exc).__name__}: {exc}')}"[:300]
+        if result.status != apprise.AppriseResultStatus.SUCCESS:
+            reasons = "; ".join(dict.fromkeys(e.message for e in result.logs())) or result.status.name.lower()
+            return f"{target.name}: not delivered ({mask_urls(reasons)})"[:300]
         return ""
