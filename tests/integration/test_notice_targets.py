@@ -33,31 +33,31 @@ def url(hook: Webhook, path: str = "hook") -> str:
     return f"json://desk:{PASSWORD}@127.0.0.1:{hook.port}/{path}"
 
 
-async def _exception(store: Store, clock: FakeClock) -> None:
+async def _exceptions(store: Store, clock: FakeClock, count: int) -> None:
     now = clock.now()
-    added = await store.shipments.add_many([NewShipment("ups", "1ZTARGET01", reference="order-9")], now)
+    added = await store.shipments.add_many([NewShipment("ups", f"1ZTARGET{i + 1:02}") for i in range(count)], now)
     info = TrackingInfo("x", "EX", events=(TrackingEvent(now, "Damaged", "EX", "DM", city="Leeds"),))
-    await store.shipments.apply(None, [FetchSuccess(added.added[0].id, info, now, "x")], now)
+    await store.shipments.apply(None, [FetchSuccess(a.id, info, now, "x") for a in added.added], now)
 
 
-async def _deliver(tmp: Path, to: list[str], extra: str, steps: Steps) -> OutboxRow:
-    """Run the dispatcher over one exception notice until *steps* returns; the row as it ends, attempts included."""
+async def _deliver(tmp: Path, to: list[str], extra: str, steps: Steps, count: int = 1, digest: str = "") -> OutboxRow:
+    """Run the dispatcher over *count* exception notices until *steps* returns; the first row as it ends."""
     path = tmp / "c.toml"
     recipients = ", ".join(f'"{r}"' for r in to)
     path.write_text(
         f'[daemon]\nstate_dir = "{tmp}"\nsocket = "{tmp}/c.sock"\n{extra}'
-        f'[[notices]]\nname = "support"\non = ["EX"]\nto = [{recipients}]\n'
+        f'[[notices]]\nname = "support"\non = ["EX"]\nto = [{recipients}]\n{digest}'
     )
     clock = FakeClock()
     store = await Store.open(tmp / "s.db")
     dispatcher = Dispatcher(store, clock, load(path, {}))
-    await _exception(store, clock)
+    await _exceptions(store, clock, count)
     async with anyio.create_task_group() as tg:
         await tg.start(dispatcher.run)
         await steps(dispatcher, clock)
         tg.cancel_scope.cancel()
-    [brief] = await store.outbox.list(endpoint="notice:support")
-    row = await store.outbox.get(brief.id)
+    *_, first = await store.outbox.list(endpoint="notice:support")  # newest first
+    row = await store.outbox.get(first.id)
     await store.close()
     assert row is not None and row.attempt_log is not None
     return row
@@ -133,3 +133,20 @@ async def test_tag_recipients_are_targets_one_by_one_and_a_url_named_twice_is_se
     assert len(healthy.requests) == 1 and len(flaky.requests) == 2 and len(flaky.items) == 1
     assert (row.state, row.attempts) == ("delivered", 2)
     assert (row.attempt_log or [])[0].error.startswith("1 of 2 targets failed: ")
+
+
+async def test_a_digests_retry_is_one_digest_to_the_failed_target_alone(tmp_path: Path) -> None:
+    """Three exceptions past `digest_after` go as one digest per target; the failed target's retry is one digest."""
+    async with webhook() as healthy, webhook() as flaky:
+        flaky.fail_next = 1
+
+        async def steps(dispatcher: Dispatcher, clock: FakeClock) -> None:
+            await healthy.wait_for(1)
+            await _retry_after(dispatcher, clock, 3)  # the digest's three rows fail together
+            await flaky.wait_for(1)
+            await until(lambda: dispatcher.attempts["delivered"] >= 3)
+
+        row = await _deliver(tmp_path, [url(healthy), url(flaky)], "", steps, 3, "digest_after = 2\n")
+    assert [m["json"]["title"] for m in healthy.items + flaky.items] == ["3 shipments: exception"] * 2
+    assert len(healthy.requests) == 1 and len(flaky.requests) == 2
+    assert (row.state, row.attempts) == ("delivered", 2)
