@@ -191,7 +191,7 @@ async def run_daemon(short_tmp: Path, sandbox: Sandbox, **env: str) -> AsyncIter
 
 # --- the store on both backends (tests/pg_fixtures.py) --------------------------------------------
 
-from pg_fixtures import BACKENDS, open_backend, pg_server, pg_url  # noqa: E402, F401
+from pg_fixtures import BACKENDS, open_backend, pg_server, pg_url, pytest_runtest_makereport  # noqa: E402, F401
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,18 @@ def skip_or_fail(reason: str) -> None:
     if REQUIRED:
         pytest.fail(f"SHIPTRACKD_REQUIRE_PG is set but {reason}")
     pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Every PostgreSQL skip reported at one place, so `-ra` folds them into one line saying why."""
+    report: pytest.TestReport = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].startswith("Skipped: no PostgreSQL at"):
+        report.longrepr = (__file__, skip_or_fail.__code__.co_firstlineno, longrepr[2])
+    return report
 
 
 class PgServer:
