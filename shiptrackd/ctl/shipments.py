@@ -110,6 +110,8 @@ def register(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
 
 async def add(client: ApiClient, args: argparse.Namespace) -> int:
+    from msgspec import to_builtins  # loaded already: the client decodes with it
+
     from ..api.client import ApiError
 
     record = {"tracking_number": args.tracking}
@@ -119,14 +121,19 @@ async def add(client: ApiClient, args: argparse.Namespace) -> int:
         record["reference"] = args.reference
     if args.provider:
         record["provider"] = args.provider
+    who = f"{args.carrier} {args.tracking}".strip()
     try:
-        # A single object (not a list): the API answers 400 with the reason or 409 with the existing id.
-        doc = await client.request("POST", "/v1/shipments", json_body=record)
+        # A list of one: the daemon reports an invalid or already tracked record in the answer, not as 400/409.
+        result = await client.add_shipments([record])
     except ApiError as exc:
-        if exc.http_status in (400, 409):
-            raise CtlError(f"{args.carrier} {args.tracking}".strip() + f": {exc.message}", code=exc.code) from None
+        if exc.http_status == 400:  # the body itself refused (not the record): say so the same way
+            raise CtlError(f"{who}: {exc.message}", code=exc.code) from None
         raise
-    item = {k: v for k, v in doc["added"][0].items() if k != "index"}
+    if result.invalid:
+        raise CtlError(f"{who}: {result.invalid[0].error}", code=result.invalid[0].code)
+    if result.duplicates:
+        raise CtlError(f"{who}: already tracked as {result.duplicates[0].id}", code="duplicate")
+    item = {k: v for k, v in to_builtins(result.added[0]).items() if k != "index"}
     output(args).show(item, render_added)
     return EXIT_OK
 
