@@ -105,8 +105,7 @@ _UPDATE_SUCCESS_SQL = (
     " status_changed_at = CASE WHEN ? THEN ? ELSE status_changed_at END, next_sync_at = ?,"
     " schedule_reason = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
     " active = ?, updated_at = ?, provider_status = ?, provider_sub_status = ?,"
-    " provider = coalesce(nullif(?, ''), provider), push_missed = coalesce(?, push_missed),"
-    " lease_owner = '', lease_until = NULL WHERE id = ?"
+    " provider = coalesce(nullif(?, ''), provider), push_missed = coalesce(?, push_missed)"
 )
 # The batch path's UPDATE without the columns a row keeps: a SET of status_code or active fires the
 # tally trigger and rewrites every index they are in (or in whose WHERE), whatever the value; leaving
@@ -129,17 +128,30 @@ _UPDATE_VARIANTS = {
 
 # A stale answer (is_stale: a late push, a poll that raced a push, an eventless "not found"): its
 # events are merged, its status is not, so a status never moves backwards. It still counts as a
-# check: the shipment is rescheduled on its kept status's cadence and its lease given back, as the
-# fresh path does; else a provider that keeps answering so is re-fetched at every lease expiry.
+# check: the shipment is rescheduled on its kept status's cadence and its lease (if held) given back, as
+# the fresh path does; else a provider that keeps answering so is re-fetched at every lease expiry.
 _UPDATE_STALE_SQL = (
     "UPDATE shipments SET last_synced_at = ?, consecutive_failures = 0, last_error = '', last_error_kind = '',"
-    " updated_at = ?, lease_owner = '', lease_until = NULL{schedule} WHERE id = ?"
+    " updated_at = ?{schedule}"
 )
 _STALE_SCHEDULE = ", next_sync_at = ?, schedule_reason = ?, active = ?"
 _NEWEST_EVENT_SQL = (
     "SELECT shipment_id, max(occurred_at) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
 )
-_HELD = " AND lease_owner = ?"  # appended, with the owner as the last parameter, while applying under a lease
+# The end of every UPDATE here, with the shipment's id then (under a lease) the owner as parameters.
+# Under a lease the write is refused unless that owner holds it, and gives it back. A write without
+# an owner (a push) holds no lease, so it leaves the one on the row alone: clearing it would make the
+# poll holding it fail as "lease lost" (its fetch wasted) and free the row for a second daemon's claim.
+# The poll's write still lands after the push, judged fresh or stale by is_stale; a dead poll's lease
+# expires (store/leases.py).
+_BY_ID = " WHERE id = ?"
+_HELD = ", lease_owner = '', lease_until = NULL WHERE id = ? AND lease_owner = ?"
+
+
+def _where(owner: str | None) -> str:
+    return _BY_ID if owner is None else _HELD
+
+
 _INSERT_EVENT_SQL = (
     "INSERT INTO tracking_events (shipment_id, occurred_at, status_code, description, event_code,"
     " location, dedup_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
@@ -199,6 +211,16 @@ def is_stale(info: TrackingInfo, stored_newest: str | None) -> bool:
     return newest is not None and newest < stored_newest
 
 
+def overtaken(result: FetchSuccess, stored_status: str | None) -> bool:
+    """
+    True when another writer (a push: it leaves a poll's lease alone) stored this answer's status
+    while the poll was in flight: the status the poll's schedule and push_missed flag were computed
+    from (`kept`) is gone, and the answer brings no other. Written as a stale answer is, so that
+    writer's schedule and flag stay (else a poll would call a change the push reported a missed one).
+    """
+    return result.kept is not None and result.kept[0] != stored_status and result.info.status_code == stored_status
+
+
 def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
     return [
         (
@@ -234,7 +256,7 @@ def _apply_batch(
     out = ApplyResult()
     successes = [r for r in results if isinstance(r, FetchSuccess)]
     ids = [r.shipment_id for r in successes]
-    held, extra = (_HELD, (owner,)) if owner is not None else ("", ())
+    held, extra = (" AND lease_owner = ?", (owner,)) if owner is not None else ("", ())
     old: dict[str, Any] = {}
     was_active: dict[str, bool] = {}
     for start in range(0, len(ids), _IN_CHUNK):
@@ -245,8 +267,8 @@ def _apply_batch(
     if len(old) != len(ids):  # removed, or its lease lost, while its fetch was in flight: the slow path isolates it
         raise sqlite3.IntegrityError("a shipment of the batch no longer exists or its lease was lost")
     newest = _by_id(conn, _NEWEST_EVENT_SQL, ids)
-    if any(is_stale(r.info, newest.get(r.shipment_id)) for r in successes):  # rare: the slow path keeps its status
-        raise sqlite3.IntegrityError("an answer of the batch is older than the stored history")
+    if any(is_stale(r.info, newest.get(r.shipment_id)) or overtaken(r, old[r.shipment_id]) for r in successes):
+        raise sqlite3.IntegrityError("an answer of the batch is stale or overtaken")  # rare: the slow path keeps them
     count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
     events_before = _by_id(conn, count_sql, ids)
     groups: dict[tuple[bool, bool], list[tuple[Any, ...]]] = {}
@@ -259,7 +281,8 @@ def _apply_batch(
         if not changed:
             row = row[_STATUS_AT + 1 :]
         groups.setdefault((changed, set_active), []).append(row)
-    written = sum(conn.executemany(_UPDATE_VARIANTS[key] + held, rows).rowcount for key, rows in groups.items())
+    where = _where(owner)
+    written = sum(conn.executemany(_UPDATE_VARIANTS[key] + where, rows).rowcount for key, rows in groups.items())
     if written != len(successes):
         raise sqlite3.IntegrityError("a lease of the batch was taken over while it was written")
     conn.executemany(_INSERT_EVENT_SQL, [row for r in successes for row in _event_rows(r)])
@@ -289,8 +312,10 @@ def apply_success(
     Events are merged (deduplicated by key); the status and its schedule are taken unless the
     answer is stale (`is_stale`: older or less informed than the stored history), so duplicates,
     late, reordered and eventless "not found" answers move no status: a stale one is scheduled
-    on the kept status's cadence instead. Under a lease (owner set) it is written only while that
-    owner still holds the shipment, and either way the lease is given back.
+    on the kept status's cadence instead (one `overtaken` by a push is written as a stale one).
+    Under a lease (owner set) it is written only while that owner still holds the shipment, and
+    gives the lease back; without one (a push) it leaves any lease alone, for the poll holding it
+    to write its own answer.
     """
     info = result.info
     row = conn.execute("SELECT status_code, lease_owner FROM shipments WHERE id = ?", (result.shipment_id,)).fetchone()
@@ -300,9 +325,8 @@ def apply_success(
     newest = conn.execute(
         "SELECT max(occurred_at) FROM tracking_events WHERE shipment_id = ?", (result.shipment_id,)
     ).fetchone()[0]
-    stale = is_stale(info, newest)
+    stale = is_stale(info, newest) or overtaken(result, old_status)
     changed = old_status != info.status_code and not stale
-    held = _HELD if owner is not None else ""
     schedule = result.stale_schedule(old_status) if stale else None
     if stale:
         values: tuple[Any, ...] = (stamp, stamp)
@@ -310,9 +334,9 @@ def apply_success(
             values += (to_db(schedule[0]), schedule[1], int(schedule[0] is not None))
         values += (result.shipment_id,) if owner is None else (result.shipment_id, owner)
         sql = _UPDATE_STALE_SQL.format(schedule="" if schedule is None else _STALE_SCHEDULE)
-        cursor = conn.execute(sql + held, values)
+        cursor = conn.execute(sql + _where(owner), values)
     else:
-        cursor = conn.execute(_UPDATE_SUCCESS_SQL + held, _success_row(result, changed, stamp, owner))
+        cursor = conn.execute(_UPDATE_SUCCESS_SQL + _where(owner), _success_row(result, changed, stamp, owner))
     if cursor.rowcount == 0:
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id}: lease lost (held by {row[1] or 'nobody'})")
     if stale:
@@ -342,8 +366,7 @@ def _apply_failure(
     )
     cursor = conn.execute(
         "UPDATE shipments SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
-        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ?,"
-        " lease_owner = '', lease_until = NULL WHERE id = ?" + (_HELD if owner is not None else ""),
+        " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ?" + _where(owner),
         values if owner is None else (*values, owner),
     )
     if cursor.rowcount == 0:
@@ -415,4 +438,5 @@ __all__ = [
     "apply_success",
     "changes",
     "is_stale",
+    "overtaken",
 ]

@@ -6,7 +6,8 @@ FOR UPDATE SKIP LOCKED LIMIT n) RETURNING ...` (reference/webhooks.md, PostgreSQ
 another daemon is claiming at that moment are skipped, not waited for; rows it holds are not
 free until their expiry, after which anyone takes them over (a dead daemon's claims). SQLite has
 one writer, so there the same statement runs without the lock clause. The writer applies a result
-only while its owner still holds the lease (ShipmentStore.apply(owner=...)), and releases it.
+only while its owner still holds the lease (ShipmentStore.apply(owner=...)), and releases it; a push
+(no owner) writes without one and leaves the lease alone, so the poll holding it still writes.
 """
 
 from __future__ import annotations
