@@ -24,7 +24,7 @@ from ..wire import outbound as wire_out
 from ..wire import push as wire_push
 from ..wire import stats as wire_stats
 from ..wire.events import AnyEvent
-from ..wire.requests import SetCarrierBody
+from ..wire.requests import ReplayBody, RetryDeadBody, SetCarrierBody
 
 T = TypeVar("T")
 
@@ -219,12 +219,13 @@ class ApiClient:
 
     async def retry_dead_deliveries(self, endpoint: str | None = None) -> wire_out.Retried:
         """Send every dead delivery (only *endpoint*'s, if given) again."""
-        body: dict[str, Any] = {"dead": True, **({"endpoint": endpoint} if endpoint else {})}
+        body = msgspec.to_builtins(RetryDeadBody(dead=True, endpoint=endpoint or None))
         return await self._get(wire_out.Retried, "POST", "/v1/deliveries/retry", json_body=body)
 
     async def replay_deliveries(self, endpoint: str, since: str | float) -> wire_out.Replayed:
         """Enqueue again, under new webhook-ids, what was sent to *endpoint* since a time ago ("2h", or seconds)."""
-        body = {"endpoint": endpoint, "since": since if isinstance(since, str) else f"{since:g}s"}
+        since_text = since if isinstance(since, str) else f"{since:g}s"
+        body = msgspec.to_builtins(ReplayBody(endpoint=endpoint, since=since_text))
         return await self._get(wire_out.Replayed, "POST", "/v1/deliveries/replay", json_body=body)
 
     async def backup(self, path: str, *, force: bool = False) -> wire.BackupWritten:

@@ -24,6 +24,7 @@ from ..store.rows import EndpointFigures, EndpointState, OutboxRow
 from ..units import parse_duration
 from ..wire import outbound as wire
 from ..wire.answers import to_answer
+from ..wire.requests import ReplayBody, RetryDeadBody
 from .audit import audit
 from .contract import Doc, path, query, route
 from .requests import answer, field, query_int, read_json
@@ -212,7 +213,8 @@ def outbound_routes(store: Store, dispatcher: Dispatcher, clock: Clock, config: 
             Doc(
                 'retry every dead delivery ({"dead": true}, optionally "endpoint")',
                 {200: wire.Retried},
-                body=dict[str, Any],
+                body=RetryDeadBody,
+                body_required=True,
                 errors=no_endpoint,
             ),
         ),
@@ -223,7 +225,8 @@ def outbound_routes(store: Store, dispatcher: Dispatcher, clock: Clock, config: 
             Doc(
                 'enqueue again what was sent to an endpoint since a time ago ({"endpoint", "since"})',
                 {202: wire.Replayed},
-                body=dict[str, Any],
+                body=ReplayBody,
+                body_required=True,
                 errors=no_endpoint,
             ),
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 
 
@@ -46,3 +48,17 @@ class SilenceBody(Body):
     duration: str | float | None = None  # "2h", "1h 30m", or seconds
     until: str | None = None  # RFC 3339 with an offset; instead of duration
     comment: str = ""
+
+
+class RetryDeadBody(Body):
+    """POST /v1/deliveries/retry: every dead delivery again (only one endpoint's, if named)."""
+
+    dead: Literal[True]  # required: an empty POST is refused, never read as "retry every dead delivery"
+    endpoint: str | None = None  # an [[outbound]] endpoint's name; left out: every endpoint's dead deliveries
+
+
+class ReplayBody(Body):
+    """POST /v1/deliveries/replay: enqueue again, under new webhook-ids, what went to an endpoint since a time ago."""
+
+    endpoint: str  # an [[outbound]] endpoint's name
+    since: str  # "2h", "1h 30m", "3d": a positive duration of at most 90d

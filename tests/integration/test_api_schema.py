@@ -336,6 +336,17 @@ def test_every_route_answers_as_documented_on_success_and_error(
     replay = {"endpoint": "fuzz", "since": "1h"}
     c.check("POST", "/v1/deliveries/replay", http.post("/v1/deliveries/replay", json=replay))
     c.check("POST", "/v1/deliveries/replay", http.post("/v1/deliveries/replay", json={**replay, "endpoint": "x"}))
+    # Bodies against their request types (RetryDeadBody, ReplayBody): a wrong field is a 400 in the error shape.
+    wrong_bodies = [
+        ("/v1/deliveries/retry", {"dead": "yes"}),
+        ("/v1/deliveries/retry", [{"dead": True}]),
+        ("/v1/deliveries/replay", {**replay, "since": 3600}),
+        ("/v1/deliveries/replay", {**replay, "since": "91d"}),
+    ]
+    for url, wrong in wrong_bodies:
+        refused = http.post(url, json=wrong)
+        assert refused.status_code == 400, (url, wrong, refused.text)
+        assert c.check("POST", url, refused)["error"]["code"] == "invalid_request"
 
     c.check("GET", "/v1/health", http.get("/v1/health"))
     c.check("GET", "/v1/health", http.get("/v1/health", params={"fresh": 1, "check_stale": 1, "http_status": 1}))
