@@ -138,18 +138,25 @@ _STALE_SCHEDULE = ", next_sync_at = ?, schedule_reason = ?, active = ?"
 _NEWEST_EVENT_SQL = (
     "SELECT shipment_id, max(occurred_at) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
 )
-# The end of every UPDATE here, with the shipment's id then (under a lease) the owner as parameters.
-# Under a lease the write is refused unless that owner holds it, and gives it back. A write without
-# an owner (a push) holds no lease, so it leaves the one on the row alone: clearing it would make the
-# poll holding it fail as "lease lost" (its fetch wasted) and free the row for a second daemon's claim.
-# The poll's write still lands after the push, judged fresh or stale by is_stale; a dead poll's lease
-# expires (store/leases.py).
-_BY_ID = " WHERE id = ?"
+# The end of every UPDATE here; its parameters are `_where_values`'. Under a lease the write is
+# refused unless that owner holds it, and gives it back. A write without an owner (a push) holds no
+# lease, so it leaves a live one on the row alone: clearing it would make the poll holding it fail
+# as "lease lost" (its fetch wasted) and free the row for a second daemon's claim; that poll's write
+# still lands, judged fresh or stale by is_stale. An expired one (a dead poll's) it clears, as
+# before: a row a push made terminal is never claimed again, and would name the dead owner forever.
+_BY_ID = (
+    ", lease_owner = CASE WHEN lease_until > ? THEN lease_owner ELSE '' END,"
+    " lease_until = CASE WHEN lease_until > ? THEN lease_until END WHERE id = ?"
+)
 _HELD = ", lease_owner = '', lease_until = NULL WHERE id = ? AND lease_owner = ?"
 
 
 def _where(owner: str | None) -> str:
     return _BY_ID if owner is None else _HELD
+
+
+def _where_values(shipment_id: str, stamp: str | None, owner: str | None) -> tuple[Any, ...]:
+    return (stamp, stamp, shipment_id) if owner is None else (shipment_id, owner)
 
 
 _INSERT_EVENT_SQL = (
@@ -179,9 +186,8 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None, owner: 
         info.provider_sub_status,
         result.provider,
         None if result.push_missed is None else int(result.push_missed),
-        result.shipment_id,
     )
-    return row if owner is None else (*row, owner)
+    return (*row, *_where_values(result.shipment_id, stamp, owner))
 
 
 # Statuses an answer may carry without any event and still be believed over a stored history:
@@ -332,7 +338,7 @@ def apply_success(
         values: tuple[Any, ...] = (stamp, stamp)
         if schedule is not None:
             values += (to_db(schedule[0]), schedule[1], int(schedule[0] is not None))
-        values += (result.shipment_id,) if owner is None else (result.shipment_id, owner)
+        values += _where_values(result.shipment_id, stamp, owner)
         sql = _UPDATE_STALE_SQL.format(schedule="" if schedule is None else _STALE_SCHEDULE)
         cursor = conn.execute(sql + _where(owner), values)
     else:
@@ -362,12 +368,12 @@ def _apply_failure(
         result.reason,
         int(result.next_sync_at is not None),
         stamp,
-        result.shipment_id,
+        *_where_values(result.shipment_id, stamp, owner),
     )
     cursor = conn.execute(
         "UPDATE shipments SET consecutive_failures = consecutive_failures + 1, last_error = ?,"
         " last_error_kind = ?, next_sync_at = ?, schedule_reason = ?, active = ?, updated_at = ?" + _where(owner),
-        values if owner is None else (*values, owner),
+        values,
     )
     if cursor.rowcount == 0:
         raise sqlite3.IntegrityError(f"shipment {result.shipment_id} no longer exists or its lease was lost")

@@ -131,3 +131,15 @@ async def test_a_poll_that_finds_what_a_push_wrote_keeps_the_push_regime(any_sto
         False,
     )
     assert await _outbox(store) == [(sid, "shipment.status_changed")]
+
+
+async def test_a_push_clears_an_expired_lease(any_store: Store) -> None:
+    """A died holding the lease; a push delivering the shipment after the expiry clears it (as it always
+    did): a terminal row is never claimed again and would otherwise name the dead owner forever."""
+    store = any_store
+    (sid,) = await _claimed(store, "1ZGONE")
+    after = NOW + LEASE
+    await store.push.apply([FetchSuccess(sid, _history("1ZGONE", "AC", "IT", "DE"), None, "delivered")], after)
+    assert await store.leases.held() == {}
+    row = await store.db.fetchone("SELECT lease_owner, lease_until FROM shipments WHERE id = ?", (sid,))
+    assert row is not None and tuple(row) == ("", None)
