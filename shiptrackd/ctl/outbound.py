@@ -11,7 +11,7 @@ import argparse
 
 from ..wire.names import EXIT_FAILURE, EXIT_OK
 from .argtypes import count, parse_duration
-from .render import Column, human_duration, rel_time, short_time, word_style
+from .render import Column, Table, human_duration, rel_time, short_time, word_style
 from .runner import command, output
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -179,23 +179,37 @@ def render_delivery(out: Output, d: wire.DeliveryInfo) -> None:
         ]
     )
     out.line()
-    out.table(
+    render_attempts(out, d.attempt_log or [])
+    if out.verbose:
+        out.line()
+        out.line(d.body or "")
+
+
+def render_attempts(out: Output, attempts: list[wire.DeliveryAttempt]) -> None:
+    """
+    A row per attempt, its error in full on the line below: a notice's error names each failed target
+    after "1 of 2 targets failed:", which a column cut would hide (the list view keeps its cut).
+    """
+    if not attempts:
+        return
+    table = Table(
         [
             Column("#", align=">"),
             Column("AT"),
             Column("OUTCOME", style=word_style),
             Column("HTTP"),
             Column("MS"),
-            Column("ERROR", max_width=60),
         ],
-        [
-            [a.attempt, short_time(a.at), a.outcome, a.http_status or "-", f"{a.latency_ms:.1f}", a.error]
-            for a in d.attempt_log or ()
-        ],
+        wide=out.wide,
     )
-    if out.verbose:
-        out.line()
-        out.line(d.body or "")
+    rows = [[a.attempt, short_time(a.at), a.outcome, a.http_status or "-", f"{a.latency_ms:.1f}"] for a in attempts]
+    head, *lines = table.render(rows, paint=out.paint).split("\n")
+    indent = " " * ((table.widths or [0])[0] + table.gap)  # under AT: the error reads as the row's
+    out.line(head)
+    for attempt, line in zip(attempts, lines, strict=True):
+        out.line(line)
+        for text in attempt.error.splitlines():
+            out.line(indent + text)
 
 
 async def deliveries_retry(client: ApiClient, args: argparse.Namespace) -> int:

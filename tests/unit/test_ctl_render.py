@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shiptrackd.ctl.argtypes import id_list, parse_duration
+from shiptrackd.ctl.outbound import render_deliveries, render_delivery
 from shiptrackd.ctl.render import (
     Column,
     Output,
@@ -24,6 +25,7 @@ from shiptrackd.ctl.render import (
     want_color,
 )
 from shiptrackd.units import parse_duration as config_parse_duration
+from shiptrackd.wire.outbound import Deliveries, DeliveryAttempt, DeliveryInfo
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -165,3 +167,35 @@ def test_shipment_id_lists() -> None:
     assert id_list(" ship_1, ship_2,,ship_1 ") == ["ship_1", "ship_2"]
     with pytest.raises(argparse.ArgumentTypeError):
         id_list(" , ")
+
+
+def test_deliveries_show_prints_each_attempts_whole_error_and_the_list_keeps_its_cut() -> None:
+    """A notice's error names its failed targets past 60 characters: show prints it whole, under its attempt."""
+    error = "1 of 2 targets failed: ops-pager (tgram://****/****): HTTP 502 from the gateway, try later"
+    attempts = [
+        DeliveryAttempt(attempt=1, at=NOW, outcome="failed", http_status=None, latency_ms=12.5, error=error),
+        DeliveryAttempt(attempt=2, at=NOW, outcome="delivered", http_status=200, latency_ms=3.0, error=""),
+    ]
+    delivery = DeliveryInfo(
+        id=7,
+        message_id="msg_7",
+        endpoint="shop",
+        shipment_id="ship_1",
+        event_type="shipment.updated",
+        created_at=NOW,
+        state="delivered",
+        attempts=2,
+        next_attempt_at=None,
+        last_status=None,
+        last_error=error,
+        finished_at=NOW,
+        attempt_log=attempts,
+    )
+    shown, listed = io.StringIO(), io.StringIO()
+    render_delivery(Output(stdout=shown, env={}), delivery)
+    lines = shown.getvalue().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.lstrip().startswith("1  "))
+    assert lines[first + 1] == "   " + error  # its own line, whole, under the AT column
+    assert lines[first + 2].lstrip().startswith("2  ") and len(lines) == first + 3  # no line for no error
+    render_deliveries(Output(stdout=listed, env={}), Deliveries(deliveries=[delivery]))
+    assert error not in listed.getvalue() and error[:49] + "…" in listed.getvalue()
