@@ -40,14 +40,15 @@ class ClusterStore:
         await self.db.write(fn)
 
     async def heartbeat(self, member_id: str, now: datetime, roles: list[str], forget_before: datetime) -> None:
-        """Mark *member_id* alive with its roles and leases; forget members silent since *forget_before*
-        whose leases have all expired (until then status still shows what they hold)."""
+        """Mark *member_id* alive with its roles and the leases it holds at *now* (expired ones, which
+        still name it until claimed, are not held); forget members silent since *forget_before* whose
+        leases have all expired (until then status still shows what they hold)."""
 
         def fn(conn: Conn) -> None:
             conn.execute(
-                "UPDATE cluster_members SET heartbeat_at = ?, roles = ?,"
-                " leases = (SELECT count(*) FROM shipments WHERE lease_owner = ?) WHERE id = ?",
-                (to_db(now), ",".join(sorted(roles)), member_id, member_id),
+                "UPDATE cluster_members SET heartbeat_at = ?, roles = ?, leases = (SELECT count(*)"
+                " FROM shipments WHERE lease_owner = ? AND lease_until > ?) WHERE id = ?",
+                (to_db(now), ",".join(sorted(roles)), member_id, to_db(now), member_id),
             )
             conn.execute(
                 "DELETE FROM cluster_members WHERE heartbeat_at < ? AND id != ? AND NOT EXISTS (SELECT 1"

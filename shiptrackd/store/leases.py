@@ -104,10 +104,13 @@ class LeaseStore:
 
         return await self.db.write(fn)
 
-    async def held(self) -> dict[str, int]:
-        """{owner: leases held} over the store (status shows them per member)."""
+    async def held(self, now: datetime) -> dict[str, int]:
+        """{owner: leases held at *now*} over the store; an expired lease still names its owner until
+        someone claims the row, but it is held by no one (the claims' own rule, _FREE)."""
         rows = await self.db.fetchall(
-            "SELECT lease_owner, count(*) FROM shipments WHERE lease_owner != '' GROUP BY 1 ORDER BY 1"
+            "SELECT lease_owner, count(*) FROM shipments WHERE lease_owner != '' AND lease_until > ?"
+            " GROUP BY 1 ORDER BY 1",
+            (to_db(now),),
         )
         return {r[0]: int(r[1]) for r in rows}
 

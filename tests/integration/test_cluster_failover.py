@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ async def test_a_leader_killed_mid_sync_loses_nothing_and_is_alerted_once(
                         await c.sync(force=True)
 
                         async def in_the_middle() -> bool:  # a third done, and it holds claims
-                            held = await store.leases.held()
+                            held = await store.leases.held(datetime.now(UTC))
                             return sandbox.stats.total >= SHIPMENTS // 3 and held.get(doomed_id, 0) > 0
 
                         await until(in_the_middle, every_s=0.01)
@@ -157,7 +158,7 @@ async def test_a_leader_killed_mid_sync_loses_nothing_and_is_alerted_once(
                                 await finished(a, (await a.sync()).run_id)
                                 await anyio.sleep(0.2)
                         synced_s = time.monotonic() - killed_at
-                        assert doomed_id not in await store.leases.held()
+                        assert doomed_id not in await store.leases.held(datetime.now(UTC))
 
                         # Its loss is alerted once: wait for the alert, then three more evaluated reports.
                         async def alerted() -> bool:

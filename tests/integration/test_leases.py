@@ -39,7 +39,7 @@ async def test_claims_are_disjoint_held_until_expiry_then_taken_over(any_store: 
     due = [s.next_sync_at for s in a]
     assert None not in due and due == sorted(at for at in due if at is not None)
     assert await store.leases.claim_due("C", NOW, NOW + LEASE - timedelta(seconds=1), NOW + 2 * LEASE, 10) == []
-    assert await store.leases.held() == {"A": 6, "B": 4}
+    assert await store.leases.held(NOW) == {"A": 6, "B": 4}
 
     # A dies; after the expiry C takes A's claims over (B has written and released its own meanwhile).
     later = NOW + timedelta(hours=4)
@@ -62,7 +62,7 @@ async def test_claims_are_disjoint_held_until_expiry_then_taken_over(any_store: 
     assert len(late.write_errors) == 6 and late.updated == late.failed == 0
     assert [r.status_code for r in await store.shipments.get_many([s.id for s in a])] == [None] * 6
     mine = await store.shipments.apply(None, [FetchSuccess(s.id, info, later, "r") for s in taken], NOW, owner="C")
-    assert mine.updated == 6 and await store.leases.held() == {}
+    assert mine.updated == 6 and await store.leases.held(NOW + LEASE) == {}
     assert await store.shipments.count_due(NOW + timedelta(hours=1)) == 0
 
 
@@ -98,10 +98,35 @@ async def test_a_live_members_heartbeat_renews_its_leases_through_a_long_batch(a
     now = clock.now()
     assert now > NOW + 2 * LEASE
     assert await store.leases.claim_due("B", NOW, now, now + LEASE, 10) == []
-    assert await store.leases.held() == {"A": 4}
+    assert await store.leases.held(now) == {"A": 4}
     later = now + LEASE + timedelta(seconds=1)  # A died after its last beat: its claims expire
     assert await store.leases.renew("A", later, later + LEASE) == 0  # too late to renew
     assert len(await store.leases.claim_due("B", NOW, later, later + LEASE, 10)) == 4
+
+
+async def test_lease_counts_leave_out_expired_leases(any_store: Store) -> None:
+    """A member's expired claims are not held: neither held() nor the heartbeat's count (status's
+    "leases held") counts them, though the rows still name the owner until someone takes them over."""
+    from shiptrackd.store.cluster import Member
+
+    store = any_store
+    await store.shipments.add_many([NewShipment("ups", f"1Z{i:03}") for i in range(5)], NOW)
+    await store.leases.claim_due("A", NOW, NOW, NOW + LEASE, 3)
+    await store.leases.claim_due("B", NOW, NOW, NOW + 2 * LEASE, 2)
+    await store.cluster.register(Member("A", "h", 1, "v", NOW), NOW)
+    await store.cluster.heartbeat("A", NOW, [], NOW - LEASE)
+    assert await store.leases.held(NOW) == {"A": 3, "B": 2}
+    assert [(m.id, m.leases) for m in await store.cluster.members()] == [("A", 3)]
+
+    later = NOW + LEASE  # A's leases end now (a claim takes them over from this instant); B's still run
+    assert await store.leases.held(later) == {"B": 2}
+    await store.cluster.heartbeat("A", later, [], NOW - LEASE)
+    assert [(m.id, m.leases) for m in await store.cluster.members()] == [("A", 0)]
+    assert await scalar_count(store, "A") == 3  # the rows still name A: only the count changed
+
+
+async def scalar_count(store: Store, owner: str) -> int:
+    return int(await store.db.scalar("SELECT count(*) FROM shipments WHERE lease_owner = ?", (owner,)))
 
 
 async def test_concurrent_claimers_on_postgresql_never_share_a_shipment(pg_url: str) -> None:

@@ -53,7 +53,7 @@ async def test_a_push_keeps_the_polls_lease_and_the_polls_same_answer_lands(any_
     one, two = await _claimed(store, "1ZONE", "1ZTWO")
     pushed = await store.push.apply([FetchSuccess(one, _history("1ZONE", "AC", "IT", "DE"), PUSH_NEXT, "push")], NOW)
     assert pushed.applied.changed == [(one, "IT", "DE")]
-    assert await store.leases.held() == {"A": 2}
+    assert await store.leases.held(NOW) == {"A": 2}
     assert await store.leases.claim_ids("B", [one], NOW, NOW + LEASE) == []
     poll = [
         FetchSuccess(one, _history("1ZONE", "AC", "IT", "DE"), POLL_NEXT, "delivered: poll"),
@@ -61,7 +61,7 @@ async def test_a_push_keeps_the_polls_lease_and_the_polls_same_answer_lands(any_
     ]
     out = await store.shipments.apply(None, poll, NOW, owner="A")
     assert out.write_errors == [] and out.changed == [] and out.stale == []
-    assert await store.leases.held() == {}
+    assert await store.leases.held(NOW) == {}
     assert await _outbox(store) == [(one, "shipment.status_changed"), (one, "shipment.delivered")]
     shipment = await store.shipments.get(one)
     assert shipment is not None and (shipment.status_code, shipment.push_count) == ("DE", 1)
@@ -76,7 +76,7 @@ async def test_an_older_poll_after_a_push_is_stale_keeps_the_push_and_releases(a
     older = FetchSuccess(sid, _history("1ZOLD", "AC", "IT"), POLL_NEXT, "x", kept=("IT", POLL_NEXT, "in transit"))
     out = await store.shipments.apply(None, [older], NOW, owner="A")
     assert out.write_errors == [] and out.stale == [sid] and out.stale_schedules == {}
-    assert await store.leases.held() == {}
+    assert await store.leases.held(NOW) == {}
     shipment = await store.shipments.get(sid)
     assert shipment is not None
     assert (shipment.status_code, shipment.next_sync_at, shipment.schedule_reason) == ("DE", PUSH_NEXT, "push")
@@ -105,10 +105,10 @@ async def test_a_lease_a_push_left_alone_still_expires(any_store: Store) -> None
     await store.push.apply([FetchSuccess(sid, _history("1ZDEAD", "AC", "IT", "OD"), NOW, "push: due now")], NOW)
     assert await store.leases.claim_due("B", NOW, NOW + LEASE - timedelta(seconds=1), NOW + 2 * LEASE, 10) == []
     taken = await store.leases.claim_due("B", NOW, NOW + LEASE, NOW + 2 * LEASE, 10)
-    assert [s.id for s in taken] == [sid] and await store.leases.held() == {"B": 1}
+    assert [s.id for s in taken] == [sid] and await store.leases.held(NOW + LEASE) == {"B": 1}
     dead = FetchSuccess(sid, _history("1ZDEAD", "AC", "IT"), NOW, "x")
     late = await store.shipments.apply(None, [dead], NOW, owner="A")
-    assert len(late.write_errors) == 1 and await store.leases.held() == {"B": 1}
+    assert len(late.write_errors) == 1 and await store.leases.held(NOW + LEASE) == {"B": 1}
 
 
 async def test_a_poll_that_finds_what_a_push_wrote_keeps_the_push_regime(any_store: Store) -> None:
@@ -123,7 +123,7 @@ async def test_a_poll_that_finds_what_a_push_wrote_keeps_the_push_regime(any_sto
     out = await store.shipments.apply(None, [poll], NOW, owner="A")
     assert out.write_errors == [] and out.changed == [] and out.stale == [sid]
     shipment = await store.shipments.get(sid)
-    assert shipment is not None and await store.leases.held() == {}
+    assert shipment is not None and await store.leases.held(NOW) == {}
     assert (shipment.status_code, shipment.next_sync_at, shipment.schedule_reason, shipment.push_missed) == (
         "OD",
         PUSH_NEXT,
@@ -140,6 +140,6 @@ async def test_a_push_clears_an_expired_lease(any_store: Store) -> None:
     (sid,) = await _claimed(store, "1ZGONE")
     after = NOW + LEASE
     await store.push.apply([FetchSuccess(sid, _history("1ZGONE", "AC", "IT", "DE"), None, "delivered")], after)
-    assert await store.leases.held() == {}
+    assert await store.leases.held(NOW) == {}
     row = await store.db.fetchone("SELECT lease_owner, lease_until FROM shipments WHERE id = ?", (sid,))
     assert row is not None and tuple(row) == ("", None)

@@ -59,7 +59,7 @@ async def test_an_eventless_not_found_poll_keeps_in_transit_and_moves_on_its_cad
         "in transit: every 4h",
     )
     assert shipment.active and len(await store.shipments.events(sid)) == 2
-    assert await store.leases.held() == {}
+    assert await store.leases.held(NOW) == {}
     expiry = NOW + LEASE
     assert await store.leases.claim_due("B", expiry, expiry, expiry + LEASE, 10) == []  # not due at the expiry
 
@@ -100,13 +100,13 @@ async def test_an_older_history_reschedules_and_releases_its_lease(any_store: St
     out = await store.shipments.apply(None, [_answer(sid, _history("AC"))], NOW, owner="A")
     assert out.stale == [sid] and out.write_errors == []
     assert await store.shipments.count_due(NOW + timedelta(hours=1)) == 0
-    assert await store.leases.held() == {}
+    assert await store.leases.held(NOW) == {}
     later = IT_NEXT + LEASE
     assert len(await store.leases.claim_due("A", IT_NEXT, IT_NEXT, IT_NEXT + LEASE, 10)) == 1
     assert len(await store.leases.claim_due("B", later, later, later + LEASE, 10)) == 1  # A's lease expired
     late = await store.shipments.apply(None, [_answer(sid, _history("AC"))], NOW, owner="A")
     assert len(late.write_errors) == 1 and late.stale == []
-    assert await store.leases.held() == {"B": 1}
+    assert await store.leases.held(later) == {"B": 1}
 
 
 async def test_a_stale_poll_leaves_the_schedule_of_a_status_a_push_moved(any_store: Store) -> None:
