@@ -195,26 +195,33 @@ def _success_row(result: FetchSuccess, changed: bool, stamp: str | None, owner: 
 # Expired and EasyPost's cancelled map to EX, and may come with the history dropped; a delivery
 # a carrier reports only in its summary). UN and NY without events say "no information"
 # (17TRACK NotFound, ShipEngine's UN); AC, IT, AT and SP claim a scan they do not show.
+# An EX is still not believed over a stored DE without a newer scan (is_stale, step 1).
 EVENTLESS_BELIEVED = frozenset({"EX", "DE"})
 
 
-def is_stale(info: TrackingInfo, stored_newest: str | None) -> bool:
+def is_stale(info: TrackingInfo, stored_newest: str | None, stored_status: str | None) -> bool:
     """
     True when *info* is less informed than the stored history (*stored_newest*: its newest event's
-    time, None without one), so the status it carries must not replace the stored one:
+    time, None without one; *stored_status*: the status stored now), so the status it carries must
+    not replace the stored one:
 
-    1. no stored history: never stale (a new shipment takes any answer, eventless or not);
-    2. an answer with events: stale when its newest event is older than the newest stored one
+    1. an EX after a stored DE, unless it brings a scan newer than the stored ones: a provider's
+       "tracking expired" (17TRACK's, AfterShip's Expired) is its bookkeeping, not the parcel's
+       fate, and comes when a delivered parcel is checked again; a return or damage brings a scan;
+    2. no stored history: never stale (a new shipment takes any answer, eventless or not);
+    3. an answer with events: stale when its newest event is older than the newest stored one
        (an answer from the past: a late push, a poll that raced a push);
-    3. an answer without events: stale unless its status is in EVENTLESS_BELIEVED; with nothing
+    4. an answer without events: stale unless its status is in EVENTLESS_BELIEVED; with nothing
        to date it, an eventless UN or NY after real scans would move IT or DE back to "unknown".
     """
+    newest = to_db(info.events[-1].occurred_at) if info.events else None
+    if stored_status == "DE" and info.status_code == "EX":
+        return newest is None or (stored_newest is not None and newest <= stored_newest)
     if stored_newest is None:
         return False
-    if not info.events:
+    if newest is None:
         return info.status_code not in EVENTLESS_BELIEVED
-    newest = to_db(info.events[-1].occurred_at)
-    return newest is not None and newest < stored_newest
+    return newest < stored_newest
 
 
 def overtaken(result: FetchSuccess, stored_status: str | None) -> bool:
@@ -273,7 +280,10 @@ def _apply_batch(
     if len(old) != len(ids):  # removed, or its lease lost, while its fetch was in flight: the slow path isolates it
         raise sqlite3.IntegrityError("a shipment of the batch no longer exists or its lease was lost")
     newest = _by_id(conn, _NEWEST_EVENT_SQL, ids)
-    if any(is_stale(r.info, newest.get(r.shipment_id)) or overtaken(r, old[r.shipment_id]) for r in successes):
+    if any(
+        is_stale(r.info, newest.get(r.shipment_id), old[r.shipment_id]) or overtaken(r, old[r.shipment_id])
+        for r in successes
+    ):
         raise sqlite3.IntegrityError("an answer of the batch is stale or overtaken")  # rare: the slow path keeps them
     count_sql = "SELECT shipment_id, count(*) FROM tracking_events WHERE shipment_id IN ({marks}) GROUP BY 1"
     events_before = _by_id(conn, count_sql, ids)
@@ -331,7 +341,7 @@ def apply_success(
     newest = conn.execute(
         "SELECT max(occurred_at) FROM tracking_events WHERE shipment_id = ?", (result.shipment_id,)
     ).fetchone()[0]
-    stale = is_stale(info, newest) or overtaken(result, old_status)
+    stale = is_stale(info, newest, old_status) or overtaken(result, old_status)
     changed = old_status != info.status_code and not stale
     schedule = result.stale_schedule(old_status) if stale else None
     if stale:

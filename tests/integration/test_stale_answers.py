@@ -1,7 +1,8 @@
 """
 Stale answers on both backends (issue 10 item 3): an answer older than the stored history, or one
 with no events after real scans ("not found"), keeps the stored status, polled or pushed; it is
-rescheduled on the kept status's cadence and gives its lease back, as a fresh answer does.
+rescheduled on the kept status's cadence and gives its lease back, as a fresh answer does. An
+expiry after a delivery keeps DE unless it brings a newer scan.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 IT_NEXT = NOW + timedelta(hours=4)  # what the engine would compute for IT (the kept status)
 UN_NEXT = NOW + timedelta(hours=1)  # ... and for the answer's UN
+CONFIRM_AT, CONFIRM = NOW + timedelta(days=1), "delivered: one confirming check"
+EXPIRED = TrackingInfo("1ZSTALE", "EX", status_detail_code="TRACKING_EXPIRED")
 
 
 def _history(*statuses: str) -> TrackingInfo:
@@ -127,3 +130,59 @@ async def test_a_stale_poll_leaves_the_schedule_of_a_status_a_push_moved(any_sto
         NOW + timedelta(days=1),
         "delivered: one confirming check",
     )
+
+
+async def _delivered(store: Store) -> str:
+    """A shipment delivered by a poll (three stored scans), its one confirming check due a day later."""
+    sid = await _in_transit(store)
+    delivered = FetchSuccess(sid, _history("AC", "IT", "DE"), CONFIRM_AT, CONFIRM)
+    assert (await store.shipments.apply(None, [delivered], NOW)).changed == [(sid, "IT", "DE")]
+    return sid
+
+
+def _expired_answer(sid: str, info: TrackingInfo = EXPIRED) -> FetchSuccess:
+    """The confirming check's answer: the provider's expiry, scheduled as EX (terminal) or kept as DE."""
+    return FetchSuccess(sid, info, None, "expired", kept=("DE", CONFIRM_AT + timedelta(days=1), "delivered: done"))
+
+
+async def test_an_eventless_expiry_after_a_delivery_keeps_it_delivered(any_store: Store) -> None:
+    """The day-later check of a delivered parcel answers an eventless EX ("tracking expired"): DE stays,
+    nothing is announced, the kept status's schedule is written and the lease given back."""
+    store = any_store
+    sid = await _delivered(store)
+    assert [s.id for s in await store.leases.claim_ids("A", [sid], NOW, NOW + LEASE)] == [sid]
+    out = await store.shipments.apply(None, [_expired_answer(sid)], NOW, owner="A")
+    assert out.write_errors == [] and out.changed == [] and out.stale == [sid]
+    shipment = await store.shipments.get(sid)
+    assert shipment is not None and await store.leases.held(NOW) == {}
+    assert (shipment.status_code, shipment.next_sync_at, shipment.schedule_reason) == (
+        "DE",
+        CONFIRM_AT + timedelta(days=1),
+        "delivered: done",
+    )
+    # The same expiry restating the delivered history, and one pushed: DE stays too.
+    again = _expired_answer(sid, TrackingInfo("1ZSTALE", "EX", events=_history("AC", "IT", "DE").events))
+    assert (await store.shipments.apply(None, [again], NOW)).stale == [sid]
+    pushed = await store.push.apply([_expired_answer(sid)], NOW)
+    assert pushed.applied.stale == [sid] and pushed.applied.changed == []
+    shipment = await store.shipments.get(sid)
+    assert shipment is not None and shipment.status_code == "DE"
+
+
+async def test_an_exception_with_a_scan_after_the_delivery_still_applies(any_store: Store) -> None:
+    """Returned to sender after a delivery: an EX with a scan newer than the DE moves it, polled or pushed."""
+    store = any_store
+    sid = await _delivered(store)
+    returned = _expired_answer(sid, _history("AC", "IT", "DE", "EX"))
+    out = await store.shipments.apply(None, [returned], NOW)
+    assert out.changed == [(sid, "DE", "EX")] and out.stale == []
+    other = await _delivered_other(store)
+    pushed = await store.push.apply([_expired_answer(other, _history("AC", "IT", "DE", "EX"))], NOW)
+    assert pushed.applied.changed == [(other, "DE", "EX")]
+
+
+async def _delivered_other(store: Store) -> str:
+    (added,) = (await store.shipments.add_many([NewShipment("ups", "1ZOTHER")], NOW)).added
+    delivered = FetchSuccess(added.id, _history("AC", "IT", "DE"), CONFIRM_AT, CONFIRM)
+    assert (await store.shipments.apply(None, [delivered], NOW)).changed == [(added.id, None, "DE")]
+    return added.id
