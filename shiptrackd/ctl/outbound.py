@@ -67,8 +67,15 @@ async def endpoints_list(client: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+ERROR_WIDTH = 60  # the list's LAST ERROR column: a notice's "1 of 2 targets failed: …" runs past it
+
+
 def render_endpoints(out: Output, doc: wire.Endpoints) -> None:
-    """One row per endpoint: state, what waits and for how long, dead letters, last success and error."""
+    """
+    One row per endpoint: state, what waits and for how long, dead letters, last success and error.
+    There is no per-endpoint view, so when an error is cut (the failed targets a notice names come
+    after its first 60 characters) a line under the table says where it reads whole.
+    """
     if not doc.endpoints:
         out.line("no [[outbound]] endpoints configured")
         return
@@ -91,9 +98,11 @@ def render_endpoints(out: Output, doc: wire.Endpoints) -> None:
         Column("LAG"),
         Column("DEAD", align=">"),
         Column("LAST SUCCESS"),
-        Column("LAST ERROR", max_width=60),
+        Column("LAST ERROR", max_width=ERROR_WIDTH),
     ]
     out.table(columns, rows)
+    if not out.wide and any(len(str(row[-1])) > ERROR_WIDTH for row in rows):
+        out.line(f"(LAST ERROR cut at {ERROR_WIDTH} characters: --json or --wide shows it whole)")
 
 
 async def endpoints_test(client: ApiClient, args: argparse.Namespace) -> int:

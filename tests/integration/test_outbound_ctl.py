@@ -74,6 +74,18 @@ async def test_endpoints_and_deliveries_commands(
             (("deliveries", "show", str(dead["id"])), f"/v1/deliveries/{dead['id']}"),
         ]:
             assert await ctl_text(*argv) == (0, await daemon_says(url)), argv
+        # A reason as the dispatcher's disable_after writes it, longer than the list's column: the table
+        # cuts it and says so, --json carries it whole (there is no per-endpoint view to show it).
+        reason = f"failing since {daemon.clock.now().isoformat()}: 1 of 2 targets failed: json://desk:****@h/x"
+        await daemon.store.outbox.disable("shop", reason, daemon.clock.now())
+        code = await anyio.to_thread.run_sync(main, ["--socket", sock, "endpoints", "list"])
+        table = capsys.readouterr().out
+        assert code == 0 and reason not in table and reason[:59] + "…" in table
+        assert table.splitlines()[-1] == "(LAST ERROR cut at 60 characters: --json or --wide shows it whole)"
+        code, doc = await ctl("endpoints", "list")
+        assert doc["endpoints"][0]["disabled_reason"] == reason
+        code, enabled = await ctl("endpoints", "enable", "shop")
+        assert code == 0 and enabled["was_disabled"]
         code, tested = await ctl("endpoints", "test", "shop")
         assert code == 1 and tested["status"] == 500  # the receiver still fails: the exit code says so
         status = 200

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shiptrackd.ctl.argtypes import id_list, parse_duration
-from shiptrackd.ctl.outbound import render_deliveries, render_delivery
+from shiptrackd.ctl.outbound import render_deliveries, render_delivery, render_endpoints
 from shiptrackd.ctl.render import (
     Column,
     Output,
@@ -25,7 +25,7 @@ from shiptrackd.ctl.render import (
     want_color,
 )
 from shiptrackd.units import parse_duration as config_parse_duration
-from shiptrackd.wire.outbound import Deliveries, DeliveryAttempt, DeliveryInfo
+from shiptrackd.wire.outbound import Deliveries, DeliveryAttempt, DeliveryInfo, EndpointInfo, Endpoints
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -199,3 +199,36 @@ def test_deliveries_show_prints_each_attempts_whole_error_and_the_list_keeps_its
     assert lines[first + 2].lstrip().startswith("2  ") and len(lines) == first + 3  # no line for no error
     render_deliveries(Output(stdout=listed, env={}), Deliveries(deliveries=[delivery]))
     assert error not in listed.getvalue() and error[:49] + "…" in listed.getvalue()
+
+
+def _endpoint(name: str, error: str) -> EndpointInfo:
+    return EndpointInfo(
+        name=name,
+        url="https://example.test/hook",
+        state="failing",
+        events=["shipment.updated"],
+        undelivered=1,
+        lag_s=30.0,
+        dead=0,
+        disabled_reason="",
+        failing_since=NOW,
+        last_success_at=None,
+        last_attempt_at=NOW,
+        last_error=error,
+    )
+
+
+def test_endpoints_list_says_where_a_cut_error_reads_whole() -> None:
+    """The list keeps LAST ERROR at 60 characters (no per-endpoint view shows more), so when it cuts one a
+    line under the table points to --json and --wide; --wide prints it whole and needs no such line."""
+    error = "1 of 2 targets failed: json://desk:****@127.0.0.1:8123/hook: not delivered (HTTP 502)"
+    doc = Endpoints(endpoints=[_endpoint("notices", error), _endpoint("shop", "HTTP 500: a server error")])
+    listed, wide, short = io.StringIO(), io.StringIO(), io.StringIO()
+    render_endpoints(Output(stdout=listed, env={}), doc)
+    lines = listed.getvalue().splitlines()
+    assert error not in lines[1] and error[:59] + "…" in lines[1] and len(lines) == 4
+    assert lines[-1] == "(LAST ERROR cut at 60 characters: --json or --wide shows it whole)"
+    render_endpoints(Output(stdout=wide, env={}, wide=True), doc)
+    assert error in wide.getvalue() and len(wide.getvalue().splitlines()) == 3
+    render_endpoints(Output(stdout=short, env={}), Endpoints(endpoints=doc.endpoints[1:]))
+    assert len(short.getvalue().splitlines()) == 2  # nothing cut: no line under the table
