@@ -30,7 +30,7 @@ from .api.monitoring import monitoring_routes
 from .api.routes import control_routes
 from .api.routes_alerting import alert_routes, health_routes
 from .api.routes_outbound import outbound_routes
-from .api.server import build_app, claim_socket_path, serve, serve_tcp
+from .api.server import Listeners, build_app, claim_socket_path, serve, serve_tcp
 from .clock import Clock, SystemClock
 from .cluster.leader import Leadership
 from .cluster.membership import Membership
@@ -222,30 +222,24 @@ class Daemon:
                     *monitoring_routes(exporter, lambda: service.state),
                 ]
                 app = build_app(routes)
-                api_stop = anyio.Event()
-                api_done = anyio.Event()
-
-                async def serve_api(*, task_status: TaskStatus[None]) -> None:
-                    try:
-                        await serve(app, cfg.daemon.socket, cfg.daemon.socket_mode, api_stop, task_status=task_status)
-                    finally:
-                        api_done.set()
-
-                await tg.start(serve_api)
+                listeners = Listeners()
+                await tg.start(listeners.run, serve, app, cfg.daemon.socket, cfg.daemon.socket_mode)
                 await tg.start(alerting.dispatcher.run)  # delivers alerts off the loops' critical path
                 await tg.start(self._supervise_outbound, dispatcher)
                 await tg.start(syncs.follow, self.bus)
                 if push is not None:
                     push.subscriptions.on_silence = self.loops["sync"].trigger
-                    push.address = await tg.start(serve_tcp, receiver_app(push.receiver), cfg.webhooks.listen, api_stop)
+                    push.address = await tg.start(
+                        listeners.run, serve_tcp, receiver_app(push.receiver), cfg.webhooks.listen
+                    )
                     logger.info("webhooks on http://{}/hooks/<provider>", push.address)
                 if cfg.daemon.metrics_listen:
                     metrics_app = build_app(monitoring_routes(exporter, lambda: service.state))
-                    await tg.start(serve_tcp, metrics_app, cfg.daemon.metrics_listen, api_stop)
+                    await tg.start(listeners.run, serve_tcp, metrics_app, cfg.daemon.metrics_listen)
                     logger.info("metrics on http://{}/metrics", cfg.daemon.metrics_listen)
                 if cfg.api.listen:  # the application's door: the same routes, behind bearer tokens
                     door = BearerAuth(build_app(routes), lambda: self.config.api.tokens)
-                    await tg.start(serve_tcp, door, cfg.api.listen, api_stop)
+                    await tg.start(listeners.run, serve_tcp, door, cfg.api.listen)
                     logger.info("API door on http://{}/v1 ({} token(s))", cfg.api.listen, len(cfg.api.tokens))
                 for loop in self.loops.values():
                     await tg.start(loop.run)
@@ -272,9 +266,7 @@ class Daemon:
                 with anyio.move_on_after(3, shield=True):
                     await member.leave()
                 self.bus.close()  # ends open event streams, so the server can stop gracefully
-                api_stop.set()
-                with anyio.move_on_after(3):
-                    await api_done.wait()
+                await listeners.stop(within_s=3)
                 tg.cancel_scope.cancel()
         finally:
             with anyio.move_on_after(5, shield=True):

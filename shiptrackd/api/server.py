@@ -228,6 +228,39 @@ async def serve_tcp(
         task_status.started(f"{host if ':' not in host else f'[{host}]'}:{bound_port}")
 
 
+class Listeners:
+    """
+    The daemon's servers (the socket and every TCP listener), stopped as one: `stop()` tells them all
+    and waits until each has closed within its grace. The task group holding them ends only then:
+    hypercorn cancelled in the middle of its graceful close raises InvalidStateError, a traceback at
+    a stop (a provider's push still in flight on the webhook listener when the socket had closed).
+    """
+
+    def __init__(self) -> None:
+        self.stopping = anyio.Event()
+        self._done: list[anyio.Event] = []
+
+    async def run(
+        self,
+        server: Callable[..., Awaitable[None]],
+        *args: Any,
+        task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """`server(*args, stop, task_status=...)`: `serve` or `serve_tcp`, stopped by stop()."""
+        done = anyio.Event()
+        self._done.append(done)
+        try:
+            await server(*args, self.stopping, task_status=task_status)
+        finally:
+            done.set()
+
+    async def stop(self, within_s: float) -> None:
+        self.stopping.set()
+        with anyio.move_on_after(within_s):
+            for done in self._done:
+                await done.wait()
+
+
 def _hypercorn_config(bind: str, grace_s: float) -> HypercornConfig:
     """One server setup for the socket and every TCP listener."""
     from hypercorn.config import Config as HypercornConfig

@@ -14,8 +14,12 @@ import anyio
 import pytest
 from anyio.abc import SocketStream
 from conftest import Running
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from test_lifecycle import daemon_env, daemon_process
 
+from shiptrackd.api.server import Listeners, build_app, serve, serve_tcp
 from shiptrackd.sandbox import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -175,3 +179,32 @@ async def test_shutdown_with_a_stalled_event_reader_is_quiet_and_bounded(
     await stream.aclose()
     assert took < 4.0  # the server's 2 s graceful timeout, then the connection is given up
     assert noisy(logs) == [], noisy(logs)
+
+
+async def test_listeners_stop_waits_for_every_server_so_the_daemon_ends_quietly(short_tmp: Path) -> None:
+    """A request still running on a TCP listener after the socket's server has closed: stop() waits out
+    both closes, so the task group the daemon then cancels holds nothing in hypercorn's graceful close
+    (cancelled there, hypercorn raised InvalidStateError: a traceback at `shiptrackd --demo`'s Ctrl-C)."""
+
+    async def hang(request: Request) -> Response:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    app = build_app([Route("/hang", hang)], openapi=False)
+    listeners = Listeners()
+    async with anyio.create_task_group() as tg:
+        await tg.start(listeners.run, serve, app, short_tmp / "ctl.sock", 0o600)
+        address: str = await tg.start(listeners.run, serve_tcp, app, "127.0.0.1:0")
+        host, _, port = address.rpartition(":")
+        stream = await anyio.connect_tcp(host, int(port))
+        await stream.send(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        await anyio.wait_all_tasks_blocked()
+        with anyio.fail_after(10):
+            await listeners.stop(within_s=10)
+        tg.cancel_scope.cancel()  # what the daemon does next: nothing is left in a close to cancel
+    answer = b""
+    with anyio.fail_after(10):
+        while b"}}" not in answer:
+            answer += await stream.receive()
+    await stream.aclose()
+    assert answer.startswith(b"HTTP/1.1 503") and b'"stopping"' in answer  # ended by the grace, answered
