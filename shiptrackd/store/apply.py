@@ -9,7 +9,7 @@ when the fast path (a few executemany statements for the whole batch) cannot tak
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -249,13 +249,16 @@ def _event_rows(result: FetchSuccess) -> list[tuple[Any, ...]]:
     ]
 
 
-def _by_id(conn: Conn, sql: str, ids: Sequence[str], *extra: Any) -> dict[str, Any]:
-    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})` (then *extra*'s marks), in chunks."""
-    out: dict[str, Any] = {}
+def _rows_by_id(conn: Conn, sql: str, ids: Sequence[str], *extra: Any) -> Iterator[Any]:
+    """The rows of `sql`, which selects with `IN ({marks})` (then *extra*'s marks), for *ids* in chunks."""
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
-        out.update(conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*chunk, *extra]).fetchall())
-    return out
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), [*chunk, *extra]).fetchall()
+
+
+def _by_id(conn: Conn, sql: str, ids: Sequence[str], *extra: Any) -> dict[str, Any]:
+    """{id: value} for `sql`, which selects (id, value) with `IN ({marks})` (then *extra*'s marks), in chunks."""
+    return dict(_rows_by_id(conn, sql, ids, *extra))
 
 
 def _apply_batch(
@@ -272,11 +275,9 @@ def _apply_batch(
     held, extra = (" AND lease_owner = ?", (owner,)) if owner is not None else ("", ())
     old: dict[str, Any] = {}
     was_active: dict[str, bool] = {}
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        sql = f"SELECT id, status_code, active FROM shipments WHERE id IN ({','.join('?' * len(chunk))}){held}"
-        for row in conn.execute(sql, [*chunk, *extra]).fetchall():
-            old[row[0]], was_active[row[0]] = row[1], bool(row[2])
+    sql = "SELECT id, status_code, active FROM shipments WHERE id IN ({marks})" + held
+    for sid, status, active in _rows_by_id(conn, sql, ids, *extra):
+        old[sid], was_active[sid] = status, bool(active)
     if len(old) != len(ids):  # removed, or its lease lost, while its fetch was in flight: the slow path isolates it
         raise sqlite3.IntegrityError("a shipment of the batch no longer exists or its lease was lost")
     newest = _by_id(conn, _NEWEST_EVENT_SQL, ids)
